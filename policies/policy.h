@@ -1,0 +1,81 @@
+/* Plug points for policies: routing (pick an endpoint) and model selection (pick a model), with their registry. */
+#ifndef SY_POLICY_H
+#define SY_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct sy_req;
+struct sy_pool;
+struct sy_route;
+struct sy_endpoint;
+
+/* What happened to a request sent to an endpoint, for policies that learn. */
+struct sy_outcome {
+	int status;			/* HTTP status, 0 on a transport failure */
+	uint64_t latency_us;		/* total upstream time */
+	uint64_t ttft_us;		/* first byte, 0 when unknown */
+};
+
+/* A routing policy: picks one endpoint of a pool for a request. */
+struct sy_route_policy {
+	const char *name;
+	/*
+	 * Called once per pool at config load with the route's policy
+	 * parameters (an object).  Returns the state (NULL is a valid state
+	 * only when the policy keeps none: then *err stays NULL), or NULL
+	 * with *err malloc'd.
+	 */
+	void *(*create)(const json_t *params, const struct sy_pool *pool,
+	    char **err);
+	/*
+	 * Picks an endpoint of pool that can take req (not at its
+	 * max_concurrency, weight > 0), or NULL when none can.  Sets *reason
+	 * to a static word for the access log.  Called on any worker thread.
+	 */
+	struct sy_endpoint *(*pick)(void *state, const struct sy_pool *pool,
+	    const struct sy_req *req, const char **reason);
+	/* Told the outcome of each request it picked for; may be NULL. */
+	void (*observe)(void *state, struct sy_endpoint *ep,
+	    const struct sy_outcome *outcome);
+	/* Frees the state; may be NULL. */
+	void (*destroy)(void *state);
+};
+
+/* A model-selection policy: picks the served model that answers a request. */
+struct sy_select_policy {
+	const char *name;
+	/* Called once per route at config load; as sy_route_policy.create. */
+	void *(*create)(const json_t *params, const struct sy_route *route,
+	    char **err);
+	/*
+	 * Returns the served model for req (a string owned by the config;
+	 * NULL on a wildcard route means the client's name unchanged) and
+	 * sets *reason to a static word for the access log.
+	 */
+	const char *(*select)(void *state, const struct sy_route *route,
+	    const struct sy_req *req, const char **reason);
+	void (*destroy)(void *state);
+};
+
+/* The routing policy called name, or NULL. */
+const struct sy_route_policy *sy_route_policy_find(const char *name);
+
+/* The selection policy called name, or NULL. */
+const struct sy_select_policy *sy_select_policy_find(const char *name);
+
+/* Writes the known routing policy names, comma separated, into buf. */
+void sy_route_policy_names(char *buf, size_t len);
+
+/* Writes the known selection policy names, comma separated, into buf. */
+void sy_select_policy_names(char *buf, size_t len);
+
+/*
+ * Whether ep can take one more request now: weight > 0 and fewer than
+ * max_concurrency requests in flight across all workers.
+ */
+int sy_endpoint_available(const struct sy_endpoint *ep);
+
+#endif

@@ -1,0 +1,177 @@
+/* Configuration: load and validate a JSON config into an immutable, reference-counted snapshot. */
+#ifndef SY_CONFIG_H
+#define SY_CONFIG_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <jansson.h>
+
+struct sy_route_policy;
+struct sy_select_policy;
+struct sy_backend_kind;
+
+/*
+ * Per-endpoint state shared by every worker and kept across reloads by the
+ * endpoint's name (so a reload does not forget the fleet's load).
+ */
+struct sy_endpoint_stats {
+	char *name;
+	atomic_int refs;
+	atomic_long in_flight;		/* requests in flight, all workers */
+};
+
+/* A backend endpoint: one replica reached at one base URL. */
+struct sy_endpoint {
+	size_t index;			/* position in sy_config.endpoints */
+	char *name;
+	char *url;			/* base URL as written, e.g. http://h:8000/v1 */
+	int tls;			/* https */
+	char *host;			/* host part (Host header, SNI, verification) */
+	int port;			/* explicit or 80/443 */
+	char *base_path;		/* path part without trailing '/', maybe "" */
+	struct sockaddr_storage addr;	/* resolved at load */
+	socklen_t addrlen;
+	const struct sy_backend_kind *kind;
+	char **models;			/* models served; nmodels 0 means any */
+	size_t nmodels;
+	unsigned weight;		/* default 1; 0 takes no traffic */
+	unsigned max_concurrency;	/* 0: unlimited */
+	char *api_key_env;		/* NULL or the variable's name */
+	char *api_key;			/* its value at load time, or NULL */
+	char *ca_file;			/* NULL: the system's CA store */
+	int tls_verify;			/* default 1 */
+	struct sy_endpoint_stats *stats;
+};
+
+struct sy_route;
+
+/* The endpoints of one route that serve one model, with the routing policy's state. */
+struct sy_pool {
+	struct sy_route *route;
+	const char *model;		/* served model, NULL on a wildcard route */
+	struct sy_endpoint **endpoints;
+	size_t nendpoints;
+	void *policy_state;		/* from route->policy->create */
+};
+
+struct sy_alias {
+	char *from;			/* name a client may send */
+	char *to;			/* served model it maps to */
+};
+
+/* A route: which model names go to which endpoints, under which policies. */
+struct sy_route {
+	size_t index;
+	char *name;
+	char **models;			/* served model names; "*" alone: any */
+	size_t nmodels;
+	int wildcard;
+	struct sy_alias *aliases;
+	size_t naliases;
+	struct sy_endpoint **endpoints;	/* default: every backend serving a model */
+	size_t nendpoints;
+	const struct sy_route_policy *policy;
+	json_t *policy_params;		/* object (maybe empty), owned */
+	const struct sy_select_policy *selection;
+	json_t *selection_params;	/* object (maybe empty), owned */
+	void *selection_state;
+	struct sy_pool *pools;		/* one per model (one for a wildcard route) */
+	size_t npools;
+};
+
+/* Prices of one model, in USD per 1M tokens. */
+struct sy_price {
+	char *model;
+	double input;
+	double output;
+	double cached_input;		/* defaults to input when absent */
+};
+
+struct sy_timeouts {
+	unsigned connect_ms;		/* default 5000 */
+	unsigned first_byte_ms;		/* default 300000 */
+	unsigned idle_ms;		/* between stream events; default 60000 */
+	unsigned total_ms;		/* default 600000 */
+	unsigned drain_ms;		/* on SIGTERM; default 30000 */
+};
+
+struct sy_limits {
+	size_t max_body_bytes;		/* default 8 MiB */
+	unsigned max_json_depth;	/* default 64 */
+	unsigned max_connections;	/* client connections, all workers; default 4096 */
+};
+
+struct sy_config {
+	atomic_int refs;
+	char *path;			/* file it came from; NULL in zero-config mode */
+	char *listen;			/* "host:port" */
+	char *admin;			/* "host:port", or NULL when disabled */
+	unsigned workers;		/* 0 in the file means: number of cores */
+	char *access_log;		/* path, "stdout", or "off" */
+	struct sy_timeouts timeouts;
+	struct sy_limits limits;
+	struct sy_endpoint *endpoints;
+	size_t nendpoints;
+	struct sy_route *routes;
+	size_t nroutes;
+	struct sy_price *prices;
+	size_t nprices;
+	json_t *model_index;		/* private: client model name → route index */
+};
+
+/*
+ * Loads and validates the config file at path.  Returns 0 and a snapshot
+ * with one reference in *out, or -1 with *err (malloc'd, caller frees) of the
+ * form "FILE:LINE:COL: json.path: message" (one error per line when there
+ * are several).  Resolves endpoint host names, reads API keys from the
+ * environment, and creates each pool's policy state.
+ */
+int sy_config_load_file(const char *path, struct sy_config **out, char **err);
+
+/* As sy_config_load_file, from text; name stands for the file in errors. */
+int sy_config_load_string(const char *text, const char *name,
+    struct sy_config **out, char **err);
+
+/*
+ * Builds the zero-config snapshot: one openai endpoint per URL (named u0,
+ * u1, ...), one wildcard route, round robin; listen, admin and access_log
+ * may be NULL for the defaults (127.0.0.1:8080, 127.0.0.1:8081, stdout).
+ * Returns 0 or -1 with *err as above.
+ */
+int sy_config_from_upstreams(const char *const *urls, size_t nurls,
+    const char *listen, const char *admin, const char *access_log,
+    struct sy_config **out, char **err);
+
+/* Takes a reference; thread safe. */
+struct sy_config *sy_config_ref(struct sy_config *cfg);
+
+/* Drops a reference, freeing the snapshot at the last one; thread safe. */
+void sy_config_unref(struct sy_config *cfg);
+
+/*
+ * The route serving the model name a client sent (a served model or an
+ * alias; else the wildcard route), or NULL.
+ */
+struct sy_route *sy_config_route(const struct sy_config *cfg, const char *model);
+
+/* The pool of route for served model (NULL: the wildcard pool), or NULL. */
+struct sy_pool *sy_route_pool(const struct sy_route *route, const char *model);
+
+/* The price of model, or NULL when the config has none. */
+const struct sy_price *sy_config_price(const struct sy_config *cfg,
+    const char *model);
+
+/*
+ * Writes the model names clients may use (served models and aliases, in
+ * config order, without duplicates) into a new JSON array of strings.
+ */
+json_t *sy_config_model_names(const struct sy_config *cfg);
+
+/* Splits "host:port" (or "[v6]:port") into a socket address; 0 or -1. */
+int sy_config_parse_hostport(const char *s, struct sockaddr_storage *ss,
+    socklen_t *len);
+
+#endif

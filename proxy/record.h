@@ -1,0 +1,43 @@
+/* What one finished request leaves behind: the fields of its access-log line and its metrics. */
+#ifndef SY_RECORD_H
+#define SY_RECORD_H
+
+#include <stdint.h>
+
+/* Token counts of one request; a count is -1 when the backend did not say. */
+struct sy_usage {
+	int64_t prompt_tokens;
+	int64_t completion_tokens;
+	int64_t cached_tokens;		/* prompt tokens served from a prefix cache */
+};
+
+/*
+ * One finished request.  Strings are borrowed from the request (valid only
+ * during the call that receives the record); NULL means "not applicable".
+ */
+struct sy_record {
+	uint64_t time_us;		/* wall clock at arrival, µs since epoch */
+	const char *request_id;
+	const char *method;
+	const char *path;
+	const char *client_api;		/* "openai" */
+	const char *route;		/* NULL when no route matched */
+	const char *client_model;	/* the model the client asked for */
+	const char *model;		/* the served model selected */
+	const char *endpoint;		/* NULL when none was picked */
+	const char *backend_kind;	/* "openai", ... */
+	const char *policy_reason;	/* routing policy's word, e.g. "round-robin" */
+	int status;			/* HTTP status sent to the client */
+	int stream;			/* 1 for SSE responses */
+	struct sy_usage usage;
+	double cost_usd;		/* < 0 when unknown (no price or no usage) */
+	int64_t ttft_us;		/* first streamed byte; -1 when not a stream */
+	uint64_t latency_us;		/* arrival to last byte sent */
+	uint64_t upstream_us;		/* time waiting on the backend */
+	uint64_t overhead_us;		/* latency_us - upstream_us: time in switchyard */
+	uint64_t bytes_in;		/* request body bytes */
+	uint64_t bytes_out;		/* response body bytes */
+	const char *error;		/* short reason when the request failed */
+};
+
+#endif

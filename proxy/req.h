@@ -1,0 +1,83 @@
+/* The request as it travels the pipeline: its canonical form, its route and the decisions so far, its timings. */
+#ifndef SY_REQ_H
+#define SY_REQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "record.h"
+
+struct evbuffer;
+struct sy_config;
+struct sy_route;
+struct sy_pool;
+struct sy_endpoint;
+struct sy_http1_msg;
+
+/* The client-facing APIs that carry a model. */
+enum sy_api {
+	SY_API_CHAT,		/* POST /v1/chat/completions */
+	SY_API_COMPLETIONS,	/* POST /v1/completions */
+	SY_API_EMBEDDINGS	/* POST /v1/embeddings */
+};
+
+struct sy_req {
+	struct sy_config *cfg;		/* snapshot held for the request's life */
+	char id[40];			/* x-request-id */
+	const struct sy_http1_msg *head; /* the client's request head */
+	enum sy_api api;
+	const char *api_path;		/* "/chat/completions", ... */
+	const char *client_api;		/* "openai" */
+
+	/* Canonical form (OpenAI shape), from parse. */
+	json_t *body;			/* owned */
+	struct evbuffer *raw;		/* body bytes as received, owned */
+	const char *client_model;	/* borrowed from body */
+	int stream;
+	int client_wants_usage;		/* stream_options.include_usage */
+
+	/* Decisions. */
+	struct sy_route *route;
+	const char *model;		/* served model (never NULL once selected) */
+	const char *select_reason;
+	struct sy_pool *pool;
+	struct sy_endpoint *endpoint;
+	const char *pick_reason;
+
+	/* Results. */
+	struct sy_usage usage;
+	int status;
+	char *error;			/* owned; short reason for the log */
+
+	/* Timings, monotonic µs. */
+	uint64_t t_arrival;
+	uint64_t wall_arrival;		/* wall clock µs */
+	uint64_t t_upstream;		/* request sent upstream */
+	uint64_t t_first_byte;		/* first body byte to the client (streams) */
+	uint64_t upstream_us;		/* time spent waiting on the backend */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+};
+
+/*
+ * Parses body (the client's JSON) for api into req's canonical form: checks
+ * depth ≤ max_depth, that it is an object with a string "model" and the
+ * API's required member (messages, prompt, input), reads stream and
+ * stream_options.include_usage.  Returns 0, or -1 with *err malloc'd and
+ * *status (400) for the client.  Takes no ownership of body.
+ */
+int sy_req_parse(struct sy_req *req, struct evbuffer *body,
+    unsigned max_depth, int *status, char **err);
+
+/* Whether the JSON text in buf nests deeper than max_depth; linear scan. */
+int sy_json_too_deep(const char *buf, size_t len, unsigned max_depth);
+
+/* Fills r from req's fields (strings borrowed from req). */
+void sy_req_record(const struct sy_req *req, struct sy_record *r);
+
+/* Frees what req owns (not req itself) and drops its config reference. */
+void sy_req_clear(struct sy_req *req);
+
+#endif

@@ -1,0 +1,189 @@
+/* Small shared utilities: clocks, logging, JSON string escaping. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "util.h"
+
+static enum sy_log_level log_level = SY_LOG_INFO;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+uint64_t
+sy_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+sy_wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void
+sy_log_set_level(enum sy_log_level level)
+{
+	log_level = level;
+}
+
+void
+sy_log(enum sy_log_level level, const char *fmt, ...)
+{
+	static const char *names[] = { "debug", "info", "warn", "error" };
+	char stamp[32];
+	struct tm tm;
+	time_t now;
+	va_list ap;
+
+	if (level < log_level)
+		return;
+	now = time(NULL);
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "%s switchyard[%s]: ", stamp, names[level]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void
+sy_json_escape(struct evbuffer *out, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, start = 0, n;
+
+	while (i < len) {
+		unsigned char c = p[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0x80 && (n = utf8_len(p + i, len - i)) != 0) {
+			i += n;
+			continue;
+		}
+		evbuffer_add(out, p + start, i - start);
+		switch (c) {
+		case '"': evbuffer_add(out, "\\\"", 2); break;
+		case '\\': evbuffer_add(out, "\\\\", 2); break;
+		case '\n': evbuffer_add(out, "\\n", 2); break;
+		case '\r': evbuffer_add(out, "\\r", 2); break;
+		case '\t': evbuffer_add(out, "\\t", 2); break;
+		default:
+			if (c < 0x20)
+				evbuffer_add_printf(out, "\\u%04x", c);
+			else
+				evbuffer_add(out, "\\ufffd", 6);
+		}
+		i++;
+		start = i;
+	}
+	evbuffer_add(out, p + start, i - start);
+}
+
+void *
+sy_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+void *
+sy_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+char *
+sy_xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+const void *
+sy_registry_find(const void *const *table, const char *name)
+{
+	size_t i;
+
+	for (i = 0; table[i] != NULL; i++)
+		if (strcmp(*(const char *const *)table[i], name) == 0)
+			return table[i];
+	return NULL;
+}
+
+void
+sy_registry_names(const void *const *table, char *buf, size_t len)
+{
+	size_t i, off = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (i = 0; table[i] != NULL && off < len; i++) {
+		n = snprintf(buf + off, len - off, "%s%s", i ? ", " : "",
+		    *(const char *const *)table[i]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}

@@ -1,0 +1,49 @@
+/* Small shared utilities: clocks, logging, JSON string escaping. */
+#ifndef SY_UTIL_H
+#define SY_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+enum sy_log_level { SY_LOG_DEBUG, SY_LOG_INFO, SY_LOG_WARN, SY_LOG_ERROR };
+
+/* Monotonic clock in microseconds. */
+uint64_t sy_now_us(void);
+
+/* Wall clock in microseconds since the epoch. */
+uint64_t sy_wall_us(void);
+
+/* Sets the lowest level that sy_log prints (default SY_LOG_INFO). */
+void sy_log_set_level(enum sy_log_level level);
+
+/* Prints one timestamped line to stderr, printf-style; thread safe. */
+void sy_log(enum sy_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Appends s (len bytes, may hold any byte) to out as the inside of a JSON
+ * string: quotes, backslashes and control characters escaped; invalid UTF-8
+ * bytes become U+FFFD.  Does not add the surrounding quotes.
+ */
+void sy_json_escape(struct evbuffer *out, const char *s, size_t len);
+
+/* Allocation that aborts on failure (startup and invariants only). */
+void *sy_xmalloc(size_t n);
+void *sy_xcalloc(size_t n, size_t size);
+char *sy_xstrdup(const char *s);
+
+
+
+/*
+ * Registries: table is a NULL-terminated array of pointers to structs whose
+ * first member is `const char *name` (every vtable of a plug point).
+ */
+/* The entry called name, or NULL. */
+const void *sy_registry_find(const void *const *table, const char *name);
+
+/* Writes the names of table, comma separated, into buf (len > 0). */
+void sy_registry_names(const void *const *table, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,244 @@
+"""Shared harness for the integration tests: start the real binaries on
+loopback, talk HTTP to them, and report in TAP.
+
+Every test module ends with ``if __name__ == "__main__": harness.main()``.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BUILDDIR = os.environ.get("SY_BUILDDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+SRCDIR = os.environ.get("SY_SRCDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+FIXTURES = os.path.join(SRCDIR, "tests", "fixtures")
+
+
+def binary(name):
+    """Path of a built program: switchyard, sy-sim, sy-load."""
+    return os.path.join(BUILDDIR, name)
+
+
+def free_ports(n=1):
+    """n consecutive free TCP ports on 127.0.0.1 (first one returned)."""
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+        s.close()
+        if base + n >= 65535:
+            continue
+        socks = []
+        try:
+            for i in range(n):
+                t = socket.socket()
+                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                t.bind(("127.0.0.1", base + i))
+                socks.append(t)
+            return base
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+    raise RuntimeError("no free ports")
+
+
+def free_port():
+    return free_ports(1)
+
+
+def wait_port(port, timeout=10.0, proc=None):
+    """Waits until something accepts on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening on %d" % (proc.returncode, port))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("nothing listens on port %d" % port)
+
+
+class Proc:
+    """A child process whose output goes to a log file; stopped at cleanup."""
+
+    def __init__(self, argv, env=None, name=None, cwd=None):
+        self.argv = argv
+        self.name = name or os.path.basename(argv[0])
+        fd, self.log_path = tempfile.mkstemp(prefix="sy-%s-" % self.name, suffix=".log")
+        self.log = os.fdopen(fd, "w+b")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  env=full_env, cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def poll(self):
+        return self.p.poll()
+
+    def output(self):
+        """Everything the process printed so far."""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, sig):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, then SIGKILL after timeout; returns the exit code."""
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            if os.path.exists(self.log_path) and not os.environ.get("SY_KEEP_LOGS"):
+                os.unlink(self.log_path)
+
+
+def start(testcase, argv, port=None, env=None, name=None, timeout=10.0):
+    """Starts argv, registers its cleanup on testcase, waits for port."""
+    proc = Proc(argv, env=env, name=name)
+    testcase.addCleanup(proc.cleanup)
+    if port is not None:
+        try:
+            wait_port(port, timeout, proc.p)
+        except RuntimeError as e:
+            raise RuntimeError("%s\n--- output of %s:\n%s" % (e, proc.name, proc.output()))
+    return proc
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # dict, lower-case names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(port, method, path, body=None, headers=None, timeout=30.0, host="127.0.0.1"):
+    """One HTTP/1.1 request; body may be bytes, str or a JSON-able object."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def post_json(port, path, obj, headers=None, timeout=30.0):
+    return request(port, "POST", path, obj, headers, timeout)
+
+
+def parse_sse(data):
+    """Splits SSE bytes into a list of {"event", "data"} dicts (data as str)."""
+    events = []
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        ev = {"event": "", "data": None}
+        lines = []
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                lines.append(value)
+            elif name == "event":
+                ev["event"] = value
+        if lines:
+            ev["data"] = "\n".join(lines)
+        if lines or ev["event"]:
+            events.append(ev)
+    return events
+
+
+def stream_events(port, path, obj, headers=None, timeout=30.0):
+    """POSTs obj and returns (status, headers, events, raw body bytes)."""
+    r = post_json(port, path, obj, headers, timeout)
+    return r.status, r.headers, parse_sse(r.body), r.body
+
+
+class TapResult(unittest.TestResult):
+    """Prints one TAP line per test."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def _line(self, ok, test, extra=""):
+        self.n += 1
+        name = "%s.%s" % (type(test).__name__, test._testMethodName)
+        print("%sok %d - %s%s" % ("" if ok else "not ", self.n, name, extra), flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line(True, test)
+
+    def _fail(self, test, err, kind):
+        self._line(False, test)
+        text = self._exc_info_to_string(err, test)
+        for line in text.rstrip().split("\n"):
+            print("# " + line, flush=True)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._fail(test, err, "failure")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._fail(test, err, "error")
+
+    def addSkip(self, test, reason):
+        # Tests never skip: a skip is reported as a failure.
+        super().addSkip(test, reason)
+        self._line(False, test, " # skipped: %s" % reason)
+        self.failures.append((test, reason))
+
+
+def main():
+    """Runs the calling module's tests (or those named in argv) as TAP."""
+    module = sys.modules["__main__"]
+    loader = unittest.TestLoader()
+    if len(sys.argv) > 1:
+        suite = loader.loadTestsFromNames(sys.argv[1:], module)
+    else:
+        suite = loader.loadTestsFromModule(module)
+    result = TapResult()
+    suite.run(result)
+    print("1..%d" % result.n)
+    sys.exit(0 if result.wasSuccessful() and not result.failures else 1)
