@@ -1,9 +1,318 @@
-/* switchyard: command line, signals, workers. */
+/* switchyard: command line, config check, workers, signals (reload, drain) and the admin listener. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "accesslog.h"
+#include "admin.h"
+#include "config.h"
+#include "metrics.h"
+#include "server.h"
+#include "util.h"
+#include "worker.h"
+
+#define MAX_UPSTREAMS 64
+
+/* The main thread's state: signals, reloads, the admin listener. */
+struct sy_main {
+	struct event_base *base;
+	struct sy_runtime rt;
+	struct sy_config *cfg;		/* the snapshot in force */
+	struct sy_worker *workers;
+	unsigned nworkers;
+	struct sy_server *admin_server;
+	struct sy_admin admin;
+	struct event *drain_poll;
+	uint64_t drain_deadline;
+	int stopping;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: switchyard -c FILE          run with a config file\n"
+	    "       switchyard -t -c FILE       check a config file and exit (0: valid)\n"
+	    "       switchyard --upstream URL [--upstream URL ...] [--listen HOST:PORT]\n"
+	    "                  [--admin HOST:PORT] [--access-log FILE]\n"
+	    "                                   zero-config: proxy every model to these\n"
+	    "                                   OpenAI-compatible base URLs, round robin\n"
+	    "\n"
+	    "options:\n"
+	    "  -c, --config FILE      config file (JSON with comments; see docs/configuration.md)\n"
+	    "  -t, --test             check the configuration and exit\n"
+	    "  -u, --upstream URL     a backend base URL, e.g. http://127.0.0.1:8000/v1 (repeatable)\n"
+	    "  -l, --listen H:P       client listener for --upstream mode (default 127.0.0.1:8080)\n"
+	    "  -a, --admin H:P        admin listener for --upstream mode (default 127.0.0.1:8081)\n"
+	    "  -L, --access-log FILE  access log for --upstream mode: a path, stdout or off\n"
+	    "  -d, --debug            log debug messages\n"
+	    "  -V, --version          print the version and exit\n"
+	    "  -h, --help             print this help and exit\n"
+	    "\n"
+	    "signals: SIGHUP reloads the config file; SIGTERM and SIGINT stop accepting,\n"
+	    "let requests in flight finish (up to timeouts.drain_ms) and exit 0.\n");
+}
+
+static struct sy_config *
+current_config(void *arg)
+{
+	return ((struct sy_main *)arg)->cfg;
+}
+
+/* Loads the config file again and hands the new snapshot to every worker. */
+static int
+reload(void *arg, char **err)
+{
+	struct sy_main *m = arg;
+	struct sy_config *next;
+	unsigned i;
+
+	if (m->cfg->path == NULL) {
+		*err = sy_xstrdup("switchyard runs without a config file "
+		    "(--upstream mode): nothing to reload");
+		return -1;
+	}
+	if (sy_config_load_file(m->cfg->path, &next, err) != 0)
+		return -1;
+	if (strcmp(next->listen, m->cfg->listen) != 0 ||
+	    (next->admin == NULL) != (m->cfg->admin == NULL) ||
+	    (next->admin != NULL && strcmp(next->admin, m->cfg->admin) != 0) ||
+	    next->workers != m->cfg->workers ||
+	    strcmp(next->access_log, m->cfg->access_log) != 0)
+		sy_log(SY_LOG_WARN, "reload: changes to listen, admin, workers "
+		    "and access_log take effect at the next restart");
+	for (i = 0; i < m->nworkers; i++)
+		sy_worker_post_config(&m->workers[i], next);
+	sy_config_unref(m->cfg);
+	m->cfg = next;
+	sy_log(SY_LOG_INFO, "reloaded %s", next->path);
+	return 0;
+}
+
+static void
+sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	char *err = NULL;
+
+	if (reload(arg, &err) != 0) {
+		sy_log(SY_LOG_ERROR, "reload failed, keeping the running "
+		    "config:\n%s", err);
+		free(err);
+	}
+}
+
+/* While draining: exit once every worker is done, force them at the deadline. */
+static void
+drain_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_main *m = arg;
+	unsigned i, done = 0;
+
+	for (i = 0; i < m->nworkers; i++)
+		done += atomic_load(&m->workers[i].done) != 0;
+	if (done == m->nworkers) {
+		event_base_loopexit(m->base, NULL);
+		return;
+	}
+	if (!m->stopping && sy_now_us() >= m->drain_deadline) {
+		sy_log(SY_LOG_WARN, "drain timeout: ending the requests still "
+		    "in flight");
+		m->stopping = 1;
+		for (i = 0; i < m->nworkers; i++)
+			sy_worker_post_stop(&m->workers[i]);
+	}
+}
+
+static void
+sigterm_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct sy_main *m = arg;
+	struct timeval poll = { 0, 20000 };
+	unsigned i;
+
+	if (m->drain_poll != NULL)
+		return;
+	sy_log(SY_LOG_INFO, "signal %d: draining (up to %u ms)", (int)sig,
+	    m->cfg->timeouts.drain_ms);
+	m->drain_deadline = sy_now_us() + (uint64_t)m->cfg->timeouts.drain_ms * 1000;
+	for (i = 0; i < m->nworkers; i++)
+		sy_worker_post_drain(&m->workers[i]);
+	m->drain_poll = event_new(m->base, -1, EV_PERSIST, drain_poll_cb, m);
+	event_add(m->drain_poll, &poll);
+}
+
+/* Loads the config named on the command line; exits 1 on error. */
+static struct sy_config *
+load(const char *path, const char *const *upstreams, size_t nup,
+    const char *listen, const char *admin, const char *access_log)
+{
+	struct sy_config *cfg = NULL;
+	char *err = NULL;
+	int r;
+
+	if (path != NULL)
+		r = sy_config_load_file(path, &cfg, &err);
+	else
+		r = sy_config_from_upstreams(upstreams, nup, listen, admin,
+		    access_log, &cfg, &err);
+	if (r != 0) {
+		fprintf(stderr, "switchyard: configuration error:\n%s\n", err);
+		free(err);
+		exit(1);
+	}
+	return cfg;
+}
 
 int
 main(int argc, char **argv)
 {
-	printf("switchyard %s\n", VERSION);
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "admin", required_argument, NULL, 'a' },
+		{ "access-log", required_argument, NULL, 'L' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *upstreams[MAX_UPSTREAMS];
+	const char *path = NULL, *listen = NULL, *admin = NULL, *alog = NULL;
+	struct sy_main m;
+	struct event *ev_hup, *ev_term, *ev_int;
+	struct sy_server_opts aopts;
+	sigset_t sigs;
+	size_t nup = 0;
+	int ch, test = 0, fd;
+	unsigned i;
+	char *err = NULL;
+
+	while ((ch = getopt_long(argc, argv, "c:tu:l:a:L:dVh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 't': test = 1; break;
+		case 'u':
+			if (nup == MAX_UPSTREAMS) {
+				fprintf(stderr, "switchyard: at most %d --upstream\n",
+				    MAX_UPSTREAMS);
+				return 2;
+			}
+			upstreams[nup++] = optarg;
+			break;
+		case 'l': listen = optarg; break;
+		case 'a': admin = optarg; break;
+		case 'L': alog = optarg; break;
+		case 'd': sy_log_set_level(SY_LOG_DEBUG); break;
+		case 'V': printf("switchyard %s\n", VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || (path == NULL) == (nup == 0) ||
+	    (path != NULL && (listen || admin || alog))) {
+		fprintf(stderr, "switchyard: give either -c FILE or one or more "
+		    "--upstream URL (--listen, --admin and --access-log go with "
+		    "--upstream)\n");
+		usage(stderr);
+		return 2;
+	}
+
+	memset(&m, 0, sizeof m);
+	m.cfg = load(path, upstreams, nup, listen, admin, alog);
+	if (test) {
+		printf("switchyard: configuration %s is valid\n",
+		    path ? path : "from --upstream");
+		sy_config_unref(m.cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((m.rt.log = sy_accesslog_open(m.cfg->access_log, &err)) == NULL) {
+		fprintf(stderr, "switchyard: access log: %s\n", err);
+		return 1;
+	}
+	m.nworkers = m.cfg->workers ? m.cfg->workers :
+	    (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	if (m.nworkers == 0)
+		m.nworkers = 1;
+	m.rt.metrics = sy_metrics_new(m.nworkers);
+	atomic_init(&m.rt.conns, 0);
+	RAND_bytes((unsigned char *)&m.rt.boot_id, sizeof m.rt.boot_id);
+	m.base = event_base_new();
+
+	/* Workers take no signals: the main thread handles them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	m.workers = sy_xcalloc(m.nworkers, sizeof *m.workers);
+	for (i = 0; i < m.nworkers; i++) {
+		if ((fd = sy_server_listen(m.cfg->listen)) < 0) {
+			fprintf(stderr, "switchyard: cannot listen on %s: %s\n",
+			    m.cfg->listen, strerror(errno));
+			return 1;
+		}
+		if (sy_worker_start(&m.workers[i], i, &m.rt, fd, m.cfg, &err) != 0) {
+			fprintf(stderr, "switchyard: worker %u: %s\n", i, err);
+			return 1;
+		}
+	}
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+
+	m.admin.metrics = m.rt.metrics;
+	m.admin.current = current_config;
+	m.admin.reload = reload;
+	m.admin.arg = &m;
+	if (m.cfg->admin != NULL) {
+		if ((fd = sy_server_listen(m.cfg->admin)) < 0) {
+			fprintf(stderr, "switchyard: cannot listen on %s (admin): "
+			    "%s\n", m.cfg->admin, strerror(errno));
+			return 1;
+		}
+		memset(&aopts, 0, sizeof aopts);
+		aopts.max_body = 64 * 1024;
+		aopts.idle_ms = 30000;
+		aopts.write_ms = 30000;
+		m.admin_server = sy_server_new(m.base, fd, &aopts,
+		    sy_admin_handle, &m.admin);
+	}
+	ev_hup = evsignal_new(m.base, SIGHUP, sighup_cb, &m);
+	ev_term = evsignal_new(m.base, SIGTERM, sigterm_cb, &m);
+	ev_int = evsignal_new(m.base, SIGINT, sigterm_cb, &m);
+	event_add(ev_hup, NULL);
+	event_add(ev_term, NULL);
+	event_add(ev_int, NULL);
+	sy_log(SY_LOG_INFO, "switchyard %s: %u workers listening on %s, admin "
+	    "on %s", VERSION, m.nworkers, m.cfg->listen,
+	    m.cfg->admin ? m.cfg->admin : "(off)");
+
+	event_base_dispatch(m.base);
+
+	for (i = 0; i < m.nworkers; i++)
+		sy_worker_join(&m.workers[i]);
+	free(m.workers);
+	if (m.admin_server != NULL)
+		sy_server_free(m.admin_server);
+	if (m.drain_poll != NULL)
+		event_free(m.drain_poll);
+	event_free(ev_hup);
+	event_free(ev_term);
+	event_free(ev_int);
+	event_base_free(m.base);
+	sy_metrics_free(m.rt.metrics);
+	sy_accesslog_close(m.rt.log);
+	sy_config_unref(m.cfg);
+	sy_log(SY_LOG_INFO, "stopped");
 	return 0;
 }

@@ -242,3 +242,84 @@ def main():
     suite.run(result)
     print("1..%d" % result.n)
     sys.exit(0 if result.wasSuccessful() and not result.failures else 1)
+
+
+class ScriptedBackend:
+    """A backend on loopback that answers every POST with a scripted reply
+    and records what it received (path, headers, body).
+
+    reply: a function (path, headers, body_bytes) -> (status, headers_dict,
+    list of byte chunks, delay between chunks in seconds, close_early).
+    With close_early, the connection is closed after the chunks without
+    ending the response.
+    """
+
+    def __init__(self, reply, tls_context=None):
+        import http.server
+        import threading
+
+        outer = self
+        self.reply = reply
+        self.received = []
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                with outer.lock:
+                    outer.received.append({"method": self.command, "path": self.path,
+                                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                                           "body": body})
+                status, headers, chunks, delay, close_early = outer.reply(self.path, self.headers, body)
+                self.send_response(status)
+                chunked = headers.get("Transfer-Encoding") == "chunked"
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if not chunked and "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
+                self.end_headers()
+                try:
+                    for c in chunks:
+                        if chunked:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(c), c))
+                        else:
+                            self.wfile.write(c)
+                        self.wfile.flush()
+                        if delay:
+                            time.sleep(delay)
+                    if close_early:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if chunked:
+                        self.wfile.write(b"0\r\n\r\n")
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            do_POST = _handle
+            do_GET = _handle
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        if tls_context is not None:
+            self.server.socket = tls_context.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def fixture(name):
+    """Bytes of tests/fixtures/<name>."""
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        return f.read()

@@ -1,0 +1,697 @@
+/* Metrics: per-worker shards of per-route and per-endpoint series, merged into Prometheus text or JSON. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "hist.h"
+#include "metrics.h"
+#include "record.h"
+#include "util.h"
+
+#define NSLOTS 128		/* hash slots of a table */
+#define NCODES 600		/* status codes 100..599; 0 counts any other */
+
+enum { TOK_PROMPT, TOK_COMPLETION, TOK_CACHED, NTOK };
+
+static const char *const tok_names[NTOK] = { "prompt", "completion", "cached" };
+
+/*
+ * The counters of one route or endpoint.  In a shard only the owning worker
+ * writes them (relaxed load then store); scrapes read them with atomic
+ * loads.
+ */
+struct series {
+	char *name;
+	struct series *next;		/* in the same hash slot */
+	atomic_ullong requests;
+	atomic_ullong errors;
+	atomic_ullong codes[NCODES];
+	atomic_ullong tokens[NTOK];
+	_Atomic double cost_usd;
+	struct sy_hist latency;
+	struct sy_hist ttft;
+	struct sy_hist overhead;
+};
+
+/*
+ * Series by name.  The owner looks names up through the slots without a
+ * lock; adding a series, and walking all[], happen under the shard's lock.
+ */
+struct table {
+	struct series *slots[NSLOTS];
+	struct series **all;		/* in the order they were added */
+	size_t n;
+	size_t cap;
+};
+
+struct sy_metrics_shard {
+	pthread_mutex_t lock;
+	struct table routes;
+	struct table endpoints;
+};
+
+struct sy_metrics {
+	unsigned nshards;
+	struct sy_metrics_shard *shards;
+};
+
+/* Every series merged over the shards, at one scrape. */
+struct snapshot {
+	struct table routes;
+	struct table endpoints;
+};
+
+/* ==== Series and tables ==== */
+
+/* Adds n to a counter that only the calling thread writes. */
+static void
+bump(atomic_ullong *a, uint64_t n)
+{
+	atomic_store_explicit(a,
+	    atomic_load_explicit(a, memory_order_relaxed) + n,
+	    memory_order_relaxed);
+}
+
+/* Reads a counter that another thread may be writing. */
+static uint64_t
+get(const atomic_ullong *a)
+{
+	return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* Reads the cost of se (USD). */
+static double
+get_cost(const struct series *se)
+{
+	return atomic_load_explicit(&se->cost_usd, memory_order_relaxed);
+}
+
+/* Adds usd to the cost of se; se's only writer. */
+static void
+add_cost(struct series *se, double usd)
+{
+	atomic_store_explicit(&se->cost_usd, get_cost(se) + usd,
+	    memory_order_relaxed);
+}
+
+/* FNV-1a of s, reduced to a slot. */
+static unsigned
+slot_of(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % NSLOTS;
+}
+
+/* A new zeroed series called name (copied), or NULL when out of memory. */
+static struct series *
+series_new(const char *name)
+{
+	struct series *se;
+	size_t i;
+
+	if ((se = calloc(1, sizeof *se)) == NULL)
+		return NULL;
+	if ((se->name = strdup(name)) == NULL) {
+		free(se);
+		return NULL;
+	}
+	atomic_init(&se->requests, 0);
+	atomic_init(&se->errors, 0);
+	for (i = 0; i < NCODES; i++)
+		atomic_init(&se->codes[i], 0);
+	for (i = 0; i < NTOK; i++)
+		atomic_init(&se->tokens[i], 0);
+	atomic_init(&se->cost_usd, 0.0);
+	sy_hist_init(&se->latency);
+	sy_hist_init(&se->ttft);
+	sy_hist_init(&se->overhead);
+	return se;
+}
+
+/* The series called name in slot of t, or NULL. */
+static struct series *
+table_find(const struct table *t, const char *name, unsigned slot)
+{
+	struct series *se;
+
+	for (se = t->slots[slot]; se != NULL; se = se->next)
+		if (strcmp(se->name, name) == 0)
+			return se;
+	return NULL;
+}
+
+/* Links se into t; 0, or -1 when out of memory (se is left alone). */
+static int
+table_link(struct table *t, struct series *se, unsigned slot)
+{
+	struct series **all;
+	size_t cap;
+
+	if (t->n == t->cap) {
+		cap = t->cap ? t->cap * 2 : 16;
+		if ((all = realloc(t->all, cap * sizeof *all)) == NULL)
+			return -1;
+		t->all = all;
+		t->cap = cap;
+	}
+	t->all[t->n++] = se;
+	se->next = t->slots[slot];
+	t->slots[slot] = se;
+	return 0;
+}
+
+/* The series called name in t, added when missing; NULL when out of memory. */
+static struct series *
+table_get(struct table *t, const char *name, pthread_mutex_t *lock)
+{
+	unsigned slot = slot_of(name);
+	struct series *se;
+	int rc;
+
+	if ((se = table_find(t, name, slot)) != NULL)
+		return se;
+	if ((se = series_new(name)) == NULL)
+		return NULL;
+	if (lock != NULL)
+		pthread_mutex_lock(lock);
+	rc = table_link(t, se, slot);
+	if (lock != NULL)
+		pthread_mutex_unlock(lock);
+	if (rc != 0) {
+		free(se->name);
+		free(se);
+		return NULL;
+	}
+	return se;
+}
+
+/* Frees every series of t and its list (not t itself). */
+static void
+table_free(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++) {
+		free(t->all[i]->name);
+		free(t->all[i]);
+	}
+	free(t->all);
+}
+
+/* Orders series pointers by name, for qsort. */
+static int
+series_cmp(const void *a, const void *b)
+{
+	const struct series *x = *(struct series *const *)a;
+	const struct series *y = *(struct series *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* Counts r in se. */
+static void
+series_count(struct series *se, const struct sy_record *r)
+{
+	const struct sy_usage *u = &r->usage;
+	int code = r->status;
+
+	bump(&se->requests, 1);
+	bump(&se->codes[code >= 100 && code < NCODES ? code : 0], 1);
+	if (code >= 400)
+		bump(&se->errors, 1);
+	if (u->prompt_tokens > 0)
+		bump(&se->tokens[TOK_PROMPT], (uint64_t)u->prompt_tokens);
+	if (u->completion_tokens > 0)
+		bump(&se->tokens[TOK_COMPLETION],
+		    (uint64_t)u->completion_tokens);
+	if (u->cached_tokens > 0)
+		bump(&se->tokens[TOK_CACHED], (uint64_t)u->cached_tokens);
+	if (r->cost_usd > 0 && isfinite(r->cost_usd))
+		add_cost(se, r->cost_usd);
+	sy_hist_add(&se->latency, r->latency_us);
+	sy_hist_add(&se->overhead, r->overhead_us);
+	if (r->stream && r->ttft_us >= 0)
+		sy_hist_add(&se->ttft, (uint64_t)r->ttft_us);
+}
+
+/* Adds src's counts to dst (private to the caller). */
+static void
+series_merge(struct series *dst, const struct series *src)
+{
+	size_t i;
+
+	bump(&dst->requests, get(&src->requests));
+	bump(&dst->errors, get(&src->errors));
+	for (i = 0; i < NCODES; i++)
+		bump(&dst->codes[i], get(&src->codes[i]));
+	for (i = 0; i < NTOK; i++)
+		bump(&dst->tokens[i], get(&src->tokens[i]));
+	add_cost(dst, get_cost(src));
+	sy_hist_merge(&dst->latency, &src->latency);
+	sy_hist_merge(&dst->ttft, &src->ttft);
+	sy_hist_merge(&dst->overhead, &src->overhead);
+}
+
+/* ==== Shards ==== */
+
+/* Allocates m and its shards (at least one); aborts when out of memory. */
+struct sy_metrics *
+sy_metrics_new(unsigned nshards)
+{
+	struct sy_metrics *m;
+	unsigned i;
+
+	if (nshards == 0)
+		nshards = 1;
+	m = sy_xcalloc(1, sizeof *m);
+	m->nshards = nshards;
+	m->shards = sy_xcalloc(nshards, sizeof *m->shards);
+	for (i = 0; i < nshards; i++)
+		pthread_mutex_init(&m->shards[i].lock, NULL);
+	return m;
+}
+
+/* Frees every shard's series, then m. */
+void
+sy_metrics_free(struct sy_metrics *m)
+{
+	unsigned i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->nshards; i++) {
+		table_free(&m->shards[i].routes);
+		table_free(&m->shards[i].endpoints);
+		pthread_mutex_destroy(&m->shards[i].lock);
+	}
+	free(m->shards);
+	free(m);
+}
+
+/* Shard i of m (i < nshards; taken modulo nshards). */
+struct sy_metrics_shard *
+sy_metrics_shard(struct sy_metrics *m, unsigned i)
+{
+	return &m->shards[i % m->nshards];
+}
+
+/*
+ * Takes the shard's lock only to add a name it has not seen; a record that
+ * cannot get memory for a new name is not counted.
+ */
+void
+sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r)
+{
+	struct series *se;
+
+	se = table_get(&s->routes, r->route != NULL ? r->route : "-", &s->lock);
+	if (se != NULL)
+		series_count(se, r);
+	if (r->endpoint != NULL &&
+	    (se = table_get(&s->endpoints, r->endpoint, &s->lock)) != NULL)
+		series_count(se, r);
+}
+
+/* ==== Snapshots ==== */
+
+/* Adds each series of src into the series of the same name in dst. */
+static void
+merge_table(struct table *dst, const struct table *src)
+{
+	struct series *se;
+	size_t i;
+
+	for (i = 0; i < src->n; i++)
+		if ((se = table_get(dst, src->all[i]->name, NULL)) != NULL)
+			series_merge(se, src->all[i]);
+}
+
+/*
+ * Merges every shard of m into snap, with a series (maybe empty) for each
+ * route and endpoint of cfg, sorted by name.
+ */
+static void
+snapshot_take(struct sy_metrics *m, const struct sy_config *cfg,
+    struct snapshot *snap)
+{
+	struct sy_metrics_shard *s;
+	size_t i;
+
+	memset(snap, 0, sizeof *snap);
+	for (i = 0; cfg != NULL && i < cfg->nroutes; i++)
+		table_get(&snap->routes, cfg->routes[i].name, NULL);
+	for (i = 0; cfg != NULL && i < cfg->nendpoints; i++)
+		table_get(&snap->endpoints, cfg->endpoints[i].name, NULL);
+	for (i = 0; i < m->nshards; i++) {
+		s = &m->shards[i];
+		pthread_mutex_lock(&s->lock);
+		merge_table(&snap->routes, &s->routes);
+		merge_table(&snap->endpoints, &s->endpoints);
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (snap->routes.n > 1)
+		qsort(snap->routes.all, snap->routes.n,
+		    sizeof *snap->routes.all, series_cmp);
+	if (snap->endpoints.n > 1)
+		qsort(snap->endpoints.all, snap->endpoints.n,
+		    sizeof *snap->endpoints.all, series_cmp);
+}
+
+/* Frees the series of snap. */
+static void
+snapshot_free(struct snapshot *snap)
+{
+	table_free(&snap->routes);
+	table_free(&snap->endpoints);
+}
+
+/* The requests in flight to ep, all workers; 0 when it has no stats. */
+static long
+ep_in_flight(const struct sy_endpoint *ep)
+{
+	if (ep->stats == NULL)
+		return 0;
+	return atomic_load_explicit(&ep->stats->in_flight,
+	    memory_order_relaxed);
+}
+
+/* The requests in flight to cfg's endpoint called name; 0 when none. */
+static long
+in_flight(const struct sy_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nendpoints; i++)
+		if (strcmp(cfg->endpoints[i].name, name) == 0)
+			return ep_in_flight(&cfg->endpoints[i]);
+	return 0;
+}
+
+/* ==== Prometheus text ==== */
+
+enum fam_kind {
+	FAM_REQUESTS, FAM_ERRORS, FAM_TOKENS, FAM_COST,
+	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD
+};
+
+struct family {
+	const char *name;
+	enum fam_kind kind;
+	const char *help;
+};
+
+/* A histogram bucket: its le label and its bound in µs. */
+struct bound {
+	const char *le;
+	uint64_t us;
+};
+
+static const struct family route_families[] = {
+	{ "switchyard_requests_total", FAM_REQUESTS,
+	  "Finished requests by route and HTTP status code." },
+	{ "switchyard_request_errors_total", FAM_ERRORS,
+	  "Finished requests with an HTTP status >= 400, by route." },
+	{ "switchyard_tokens_total", FAM_TOKENS,
+	  "Tokens by route and type (prompt, completion, cached prompt)." },
+	{ "switchyard_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by route, where a price is known." },
+	{ "switchyard_request_duration_seconds", FAM_LATENCY,
+	  "Time from a request's arrival to its last byte sent, by route." },
+	{ "switchyard_ttft_seconds", FAM_TTFT,
+	  "Time to the first byte of streaming requests, by route." },
+	{ "switchyard_overhead_seconds", FAM_OVERHEAD,
+	  "Time a request spent in switchyard, not upstream, by route." },
+};
+
+static const struct family endpoint_families[] = {
+	{ "switchyard_endpoint_requests_total", FAM_REQUESTS,
+	  "Finished requests by endpoint and HTTP status code." },
+	{ "switchyard_endpoint_errors_total", FAM_ERRORS,
+	  "Finished requests with an HTTP status >= 400, by endpoint." },
+	{ "switchyard_endpoint_tokens_total", FAM_TOKENS,
+	  "Tokens by endpoint and type (prompt, completion, cached prompt)." },
+	{ "switchyard_endpoint_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by endpoint, where a price is known." },
+	{ "switchyard_endpoint_request_duration_seconds", FAM_LATENCY,
+	  "Time from a request's arrival to its last byte sent, by endpoint." },
+	{ "switchyard_endpoint_ttft_seconds", FAM_TTFT,
+	  "Time to the first byte of streaming requests, by endpoint." },
+};
+
+static const struct bound latency_bounds[] = {
+	{ "0.005", 5000 }, { "0.01", 10000 }, { "0.025", 25000 },
+	{ "0.05", 50000 }, { "0.1", 100000 }, { "0.25", 250000 },
+	{ "0.5", 500000 }, { "1", 1000000 }, { "2.5", 2500000 },
+	{ "5", 5000000 }, { "10", 10000000 }, { "30", 30000000 },
+	{ "60", 60000000 }, { "120", 120000000 }, { "300", 300000000 },
+	{ NULL, 0 }
+};
+
+static const struct bound overhead_bounds[] = {
+	{ "0.00005", 50 }, { "0.0001", 100 }, { "0.00025", 250 },
+	{ "0.0005", 500 }, { "0.001", 1000 }, { "0.0025", 2500 },
+	{ "0.005", 5000 }, { "0.01", 10000 }, { "0.025", 25000 },
+	{ "0.05", 50000 }, { "0.1", 100000 },
+	{ NULL, 0 }
+};
+
+/* Appends s as a label value: backslash, quote and newline escaped. */
+static void
+put_label_value(struct evbuffer *out, const char *s)
+{
+	const char *p;
+
+	for (p = s; *p != '\0'; p++) {
+		switch (*p) {
+		case '\\': evbuffer_add(out, "\\\\", 2); break;
+		case '"': evbuffer_add(out, "\\\"", 2); break;
+		case '\n': evbuffer_add(out, "\\n", 2); break;
+		default: evbuffer_add(out, p, 1); break;
+		}
+	}
+}
+
+/* Appends `name{label="value"` (the caller closes the braces). */
+static void
+put_start(struct evbuffer *out, const char *name, const char *suffix,
+    const char *label, const char *value)
+{
+	evbuffer_add_printf(out, "%s%s{%s=\"", name, suffix, label);
+	put_label_value(out, value);
+	evbuffer_add(out, "\"", 1);
+}
+
+/* Appends the _bucket (at bounds, then +Inf), _sum and _count samples of h. */
+static void
+put_histogram(struct evbuffer *out, const char *name, const char *label,
+    const char *value, const struct sy_hist *h, const struct bound *bounds)
+{
+	uint64_t count = get(&h->count), sum = get(&h->sum_us);
+
+	for (; bounds->le != NULL; bounds++) {
+		put_start(out, name, "_bucket", label, value);
+		evbuffer_add_printf(out, ",le=\"%s\"} %llu\n", bounds->le,
+		    (unsigned long long)sy_hist_count_le(h, bounds->us));
+	}
+	put_start(out, name, "_bucket", label, value);
+	evbuffer_add_printf(out, ",le=\"+Inf\"} %llu\n",
+	    (unsigned long long)count);
+	put_start(out, name, "_sum", label, value);
+	evbuffer_add_printf(out, "} %llu.%06llu\n",
+	    (unsigned long long)(sum / 1000000),
+	    (unsigned long long)(sum % 1000000));
+	put_start(out, name, "_count", label, value);
+	evbuffer_add_printf(out, "} %llu\n", (unsigned long long)count);
+}
+
+/* Appends the samples of family f for series se, labelled label=se->name. */
+static void
+put_series(struct evbuffer *out, const struct family *f, const char *label,
+    const struct series *se)
+{
+	uint64_t n;
+	size_t i;
+
+	switch (f->kind) {
+	case FAM_REQUESTS:
+		for (i = 0; i < NCODES; i++) {
+			if ((n = get(&se->codes[i])) == 0)
+				continue;
+			put_start(out, f->name, "", label, se->name);
+			evbuffer_add_printf(out, ",code=\"%zu\"} %llu\n", i,
+			    (unsigned long long)n);
+		}
+		break;
+	case FAM_ERRORS:
+		put_start(out, f->name, "", label, se->name);
+		evbuffer_add_printf(out, "} %llu\n",
+		    (unsigned long long)get(&se->errors));
+		break;
+	case FAM_TOKENS:
+		for (i = 0; i < NTOK; i++) {
+			put_start(out, f->name, "", label, se->name);
+			evbuffer_add_printf(out, ",type=\"%s\"} %llu\n",
+			    tok_names[i],
+			    (unsigned long long)get(&se->tokens[i]));
+		}
+		break;
+	case FAM_COST:
+		put_start(out, f->name, "", label, se->name);
+		evbuffer_add_printf(out, "} %.17g\n", get_cost(se));
+		break;
+	case FAM_LATENCY:
+		put_histogram(out, f->name, label, se->name, &se->latency,
+		    latency_bounds);
+		break;
+	case FAM_TTFT:
+		put_histogram(out, f->name, label, se->name, &se->ttft,
+		    latency_bounds);
+		break;
+	case FAM_OVERHEAD:
+		put_histogram(out, f->name, label, se->name, &se->overhead,
+		    overhead_bounds);
+		break;
+	}
+}
+
+/* Appends HELP, TYPE and the samples of each family for every series of t. */
+static void
+put_families(struct evbuffer *out, const struct family *fams, size_t nfams,
+    const char *label, const struct table *t)
+{
+	size_t i, j;
+
+	for (i = 0; i < nfams; i++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n",
+		    fams[i].name, fams[i].help, fams[i].name,
+		    fams[i].kind >= FAM_LATENCY ? "histogram" : "counter");
+		for (j = 0; j < t->n; j++)
+			put_series(out, &fams[i], label, t->all[j]);
+	}
+}
+
+/*
+ * Label values are escaped; a series exists for each name ever recorded and
+ * each name of cfg.  Histogram buckets count whole internal buckets, so a
+ * bucket may under-count values just below its bound by up to 6.25%.
+ */
+void
+sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
+    struct evbuffer *out)
+{
+	static const char gauge[] = "switchyard_endpoint_in_flight";
+	struct snapshot snap;
+	size_t i;
+
+	snapshot_take(m, cfg, &snap);
+	put_families(out, route_families,
+	    sizeof route_families / sizeof route_families[0], "route",
+	    &snap.routes);
+	put_families(out, endpoint_families,
+	    sizeof endpoint_families / sizeof endpoint_families[0], "endpoint",
+	    &snap.endpoints);
+	if (cfg != NULL) {
+		evbuffer_add_printf(out, "# HELP %s Requests in flight to the "
+		    "endpoint, all workers.\n# TYPE %s gauge\n", gauge, gauge);
+		for (i = 0; i < cfg->nendpoints; i++) {
+			put_start(out, gauge, "", "endpoint",
+			    cfg->endpoints[i].name);
+			evbuffer_add_printf(out, "} %ld\n",
+			    ep_in_flight(&cfg->endpoints[i]));
+		}
+	}
+	snapshot_free(&snap);
+}
+
+/* ==== JSON ==== */
+
+/* {"p50": ms, "p90": ms, "p99": ms}, or null when h is empty. */
+static json_t *
+quantiles_json(const struct sy_hist *h)
+{
+	if (get(&h->count) == 0)
+		return json_null();
+	return json_pack("{s:f, s:f, s:f}",
+	    "p50", (double)sy_hist_quantile(h, 0.50) / 1000.0,
+	    "p90", (double)sy_hist_quantile(h, 0.90) / 1000.0,
+	    "p99", (double)sy_hist_quantile(h, 0.99) / 1000.0);
+}
+
+/* A new JSON object with the counts, tokens, cost and quantiles of se. */
+static json_t *
+series_json(const struct series *se)
+{
+	json_t *o, *status, *tokens;
+	char code[16];
+	uint64_t n;
+	size_t i;
+
+	status = json_object();
+	for (i = 0; i < NCODES; i++) {
+		if ((n = get(&se->codes[i])) == 0)
+			continue;
+		snprintf(code, sizeof code, "%zu", i);
+		json_object_set_new(status, code, json_integer((json_int_t)n));
+	}
+	tokens = json_object();
+	for (i = 0; i < NTOK; i++)
+		json_object_set_new(tokens, tok_names[i],
+		    json_integer((json_int_t)get(&se->tokens[i])));
+	o = json_object();
+	json_object_set_new(o, "requests",
+	    json_integer((json_int_t)get(&se->requests)));
+	json_object_set_new(o, "errors",
+	    json_integer((json_int_t)get(&se->errors)));
+	json_object_set_new(o, "status", status);
+	json_object_set_new(o, "tokens", tokens);
+	json_object_set_new(o, "cost_usd", json_real(get_cost(se)));
+	json_object_set_new(o, "latency_ms", quantiles_json(&se->latency));
+	json_object_set_new(o, "ttft_ms", quantiles_json(&se->ttft));
+	json_object_set_new(o, "overhead_ms", quantiles_json(&se->overhead));
+	return o;
+}
+
+/*
+ * Quantiles are null when nothing was measured; "in_flight" is present when
+ * cfg is given.
+ */
+json_t *
+sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg)
+{
+	json_t *root, *routes, *endpoints, *o;
+	struct snapshot snap;
+	const struct series *se;
+	size_t i;
+
+	snapshot_take(m, cfg, &snap);
+	routes = json_object();
+	for (i = 0; i < snap.routes.n; i++) {
+		se = snap.routes.all[i];
+		json_object_set_new(routes, se->name, series_json(se));
+	}
+	endpoints = json_object();
+	for (i = 0; i < snap.endpoints.n; i++) {
+		se = snap.endpoints.all[i];
+		o = series_json(se);
+		if (cfg != NULL)
+			json_object_set_new(o, "in_flight",
+			    json_integer(in_flight(cfg, se->name)));
+		json_object_set_new(endpoints, se->name, o);
+	}
+	snapshot_free(&snap);
+	root = json_object();
+	json_object_set_new(root, "routes", routes);
+	json_object_set_new(root, "endpoints", endpoints);
+	return root;
+}

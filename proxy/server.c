@@ -1,0 +1,459 @@
+/* The HTTP/1.1 server side: accepts client connections on a worker's event base, reads requests, writes whole or streamed responses. */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "http1.h"
+#include "server.h"
+#include "util.h"
+
+/* Input buffered while a request is being handled (pipelining) before reads pause. */
+#define BUSY_INPUT_MAX (64 * 1024)
+
+enum conn_state {
+	CONN_HEAD,		/* reading a request head */
+	CONN_BODY,		/* reading its body */
+	CONN_BUSY,		/* a handler owns the exchange */
+	CONN_CLOSING		/* flushing the last response, then closing */
+};
+
+struct sy_conn {
+	struct sy_server *srv;
+	struct bufferevent *bev;
+	TAILQ_ENTRY(sy_conn) link;
+	enum conn_state state;
+	struct sy_http1_msg msg;
+	struct evbuffer *body;
+	int keep_alive;		/* of the current exchange */
+	int chunked;		/* streamed response uses chunked framing */
+	int head_only;		/* response to HEAD: no body bytes */
+	void *owner;
+	sy_gone_fn gone;
+	sy_drained_fn drained;
+	char peer[64];
+};
+
+struct sy_server {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	struct sy_server_opts opts;
+	sy_handler_fn handler;
+	void *arg;
+	int draining;
+	size_t nconns;
+	TAILQ_HEAD(, sy_conn) conns;
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Sets the read (idle) and write timeouts for c's state. */
+static void
+conn_timeouts(struct sy_conn *c)
+{
+	struct timeval rd, wr;
+
+	rd.tv_sec = c->srv->opts.idle_ms / 1000;
+	rd.tv_usec = (c->srv->opts.idle_ms % 1000) * 1000;
+	wr.tv_sec = c->srv->opts.write_ms / 1000;
+	wr.tv_usec = (c->srv->opts.write_ms % 1000) * 1000;
+	bufferevent_set_timeouts(c->bev,
+	    c->state == CONN_BUSY || c->state == CONN_CLOSING ? NULL : &rd,
+	    &wr);
+}
+
+/* Closes c and frees it; its owner is not told. */
+static void
+conn_free(struct sy_conn *c)
+{
+	struct sy_server *s = c->srv;
+
+	TAILQ_REMOVE(&s->conns, c, link);
+	s->nconns--;
+	if (s->opts.conn_count != NULL)
+		atomic_fetch_sub(s->opts.conn_count, 1);
+	bufferevent_free(c->bev);
+	sy_http1_free(&c->msg);
+	evbuffer_free(c->body);
+	free(c);
+}
+
+/* Ends the current exchange: the next request may be read, or c closes. */
+static void
+conn_end_exchange(struct sy_conn *c)
+{
+	c->owner = NULL;
+	c->gone = NULL;
+	c->drained = NULL;
+	c->chunked = 0;
+	c->head_only = 0;
+	evbuffer_drain(c->body, evbuffer_get_length(c->body));
+	sy_http1_reset(&c->msg);
+	if (!c->keep_alive || c->srv->draining) {
+		c->state = CONN_CLOSING;
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	c->state = CONN_HEAD;
+	conn_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		bufferevent_trigger(c->bev, EV_READ,
+		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* Writes the status line and the headers every response carries. */
+static void
+write_head(struct sy_conn *c, struct evbuffer *out, int status,
+    const char *content_type, const char *headers)
+{
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: switchyard\r\n",
+	    status, sy_http1_reason(status));
+	if (content_type != NULL)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+	if (headers != NULL)
+		evbuffer_add(out, headers, strlen(headers));
+	if (!c->keep_alive || c->srv->draining)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (c->msg.version_minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+}
+
+void
+sy_conn_respond(struct sy_conn *c, int status, const char *content_type,
+    const char *headers, struct evbuffer *body)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+
+	write_head(c, out, status, content_type, headers);
+	evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", len);
+	if (body != NULL && !c->head_only)
+		evbuffer_add_buffer(out, body);
+	conn_end_exchange(c);
+}
+
+void
+sy_conn_stream_start(struct sy_conn *c, int status, const char *content_type,
+    const char *headers)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	/* An HTTP/1.0 client cannot take chunks: the stream ends at close. */
+	c->chunked = c->msg.version_minor >= 1;
+	if (!c->chunked)
+		c->keep_alive = 0;
+	write_head(c, out, status, content_type, headers);
+	if (c->chunked)
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	evbuffer_add(out, "Cache-Control: no-cache\r\n\r\n", 27);
+}
+
+void
+sy_conn_stream_write(struct sy_conn *c, struct evbuffer *data)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(data) == 0 || c->head_only)
+		evbuffer_drain(data, evbuffer_get_length(data));
+	else if (c->chunked)
+		sy_http1_write_chunk(out, data);
+	else
+		evbuffer_add_buffer(out, data);
+}
+
+void
+sy_conn_stream_end(struct sy_conn *c)
+{
+	if (c->chunked && !c->head_only)
+		sy_http1_write_last_chunk(bufferevent_get_output(c->bev));
+	conn_end_exchange(c);
+}
+
+void
+sy_conn_abort(struct sy_conn *c)
+{
+	conn_free(c);
+}
+
+size_t
+sy_conn_pending(const struct sy_conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+const char *
+sy_conn_peer(const struct sy_conn *c)
+{
+	return c->peer;
+}
+
+void
+sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
+    sy_drained_fn drained)
+{
+	c->owner = owner;
+	c->gone = gone;
+	c->drained = drained;
+}
+
+/* Answers a request the server itself rejects (bad framing), then closes. */
+static void
+conn_reject(struct sy_conn *c, int status, const char *message)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	evbuffer_add(body, "{\"error\":{\"message\":\"", 21);
+	sy_json_escape(body, message, strlen(message));
+	evbuffer_add_printf(body, "\",\"type\":\"invalid_request_error\","
+	    "\"code\":%d}}", status);
+	c->keep_alive = 0;
+	c->state = CONN_BUSY;
+	sy_conn_respond(c, status, "application/json", NULL, body);
+	evbuffer_free(body);
+}
+
+/* Reads as much of the next request as has arrived; dispatches it when whole. */
+static void
+conn_process(struct sy_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct sy_server *s = c->srv;
+	int r;
+
+	if (c->state == CONN_HEAD) {
+		r = sy_http1_parse_head(&c->msg, in);
+		if (r < 0) {
+			conn_reject(c, c->msg.error_status ? c->msg.error_status : 400,
+			    c->msg.error ? c->msg.error : "malformed request");
+			return;
+		}
+		if (r == 0)
+			return;
+		c->keep_alive = c->msg.keep_alive;
+		c->head_only = strcmp(c->msg.method, "HEAD") == 0;
+		if (c->msg.content_length > 0 &&
+		    (uint64_t)c->msg.content_length > s->opts.max_body) {
+			conn_reject(c, 413, "request body is larger than the limit");
+			return;
+		}
+		if (c->msg.expect_continue && c->msg.state == SY_HTTP1_BODY)
+			evbuffer_add(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		c->state = CONN_BODY;
+	}
+	if (c->msg.state == SY_HTTP1_BODY) {
+		r = sy_http1_read_body(&c->msg, in, c->body);
+		if (evbuffer_get_length(c->body) > s->opts.max_body) {
+			conn_reject(c, 413, "request body is larger than the limit");
+			return;
+		}
+		if (r < 0) {
+			conn_reject(c, 400, c->msg.error ? c->msg.error :
+			    "malformed request body");
+			return;
+		}
+		if (r == 0)
+			return;
+	}
+	c->state = CONN_BUSY;
+	conn_timeouts(c);
+	/* The handler may end the exchange (and even free c) before returning. */
+	s->handler(c, &c->msg, c->body, s->arg);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct sy_conn *c = arg;
+
+	if (c->state == CONN_BUSY) {
+		/* Pipelined bytes wait; reading on only to notice a close. */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > BUSY_INPUT_MAX)
+			bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_process(c);
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct sy_conn *c = arg;
+
+	if (c->state == CONN_CLOSING) {
+		conn_free(c);
+		return;
+	}
+	if (c->state == CONN_BUSY && c->drained != NULL)
+		c->drained(c->owner);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sy_conn *c = arg;
+
+	if (c->state == CONN_BUSY && c->gone != NULL)
+		c->gone(c->owner);
+	conn_free(c);
+}
+
+/* Tells a connection over the limit that the server is busy, and closes it. */
+static void
+refuse(evutil_socket_t fd)
+{
+	static const char msg[] =
+	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+	    "Retry-After: 1\r\nConnection: close\r\nContent-Length: 103\r\n\r\n"
+	    "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\","
+	    "\"code\":\"too_many_connections\"}}\n";
+	ssize_t n = write(fd, msg, sizeof msg - 1);
+
+	(void)n;
+	evutil_closesocket(fd);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct sy_server *s = arg;
+	struct sy_conn *c;
+	int one = 1;
+
+	if (s->opts.conn_count != NULL &&
+	    atomic_fetch_add(s->opts.conn_count, 1) >= s->opts.max_conns &&
+	    s->opts.max_conns != 0) {
+		atomic_fetch_sub(s->opts.conn_count, 1);
+		refuse(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c = sy_xcalloc(1, sizeof *c);
+	c->srv = s;
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		if (s->opts.conn_count != NULL)
+			atomic_fetch_sub(s->opts.conn_count, 1);
+		free(c);
+		return;
+	}
+	c->body = evbuffer_new();
+	sy_http1_init(&c->msg, SY_HTTP1_REQUEST, 0, 0);
+	evutil_inet_ntop(sa->sa_family, sa->sa_family == AF_INET6 ?
+	    (void *)&((struct sockaddr_in6 *)sa)->sin6_addr :
+	    (void *)&((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+	TAILQ_INSERT_TAIL(&s->conns, c, link);
+	s->nconns++;
+	c->state = CONN_HEAD;
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	conn_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+int
+sy_server_listen(const char *hostport)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (sy_config_parse_hostport(hostport, &ss, &len) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+struct sy_server *
+sy_server_new(struct event_base *base, int fd, const struct sy_server_opts *opts,
+    sy_handler_fn handler, void *arg)
+{
+	struct sy_server *s = sy_xcalloc(1, sizeof *s);
+
+	s->base = base;
+	s->opts = *opts;
+	s->handler = handler;
+	s->arg = arg;
+	TAILQ_INIT(&s->conns);
+	s->listener = evconnlistener_new(base, accept_cb, s,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (s->listener == NULL) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+sy_server_set_opts(struct sy_server *s, const struct sy_server_opts *opts)
+{
+	s->opts = *opts;
+}
+
+void
+sy_server_drain(struct sy_server *s)
+{
+	struct sy_conn *c, *next;
+
+	s->draining = 1;
+	evconnlistener_disable(s->listener);
+	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == CONN_HEAD && c->msg.state == SY_HTTP1_HEAD &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+			conn_free(c);
+	}
+}
+
+size_t
+sy_server_conns(const struct sy_server *s)
+{
+	return s->nconns;
+}
+
+void
+sy_server_free(struct sy_server *s)
+{
+	struct sy_conn *c;
+
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
+		if (c->state == CONN_BUSY && c->gone != NULL)
+			c->gone(c->owner);
+		conn_free(c);
+	}
+	evconnlistener_free(s->listener);
+	free(s);
+}

@@ -1,0 +1,92 @@
+/* The HTTP/1.1 server side: accepts client connections on a worker's event base, reads requests, writes whole or streamed responses. */
+#ifndef SY_SERVER_H
+#define SY_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct event_base;
+struct evbuffer;
+struct sy_conn;
+struct sy_server;
+struct sy_http1_msg;
+
+/*
+ * Called once per complete request (head and body read).  The handler owns
+ * the exchange until it ends it with sy_conn_respond or sy_conn_stream_end
+ * (or sy_conn_abort); head and body stay valid until then.
+ */
+typedef void (*sy_handler_fn)(struct sy_conn *c, const struct sy_http1_msg *head,
+    struct evbuffer *body, void *arg);
+
+/* Called when the client goes away before the response ended; c is gone after. */
+typedef void (*sy_gone_fn)(void *owner);
+
+/* Called when a streamed response's output has drained below the low mark. */
+typedef void (*sy_drained_fn)(void *owner);
+
+struct sy_server_opts {
+	size_t max_body;		/* bytes; larger requests get 413 */
+	unsigned idle_ms;		/* keep-alive idle and head-read timeout */
+	unsigned write_ms;		/* a client not reading for this long is dropped */
+	unsigned max_conns;		/* over all servers sharing conn_count; 0: none */
+	atomic_uint *conn_count;	/* shared counter of open connections, or NULL */
+};
+
+/*
+ * Creates a server accepting on the listening socket fd (taken over) on
+ * base, calling handler with arg for each request.  Returns NULL on failure.
+ */
+struct sy_server *sy_server_new(struct event_base *base, int fd,
+    const struct sy_server_opts *opts, sy_handler_fn handler, void *arg);
+
+/* Replaces s's limits and timeouts (after a reload); open connections keep reading under the new ones. */
+void sy_server_set_opts(struct sy_server *s, const struct sy_server_opts *opts);
+
+/*
+ * Stops accepting, closes idle connections, and closes each busy one once
+ * its response ends.
+ */
+void sy_server_drain(struct sy_server *s);
+
+/* Number of open connections. */
+size_t sy_server_conns(const struct sy_server *s);
+
+/* Closes every connection (busy ones' owners are told via their gone callback) and frees s. */
+void sy_server_free(struct sy_server *s);
+
+/* Binds and listens on "host:port" with SO_REUSEPORT; returns the fd or -1 (errno set). */
+int sy_server_listen(const char *hostport);
+
+/* Sets the owner of c's current exchange and its callbacks (either may be NULL). */
+void sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
+    sy_drained_fn drained);
+
+/*
+ * Sends a whole response: status, Content-Type (NULL: none), extra header
+ * lines (each "Name: value\r\n", or NULL), and body (moved; NULL: empty).
+ * Ends the exchange.
+ */
+void sy_conn_respond(struct sy_conn *c, int status, const char *content_type,
+    const char *headers, struct evbuffer *body);
+
+/* Sends a status line and headers for a chunked (streamed) response. */
+void sy_conn_stream_start(struct sy_conn *c, int status,
+    const char *content_type, const char *headers);
+
+/* Sends data (moved) as one chunk. */
+void sy_conn_stream_write(struct sy_conn *c, struct evbuffer *data);
+
+/* Ends a streamed response; ends the exchange. */
+void sy_conn_stream_end(struct sy_conn *c);
+
+/* Ends the exchange by closing the connection (an unfinishable stream). */
+void sy_conn_abort(struct sy_conn *c);
+
+/* Bytes written but not yet sent to the client. */
+size_t sy_conn_pending(const struct sy_conn *c);
+
+/* The peer's address as text, for logs. */
+const char *sy_conn_peer(const struct sy_conn *c);
+
+#endif

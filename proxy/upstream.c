@@ -1,0 +1,625 @@
+/* The upstream client: per-worker keep-alive connection pools to backend endpoints (HTTP/1.1, TLS), one request per connection at a time. */
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "config.h"
+#include "http1.h"
+#include "upstream.h"
+#include "util.h"
+
+/* Idle connections kept per endpoint, and how long an idle one is kept. */
+#define POOL_MAX_IDLE 128
+#define POOL_IDLE_SEC 60
+
+struct upconn;
+
+/* The connections of one worker to one endpoint (by URL and TLS settings). */
+struct pool {
+	LIST_ENTRY(pool) link;
+	struct sy_upstream *u;
+	char *key;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char *host;			/* for SNI and verification */
+	char *host_header;		/* "host[:port]" */
+	SSL_CTX *ssl_ctx;		/* NULL for plain http */
+	int verify;
+	LIST_HEAD(, upconn) idle;
+	size_t nidle;
+};
+
+struct upconn {
+	struct pool *pool;
+	struct bufferevent *bev;
+	LIST_ENTRY(upconn) link;	/* in pool->idle while idle */
+	struct sy_upstream_call *call;	/* NULL while idle */
+	int reused;			/* carried a request before */
+};
+
+enum call_phase { PHASE_CONNECT, PHASE_WAIT, PHASE_READ };
+
+struct sy_upstream_call {
+	struct sy_upstream *u;
+	LIST_ENTRY(sy_upstream_call) link;
+	struct pool *pool;
+	struct upconn *conn;
+	struct sy_timeouts t;
+	struct evbuffer *request;	/* the whole request, kept for one retry */
+	struct sy_http1_msg msg;
+	struct evbuffer *data;		/* decoded body bytes for on_body */
+	const struct sy_upstream_cbs *cbs;
+	void *arg;
+	struct event *timer;
+	enum call_phase phase;
+	uint64_t t_start;
+	uint64_t t_phase;		/* start of the current phase */
+	uint64_t t_last;		/* last byte read */
+	int got_bytes;
+	int head_done;
+	int retried;
+	int paused;
+	int in_cb;
+	int cancelled;
+	char early_error[256];		/* failure found while starting */
+};
+
+struct sy_upstream {
+	struct event_base *base;
+	LIST_HEAD(, pool) pools;
+	LIST_HEAD(, sy_upstream_call) calls;
+};
+
+static void call_read_cb(struct bufferevent *bev, void *arg);
+static void call_event_cb(struct bufferevent *bev, short what, void *arg);
+static void call_start(struct sy_upstream_call *call);
+
+/* ==== Pools ==== */
+
+/* A new TLS client context verifying peers against ca_file or the system store. */
+static SSL_CTX *
+tls_context(const struct sy_endpoint *ep)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (ep->tls_verify) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		if (ep->ca_file != NULL) {
+			if (SSL_CTX_load_verify_locations(ctx, ep->ca_file,
+			    NULL) != 1)
+				sy_log(SY_LOG_WARN, "endpoint %s: cannot load CA "
+				    "file %s", ep->name, ep->ca_file);
+		} else
+			SSL_CTX_set_default_verify_paths(ctx);
+	} else
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	return ctx;
+}
+
+/* The pool for ep on u, created at first use. */
+static struct pool *
+pool_get(struct sy_upstream *u, const struct sy_endpoint *ep)
+{
+	struct pool *p;
+	char key[2048];
+	int v6 = strchr(ep->host, ':') != NULL;
+	int default_port = ep->port == (ep->tls ? 443 : 80);
+
+	snprintf(key, sizeof key, "%s|%s|%d", ep->url,
+	    ep->ca_file ? ep->ca_file : "", ep->tls_verify);
+	LIST_FOREACH(p, &u->pools, link)
+		if (strcmp(p->key, key) == 0 && p->addrlen == ep->addrlen &&
+		    memcmp(&p->addr, &ep->addr, ep->addrlen) == 0)
+			return p;
+	p = sy_xcalloc(1, sizeof *p);
+	p->u = u;
+	p->key = sy_xstrdup(key);
+	memcpy(&p->addr, &ep->addr, ep->addrlen);
+	p->addrlen = ep->addrlen;
+	p->host = sy_xstrdup(ep->host);
+	if (default_port)
+		snprintf(key, sizeof key, "%s%s%s", v6 ? "[" : "", ep->host,
+		    v6 ? "]" : "");
+	else
+		snprintf(key, sizeof key, "%s%s%s:%d", v6 ? "[" : "", ep->host,
+		    v6 ? "]" : "", ep->port);
+	p->host_header = sy_xstrdup(key);
+	p->verify = ep->tls_verify;
+	if (ep->tls)
+		p->ssl_ctx = tls_context(ep);
+	LIST_INIT(&p->idle);
+	LIST_INSERT_HEAD(&u->pools, p, link);
+	return p;
+}
+
+static void
+conn_free(struct upconn *c)
+{
+	if (c->call == NULL) {
+		LIST_REMOVE(c, link);
+		c->pool->nidle--;
+	}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* An idle connection heard something (close, error, stray bytes): drop it. */
+static void
+idle_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_free(arg);
+}
+
+static void
+idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	conn_free(arg);
+}
+
+/* Puts c back in its pool for the next request, or closes it when the pool is full. */
+static void
+conn_release(struct upconn *c)
+{
+	struct timeval idle = { POOL_IDLE_SEC, 0 };
+	struct pool *p = c->pool;
+
+	c->call = NULL;
+	if (p->nidle >= POOL_MAX_IDLE) {
+		bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
+	c->reused = 1;
+	LIST_INSERT_HEAD(&p->idle, c, link);
+	p->nidle++;
+	bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
+	bufferevent_set_timeouts(c->bev, &idle, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* A new connection to p's endpoint (connecting), or NULL. */
+static struct upconn *
+conn_new(struct pool *p)
+{
+	struct event_base *base = p->u->base;
+	struct upconn *c = sy_xcalloc(1, sizeof *c);
+	SSL *ssl;
+
+	c->pool = p;
+	if (p->ssl_ctx != NULL) {
+		if ((ssl = SSL_new(p->ssl_ctx)) == NULL)
+			goto fail;
+		SSL_set_tlsext_host_name(ssl, p->host);
+		if (p->verify)
+			SSL_set1_host(ssl, p->host);
+		c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL) {
+			SSL_free(ssl);
+			goto fail;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else if ((c->bev = bufferevent_socket_new(base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		goto fail;
+	return c;
+fail:
+	free(c);
+	return NULL;
+}
+
+/* ==== Calls ==== */
+
+/* Frees call and its connection (closed unless released before). */
+static void
+call_destroy(struct sy_upstream_call *call)
+{
+	if (call->conn != NULL) {
+		call->conn->call = NULL;
+		bufferevent_free(call->conn->bev);
+		free(call->conn);
+	}
+	LIST_REMOVE(call, link);
+	event_free(call->timer);
+	evbuffer_free(call->request);
+	evbuffer_free(call->data);
+	sy_http1_free(&call->msg);
+	free(call);
+}
+
+/* Milliseconds of the current phase's timeout. */
+static unsigned
+phase_ms(const struct sy_upstream_call *call)
+{
+	switch (call->phase) {
+	case PHASE_CONNECT:
+		return call->t.connect_ms;
+	case PHASE_WAIT:
+		return call->t.first_byte_ms;
+	default:
+		return call->t.idle_ms;
+	}
+}
+
+/* Arms the timer for the earlier of the phase's and the total deadline. */
+static void
+call_arm(struct sy_upstream_call *call)
+{
+	uint64_t now = sy_now_us(), total, phase, at;
+	struct timeval tv;
+
+	total = call->t_start + (uint64_t)call->t.total_ms * 1000;
+	phase = (call->phase == PHASE_READ ? call->t_last : call->t_phase) +
+	    (uint64_t)phase_ms(call) * 1000;
+	at = phase < total ? phase : total;
+	if (call->paused)
+		at = total;
+	at = at > now ? at - now : 0;
+	tv.tv_sec = at / 1000000;
+	tv.tv_usec = at % 1000000;
+	evtimer_add(call->timer, &tv);
+}
+
+/* Ends call with an error reported to its owner. */
+static void
+call_fail(struct sy_upstream_call *call, enum sy_upstream_error err,
+    const char *msg)
+{
+	const struct sy_upstream_cbs *cbs = call->cbs;
+	void *arg = call->arg;
+
+	call_destroy(call);
+	cbs->on_error(arg, err, msg);
+}
+
+static void
+call_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_upstream_call *call = arg;
+	uint64_t now = sy_now_us();
+	static const char *names[] = {
+		"connect timeout", "first byte timeout", "idle timeout"
+	};
+
+	if (call->early_error[0] != '\0') {
+		call_fail(call, SY_UP_CONNECT, call->early_error);
+		return;
+	}
+	if (now >= call->t_start + (uint64_t)call->t.total_ms * 1000) {
+		call_fail(call, SY_UP_TIMEOUT, "total timeout");
+		return;
+	}
+	if (!call->paused && now >= (call->phase == PHASE_READ ? call->t_last :
+	    call->t_phase) + (uint64_t)phase_ms(call) * 1000) {
+		call_fail(call, SY_UP_TIMEOUT, names[call->phase]);
+		return;
+	}
+	call_arm(call);
+}
+
+/* The response ended properly: keep the connection if it may carry another. */
+static void
+call_finish(struct sy_upstream_call *call)
+{
+	const struct sy_upstream_cbs *cbs = call->cbs;
+	struct upconn *c = call->conn;
+	void *arg = call->arg;
+
+	if (c != NULL && call->msg.keep_alive && !call->msg.until_close &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+		call->conn = NULL;
+		conn_release(c);
+	}
+	call_destroy(call);
+	cbs->on_done(arg);
+}
+
+/*
+ * Hands what was read to the owner.  Returns -1 when the call ended inside
+ * (finished, failed or cancelled), 0 to read on.
+ */
+static int
+call_deliver(struct sy_upstream_call *call)
+{
+	struct evbuffer *in = bufferevent_get_input(call->conn->bev);
+	int r;
+
+	while (!call->head_done) {
+		r = sy_http1_parse_head(&call->msg, in);
+		if (r < 0) {
+			call_fail(call, SY_UP_PROTOCOL, "invalid HTTP response");
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		if (call->msg.status >= 100 && call->msg.status < 200) {
+			sy_http1_reset(&call->msg);
+			continue;
+		}
+		call->head_done = 1;
+		if (call->msg.status == 204 || call->msg.status == 304)
+			call->msg.no_body = 1;
+		call->in_cb = 1;
+		call->cbs->on_head(call->arg, &call->msg);
+		call->in_cb = 0;
+		if (call->cancelled) {
+			call_destroy(call);
+			return -1;
+		}
+		if (call->msg.no_body) {
+			call_finish(call);
+			return -1;
+		}
+	}
+	if (call->msg.state == SY_HTTP1_DONE) {
+		call_finish(call);
+		return -1;
+	}
+	r = sy_http1_read_body(&call->msg, in, call->data);
+	if (evbuffer_get_length(call->data) > 0) {
+		call->in_cb = 1;
+		call->cbs->on_body(call->arg, call->data);
+		call->in_cb = 0;
+		if (call->cancelled) {
+			call_destroy(call);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		call_fail(call, SY_UP_PROTOCOL, "invalid HTTP response body");
+		return -1;
+	}
+	if (r == 1) {
+		call_finish(call);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+call_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct sy_upstream_call *call = arg;
+
+	call->got_bytes = 1;
+	call->t_last = sy_now_us();
+	if (call->phase != PHASE_READ) {
+		call->phase = PHASE_READ;
+		call_arm(call);
+	}
+	call_deliver(call);
+}
+
+/* Describes a connect or TLS failure into buf. */
+static const char *
+connect_error(struct bufferevent *bev, char *buf, size_t len)
+{
+	unsigned long e;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		char tls[256];
+
+		ERR_error_string_n(e, tls, sizeof tls);
+		snprintf(buf, len, "TLS handshake with backend failed: %s", tls);
+	} else
+		snprintf(buf, len, "cannot connect to backend: %s",
+		    err ? evutil_socket_error_to_string(err) : "connection closed");
+	return buf;
+}
+
+static void
+call_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sy_upstream_call *call = arg;
+	char buf[512];
+	int one = 1;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
+		    &one, sizeof one);
+		call->phase = PHASE_WAIT;
+		call->t_phase = sy_now_us();
+		call_arm(call);
+		return;
+	}
+	if (call->phase == PHASE_CONNECT) {
+		call_fail(call, SY_UP_CONNECT, connect_error(bev, buf, sizeof buf));
+		return;
+	}
+	/* Whatever is still buffered belongs to the response. */
+	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
+	    call_deliver(call) < 0)
+		return;
+	if ((what & BEV_EVENT_EOF) && call->head_done &&
+	    sy_http1_eof(&call->msg)) {
+		call_finish(call);
+		return;
+	}
+	if (!call->got_bytes && call->conn->reused && !call->retried) {
+		/* A keep-alive connection the backend closed as we reused it. */
+		call->retried = 1;
+		bufferevent_free(call->conn->bev);
+		free(call->conn);
+		call->conn = NULL;
+		call_start(call);
+		return;
+	}
+	call_fail(call, SY_UP_RESET, call->got_bytes ?
+	    "backend closed the connection before the response ended" :
+	    "backend closed the connection without answering");
+}
+
+/*
+ * Fails call from the next loop turn, so that sy_upstream_send never calls
+ * back before it returned.
+ */
+static void
+call_fail_later(struct sy_upstream_call *call, const char *msg)
+{
+	struct timeval now = { 0, 0 };
+
+	snprintf(call->early_error, sizeof call->early_error, "%s", msg);
+	evtimer_add(call->timer, &now);
+}
+
+/* Puts call on an idle connection or a new one and writes the request. */
+static void
+call_start(struct sy_upstream_call *call)
+{
+	struct pool *p = call->pool;
+	struct upconn *c = call->retried ? NULL : LIST_FIRST(&p->idle);
+
+	if (c != NULL) {
+		LIST_REMOVE(c, link);
+		p->nidle--;
+		call->phase = PHASE_WAIT;
+	} else {
+		if ((c = conn_new(p)) == NULL) {
+			call_fail_later(call, "cannot create a connection");
+			return;
+		}
+		call->phase = PHASE_CONNECT;
+	}
+	c->call = call;
+	call->conn = c;
+	call->t_phase = sy_now_us();
+	bufferevent_setcb(c->bev, call_read_cb, NULL, call_event_cb, call);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	evbuffer_add_buffer_reference(bufferevent_get_output(c->bev),
+	    call->request);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (call->phase == PHASE_CONNECT &&
+	    bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->addr,
+	    (int)p->addrlen) != 0) {
+		char buf[200];
+
+		snprintf(buf, sizeof buf, "cannot connect to backend: %s",
+		    strerror(errno));
+		c->call = NULL;
+		bufferevent_free(c->bev);
+		free(c);
+		call->conn = NULL;
+		call_fail_later(call, buf);
+		return;
+	}
+	call_arm(call);
+}
+
+struct sy_upstream_call *
+sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
+    const struct sy_timeouts *t, const char *path, const char *headers,
+    struct evbuffer *body, const struct sy_upstream_cbs *cbs, void *arg)
+{
+	struct sy_upstream_call *call = sy_xcalloc(1, sizeof *call);
+
+	call->u = u;
+	call->pool = pool_get(u, ep);
+	call->t = *t;
+	call->cbs = cbs;
+	call->arg = arg;
+	call->t_start = sy_now_us();
+	call->request = evbuffer_new();
+	call->data = evbuffer_new();
+	call->timer = evtimer_new(u->base, call_timer_cb, call);
+	sy_http1_init(&call->msg, SY_HTTP1_RESPONSE, 64 * 1024, 200);
+	evbuffer_add_printf(call->request, "POST %s%s HTTP/1.1\r\nHost: %s\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+	    ep->base_path, path, call->pool->host_header,
+	    evbuffer_get_length(body));
+	if (ep->api_key != NULL)
+		evbuffer_add_printf(call->request,
+		    "Authorization: Bearer %s\r\n", ep->api_key);
+	if (headers != NULL)
+		evbuffer_add(call->request, headers, strlen(headers));
+	evbuffer_add(call->request, "\r\n", 2);
+	evbuffer_add_buffer(call->request, body);
+	LIST_INSERT_HEAD(&u->calls, call, link);
+	call_start(call);
+	return call;
+}
+
+void
+sy_upstream_cancel(struct sy_upstream_call *call)
+{
+	if (call->in_cb)
+		call->cancelled = 1;
+	else
+		call_destroy(call);
+}
+
+void
+sy_upstream_pause(struct sy_upstream_call *call, int paused)
+{
+	if (call->conn == NULL || call->paused == paused)
+		return;
+	call->paused = paused;
+	if (paused)
+		bufferevent_disable(call->conn->bev, EV_READ);
+	else {
+		call->t_last = sy_now_us();
+		bufferevent_enable(call->conn->bev, EV_READ);
+	}
+	call_arm(call);
+}
+
+size_t
+sy_upstream_idle(const struct sy_upstream *u)
+{
+	const struct pool *p;
+	size_t n = 0;
+
+	LIST_FOREACH(p, &u->pools, link)
+		n += p->nidle;
+	return n;
+}
+
+struct sy_upstream *
+sy_upstream_new(struct event_base *base)
+{
+	struct sy_upstream *u = sy_xcalloc(1, sizeof *u);
+
+	u->base = base;
+	LIST_INIT(&u->pools);
+	LIST_INIT(&u->calls);
+	return u;
+}
+
+void
+sy_upstream_free(struct sy_upstream *u)
+{
+	struct sy_upstream_call *call;
+	struct pool *p;
+
+	while ((call = LIST_FIRST(&u->calls)) != NULL)
+		call_destroy(call);
+	while ((p = LIST_FIRST(&u->pools)) != NULL) {
+		while (!LIST_EMPTY(&p->idle))
+			conn_free(LIST_FIRST(&p->idle));
+		LIST_REMOVE(p, link);
+		if (p->ssl_ctx != NULL)
+			SSL_CTX_free(p->ssl_ctx);
+		free(p->key);
+		free(p->host);
+		free(p->host_header);
+		free(p);
+	}
+	free(u);
+}

@@ -1,0 +1,85 @@
+/* Workers: one thread each, with its own event base, listener, upstream pools and metrics shard; and the process-wide runtime they share. */
+#ifndef SY_WORKER_H
+#define SY_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct event;
+struct event_base;
+struct sy_config;
+struct sy_server;
+struct sy_upstream;
+struct sy_metrics;
+struct sy_metrics_shard;
+struct sy_accesslog;
+
+/* What every worker shares: set up by main before the workers start. */
+struct sy_runtime {
+	struct sy_metrics *metrics;
+	struct sy_accesslog *log;
+	atomic_uint conns;		/* open client connections, all workers */
+	uint32_t boot_id;		/* random, prefixes request ids */
+};
+
+struct sy_worker {
+	unsigned index;
+	struct sy_runtime *rt;
+	pthread_t thread;
+	struct event_base *base;
+	int listen_fd;
+	struct sy_server *server;
+	struct sy_upstream *upstream;
+	struct sy_metrics_shard *metrics;
+	struct sy_config *cfg;		/* snapshot new requests take */
+	uint64_t next_id;
+	atomic_int done;		/* the thread's loop has ended */
+
+	/* Mailbox from the main thread. */
+	pthread_mutex_t lock;
+	int wake_fd;			/* eventfd */
+	struct event *wake;
+	struct event *drain_timer;
+	struct sy_config *next_cfg;	/* a new snapshot to switch to */
+	int drain;			/* stop accepting, exit when idle */
+	int stop;			/* exit now */
+};
+
+/*
+ * Starts worker index on the listening socket fd (taken over) with the
+ * snapshot cfg (a reference is taken).  Returns 0, or -1 with *err.
+ */
+int sy_worker_start(struct sy_worker *w, unsigned index, struct sy_runtime *rt,
+    int fd, struct sy_config *cfg, char **err);
+
+/* Hands w a new snapshot (w takes its own reference); any thread. */
+void sy_worker_post_config(struct sy_worker *w, struct sy_config *cfg);
+
+/* Asks w to stop accepting and to exit once its requests are done. */
+void sy_worker_post_drain(struct sy_worker *w);
+
+/* Asks w to exit now, ending its requests. */
+void sy_worker_post_stop(struct sy_worker *w);
+
+/* Waits for w's thread and frees what it holds (not w itself). */
+void sy_worker_join(struct sy_worker *w);
+
+/*
+ * The request path of the client listener: called by the server for each
+ * request with the worker as arg (see proxy/pipeline.c).
+ */
+struct sy_conn;
+struct sy_http1_msg;
+struct evbuffer;
+void sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
+    struct evbuffer *body, void *arg);
+
+/*
+ * Sends an OpenAI-shaped error {"error":{"message","type","code"}} with
+ * status, on c; headers as for sy_conn_respond.
+ */
+void sy_respond_error(struct sy_conn *c, int status, const char *type,
+    const char *code, const char *message, const char *headers);
+
+#endif

@@ -1,0 +1,1572 @@
+/* Unit tests of the configuration module: loading, defaults, errors with positions, pools, lookups, snapshots. */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "config.h"
+#include "policy.h"
+#include "sy_test.h"
+
+/* A valid config in few lines; tests that need an error build their own. */
+#define MINIMAL								\
+	"{\n"								\
+	"  \"backends\": [\n"						\
+	"    {\"name\": \"sim0\", \"url\": \"http://127.0.0.1:9001/v1\"}\n" \
+	"  ],\n"							\
+	"  \"routes\": [\n"						\
+	"    {\"name\": \"chat\", \"models\": [\"m\"]}\n"		\
+	"  ]\n"								\
+	"}\n"
+
+/* Loads text as "t.json"; returns the snapshot, or NULL after printing why. */
+static struct sy_config *
+load(const char *text)
+{
+	struct sy_config *cfg;
+	char *err;
+
+	if (sy_config_load_string(text, "t.json", &cfg, &err) != 0) {
+		printf("# unexpected error: %s\n", err);
+		free(err);
+		return NULL;
+	}
+	return cfg;
+}
+
+/* Loads text as "t.json" expecting an error; returns it (malloc'd) or NULL. */
+static char *
+load_error(const char *text)
+{
+	struct sy_config *cfg;
+	char *err = NULL;
+
+	if (sy_config_load_string(text, "t.json", &cfg, &err) == 0) {
+		printf("# loaded, but an error was expected\n");
+		sy_config_unref(cfg);
+		return NULL;
+	}
+	if (cfg != NULL)
+		printf("# a failed load left a snapshot\n");
+	return err;
+}
+
+/* Checks that text fails to load with exactly the error want. */
+static void
+check_error(const char *text, const char *want)
+{
+	char *err = load_error(text);
+
+	SY_CHECK_STR(err, want);
+	free(err);
+}
+
+/* Checks that text fails to load with an error that starts with want. */
+static void
+check_error_prefix(const char *text, const char *want)
+{
+	char *err = load_error(text);
+
+	SY_CHECK(err != NULL && strncmp(err, want, strlen(want)) == 0);
+	if (err != NULL && strncmp(err, want, strlen(want)) != 0)
+		printf("# got \"%s\"\n# expected a prefix \"%s\"\n", err, want);
+	free(err);
+}
+
+/* The names of pool's endpoints, comma separated, into buf. */
+static const char *
+pool_names(const struct sy_pool *pool, char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; pool != NULL && i < pool->nendpoints && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+		    i ? "," : "", pool->endpoints[i]->name);
+	return buf;
+}
+
+/* ==== Loading ==== */
+
+SY_TEST(default_config_file_loads)
+{
+	const char *src = getenv("SY_SRCDIR");
+	struct sy_config *cfg = NULL;
+	struct sy_route *chat;
+	char path[4096], *err = NULL, buf[64];
+
+	snprintf(path, sizeof path, "%s/conf/switchyard.json", src ? src : ".");
+	SY_CHECK_INT(sy_config_load_file(path, &cfg, &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	SY_CHECK_STR(cfg->path, path);
+	SY_CHECK_STR(cfg->listen, "127.0.0.1:8080");
+	SY_CHECK_STR(cfg->admin, "127.0.0.1:8081");
+	SY_CHECK_STR(cfg->access_log, "stdout");
+	SY_CHECK_INT(cfg->nendpoints, 2);
+	SY_CHECK_STR(cfg->endpoints[0].name, "sim0");
+	SY_CHECK_INT(cfg->endpoints[0].port, 9001);
+	SY_CHECK_STR(cfg->endpoints[1].name, "sim1");
+	SY_CHECK_INT(cfg->endpoints[1].port, 9002);
+	SY_CHECK_INT(cfg->nroutes, 1);
+	chat = sy_config_route(cfg, "gpt-4o");
+	SY_CHECK(chat == &cfg->routes[0]);
+	SY_CHECK_STR(cfg->routes[0].name, "chat");
+	SY_CHECK(sy_config_route(cfg, "gpt-4o-mini") == chat);
+	SY_CHECK(sy_config_route(cfg, "llama-3-8b") == chat);
+	SY_CHECK(sy_config_route(cfg, "qwen2-7b") == chat);
+	SY_CHECK(sy_config_route(cfg, "mistral-7b") == NULL);
+	SY_CHECK_STR(pool_names(sy_route_pool(chat, "llama-3-8b"), buf,
+	    sizeof buf), "sim0,sim1");
+	SY_CHECK_STR(pool_names(sy_route_pool(chat, "qwen2-7b"), buf,
+	    sizeof buf), "sim0,sim1");
+	SY_CHECK(sy_config_price(cfg, "llama-3-8b") != NULL);
+	SY_CHECK(sy_config_price(cfg, "qwen2-7b") != NULL);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(default_config_aliases_map_to_served_models)
+{
+	const char *src = getenv("SY_SRCDIR");
+	struct sy_config *cfg = NULL;
+	const struct sy_route *r;
+	char path[4096], *err = NULL;
+	size_t i;
+	int mini = 0, full = 0;
+
+	snprintf(path, sizeof path, "%s/conf/switchyard.json", src ? src : ".");
+	if (sy_config_load_file(path, &cfg, &err) != 0) {
+		SY_CHECK_STR(err, "");
+		free(err);
+		return;
+	}
+	r = &cfg->routes[0];
+	SY_CHECK_INT(r->naliases, 2);
+	for (i = 0; i < r->naliases; i++) {
+		if (strcmp(r->aliases[i].from, "gpt-4o-mini") == 0)
+			mini = strcmp(r->aliases[i].to, "llama-3-8b") == 0;
+		if (strcmp(r->aliases[i].from, "gpt-4o") == 0)
+			full = strcmp(r->aliases[i].to, "qwen2-7b") == 0;
+	}
+	SY_CHECK(mini);
+	SY_CHECK(full);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(example_config_is_valid_apart_from_name_resolution)
+{
+	const char *src = getenv("SY_SRCDIR");
+	struct sy_config *cfg = NULL;
+	char path[4096], *err = NULL, *line;
+
+	snprintf(path, sizeof path, "%s/conf/examples/aliases.json",
+	    src ? src : ".");
+	setenv("OPENAI_API_KEY", "sk-example", 1);
+	if (sy_config_load_file(path, &cfg, &err) == 0) {
+		SY_CHECK_INT(cfg->nroutes, 2);
+		SY_CHECK(cfg->routes[1].wildcard);
+		SY_CHECK_INT(cfg->endpoints[2].port, 443);
+		SY_CHECK_STR(cfg->endpoints[2].api_key, "sk-example");
+		sy_config_unref(cfg);
+	} else {
+		/* Offline, api.openai.com does not resolve: only that may fail. */
+		for (line = strtok(err, "\n"); line != NULL;
+		    line = strtok(NULL, "\n")) {
+			SY_CHECK(strstr(line, ": backends[2].url: cannot "
+			    "resolve \"api.openai.com\"") != NULL);
+			printf("# %s\n", line);
+		}
+		free(err);
+	}
+	unsetenv("OPENAI_API_KEY");
+}
+
+SY_TEST(unreadable_file_reports_path_and_reason)
+{
+	struct sy_config *cfg;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_load_file("/nonexistent/sy.json", &cfg, &err),
+	    -1);
+	SY_CHECK(cfg == NULL);
+	SY_CHECK_STR(err, "/nonexistent/sy.json: cannot read: No such file or "
+	    "directory");
+	free(err);
+}
+
+SY_TEST(file_errors_name_the_file)
+{
+	char path[] = "/tmp/sy-test-config-XXXXXX", want[128];
+	struct sy_config *cfg;
+	char *err = NULL;
+	FILE *f;
+	int fd;
+
+	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		SY_CHECK(0);
+		return;
+	}
+	fputs("{\n  \"workers\": -1,\n  \"backends\": [{\"name\": \"a\", "
+	    "\"url\": \"http://127.0.0.1:9001\"}],\n  \"routes\": "
+	    "[{\"name\": \"r\", \"models\": [\"*\"]}]\n}\n", f);
+	fclose(f);
+	SY_CHECK_INT(sy_config_load_file(path, &cfg, &err), -1);
+	snprintf(want, sizeof want, "%s:2:3: workers: must be from 0 to 256, "
+	    "got -1", path);
+	SY_CHECK_STR(err, want);
+	free(err);
+	unlink(path);
+}
+
+/* ==== Comments ==== */
+
+SY_TEST(hash_and_slash_comments_are_ignored)
+{
+	struct sy_config *cfg = load(
+	    "# a hash comment before everything\n"
+	    "{\n"
+	    "  // a slash comment\n"
+	    "  \"workers\": 3, # after a value\n"
+	    "  \"backends\": [ // after a bracket\n"
+	    "    {\"name\": \"sim0\", \"url\": \"http://127.0.0.1:9001/v1\"}\n"
+	    "  ],\n"
+	    "  \"routes\": [{\"name\": \"chat\", \"models\": [\"m\"]}]\n"
+	    "}\n"
+	    "// and after everything");
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(cfg->workers, 3);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(comment_markers_inside_strings_are_kept)
+{
+	struct sy_config *cfg = load(
+	    "{\n"
+	    "  \"access_log\": \"/tmp/a#b//c \\\"q\\\" # d.log\",\n"
+	    "  \"backends\": [\n"
+	    "    {\"name\": \"sim0\", \"url\": \"http://127.0.0.1:9001/v1\"}\n"
+	    "  ],\n"
+	    "  \"routes\": [{\"name\": \"chat\", \"models\": [\"m#1//x\"]}]\n"
+	    "}\n");
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->access_log, "/tmp/a#b//c \"q\" # d.log");
+	SY_CHECK_STR(cfg->endpoints[0].url, "http://127.0.0.1:9001/v1");
+	SY_CHECK_STR(cfg->routes[0].models[0], "m#1//x");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(comments_keep_error_positions)
+{
+	check_error(
+	    "// día: a comment with a multi-byte character\n"
+	    "{ # another\n"
+	    "  // the next line is wrong\n"
+	    "  \"wokers\": 3,\n"
+	    "  \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
+	    "}\n",
+	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
+	    "admin, workers, access_log, timeouts, limits, backends, routes, "
+	    "prices");
+}
+
+SY_TEST(positions_count_characters_not_bytes)
+{
+	check_error(
+	    "{\"access_log\": \"é\", \"x\": 1,\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
+	    "workers, access_log, timeouts, limits, backends, routes, prices");
+}
+
+/* ==== Defaults ==== */
+
+SY_TEST(omitted_keys_take_their_defaults)
+{
+	struct sy_config *cfg = load(MINIMAL);
+	const struct sy_endpoint *ep;
+	const struct sy_route *r;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK(cfg->path == NULL);
+	SY_CHECK_STR(cfg->listen, "127.0.0.1:8080");
+	SY_CHECK_STR(cfg->admin, "127.0.0.1:8081");
+	SY_CHECK_INT(cfg->workers, 0);
+	SY_CHECK_STR(cfg->access_log, "stdout");
+	SY_CHECK_INT(cfg->timeouts.connect_ms, 5000);
+	SY_CHECK_INT(cfg->timeouts.first_byte_ms, 300000);
+	SY_CHECK_INT(cfg->timeouts.idle_ms, 60000);
+	SY_CHECK_INT(cfg->timeouts.total_ms, 600000);
+	SY_CHECK_INT(cfg->timeouts.drain_ms, 30000);
+	SY_CHECK_INT(cfg->limits.max_body_bytes, 8388608);
+	SY_CHECK_INT(cfg->limits.max_json_depth, 64);
+	SY_CHECK_INT(cfg->limits.max_connections, 4096);
+	ep = &cfg->endpoints[0];
+	SY_CHECK(ep->kind == sy_backend_kind_find("openai"));
+	SY_CHECK_INT(ep->nmodels, 0);
+	SY_CHECK_INT(ep->weight, 1);
+	SY_CHECK_INT(ep->max_concurrency, 0);
+	SY_CHECK(ep->api_key_env == NULL);
+	SY_CHECK(ep->api_key == NULL);
+	SY_CHECK(ep->ca_file == NULL);
+	SY_CHECK_INT(ep->tls_verify, 1);
+	SY_CHECK_INT(ep->tls, 0);
+	r = &cfg->routes[0];
+	SY_CHECK(r->policy == sy_route_policy_find("round_robin"));
+	SY_CHECK(r->selection == sy_select_policy_find("alias"));
+	SY_CHECK(json_is_object(r->policy_params) &&
+	    json_object_size(r->policy_params) == 0);
+	SY_CHECK(json_is_object(r->selection_params) &&
+	    json_object_size(r->selection_params) == 0);
+	SY_CHECK_INT(r->naliases, 0);
+	SY_CHECK_INT(r->nendpoints, 1);
+	SY_CHECK_INT(cfg->nprices, 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(every_setting_is_read)
+{
+	struct sy_config *cfg = load(
+	    "{\n"
+	    "  \"listen\": \"127.0.0.1:9090\", \"admin\": \"127.0.0.1:9091\",\n"
+	    "  \"workers\": 256, \"access_log\": \"off\",\n"
+	    "  \"timeouts\": {\"connect_ms\": 1, \"first_byte_ms\": 2,\n"
+	    "    \"idle_ms\": 3, \"total_ms\": 4, \"drain_ms\": 0},\n"
+	    "  \"limits\": {\"max_body_bytes\": 1024, \"max_json_depth\": 8,\n"
+	    "    \"max_connections\": 10},\n"
+	    "  \"backends\": [{\"name\": \"a.b_c-1\", \"url\": "
+	    "\"http://127.0.0.1:9001/v1\",\n"
+	    "    \"kind\": \"openai\", \"models\": [\"m\"], \"weight\": 0,\n"
+	    "    \"max_concurrency\": 7}],\n"
+	    "  \"routes\": [{\"name\": \"chat\", \"models\": [\"m\"],\n"
+	    "    \"policy\": {\"name\": \"round_robin\"}, \"selection\": "
+	    "\"alias\"}]\n"
+	    "}\n");
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->listen, "127.0.0.1:9090");
+	SY_CHECK_STR(cfg->admin, "127.0.0.1:9091");
+	SY_CHECK_INT(cfg->workers, 256);
+	SY_CHECK_STR(cfg->access_log, "off");
+	SY_CHECK_INT(cfg->timeouts.connect_ms, 1);
+	SY_CHECK_INT(cfg->timeouts.first_byte_ms, 2);
+	SY_CHECK_INT(cfg->timeouts.idle_ms, 3);
+	SY_CHECK_INT(cfg->timeouts.total_ms, 4);
+	SY_CHECK_INT(cfg->timeouts.drain_ms, 0);
+	SY_CHECK_INT(cfg->limits.max_body_bytes, 1024);
+	SY_CHECK_INT(cfg->limits.max_json_depth, 8);
+	SY_CHECK_INT(cfg->limits.max_connections, 10);
+	SY_CHECK_STR(cfg->endpoints[0].name, "a.b_c-1");
+	SY_CHECK_INT(cfg->endpoints[0].nmodels, 1);
+	SY_CHECK_INT(cfg->endpoints[0].weight, 0);
+	SY_CHECK_INT(cfg->endpoints[0].max_concurrency, 7);
+	SY_CHECK(cfg->routes[0].policy == sy_route_policy_find("round_robin"));
+	SY_CHECK_INT(json_object_size(cfg->routes[0].policy_params), 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(admin_null_disables_the_admin_listener)
+{
+	struct sy_config *cfg = load(
+	    "{\"admin\": null, \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}], \"routes\": [{\"name\": \"r\", "
+	    "\"models\": [\"*\"]}]}");
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK(cfg->admin == NULL);
+	sy_config_unref(cfg);
+}
+
+/* ==== Syntax and structure errors ==== */
+
+SY_TEST(syntax_error_reports_jansson_position)
+{
+	check_error(
+	    "{\n"
+	    "  \"listen\": \"127.0.0.1:8080\",\n"
+	    "  \"workers\": 1,,\n"
+	    "}\n",
+	    "t.json:3:16: string or '}' expected near ','");
+}
+
+SY_TEST(duplicate_keys_are_rejected)
+{
+	check_error(
+	    "{\n"
+	    "  \"workers\": 1,\n"
+	    "  \"workers\": 2\n"
+	    "}\n",
+	    "t.json:3:11: duplicate object key near '\"workers\"'");
+}
+
+SY_TEST(top_level_must_be_an_object)
+{
+	check_error("  [1]", "t.json:1:3: the top level must be an object, "
+	    "not an array");
+}
+
+SY_TEST(missing_backends_is_reported_at_the_top_level)
+{
+	check_error(
+	    "\n"
+	    "  {\"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
+	    "t.json:2:3: backends: required key is missing; list at least "
+	    "one backend");
+}
+
+SY_TEST(empty_backends_is_rejected)
+{
+	check_error(
+	    "{\"backends\": [], \"routes\": [{\"name\": \"r\", \"models\": "
+	    "[\"*\"]}]}",
+	    "t.json:1:2: backends: must list at least one backend");
+}
+
+SY_TEST(missing_routes_is_rejected)
+{
+	check_error(
+	    "{\"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}]}",
+	    "t.json:1:1: routes: required key is missing; list at least one "
+	    "route");
+}
+
+SY_TEST(wrong_type_names_the_expected_type)
+{
+	check_error(
+	    "{\n"
+	    "  \"workers\": \"4\",\n"
+	    "  \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
+	    "}\n",
+	    "t.json:2:3: workers: expected an integer, got a string");
+}
+
+SY_TEST(integer_out_of_range_is_rejected)
+{
+	check_error(
+	    "{\n"
+	    "  \"workers\": 257,\n"
+	    "  \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
+	    "}\n",
+	    "t.json:2:3: workers: must be from 0 to 256, got 257");
+}
+
+SY_TEST(zero_timeout_is_rejected)
+{
+	check_error_prefix(
+	    "{\"timeouts\": {\"idle_ms\": 0}, \"backends\": [{\"name\": \"a\", "
+	    "\"url\": \"http://127.0.0.1:9001\"}], \"routes\": [{\"name\": "
+	    "\"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:15: timeouts.idle_ms: must be from 1 to 86400000, got 0");
+}
+
+SY_TEST(unknown_keys_are_rejected_at_every_level)
+{
+	check_error(
+	    "{\n"
+	    "  \"extra\": true,\n"
+	    "  \"timeouts\": {\"connect\": 1},\n"
+	    "  \"limits\": {\"max_body\": 1},\n"
+	    "  \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"https://127.0.0.1:9443/v1\", \"modles\": [],\n"
+	    "                \"tls\": {\"verfy\": true}}],\n"
+	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"m\"], \"polcy\": "
+	    "\"x\"}],\n"
+	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
+	    "}\n",
+	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
+	    "workers, access_log, timeouts, limits, backends, routes, prices\n"
+	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
+	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms\n"
+	    "t.json:4:14: limits.max_body: unknown key \"max_body\"; known: "
+	    "max_body_bytes, max_json_depth, max_connections\n"
+	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
+	    "name, url, kind, models, weight, max_concurrency, api_key_env, "
+	    "tls\n"
+	    "t.json:6:25: backends[0].tls.verfy: unknown key \"verfy\"; known: "
+	    "ca_file, verify\n"
+	    "t.json:7:45: routes[0].polcy: unknown key \"polcy\"; known: name, "
+	    "models, aliases, backends, policy, selection\n"
+	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
+	    "output, cached_input");
+}
+
+SY_TEST(several_errors_are_reported_in_file_order)
+{
+	check_error(
+	    "{\n"
+	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"m\"],\n"
+	    "              \"backends\": [\"nope\"]}],\n"
+	    "  \"workers\": -5,\n"
+	    "  \"backends\": [{\"name\": \"a b\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}]\n"
+	    "}\n",
+	    "t.json:3:28: routes[0].backends[0]: unknown backend \"nope\"; "
+	    "known: a b\n"
+	    "t.json:4:3: workers: must be from 0 to 256, got -5\n"
+	    "t.json:5:17: backends[0].name: invalid name \"a b\": use letters, "
+	    "digits, '_', '.' and '-'");
+}
+
+/* ==== Listen and admin ==== */
+
+SY_TEST(listen_without_port_is_rejected)
+{
+	check_error(
+	    "{\"listen\": \"localhost\", \"backends\": [{\"name\": \"a\", "
+	    "\"url\": \"http://127.0.0.1:9001\"}], \"routes\": [{\"name\": "
+	    "\"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:2: listen: expected HOST:PORT or [IPv6]:PORT");
+}
+
+SY_TEST(listen_accepts_ipv6_in_brackets)
+{
+	struct sy_config *cfg = load(
+	    "{\"listen\": \"[::1]:8080\", \"backends\": [{\"name\": \"a\", "
+	    "\"url\": \"http://127.0.0.1:9001\"}], \"routes\": [{\"name\": "
+	    "\"r\", \"models\": [\"*\"]}]}");
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	SY_CHECK(cfg != NULL);
+	sy_config_unref(cfg);
+	SY_CHECK_INT(sy_config_parse_hostport("[::1]:8080", &ss, &len), 0);
+	SY_CHECK_INT(ss.ss_family, AF_INET6);
+	SY_CHECK_INT(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8080);
+}
+
+SY_TEST(parse_hostport_rejects_malformed_addresses)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	SY_CHECK_INT(sy_config_parse_hostport("127.0.0.1:8080", &ss, &len), 0);
+	SY_CHECK_INT(ss.ss_family, AF_INET);
+	SY_CHECK_INT(sy_config_parse_hostport("127.0.0.1", &ss, &len), -1);
+	SY_CHECK_INT(sy_config_parse_hostport("::1:8080", &ss, &len), -1);
+	SY_CHECK_INT(sy_config_parse_hostport("[::1:8080", &ss, &len), -1);
+	SY_CHECK_INT(sy_config_parse_hostport("127.0.0.1:0", &ss, &len), -1);
+	SY_CHECK_INT(sy_config_parse_hostport("127.0.0.1:65536", &ss, &len),
+	    -1);
+	SY_CHECK_INT(sy_config_parse_hostport(":8080", &ss, &len), -1);
+}
+
+SY_TEST(admin_must_not_share_the_listen_address)
+{
+	check_error(
+	    "{\"listen\": \"127.0.0.1:9000\", \"admin\": \"127.0.0.1:9000\",\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}], \"routes\": [{\"name\": \"r\", "
+	    "\"models\": [\"*\"]}]}",
+	    "t.json:1:30: admin: the admin listener needs an address of its "
+	    "own; listen is 127.0.0.1:9000 too");
+}
+
+/* ==== Backends ==== */
+
+/* A config whose one backend is the text backend (on line 3, column 5). */
+#define WITH_BACKEND(backend)						\
+	"{\n"								\
+	"  \"backends\": [\n"						\
+	"    " backend "\n"						\
+	"  ],\n"							\
+	"  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"	\
+	"}\n"
+
+SY_TEST(backend_without_name_is_reported_at_the_backend)
+{
+	check_error(WITH_BACKEND("{\"url\": \"http://127.0.0.1:9001\"}"),
+	    "t.json:3:5: backends[0].name: required key is missing");
+}
+
+SY_TEST(duplicate_backend_names_are_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1:9001\"},\n"
+	    "    {\"name\": \"a\", \"url\": \"http://127.0.0.1:9002\"}"),
+	    "t.json:4:6: backends[1].name: duplicate backend name \"a\" (also "
+	    "backends[0])");
+}
+
+SY_TEST(url_with_unsupported_scheme_is_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"ftp://127.0.0.1/v1\"}"),
+	    "t.json:3:19: backends[0].url: unsupported scheme \"ftp\"; use "
+	    "http or https");
+}
+
+SY_TEST(url_without_scheme_is_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"127.0.0.1:9001/v1\"}"),
+	    "t.json:3:19: backends[0].url: expected an http:// or https:// "
+	    "URL");
+}
+
+SY_TEST(url_with_user_info_is_rejected)
+{
+	check_error_prefix(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://me:pw@127.0.0.1/v1\"}"),
+	    "t.json:3:19: backends[0].url: user info (user@host) is not "
+	    "allowed in the URL");
+}
+
+SY_TEST(url_with_query_or_fragment_is_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1/v1?x=1\"}"),
+	    "t.json:3:19: backends[0].url: a base URL has no query or "
+	    "fragment");
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1/v1#top\"}"),
+	    "t.json:3:19: backends[0].url: a base URL has no query or "
+	    "fragment");
+}
+
+SY_TEST(url_with_empty_host_is_rejected)
+{
+	check_error(WITH_BACKEND("{\"name\": \"a\", \"url\": \"http:///v1\"}"),
+	    "t.json:3:19: backends[0].url: the host is empty");
+}
+
+SY_TEST(url_with_bad_port_is_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1:70000/v1\"}"),
+	    "t.json:3:19: backends[0].url: the port must be from 1 to 65535");
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1:80a/v1\"}"),
+	    "t.json:3:19: backends[0].url: the port must be a number");
+}
+
+SY_TEST(url_host_that_does_not_resolve_is_rejected)
+{
+	check_error_prefix(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://nonexistent.invalid:9001\"}"),
+	    "t.json:3:19: backends[0].url: cannot resolve "
+	    "\"nonexistent.invalid\": ");
+}
+
+SY_TEST(url_parts_are_split)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://localhost:8000/api/v1//\"}"));
+	const struct sy_endpoint *ep;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	ep = &cfg->endpoints[0];
+	SY_CHECK_STR(ep->url, "http://localhost:8000/api/v1//");
+	SY_CHECK_INT(ep->tls, 0);
+	SY_CHECK_STR(ep->host, "localhost");
+	SY_CHECK_INT(ep->port, 8000);
+	SY_CHECK_STR(ep->base_path, "/api/v1");
+	SY_CHECK(ep->addrlen > 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(url_without_path_has_empty_base_path)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1\"}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->endpoints[0].base_path, "");
+	SY_CHECK_INT(cfg->endpoints[0].port, 80);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(https_url_defaults_to_port_443)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"HTTPS://127.0.0.1/v1\"}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(cfg->endpoints[0].tls, 1);
+	SY_CHECK_INT(cfg->endpoints[0].port, 443);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(ipv6_url_host_is_kept_without_brackets)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://[::1]:9001/v1\"}"));
+	const struct sy_endpoint *ep;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	ep = &cfg->endpoints[0];
+	SY_CHECK_STR(ep->host, "::1");
+	SY_CHECK_INT(ep->port, 9001);
+	SY_CHECK_STR(ep->base_path, "/v1");
+	SY_CHECK_INT(ep->addr.ss_family, AF_INET6);
+	SY_CHECK_INT(ntohs(((const struct sockaddr_in6 *)&ep->addr)->sin6_port),
+	    9001);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(ipv6_url_needs_an_ipv6_literal_in_brackets)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://[nope]:9001/v1\"}"),
+	    "t.json:3:19: backends[0].url: invalid IPv6 address \"nope\"");
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://::1:9001/v1\"}"),
+	    "t.json:3:19: backends[0].url: an IPv6 address must be in "
+	    "brackets, as in [::1]:8080");
+}
+
+SY_TEST(unknown_backend_kind_lists_the_known_kinds)
+{
+	char names[256], want[512];
+
+	sy_backend_kind_names(names, sizeof names);
+	snprintf(want, sizeof want, "t.json:3:46: backends[0].kind: unknown "
+	    "backend kind \"tgi2\"; known: %s", names);
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1\", \"kind\": "
+	    "\"tgi2\"}"), want);
+}
+
+SY_TEST(backend_models_cannot_be_a_wildcard)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1\", \"models\": "
+	    "[\"*\"]}"),
+	    "t.json:3:57: backends[0].models[0]: \"*\" is for routes; to "
+	    "serve any model, leave \"models\" out");
+}
+
+SY_TEST(negative_weight_is_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1\", \"weight\": -1}"),
+	    "t.json:3:46: backends[0].weight: must be from 0 to 1000000, "
+	    "got -1");
+}
+
+SY_TEST(api_key_in_the_file_is_rejected_with_a_hint)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1\", \"api_key\": "
+	    "\"sk-123\"}"),
+	    "t.json:3:47: backends[0].api_key: an API key does not belong in "
+	    "the config file; put it in an environment variable and name "
+	    "that in \"api_key_env\"");
+}
+
+SY_TEST(api_key_env_reads_the_key_at_load)
+{
+	struct sy_config *cfg;
+
+	setenv("SY_TEST_KEY", "sk-test-123", 1);
+	cfg = load(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1\", \"api_key_env\": "
+	    "\"SY_TEST_KEY\"}"));
+	unsetenv("SY_TEST_KEY");
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->endpoints[0].api_key_env, "SY_TEST_KEY");
+	SY_CHECK_STR(cfg->endpoints[0].api_key, "sk-test-123");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(api_key_env_unset_is_rejected)
+{
+	unsetenv("SY_TEST_KEY_UNSET");
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1\", \"api_key_env\": "
+	    "\"SY_TEST_KEY_UNSET\"}"),
+	    "t.json:3:47: backends[0].api_key_env: environment variable "
+	    "SY_TEST_KEY_UNSET is not set");
+}
+
+SY_TEST(api_key_env_empty_is_rejected)
+{
+	setenv("SY_TEST_KEY_EMPTY", "", 1);
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1\", \"api_key_env\": "
+	    "\"SY_TEST_KEY_EMPTY\"}"),
+	    "t.json:3:47: backends[0].api_key_env: environment variable "
+	    "SY_TEST_KEY_EMPTY is empty");
+	unsetenv("SY_TEST_KEY_EMPTY");
+}
+
+SY_TEST(tls_settings_are_read_for_https)
+{
+	const char *src = getenv("SY_SRCDIR");
+	char text[1024], ca[512];
+	struct sy_config *cfg;
+
+	snprintf(ca, sizeof ca, "%s/conf/switchyard.json", src ? src : ".");
+	snprintf(text, sizeof text, WITH_BACKEND("{\"name\": \"a\", \"url\": "
+	    "\"https://127.0.0.1\", \"tls\": {\"ca_file\": \"%s\", "
+	    "\"verify\": false}}"), ca);
+	cfg = load(text);
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->endpoints[0].ca_file, ca);
+	SY_CHECK_INT(cfg->endpoints[0].tls_verify, 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tls_settings_on_an_http_url_are_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1\", \"tls\": "
+	    "{\"verify\": false}}"),
+	    "t.json:3:46: backends[0].tls: tls settings apply only to https "
+	    "URLs");
+}
+
+SY_TEST(unreadable_ca_file_is_rejected)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1\", \"tls\": "
+	    "{\"ca_file\": \"/nonexistent/ca.pem\"}}"),
+	    "t.json:3:55: backends[0].tls.ca_file: cannot read "
+	    "\"/nonexistent/ca.pem\": No such file or directory");
+}
+
+/* ==== Routes ==== */
+
+/* Two backends: a serves m1, b serves m1 and m2; then the routes. */
+#define WITH_ROUTES(routes)						\
+	"{\n"								\
+	"  \"backends\": [\n"						\
+	"    {\"name\": \"a\", \"url\": \"http://127.0.0.1:9001\", "	\
+	"\"models\": [\"m1\"]},\n"					\
+	"    {\"name\": \"b\", \"url\": \"http://127.0.0.1:9002\", "	\
+	"\"models\": [\"m1\", \"m2\"]}\n"				\
+	"  ],\n"							\
+	"  \"routes\": [\n"						\
+	"    " routes "\n"						\
+	"  ]\n"								\
+	"}\n"
+
+SY_TEST(route_without_models_is_rejected)
+{
+	check_error(WITH_ROUTES("{\"name\": \"r\"}"),
+	    "t.json:7:5: routes[0].models: required key is missing; list at "
+	    "least one model (or \"*\")");
+	check_error(WITH_ROUTES("{\"name\": \"r\", \"models\": []}"),
+	    "t.json:7:19: routes[0].models: must list at least one model (or "
+	    "\"*\")");
+}
+
+SY_TEST(duplicate_route_names_are_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"]},\n"
+	    "    {\"name\": \"r\", \"models\": [\"m2\"]}"),
+	    "t.json:8:6: routes[1].name: duplicate route name \"r\" (also "
+	    "routes[0])");
+}
+
+SY_TEST(wildcard_must_be_alone_in_its_route)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\", \"*\"]}"),
+	    "t.json:7:36: routes[0].models[1]: \"*\" must be the only model "
+	    "of a wildcard route");
+}
+
+SY_TEST(only_one_wildcard_route_is_allowed)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"*\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"*\"]}"),
+	    "t.json:8:30: routes[1].models[0]: only one route may be a "
+	    "wildcard; routes[0] is one already");
+}
+
+SY_TEST(model_served_by_two_routes_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\", \"m1\"]}"),
+	    "t.json:8:36: routes[1].models[1]: model \"m1\" is already served "
+	    "by route \"r\"");
+}
+
+SY_TEST(model_no_backend_serves_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\", \"m3\"]}"),
+	    "t.json:7:36: routes[0].models[1]: no backend serves model \"m3\"");
+}
+
+SY_TEST(model_no_listed_backend_serves_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\", \"m2\"], \"backends\": "
+	    "[\"a\"]}"),
+	    "t.json:7:36: routes[0].models[1]: no backend of this route "
+	    "serves model \"m2\"");
+}
+
+SY_TEST(route_backend_must_exist)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"backends\": [\"a\", "
+	    "\"c\"]}"),
+	    "t.json:7:55: routes[0].backends[1]: unknown backend \"c\"; known: "
+	    "a, b");
+}
+
+SY_TEST(route_backend_listed_twice_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"backends\": [\"a\", "
+	    "\"a\"]}"),
+	    "t.json:7:55: routes[0].backends[1]: backend \"a\" is listed "
+	    "twice");
+}
+
+SY_TEST(route_backend_serving_none_of_its_models_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m2\"], \"backends\": [\"b\", "
+	    "\"a\"]}"),
+	    "t.json:7:55: routes[0].backends[1]: backend \"a\" serves none of "
+	    "this route's models");
+}
+
+SY_TEST(alias_equal_to_a_served_model_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"aliases\": {\"m1\": "
+	    "\"m2\"}}"),
+	    "t.json:8:49: routes[1].aliases.m1: alias \"m1\" is a model served "
+	    "by route \"r\"");
+}
+
+SY_TEST(alias_defined_by_two_routes_is_rejected)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"aliases\": {\"x\": "
+	    "\"m1\"}},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"aliases\": {\"x\": "
+	    "\"m2\"}}"),
+	    "t.json:8:49: routes[1].aliases.x: alias \"x\" is already an alias "
+	    "in route \"r\"");
+}
+
+SY_TEST(alias_target_must_be_a_model_of_the_route)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"aliases\": {\"x\": "
+	    "\"m1\"}}"),
+	    "t.json:8:49: routes[1].aliases.x: \"m1\" is not a model of this "
+	    "route");
+}
+
+SY_TEST(wildcard_route_cannot_have_aliases)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"*\"], \"aliases\": {\"x\": "
+	    "\"y\"}}"),
+	    "t.json:7:36: routes[0].aliases: a wildcard route has no aliases: "
+	    "it sends every model name on unchanged");
+}
+
+SY_TEST(alias_keys_that_need_quoting_get_a_quoted_path)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"aliases\": "
+	    "{\"gpt-4.1\": \"m9\"}}"),
+	    "t.json:7:49: routes[0].aliases[\"gpt-4.1\"]: \"m9\" is not a "
+	    "model of this route");
+}
+
+SY_TEST(unknown_policy_lists_the_known_policies)
+{
+	char names[256], want[512];
+
+	sy_route_policy_names(names, sizeof names);
+	snprintf(want, sizeof want, "t.json:8:37: routes[1].policy: unknown "
+	    "policy \"fastest\"; known: %s", names);
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"policy\": "
+	    "\"fastest\"}"), want);
+}
+
+SY_TEST(unknown_policy_in_object_form_points_at_its_name)
+{
+	char names[256], want[512];
+
+	sy_route_policy_names(names, sizeof names);
+	snprintf(want, sizeof want, "t.json:7:48: routes[0].policy.name: "
+	    "unknown policy \"fastest\"; known: %s", names);
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"policy\": {\"name\": "
+	    "\"fastest\"}}"), want);
+}
+
+SY_TEST(policy_object_needs_a_name)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"policy\": {\"x\": 1}}"),
+	    "t.json:7:37: routes[0].policy.name: required key is missing");
+}
+
+SY_TEST(policy_parameters_reach_the_policy)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"policy\": {\"name\": "
+	    "\"round_robin\", \"x\": 1}}"),
+	    "t.json:7:37: routes[0].policy: round_robin takes no parameters");
+}
+
+SY_TEST(unknown_selection_policy_lists_the_known_ones)
+{
+	char names[256], want[512];
+
+	sy_select_policy_names(names, sizeof names);
+	snprintf(want, sizeof want, "t.json:7:37: routes[0].selection: "
+	    "unknown selection policy \"best\"; known: %s", names);
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"selection\": \"best\"}"),
+	    want);
+}
+
+SY_TEST(selection_parameters_reach_the_policy)
+{
+	check_error_prefix(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"selection\": "
+	    "{\"name\": \"alias\", \"x\": 1}}"),
+	    "t.json:7:37: routes[0].selection: alias takes no parameters");
+}
+
+/* ==== Pools and lookups ==== */
+
+SY_TEST(pools_hold_the_backends_serving_each_model)
+{
+	struct sy_config *cfg = load(
+	    "{\n"
+	    "  \"backends\": [\n"
+	    "    {\"name\": \"a\", \"url\": \"http://127.0.0.1:9001\", "
+	    "\"models\": [\"m1\"]},\n"
+	    "    {\"name\": \"b\", \"url\": \"http://127.0.0.1:9002\", "
+	    "\"models\": [\"m1\", \"m2\"]},\n"
+	    "    {\"name\": \"c\", \"url\": \"http://127.0.0.1:9003\"},\n"
+	    "    {\"name\": \"d\", \"url\": \"http://127.0.0.1:9004\", "
+	    "\"models\": [\"m3\"]}\n"
+	    "  ],\n"
+	    "  \"routes\": [\n"
+	    "    {\"name\": \"r\", \"models\": [\"m1\", \"m2\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m3\"]}\n"
+	    "  ]\n"
+	    "}\n");
+	struct sy_route *r, *s;
+	char buf[64];
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	r = &cfg->routes[0];
+	s = &cfg->routes[1];
+	SY_CHECK_INT(r->nendpoints, 3);
+	SY_CHECK_INT(r->npools, 2);
+	SY_CHECK_STR(pool_names(sy_route_pool(r, "m1"), buf, sizeof buf),
+	    "a,b,c");
+	SY_CHECK_STR(pool_names(sy_route_pool(r, "m2"), buf, sizeof buf),
+	    "b,c");
+	SY_CHECK(sy_route_pool(r, "m1")->route == r);
+	SY_CHECK_STR(sy_route_pool(r, "m2")->model, "m2");
+	SY_CHECK(sy_route_pool(r, "m3") == NULL);
+	SY_CHECK_STR(pool_names(sy_route_pool(s, "m3"), buf, sizeof buf),
+	    "c,d");
+	SY_CHECK(sy_route_pool(r, "m1")->policy_state != NULL);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(route_backends_restrict_and_order_its_pools)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"backends\": [\"b\", "
+	    "\"a\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"backends\": [\"b\"]}"));
+	char buf[64];
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(pool_names(sy_route_pool(&cfg->routes[0], "m1"), buf,
+	    sizeof buf), "b,a");
+	SY_CHECK_STR(pool_names(sy_route_pool(&cfg->routes[1], "m2"), buf,
+	    sizeof buf), "b");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(unknown_model_goes_to_the_wildcard_route)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"aliases\": {\"x\": "
+	    "\"m1\"}},\n"
+	    "    {\"name\": \"rest\", \"models\": [\"*\"], \"backends\": "
+	    "[\"b\", \"a\"]}"));
+	struct sy_route *rest;
+	struct sy_pool *pool;
+	char buf[64];
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	rest = &cfg->routes[1];
+	SY_CHECK(sy_config_route(cfg, "m1") == &cfg->routes[0]);
+	SY_CHECK(sy_config_route(cfg, "x") == &cfg->routes[0]);
+	SY_CHECK(sy_config_route(cfg, "m2") == rest);
+	SY_CHECK(sy_config_route(cfg, "anything-else") == rest);
+	SY_CHECK(rest->wildcard);
+	SY_CHECK_INT(rest->npools, 1);
+	pool = sy_route_pool(rest, NULL);
+	SY_CHECK(pool != NULL && pool->model == NULL);
+	SY_CHECK_STR(pool_names(pool, buf, sizeof buf), "b,a");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(wildcard_route_defaults_to_every_backend)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"rest\", \"models\": [\"*\"]}"));
+	char buf[64];
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(pool_names(sy_route_pool(&cfg->routes[0], NULL), buf,
+	    sizeof buf), "a,b");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(unknown_model_without_wildcard_route_has_no_route)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"]}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK(sy_config_route(cfg, "m2") == NULL);
+	SY_CHECK(sy_config_route(cfg, "*") == NULL);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(model_names_list_models_and_aliases_in_config_order)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m2\", \"m1\"], \"aliases\": "
+	    "{\"y\": \"m1\", \"x\": \"m2\"}},\n"
+	    "    {\"name\": \"rest\", \"models\": [\"*\"]}"));
+	json_t *names;
+	char *s;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	names = sy_config_model_names(cfg);
+	s = json_dumps(names, JSON_COMPACT);
+	SY_CHECK_STR(s, "[\"m2\",\"m1\",\"y\",\"x\"]");
+	free(s);
+	json_decref(names);
+	sy_config_unref(cfg);
+}
+
+/* ==== Prices ==== */
+
+/* Backend a serves m1 and m2 through route r (alias x → m1); then prices. */
+#define WITH_PRICES(prices)						\
+	"{\n"								\
+	"  \"backends\": [{\"name\": \"a\", \"url\": "			\
+	"\"http://127.0.0.1:9001\"}],\n"				\
+	"  \"routes\": [{\"name\": \"r\", \"models\": [\"m1\", \"m2\"], " \
+	"\"aliases\": {\"x\": \"m1\"}}],\n"				\
+	"  \"prices\": {\n"						\
+	"    " prices "\n"						\
+	"  }\n"								\
+	"}\n"
+
+SY_TEST(prices_are_read_and_cached_input_defaults_to_input)
+{
+	struct sy_config *cfg = load(WITH_PRICES(
+	    "\"m1\": {\"input\": 0.5, \"output\": 1.5, \"cached_input\": 0.25},\n"
+	    "    \"m2\": {\"input\": 2, \"output\": 4}"));
+	const struct sy_price *p;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	p = sy_config_price(cfg, "m1");
+	SY_CHECK(p != NULL && p->input == 0.5 && p->output == 1.5 &&
+	    p->cached_input == 0.25);
+	p = sy_config_price(cfg, "m2");
+	SY_CHECK(p != NULL && p->input == 2 && p->output == 4 &&
+	    p->cached_input == 2);
+	SY_CHECK(sy_config_price(cfg, "m3") == NULL);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(price_without_output_is_rejected)
+{
+	check_error(WITH_PRICES("\"m1\": {\"input\": 0.5}"),
+	    "t.json:5:5: prices.m1.output: required key is missing");
+}
+
+SY_TEST(negative_price_is_rejected)
+{
+	check_error(WITH_PRICES("\"m1\": {\"input\": -1, \"output\": 1}"),
+	    "t.json:5:12: prices.m1.input: must not be negative, got -1");
+}
+
+SY_TEST(price_for_an_alias_is_rejected)
+{
+	check_error(WITH_PRICES("\"x\": {\"input\": 1, \"output\": 1}"),
+	    "t.json:5:5: prices.x: \"x\" is an alias in route \"r\"; price the "
+	    "model it maps to");
+}
+
+SY_TEST(price_for_a_model_no_route_serves_is_rejected)
+{
+	check_error(WITH_PRICES("\"m9\": {\"input\": 1, \"output\": 1}"),
+	    "t.json:5:5: prices.m9: no route serves model \"m9\"");
+}
+
+/* ==== Snapshots ==== */
+
+/* Backends sim0 and sim1, in the given order. */
+#define TWO_SIMS(first, second)						\
+	"{\"backends\": [{\"name\": \"" first "\", \"url\": "		\
+	"\"http://127.0.0.1:9001\"}, {\"name\": \"" second "\", \"url\": " \
+	"\"http://127.0.0.1:9002\"}], \"routes\": [{\"name\": \"r\", "	\
+	"\"models\": [\"*\"]}]}"
+
+SY_TEST(snapshot_references_are_counted)
+{
+	struct sy_config *cfg = load(MINIMAL);
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(atomic_load(&cfg->refs), 1);
+	SY_CHECK(sy_config_ref(cfg) == cfg);
+	SY_CHECK_INT(atomic_load(&cfg->refs), 2);
+	sy_config_unref(cfg);
+	SY_CHECK_INT(atomic_load(&cfg->refs), 1);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(endpoint_stats_are_shared_across_snapshots_by_name)
+{
+	struct sy_config *a = load(TWO_SIMS("sim0", "sim1"));
+	struct sy_config *b = load(TWO_SIMS("sim1", "sim0"));
+	struct sy_endpoint_stats *st;
+
+	SY_CHECK(a != NULL && b != NULL);
+	if (a == NULL || b == NULL) {
+		sy_config_unref(a);
+		sy_config_unref(b);
+		return;
+	}
+	st = a->endpoints[0].stats;
+	SY_CHECK(st == b->endpoints[1].stats);
+	SY_CHECK(a->endpoints[1].stats == b->endpoints[0].stats);
+	SY_CHECK(st != a->endpoints[1].stats);
+	SY_CHECK_STR(st->name, "sim0");
+	SY_CHECK_INT(atomic_load(&st->refs), 2);
+	atomic_fetch_add(&a->endpoints[0].stats->in_flight, 3);
+	SY_CHECK_INT(atomic_load(&b->endpoints[1].stats->in_flight), 3);
+	sy_config_unref(a);
+	SY_CHECK_INT(atomic_load(&st->refs), 1);
+	SY_CHECK_INT(atomic_load(&st->in_flight), 3);
+	sy_config_unref(b);
+}
+
+SY_TEST(endpoint_stats_are_freed_with_the_last_snapshot)
+{
+	struct sy_config *a = load(TWO_SIMS("sim0", "sim1")), *b;
+
+	SY_CHECK(a != NULL);
+	if (a == NULL)
+		return;
+	atomic_store(&a->endpoints[0].stats->in_flight, 5);
+	sy_config_unref(a);
+	b = load(TWO_SIMS("sim0", "sim1"));
+	SY_CHECK(b != NULL);
+	if (b == NULL)
+		return;
+	SY_CHECK_INT(atomic_load(&b->endpoints[0].stats->in_flight), 0);
+	SY_CHECK_INT(atomic_load(&b->endpoints[0].stats->refs), 1);
+	sy_config_unref(b);
+}
+
+SY_TEST(failed_load_leaves_shared_stats_alone)
+{
+	struct sy_config *a = load(TWO_SIMS("sim0", "sim1"));
+	char *err;
+
+	SY_CHECK(a != NULL);
+	if (a == NULL)
+		return;
+	err = load_error(
+	    "{\"backends\": [{\"name\": \"sim0\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}], \"routes\": [{\"name\": \"r\", "
+	    "\"models\": [\"*\"], \"policy\": {\"name\": \"round_robin\", "
+	    "\"x\": 1}}]}");
+	SY_CHECK(err != NULL);
+	free(err);
+	SY_CHECK_INT(atomic_load(&a->endpoints[0].stats->refs), 1);
+	sy_config_unref(a);
+}
+
+/* ==== Zero-config ==== */
+
+SY_TEST(upstreams_build_one_wildcard_route_over_all)
+{
+	const char *urls[] = { "http://127.0.0.1:9001/v1", "https://127.0.0.1/v1" };
+	struct sy_config *cfg = NULL;
+	struct sy_pool *pool;
+	char *err = NULL, buf[64];
+
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 2, NULL, NULL, NULL, &cfg,
+	    &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	SY_CHECK(cfg->path == NULL);
+	SY_CHECK_STR(cfg->listen, "127.0.0.1:8080");
+	SY_CHECK_STR(cfg->admin, "127.0.0.1:8081");
+	SY_CHECK_STR(cfg->access_log, "stdout");
+	SY_CHECK_INT(cfg->timeouts.total_ms, 600000);
+	SY_CHECK_INT(cfg->nendpoints, 2);
+	SY_CHECK_STR(cfg->endpoints[0].name, "u0");
+	SY_CHECK_STR(cfg->endpoints[1].name, "u1");
+	SY_CHECK(cfg->endpoints[0].kind == sy_backend_kind_find("openai"));
+	SY_CHECK_INT(cfg->endpoints[0].nmodels, 0);
+	SY_CHECK_INT(cfg->endpoints[1].port, 443);
+	SY_CHECK_INT(cfg->nroutes, 1);
+	SY_CHECK_STR(cfg->routes[0].name, "default");
+	SY_CHECK(cfg->routes[0].wildcard);
+	SY_CHECK(cfg->routes[0].policy == sy_route_policy_find("round_robin"));
+	SY_CHECK(sy_config_route(cfg, "any-model") == &cfg->routes[0]);
+	pool = sy_route_pool(&cfg->routes[0], NULL);
+	SY_CHECK_STR(pool_names(pool, buf, sizeof buf), "u0,u1");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(upstreams_take_listen_admin_and_access_log)
+{
+	const char *urls[] = { "http://127.0.0.1:9001/v1" };
+	struct sy_config *cfg = NULL;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, "127.0.0.1:9090",
+	    "[::1]:9091", "/tmp/sy-access.log", &cfg, &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	SY_CHECK_STR(cfg->listen, "127.0.0.1:9090");
+	SY_CHECK_STR(cfg->admin, "[::1]:9091");
+	SY_CHECK_STR(cfg->access_log, "/tmp/sy-access.log");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(upstream_with_bad_url_names_the_flag)
+{
+	const char *urls[] = { "http://127.0.0.1:9001/v1", "ftp://127.0.0.1/v1",
+	    "http://u:p@127.0.0.1/v1" };
+	struct sy_config *cfg;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 3, NULL, NULL, NULL, &cfg,
+	    &err), -1);
+	SY_CHECK(cfg == NULL);
+	SY_CHECK_STR(err, "--upstream ftp://127.0.0.1/v1: unsupported scheme "
+	    "\"ftp\"; use http or https\n"
+	    "--upstream http://u:p@127.0.0.1/v1: user info (user@host) is not "
+	    "allowed in the URL; name the API key's variable in "
+	    "\"api_key_env\"");
+	free(err);
+}
+
+SY_TEST(upstream_mode_with_bad_listen_names_the_flag)
+{
+	const char *urls[] = { "http://127.0.0.1:9001/v1" };
+	struct sy_config *cfg;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, "nowhere", NULL, NULL,
+	    &cfg, &err), -1);
+	SY_CHECK_STR(err, "--listen nowhere: expected HOST:PORT or "
+	    "[IPv6]:PORT");
+	free(err);
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, "127.0.0.1:8081", NULL,
+	    NULL, &cfg, &err), -1);
+	SY_CHECK_STR(err, "--admin 127.0.0.1:8081 (the default): the admin "
+	    "listener needs an address of its own; listen is 127.0.0.1:8081 "
+	    "too");
+	free(err);
+}
+
+SY_TEST(upstream_mode_needs_an_upstream)
+{
+	struct sy_config *cfg;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_from_upstreams(NULL, 0, NULL, NULL, NULL, &cfg,
+	    &err), -1);
+	SY_CHECK_STR(err, "--upstream: give at least one backend URL");
+	free(err);
+}
+
+int
+main(void)
+{
+	SY_RUN(default_config_file_loads);
+	SY_RUN(default_config_aliases_map_to_served_models);
+	SY_RUN(example_config_is_valid_apart_from_name_resolution);
+	SY_RUN(unreadable_file_reports_path_and_reason);
+	SY_RUN(file_errors_name_the_file);
+
+	SY_RUN(hash_and_slash_comments_are_ignored);
+	SY_RUN(comment_markers_inside_strings_are_kept);
+	SY_RUN(comments_keep_error_positions);
+	SY_RUN(positions_count_characters_not_bytes);
+
+	SY_RUN(omitted_keys_take_their_defaults);
+	SY_RUN(every_setting_is_read);
+	SY_RUN(admin_null_disables_the_admin_listener);
+
+	SY_RUN(syntax_error_reports_jansson_position);
+	SY_RUN(duplicate_keys_are_rejected);
+	SY_RUN(top_level_must_be_an_object);
+	SY_RUN(missing_backends_is_reported_at_the_top_level);
+	SY_RUN(empty_backends_is_rejected);
+	SY_RUN(missing_routes_is_rejected);
+	SY_RUN(wrong_type_names_the_expected_type);
+	SY_RUN(integer_out_of_range_is_rejected);
+	SY_RUN(zero_timeout_is_rejected);
+	SY_RUN(unknown_keys_are_rejected_at_every_level);
+	SY_RUN(several_errors_are_reported_in_file_order);
+
+	SY_RUN(listen_without_port_is_rejected);
+	SY_RUN(listen_accepts_ipv6_in_brackets);
+	SY_RUN(parse_hostport_rejects_malformed_addresses);
+	SY_RUN(admin_must_not_share_the_listen_address);
+
+	SY_RUN(backend_without_name_is_reported_at_the_backend);
+	SY_RUN(duplicate_backend_names_are_rejected);
+	SY_RUN(url_with_unsupported_scheme_is_rejected);
+	SY_RUN(url_without_scheme_is_rejected);
+	SY_RUN(url_with_user_info_is_rejected);
+	SY_RUN(url_with_query_or_fragment_is_rejected);
+	SY_RUN(url_with_empty_host_is_rejected);
+	SY_RUN(url_with_bad_port_is_rejected);
+	SY_RUN(url_host_that_does_not_resolve_is_rejected);
+	SY_RUN(url_parts_are_split);
+	SY_RUN(url_without_path_has_empty_base_path);
+	SY_RUN(https_url_defaults_to_port_443);
+	SY_RUN(ipv6_url_host_is_kept_without_brackets);
+	SY_RUN(ipv6_url_needs_an_ipv6_literal_in_brackets);
+	SY_RUN(unknown_backend_kind_lists_the_known_kinds);
+	SY_RUN(backend_models_cannot_be_a_wildcard);
+	SY_RUN(negative_weight_is_rejected);
+	SY_RUN(api_key_in_the_file_is_rejected_with_a_hint);
+	SY_RUN(api_key_env_reads_the_key_at_load);
+	SY_RUN(api_key_env_unset_is_rejected);
+	SY_RUN(api_key_env_empty_is_rejected);
+	SY_RUN(tls_settings_are_read_for_https);
+	SY_RUN(tls_settings_on_an_http_url_are_rejected);
+	SY_RUN(unreadable_ca_file_is_rejected);
+
+	SY_RUN(route_without_models_is_rejected);
+	SY_RUN(duplicate_route_names_are_rejected);
+	SY_RUN(wildcard_must_be_alone_in_its_route);
+	SY_RUN(only_one_wildcard_route_is_allowed);
+	SY_RUN(model_served_by_two_routes_is_rejected);
+	SY_RUN(model_no_backend_serves_is_rejected);
+	SY_RUN(model_no_listed_backend_serves_is_rejected);
+	SY_RUN(route_backend_must_exist);
+	SY_RUN(route_backend_listed_twice_is_rejected);
+	SY_RUN(route_backend_serving_none_of_its_models_is_rejected);
+	SY_RUN(alias_equal_to_a_served_model_is_rejected);
+	SY_RUN(alias_defined_by_two_routes_is_rejected);
+	SY_RUN(alias_target_must_be_a_model_of_the_route);
+	SY_RUN(wildcard_route_cannot_have_aliases);
+	SY_RUN(alias_keys_that_need_quoting_get_a_quoted_path);
+	SY_RUN(unknown_policy_lists_the_known_policies);
+	SY_RUN(unknown_policy_in_object_form_points_at_its_name);
+	SY_RUN(policy_object_needs_a_name);
+	SY_RUN(policy_parameters_reach_the_policy);
+	SY_RUN(unknown_selection_policy_lists_the_known_ones);
+	SY_RUN(selection_parameters_reach_the_policy);
+
+	SY_RUN(pools_hold_the_backends_serving_each_model);
+	SY_RUN(route_backends_restrict_and_order_its_pools);
+	SY_RUN(unknown_model_goes_to_the_wildcard_route);
+	SY_RUN(wildcard_route_defaults_to_every_backend);
+	SY_RUN(unknown_model_without_wildcard_route_has_no_route);
+	SY_RUN(model_names_list_models_and_aliases_in_config_order);
+
+	SY_RUN(prices_are_read_and_cached_input_defaults_to_input);
+	SY_RUN(price_without_output_is_rejected);
+	SY_RUN(negative_price_is_rejected);
+	SY_RUN(price_for_an_alias_is_rejected);
+	SY_RUN(price_for_a_model_no_route_serves_is_rejected);
+
+	SY_RUN(snapshot_references_are_counted);
+	SY_RUN(endpoint_stats_are_shared_across_snapshots_by_name);
+	SY_RUN(endpoint_stats_are_freed_with_the_last_snapshot);
+	SY_RUN(failed_load_leaves_shared_stats_alone);
+
+	SY_RUN(upstreams_build_one_wildcard_route_over_all);
+	SY_RUN(upstreams_take_listen_admin_and_access_log);
+	SY_RUN(upstream_with_bad_url_names_the_flag);
+	SY_RUN(upstream_mode_with_bad_listen_names_the_flag);
+	SY_RUN(upstream_mode_needs_an_upstream);
+	return sy_test_done();
+}
