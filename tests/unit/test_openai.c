@@ -1,0 +1,258 @@
+/* Unit tests of the OpenAI adapter: usage extraction, encoding and stream events, on recorded llama.cpp payloads. */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "backend.h"
+#include "req.h"
+#include "sse.h"
+#include "sy_test.h"
+
+static const struct sy_backend_kind *openai;
+
+/* A request of api parsed from text, with the served model given. */
+static struct sy_req *
+make_req(enum sy_api api, const char *text, const char *model)
+{
+	static struct sy_req req;
+	static struct evbuffer *raw;
+	char *err = NULL;
+	int status;
+
+	if (req.body != NULL)
+		json_decref(req.body);
+	memset(&req, 0, sizeof req);
+	if (raw == NULL)
+		raw = evbuffer_new();
+	evbuffer_drain(raw, evbuffer_get_length(raw));
+	evbuffer_add(raw, text, strlen(text));
+	req.api = api;
+	req.raw = raw;
+	if (sy_req_parse(&req, raw, 64, &status, &err) != 0) {
+		printf("# parse failed: %s\n", err);
+		exit(2);
+	}
+	req.model = model ? model : req.client_model;
+	return &req;
+}
+
+/* The body an encode produced, parsed. */
+static json_t *
+encoded(struct sy_req *req, const char **path)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *err = NULL;
+	json_t *obj;
+
+	SY_CHECK_INT(openai->encode(req, out, path, &err), 0);
+	obj = json_loadb((const char *)evbuffer_pullup(out, -1),
+	    evbuffer_get_length(out), 0, NULL);
+	evbuffer_free(out);
+	return obj;
+}
+
+SY_TEST(usage_is_read_from_a_recorded_chat_answer)
+{
+	char *text = sy_test_fixture("llama-server/chat.json", NULL);
+	json_t *obj = json_loads(text, 0, NULL);
+	struct sy_usage u = { -1, -1, -1 };
+
+	SY_CHECK_INT(sy_openai_usage(obj, &u), 1);
+	SY_CHECK_INT(u.prompt_tokens, 52);
+	SY_CHECK_INT(u.completion_tokens, 8);
+	SY_CHECK_INT(u.cached_tokens, 0);
+	json_decref(obj);
+	free(text);
+}
+
+SY_TEST(usage_absent_leaves_counts_unknown)
+{
+	json_t *obj = json_loads("{\"choices\":[]}", 0, NULL);
+	struct sy_usage u = { -1, -1, -1 };
+
+	SY_CHECK_INT(sy_openai_usage(obj, &u), 0);
+	SY_CHECK_INT(u.prompt_tokens, -1);
+	SY_CHECK_INT(u.cached_tokens, -1);
+	json_decref(obj);
+}
+
+SY_TEST(unchanged_request_is_forwarded_byte_for_byte)
+{
+	const char *text = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+	    "\"model\":\"m\",\"z\":1, \"a\" : [ 1 ]}";
+	struct sy_req *req = make_req(SY_API_CHAT, text, NULL);
+	struct evbuffer *out = evbuffer_new();
+	const char *path;
+	char *err = NULL;
+
+	SY_CHECK_INT(openai->encode(req, out, &path, &err), 0);
+	SY_CHECK_STR(path, "/chat/completions");
+	SY_CHECK_INT(evbuffer_get_length(out), strlen(text));
+	SY_CHECK(memcmp(evbuffer_pullup(out, -1), text, strlen(text)) == 0);
+	evbuffer_free(out);
+}
+
+SY_TEST(alias_renames_the_model_and_keeps_every_other_field)
+{
+	struct sy_req *req = make_req(SY_API_COMPLETIONS,
+	    "{\"model\":\"gpt-4o\",\"prompt\":\"x\",\"seed\":7}", "llama-3-8b");
+	const char *path;
+	json_t *obj = encoded(req, &path);
+
+	SY_CHECK_STR(path, "/completions");
+	SY_CHECK_STR(json_string_value(json_object_get(obj, "model")), "llama-3-8b");
+	SY_CHECK_INT(json_integer_value(json_object_get(obj, "seed")), 7);
+	SY_CHECK_STR(json_string_value(json_object_get(obj, "prompt")), "x");
+	json_decref(obj);
+}
+
+SY_TEST(stream_asks_for_usage_and_keeps_other_stream_options)
+{
+	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[],"
+	    "\"stream\":true,\"stream_options\":{\"continuous_usage_stats\":false}}", NULL);
+	const char *path;
+	json_t *obj = encoded(req, &path), *opts;
+
+	opts = json_object_get(obj, "stream_options");
+	SY_CHECK(json_is_true(json_object_get(opts, "include_usage")));
+	SY_CHECK(json_is_false(json_object_get(opts, "continuous_usage_stats")));
+	SY_CHECK_INT(req->client_wants_usage, 0);
+	json_decref(obj);
+}
+
+struct relay {
+	struct sy_req *req;
+	struct evbuffer *out;
+	struct sy_usage usage;
+	int forwarded, dropped, done, errors;
+};
+
+static int
+relay_event(const struct sy_sse_event *ev, void *arg)
+{
+	struct relay *r = arg;
+
+	switch (openai->stream_event(r->req, ev, r->out, &r->usage)) {
+	case SY_STREAM_FORWARD: r->forwarded++; break;
+	case SY_STREAM_DROP: r->dropped++; break;
+	case SY_STREAM_DONE: r->done++; break;
+	case SY_STREAM_ERROR: r->errors++; break;
+	}
+	return 0;
+}
+
+/* Relays a recorded stream through the adapter, the client asking usage or not. */
+static void
+relay_fixture(const char *name, int wants_usage, struct relay *r)
+{
+	size_t len;
+	char *text = sy_test_fixture(name, &len);
+	struct sy_sse sse;
+
+	memset(r, 0, sizeof *r);
+	r->req = make_req(SY_API_CHAT, "{\"model\":\"tiny-llama\",\"messages\":[],"
+	    "\"stream\":true}", NULL);
+	r->req->client_wants_usage = wants_usage;
+	r->out = evbuffer_new();
+	r->usage.prompt_tokens = r->usage.completion_tokens =
+	    r->usage.cached_tokens = -1;
+	sy_sse_init(&sse, 0);
+	sy_sse_feed(&sse, text, len, relay_event, r);
+	sy_sse_free(&sse);
+	free(text);
+}
+
+SY_TEST(usage_chunk_added_for_accounting_is_dropped_but_counted)
+{
+	struct relay r;
+
+	relay_fixture("llama-server/chat_stream_usage.sse", 0, &r);
+	SY_CHECK_INT(r.forwarded, 8);
+	SY_CHECK_INT(r.dropped, 1);
+	SY_CHECK_INT(r.done, 1);
+	SY_CHECK_INT(r.usage.prompt_tokens, 31);
+	SY_CHECK_INT(r.usage.completion_tokens, 6);
+	SY_CHECK_INT(r.usage.cached_tokens, 8);
+	SY_CHECK(evbuffer_search(r.out, "\"usage\"", 7, NULL).pos == -1);
+	evbuffer_free(r.out);
+}
+
+SY_TEST(usage_chunk_the_client_asked_for_is_relayed_verbatim)
+{
+	size_t len;
+	char *text = sy_test_fixture("llama-server/chat_stream_usage.sse", &len);
+	struct relay r;
+
+	relay_fixture("llama-server/chat_stream_usage.sse", 1, &r);
+	SY_CHECK_INT(r.dropped, 0);
+	SY_CHECK_INT(evbuffer_get_length(r.out), len);
+	SY_CHECK(memcmp(evbuffer_pullup(r.out, -1), text, len) == 0);
+	evbuffer_free(r.out);
+	free(text);
+}
+
+SY_TEST(completion_stream_final_chunk_with_choices_keeps_its_usage)
+{
+	struct relay r;
+
+	relay_fixture("llama-server/completion_stream.sse", 0, &r);
+	SY_CHECK_INT(r.dropped, 0);
+	SY_CHECK_INT(r.done, 1);
+	SY_CHECK_INT(r.usage.completion_tokens, 4);
+	SY_CHECK_INT(r.usage.cached_tokens, 4);
+	evbuffer_free(r.out);
+}
+
+SY_TEST(error_event_mid_stream_is_reported_and_relayed)
+{
+	struct relay r;
+
+	relay_fixture("llama-server/error_midstream.sse", 0, &r);
+	SY_CHECK_INT(r.errors, 1);
+	SY_CHECK_INT(r.done, 0);
+	SY_CHECK(evbuffer_search(r.out, "peg-native", 10, NULL).pos >= 0);
+	evbuffer_free(r.out);
+}
+
+SY_TEST(decode_rejects_a_non_json_answer_and_accepts_an_error_body)
+{
+	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
+	struct sy_usage u = { -1, -1, -1 };
+	char *err = NULL, *text;
+
+	evbuffer_add(body, "<html>oops</html>", 17);
+	SY_CHECK_INT(openai->decode(req, 200, body, out, &u, &err), -1);
+	SY_CHECK(err != NULL);
+	free(err);
+	err = NULL;
+	evbuffer_drain(body, evbuffer_get_length(body));
+	text = sy_test_fixture("llama-server/error_missing_messages.txt", NULL);
+	*strchr(text, '\n') = '\0';
+	evbuffer_add(body, text, strlen(text));
+	SY_CHECK_INT(openai->decode(req, 400, body, out, &u, &err), 0);
+	SY_CHECK_INT(evbuffer_get_length(out), strlen(text));
+	SY_CHECK_INT(u.prompt_tokens, -1);
+	free(text);
+	evbuffer_free(body);
+	evbuffer_free(out);
+}
+
+int
+main(void)
+{
+	openai = sy_backend_kind_find("openai");
+	if (openai == NULL)
+		return 2;
+	SY_RUN(usage_is_read_from_a_recorded_chat_answer);
+	SY_RUN(usage_absent_leaves_counts_unknown);
+	SY_RUN(unchanged_request_is_forwarded_byte_for_byte);
+	SY_RUN(alias_renames_the_model_and_keeps_every_other_field);
+	SY_RUN(stream_asks_for_usage_and_keeps_other_stream_options);
+	SY_RUN(usage_chunk_added_for_accounting_is_dropped_but_counted);
+	SY_RUN(usage_chunk_the_client_asked_for_is_relayed_verbatim);
+	SY_RUN(completion_stream_final_chunk_with_choices_keeps_its_usage);
+	SY_RUN(error_event_mid_stream_is_reported_and_relayed);
+	SY_RUN(decode_rejects_a_non_json_answer_and_accepts_an_error_body);
+	return sy_test_done();
+}
