@@ -90,23 +90,6 @@ set_error(struct exchange *x, const char *msg)
 		x->req.error = sy_xstrdup(msg);
 }
 
-void
-sy_respond_error(struct sy_conn *c, int status, const char *type,
-    const char *code, const char *message, const char *headers)
-{
-	struct evbuffer *body = evbuffer_new();
-
-	evbuffer_add(body, "{\"error\":{\"message\":\"", 21);
-	sy_json_escape(body, message, strlen(message));
-	evbuffer_add_printf(body, "\",\"type\":\"%s\",\"code\":", type);
-	if (code != NULL)
-		evbuffer_add_printf(body, "\"%s\"}}", code);
-	else
-		evbuffer_add(body, "null}}", 6);
-	sy_conn_respond(c, status, "application/json", headers, body);
-	evbuffer_free(body);
-}
-
 /* Answers the client with an error and ends the exchange. */
 static void
 fail(struct exchange *x, int status, const char *type, const char *code,
@@ -154,7 +137,7 @@ stream_flush(struct exchange *x)
 static void
 stream_error_event(struct exchange *x, const char *code, const char *message)
 {
-	evbuffer_add(x->out, "data: {\"error\":{\"message\":\"", 28);
+	SY_ADD_LIT(x->out, "data: {\"error\":{\"message\":\"");
 	sy_json_escape(x->out, message, strlen(message));
 	evbuffer_add_printf(x->out, "\",\"type\":\"server_error\","
 	    "\"code\":\"%s\"}}\n\n", code);
@@ -415,15 +398,17 @@ list_models(struct exchange *x)
 	json_t *names = sy_config_model_names(x->req.cfg), *v;
 	size_t i;
 
-	evbuffer_add(body, "{\"object\":\"list\",\"data\":[", 25);
+	SY_ADD_LIT(body, "{\"object\":\"list\",\"data\":[");
 	json_array_foreach(names, i, v) {
-		evbuffer_add(body, i ? ",{\"id\":\"" : "{\"id\":\"", i ? 8 : 7);
+		if (i > 0)
+			SY_ADD_LIT(body, ",");
+		SY_ADD_LIT(body, "{\"id\":\"");
 		sy_json_escape(body, json_string_value(v),
 		    json_string_length(v));
-		evbuffer_add(body, "\",\"object\":\"model\",\"created\":0,"
-		    "\"owned_by\":\"switchyard\"}", 55);
+		SY_ADD_LIT(body, "\",\"object\":\"model\",\"created\":0,"
+		    "\"owned_by\":\"switchyard\"}");
 	}
-	evbuffer_add(body, "]}", 2);
+	SY_ADD_LIT(body, "]}");
 	json_decref(names);
 	x->req.status = 200;
 	x->req.bytes_out = evbuffer_get_length(body);

@@ -40,6 +40,9 @@ struct sy_conn {
 	int keep_alive;		/* of the current exchange */
 	int chunked;		/* streamed response uses chunked framing */
 	int head_only;		/* response to HEAD: no body bytes */
+	int linger;		/* unread request bytes may follow: read them
+				   away after the last response before closing,
+				   so the client sees the response, not a reset */
 	void *owner;
 	sy_gone_fn gone;
 	sy_drained_fn drained;
@@ -92,6 +95,25 @@ conn_free(struct sy_conn *c)
 	free(c);
 }
 
+/*
+ * The last response is out: close c, or first shut the sending side and
+ * read away what the client still sends, for at most a second.
+ */
+static void
+conn_close_flushed(struct sy_conn *c)
+{
+	struct timeval linger = { 1, 0 };
+
+	if (!c->linger) {
+		conn_free(c);
+		return;
+	}
+	c->linger = 2;
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	bufferevent_set_timeouts(c->bev, &linger, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
 /* Ends the current exchange: the next request may be read, or c closes. */
 static void
 conn_end_exchange(struct sy_conn *c)
@@ -107,7 +129,7 @@ conn_end_exchange(struct sy_conn *c)
 		c->state = CONN_CLOSING;
 		bufferevent_disable(c->bev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			conn_free(c);
+			conn_close_flushed(c);
 		return;
 	}
 	c->state = CONN_HEAD;
@@ -130,9 +152,9 @@ write_head(struct sy_conn *c, struct evbuffer *out, int status,
 	if (headers != NULL)
 		evbuffer_add(out, headers, strlen(headers));
 	if (!c->keep_alive || c->srv->draining)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		SY_ADD_LIT(out, "Connection: close\r\n");
 	else if (c->msg.version_minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+		SY_ADD_LIT(out, "Connection: keep-alive\r\n");
 }
 
 void
@@ -161,8 +183,8 @@ sy_conn_stream_start(struct sy_conn *c, int status, const char *content_type,
 		c->keep_alive = 0;
 	write_head(c, out, status, content_type, headers);
 	if (c->chunked)
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-	evbuffer_add(out, "Cache-Control: no-cache\r\n\r\n", 27);
+		SY_ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
+	SY_ADD_LIT(out, "Cache-Control: no-cache\r\n\r\n");
 }
 
 void
@@ -213,20 +235,37 @@ sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
 	c->drained = drained;
 }
 
-/* Answers a request the server itself rejects (bad framing), then closes. */
-static void
-conn_reject(struct sy_conn *c, int status, const char *message)
+void
+sy_respond_error(struct sy_conn *c, int status, const char *type,
+    const char *code, const char *message, const char *headers)
 {
 	struct evbuffer *body = evbuffer_new();
 
-	evbuffer_add(body, "{\"error\":{\"message\":\"", 21);
+	SY_ADD_LIT(body, "{\"error\":{\"message\":\"");
 	sy_json_escape(body, message, strlen(message));
-	evbuffer_add_printf(body, "\",\"type\":\"invalid_request_error\","
-	    "\"code\":%d}}", status);
-	c->keep_alive = 0;
-	c->state = CONN_BUSY;
-	sy_conn_respond(c, status, "application/json", NULL, body);
+	evbuffer_add_printf(body, "\",\"type\":\"%s\",\"code\":", type);
+	if (code != NULL)
+		evbuffer_add_printf(body, "\"%s\"}}", code);
+	else
+		SY_ADD_LIT(body, "null}}");
+	sy_conn_respond(c, status, "application/json", headers, body);
 	evbuffer_free(body);
+}
+
+/*
+ * Answers a request the server itself rejects (bad framing, too large, too
+ * many connections), then closes.
+ */
+static void
+conn_reject(struct sy_conn *c, int status, const char *code,
+    const char *message)
+{
+	c->keep_alive = 0;
+	c->linger = 1;
+	c->state = CONN_BUSY;
+	sy_respond_error(c, status, status == 503 ? "server_error" :
+	    "invalid_request_error", code, message,
+	    status == 503 ? "Retry-After: 1\r\n" : NULL);
 }
 
 /* Reads as much of the next request as has arrived; dispatches it when whole. */
@@ -241,7 +280,8 @@ conn_process(struct sy_conn *c)
 		r = sy_http1_parse_head(&c->msg, in);
 		if (r < 0) {
 			conn_reject(c, c->msg.error_status ? c->msg.error_status : 400,
-			    c->msg.error ? c->msg.error : "malformed request");
+			    "bad_request", c->msg.error ? c->msg.error :
+			    "malformed request");
 			return;
 		}
 		if (r == 0)
@@ -250,23 +290,25 @@ conn_process(struct sy_conn *c)
 		c->head_only = strcmp(c->msg.method, "HEAD") == 0;
 		if (c->msg.content_length > 0 &&
 		    (uint64_t)c->msg.content_length > s->opts.max_body) {
-			conn_reject(c, 413, "request body is larger than the limit");
+			conn_reject(c, 413, "body_too_large",
+			    "request body is larger than the limit");
 			return;
 		}
 		if (c->msg.expect_continue && c->msg.state == SY_HTTP1_BODY)
-			evbuffer_add(bufferevent_get_output(c->bev),
-			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			SY_ADD_LIT(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 100 Continue\r\n\r\n");
 		c->state = CONN_BODY;
 	}
 	if (c->msg.state == SY_HTTP1_BODY) {
 		r = sy_http1_read_body(&c->msg, in, c->body);
 		if (evbuffer_get_length(c->body) > s->opts.max_body) {
-			conn_reject(c, 413, "request body is larger than the limit");
+			conn_reject(c, 413, "body_too_large",
+			    "request body is larger than the limit");
 			return;
 		}
 		if (r < 0) {
-			conn_reject(c, 400, c->msg.error ? c->msg.error :
-			    "malformed request body");
+			conn_reject(c, 400, "bad_request", c->msg.error ?
+			    c->msg.error : "malformed request body");
 			return;
 		}
 		if (r == 0)
@@ -289,8 +331,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 			bufferevent_disable(bev, EV_READ);
 		return;
 	}
-	if (c->state == CONN_CLOSING)
+	if (c->state == CONN_CLOSING) {
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
 		return;
+	}
 	conn_process(c);
 }
 
@@ -300,7 +345,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct sy_conn *c = arg;
 
 	if (c->state == CONN_CLOSING) {
-		conn_free(c);
+		if (c->linger != 2)
+			conn_close_flushed(c);
 		return;
 	}
 	if (c->state == CONN_BUSY && c->drained != NULL)
@@ -317,36 +363,17 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-/* Tells a connection over the limit that the server is busy, and closes it. */
-static void
-refuse(evutil_socket_t fd)
-{
-	static const char msg[] =
-	    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-	    "Retry-After: 1\r\nConnection: close\r\nContent-Length: 103\r\n\r\n"
-	    "{\"error\":{\"message\":\"too many connections\",\"type\":\"server_error\","
-	    "\"code\":\"too_many_connections\"}}\n";
-	ssize_t n = write(fd, msg, sizeof msg - 1);
-
-	(void)n;
-	evutil_closesocket(fd);
-}
-
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct sy_server *s = arg;
 	struct sy_conn *c;
-	int one = 1;
+	int one = 1, over = 0;
 
-	if (s->opts.conn_count != NULL &&
-	    atomic_fetch_add(s->opts.conn_count, 1) >= s->opts.max_conns &&
-	    s->opts.max_conns != 0) {
-		atomic_fetch_sub(s->opts.conn_count, 1);
-		refuse(fd);
-		return;
-	}
+	if (s->opts.conn_count != NULL)
+		over = atomic_fetch_add(s->opts.conn_count, 1) >=
+		    s->opts.max_conns && s->opts.max_conns != 0;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c = sy_xcalloc(1, sizeof *c);
 	c->srv = s;
@@ -369,6 +396,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	conn_timeouts(c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (over)
+		conn_reject(c, 503, "too_many_connections",
+		    "too many connections");
 }
 
 int

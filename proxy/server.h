@@ -70,6 +70,14 @@ void sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
 void sy_conn_respond(struct sy_conn *c, int status, const char *content_type,
     const char *headers, struct evbuffer *body);
 
+/*
+ * Sends an OpenAI-shaped error {"error":{"message","type","code"}} with
+ * status (code NULL: null); headers as for sy_conn_respond.  Ends the
+ * exchange.
+ */
+void sy_respond_error(struct sy_conn *c, int status, const char *type,
+    const char *code, const char *message, const char *headers);
+
 /* Sends a status line and headers for a chunked (streamed) response. */
 void sy_conn_stream_start(struct sy_conn *c, int status,
     const char *content_type, const char *headers);

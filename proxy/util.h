@@ -9,6 +9,9 @@ struct evbuffer;
 
 enum sy_log_level { SY_LOG_DEBUG, SY_LOG_INFO, SY_LOG_WARN, SY_LOG_ERROR };
 
+/* Appends a string literal to an evbuffer, without its NUL. */
+#define SY_ADD_LIT(buf, lit) evbuffer_add((buf), (lit), sizeof(lit) - 1)
+
 /* Monotonic clock in microseconds. */
 uint64_t sy_now_us(void);
 

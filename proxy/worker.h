@@ -75,11 +75,4 @@ struct evbuffer;
 void sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
 
-/*
- * Sends an OpenAI-shaped error {"error":{"message","type","code"}} with
- * status, on c; headers as for sy_conn_respond.
- */
-void sy_respond_error(struct sy_conn *c, int status, const char *type,
-    const char *code, const char *message, const char *headers);
-
 #endif
