@@ -459,7 +459,11 @@ sy_server_drain(struct sy_server *s)
 	struct sy_conn *c, *next;
 
 	s->draining = 1;
-	evconnlistener_disable(s->listener);
+	/* Closing the socket makes new connections fail at once, not hang. */
+	if (s->listener != NULL) {
+		evconnlistener_free(s->listener);
+		s->listener = NULL;
+	}
 	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (c->state == CONN_HEAD && c->msg.state == SY_HTTP1_HEAD &&
@@ -484,6 +488,7 @@ sy_server_free(struct sy_server *s)
 			c->gone(c->owner);
 		conn_free(c);
 	}
-	evconnlistener_free(s->listener);
+	if (s->listener != NULL)
+		evconnlistener_free(s->listener);
 	free(s);
 }
