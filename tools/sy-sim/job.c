@@ -1,0 +1,612 @@
+/* sy-sim: one inference request: parsing, faults, and the bytes sent back. */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "sim.h"
+
+static void	job_closed(struct evhttp_connection *, void *);
+
+/* Fills err with status, type and a printf-style message. */
+void
+sim_error_set(struct sim_error *err, int status, const char *type,
+    const char *fmt, ...)
+{
+	va_list	ap;
+
+	memset(err, 0, sizeof *err);
+	err->status = status;
+	err->type = type;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof err->message, fmt, ap);
+	va_end(ap);
+}
+
+/* Takes a reference on job. */
+void
+sim_job_ref(struct sim_job *job)
+{
+	job->refs++;
+}
+
+/* Drops a reference on job, freeing it with the last one. */
+void
+sim_job_unref(struct sim_job *job)
+{
+	if (--job->refs > 0)
+		return;
+	if (job->timer != NULL)
+		event_free(job->timer);
+	if (job->tick != NULL)
+		event_free(job->tick);
+	if (job->watch != NULL)
+		event_free(job->watch);
+	free(job->seqs);
+	free(job->blocks.v);
+	free(job->model);
+	free(job);
+}
+
+/*
+ * Sets the model of job to name (NULL: the replica's first).  Fails with a
+ * 404 when the replica lists its models and name is not one of them.
+ */
+int
+sim_job_model(struct sim_job *job, const char *name, struct sim_error *err)
+{
+	struct sim_replica	*r = job->r;
+	unsigned		 i;
+
+	if (name == NULL)
+		name = sim_replica_model(r);
+	else if (r->p.nmodels != 0) {
+		for (i = 0; i < r->p.nmodels; i++) {
+			if (strcmp(r->p.models[i], name) == 0)
+				break;
+		}
+		if (i == r->p.nmodels) {
+			sim_error_set(err, 404, "not_found_error",
+			    "The model `%.200s` does not exist.", name);
+			return (-1);
+		}
+	}
+	free(job->model);
+	job->model = sim_xstrdup(name);
+	job->model_hash = sim_hash_bytes(name, strlen(name), r->seed);
+	return (0);
+}
+
+/*
+ * Adds a sequence (one prompt or input) to job and starts tok on it; the
+ * protocol feeds the prompt to tok, then calls sim_job_seq_end.
+ */
+struct sim_seq *
+sim_job_seq_begin(struct sim_job *job, struct sim_tok *tok)
+{
+	struct sim_seq	*seq;
+	unsigned	 block = job->r->p.block_tokens;
+
+	if (job->nseq == job->seqs_cap) {
+		job->seqs_cap = job->seqs_cap == 0 ? 1 : job->seqs_cap * 2;
+		job->seqs = sim_xrealloc(job->seqs, job->seqs_cap,
+		    sizeof *job->seqs);
+	}
+	seq = &job->seqs[job->nseq];
+	memset(seq, 0, sizeof *seq);
+	seq->job = job;
+	seq->index = job->nseq++;
+	seq->block_off = job->blocks.n;
+	sim_tok_begin(tok, job->model_hash,
+	    job->call == SIM_CALL_EMBEDDING ? 0 : block, &job->blocks);
+	return (seq);
+}
+
+/* Ends the prompt of seq read by tok. */
+void
+sim_job_seq_end(struct sim_job *job, struct sim_seq *seq, struct sim_tok *tok)
+{
+	seq->nblocks = job->blocks.n - seq->block_off;
+	seq->prompt_tokens = tok->ntokens;
+	seq->hash = sim_tok_end(tok);
+}
+
+/* Prompt tokens of every sequence of job. */
+unsigned
+sim_job_prompt_tokens(const struct sim_job *job)
+{
+	unsigned	i, n = 0;
+
+	for (i = 0; i < job->nseq; i++)
+		n += job->seqs[i].prompt_tokens;
+	return (n);
+}
+
+/* Prompt tokens of job found in the prefix cache. */
+unsigned
+sim_job_cached_tokens(const struct sim_job *job)
+{
+	unsigned	i, n = 0;
+
+	for (i = 0; i < job->nseq; i++)
+		n += job->seqs[i].cached_tokens;
+	return (n);
+}
+
+/* Tokens generated for job so far. */
+unsigned
+sim_job_completion_tokens(const struct sim_job *job)
+{
+	unsigned	i, n = 0;
+
+	for (i = 0; i < job->nseq; i++)
+		n += job->seqs[i].produced;
+	return (n);
+}
+
+/*
+ * Checks the sizes of job against the replica and sets each sequence's
+ * output length: max_tokens when given (finish "length"), else a length
+ * drawn from the prompt, capped by max_tokens_default.  0 or -1 with err.
+ */
+static int
+job_prepare(struct sim_job *job, struct sim_error *err)
+{
+	const struct sim_params	*p = &job->r->p;
+	struct sim_seq		*seq;
+	unsigned		 i, drawn;
+
+	if (job->max_tokens > p->context_tokens) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "'max_tokens' (%u) exceeds the context size (%u tokens)",
+		    job->max_tokens, p->context_tokens);
+		return (-1);
+	}
+	for (i = 0; i < job->nseq; i++) {
+		seq = &job->seqs[i];
+		if (seq->prompt_tokens > p->context_tokens) {
+			sim_error_set(err, 400, "exceed_context_size_error",
+			    "request (%u tokens) exceeds the available context "
+			    "size (%u tokens), try increasing it",
+			    seq->prompt_tokens, p->context_tokens);
+			err->n_prompt_tokens = seq->prompt_tokens;
+			err->n_ctx = p->context_tokens;
+			return (-1);
+		}
+		if (job->call == SIM_CALL_EMBEDDING)
+			continue;
+		if (job->max_tokens != 0) {
+			seq->out_tokens = job->max_tokens;
+			continue;
+		}
+		drawn = sim_dist_draw(&p->output, seq->hash);
+		seq->stop = drawn <= p->max_tokens_default;
+		seq->out_tokens = seq->stop ? drawn : p->max_tokens_default;
+	}
+	return (0);
+}
+
+/* Stops watching for the client and forgets the connection's close hook. */
+static void
+job_detach(struct sim_job *job)
+{
+	if (job->watch != NULL) {
+		event_free(job->watch);
+		job->watch = NULL;
+	}
+	if (job->evcon != NULL && !job->dropping)
+		evhttp_connection_set_closecb(job->evcon, NULL, NULL);
+}
+
+/* Ends job: counts it under status, records outcome, drops its life. */
+static void
+job_finish(struct sim_job *job, int status, const char *outcome)
+{
+	struct sim_replica	*r = job->r;
+
+	job->state = SIM_JOB_DONE;
+	job_detach(job);
+	if (job->timer != NULL && !job->dropping)
+		evtimer_del(job->timer);
+	sim_replica_count(r, job->path, status);
+	sim_reqlog_outcome(r->log, job->log_seq, status, outcome);
+	sim_job_unref(job);
+}
+
+/* Answers job with err (and Retry-After when retry_after is set). */
+static void
+job_fail(struct sim_job *job, const struct sim_error *err,
+    const char *retry_after, const char *outcome)
+{
+	struct evhttp_request	*req = job->req;
+
+	job_detach(job);
+	job->req = NULL;
+	sim_reply_error(job->r, req, job->proto, err, retry_after);
+	job_finish(job, err->status, outcome);
+}
+
+/* Replaces the content of buf by its first half, then frame_end. */
+static void
+job_mangle(struct evbuffer *buf, const char *frame_end)
+{
+	struct evbuffer	*half = evbuffer_new();
+	size_t		 len = evbuffer_get_length(buf), n = strlen(frame_end);
+
+	evbuffer_remove_buffer(buf, half, len > n ? (len - n) / 2 : len / 2);
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	evbuffer_add_buffer(buf, half);
+	evbuffer_add(buf, frame_end, n);
+	evbuffer_free(half);
+}
+
+/* Timer: the drop fault closes the connection now. */
+static void
+job_drop_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_job	*job = arg;
+
+	if (job->evcon != NULL)
+		evhttp_connection_free(job->evcon);
+}
+
+/* The last chunk before a drop reached the socket: close on the next turn. */
+static void
+job_drop_flushed(struct evhttp_connection *evcon, void *arg)
+{
+	struct sim_job		*job = arg;
+	const struct timeval	 now = { 0, 0 };
+
+	evtimer_add(job->timer, &now);
+}
+
+/*
+ * The drop fault: sends what is pending in r->out, then closes the
+ * connection without ending the answer.  The job ends now; a reference
+ * stays until the connection is gone.
+ */
+static void
+job_drop(struct sim_job *job)
+{
+	struct sim_replica	*r = job->r;
+	const struct timeval	 now = { 0, 0 };
+
+	r->stats.dropped++;
+	sim_engine_abort(job);
+	job->dropping = 1;
+	sim_job_ref(job);
+	evhttp_connection_set_closecb(job->evcon, job_closed, job);
+	if (job->timer == NULL)
+		job->timer = evtimer_new(r->base, job_drop_now, job);
+	else
+		evtimer_assign(job->timer, r->base, job_drop_now, job);
+	if (evbuffer_get_length(r->out) != 0)
+		evhttp_send_reply_chunk_with_cb(job->req, r->out,
+		    job_drop_flushed, job);
+	else
+		evtimer_add(job->timer, &now);
+	job_finish(job, job->started ? 200 : 444, "dropped");
+}
+
+/* The midstream fault: an error event, then the end of the stream. */
+static void
+job_midstream(struct sim_job *job)
+{
+	struct sim_replica	*r = job->r;
+	struct evhttp_request	*req = job->req;
+
+	r->stats.midstream_errors++;
+	sim_engine_abort(job);
+	job->proto->stream_error(job, r->out);
+	job_detach(job);
+	job->req = NULL;
+	evhttp_send_reply_chunk(req, r->out);
+	evhttp_send_reply_end(req);
+	job_finish(job, 200, "midstream_error");
+}
+
+/* Sends the head of a streamed answer; appends its first events to r->out. */
+static void
+job_stream_start(struct sim_job *job)
+{
+	struct evkeyvalq	*h;
+
+	h = evhttp_request_get_output_headers(job->req);
+	evhttp_add_header(h, "Content-Type", job->proto->stream_type);
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	evhttp_send_reply_start(job->req, 200, "OK");
+	job->started = 1;
+	job->proto->stream_head(job, job->r->out);
+}
+
+/*
+ * The engine produced one more token of seq (seq->produced counts it).
+ * Streams send it; the drop and midstream faults may end the job here.
+ */
+void
+sim_job_token(struct sim_job *job, struct sim_seq *seq)
+{
+	struct sim_replica	*r = job->r;
+	struct evbuffer		*chunk;
+	int			 last;
+
+	if (job->state != SIM_JOB_RUNNING)
+		return;
+	if (!job->stream) {
+		job->emitted++;
+		if (job->fault.drop_after >= 0 &&
+		    job->emitted >= (unsigned)job->fault.drop_after)
+			job_drop(job);
+		return;
+	}
+	if (!job->started) {
+		job_stream_start(job);
+		if (job->fault.drop_after == 0) {
+			job_drop(job);
+			return;
+		}
+		if (job->fault.midstream_after == 0) {
+			job_midstream(job);
+			return;
+		}
+	}
+	if (job->fault.malformed && job->emitted == 0) {
+		chunk = evbuffer_new();
+		job->proto->stream_token(job, seq, chunk);
+		job_mangle(chunk, job->proto->frame_end);
+		evbuffer_add_buffer(r->out, chunk);
+		evbuffer_free(chunk);
+	} else
+		job->proto->stream_token(job, seq, r->out);
+	job->emitted++;
+	if (seq->produced >= seq->out_tokens) {
+		last = job->nfinished + 1 == job->nseq;
+		job->proto->stream_seq_end(job, seq, last, r->out);
+	}
+	if (job->fault.drop_after >= 0 &&
+	    job->emitted >= (unsigned)job->fault.drop_after) {
+		job_drop(job);
+		return;
+	}
+	evhttp_send_reply_chunk(job->req, r->out);
+	if (job->fault.midstream_after >= 0 &&
+	    job->emitted >= (unsigned)job->fault.midstream_after)
+		job_midstream(job);
+}
+
+/* Counts the finish reasons of the sequences of job, answered in full. */
+static void
+job_count_finished(struct sim_job *job)
+{
+	struct sim_stats	*st = &job->r->stats;
+	unsigned		 i;
+
+	if (job->call == SIM_CALL_EMBEDDING)
+		return;
+	for (i = 0; i < job->nseq; i++) {
+		if (job->seqs[i].stop)
+			st->finished_stop++;
+		else
+			st->finished_length++;
+	}
+}
+
+/*
+ * The engine finished every sequence of job (and released its slots):
+ * sends the answer, or the fault that was still pending.
+ */
+void
+sim_job_done(struct sim_job *job)
+{
+	struct sim_replica	*r = job->r;
+	struct evhttp_request	*req = job->req;
+	int			 malformed = job->fault.malformed;
+
+	if (job->state == SIM_JOB_DONE)
+		return;
+	if (job->fault.drop_after >= 0) {
+		job_drop(job);
+		return;
+	}
+	if (job->stream) {
+		if (!job->started)
+			job_stream_start(job);
+		if (job->fault.midstream_after >= 0) {
+			job_midstream(job);
+			return;
+		}
+		job_count_finished(job);
+		job->proto->stream_end(job, r->out);
+		job_detach(job);
+		job->req = NULL;
+		evhttp_send_reply_chunk(req, r->out);
+		evhttp_send_reply_end(req);
+		job_finish(job, 200, malformed ? "malformed" : "ok");
+		return;
+	}
+	job_count_finished(job);
+	job->proto->reply(job, r->out);
+	if (malformed)
+		job_mangle(r->out, "");
+	job_detach(job);
+	job->req = NULL;
+	sim_reply(req, 200, "application/json; charset=utf-8", r->out);
+	job_finish(job, 200, malformed ? "malformed" : "ok");
+}
+
+/*
+ * The connection of job closed: the client went away, or the drop fault
+ * closed it.  A request that evhttp detached from the connection is ours
+ * to free.
+ */
+static void
+job_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct sim_job	*job = arg;
+
+	sim_job_ref(job);
+	if (job->req != NULL && evhttp_request_get_connection(job->req) == NULL)
+		evhttp_request_free(job->req);
+	job->req = NULL;
+	job->evcon = NULL;
+	if (job->timer != NULL)
+		evtimer_del(job->timer);
+	if (job->state != SIM_JOB_DONE) {
+		job->r->stats.cancelled++;
+		sim_engine_abort(job);
+		job_finish(job, job->started ? 200 : 499, "cancelled");
+	} else if (job->dropping) {
+		job->dropping = 0;
+		sim_job_unref(job);
+	}
+	sim_job_unref(job);
+}
+
+/*
+ * The client's socket became readable while job waits: end of file means
+ * the client is gone, so close the connection (job_closed cancels the job).
+ * Anything else (a pipelined request) ends the watch.
+ */
+static void
+job_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_job	*job = arg;
+	ssize_t		 n;
+	char		 c;
+
+	n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		return;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR)) {
+		event_add(job->watch, NULL);
+		return;
+	}
+	if (job->evcon != NULL)
+		evhttp_connection_free(job->evcon);
+}
+
+/* Timer: the stall fault is over; job asks for its slots. */
+static void
+job_stalled(evutil_socket_t fd, short what, void *arg)
+{
+	sim_engine_submit(arg);
+}
+
+/* Sets job up to live past this callback: close hook, watch, stall. */
+static void
+job_start_async(struct sim_job *job)
+{
+	struct sim_replica	*r = job->r;
+	struct bufferevent	*bev;
+	struct timeval		 tv;
+
+	evhttp_connection_set_closecb(job->evcon, job_closed, job);
+	bev = evhttp_connection_get_bufferevent(job->evcon);
+	job->watch = event_new(r->base, bufferevent_getfd(bev), EV_READ,
+	    job_watch, job);
+	event_add(job->watch, NULL);
+	if (job->fault.stall_us == 0) {
+		sim_engine_submit(job);
+		return;
+	}
+	job->timer = evtimer_new(r->base, job_stalled, job);
+	tv.tv_sec = job->fault.stall_us / 1000000;
+	tv.tv_usec = job->fault.stall_us % 1000000;
+	evtimer_add(job->timer, &tv);
+}
+
+/*
+ * Serves the inference request req that protocol proto routed to route on
+ * replica r; log_seq is its request log entry.  Answers at once when the
+ * replica runs at speed 0 and no timed fault fires; otherwise the job
+ * lives on in the engine.
+ */
+void
+sim_job_handle(struct sim_replica *r, struct evhttp_request *req,
+    const struct sim_proto *proto, const struct sim_route *route,
+    uint64_t log_seq)
+{
+	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
+	struct sim_job		*job;
+	struct sim_error	 err;
+	json_error_t		 jerr;
+	json_t			*body;
+	size_t			 len = evbuffer_get_length(in);
+	char			 retry[16];
+	int			 rc;
+
+	job = sim_xcalloc(1, sizeof *job);
+	job->r = r;
+	job->proto = proto;
+	job->path = route->path;
+	job->call = route->call;
+	job->refs = 1;
+	job->req = req;
+	job->evcon = evhttp_request_get_connection(req);
+	job->log_seq = log_seq;
+	job->id = ++r->next_id;
+	job->dims = r->p.embedding_dims;
+
+	if (len == 0) {
+		sim_error_set(&err, 400, "invalid_request_error",
+		    "the request body is empty; a JSON object is expected");
+		job_fail(job, &err, NULL, "error");
+		return;
+	}
+	body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	if (body == NULL) {
+		sim_error_set(&err, 400, "invalid_request_error",
+		    "Invalid JSON body: %s (line %d, column %d)", jerr.text,
+		    jerr.line, jerr.column);
+		job_fail(job, &err, NULL, "error");
+		return;
+	}
+	rc = proto->parse(job, body, &err);
+	json_decref(body);
+	if (rc != 0 || job_prepare(job, &err) != 0) {
+		job_fail(job, &err, NULL, "error");
+		return;
+	}
+
+	sim_faults_draw(&r->faults, &r->rng, job->stream, &job->fault);
+	if (job->fault.error_status != 0) {
+		r->stats.errors++;
+		sim_error_set(&err, job->fault.error_status,
+		    job->fault.error_status == 503 ? "unavailable_error" :
+		    "server_error", "injected fault: HTTP %d",
+		    job->fault.error_status);
+		job_fail(job, &err, NULL, "error");
+		return;
+	}
+	if (job->fault.rate_limited) {
+		r->stats.rate_limited++;
+		sim_error_set(&err, 429, "rate_limit_error", "rate limit "
+		    "reached, retry after %u s", r->faults.retry_after);
+		snprintf(retry, sizeof retry, "%u", r->faults.retry_after);
+		job_fail(job, &err, retry, "rate_limited");
+		return;
+	}
+	if (job->fault.stall_us != 0)
+		r->stats.stalled++;
+	if (job->fault.slow_us != 0)
+		r->stats.slowed++;
+	if (job->fault.malformed)
+		r->stats.malformed++;
+
+	sim_job_ref(job);
+	if (r->p.speed == 0 && job->fault.stall_us == 0 &&
+	    job->fault.slow_us == 0)
+		sim_engine_run_now(job);
+	else
+		job_start_async(job);
+	sim_job_unref(job);
+}

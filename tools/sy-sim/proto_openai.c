@@ -1,0 +1,740 @@
+/* sy-sim: the OpenAI wire protocol, shaped like llama.cpp's server. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "sim.h"
+
+#define MAX_INPUTS 2048
+
+#define GOLDEN_A 0x9e3779b97f4a7c15ULL
+#define GOLDEN_B 0xc2b2ae3d27d4eb4fULL
+
+/* Appends a string literal. */
+#define ADD(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
+
+static const struct sim_route openai_routes[] = {
+	{ "/v1/chat/completions", EVHTTP_REQ_POST, SIM_CALL_CHAT },
+	{ "/v1/completions", EVHTTP_REQ_POST, SIM_CALL_COMPLETION },
+	{ "/v1/embeddings", EVHTTP_REQ_POST, SIM_CALL_EMBEDDING },
+	{ "/v1/models", EVHTTP_REQ_GET, SIM_CALL_MODELS },
+	{ "/health", EVHTTP_REQ_GET, SIM_CALL_HEALTH },
+	{ NULL, 0, SIM_CALL_NONE }
+};
+
+/* ==== Requests ==== */
+
+/* Reads max_tokens, stream and stream_options of body into job. */
+static int
+openai_gen_options(struct sim_job *job, json_t *body, struct sim_error *err)
+{
+	json_t		*v, *opts;
+	json_int_t	 n;
+
+	v = json_object_get(body, "max_completion_tokens");
+	if (v == NULL || json_is_null(v))
+		v = json_object_get(body, "max_tokens");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || (n = json_integer_value(v)) < 1 ||
+		    n > 100000000) {
+			sim_error_set(err, 400, "invalid_request_error",
+			    "'max_tokens' must be a positive integer");
+			return (-1);
+		}
+		job->max_tokens = (unsigned)n;
+	}
+	v = json_object_get(body, "stream");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_boolean(v)) {
+			sim_error_set(err, 400, "invalid_request_error",
+			    "'stream' must be a boolean");
+			return (-1);
+		}
+		job->stream = json_is_true(v);
+	}
+	opts = json_object_get(body, "stream_options");
+	if (opts != NULL && !json_is_null(opts)) {
+		if (!json_is_object(opts)) {
+			sim_error_set(err, 400, "invalid_request_error",
+			    "'stream_options' must be an object");
+			return (-1);
+		}
+		v = json_object_get(opts, "include_usage");
+		job->include_usage = v != NULL && json_is_true(v);
+	}
+	return (0);
+}
+
+/* Tokenizes the content of message number i into tok. */
+static int
+openai_content(struct sim_tok *tok, json_t *content, size_t i,
+    struct sim_error *err)
+{
+	json_t		*part, *text, *type;
+	size_t		 j;
+
+	if (content == NULL || json_is_null(content))
+		return (0);
+	if (json_is_string(content)) {
+		sim_tok_text(tok, json_string_value(content),
+		    json_string_length(content));
+		return (0);
+	}
+	if (!json_is_array(content))
+		goto bad;
+	json_array_foreach(content, j, part) {
+		if (!json_is_object(part))
+			goto bad;
+		text = json_object_get(part, "text");
+		if (json_is_string(text)) {
+			sim_tok_text(tok, json_string_value(text),
+			    json_string_length(text));
+			continue;
+		}
+		/* An image or audio part counts as one token. */
+		type = json_object_get(part, "type");
+		if (!json_is_string(type))
+			goto bad;
+		sim_tok_add(tok, sim_hash_bytes(json_string_value(type),
+		    json_string_length(type), 2));
+	}
+	return (0);
+bad:
+	sim_error_set(err, 400, "invalid_request_error", "'messages[%zu]."
+	    "content' must be a string, an array of content parts or null", i);
+	return (-1);
+}
+
+/*
+ * Reads the messages of a chat request as one prompt: each message is a
+ * role token then its content's tokens; one more token opens the answer.
+ */
+static int
+openai_messages(struct sim_job *job, json_t *body, struct sim_error *err)
+{
+	struct sim_tok	 tok;
+	struct sim_seq	*seq;
+	json_t		*msgs, *m, *role;
+	size_t		 i;
+
+	msgs = json_object_get(body, "messages");
+	if (msgs == NULL) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "'messages' is required");
+		return (-1);
+	}
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "'messages' must be a non-empty array");
+		return (-1);
+	}
+	seq = sim_job_seq_begin(job, &tok);
+	json_array_foreach(msgs, i, m) {
+		role = json_object_get(m, "role");
+		if (!json_is_object(m) || !json_is_string(role)) {
+			sim_error_set(err, 400, "invalid_request_error",
+			    "'messages[%zu]' must be an object with a string "
+			    "'role'", i);
+			return (-1);
+		}
+		sim_tok_add(&tok, sim_hash_bytes(json_string_value(role),
+		    json_string_length(role), 1));
+		if (openai_content(&tok, json_object_get(m, "content"), i,
+		    err) != 0)
+			return (-1);
+	}
+	sim_tok_add(&tok, sim_hash_bytes("assistant", 9, 1));
+	sim_job_seq_end(job, seq, &tok);
+	return (0);
+}
+
+/* Whether v is an array of integers only (token ids). */
+static int
+openai_is_ids(json_t *v)
+{
+	json_t	*x;
+	size_t	 i;
+
+	if (!json_is_array(v))
+		return (0);
+	json_array_foreach(v, i, x) {
+		if (!json_is_integer(x))
+			return (0);
+	}
+	return (1);
+}
+
+/* Adds one sequence whose prompt is v: a string or an array of token ids. */
+static void
+openai_one_input(struct sim_job *job, json_t *v)
+{
+	struct sim_tok	 tok;
+	struct sim_seq	*seq;
+	json_t		*x;
+	size_t		 i;
+
+	seq = sim_job_seq_begin(job, &tok);
+	if (json_is_string(v))
+		sim_tok_text(&tok, json_string_value(v), json_string_length(v));
+	else {
+		json_array_foreach(v, i, x)
+			sim_tok_id(&tok, json_integer_value(x));
+	}
+	sim_job_seq_end(job, seq, &tok);
+}
+
+/*
+ * Reads field name (a prompt or an input) of body: a string, an array of
+ * token ids, or an array of either: one sequence each.
+ */
+static int
+openai_inputs(struct sim_job *job, json_t *body, const char *name,
+    struct sim_error *err)
+{
+	json_t	*v = json_object_get(body, name), *x;
+	size_t	 i;
+
+	if (v == NULL || json_is_null(v)) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "'%s' is required", name);
+		return (-1);
+	}
+	if (json_is_string(v) || (openai_is_ids(v) && json_array_size(v) > 0)) {
+		openai_one_input(job, v);
+		return (0);
+	}
+	if (!json_is_array(v) || json_array_size(v) == 0)
+		goto bad;
+	if (json_array_size(v) > MAX_INPUTS) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "'%s' has more than %d entries", name, MAX_INPUTS);
+		return (-1);
+	}
+	json_array_foreach(v, i, x) {
+		if (!json_is_string(x) && !openai_is_ids(x))
+			goto bad;
+	}
+	json_array_foreach(v, i, x)
+		openai_one_input(job, x);
+	return (0);
+bad:
+	sim_error_set(err, 400, "invalid_request_error", "'%s' must be a "
+	    "string, an array of token ids, or a non-empty array of either",
+	    name);
+	return (-1);
+}
+
+/* Reads encoding_format and dimensions of an embeddings request. */
+static int
+openai_embed_options(struct sim_job *job, json_t *body, struct sim_error *err)
+{
+	json_t		*v;
+	const char	*s;
+
+	v = json_object_get(body, "encoding_format");
+	if (v != NULL && !json_is_null(v)) {
+		s = json_is_string(v) ? json_string_value(v) : "";
+		if (strcmp(s, "base64") == 0)
+			job->base64 = 1;
+		else if (strcmp(s, "float") != 0) {
+			sim_error_set(err, 400, "invalid_request_error",
+			    "'encoding_format' must be float or base64");
+			return (-1);
+		}
+	}
+	v = json_object_get(body, "dimensions");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 65536) {
+			sim_error_set(err, 400, "invalid_request_error",
+			    "'dimensions' must be an integer from 1 to 65536");
+			return (-1);
+		}
+		job->dims = (unsigned)json_integer_value(v);
+	}
+	return (0);
+}
+
+/* Fills job from the JSON body of a chat, completion or embeddings call. */
+static int
+openai_parse(struct sim_job *job, json_t *body, struct sim_error *err)
+{
+	json_t	*model;
+
+	if (!json_is_object(body)) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "the request body must be a JSON object");
+		return (-1);
+	}
+	model = json_object_get(body, "model");
+	if (model != NULL && !json_is_null(model) && !json_is_string(model)) {
+		sim_error_set(err, 400, "invalid_request_error",
+		    "'model' must be a string");
+		return (-1);
+	}
+	if (sim_job_model(job, json_is_string(model) ?
+	    json_string_value(model) : NULL, err) != 0)
+		return (-1);
+	switch (job->call) {
+	case SIM_CALL_CHAT:
+		if (openai_gen_options(job, body, err) != 0)
+			return (-1);
+		return (openai_messages(job, body, err));
+	case SIM_CALL_COMPLETION:
+		if (openai_gen_options(job, body, err) != 0)
+			return (-1);
+		return (openai_inputs(job, body, "prompt", err));
+	default:
+		if (openai_embed_options(job, body, err) != 0)
+			return (-1);
+		return (openai_inputs(job, body, "input", err));
+	}
+}
+
+/* ==== Answers ==== */
+
+/* Appends the id of job: prefix, then 32 letters and digits. */
+static void
+openai_id(struct sim_job *job, struct evbuffer *out)
+{
+	static const char	 digits[] = "0123456789"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz";
+	uint64_t		 h = 0;
+	char			 id[32];
+	int			 i;
+
+	for (i = 0; i < 32; i++) {
+		if (i % 10 == 0)
+			h = sim_mix64(job->r->seed + job->r->index * GOLDEN_B +
+			    job->id * GOLDEN_A + (uint64_t)i);
+		id[i] = digits[h % 62];
+		h /= 62;
+	}
+	if (job->call == SIM_CALL_CHAT)
+		ADD(out, "chatcmpl-");
+	else
+		ADD(out, "cmpl-");
+	evbuffer_add(out, id, sizeof id);
+}
+
+/* Appends "model":"..." for job. */
+static void
+openai_model(struct sim_job *job, struct evbuffer *out)
+{
+	ADD(out, "\"model\":\"");
+	sim_json_escape(out, job->model, strlen(job->model));
+	ADD(out, "\"");
+}
+
+/* Appends n in decimal (printf is slow on the hot path). */
+static void
+put_uint(struct evbuffer *out, uint64_t n)
+{
+	char	buf[20], *p = buf + sizeof buf;
+
+	do {
+		*--p = '0' + n % 10;
+		n /= 10;
+	} while (n != 0);
+	evbuffer_add(out, p, buf + sizeof buf - p);
+}
+
+/* Appends x (not negative) with three decimals. */
+static void
+put_fixed3(struct evbuffer *out, double x)
+{
+	uint64_t	v;
+	char		frac[4];
+
+	v = x < 1e15 ? (uint64_t)(x * 1000 + 0.5) : (uint64_t)1e18;
+	put_uint(out, v / 1000);
+	frac[0] = '.';
+	frac[1] = '0' + v / 100 % 10;
+	frac[2] = '0' + v / 10 % 10;
+	frac[3] = '0' + v % 10;
+	evbuffer_add(out, frac, 4);
+}
+
+/* Appends the usage object of job. */
+static void
+openai_usage(struct sim_job *job, struct evbuffer *out)
+{
+	unsigned	p = sim_job_prompt_tokens(job);
+	unsigned	c = sim_job_completion_tokens(job);
+
+	ADD(out, "\"usage\":{\"completion_tokens\":");
+	put_uint(out, c);
+	ADD(out, ",\"prompt_tokens\":");
+	put_uint(out, p);
+	ADD(out, ",\"total_tokens\":");
+	put_uint(out, p + c);
+	ADD(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+	put_uint(out, sim_job_cached_tokens(job));
+	ADD(out, "}}");
+}
+
+/* Appends llama.cpp's timings object of job, measured in real time. */
+static void
+openai_timings(struct sim_job *job, struct evbuffer *out)
+{
+	unsigned	k = sim_job_cached_tokens(job);
+	unsigned	pn = sim_job_prompt_tokens(job) - k;
+	unsigned	cn = sim_job_completion_tokens(job);
+	double		pms = (job->t_prefilled - job->t_admit) / 1e3;
+	double		cms = (sim_now_us() - job->t_prefilled) / 1e3;
+
+	ADD(out, "\"timings\":{\"cache_n\":");
+	put_uint(out, k);
+	ADD(out, ",\"prompt_n\":");
+	put_uint(out, pn);
+	ADD(out, ",\"prompt_ms\":");
+	put_fixed3(out, pms);
+	ADD(out, ",\"prompt_per_token_ms\":");
+	put_fixed3(out, pn != 0 ? pms / pn : 0);
+	ADD(out, ",\"prompt_per_second\":");
+	put_fixed3(out, pms > 0 ? pn * 1e3 / pms : 0);
+	ADD(out, ",\"predicted_n\":");
+	put_uint(out, cn);
+	ADD(out, ",\"predicted_ms\":");
+	put_fixed3(out, cms);
+	ADD(out, ",\"predicted_per_token_ms\":");
+	put_fixed3(out, cn != 0 ? cms / cn : 0);
+	ADD(out, ",\"predicted_per_second\":");
+	put_fixed3(out, cms > 0 ? cn * 1e3 / cms : 0);
+	ADD(out, "}");
+}
+
+/* Appends the finish reason of seq, quoted. */
+static void
+openai_reason(struct sim_seq *seq, struct evbuffer *out)
+{
+	if (seq->stop)
+		ADD(out, "\"stop\"");
+	else
+		ADD(out, "\"length\"");
+}
+
+/* Appends the generated text of seq so far. */
+static void
+openai_text(struct sim_seq *seq, struct evbuffer *out)
+{
+	const char	*w;
+	size_t		 len;
+	unsigned	 i;
+
+	for (i = 0; i < seq->produced; i++) {
+		w = sim_word(seq->hash, i, &len);
+		evbuffer_add(out, w, len);
+	}
+}
+
+/* Appends the fields every chunk of job ends with, and the closing brace. */
+static void
+openai_chunk_tail(struct sim_job *job, struct evbuffer *out)
+{
+	ADD(out, ",\"created\":");
+	put_uint(out, (uint64_t)time(NULL));
+	ADD(out, ",\"id\":\"");
+	openai_id(job, out);
+	ADD(out, "\",");
+	openai_model(job, out);
+	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
+	if (job->call == SIM_CALL_CHAT)
+		ADD(out, "\"chat.completion.chunk\"");
+	else
+		ADD(out, "\"text_completion\"");
+}
+
+/* Appends the base64 form of the len bytes at p. */
+static void
+openai_base64(const unsigned char *p, size_t len, struct evbuffer *out)
+{
+	static const char	 b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	char			 q[4];
+	size_t			 i;
+	uint32_t		 v;
+
+	for (i = 0; i < len; i += 3) {
+		v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		q[0] = b64[(v >> 18) & 63];
+		q[1] = b64[(v >> 12) & 63];
+		q[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		q[3] = i + 2 < len ? b64[v & 63] : '=';
+		evbuffer_add(out, q, 4);
+	}
+}
+
+/* Appends the embeddings answer of job. */
+static void
+openai_embeddings(struct sim_job *job, struct evbuffer *out)
+{
+	float		*v = sim_xcalloc(job->dims, sizeof *v);
+	unsigned char	 le[4];
+	unsigned	 i, j, p = sim_job_prompt_tokens(job);
+	uint32_t	 bits;
+
+	ADD(out, "{");
+	openai_model(job, out);
+	evbuffer_add_printf(out, ",\"object\":\"list\",\"usage\":"
+	    "{\"prompt_tokens\":%u,\"total_tokens\":%u},\"data\":[", p, p);
+	for (i = 0; i < job->nseq; i++) {
+		sim_embedding(job->seqs[i].hash, job->dims, v);
+		evbuffer_add(out, i == 0 ? "{\"embedding\":" :
+		    ",{\"embedding\":", i == 0 ? 13 : 14);
+		if (job->base64) {
+			ADD(out, "\"");
+			for (j = 0; j < job->dims; j++) {
+				memcpy(&bits, &v[j], 4);
+				le[0] = bits & 0xff;
+				le[1] = (bits >> 8) & 0xff;
+				le[2] = (bits >> 16) & 0xff;
+				le[3] = bits >> 24;
+				memcpy(&v[j], le, 4);
+			}
+			openai_base64((unsigned char *)v, job->dims * 4, out);
+			ADD(out, "\"");
+		} else {
+			for (j = 0; j < job->dims; j++)
+				evbuffer_add_printf(out, "%s%.7g",
+				    j == 0 ? "[" : ",", v[j]);
+			ADD(out, "]");
+		}
+		evbuffer_add_printf(out, ",\"index\":%u,\"object\":"
+		    "\"embedding\"}", i);
+	}
+	ADD(out, "]}");
+	free(v);
+}
+
+/* Appends the whole (non-streamed) answer of job. */
+static void
+openai_reply(struct sim_job *job, struct evbuffer *out)
+{
+	struct sim_seq	*seq;
+	unsigned	 i;
+	int		 chat = job->call == SIM_CALL_CHAT;
+
+	if (job->call == SIM_CALL_EMBEDDING) {
+		openai_embeddings(job, out);
+		return;
+	}
+	ADD(out, "{\"choices\":[");
+	for (i = 0; i < job->nseq; i++) {
+		seq = &job->seqs[i];
+		if (i != 0)
+			ADD(out, ",");
+		if (chat) {
+			ADD(out, "{\"finish_reason\":");
+			openai_reason(seq, out);
+			ADD(out, ",\"index\":");
+			put_uint(out, i);
+			ADD(out, ",\"message\":{\"role\":\"assistant\","
+			    "\"content\":\"");
+			openai_text(seq, out);
+			ADD(out, "\"}}");
+		} else {
+			ADD(out, "{\"text\":\"");
+			openai_text(seq, out);
+			ADD(out, "\",\"index\":");
+			put_uint(out, i);
+			ADD(out, ",\"logprobs\":null,\"finish_reason\":");
+			openai_reason(seq, out);
+			ADD(out, "}");
+		}
+	}
+	ADD(out, "],\"created\":");
+	put_uint(out, (uint64_t)time(NULL));
+	ADD(out, ",");
+	openai_model(job, out);
+	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
+	if (chat)
+		ADD(out, "\"chat.completion\",");
+	else
+		ADD(out, "\"text_completion\",");
+	openai_usage(job, out);
+	ADD(out, ",\"id\":\"");
+	openai_id(job, out);
+	ADD(out, "\",");
+	openai_timings(job, out);
+	ADD(out, "}");
+}
+
+/* Appends the first events of a stream: the assistant role, for chat. */
+static void
+openai_stream_head(struct sim_job *job, struct evbuffer *out)
+{
+	if (job->call != SIM_CALL_CHAT)
+		return;
+	ADD(out, "data: {\"choices\":[{\"finish_reason\":null,\"index\":0,"
+	    "\"delta\":{\"role\":\"assistant\",\"content\":null}}]");
+	openai_chunk_tail(job, out);
+	ADD(out, "}\n\n");
+}
+
+/* Appends the event carrying the newest token of seq. */
+static void
+openai_stream_token(struct sim_job *job, struct sim_seq *seq,
+    struct evbuffer *out)
+{
+	const char	*w;
+	size_t		 len;
+
+	w = sim_word(seq->hash, seq->produced - 1, &len);
+	if (job->call == SIM_CALL_CHAT) {
+		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
+		    "\"index\":");
+		put_uint(out, seq->index);
+		ADD(out, ",\"delta\":{\"content\":\"");
+		evbuffer_add(out, w, len);
+		ADD(out, "\"}}]");
+	} else {
+		ADD(out, "data: {\"choices\":[{\"text\":\"");
+		evbuffer_add(out, w, len);
+		ADD(out, "\",\"index\":");
+		put_uint(out, seq->index);
+		ADD(out, ",\"logprobs\":null,\"finish_reason\":null}]");
+	}
+	openai_chunk_tail(job, out);
+	ADD(out, "}\n\n");
+}
+
+/*
+ * Appends the event ending seq; the last one of job carries the timings
+ * and, for completions, the usage (as llama.cpp does).
+ */
+static void
+openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
+    struct evbuffer *out)
+{
+	if (job->call == SIM_CALL_CHAT) {
+		ADD(out, "data: {\"choices\":[{\"finish_reason\":");
+		openai_reason(seq, out);
+		ADD(out, ",\"index\":");
+		put_uint(out, seq->index);
+		ADD(out, ",\"delta\":{}}]");
+	} else {
+		ADD(out, "data: {\"choices\":[{\"text\":\"\",\"index\":");
+		put_uint(out, seq->index);
+		ADD(out, ",\"logprobs\":null,\"finish_reason\":");
+		openai_reason(seq, out);
+		ADD(out, "}]");
+	}
+	openai_chunk_tail(job, out);
+	if (last && job->call != SIM_CALL_CHAT) {
+		ADD(out, ",");
+		openai_usage(job, out);
+	}
+	if (last) {
+		ADD(out, ",");
+		openai_timings(job, out);
+	}
+	ADD(out, "}\n\n");
+}
+
+/* Appends the end of a stream: the usage chunk if asked for, then [DONE]. */
+static void
+openai_stream_end(struct sim_job *job, struct evbuffer *out)
+{
+	if (job->include_usage) {
+		ADD(out, "data: {\"choices\":[]");
+		openai_chunk_tail(job, out);
+		ADD(out, ",");
+		openai_usage(job, out);
+		ADD(out, ",");
+		openai_timings(job, out);
+		ADD(out, "}\n\n");
+	}
+	ADD(out, "data: [DONE]\n\n");
+}
+
+/* Appends an error event in the middle of a stream (no [DONE] follows). */
+static void
+openai_stream_error(struct sim_job *job, struct evbuffer *out)
+{
+	ADD(out, "data: {\"error\":{\"code\":500,\"message\":"
+	    "\"injected fault: error in the middle of the stream\",\"type\":"
+	    "\"server_error\"}}\n\n");
+}
+
+/* Appends the error body of err. */
+static void
+openai_error(struct evbuffer *out, const struct sim_error *err)
+{
+	evbuffer_add_printf(out, "{\"error\":{\"code\":%d,\"message\":\"",
+	    err->status);
+	sim_json_escape(out, err->message, strlen(err->message));
+	evbuffer_add_printf(out, "\",\"type\":\"%s\"", err->type);
+	if (err->n_ctx != 0)
+		evbuffer_add_printf(out, ",\"n_prompt_tokens\":%u,\"n_ctx\":%u",
+		    err->n_prompt_tokens, err->n_ctx);
+	ADD(out, "}}");
+}
+
+/* Appends the answer of /health. */
+static void
+openai_health(struct sim_replica *r, struct evbuffer *out)
+{
+	ADD(out, "{\"status\":\"ok\"}");
+}
+
+/* Appends the answer of /v1/models: llama.cpp's shape, one entry a model. */
+static void
+openai_models(struct sim_replica *r, struct evbuffer *out)
+{
+	json_t		*models = json_array(), *data = json_array(), *top;
+	const char	*name;
+	unsigned	 i, n = r->p.nmodels == 0 ? 1 : r->p.nmodels;
+	char		*s;
+
+	for (i = 0; i < n; i++) {
+		name = r->p.nmodels == 0 ? SIM_DEFAULT_MODEL : r->p.models[i];
+		json_array_append_new(models, json_pack("{ss ss ss ss ss ss ss"
+		    " s[s] s[s] ss s{ss ss ss s[s] ss ss}}",
+		    "name", name, "model", name, "modified_at", "", "size", "",
+		    "digest", "", "type", "model", "description", "",
+		    "tags", "", "capabilities", "completion", "parameters", "",
+		    "details", "parent_model", "", "format", "gguf",
+		    "family", "", "families", "", "parameter_size", "",
+		    "quantization_level", ""));
+		json_array_append_new(data, json_pack("{ss s[s] s[] ss sI ss"
+		    " s{si si si si}}",
+		    "id", name, "aliases", name, "tags", "object", "model",
+		    "created", (json_int_t)time(NULL), "owned_by", "sy-sim",
+		    "meta", "n_ctx", r->p.context_tokens, "n_ctx_train",
+		    r->p.context_tokens, "n_embd", r->p.embedding_dims,
+		    "slots", r->p.slots));
+	}
+	top = json_pack("{so ss so}", "models", models, "object", "list",
+	    "data", data);
+	s = json_dumps(top, JSON_COMPACT);
+	evbuffer_add(out, s, strlen(s));
+	free(s);
+	json_decref(top);
+}
+
+const struct sim_proto sim_proto_openai = {
+	.name = "openai",
+	.routes = openai_routes,
+	.stream_type = "text/event-stream",
+	.frame_end = "\n\n",
+	.parse = openai_parse,
+	.error = openai_error,
+	.models = openai_models,
+	.health = openai_health,
+	.reply = openai_reply,
+	.stream_head = openai_stream_head,
+	.stream_token = openai_stream_token,
+	.stream_seq_end = openai_stream_seq_end,
+	.stream_end = openai_stream_end,
+	.stream_error = openai_stream_error,
+};
