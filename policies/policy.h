@@ -73,9 +73,17 @@ void sy_route_policy_names(char *buf, size_t len);
 void sy_select_policy_names(char *buf, size_t len);
 
 /*
- * Whether ep can take one more request now: weight > 0 and fewer than
- * max_concurrency requests in flight across all workers.
+ * Whether ep can take one more request now: weight > 0, fewer than
+ * max_concurrency requests in flight across all workers, not marked down
+ * by health checks, not ejected, not rate-limited (429 Retry-After).
  */
 int sy_endpoint_available(const struct sy_endpoint *ep);
+
+/*
+ * Whether ep may get req: available, and not an endpoint req already
+ * tried (a retry goes to a different endpoint).  Every policy picks only
+ * usable endpoints.
+ */
+int sy_endpoint_usable(const struct sy_endpoint *ep, const struct sy_req *req);
 
 #endif

@@ -1,5 +1,6 @@
 /* The policy registry: every routing and model-selection policy, found by name. */
 #include "config.h"
+#include "req.h"
 #include "policy.h"
 #include "util.h"
 
@@ -43,10 +44,32 @@ sy_select_policy_names(char *buf, size_t len)
 int
 sy_endpoint_available(const struct sy_endpoint *ep)
 {
-	if (ep->weight == 0)
+	const struct sy_endpoint_stats *st = ep->stats;
+	uint64_t now;
+
+	if (ep->weight == 0 || atomic_load_explicit(&st->unhealthy,
+	    memory_order_relaxed))
 		return 0;
-	if (ep->max_concurrency == 0)
+	if (ep->max_concurrency != 0 && atomic_load_explicit(&st->in_flight,
+	    memory_order_relaxed) >= (long)ep->max_concurrency)
+		return 0;
+	if (atomic_load_explicit(&st->ejected_until_us, memory_order_relaxed) == 0 &&
+	    atomic_load_explicit(&st->limited_until_us, memory_order_relaxed) == 0)
 		return 1;
-	return atomic_load_explicit(&ep->stats->in_flight,
-	    memory_order_relaxed) < (long)ep->max_concurrency;
+	now = sy_now_us();
+	return atomic_load_explicit(&st->ejected_until_us,
+	    memory_order_relaxed) <= now &&
+	    atomic_load_explicit(&st->limited_until_us,
+	    memory_order_relaxed) <= now;
+}
+
+int
+sy_endpoint_usable(const struct sy_endpoint *ep, const struct sy_req *req)
+{
+	unsigned i;
+
+	for (i = 0; i < req->ntried; i++)
+		if (req->tried[i] == ep)
+			return 0;
+	return sy_endpoint_available(ep);
 }

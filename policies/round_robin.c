@@ -43,7 +43,7 @@ rr_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 		struct sy_endpoint *ep =
 		    pool->endpoints[(start + i) % pool->nendpoints];
 
-		if (sy_endpoint_available(ep)) {
+		if (sy_endpoint_usable(ep, req)) {
 			if (i != 0)
 				*reason = "skip-full";
 			return ep;

@@ -188,6 +188,17 @@ stats_acquire(const char *name)
 	st->name = sy_xstrdup(name);
 	atomic_init(&st->refs, 1);
 	atomic_init(&st->in_flight, 0);
+	atomic_init(&st->ewma_bits, 0);
+	atomic_init(&st->ewma_at_us, 0);
+	atomic_init(&st->scraped_running, -1);
+	atomic_init(&st->scraped_waiting, -1);
+	atomic_init(&st->scraped_kv_permille, -1);
+	atomic_init(&st->scraped_at_us, 0);
+	atomic_init(&st->unhealthy, 0);
+	atomic_init(&st->ejected_until_us, 0);
+	atomic_init(&st->consecutive_failures, 0);
+	atomic_init(&st->ejections, 0);
+	atomic_init(&st->limited_until_us, 0);
 	if (stats_n == stats_cap) {
 		stats_cap = stats_cap ? stats_cap * 2 : 16;
 		stats_table = xreallocarray(stats_table, stats_cap,

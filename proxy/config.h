@@ -21,6 +21,25 @@ struct sy_endpoint_stats {
 	char *name;
 	atomic_int refs;
 	atomic_long in_flight;		/* requests in flight, all workers */
+
+	/* Latency learning (p2c_ewma): peak-EWMA of the upstream latency in
+	   µs (the bits of a double, 0: no sample yet) and its update time. */
+	atomic_ullong ewma_bits;
+	atomic_ullong ewma_at_us;	/* monotonic µs */
+
+	/* Load read from the endpoint's own /metrics (load_aware); -1 while
+	   unknown.  kv_permille is KV-cache usage × 1000. */
+	atomic_long scraped_running;
+	atomic_long scraped_waiting;
+	atomic_int scraped_kv_permille;
+	atomic_ullong scraped_at_us;	/* monotonic µs of the last scrape, 0: never */
+
+	/* Health: active checks and passive outlier ejection. */
+	atomic_int unhealthy;		/* active checks say it is down */
+	atomic_ullong ejected_until_us;	/* monotonic µs; 0 or past: not ejected */
+	atomic_int consecutive_failures;
+	atomic_int ejections;		/* ejections in a row (cooldown grows) */
+	atomic_ullong limited_until_us;	/* answered 429 with Retry-After until */
 };
 
 /* A backend endpoint: one replica reached at one base URL. */

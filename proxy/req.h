@@ -16,6 +16,9 @@ struct sy_pool;
 struct sy_endpoint;
 struct sy_http1_msg;
 
+/* Tries of one request (the first and its retries), at most. */
+#define SY_MAX_TRIES 8
+
 /* The client-facing APIs that carry a model. */
 enum sy_api {
 	SY_API_CHAT,		/* POST /v1/chat/completions */
@@ -45,6 +48,8 @@ struct sy_req {
 	struct sy_pool *pool;
 	struct sy_endpoint *endpoint;
 	const char *pick_reason;
+	const struct sy_endpoint *tried[SY_MAX_TRIES];	/* endpoints tried so far */
+	unsigned ntried;
 
 	/* Results. */
 	struct sy_usage usage;
