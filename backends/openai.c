@@ -76,6 +76,29 @@ is_error_body(const json_t *obj)
 	return json_is_object(json_object_get(obj, "error"));
 }
 
+/*
+ * Wraps a backend error that is not in OpenAI's shape (an HTML page from a
+ * proxy, a plain-text 503) into one, keeping a bit of its text.
+ */
+static void
+wrap_error(int status, struct evbuffer *body, struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(body);
+	const char *type = status == 429 ? "rate_limit_error" :
+	    status >= 500 ? "server_error" : "invalid_request_error";
+
+	evbuffer_add_printf(out, "{\"error\":{\"message\":\"backend returned "
+	    "HTTP %d", status);
+	if (len > 0) {
+		SY_ADD_LIT(out, ": ");
+		sy_json_escape(out, (const char *)evbuffer_pullup(body, -1),
+		    len < 200 ? len : 200);
+	}
+	evbuffer_add_printf(out, "\",\"type\":\"%s\",\"code\":%d}}", type,
+	    status);
+	evbuffer_drain(body, len);
+}
+
 static int
 openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
     struct evbuffer *out, struct sy_usage *usage, char **err)
@@ -84,12 +107,14 @@ openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
 	json_t *obj;
 
 	obj = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
-	if (obj == NULL || !json_is_object(obj) ||
-	    (status >= 400 && !is_error_body(obj))) {
+	if (status >= 400 && !is_error_body(obj)) {
 		json_decref(obj);
-		*err = sy_xstrdup(status >= 400 ?
-		    "backend returned an error that is not JSON" :
-		    "backend returned a body that is not a JSON object");
+		wrap_error(status, body, out);
+		return 0;
+	}
+	if (obj == NULL || !json_is_object(obj)) {
+		json_decref(obj);
+		*err = sy_xstrdup("backend returned a body that is not a JSON object");
 		return -1;
 	}
 	if (status < 400)

@@ -26,7 +26,8 @@ static const char *const root_keys[] = {
 	"backends", "routes", "prices", NULL
 };
 static const char *const timeout_keys[] = {
-	"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "drain_ms", NULL
+	"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "drain_ms",
+	"client_header_ms", "client_body_ms", "keepalive_ms", NULL
 };
 static const char *const limit_keys[] = {
 	"max_body_bytes", "max_json_depth", "max_connections", NULL
@@ -1070,6 +1071,9 @@ load_timeouts(struct ctx *c, const json_t *root, struct sy_timeouts *t)
 	t->idle_ms = 60000;
 	t->total_ms = 600000;
 	t->drain_ms = 30000;
+	t->client_header_ms = 30000;
+	t->client_body_ms = 120000;
+	t->keepalive_ms = 75000;
 	if ((o = get_object(c, root, "", "timeouts")) == NULL)
 		return;
 	check_keys(c, o, "timeouts", timeout_keys);
@@ -1083,6 +1087,12 @@ load_timeouts(struct ctx *c, const json_t *root, struct sy_timeouts *t)
 		t->total_ms = (unsigned)n;
 	if (get_int(c, o, "timeouts", "drain_ms", 0, DAY_MS, &n) == 1)
 		t->drain_ms = (unsigned)n;
+	if (get_int(c, o, "timeouts", "client_header_ms", 1, DAY_MS, &n) == 1)
+		t->client_header_ms = (unsigned)n;
+	if (get_int(c, o, "timeouts", "client_body_ms", 1, DAY_MS, &n) == 1)
+		t->client_body_ms = (unsigned)n;
+	if (get_int(c, o, "timeouts", "keepalive_ms", 1, DAY_MS, &n) == 1)
+		t->keepalive_ms = (unsigned)n;
 }
 
 /* Reads limits into l, defaults first. */

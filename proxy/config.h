@@ -115,6 +115,9 @@ struct sy_timeouts {
 	unsigned idle_ms;		/* between stream events; default 60000 */
 	unsigned total_ms;		/* default 600000 */
 	unsigned drain_ms;		/* on SIGTERM; default 30000 */
+	unsigned client_header_ms;	/* a request head, from its first byte; 30000 */
+	unsigned client_body_ms;	/* a request body, after its head; 120000 */
+	unsigned keepalive_ms;		/* an idle client connection; 75000 */
 };
 
 struct sy_limits {

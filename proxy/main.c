@@ -1,4 +1,6 @@
 /* switchyard: command line, config check, workers, signals (reload, drain) and the admin listener. */
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -148,6 +150,29 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	event_add(m->drain_poll, &poll);
 }
 
+/*
+ * Raises the open-file limit to the hard limit, and warns when it cannot
+ * hold max_connections (each client may also need a backend connection).
+ */
+static void
+raise_fd_limit(unsigned max_connections)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < 2 * (rlim_t)max_connections + 64)
+		sy_log(SY_LOG_WARN, "open-file limit %llu is low for "
+		    "max_connections %u (needs about %u)",
+		    (unsigned long long)rl.rlim_cur, max_connections,
+		    2 * max_connections + 64);
+}
+
 /* Loads the config named on the command line; exits 1 on error. */
 static struct sy_config *
 load(const char *path, const char *const *upstreams, size_t nup,
@@ -237,6 +262,14 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(m.cfg->limits.max_connections);
+	if (sy_server_port_free(m.cfg->listen) != 0 ||
+	    (m.cfg->admin != NULL && sy_server_port_free(m.cfg->admin) != 0)) {
+		fprintf(stderr, "switchyard: cannot listen on %s%s%s: %s\n",
+		    m.cfg->listen, m.cfg->admin ? " and " : "",
+		    m.cfg->admin ? m.cfg->admin : "", strerror(errno));
+		return 1;
+	}
 	if ((m.rt.log = sy_accesslog_open(m.cfg->access_log, &err)) == NULL) {
 		fprintf(stderr, "switchyard: access log: %s\n", err);
 		return 1;
@@ -283,6 +316,8 @@ main(int argc, char **argv)
 		memset(&aopts, 0, sizeof aopts);
 		aopts.max_body = 64 * 1024;
 		aopts.idle_ms = 30000;
+		aopts.head_ms = 10000;
+		aopts.body_ms = 10000;
 		aopts.write_ms = 30000;
 		m.admin_server = sy_server_new(m.base, fd, &aopts,
 		    sy_admin_handle, &m.admin);

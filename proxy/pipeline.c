@@ -41,6 +41,7 @@ struct exchange {
 	int streaming;
 	int stream_started;
 	int stream_ended;		/* terminal or error event relayed */
+	char retry_after[32];		/* the backend's Retry-After, or "" */
 	int paused;
 };
 
@@ -143,19 +144,31 @@ stream_error_event(struct exchange *x, const char *code, const char *message)
 	    "\"code\":\"%s\"}}\n\n", code);
 }
 
-/* Ends a relayed stream, whatever state it is in. */
+/*
+ * Ends the client's stream (the exchange may still wait for the backend to
+ * end its response, for the connection's sake).
+ */
+static void
+client_end(struct exchange *x)
+{
+	stream_flush(x);
+	if (x->conn == NULL)
+		return;
+	if (!x->stream_started) {
+		x->req.status = 200;
+		sy_conn_stream_start(x->conn, 200, "text/event-stream",
+		    x->headers);
+	}
+	sy_conn_stream_end(x->conn);
+	x->conn = NULL;
+	x->req.t_end = sy_now_us();
+}
+
+/* Ends a relayed stream, whatever state it is in, and the exchange. */
 static void
 stream_end(struct exchange *x)
 {
-	stream_flush(x);
-	if (x->conn != NULL) {
-		if (!x->stream_started) {
-			x->req.status = 200;
-			sy_conn_stream_start(x->conn, 200, "text/event-stream",
-			    x->headers);
-		}
-		sy_conn_stream_end(x->conn);
-	}
+	client_end(x);
 	finish(x);
 }
 
@@ -188,8 +201,12 @@ on_head(void *arg, const struct sy_http1_msg *head)
 {
 	struct exchange *x = arg;
 	const char *ct = sy_http1_header(head, "content-type");
+	const char *ra = sy_http1_header(head, "retry-after");
 
 	x->upstream_status = head->status;
+	/* Retry-After in seconds is passed on to the client. */
+	if (ra != NULL && *ra != '\0' && strspn(ra, "0123456789") == strlen(ra))
+		snprintf(x->retry_after, sizeof x->retry_after, "%s", ra);
 	if (x->req.stream && head->status == 200 && ct != NULL &&
 	    strncasecmp(ct, "text/event-stream", 17) == 0) {
 		x->streaming = 1;
@@ -229,7 +246,11 @@ on_body(void *arg, struct evbuffer *data)
 		return;
 	}
 	evbuffer_drain(data, len);
-	stream_flush(x);
+	/* The client has its whole answer at [DONE]; the backend may linger. */
+	if (x->stream_ended)
+		client_end(x);
+	else
+		stream_flush(x);
 }
 
 static void
@@ -260,9 +281,15 @@ on_done(void *arg)
 	if (x->upstream_status >= 400)
 		set_error(x, "backend returned an error");
 	req->bytes_out = evbuffer_get_length(out);
-	if (x->conn != NULL)
+	if (x->conn != NULL) {
+		char headers[sizeof x->headers + sizeof x->retry_after + 16];
+
+		snprintf(headers, sizeof headers, "%s%s%s%s", x->headers,
+		    x->retry_after[0] ? "Retry-After: " : "", x->retry_after,
+		    x->retry_after[0] ? "\r\n" : "");
 		sy_conn_respond(x->conn, x->upstream_status, "application/json",
-		    x->headers, out);
+		    headers, out);
+	}
 	evbuffer_free(out);
 	finish(x);
 }
@@ -276,10 +303,12 @@ on_error(void *arg, enum sy_upstream_error e, const char *msg)
 	x->call = NULL;
 	x->req.upstream_us = sy_now_us() - x->req.t_upstream;
 	if (x->stream_started) {
-		set_error(x, msg);
-		if (!x->stream_ended)
+		/* After [DONE] the client has its answer: not an error. */
+		if (!x->stream_ended) {
+			set_error(x, msg);
 			stream_error_event(x, timeout ? "gateway_timeout" :
 			    "bad_gateway", msg);
+		}
 		stream_end(x);
 		return;
 	}
@@ -297,7 +326,7 @@ static const struct sy_upstream_cbs upstream_cbs = {
 /* ==== Client callbacks ==== */
 
 static void
-client_gone(void *owner)
+client_gone(void *owner, int timed_out)
 {
 	struct exchange *x = owner;
 
@@ -308,7 +337,8 @@ client_gone(void *owner)
 		x->req.upstream_us = sy_now_us() - x->req.t_upstream;
 	}
 	x->req.status = 499;
-	set_error(x, "client closed the connection");
+	set_error(x, timed_out ? "client stopped reading (write timeout)" :
+	    "client closed the connection");
 	finish(x);
 }
 
@@ -324,6 +354,36 @@ client_drained(void *owner)
 }
 
 /* ==== The stages ==== */
+
+/*
+ * Picks an endpoint of req's pool with the route's policy and takes one of
+ * its in-flight slots.  Another worker may take the last slot between the
+ * policy's look and ours: then the policy picks again without it.
+ * Returns the endpoint, or NULL when none can take req.
+ */
+static struct sy_endpoint *
+pick_endpoint(struct sy_req *req)
+{
+	const struct sy_route_policy *policy = req->route->policy;
+	unsigned ntried = req->ntried;
+	struct sy_endpoint *ep;
+	long before;
+
+	while ((ep = policy->pick(req->pool->policy_state, req->pool, req,
+	    &req->pick_reason)) != NULL) {
+		before = atomic_fetch_add(&ep->stats->in_flight, 1);
+		if (ep->max_concurrency == 0 || before < (long)ep->max_concurrency)
+			break;
+		atomic_fetch_sub(&ep->stats->in_flight, 1);
+		if (req->ntried == SY_MAX_TRIES) {
+			ep = NULL;
+			break;
+		}
+		req->tried[req->ntried++] = ep;
+	}
+	req->ntried = ntried;
+	return ep;
+}
 
 /* Route, select, pick, encode and send: the way to the backend. */
 static void
@@ -365,22 +425,22 @@ proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 		req->model = req->client_model;
 	req->pool = sy_route_pool(req->route,
 	    req->route->wildcard ? NULL : req->model);
-	if (req->pool == NULL || (req->endpoint = req->route->policy->pick(
-	    req->pool->policy_state, req->pool, req, &req->pick_reason)) == NULL) {
+	if (req->pool == NULL || (req->endpoint = pick_endpoint(req)) == NULL) {
 		fail(x, 503, "server_error", "no_endpoint_available",
 		    "no backend endpoint can take the request now", "Retry-After: 1\r\n");
 		return;
 	}
+	x->counted = 1;
 	encoded = evbuffer_new();
 	if (req->endpoint->kind->encode(req, encoded, &path, &err) != 0) {
 		evbuffer_free(encoded);
+		atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
+		x->counted = 0;
 		req->endpoint = NULL;
 		fail(x, 400, "invalid_request_error", NULL, err, NULL);
 		free(err);
 		return;
 	}
-	atomic_fetch_add(&req->endpoint->stats->in_flight, 1);
-	x->counted = 1;
 	snprintf(upstream_headers, sizeof upstream_headers,
 	    "X-Request-Id: %s\r\nAccept: %s\r\n", req->id,
 	    req->stream ? "text/event-stream" : "application/json");
@@ -431,6 +491,14 @@ respond_text(struct exchange *x, int status, const char *json)
 	finish(x);
 }
 
+/* Writes a new request id: the process's boot id, the worker, a counter. */
+static void
+new_request_id(struct sy_worker *w, char *buf, size_t len)
+{
+	snprintf(buf, len, "%08x%02x%010llx", w->rt->boot_id, w->index & 0xff,
+	    (unsigned long long)w->next_id++);
+}
+
 /* Fills the request id: the client's when it is sane, else a new one. */
 static void
 request_id(struct exchange *x, const struct sy_http1_msg *head)
@@ -450,9 +518,33 @@ request_id(struct exchange *x, const struct sy_http1_msg *head)
 			return;
 		}
 	}
-	snprintf(x->req.id, sizeof x->req.id, "%08x%02x%010llx",
-	    x->w->rt->boot_id, x->w->index & 0xff,
-	    (unsigned long long)x->w->next_id++);
+	new_request_id(x->w, x->req.id, sizeof x->req.id);
+}
+
+void
+sy_pipeline_reject(void *arg, int status, const char *method,
+    const char *target, const char *message, uint64_t bytes_out)
+{
+	struct sy_worker *w = arg;
+	struct sy_record rec;
+	char id[40];
+
+	memset(&rec, 0, sizeof rec);
+	new_request_id(w, id, sizeof id);
+	rec.time_us = sy_wall_us();
+	rec.request_id = id;
+	rec.method = method;
+	rec.path = target;
+	rec.client_api = "openai";
+	rec.status = status;
+	rec.usage.prompt_tokens = rec.usage.completion_tokens =
+	    rec.usage.cached_tokens = -1;
+	rec.cost_usd = -1;
+	rec.ttft_us = -1;
+	rec.bytes_out = bytes_out;
+	rec.error = message;
+	sy_accesslog_write(w->rt->log, &rec);
+	sy_metrics_record(w->metrics, &rec);
 }
 
 static const struct {

@@ -111,7 +111,7 @@ void
 sy_req_record(const struct sy_req *req, struct sy_record *r)
 {
 	const struct sy_price *price;
-	uint64_t now = sy_now_us();
+	uint64_t now = req->t_end ? req->t_end : sy_now_us();
 
 	memset(r, 0, sizeof *r);
 	r->time_us = req->wall_arrival;

@@ -61,6 +61,7 @@ struct sy_req {
 	uint64_t wall_arrival;		/* wall clock µs */
 	uint64_t t_upstream;		/* request sent upstream */
 	uint64_t t_first_byte;		/* first body byte to the client (streams) */
+	uint64_t t_end;			/* last byte to the client, 0: at finish */
 	uint64_t upstream_us;		/* time spent waiting on the backend */
 	uint64_t bytes_in;
 	uint64_t bytes_out;

@@ -22,6 +22,11 @@
 
 /* Input buffered while a request is being handled (pipelining) before reads pause. */
 #define BUSY_INPUT_MAX (64 * 1024)
+/* After a reject: how long and how much is read away before closing. */
+#define LINGER_MS 5000
+#define LINGER_MAX (64 * 1024 * 1024)
+/* Accepting pauses this long when the process is out of descriptors. */
+#define ACCEPT_PAUSE_MS 100
 
 enum conn_state {
 	CONN_HEAD,		/* reading a request head */
@@ -43,6 +48,9 @@ struct sy_conn {
 	int linger;		/* unread request bytes may follow: read them
 				   away after the last response before closing,
 				   so the client sees the response, not a reset */
+	size_t lingered;	/* bytes read away */
+	int head_started;	/* bytes of the next request have arrived */
+	struct event *timer;	/* idle, head, body or linger deadline */
 	void *owner;
 	sy_gone_fn gone;
 	sy_drained_fn drained;
@@ -56,6 +64,7 @@ struct sy_server {
 	sy_handler_fn handler;
 	void *arg;
 	int draining;
+	struct event *accept_pause;
 	size_t nconns;
 	TAILQ_HEAD(, sy_conn) conns;
 };
@@ -64,19 +73,27 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
-/* Sets the read (idle) and write timeouts for c's state. */
+/* Arms c's deadline ms from now; 0 disarms it. */
 static void
-conn_timeouts(struct sy_conn *c)
+conn_arm(struct sy_conn *c, unsigned ms)
 {
-	struct timeval rd, wr;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
-	rd.tv_sec = c->srv->opts.idle_ms / 1000;
-	rd.tv_usec = (c->srv->opts.idle_ms % 1000) * 1000;
-	wr.tv_sec = c->srv->opts.write_ms / 1000;
-	wr.tv_usec = (c->srv->opts.write_ms % 1000) * 1000;
-	bufferevent_set_timeouts(c->bev,
-	    c->state == CONN_BUSY || c->state == CONN_CLOSING ? NULL : &rd,
-	    &wr);
+	if (ms == 0)
+		evtimer_del(c->timer);
+	else
+		evtimer_add(c->timer, &tv);
+}
+
+/* Waits for the next request: idle deadline once the last response is out. */
+static void
+conn_wait_next(struct sy_conn *c)
+{
+	c->head_started = 0;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_arm(c, c->srv->opts.idle_ms);
+	else
+		conn_arm(c, 0);
 }
 
 /* Closes c and frees it; its owner is not told. */
@@ -90,27 +107,36 @@ conn_free(struct sy_conn *c)
 	if (s->opts.conn_count != NULL)
 		atomic_fetch_sub(s->opts.conn_count, 1);
 	bufferevent_free(c->bev);
+	event_free(c->timer);
 	sy_http1_free(&c->msg);
 	evbuffer_free(c->body);
 	free(c);
 }
 
+/* A deadline struck: the client was idle, slow, or lingering. */
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_conn *c = arg;
+
+	if (c->state != CONN_BUSY)
+		conn_free(c);
+}
+
 /*
  * The last response is out: close c, or first shut the sending side and
- * read away what the client still sends, for at most a second.
+ * read away what the client still sends, for at most LINGER_MS.
  */
 static void
 conn_close_flushed(struct sy_conn *c)
 {
-	struct timeval linger = { 1, 0 };
-
 	if (!c->linger) {
 		conn_free(c);
 		return;
 	}
 	c->linger = 2;
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-	bufferevent_set_timeouts(c->bev, &linger, NULL);
+	conn_arm(c, LINGER_MS);
 	bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -133,7 +159,7 @@ conn_end_exchange(struct sy_conn *c)
 		return;
 	}
 	c->state = CONN_HEAD;
-	conn_timeouts(c);
+	conn_wait_next(c);
 	bufferevent_enable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		bufferevent_trigger(c->bev, EV_READ,
@@ -260,12 +286,23 @@ static void
 conn_reject(struct sy_conn *c, int status, const char *code,
     const char *message)
 {
+	struct sy_server *s = c->srv;
+	size_t before = evbuffer_get_length(bufferevent_get_output(c->bev));
+	char method[sizeof c->msg.method];
+	char *target = c->msg.target ? sy_xstrdup(c->msg.target) : NULL;
+
+	memcpy(method, c->msg.method, sizeof method);
 	c->keep_alive = 0;
 	c->linger = 1;
 	c->state = CONN_BUSY;
 	sy_respond_error(c, status, status == 503 ? "server_error" :
 	    "invalid_request_error", code, message,
 	    status == 503 ? "Retry-After: 1\r\n" : NULL);
+	if (s->opts.on_reject != NULL)
+		s->opts.on_reject(s->arg, status, method, target ? target : "",
+		    message, evbuffer_get_length(bufferevent_get_output(c->bev)) -
+		    before);
+	free(target);
 }
 
 /* Reads as much of the next request as has arrived; dispatches it when whole. */
@@ -277,6 +314,10 @@ conn_process(struct sy_conn *c)
 	int r;
 
 	if (c->state == CONN_HEAD) {
+		if (!c->head_started && evbuffer_get_length(in) > 0) {
+			c->head_started = 1;
+			conn_arm(c, s->opts.head_ms);
+		}
 		r = sy_http1_parse_head(&c->msg, in);
 		if (r < 0) {
 			conn_reject(c, c->msg.error_status ? c->msg.error_status : 400,
@@ -298,6 +339,8 @@ conn_process(struct sy_conn *c)
 			SY_ADD_LIT(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 100 Continue\r\n\r\n");
 		c->state = CONN_BODY;
+		if (c->msg.state == SY_HTTP1_BODY)
+			conn_arm(c, s->opts.body_ms);
 	}
 	if (c->msg.state == SY_HTTP1_BODY) {
 		r = sy_http1_read_body(&c->msg, in, c->body);
@@ -315,7 +358,7 @@ conn_process(struct sy_conn *c)
 			return;
 	}
 	c->state = CONN_BUSY;
-	conn_timeouts(c);
+	conn_arm(c, 0);
 	/* The handler may end the exchange (and even free c) before returning. */
 	s->handler(c, &c->msg, c->body, s->arg);
 }
@@ -332,8 +375,11 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->state == CONN_CLOSING) {
+		c->lingered += evbuffer_get_length(bufferevent_get_input(bev));
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
+		if (c->lingered > LINGER_MAX)
+			conn_free(c);
 		return;
 	}
 	conn_process(c);
@@ -351,6 +397,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->state == CONN_BUSY && c->drained != NULL)
 		c->drained(c->owner);
+	else if (c->state == CONN_HEAD && !c->head_started)
+		conn_arm(c, c->srv->opts.idle_ms);
 }
 
 static void
@@ -359,8 +407,36 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct sy_conn *c = arg;
 
 	if (c->state == CONN_BUSY && c->gone != NULL)
-		c->gone(c->owner);
+		c->gone(c->owner, (what & BEV_EVENT_TIMEOUT) != 0);
 	conn_free(c);
+}
+
+static void
+accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_server *s = arg;
+
+	if (s->listener != NULL)
+		evconnlistener_enable(s->listener);
+}
+
+/*
+ * accept(2) failed: out of descriptors, pause accepting for a moment rather
+ * than spinning on a socket that stays readable.
+ */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct sy_server *s = arg;
+	struct timeval pause = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		sy_log(SY_LOG_WARN, "accept: %s; pausing %d ms",
+		    strerror(err), ACCEPT_PAUSE_MS);
+		evconnlistener_disable(l);
+		evtimer_add(s->accept_pause, &pause);
+	}
 }
 
 static void
@@ -368,6 +444,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct sy_server *s = arg;
+	struct timeval write_timeout;
 	struct sy_conn *c;
 	int one = 1, over = 0;
 
@@ -386,6 +463,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	c->body = evbuffer_new();
+	c->timer = evtimer_new(s->base, conn_timer_cb, c);
 	sy_http1_init(&c->msg, SY_HTTP1_REQUEST, 0, 0);
 	evutil_inet_ntop(sa->sa_family, sa->sa_family == AF_INET6 ?
 	    (void *)&((struct sockaddr_in6 *)sa)->sin6_addr :
@@ -394,7 +472,11 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	s->nconns++;
 	c->state = CONN_HEAD;
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	conn_timeouts(c);
+	write_timeout.tv_sec = s->opts.write_ms / 1000;
+	write_timeout.tv_usec = (s->opts.write_ms % 1000) * 1000;
+	bufferevent_set_timeouts(c->bev, NULL, &write_timeout);
+	c->head_started = 1;
+	conn_arm(c, s->opts.head_ms);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (over)
 		conn_reject(c, 503, "too_many_connections",
@@ -427,6 +509,25 @@ sy_server_listen(const char *hostport)
 	return fd;
 }
 
+int
+sy_server_port_free(const char *hostport)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, r;
+
+	if (sy_config_parse_hostport(hostport, &ss, &len) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	r = bind(fd, (struct sockaddr *)&ss, len);
+	close(fd);
+	return r == 0 ? 0 : -1;
+}
+
 struct sy_server *
 sy_server_new(struct event_base *base, int fd, const struct sy_server_opts *opts,
     sy_handler_fn handler, void *arg)
@@ -444,6 +545,8 @@ sy_server_new(struct event_base *base, int fd, const struct sy_server_opts *opts
 		free(s);
 		return NULL;
 	}
+	evconnlistener_set_error_cb(s->listener, accept_error_cb);
+	s->accept_pause = evtimer_new(base, accept_resume_cb, s);
 	return s;
 }
 
@@ -466,8 +569,13 @@ sy_server_drain(struct sy_server *s)
 	}
 	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->state == CONN_HEAD && c->msg.state == SY_HTTP1_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		if (c->state != CONN_HEAD || c->head_started)
+			continue;
+		/* Idle between requests: close once the last response is out. */
+		c->state = CONN_CLOSING;
+		bufferevent_disable(c->bev, EV_READ);
+		conn_arm(c, 0);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			conn_free(c);
 	}
 }
@@ -485,10 +593,11 @@ sy_server_free(struct sy_server *s)
 
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
 		if (c->state == CONN_BUSY && c->gone != NULL)
-			c->gone(c->owner);
+			c->gone(c->owner, 0);
 		conn_free(c);
 	}
 	if (s->listener != NULL)
 		evconnlistener_free(s->listener);
+	event_free(s->accept_pause);
 	free(s);
 }

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct evbuffer;
@@ -19,18 +20,34 @@ struct sy_http1_msg;
 typedef void (*sy_handler_fn)(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
 
-/* Called when the client goes away before the response ended; c is gone after. */
-typedef void (*sy_gone_fn)(void *owner);
+/*
+ * Called when the client goes away before the response ended (timed_out:
+ * it stopped reading and the write timeout struck); c is gone after.
+ */
+typedef void (*sy_gone_fn)(void *owner, int timed_out);
+
+/*
+ * Called when the server itself answers a request with an error (bad
+ * framing, body too large, too many connections, ...) so that it can be
+ * logged.  method and target are "" when the head was not read.
+ */
+typedef void (*sy_reject_fn)(void *arg, int status, const char *method,
+    const char *target, const char *message, uint64_t bytes_out);
 
 /* Called when a streamed response's output has drained below the low mark. */
 typedef void (*sy_drained_fn)(void *owner);
 
 struct sy_server_opts {
 	size_t max_body;		/* bytes; larger requests get 413 */
-	unsigned idle_ms;		/* keep-alive idle and head-read timeout */
+	unsigned idle_ms;		/* keep-alive idle timeout */
+	unsigned head_ms;		/* a request head must arrive within this
+					   from its first byte (and a first request
+					   after connecting) */
+	unsigned body_ms;		/* a request body must arrive within this */
 	unsigned write_ms;		/* a client not reading for this long is dropped */
 	unsigned max_conns;		/* over all servers sharing conn_count; 0: none */
 	atomic_uint *conn_count;	/* shared counter of open connections, or NULL */
+	sy_reject_fn on_reject;		/* or NULL; called with the handler's arg */
 };
 
 /*
@@ -57,6 +74,12 @@ void sy_server_free(struct sy_server *s);
 
 /* Binds and listens on "host:port" with SO_REUSEPORT; returns the fd or -1 (errno set). */
 int sy_server_listen(const char *hostport);
+
+/*
+ * Whether "host:port" is free for this process: a bind without SO_REUSEPORT
+ * fails when another process listens there.  0 when free, else -1 (errno).
+ */
+int sy_server_port_free(const char *hostport);
 
 /* Sets the owner of c's current exchange and its callbacks (either may be NULL). */
 void sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,

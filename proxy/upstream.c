@@ -37,8 +37,10 @@ struct pool {
 	socklen_t addrlen;
 	char *host;			/* for SNI and verification */
 	char *host_header;		/* "host[:port]" */
+	int tls;
 	SSL_CTX *ssl_ctx;		/* NULL for plain http */
 	int verify;
+	size_t active;			/* calls using the pool */
 	LIST_HEAD(, upconn) idle;
 	size_t nidle;
 };
@@ -113,6 +115,25 @@ tls_context(const struct sy_endpoint *ep)
 	return ctx;
 }
 
+/* Writes the key that tells pools apart: URL, TLS settings. */
+static void
+pool_key(const struct sy_endpoint *ep, char *key, size_t len)
+{
+	snprintf(key, len, "%s|%s|%d", ep->url, ep->ca_file ? ep->ca_file : "",
+	    ep->tls_verify);
+}
+
+/* Whether p serves ep (same key and resolved address). */
+static int
+pool_serves(const struct pool *p, const struct sy_endpoint *ep)
+{
+	char key[2048];
+
+	pool_key(ep, key, sizeof key);
+	return strcmp(p->key, key) == 0 && p->addrlen == ep->addrlen &&
+	    memcmp(&p->addr, &ep->addr, ep->addrlen) == 0;
+}
+
 /* The pool for ep on u, created at first use. */
 static struct pool *
 pool_get(struct sy_upstream *u, const struct sy_endpoint *ep)
@@ -122,12 +143,10 @@ pool_get(struct sy_upstream *u, const struct sy_endpoint *ep)
 	int v6 = strchr(ep->host, ':') != NULL;
 	int default_port = ep->port == (ep->tls ? 443 : 80);
 
-	snprintf(key, sizeof key, "%s|%s|%d", ep->url,
-	    ep->ca_file ? ep->ca_file : "", ep->tls_verify);
 	LIST_FOREACH(p, &u->pools, link)
-		if (strcmp(p->key, key) == 0 && p->addrlen == ep->addrlen &&
-		    memcmp(&p->addr, &ep->addr, ep->addrlen) == 0)
+		if (pool_serves(p, ep))
 			return p;
+	pool_key(ep, key, sizeof key);
 	p = sy_xcalloc(1, sizeof *p);
 	p->u = u;
 	p->key = sy_xstrdup(key);
@@ -142,8 +161,10 @@ pool_get(struct sy_upstream *u, const struct sy_endpoint *ep)
 		    v6 ? "]" : "", ep->port);
 	p->host_header = sy_xstrdup(key);
 	p->verify = ep->tls_verify;
-	if (ep->tls)
-		p->ssl_ctx = tls_context(ep);
+	p->tls = ep->tls;
+	if (ep->tls && (p->ssl_ctx = tls_context(ep)) == NULL)
+		sy_log(SY_LOG_ERROR, "endpoint %s: cannot create a TLS context",
+		    ep->name);
 	LIST_INIT(&p->idle);
 	LIST_INSERT_HEAD(&u->pools, p, link);
 	return p;
@@ -203,6 +224,8 @@ conn_new(struct pool *p)
 	SSL *ssl;
 
 	c->pool = p;
+	if (p->tls && p->ssl_ctx == NULL)
+		goto fail;	/* never fall back to plain text */
 	if (p->ssl_ctx != NULL) {
 		if ((ssl = SSL_new(p->ssl_ctx)) == NULL)
 			goto fail;
@@ -237,6 +260,7 @@ call_destroy(struct sy_upstream_call *call)
 		free(call->conn);
 	}
 	LIST_REMOVE(call, link);
+	call->pool->active--;
 	event_free(call->timer);
 	evbuffer_free(call->request);
 	evbuffer_free(call->data);
@@ -493,7 +517,9 @@ call_start(struct sy_upstream_call *call)
 		call->phase = PHASE_WAIT;
 	} else {
 		if ((c = conn_new(p)) == NULL) {
-			call_fail_later(call, "cannot create a connection");
+			call_fail_later(call, p->tls && p->ssl_ctx == NULL ?
+			    "cannot create a TLS context for the backend" :
+			    "cannot create a connection");
 			return;
 		}
 		call->phase = PHASE_CONNECT;
@@ -532,6 +558,7 @@ sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
 
 	call->u = u;
 	call->pool = pool_get(u, ep);
+	call->pool->active++;
 	call->t = *t;
 	call->cbs = cbs;
 	call->arg = arg;
@@ -591,6 +618,39 @@ sy_upstream_idle(const struct sy_upstream *u)
 	return n;
 }
 
+/* Closes p's idle connections and frees it (no call may use it). */
+static void
+pool_free(struct pool *p)
+{
+	while (!LIST_EMPTY(&p->idle))
+		conn_free(LIST_FIRST(&p->idle));
+	LIST_REMOVE(p, link);
+	if (p->ssl_ctx != NULL)
+		SSL_CTX_free(p->ssl_ctx);
+	free(p->key);
+	free(p->host);
+	free(p->host_header);
+	free(p);
+}
+
+void
+sy_upstream_sweep(struct sy_upstream *u, const struct sy_config *cfg)
+{
+	struct pool *p, *next;
+	size_t i;
+
+	for (p = LIST_FIRST(&u->pools); p != NULL; p = next) {
+		next = LIST_NEXT(p, link);
+		if (p->active > 0)
+			continue;
+		for (i = 0; i < cfg->nendpoints; i++)
+			if (pool_serves(p, &cfg->endpoints[i]))
+				break;
+		if (i == cfg->nendpoints)
+			pool_free(p);
+	}
+}
+
 struct sy_upstream *
 sy_upstream_new(struct event_base *base)
 {
@@ -610,16 +670,7 @@ sy_upstream_free(struct sy_upstream *u)
 
 	while ((call = LIST_FIRST(&u->calls)) != NULL)
 		call_destroy(call);
-	while ((p = LIST_FIRST(&u->pools)) != NULL) {
-		while (!LIST_EMPTY(&p->idle))
-			conn_free(LIST_FIRST(&p->idle));
-		LIST_REMOVE(p, link);
-		if (p->ssl_ctx != NULL)
-			SSL_CTX_free(p->ssl_ctx);
-		free(p->key);
-		free(p->host);
-		free(p->host_header);
-		free(p);
-	}
+	while ((p = LIST_FIRST(&u->pools)) != NULL)
+		pool_free(p);
 	free(u);
 }

@@ -62,6 +62,13 @@ void sy_upstream_cancel(struct sy_upstream_call *call);
 /* Stops (paused 1) or resumes (0) reading the response: backpressure. */
 void sy_upstream_pause(struct sy_upstream_call *call, int paused);
 
+/*
+ * Frees the pools (and closes the idle connections) of endpoints that cfg
+ * no longer has, once no call uses them: after a reload.
+ */
+struct sy_config;
+void sy_upstream_sweep(struct sy_upstream *u, const struct sy_config *cfg);
+
 /* Idle connections kept, over all endpoints (for tests and stats). */
 size_t sy_upstream_idle(const struct sy_upstream *u);
 

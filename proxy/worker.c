@@ -34,7 +34,10 @@ server_opts(struct sy_worker *w, struct sy_server_opts *opts)
 {
 	memset(opts, 0, sizeof *opts);
 	opts->max_body = w->cfg->limits.max_body_bytes;
-	opts->idle_ms = 75000;
+	opts->idle_ms = w->cfg->timeouts.keepalive_ms;
+	opts->head_ms = w->cfg->timeouts.client_header_ms;
+	opts->body_ms = w->cfg->timeouts.client_body_ms;
+	opts->on_reject = sy_pipeline_reject;
 	opts->write_ms = w->cfg->timeouts.idle_ms;
 	opts->max_conns = w->cfg->limits.max_connections;
 	opts->conn_count = &w->rt->conns;
@@ -66,6 +69,7 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 		w->cfg = next;
 		server_opts(w, &opts);
 		sy_server_set_opts(w->server, &opts);
+		sy_upstream_sweep(w->upstream, w->cfg);
 	}
 	if (stop) {
 		event_base_loopbreak(w->base);

@@ -75,4 +75,8 @@ struct evbuffer;
 void sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
 
+/* Logs and counts a request the listener rejected itself (arg: the worker). */
+void sy_pipeline_reject(void *arg, int status, const char *method,
+    const char *target, const char *message, uint64_t bytes_out);
+
 #endif

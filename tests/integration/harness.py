@@ -250,6 +250,7 @@ class ScriptedBackend:
 
     reply: a function (path, headers, body_bytes) -> (status, headers_dict,
     list of byte chunks, delay between chunks in seconds, close_early).
+    A number among the chunks is a pause of that many seconds.
     With close_early, the connection is closed after the chunks without
     ending the response.
     """
@@ -282,10 +283,14 @@ class ScriptedBackend:
                 for k, v in headers.items():
                     self.send_header(k, v)
                 if not chunked and "Content-Length" not in headers:
-                    self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
+                    self.send_header("Content-Length", str(sum(len(c) for c in chunks
+                                                               if isinstance(c, bytes))))
                 self.end_headers()
                 try:
                     for c in chunks:
+                        if not isinstance(c, bytes):
+                            time.sleep(c)
+                            continue
                         if chunked:
                             self.wfile.write(b"%x\r\n%s\r\n" % (len(c), c))
                         else:

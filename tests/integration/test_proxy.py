@@ -447,6 +447,96 @@ class FixtureReplay(unittest.TestCase):
         self.assertEqual(json.loads(log.splitlines()[-1])["prompt_tokens"], 52)
 
 
+class ClientAndBackendEdges(unittest.TestCase):
+    """Timeouts towards clients, and backends that misbehave politely."""
+
+    def gateway(self, reply, timeouts=None):
+        self.backend = harness.ScriptedBackend(reply)
+        self.addCleanup(self.backend.close)
+        c = {"backends": [{"name": "b", "url": "http://127.0.0.1:%d/v1" % self.backend.port}],
+             "routes": [{"name": "r", "models": ["*"]}]}
+        if timeouts:
+            c["timeouts"] = timeouts
+        return Gateway(self, c)
+
+    def json_reply(self, status=200, headers=None, body=None):
+        body = body if body is not None else harness.fixture("llama-server/chat.json")
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        return lambda p, hh, b: (status, h, [body], 0, False)
+
+    def test_stream_ends_for_the_client_at_done_even_if_the_backend_lingers(self):
+        events = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n', b"data: [DONE]\n\n", 3.0]
+        gw = self.gateway(lambda p, h, b: (200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked"},
+                                           events, 0, False))
+        t0 = time.time()
+        status, _, evs, _ = harness.stream_events(gw.port, "/v1/chat/completions", chat(model="m", stream=True))
+        self.assertEqual(status, 200)
+        self.assertEqual(evs[-1]["data"], "[DONE]")
+        self.assertLess(time.time() - t0, 1.5)
+        line = gw.log_lines(1, timeout=6)[-1]
+        self.assertEqual(line["status"], 200)
+        self.assertIsNone(line["error"])
+        self.assertLess(line["latency_ms"], 1500)
+
+    def test_backend_429_with_retry_after_reaches_the_client_in_openai_shape(self):
+        gw = self.gateway(self.json_reply(429, {"Retry-After": "7", "Content-Type": "text/plain"}, b"slow down"))
+        r = gw.post("/v1/chat/completions", chat(model="m"))
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.headers.get("retry-after"), "7")
+        self.assertEqual(r.json()["error"]["type"], "rate_limit_error")
+        self.assertIn("slow down", r.json()["error"]["message"])
+
+    def test_malformed_requests_the_listener_rejects_are_logged(self):
+        gw = self.gateway(self.json_reply())
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+        data = s.recv(4096)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data)
+        line = gw.log_lines(1)[-1]
+        self.assertEqual(line["status"], 400)
+        self.assertIsNone(line["route"])
+        self.assertIsNotNone(line["error"])
+
+    def test_a_client_sending_its_head_too_slowly_is_disconnected(self):
+        gw = self.gateway(self.json_reply(), {"client_header_ms": 400})
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        s.settimeout(3)
+        t0 = time.time()
+        closed = False
+        try:
+            for ch in b"POST /v1/chat":
+                s.sendall(bytes([ch]))
+                time.sleep(0.1)
+        except OSError:
+            closed = True
+        if not closed:
+            closed = s.recv(100) == b""
+        self.assertTrue(closed)
+        self.assertLess(time.time() - t0, 2.5)
+
+    def test_an_idle_keepalive_connection_is_closed_after_keepalive_ms(self):
+        gw = self.gateway(self.json_reply(), {"keepalive_ms": 300})
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(3)
+        self.assertIn(b"200", s.recv(4096))
+        t0 = time.time()
+        self.assertEqual(s.recv(100), b"")
+        self.assertLess(time.time() - t0, 1.5)
+
+    def test_a_second_instance_on_the_same_port_refuses_to_start(self):
+        gw = self.gateway(self.json_reply())
+        c = dict(gw.config, admin="127.0.0.1:%d" % free_port())
+        path = os.path.join(gw.dir, "second.json")
+        with open(path, "w") as f:
+            json.dump(c, f)
+        r = subprocess.run([binary("switchyard"), "-c", path], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot listen", r.stderr)
+
+
 class Admin(SimCase):
     def test_metrics_pass_promtool_and_count_requests(self):
         for _ in range(3):

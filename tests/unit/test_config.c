@@ -318,6 +318,9 @@ SY_TEST(omitted_keys_take_their_defaults)
 	SY_CHECK_INT(cfg->timeouts.idle_ms, 60000);
 	SY_CHECK_INT(cfg->timeouts.total_ms, 600000);
 	SY_CHECK_INT(cfg->timeouts.drain_ms, 30000);
+	SY_CHECK_INT(cfg->timeouts.client_header_ms, 30000);
+	SY_CHECK_INT(cfg->timeouts.client_body_ms, 120000);
+	SY_CHECK_INT(cfg->timeouts.keepalive_ms, 75000);
 	SY_CHECK_INT(cfg->limits.max_body_bytes, 8388608);
 	SY_CHECK_INT(cfg->limits.max_json_depth, 64);
 	SY_CHECK_INT(cfg->limits.max_connections, 4096);
@@ -351,7 +354,8 @@ SY_TEST(every_setting_is_read)
 	    "  \"listen\": \"127.0.0.1:9090\", \"admin\": \"127.0.0.1:9091\",\n"
 	    "  \"workers\": 256, \"access_log\": \"off\",\n"
 	    "  \"timeouts\": {\"connect_ms\": 1, \"first_byte_ms\": 2,\n"
-	    "    \"idle_ms\": 3, \"total_ms\": 4, \"drain_ms\": 0},\n"
+	    "    \"idle_ms\": 3, \"total_ms\": 4, \"drain_ms\": 0,\n"
+	    "    \"client_header_ms\": 5, \"client_body_ms\": 6, \"keepalive_ms\": 7},\n"
 	    "  \"limits\": {\"max_body_bytes\": 1024, \"max_json_depth\": 8,\n"
 	    "    \"max_connections\": 10},\n"
 	    "  \"backends\": [{\"name\": \"a.b_c-1\", \"url\": "
@@ -375,6 +379,9 @@ SY_TEST(every_setting_is_read)
 	SY_CHECK_INT(cfg->timeouts.idle_ms, 3);
 	SY_CHECK_INT(cfg->timeouts.total_ms, 4);
 	SY_CHECK_INT(cfg->timeouts.drain_ms, 0);
+	SY_CHECK_INT(cfg->timeouts.client_header_ms, 5);
+	SY_CHECK_INT(cfg->timeouts.client_body_ms, 6);
+	SY_CHECK_INT(cfg->timeouts.keepalive_ms, 7);
 	SY_CHECK_INT(cfg->limits.max_body_bytes, 1024);
 	SY_CHECK_INT(cfg->limits.max_json_depth, 8);
 	SY_CHECK_INT(cfg->limits.max_connections, 10);
@@ -505,7 +512,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
 	    "workers, access_log, timeouts, limits, backends, routes, prices\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
-	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms\n"
+	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
+	    "client_header_ms, client_body_ms, keepalive_ms\n"
 	    "t.json:4:14: limits.max_body: unknown key \"max_body\"; known: "
 	    "max_body_bytes, max_json_depth, max_connections\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "

@@ -214,6 +214,28 @@ SY_TEST(error_event_mid_stream_is_reported_and_relayed)
 	evbuffer_free(r.out);
 }
 
+SY_TEST(decode_wraps_a_non_json_error_in_openai_shape)
+{
+	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
+	struct sy_usage u = { -1, -1, -1 };
+	char *err = NULL;
+	json_t *obj, *e;
+
+	evbuffer_add(body, "Service \"Unavailable\"\n", 22);
+	SY_CHECK_INT(openai->decode(req, 503, body, out, &u, &err), 0);
+	obj = json_loadb((const char *)evbuffer_pullup(out, -1),
+	    evbuffer_get_length(out), 0, NULL);
+	e = json_object_get(obj, "error");
+	SY_CHECK_STR(json_string_value(json_object_get(e, "message")),
+	    "backend returned HTTP 503: Service \"Unavailable\"\n");
+	SY_CHECK_STR(json_string_value(json_object_get(e, "type")), "server_error");
+	SY_CHECK_INT(json_integer_value(json_object_get(e, "code")), 503);
+	json_decref(obj);
+	evbuffer_free(body);
+	evbuffer_free(out);
+}
+
 SY_TEST(decode_rejects_a_non_json_answer_and_accepts_an_error_body)
 {
 	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
@@ -254,5 +276,6 @@ main(void)
 	SY_RUN(completion_stream_final_chunk_with_choices_keeps_its_usage);
 	SY_RUN(error_event_mid_stream_is_reported_and_relayed);
 	SY_RUN(decode_rejects_a_non_json_answer_and_accepts_an_error_body);
+	SY_RUN(decode_wraps_a_non_json_error_in_openai_shape);
 	return sy_test_done();
 }
