@@ -200,6 +200,9 @@ stats_acquire(const char *name)
 	atomic_init(&st->consecutive_failures, 0);
 	atomic_init(&st->ejections, 0);
 	atomic_init(&st->limited_until_us, 0);
+	atomic_init(&st->window_start_us, 0);
+	atomic_init(&st->window_requests, 0);
+	atomic_init(&st->window_failures, 0);
 	if (stats_n == stats_cap) {
 		stats_cap = stats_cap ? stats_cap * 2 : 16;
 		stats_table = xreallocarray(stats_table, stats_cap,

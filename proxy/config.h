@@ -40,6 +40,25 @@ struct sy_endpoint_stats {
 	atomic_int consecutive_failures;
 	atomic_int ejections;		/* ejections in a row (cooldown grows) */
 	atomic_ullong limited_until_us;	/* answered 429 with Retry-After until */
+	atomic_ullong window_start_us;	/* error-rate window of the ejection */
+	atomic_uint window_requests;
+	atomic_uint window_failures;
+};
+
+/* Active health checks of an endpoint; off when interval_ms is 0. */
+struct sy_health_check {
+	char *path;			/* after the base path; default: the kind's health_path */
+	unsigned interval_ms;		/* default 0 (off) */
+	unsigned timeout_ms;		/* default 2000 */
+	unsigned healthy;		/* successes in a row to come back; default 2 */
+	unsigned unhealthy;		/* failures in a row to go down; default 3 */
+};
+
+/* Reading an endpoint's load from its /metrics; off when interval_ms is 0. */
+struct sy_scrape {
+	char *path;			/* from the URL's root; default "/metrics" */
+	unsigned interval_ms;		/* default 0 (off) */
+	unsigned timeout_ms;		/* default 1000 */
 };
 
 /* A backend endpoint: one replica reached at one base URL. */
@@ -62,6 +81,8 @@ struct sy_endpoint {
 	char *api_key;			/* its value at load time, or NULL */
 	char *ca_file;			/* NULL: the system's CA store */
 	int tls_verify;			/* default 1 */
+	struct sy_health_check health;
+	struct sy_scrape scrape;
 	struct sy_endpoint_stats *stats;
 };
 
@@ -79,6 +100,37 @@ struct sy_pool {
 struct sy_alias {
 	char *from;			/* name a client may send */
 	char *to;			/* served model it maps to */
+};
+
+/* Retries of a route's requests on other endpoints. */
+struct sy_retry {
+	unsigned max;			/* retries per request; default 2, ≤ SY_MAX_TRIES - 1 */
+	double budget;			/* retries ≤ budget × requests (+ min_per_s); default 0.2 */
+	unsigned min_per_s;		/* retries always allowed per second; default 5 */
+	unsigned backoff_ms;		/* base of the jittered exponential backoff; default 25 */
+	unsigned max_backoff_ms;	/* default 1000 */
+	unsigned on;			/* SY_RETRY_ON_* bits; default connect | 5xx | 429 */
+};
+#define SY_RETRY_ON_CONNECT	0x1	/* refused, reset before any byte, TLS failure */
+#define SY_RETRY_ON_5XX		0x2	/* 500, 502, 503, 504 from the backend */
+#define SY_RETRY_ON_429		0x4	/* 429 (the endpoint rests for its Retry-After) */
+#define SY_RETRY_ON_TIMEOUT	0x8	/* connect or first-byte timeout */
+
+/* Passive outlier ejection of a route's endpoints. */
+struct sy_ejection {
+	unsigned consecutive_failures;	/* failures in a row that eject; default 5, 0: off */
+	double error_rate;		/* failure share over window_ms that ejects; default 0 (off) */
+	unsigned min_requests;		/* requests in the window before error_rate counts; default 20 */
+	unsigned window_ms;		/* default 10000 */
+	unsigned cooldown_ms;		/* first ejection; doubles on each repeat; default 10000 */
+	unsigned max_cooldown_ms;	/* default 300000 */
+	double min_available;		/* never eject below this share of the pool; default 0.5 */
+};
+
+/* The queue a request waits in when every endpoint of its pool is full. */
+struct sy_queue {
+	unsigned max;			/* waiting requests per worker and pool; default 0: no queue */
+	unsigned timeout_ms;		/* longest wait, then 503 with Retry-After; default 5000 */
 };
 
 /* A route: which model names go to which endpoints, under which policies. */
@@ -99,6 +151,18 @@ struct sy_route {
 	void *selection_state;
 	struct sy_pool *pools;		/* one per model (one for a wildcard route) */
 	size_t npools;
+	struct sy_retry retry;
+	struct sy_ejection ejection;
+	struct sy_queue queue;
+	char **fallbacks;		/* model names (served or alias) tried in order
+					   when this route cannot answer; a route's
+					   name stands for its first model */
+	size_t nfallbacks;
+	unsigned deadline_ms;		/* whole request across tries, queue and
+					   fallbacks; default: timeouts.total_ms */
+	atomic_ullong budget_start_us;	/* the retry budget's current window */
+	atomic_ulong requests;		/* requests and retries in that window */
+	atomic_ulong retries;
 };
 
 /* Prices of one model, in USD per 1M tokens. */
