@@ -5,10 +5,24 @@
 #include "util.h"
 
 extern const struct sy_route_policy sy_route_round_robin;
+extern const struct sy_route_policy sy_route_weighted;
+extern const struct sy_route_policy sy_route_random;
+extern const struct sy_route_policy sy_route_least_outstanding;
+extern const struct sy_route_policy sy_route_p2c_ewma;
+extern const struct sy_route_policy sy_route_session_affinity;
+extern const struct sy_route_policy sy_route_prefix_affinity;
+extern const struct sy_route_policy sy_route_load_aware;
 extern const struct sy_select_policy sy_select_alias;
 
 static const void *const route_policies[] = {
 	&sy_route_round_robin,
+	&sy_route_weighted,
+	&sy_route_random,
+	&sy_route_least_outstanding,
+	&sy_route_p2c_ewma,
+	&sy_route_session_affinity,
+	&sy_route_prefix_affinity,
+	&sy_route_load_aware,
 	NULL
 };
 

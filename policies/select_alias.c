@@ -20,14 +20,14 @@ alias_select(void *state, const struct sy_route *route,
 	size_t i;
 
 	for (i = 0; i < route->naliases; i++) {
-		if (strcmp(route->aliases[i].from, req->client_model) == 0) {
+		if (strcmp(route->aliases[i].from, req->lookup_model) == 0) {
 			*reason = "alias";
 			return route->aliases[i].to;
 		}
 	}
 	*reason = "direct";
 	for (i = 0; i < route->nmodels; i++)
-		if (strcmp(route->models[i], req->client_model) == 0)
+		if (strcmp(route->models[i], req->lookup_model) == 0)
 			return route->models[i];
 	return NULL;
 }

@@ -15,11 +15,14 @@
 #include "backend.h"
 #include "config.h"
 #include "policy.h"
+#include "req.h"
 #include "util.h"
 
 #define PATHLEN		512		/* longest JSON path kept whole */
 #define DAY_MS		86400000	/* largest timeout */
 #define ALLOWED_MAX	1000000		/* largest weight and max_concurrency */
+#define MAX_FALLBACKS	8		/* fallbacks of one route */
+#define MAX_QUEUE	100000		/* longest queue, per worker and pool */
 
 static const char *const root_keys[] = {
 	"listen", "admin", "workers", "access_log", "timeouts", "limits",
@@ -34,12 +37,40 @@ static const char *const limit_keys[] = {
 };
 static const char *const backend_keys[] = {
 	"name", "url", "kind", "models", "weight", "max_concurrency",
-	"api_key_env", "tls", NULL
+	"api_key_env", "tls", "health", "metrics", NULL
 };
 static const char *const tls_keys[] = { "ca_file", "verify", NULL };
-static const char *const route_keys[] = {
-	"name", "models", "aliases", "backends", "policy", "selection", NULL
+static const char *const health_keys[] = {
+	"path", "interval_ms", "timeout_ms", "healthy", "unhealthy", NULL
 };
+static const char *const scrape_keys[] = {
+	"path", "interval_ms", "timeout_ms", NULL
+};
+static const char *const route_keys[] = {
+	"name", "models", "aliases", "backends", "policy", "selection",
+	"retries", "ejection", "queue", "fallbacks", "deadline_ms", NULL
+};
+static const char *const retry_keys[] = {
+	"max", "budget", "min_per_s", "backoff_ms", "max_backoff_ms", "on",
+	NULL
+};
+static const char *const ejection_keys[] = {
+	"consecutive_failures", "error_rate", "min_requests", "window_ms",
+	"cooldown_ms", "max_cooldown_ms", "min_available", NULL
+};
+static const char *const queue_keys[] = { "max", "timeout_ms", NULL };
+
+/* The conditions a route may retry on, in the order messages list them. */
+static const struct {
+	const char *name;
+	unsigned bit;
+} retry_conds[] = {
+	{ "connect", SY_RETRY_ON_CONNECT },
+	{ "5xx", SY_RETRY_ON_5XX },
+	{ "429", SY_RETRY_ON_429 },
+	{ "timeout", SY_RETRY_ON_TIMEOUT }
+};
+#define NRETRY_CONDS	(sizeof retry_conds / sizeof retry_conds[0])
 static const char *const price_keys[] = {
 	"input", "output", "cached_input", NULL
 };
@@ -839,6 +870,97 @@ get_list(struct ctx *c, const json_t *obj, const char *parent,
 	return v;
 }
 
+/* As get_int, into an unsigned *out (left alone unless read). */
+static int
+get_uint(struct ctx *c, const json_t *obj, const char *parent,
+    const char *key, json_int_t min, json_int_t max, unsigned *out)
+{
+	json_int_t n;
+	int rc;
+
+	if ((rc = get_int(c, obj, parent, key, min, max, &n)) == 1)
+		*out = (unsigned)n;
+	return rc;
+}
+
+/* As get_string, for a number (an integer too) from 0 to 1. */
+static int
+get_fraction(struct ctx *c, const json_t *obj, const char *parent,
+    const char *key, double *out)
+{
+	const json_t *v = json_object_get(obj, key);
+	char p[PATHLEN];
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_number(v)) {
+		fail(c, path_key(p, parent, key), "expected a number from 0 "
+		    "to 1, got %s", type_name(v));
+		return -1;
+	}
+	if (json_number_value(v) < 0 || json_number_value(v) > 1) {
+		fail(c, path_key(p, parent, key), "must be from 0 to 1, got %g",
+		    json_number_value(v));
+		return -1;
+	}
+	*out = json_number_value(v);
+	return 1;
+}
+
+/*
+ * Checks that lo (member lokey of obj, or its default) is below hi (member
+ * hikey), or at most hi unless strict.  Reports the error at lokey when
+ * obj has it, else at hikey.
+ */
+static void
+check_order(struct ctx *c, const json_t *obj, const char *parent,
+    const char *lokey, unsigned lo, const char *hikey, unsigned hi,
+    int strict)
+{
+	char p[PATHLEN];
+
+	if (lo < hi || (!strict && lo == hi))
+		return;
+	if (json_object_get(obj, lokey) != NULL)
+		fail(c, path_key(p, parent, lokey), "must be %s %s (%u), got "
+		    "%u", strict ? "less than" : "at most", hikey, hi, lo);
+	else
+		fail(c, path_key(p, parent, hikey), "must be %s %s (%u), got "
+		    "%u", strict ? "greater than" : "at least", lokey, lo, hi);
+}
+
+/*
+ * Reads member key of obj (at parent), an HTTP path, into *out (malloc'd,
+ * replacing what was there): it starts with '/' and holds no space or
+ * control character.  Returns as get_string.
+ */
+static int
+get_http_path(struct ctx *c, const json_t *obj, const char *parent,
+    const char *key, char **out)
+{
+	const char *s, *q;
+	char p[PATHLEN];
+	int rc;
+
+	if ((rc = get_string(c, obj, parent, key, 0, &s)) != 1)
+		return rc;
+	path_key(p, parent, key);
+	if (*s != '/') {
+		fail(c, p, "must start with '/', got \"%s\"", s);
+		return -1;
+	}
+	for (q = s; *q != '\0'; q++) {
+		if ((unsigned char)*q <= ' ' || *q == 0x7f) {
+			fail(c, p, "must not contain spaces or control "
+			    "characters");
+			return -1;
+		}
+	}
+	free(*out);
+	*out = sy_xstrdup(s);
+	return 1;
+}
+
 /* ==== Addresses and URLs ==== */
 
 /*
@@ -1230,6 +1352,67 @@ backend_tls(struct ctx *c, const json_t *b, const char *path,
 	}
 }
 
+/*
+ * Reads the health object of backend b into ep->health: absent, checks
+ * are off; present, they run every interval_ms (default 5000).
+ */
+static void
+backend_health(struct ctx *c, const json_t *b, const char *path,
+    struct sy_endpoint *ep)
+{
+	struct sy_health_check *h = &ep->health;
+	const json_t *o;
+	char p[PATHLEN];
+	int ok;
+
+	h->interval_ms = 0;
+	h->timeout_ms = 2000;
+	h->healthy = 2;
+	h->unhealthy = 3;
+	if (ep->kind != NULL)
+		h->path = sy_xstrdup(ep->kind->health_path);
+	if ((o = get_object(c, b, path, "health")) == NULL)
+		return;
+	path_key(p, path, "health");
+	check_keys(c, o, p, health_keys);
+	h->interval_ms = 5000;
+	get_http_path(c, o, p, "path", &h->path);
+	ok = get_uint(c, o, p, "interval_ms", 1, DAY_MS,
+	    &h->interval_ms) != -1;
+	ok &= get_uint(c, o, p, "timeout_ms", 1, DAY_MS, &h->timeout_ms) != -1;
+	if (ok)
+		check_order(c, o, p, "timeout_ms", h->timeout_ms,
+		    "interval_ms", h->interval_ms, 1);
+	get_uint(c, o, p, "healthy", 1, 100, &h->healthy);
+	get_uint(c, o, p, "unhealthy", 1, 100, &h->unhealthy);
+}
+
+/*
+ * Reads the metrics object of backend b into ep->scrape: absent, the
+ * endpoint's /metrics is not read; present, every interval_ms (default
+ * 1000).
+ */
+static void
+backend_scrape(struct ctx *c, const json_t *b, const char *path,
+    struct sy_endpoint *ep)
+{
+	struct sy_scrape *s = &ep->scrape;
+	const json_t *o;
+	char p[PATHLEN];
+
+	s->interval_ms = 0;
+	s->timeout_ms = 1000;
+	s->path = sy_xstrdup("/metrics");
+	if ((o = get_object(c, b, path, "metrics")) == NULL)
+		return;
+	path_key(p, path, "metrics");
+	check_keys(c, o, p, scrape_keys);
+	s->interval_ms = 1000;
+	get_http_path(c, o, p, "path", &s->path);
+	get_uint(c, o, p, "interval_ms", 50, DAY_MS, &s->interval_ms);
+	get_uint(c, o, p, "timeout_ms", 1, DAY_MS, &s->timeout_ms);
+}
+
 /* Reads backend b (at path) into ep, cfg->endpoints[ep->index]. */
 static void
 load_backend(struct ctx *c, const json_t *b, const char *path,
@@ -1293,6 +1476,8 @@ load_backend(struct ctx *c, const json_t *b, const char *path,
 			ep->api_key = sy_xstrdup(s);
 	}
 	backend_tls(c, b, path, ep, url_ok);
+	backend_health(c, b, path, ep);
+	backend_scrape(c, b, path, ep);
 }
 
 /* Reads the backends array into cfg->endpoints. */
@@ -1645,6 +1830,253 @@ route_policies(struct ctx *c, const json_t *o, const char *path,
 	}
 }
 
+/* Gives route r the defaults of its retries, ejection, queue and deadline. */
+static void
+route_defaults(const struct sy_config *cfg, struct sy_route *r)
+{
+	r->retry.max = 2;
+	r->retry.budget = 0.2;
+	r->retry.min_per_s = 5;
+	r->retry.backoff_ms = 25;
+	r->retry.max_backoff_ms = 1000;
+	r->retry.on = SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX | SY_RETRY_ON_429;
+	r->ejection.consecutive_failures = 5;
+	r->ejection.error_rate = 0;
+	r->ejection.min_requests = 20;
+	r->ejection.window_ms = 10000;
+	r->ejection.cooldown_ms = 10000;
+	r->ejection.max_cooldown_ms = 300000;
+	r->ejection.min_available = 0.5;
+	r->queue.max = 0;
+	r->queue.timeout_ms = 5000;
+	r->deadline_ms = cfg->timeouts.total_ms;
+	atomic_init(&r->budget_start_us, 0);
+	atomic_init(&r->requests, 0);
+	atomic_init(&r->retries, 0);
+}
+
+/* Reads the conditions a route retries on (array on, at path) into *on. */
+static void
+retry_conditions(struct ctx *c, const json_t *arr, const char *path,
+    unsigned *on)
+{
+	const json_t *v;
+	char q[PATHLEN], known[64];
+	const char *s;
+	size_t i, j, n;
+	unsigned bits = 0;
+
+	json_array_foreach(arr, i, v) {
+		path_index(q, path, i);
+		if (!json_is_string(v)) {
+			fail(c, q, "expected a retry condition, got %s",
+			    type_name(v));
+			continue;
+		}
+		s = json_string_value(v);
+		for (j = 0; j < NRETRY_CONDS; j++)
+			if (strcmp(retry_conds[j].name, s) == 0)
+				break;
+		if (j == NRETRY_CONDS) {
+			known[0] = '\0';
+			for (j = 0, n = 0; j < NRETRY_CONDS; j++)
+				n += (size_t)snprintf(known + n,
+				    sizeof known - n, "%s%s", j ? ", " : "",
+				    retry_conds[j].name);
+			fail(c, q, "unknown retry condition \"%s\"; known: %s",
+			    s, known);
+			continue;
+		}
+		if (bits & retry_conds[j].bit) {
+			fail(c, q, "duplicate retry condition \"%s\"", s);
+			continue;
+		}
+		bits |= retry_conds[j].bit;
+	}
+	*on = bits;
+}
+
+/* Reads the retries object of route o (at path) into r->retry. */
+static void
+route_retries(struct ctx *c, const json_t *o, const char *path,
+    struct sy_route *r)
+{
+	struct sy_retry *rt = &r->retry;
+	const json_t *obj, *arr;
+	char p[PATHLEN], q[PATHLEN];
+	int ok;
+
+	if ((obj = get_object(c, o, path, "retries")) == NULL)
+		return;
+	path_key(p, path, "retries");
+	check_keys(c, obj, p, retry_keys);
+	get_uint(c, obj, p, "max", 0, SY_MAX_TRIES - 1, &rt->max);
+	get_fraction(c, obj, p, "budget", &rt->budget);
+	get_uint(c, obj, p, "min_per_s", 0, ALLOWED_MAX, &rt->min_per_s);
+	ok = get_uint(c, obj, p, "backoff_ms", 0, DAY_MS,
+	    &rt->backoff_ms) != -1;
+	ok &= get_uint(c, obj, p, "max_backoff_ms", 0, DAY_MS,
+	    &rt->max_backoff_ms) != -1;
+	if (ok)
+		check_order(c, obj, p, "backoff_ms", rt->backoff_ms,
+		    "max_backoff_ms", rt->max_backoff_ms, 0);
+	if ((arr = get_list(c, obj, p, "on", 0, "retry condition")) != NULL)
+		retry_conditions(c, arr, path_key(q, p, "on"), &rt->on);
+}
+
+/* Reads the ejection object of route o (at path) into r->ejection. */
+static void
+route_ejection(struct ctx *c, const json_t *o, const char *path,
+    struct sy_route *r)
+{
+	struct sy_ejection *e = &r->ejection;
+	const json_t *obj;
+	char p[PATHLEN];
+	int ok;
+
+	if ((obj = get_object(c, o, path, "ejection")) == NULL)
+		return;
+	path_key(p, path, "ejection");
+	check_keys(c, obj, p, ejection_keys);
+	get_uint(c, obj, p, "consecutive_failures", 0, ALLOWED_MAX,
+	    &e->consecutive_failures);
+	get_fraction(c, obj, p, "error_rate", &e->error_rate);
+	get_uint(c, obj, p, "min_requests", 1, ALLOWED_MAX, &e->min_requests);
+	get_uint(c, obj, p, "window_ms", 1, DAY_MS, &e->window_ms);
+	ok = get_uint(c, obj, p, "cooldown_ms", 1, DAY_MS,
+	    &e->cooldown_ms) != -1;
+	ok &= get_uint(c, obj, p, "max_cooldown_ms", 1, DAY_MS,
+	    &e->max_cooldown_ms) != -1;
+	if (ok)
+		check_order(c, obj, p, "cooldown_ms", e->cooldown_ms,
+		    "max_cooldown_ms", e->max_cooldown_ms, 0);
+	get_fraction(c, obj, p, "min_available", &e->min_available);
+}
+
+/* Reads the queue object of route o (at path) into r->queue. */
+static void
+route_queue(struct ctx *c, const json_t *o, const char *path,
+    struct sy_route *r)
+{
+	const json_t *obj;
+	char p[PATHLEN];
+
+	if ((obj = get_object(c, o, path, "queue")) == NULL)
+		return;
+	path_key(p, path, "queue");
+	check_keys(c, obj, p, queue_keys);
+	get_uint(c, obj, p, "max", 0, MAX_QUEUE, &r->queue.max);
+	get_uint(c, obj, p, "timeout_ms", 1, DAY_MS, &r->queue.timeout_ms);
+}
+
+/*
+ * The model name fallback s of route ri stands for (borrowed), or NULL
+ * after reporting why it cannot be one (at path).  Model names and aliases
+ * come first, then route names; with a wildcard route, any other name is
+ * one that route serves.
+ */
+static const char *
+fallback_model(struct ctx *c, const struct sy_config *cfg, size_t ri,
+    const char *path, const char *s)
+{
+	const struct sy_route *r = &cfg->routes[ri], *other;
+	const json_t *owner;
+	size_t i;
+
+	if (strcmp(s, "*") == 0) {
+		fail(c, path, "\"*\" is not a model name; name a model the "
+		    "wildcard route should ask for");
+		return NULL;
+	}
+	if ((owner = json_object_get(c->served, s)) == NULL)
+		owner = json_object_get(c->aliased, s);
+	if (owner != NULL) {
+		if ((size_t)json_integer_value(owner) == ri) {
+			fail(c, path, "\"%s\" is served by this route; a "
+			    "fallback must go to another route", s);
+			return NULL;
+		}
+		return s;
+	}
+	for (i = 0; i < cfg->nroutes; i++) {
+		other = &cfg->routes[i];
+		if (other->name == NULL || strcmp(other->name, s) != 0)
+			continue;
+		if (i == ri) {
+			fail(c, path, "a route cannot fall back to itself");
+			return NULL;
+		}
+		if (other->wildcard) {
+			fail(c, path, "route \"%s\" is a wildcard route: name "
+			    "the model to ask it for", s);
+			return NULL;
+		}
+		if (other->nmodels == 0)
+			return NULL;	/* its models' error is reported */
+		return other->models[0];
+	}
+	if (c->wildcard && !r->wildcard)
+		return s;
+	fail(c, path, "\"%s\" is no model, alias or route name of another "
+	    "route", s);
+	return NULL;
+}
+
+/*
+ * Reads the fallbacks of route o (cfg->routes[ri], at path): model names
+ * tried in order when the route cannot answer.  Runs once every route's
+ * models and aliases are known.
+ */
+static void
+route_fallbacks(struct ctx *c, const json_t *o, const char *path,
+    struct sy_config *cfg, size_t ri)
+{
+	struct sy_route *r = &cfg->routes[ri];
+	const json_t *arr = json_object_get(o, "fallbacks"), *v;
+	char p[PATHLEN], q[PATHLEN];
+	const char *s, *m;
+	size_t i, j;
+
+	if (arr == NULL)
+		return;
+	path_key(p, path, "fallbacks");
+	if (!json_is_array(arr)) {
+		fail(c, p, "expected an array of model or route names, got %s",
+		    type_name(arr));
+		return;
+	}
+	if (json_array_size(arr) > MAX_FALLBACKS) {
+		fail(c, p, "at most %d fallbacks, got %zu", MAX_FALLBACKS,
+		    json_array_size(arr));
+		return;
+	}
+	r->fallbacks = sy_xcalloc(json_array_size(arr), sizeof *r->fallbacks);
+	json_array_foreach(arr, i, v) {
+		path_index(q, p, i);
+		if (!json_is_string(v) || *json_string_value(v) == '\0') {
+			fail(c, q, "expected a model or route name, got %s",
+			    json_is_string(v) ? "\"\"" : type_name(v));
+			continue;
+		}
+		s = json_string_value(v);
+		if ((m = fallback_model(c, cfg, ri, q, s)) == NULL)
+			continue;
+		for (j = 0; j < r->nfallbacks; j++)
+			if (strcmp(r->fallbacks[j], m) == 0)
+				break;
+		if (j < r->nfallbacks) {
+			if (strcmp(m, s) == 0)
+				fail(c, q, "duplicate fallback \"%s\"", s);
+			else
+				fail(c, q, "duplicate fallback \"%s\" (route "
+				    "\"%s\" stands for its model \"%s\")", m,
+				    s, m);
+			continue;
+		}
+		r->fallbacks[r->nfallbacks++] = sy_xstrdup(m);
+	}
+}
+
 /*
  * Reads the routes array: names and models of every route first, so that
  * aliases, backends and pools can be checked against all of them.
@@ -1663,6 +2095,7 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
 	cfg->routes = sy_xcalloc(cfg->nroutes, sizeof *cfg->routes);
 	for (i = 0; i < cfg->nroutes; i++) {
 		cfg->routes[i].index = i;
+		route_defaults(cfg, &cfg->routes[i]);
 		o = json_array_get(arr, i);
 		if (!json_is_object(o))
 			fail(c, path_index(p, "routes", i), "expected an "
@@ -1679,12 +2112,22 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
 		route_aliases(c, o, p, cfg, i);
 		route_backends(c, o, p, cfg, r);
 		route_policies(c, o, p, r);
+		route_retries(c, o, p, r);
+		route_ejection(c, o, p, r);
+		route_queue(c, o, p, r);
+		get_uint(c, o, p, "deadline_ms", 1, DAY_MS, &r->deadline_ms);
 		for (j = 0; j < r->nmodels; j++)
 			json_object_set_new(cfg->model_index, r->models[j],
 			    json_integer((json_int_t)i));
 		for (j = 0; j < r->naliases; j++)
 			json_object_set_new(cfg->model_index,
 			    r->aliases[j].from, json_integer((json_int_t)i));
+	}
+	for (i = 0; i < cfg->nroutes; i++) {
+		o = json_array_get(arr, i);
+		if (json_is_object(o))
+			route_fallbacks(c, o, path_index(p, "routes", i), cfg,
+			    i);
 	}
 }
 
@@ -1766,6 +2209,9 @@ config_free(struct sy_config *cfg)
 			free(r->aliases[j].to);
 		}
 		free(r->aliases);
+		for (j = 0; j < r->nfallbacks; j++)
+			free(r->fallbacks[j]);
+		free(r->fallbacks);
 		free(r->endpoints);
 		json_decref(r->policy_params);
 		json_decref(r->selection_params);
@@ -1783,6 +2229,8 @@ config_free(struct sy_config *cfg)
 		free(ep->api_key_env);
 		free(ep->api_key);
 		free(ep->ca_file);
+		free(ep->health.path);
+		free(ep->scrape.path);
 		if (ep->stats != NULL)
 			stats_release(ep->stats);
 	}

@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "config.h"
 #include "metrics.h"
+#include "probe.h"
 #include "server.h"
 #include "util.h"
 #include "worker.h"
@@ -31,6 +32,7 @@ struct sy_main {
 	unsigned nworkers;
 	struct sy_server *admin_server;
 	struct sy_admin admin;
+	struct sy_probes *probes;	/* health checks and scrapes of cfg */
 	struct event *drain_poll;
 	uint64_t drain_deadline;
 	int stopping;
@@ -92,6 +94,8 @@ reload(void *arg, char **err)
 		    "and access_log take effect at the next restart");
 	for (i = 0; i < m->nworkers; i++)
 		sy_worker_post_config(&m->workers[i], next);
+	sy_probes_stop(m->probes);
+	m->probes = sy_probes_start(m->base, next);
 	sy_config_unref(m->cfg);
 	m->cfg = next;
 	sy_log(SY_LOG_INFO, "reloaded %s", next->path);
@@ -322,6 +326,7 @@ main(int argc, char **argv)
 		m.admin_server = sy_server_new(m.base, fd, &aopts,
 		    sy_admin_handle, &m.admin);
 	}
+	m.probes = sy_probes_start(m.base, m.cfg);
 	ev_hup = evsignal_new(m.base, SIGHUP, sighup_cb, &m);
 	ev_term = evsignal_new(m.base, SIGTERM, sigterm_cb, &m);
 	ev_int = evsignal_new(m.base, SIGINT, sigterm_cb, &m);
@@ -334,6 +339,7 @@ main(int argc, char **argv)
 
 	event_base_dispatch(m.base);
 
+	sy_probes_stop(m.probes);
 	for (i = 0; i < m.nworkers; i++)
 		sy_worker_join(&m.workers[i]);
 	free(m.workers);

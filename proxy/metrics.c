@@ -13,11 +13,13 @@
 #include "config.h"
 #include "hist.h"
 #include "metrics.h"
+#include "outlier.h"
 #include "record.h"
 #include "util.h"
 
 #define NSLOTS 128		/* hash slots of a table */
 #define NCODES 600		/* status codes 100..599; 0 counts any other */
+#define NREASONS 24		/* distinct policy reasons counted per series */
 
 enum { TOK_PROMPT, TOK_COMPLETION, TOK_CACHED, NTOK };
 
@@ -36,9 +38,16 @@ struct series {
 	atomic_ullong codes[NCODES];
 	atomic_ullong tokens[NTOK];
 	_Atomic double cost_usd;
+	atomic_ullong retries;
+	atomic_ullong fallbacks;
+	struct {
+		const char *_Atomic word;	/* a policy's static word */
+		atomic_ullong n;
+	} reasons[NREASONS];
 	struct sy_hist latency;
 	struct sy_hist ttft;
 	struct sy_hist overhead;
+	struct sy_hist queue;		/* waits for a free endpoint */
 };
 
 /*
@@ -219,6 +228,29 @@ series_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/*
+ * Adds n to the count of reason in se (words are compared by content;
+ * beyond NREASONS distinct words the rest are not counted).
+ */
+static void
+count_reason(struct series *se, const char *reason, uint64_t n)
+{
+	const char *w;
+	size_t i;
+
+	for (i = 0; i < NREASONS; i++) {
+		w = atomic_load(&se->reasons[i].word);
+		if (w == NULL) {
+			atomic_store(&se->reasons[i].word, reason);
+			w = reason;
+		}
+		if (w == reason || strcmp(w, reason) == 0) {
+			bump(&se->reasons[i].n, n);
+			return;
+		}
+	}
+}
+
 /* Counts r in se. */
 static void
 series_count(struct series *se, const struct sy_record *r)
@@ -243,6 +275,14 @@ series_count(struct series *se, const struct sy_record *r)
 	sy_hist_add(&se->overhead, r->overhead_us);
 	if (r->stream && r->ttft_us >= 0)
 		sy_hist_add(&se->ttft, (uint64_t)r->ttft_us);
+	if (r->retries > 0)
+		bump(&se->retries, r->retries);
+	if (r->fallbacks > 0)
+		bump(&se->fallbacks, r->fallbacks);
+	if (r->queue_us > 0)
+		sy_hist_add(&se->queue, r->queue_us);
+	if (r->policy_reason != NULL)
+		count_reason(se, r->policy_reason, 1);
 }
 
 /* Adds src's counts to dst (private to the caller). */
@@ -258,9 +298,18 @@ series_merge(struct series *dst, const struct series *src)
 	for (i = 0; i < NTOK; i++)
 		bump(&dst->tokens[i], get(&src->tokens[i]));
 	add_cost(dst, get_cost(src));
+	bump(&dst->retries, get(&src->retries));
+	bump(&dst->fallbacks, get(&src->fallbacks));
+	for (i = 0; i < NREASONS; i++) {
+		const char *w = atomic_load(&src->reasons[i].word);
+
+		if (w != NULL)
+			count_reason(dst, w, get(&src->reasons[i].n));
+	}
 	sy_hist_merge(&dst->latency, &src->latency);
 	sy_hist_merge(&dst->ttft, &src->ttft);
 	sy_hist_merge(&dst->overhead, &src->overhead);
+	sy_hist_merge(&dst->queue, &src->queue);
 }
 
 /* ==== Shards ==== */
@@ -386,23 +435,24 @@ ep_in_flight(const struct sy_endpoint *ep)
 	    memory_order_relaxed);
 }
 
-/* The requests in flight to cfg's endpoint called name; 0 when none. */
-static long
-in_flight(const struct sy_config *cfg, const char *name)
+/* cfg's endpoint called name, or NULL. */
+static const struct sy_endpoint *
+find_endpoint(const struct sy_config *cfg, const char *name)
 {
 	size_t i;
 
 	for (i = 0; i < cfg->nendpoints; i++)
 		if (strcmp(cfg->endpoints[i].name, name) == 0)
-			return ep_in_flight(&cfg->endpoints[i]);
-	return 0;
+			return &cfg->endpoints[i];
+	return NULL;
 }
 
 /* ==== Prometheus text ==== */
 
 enum fam_kind {
-	FAM_REQUESTS, FAM_ERRORS, FAM_TOKENS, FAM_COST,
-	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD
+	FAM_REQUESTS, FAM_ERRORS, FAM_TOKENS, FAM_COST, FAM_RETRIES,
+	FAM_FALLBACKS, FAM_REASONS,
+	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE	/* histograms */
 };
 
 struct family {
@@ -432,6 +482,14 @@ static const struct family route_families[] = {
 	  "Time to the first byte of streaming requests, by route." },
 	{ "switchyard_overhead_seconds", FAM_OVERHEAD,
 	  "Time a request spent in switchyard, not upstream, by route." },
+	{ "switchyard_retries_total", FAM_RETRIES,
+	  "Tries after the first, on other endpoints, by route." },
+	{ "switchyard_fallbacks_total", FAM_FALLBACKS,
+	  "Fallback routes taken, by route." },
+	{ "switchyard_policy_decisions_total", FAM_REASONS,
+	  "The routing policy's reason for each request's endpoint, by route." },
+	{ "switchyard_queue_wait_seconds", FAM_QUEUE,
+	  "Time requests waited for a free endpoint, by route." },
 };
 
 static const struct family endpoint_families[] = {
@@ -562,6 +620,29 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 		put_histogram(out, f->name, label, se->name, &se->overhead,
 		    overhead_bounds);
 		break;
+	case FAM_RETRIES:
+	case FAM_FALLBACKS:
+		put_start(out, f->name, "", label, se->name);
+		evbuffer_add_printf(out, "} %llu\n", (unsigned long long)get(
+		    f->kind == FAM_RETRIES ? &se->retries : &se->fallbacks));
+		break;
+	case FAM_REASONS:
+		for (i = 0; i < NREASONS; i++) {
+			const char *w = atomic_load(&se->reasons[i].word);
+
+			if (w == NULL)
+				break;
+			put_start(out, f->name, "", label, se->name);
+			SY_ADD_LIT(out, ",reason=\"");
+			put_label_value(out, w);
+			evbuffer_add_printf(out, "\"} %llu\n",
+			    (unsigned long long)get(&se->reasons[i].n));
+		}
+		break;
+	case FAM_QUEUE:
+		put_histogram(out, f->name, label, se->name, &se->queue,
+		    latency_bounds);
+		break;
 	}
 }
 
@@ -578,6 +659,30 @@ put_families(struct evbuffer *out, const struct family *fams, size_t nfams,
 		    fams[i].kind >= FAM_LATENCY ? "histogram" : "counter");
 		for (j = 0; j < t->n; j++)
 			put_series(out, &fams[i], label, t->all[j]);
+	}
+}
+
+/* 1 unless health checks marked ep down. */
+static int
+ep_healthy(const struct sy_endpoint *ep)
+{
+	return ep->stats == NULL || !atomic_load(&ep->stats->unhealthy);
+}
+
+/* Appends a 0/1 gauge family of cfg's endpoints, valued by state(ep). */
+static void
+put_state_gauge(struct evbuffer *out, const struct sy_config *cfg,
+    const char *name, const char *help,
+    int (*state)(const struct sy_endpoint *))
+{
+	size_t i;
+
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help,
+	    name);
+	for (i = 0; i < cfg->nendpoints; i++) {
+		put_start(out, name, "", "endpoint", cfg->endpoints[i].name);
+		evbuffer_add_printf(out, "} %d\n",
+		    cfg->endpoints[i].stats != NULL && state(&cfg->endpoints[i]));
 	}
 }
 
@@ -610,6 +715,12 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 			evbuffer_add_printf(out, "} %ld\n",
 			    ep_in_flight(&cfg->endpoints[i]));
 		}
+		put_state_gauge(out, cfg, "switchyard_endpoint_healthy",
+		    "1 unless active health checks marked the endpoint down.",
+		    ep_healthy);
+		put_state_gauge(out, cfg, "switchyard_endpoint_ejected",
+		    "1 while the endpoint is ejected for failing.",
+		    sy_outlier_ejected);
 	}
 	snapshot_free(&snap);
 }
@@ -632,7 +743,7 @@ quantiles_json(const struct sy_hist *h)
 static json_t *
 series_json(const struct series *se)
 {
-	json_t *o, *status, *tokens;
+	json_t *o, *status, *tokens, *reasons;
 	char code[16];
 	uint64_t n;
 	size_t i;
@@ -659,6 +770,21 @@ series_json(const struct series *se)
 	json_object_set_new(o, "latency_ms", quantiles_json(&se->latency));
 	json_object_set_new(o, "ttft_ms", quantiles_json(&se->ttft));
 	json_object_set_new(o, "overhead_ms", quantiles_json(&se->overhead));
+	json_object_set_new(o, "queue_ms", quantiles_json(&se->queue));
+	json_object_set_new(o, "retries",
+	    json_integer((json_int_t)get(&se->retries)));
+	json_object_set_new(o, "fallbacks",
+	    json_integer((json_int_t)get(&se->fallbacks)));
+	reasons = json_object();
+	for (i = 0; i < NREASONS; i++) {
+		const char *w = atomic_load(&se->reasons[i].word);
+
+		if (w == NULL)
+			break;
+		json_object_set_new(reasons, w,
+		    json_integer((json_int_t)get(&se->reasons[i].n)));
+	}
+	json_object_set_new(o, "reasons", reasons);
 	return o;
 }
 
@@ -684,9 +810,17 @@ sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg)
 	for (i = 0; i < snap.endpoints.n; i++) {
 		se = snap.endpoints.all[i];
 		o = series_json(se);
-		if (cfg != NULL)
+		if (cfg != NULL) {
+			const struct sy_endpoint *ep = find_endpoint(cfg, se->name);
+
 			json_object_set_new(o, "in_flight",
-			    json_integer(in_flight(cfg, se->name)));
+			    json_integer(ep ? ep_in_flight(ep) : 0));
+			json_object_set_new(o, "healthy",
+			    json_boolean(ep == NULL || ep_healthy(ep)));
+			json_object_set_new(o, "ejected",
+			    json_boolean(ep != NULL && ep->stats != NULL &&
+			    sy_outlier_ejected(ep)));
+		}
 		json_object_set_new(endpoints, se->name, o);
 	}
 	snapshot_free(&snap);

@@ -1,16 +1,20 @@
-/* The request's path, in one direction: parse → route → select model → pick endpoint → encode → upstream → decode or relay → account → respond. */
+/* The request's path, in one direction: parse → route → select model → pick endpoint → encode → upstream → decode or relay → account → respond; with retries, fallbacks and a wait queue on the way. */
+#include <sys/queue.h>
+
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "accesslog.h"
 #include "backend.h"
 #include "config.h"
 #include "http1.h"
 #include "metrics.h"
+#include "outlier.h"
 #include "policy.h"
 #include "req.h"
 #include "server.h"
@@ -23,6 +27,12 @@
 #define STREAM_BACKLOG_MAX (1024 * 1024)
 /* The largest whole (non-streamed) response body accepted from a backend. */
 #define RESPONSE_MAX (64 * 1024 * 1024)
+/* Routes one request may visit: its own and its fallbacks. */
+#define MAX_ROUTES 9
+/* The retry budget's window. */
+#define BUDGET_WINDOW_US (10 * 1000000ULL)
+/* How often waiting requests look for capacity other workers freed. */
+#define QUEUE_POLL_MS 2
 
 /* One client exchange on its way through the pipeline. */
 struct exchange {
@@ -30,22 +40,86 @@ struct exchange {
 	struct sy_worker *w;
 	struct sy_conn *conn;		/* NULL once the client is gone */
 	struct sy_upstream_call *call;	/* NULL when no backend call runs */
+	struct event *timer;		/* a retry's backoff, or the queue deadline */
+	TAILQ_ENTRY(exchange) qlink;	/* in the worker's wait queue */
+	int queued;
+	uint64_t t_queued;
+	uint64_t deadline;		/* monotonic µs: the whole request */
+	uint64_t t_try;			/* this try's start */
 	char method[16];
 	char *path;
 	char headers[128];		/* extra response headers */
-	int counted;			/* endpoint's in_flight was raised */
+
+	/* The current try. */
+	int counted;			/* it holds one of the endpoint's slots */
 	int upstream_status;
+	int transport_failed;		/* it ended in a transport error */
+	char retry_after[32];		/* the backend's Retry-After, or "" */
 	struct evbuffer *resp;		/* whole response body */
 	struct sy_sse sse;		/* SSE relay */
 	struct evbuffer *out;		/* events translated for the client */
 	int streaming;
 	int stream_started;
 	int stream_ended;		/* terminal or error event relayed */
-	char retry_after[32];		/* the backend's Retry-After, or "" */
 	int paused;
+
+	/* Why the last try failed, told to the client when nothing else works. */
+	int last_status;
+	const char *last_code;
+	char last_msg[200];
+
+	/* Routes taken: the client's, then fallbacks. */
+	struct sy_route *first_route;
+	size_t next_fallback;
+	const struct sy_route *visited[MAX_ROUTES];
+	unsigned nvisited;
 };
 
+/* Requests of one worker waiting for a free endpoint, oldest first. */
+struct sy_waitq {
+	TAILQ_HEAD(, exchange) list;
+	size_t n;
+	struct event *poll;
+};
+
+static void try_next(struct exchange *x);
+static void fallback_or_give_up(struct exchange *x);
+static void waitq_remove(struct exchange *x);
+static void waitq_kick(struct sy_worker *w);
+
 /* ==== Ending an exchange ==== */
+
+/*
+ * Ends the current try: gives back the endpoint's slot and tells the
+ * routing policy and the outlier detector how it went.
+ */
+static void
+end_try(struct exchange *x)
+{
+	struct sy_req *req = &x->req;
+	int failed = x->transport_failed || x->upstream_status >= 500;
+	uint64_t took = sy_now_us() - x->t_try;
+	struct sy_outcome outcome = {
+		.status = x->transport_failed ? 0 : x->upstream_status,
+		.latency_us = took,
+		.ttft_us = req->t_first_byte && req->t_first_byte > x->t_try ?
+		    req->t_first_byte - x->t_try : 0
+	};
+
+	if (!x->counted)
+		return;
+	x->counted = 0;
+	req->upstream_us += took;
+	atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
+	if (req->route->policy->observe != NULL)
+		req->route->policy->observe(req->pool->policy_state,
+		    req->endpoint, &outcome);
+	sy_outlier_observe(req->route, req->pool, req->endpoint, failed);
+	if (x->upstream_status == 429)
+		sy_outlier_rest(req->endpoint, x->retry_after[0] ?
+		    (unsigned)atoi(x->retry_after) : 1);
+	waitq_kick(x->w);
+}
 
 /* Logs and counts the exchange, releases what it holds, frees it. */
 static void
@@ -54,19 +128,11 @@ finish(struct exchange *x)
 	struct sy_req *req = &x->req;
 	struct sy_record rec;
 
-	if (x->counted) {
-		struct sy_outcome outcome = {
-			.status = x->upstream_status,
-			.latency_us = req->upstream_us,
-			.ttft_us = req->t_first_byte ?
-			    req->t_first_byte - req->t_upstream : 0
-		};
-
-		atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
-		if (req->route->policy->observe != NULL)
-			req->route->policy->observe(req->pool->policy_state,
-			    req->endpoint, &outcome);
-	}
+	end_try(x);
+	if (x->queued)
+		waitq_remove(x);
+	if (x->timer != NULL)
+		event_free(x->timer);
 	sy_req_record(req, &rec);
 	rec.method = x->method;
 	rec.path = x->path;
@@ -106,6 +172,23 @@ fail(struct exchange *x, int status, const char *type, const char *code,
 		x->req.bytes_out = 0;
 		sy_respond_error(x->conn, status, type, code, message, headers);
 	}
+	finish(x);
+}
+
+/* Answers with body (a JSON document) and ends the exchange. */
+static void
+respond_body(struct exchange *x, int status, struct evbuffer *body,
+    const char *more_headers)
+{
+	char headers[256];
+
+	snprintf(headers, sizeof headers, "%s%s", x->headers,
+	    more_headers ? more_headers : "");
+	x->req.status = status;
+	x->req.bytes_out = evbuffer_get_length(body);
+	if (x->conn != NULL)
+		sy_conn_respond(x->conn, status, "application/json", headers,
+		    body);
 	finish(x);
 }
 
@@ -227,7 +310,7 @@ on_body(void *arg, struct evbuffer *data)
 		if (evbuffer_get_length(x->resp) > RESPONSE_MAX) {
 			sy_upstream_cancel(x->call);
 			x->call = NULL;
-			x->req.upstream_us = sy_now_us() - x->req.t_upstream;
+			x->transport_failed = 1;
 			fail(x, 502, "server_error", "bad_gateway",
 			    "backend response is larger than the limit", NULL);
 		}
@@ -238,7 +321,7 @@ on_body(void *arg, struct evbuffer *data)
 		evbuffer_drain(data, len);
 		sy_upstream_cancel(x->call);
 		x->call = NULL;
-		x->req.upstream_us = sy_now_us() - x->req.t_upstream;
+		x->transport_failed = 1;
 		set_error(x, "backend stream event is larger than the limit");
 		stream_error_event(x, "bad_gateway",
 		    "backend stream event is larger than the limit");
@@ -253,45 +336,53 @@ on_body(void *arg, struct evbuffer *data)
 		stream_flush(x);
 }
 
+/*
+ * The try failed before anything reached the client (cond: the
+ * SY_RETRY_ON_* class of the failure): retry on another endpoint after a
+ * jittered backoff when the route allows it, else a fallback, else tell the
+ * client.
+ */
+static void try_failed(struct exchange *x, unsigned cond);
+
 static void
 on_done(void *arg)
 {
 	struct exchange *x = arg;
 	struct sy_req *req = &x->req;
 	struct evbuffer *out;
-	char *err = NULL;
+	char *err = NULL, ra[64];
 
 	x->call = NULL;
-	req->upstream_us = sy_now_us() - req->t_upstream;
 	if (x->streaming) {
 		if (!x->stream_ended)
 			set_error(x, "backend stream ended without [DONE]");
 		stream_end(x);
 		return;
 	}
+	if (x->upstream_status == 429 || (x->upstream_status >= 500 &&
+	    x->upstream_status <= 504)) {
+		try_failed(x, x->upstream_status == 429 ? SY_RETRY_ON_429 :
+		    SY_RETRY_ON_5XX);
+		return;
+	}
 	out = evbuffer_new();
 	if (req->endpoint->kind->decode(req, x->upstream_status, x->resp, out,
 	    &req->usage, &err) != 0) {
 		evbuffer_free(out);
-		fail(x, 502, "server_error", "bad_gateway", err, NULL);
+		x->transport_failed = 1;
+		snprintf(x->last_msg, sizeof x->last_msg, "%s", err);
 		free(err);
+		x->last_status = 502;
+		x->last_code = "bad_gateway";
+		try_failed(x, SY_RETRY_ON_5XX);
 		return;
 	}
-	req->status = x->upstream_status;
 	if (x->upstream_status >= 400)
 		set_error(x, "backend returned an error");
-	req->bytes_out = evbuffer_get_length(out);
-	if (x->conn != NULL) {
-		char headers[sizeof x->headers + sizeof x->retry_after + 16];
-
-		snprintf(headers, sizeof headers, "%s%s%s%s", x->headers,
-		    x->retry_after[0] ? "Retry-After: " : "", x->retry_after,
-		    x->retry_after[0] ? "\r\n" : "");
-		sy_conn_respond(x->conn, x->upstream_status, "application/json",
-		    headers, out);
-	}
+	snprintf(ra, sizeof ra, "%s%s%s", x->retry_after[0] ? "Retry-After: " : "",
+	    x->retry_after, x->retry_after[0] ? "\r\n" : "");
+	respond_body(x, x->upstream_status, out, ra);
 	evbuffer_free(out);
-	finish(x);
 }
 
 static void
@@ -301,7 +392,7 @@ on_error(void *arg, enum sy_upstream_error e, const char *msg)
 	int timeout = e == SY_UP_TIMEOUT;
 
 	x->call = NULL;
-	x->req.upstream_us = sy_now_us() - x->req.t_upstream;
+	x->transport_failed = 1;
 	if (x->stream_started) {
 		/* After [DONE] the client has its answer: not an error. */
 		if (!x->stream_ended) {
@@ -312,8 +403,11 @@ on_error(void *arg, enum sy_upstream_error e, const char *msg)
 		stream_end(x);
 		return;
 	}
-	fail(x, timeout ? 504 : 502, "server_error",
-	    timeout ? "gateway_timeout" : "bad_gateway", msg, NULL);
+	x->last_status = timeout ? 504 : 502;
+	x->last_code = timeout ? "gateway_timeout" : "bad_gateway";
+	snprintf(x->last_msg, sizeof x->last_msg, "%s", msg);
+	try_failed(x, timeout ? SY_RETRY_ON_TIMEOUT : e == SY_UP_PROTOCOL ?
+	    SY_RETRY_ON_5XX : SY_RETRY_ON_CONNECT);
 }
 
 static const struct sy_upstream_cbs upstream_cbs = {
@@ -334,7 +428,6 @@ client_gone(void *owner, int timed_out)
 	if (x->call != NULL) {
 		sy_upstream_cancel(x->call);
 		x->call = NULL;
-		x->req.upstream_us = sy_now_us() - x->req.t_upstream;
 	}
 	x->req.status = 499;
 	set_error(x, timed_out ? "client stopped reading (write timeout)" :
@@ -353,7 +446,7 @@ client_drained(void *owner)
 	}
 }
 
-/* ==== The stages ==== */
+/* ==== Tries ==== */
 
 /*
  * Picks an endpoint of req's pool with the route's policy and takes one of
@@ -385,15 +478,383 @@ pick_endpoint(struct sy_req *req)
 	return ep;
 }
 
+/* Encodes req for its endpoint (whose slot it holds) and sends it. */
+static void
+send_try(struct exchange *x)
+{
+	struct sy_req *req = &x->req;
+	struct sy_timeouts t = req->cfg->timeouts;
+	struct evbuffer *encoded = evbuffer_new();
+	char *err = NULL, headers[128], target[1024];
+	uint64_t now = sy_now_us();
+	const char *path;
+
+	x->counted = 1;
+	x->upstream_status = 0;
+	x->transport_failed = 0;
+	x->retry_after[0] = '\0';
+	if (x->resp != NULL) {
+		evbuffer_free(x->resp);
+		x->resp = NULL;
+	}
+	if (x->streaming) {
+		sy_sse_free(&x->sse);
+		evbuffer_free(x->out);
+		x->out = NULL;
+		x->streaming = 0;
+	}
+	if (req->endpoint->kind->encode(req, encoded, &path, &err) != 0) {
+		evbuffer_free(encoded);
+		atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
+		x->counted = 0;
+		fail(x, 400, "invalid_request_error", NULL, err, NULL);
+		free(err);
+		return;
+	}
+	/* A try may not outlive the request's deadline. */
+	if (x->deadline > now && (x->deadline - now) / 1000 < t.total_ms)
+		t.total_ms = (unsigned)((x->deadline - now) / 1000) + 1;
+	snprintf(headers, sizeof headers, "X-Request-Id: %s\r\nAccept: %s\r\n",
+	    req->id, req->stream ? "text/event-stream" : "application/json");
+	snprintf(target, sizeof target, "%s%s", req->endpoint->base_path, path);
+	x->t_try = now;
+	if (req->t_upstream == 0)
+		req->t_upstream = now;
+	x->call = sy_upstream_send(x->w->upstream, req->endpoint, &t, "POST",
+	    target, headers, encoded, &upstream_cbs, x);
+	evbuffer_free(encoded);
+}
+
+/* Whether route's retry budget allows one more retry now (and spends it). */
+static int
+budget_allows(struct sy_route *route)
+{
+	uint64_t now = sy_now_us();
+	uint64_t start = atomic_load(&route->budget_start_us);
+	unsigned long requests, retries;
+
+	if (now - start > BUDGET_WINDOW_US &&
+	    atomic_compare_exchange_strong(&route->budget_start_us, &start, now)) {
+		atomic_store(&route->requests, 0);
+		atomic_store(&route->retries, 0);
+	}
+	requests = atomic_load(&route->requests);
+	retries = atomic_load(&route->retries);
+	if ((double)retries + 1 > route->retry.budget * (double)requests +
+	    route->retry.min_per_s * (BUDGET_WINDOW_US / 1000000))
+		return 0;
+	atomic_fetch_add(&route->retries, 1);
+	return 1;
+}
+
+/* A retry's wait: base × 2^(retry − 1), at most the cap, times 0.5..1.5. */
+static unsigned
+backoff_ms(const struct sy_retry *r, unsigned retry)
+{
+	uint64_t ms = r->backoff_ms;
+	uint64_t jitter;
+
+	while (--retry > 0 && ms < r->max_backoff_ms)
+		ms *= 2;
+	if (ms > r->max_backoff_ms)
+		ms = r->max_backoff_ms;
+	jitter = sy_rand64();
+	return (unsigned)(ms / 2 + (ms ? jitter % (ms + 1) : 0));
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct exchange *x = arg;
+
+	if (!x->queued) {
+		try_next(x);	/* a retry's backoff is over */
+		return;
+	}
+	waitq_remove(x);
+	x->last_status = 503;
+	x->last_code = "queue_timeout";
+	snprintf(x->last_msg, sizeof x->last_msg, "every backend endpoint "
+	    "stayed busy for the queue's timeout");
+	fallback_or_give_up(x);
+}
+
+/* Arms x's timer ms from now. */
+static void
+arm(struct exchange *x, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (x->timer == NULL)
+		x->timer = evtimer_new(x->w->base, timer_cb, x);
+	evtimer_add(x->timer, &tv);
+}
+
+/* Whether req's pool has an endpoint req has not tried yet. */
+static int
+pool_has_untried(const struct sy_req *req)
+{
+	unsigned i, j;
+
+	for (i = 0; i < req->pool->nendpoints; i++) {
+		for (j = 0; j < req->ntried &&
+		    req->tried[j] != req->pool->endpoints[i]; j++)
+			;
+		if (j == req->ntried)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+try_failed(struct exchange *x, unsigned cond)
+{
+	struct sy_req *req = &x->req;
+	const struct sy_retry *r = &req->route->retry;
+	struct sy_endpoint *ep = req->endpoint;
+
+	end_try(x);
+	if (x->conn == NULL) {
+		finish(x);
+		return;
+	}
+	if (req->ntried < SY_MAX_TRIES)
+		req->tried[req->ntried++] = ep;
+	if ((r->on & cond) && req->retries < r->max &&
+	    req->ntried < SY_MAX_TRIES && pool_has_untried(req) &&
+	    sy_now_us() < x->deadline && budget_allows(req->route)) {
+		req->retries++;
+		arm(x, backoff_ms(r, req->retries));
+		return;
+	}
+	fallback_or_give_up(x);
+}
+
+/* Answers the client with the last failure. */
+static void
+give_up(struct exchange *x)
+{
+	struct sy_req *req = &x->req;
+	struct evbuffer *out;
+	char *err = NULL, ra[64];
+
+	if (x->resp != NULL && x->upstream_status >= 400 && req->endpoint != NULL &&
+	    !x->transport_failed) {
+		/* The backend's own error (a 5xx or 429 after the last try). */
+		out = evbuffer_new();
+		if (req->endpoint->kind->decode(req, x->upstream_status, x->resp,
+		    out, &req->usage, &err) == 0) {
+			set_error(x, "backend returned an error");
+			snprintf(ra, sizeof ra, "%s%s%s", x->retry_after[0] ?
+			    "Retry-After: " : "", x->retry_after,
+			    x->retry_after[0] ? "\r\n" : "");
+			respond_body(x, x->upstream_status, out, ra);
+			evbuffer_free(out);
+			return;
+		}
+		evbuffer_free(out);
+		free(err);
+	}
+	if (x->last_status == 0) {
+		x->last_status = 503;
+		x->last_code = "no_endpoint_available";
+		snprintf(x->last_msg, sizeof x->last_msg,
+		    "no backend endpoint can take the request now");
+	}
+	fail(x, x->last_status, "server_error", x->last_code, x->last_msg,
+	    x->last_status == 503 ? "Retry-After: 1\r\n" : NULL);
+}
+
+/* ==== Waiting for a free endpoint ==== */
+
+/*
+ * Whether req's pool has an endpoint that is only full: healthy, not
+ * ejected or resting, not tried, but at its max_concurrency.
+ */
+static int
+pool_only_full(const struct sy_req *req)
+{
+	const struct sy_endpoint *ep;
+	unsigned i, j;
+
+	for (i = 0; i < req->pool->nendpoints; i++) {
+		ep = req->pool->endpoints[i];
+		for (j = 0; j < req->ntried && req->tried[j] != ep; j++)
+			;
+		if (j == req->ntried && ep->max_concurrency != 0 &&
+		    atomic_load(&ep->stats->in_flight) >= (long)ep->max_concurrency &&
+		    ep->weight > 0 && !atomic_load(&ep->stats->unhealthy) &&
+		    !sy_outlier_ejected(ep))
+			return 1;
+	}
+	return 0;
+}
+
+/* Puts x in its worker's wait queue when its route has one with room. */
+static int
+waitq_add(struct exchange *x)
+{
+	struct sy_waitq *q = x->w->waitq;
+	const struct sy_queue *rule = &x->req.route->queue;
+	struct timeval poll = { 0, QUEUE_POLL_MS * 1000 };
+	uint64_t now = sy_now_us(), left;
+	struct exchange *y;
+	size_t waiting = 0;
+
+	if (rule->max == 0 || now >= x->deadline || !pool_only_full(&x->req))
+		return 0;
+	TAILQ_FOREACH(y, &q->list, qlink)
+		waiting += y->req.pool == x->req.pool;
+	if (waiting >= rule->max) {
+		x->last_status = 503;
+		x->last_code = "queue_full";
+		snprintf(x->last_msg, sizeof x->last_msg, "every backend "
+		    "endpoint is busy and the queue is full");
+		return 0;
+	}
+	x->queued = 1;
+	x->t_queued = now;
+	TAILQ_INSERT_TAIL(&q->list, x, qlink);
+	if (q->n++ == 0)
+		event_add(q->poll, &poll);
+	left = (x->deadline - now) / 1000;
+	arm(x, left < rule->timeout_ms ? (unsigned)left + 1 : rule->timeout_ms);
+	return 1;
+}
+
+static void
+waitq_remove(struct exchange *x)
+{
+	struct sy_waitq *q = x->w->waitq;
+
+	TAILQ_REMOVE(&q->list, x, qlink);
+	x->queued = 0;
+	x->req.queue_us += sy_now_us() - x->t_queued;
+	if (--q->n == 0)
+		event_del(q->poll);
+	if (x->timer != NULL)
+		evtimer_del(x->timer);
+}
+
+/* Sends every waiting request that can now have an endpoint, oldest first. */
+static void
+waitq_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_waitq *q = arg;
+	struct exchange *x, *next;
+	struct sy_endpoint *ep;
+
+	for (x = TAILQ_FIRST(&q->list); x != NULL; x = next) {
+		next = TAILQ_NEXT(x, qlink);
+		if ((ep = pick_endpoint(&x->req)) == NULL)
+			continue;
+		waitq_remove(x);
+		x->req.endpoint = ep;
+		send_try(x);
+	}
+}
+
+/* A slot was given back on this worker: let the queue look soon. */
+static void
+waitq_kick(struct sy_worker *w)
+{
+	if (w->waitq->n > 0)
+		event_active(w->waitq->poll, EV_TIMEOUT, 0);
+}
+
+void
+sy_pipeline_worker_init(struct sy_worker *w)
+{
+	struct sy_waitq *q = sy_xcalloc(1, sizeof *q);
+
+	TAILQ_INIT(&q->list);
+	q->poll = event_new(w->base, -1, EV_PERSIST, waitq_poll_cb, q);
+	w->waitq = q;
+}
+
+void
+sy_pipeline_worker_free(struct sy_worker *w)
+{
+	event_free(w->waitq->poll);
+	free(w->waitq);
+	w->waitq = NULL;
+}
+
+/* ==== Routes ==== */
+
+/* Routes x by name (the client's model or a fallback) over route. */
+static void
+start_route(struct exchange *x, struct sy_route *route, const char *name)
+{
+	struct sy_req *req = &x->req;
+
+	x->visited[x->nvisited++] = route;
+	atomic_fetch_add(&route->requests, 1);
+	req->route = route;
+	req->lookup_model = name;
+	req->model = route->selection->select(route->selection_state, route,
+	    req, &req->select_reason);
+	if (req->model == NULL)
+		req->model = name;
+	req->pool = sy_route_pool(route, route->wildcard ? NULL : req->model);
+	req->ntried = 0;
+	req->endpoint = NULL;
+	try_next(x);
+}
+
+/* Picks an endpoint and sends, or waits for one, or falls back, or gives up. */
+static void
+try_next(struct exchange *x)
+{
+	struct sy_req *req = &x->req;
+	struct sy_endpoint *ep;
+
+	if (req->pool != NULL && (ep = pick_endpoint(req)) != NULL) {
+		req->endpoint = ep;
+		send_try(x);
+		return;
+	}
+	if (req->pool != NULL && waitq_add(x))
+		return;
+	fallback_or_give_up(x);
+}
+
+static void
+fallback_or_give_up(struct exchange *x)
+{
+	struct sy_route *first = x->first_route, *route;
+	const char *name;
+	unsigned i;
+
+	while (x->next_fallback < first->nfallbacks && x->conn != NULL &&
+	    x->nvisited < MAX_ROUTES && sy_now_us() < x->deadline) {
+		name = first->fallbacks[x->next_fallback++];
+		if ((route = sy_config_route(x->req.cfg, name)) == NULL)
+			continue;
+		for (i = 0; i < x->nvisited && x->visited[i] != route; i++)
+			;
+		if (i < x->nvisited)
+			continue;
+		x->req.fallbacks++;
+		x->last_status = 0;
+		if (x->resp != NULL) {
+			evbuffer_free(x->resp);
+			x->resp = NULL;
+		}
+		start_route(x, route, name);
+		return;
+	}
+	give_up(x);
+}
+
 /* Route, select, pick, encode and send: the way to the backend. */
 static void
 proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 {
 	struct sy_req *req = &x->req;
 	struct sy_config *cfg = req->cfg;
-	struct evbuffer *encoded;
-	char *err = NULL, msg[1024], upstream_headers[128];
-	const char *path;
+	struct sy_route *route;
+	char *err = NULL, msg[1024], *list;
 	json_t *names;
 	int status;
 
@@ -405,9 +866,7 @@ proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 		free(err);
 		return;
 	}
-	if ((req->route = sy_config_route(cfg, req->client_model)) == NULL) {
-		char *list;
-
+	if ((route = sy_config_route(cfg, req->client_model)) == NULL) {
 		names = sy_config_model_names(cfg);
 		list = json_dumps(names, JSON_COMPACT);
 		snprintf(msg, sizeof msg, "The model `%s` does not exist or is "
@@ -419,35 +878,9 @@ proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 		    NULL);
 		return;
 	}
-	req->model = req->route->selection->select(req->route->selection_state,
-	    req->route, req, &req->select_reason);
-	if (req->model == NULL)
-		req->model = req->client_model;
-	req->pool = sy_route_pool(req->route,
-	    req->route->wildcard ? NULL : req->model);
-	if (req->pool == NULL || (req->endpoint = pick_endpoint(req)) == NULL) {
-		fail(x, 503, "server_error", "no_endpoint_available",
-		    "no backend endpoint can take the request now", "Retry-After: 1\r\n");
-		return;
-	}
-	x->counted = 1;
-	encoded = evbuffer_new();
-	if (req->endpoint->kind->encode(req, encoded, &path, &err) != 0) {
-		evbuffer_free(encoded);
-		atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
-		x->counted = 0;
-		req->endpoint = NULL;
-		fail(x, 400, "invalid_request_error", NULL, err, NULL);
-		free(err);
-		return;
-	}
-	snprintf(upstream_headers, sizeof upstream_headers,
-	    "X-Request-Id: %s\r\nAccept: %s\r\n", req->id,
-	    req->stream ? "text/event-stream" : "application/json");
-	req->t_upstream = sy_now_us();
-	x->call = sy_upstream_send(x->w->upstream, req->endpoint,
-	    &cfg->timeouts, path, upstream_headers, encoded, &upstream_cbs, x);
-	evbuffer_free(encoded);
+	x->first_route = route;
+	x->deadline = req->t_arrival + (uint64_t)route->deadline_ms * 1000;
+	start_route(x, route, req->client_model);
 }
 
 /* GET /v1/models: the models this config serves, in OpenAI's list shape. */
@@ -470,11 +903,8 @@ list_models(struct exchange *x)
 	}
 	SY_ADD_LIT(body, "]}");
 	json_decref(names);
-	x->req.status = 200;
-	x->req.bytes_out = evbuffer_get_length(body);
-	sy_conn_respond(x->conn, 200, "application/json", x->headers, body);
+	respond_body(x, 200, body, NULL);
 	evbuffer_free(body);
-	finish(x);
 }
 
 /* Answers with a fixed JSON body and ends the exchange. */
@@ -484,11 +914,8 @@ respond_text(struct exchange *x, int status, const char *json)
 	struct evbuffer *body = evbuffer_new();
 
 	evbuffer_add(body, json, strlen(json));
-	x->req.status = status;
-	x->req.bytes_out = evbuffer_get_length(body);
-	sy_conn_respond(x->conn, status, "application/json", x->headers, body);
+	respond_body(x, status, body, NULL);
 	evbuffer_free(body);
-	finish(x);
 }
 
 /* Writes a new request id: the process's boot id, the worker, a counter. */

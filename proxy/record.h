@@ -38,6 +38,9 @@ struct sy_record {
 	uint64_t bytes_in;		/* request body bytes */
 	uint64_t bytes_out;		/* response body bytes */
 	const char *error;		/* short reason when the request failed */
+	unsigned retries;		/* tries after the first, on other endpoints */
+	unsigned fallbacks;		/* fallback routes taken */
+	uint64_t queue_us;		/* time waiting for a free endpoint */
 };
 
 #endif

@@ -86,6 +86,7 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 	if (!json_is_string(model) || json_string_length(model) == 0)
 		return fail(err, "%s", "'model' must be a non-empty string");
 	req->client_model = json_string_value(model);
+	req->lookup_model = req->client_model;
 	if ((v = json_object_get(req->body, member)) == NULL)
 		return fail(err, "'%s' is required", member);
 	if (req->api == SY_API_CHAT && !json_is_array(v))
@@ -137,6 +138,9 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->bytes_in = req->bytes_in;
 	r->bytes_out = req->bytes_out;
 	r->error = req->error;
+	r->retries = req->retries;
+	r->fallbacks = req->fallbacks;
+	r->queue_us = req->queue_us;
 }
 
 void

@@ -38,6 +38,8 @@ struct sy_req {
 	json_t *body;			/* owned */
 	struct evbuffer *raw;		/* body bytes as received, owned */
 	const char *client_model;	/* borrowed from body */
+	const char *lookup_model;	/* the name being routed: the client's
+					   model, or a fallback's */
 	int stream;
 	int client_wants_usage;		/* stream_options.include_usage */
 
@@ -50,6 +52,11 @@ struct sy_req {
 	const char *pick_reason;
 	const struct sy_endpoint *tried[SY_MAX_TRIES];	/* endpoints tried so far */
 	unsigned ntried;
+
+	/* Resilience. */
+	unsigned retries;		/* tries after the first */
+	unsigned fallbacks;		/* fallback routes taken */
+	uint64_t queue_us;		/* time waiting for a free endpoint */
 
 	/* Results. */
 	struct sy_usage usage;

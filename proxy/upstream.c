@@ -551,10 +551,12 @@ call_start(struct sy_upstream_call *call)
 
 struct sy_upstream_call *
 sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
-    const struct sy_timeouts *t, const char *path, const char *headers,
-    struct evbuffer *body, const struct sy_upstream_cbs *cbs, void *arg)
+    const struct sy_timeouts *t, const char *method, const char *target,
+    const char *headers, struct evbuffer *body,
+    const struct sy_upstream_cbs *cbs, void *arg)
 {
 	struct sy_upstream_call *call = sy_xcalloc(1, sizeof *call);
+	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
 
 	call->u = u;
 	call->pool = pool_get(u, ep);
@@ -567,17 +569,19 @@ sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
 	call->data = evbuffer_new();
 	call->timer = evtimer_new(u->base, call_timer_cb, call);
 	sy_http1_init(&call->msg, SY_HTTP1_RESPONSE, 64 * 1024, 200);
-	evbuffer_add_printf(call->request, "POST %s%s HTTP/1.1\r\nHost: %s\r\n"
-	    "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-	    ep->base_path, path, call->pool->host_header,
-	    evbuffer_get_length(body));
+	evbuffer_add_printf(call->request, "%s %s HTTP/1.1\r\nHost: %s\r\n",
+	    method, target, call->pool->host_header);
+	if (body != NULL)
+		evbuffer_add_printf(call->request, "Content-Type: application/json"
+		    "\r\nContent-Length: %zu\r\n", len);
 	if (ep->api_key != NULL)
 		evbuffer_add_printf(call->request,
 		    "Authorization: Bearer %s\r\n", ep->api_key);
 	if (headers != NULL)
 		evbuffer_add(call->request, headers, strlen(headers));
-	evbuffer_add(call->request, "\r\n", 2);
-	evbuffer_add_buffer(call->request, body);
+	SY_ADD_LIT(call->request, "\r\n");
+	if (body != NULL)
+		evbuffer_add_buffer(call->request, body);
 	LIST_INSERT_HEAD(&u->calls, call, link);
 	call_start(call);
 	return call;

@@ -41,16 +41,18 @@ struct sy_upstream *sy_upstream_new(struct event_base *base);
 void sy_upstream_free(struct sy_upstream *u);
 
 /*
- * Sends "POST {base_path}{path}" with body (moved) to ep, on an idle
- * keep-alive connection or a new one, under the timeouts t (copied).
- * headers: extra header lines ("Name: value\r\n"...) or NULL; the endpoint's
- * API key is added as Authorization: Bearer.  A request that fails on a
- * reused connection before any response byte is retried once on a new one.
- * Returns the call; its callbacks report the rest.
+ * Sends "METHOD target" (target: the whole path, e.g. the endpoint's base
+ * path + "/chat/completions") with body (moved; NULL: none) to ep, on an
+ * idle keep-alive connection or a new one, under the timeouts t (copied).
+ * headers: extra header lines ("Name: value\r\n"...) or NULL; the
+ * endpoint's API key is added as Authorization: Bearer.  A request that
+ * fails on a reused connection before any response byte is retried once
+ * on a new one.  Returns the call; its callbacks report the rest (never
+ * before this returns).
  */
 struct sy_upstream_call *sy_upstream_send(struct sy_upstream *u,
-    struct sy_endpoint *ep, const struct sy_timeouts *t, const char *path,
-    const char *headers, struct evbuffer *body,
+    struct sy_endpoint *ep, const struct sy_timeouts *t, const char *method,
+    const char *target, const char *headers, struct evbuffer *body,
     const struct sy_upstream_cbs *cbs, void *arg);
 
 /*

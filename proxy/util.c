@@ -1,5 +1,6 @@
 /* Small shared utilities: clocks, logging, JSON string escaping. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,39 @@ sy_json_escape(struct evbuffer *out, const char *s, size_t len)
 		start = i;
 	}
 	evbuffer_add(out, p + start, i - start);
+}
+
+static _Thread_local uint64_t rng_state;
+static atomic_ullong rng_seeds;
+
+/* SplitMix64: spreads a seed over all 64 bits. */
+static uint64_t
+splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+uint64_t
+sy_rand64(void)
+{
+	uint64_t x = rng_state;
+
+	if (x == 0) {
+		/* First use on this thread: the clock, the address of this
+		   thread's state and a process-wide count make the seed. */
+		x = splitmix64(sy_now_us() ^ (uint64_t)(uintptr_t)&rng_state ^
+		    (atomic_fetch_add(&rng_seeds, 1) << 48));
+		if (x == 0)
+			x = 1;
+	}
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dULL;
 }
 
 void *

@@ -32,6 +32,12 @@ void sy_log(enum sy_log_level level, const char *fmt, ...)
  */
 void sy_json_escape(struct evbuffer *out, const char *s, size_t len);
 
+/*
+ * A fast pseudo-random 64-bit number (xorshift64*, one state per thread,
+ * seeded at first use; no locks): policies' draws, jitter.
+ */
+uint64_t sy_rand64(void);
+
 /* Allocation that aborts on failure (startup and invariants only). */
 void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);

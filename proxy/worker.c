@@ -94,6 +94,7 @@ worker_main(void *arg)
 	w->server = NULL;
 	sy_upstream_free(w->upstream);
 	w->upstream = NULL;
+	sy_pipeline_worker_free(w);
 	atomic_store(&w->done, 1);
 	return NULL;
 }
@@ -124,6 +125,7 @@ sy_worker_start(struct sy_worker *w, unsigned index, struct sy_runtime *rt,
 	server_opts(w, &opts);
 	w->server = sy_server_new(w->base, fd, &opts, sy_pipeline_handle, w);
 	w->upstream = sy_upstream_new(w->base);
+	sy_pipeline_worker_init(w);
 	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->server == NULL || w->wake_fd < 0) {
 		*err = sy_xstrdup("cannot set up the worker's listener");

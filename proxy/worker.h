@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 struct event;
+struct sy_waitq;
 struct event_base;
 struct sy_config;
 struct sy_server;
@@ -33,6 +34,7 @@ struct sy_worker {
 	struct sy_upstream *upstream;
 	struct sy_metrics_shard *metrics;
 	struct sy_config *cfg;		/* snapshot new requests take */
+	struct sy_waitq *waitq;		/* requests waiting for a free endpoint */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */
 
@@ -74,6 +76,10 @@ struct sy_http1_msg;
 struct evbuffer;
 void sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
+
+/* Sets up and frees the pipeline's per-worker state (its wait queue). */
+void sy_pipeline_worker_init(struct sy_worker *w);
+void sy_pipeline_worker_free(struct sy_worker *w);
 
 /* Logs and counts a request the listener rejected itself (arg: the worker). */
 void sy_pipeline_reject(void *arg, int status, const char *method,

@@ -176,6 +176,9 @@ SY_TEST(example_config_is_valid_apart_from_name_resolution)
 		SY_CHECK(cfg->routes[1].wildcard);
 		SY_CHECK_INT(cfg->endpoints[2].port, 443);
 		SY_CHECK_STR(cfg->endpoints[2].api_key, "sk-example");
+		SY_CHECK_INT(cfg->endpoints[0].health.interval_ms, 2000);
+		SY_CHECK_INT(cfg->endpoints[1].health.interval_ms, 0);
+		SY_CHECK_INT(cfg->routes[0].retry.max, 1);
 		sy_config_unref(cfg);
 	} else {
 		/* Offline, api.openai.com does not resolve: only that may fail. */
@@ -518,11 +521,12 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "max_body_bytes, max_json_depth, max_connections\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
 	    "name, url, kind, models, weight, max_concurrency, api_key_env, "
-	    "tls\n"
+	    "tls, health, metrics\n"
 	    "t.json:6:25: backends[0].tls.verfy: unknown key \"verfy\"; known: "
 	    "ca_file, verify\n"
 	    "t.json:7:45: routes[0].polcy: unknown key \"polcy\"; known: name, "
-	    "models, aliases, backends, policy, selection\n"
+	    "models, aliases, backends, policy, selection, retries, ejection, "
+	    "queue, fallbacks, deadline_ms\n"
 	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
 	    "output, cached_input");
 }
@@ -1280,6 +1284,514 @@ SY_TEST(price_for_a_model_no_route_serves_is_rejected)
 	    "t.json:5:5: prices.m9: no route serves model \"m9\"");
 }
 
+/* ==== Health checks, scraping, retries, ejection, queues, fallbacks ==== */
+
+/* Backend "a" on 127.0.0.1:9001 with more keys, as WITH_BACKEND's. */
+#define BACKEND_A(more)							\
+	"{\"name\": \"a\", \"url\": \"http://127.0.0.1:9001/v1\", " more "}"
+
+/* A route r serving m1, with more keys, as WITH_ROUTES's first route. */
+#define ROUTE_R(more)							\
+	"{\"name\": \"r\", \"models\": [\"m1\"], " more "}"
+
+SY_TEST(new_keys_take_their_defaults)
+{
+	struct sy_config *cfg = load(MINIMAL);
+	const struct sy_endpoint *ep;
+	struct sy_route *r;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	ep = &cfg->endpoints[0];
+	SY_CHECK_INT(ep->health.interval_ms, 0);
+	SY_CHECK_STR(ep->health.path, "/models");
+	SY_CHECK_INT(ep->health.timeout_ms, 2000);
+	SY_CHECK_INT(ep->health.healthy, 2);
+	SY_CHECK_INT(ep->health.unhealthy, 3);
+	SY_CHECK_INT(ep->scrape.interval_ms, 0);
+	SY_CHECK_STR(ep->scrape.path, "/metrics");
+	SY_CHECK_INT(ep->scrape.timeout_ms, 1000);
+	r = &cfg->routes[0];
+	SY_CHECK_INT(r->retry.max, 2);
+	SY_CHECK(r->retry.budget == 0.2);
+	SY_CHECK_INT(r->retry.min_per_s, 5);
+	SY_CHECK_INT(r->retry.backoff_ms, 25);
+	SY_CHECK_INT(r->retry.max_backoff_ms, 1000);
+	SY_CHECK_INT(r->retry.on, SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX |
+	    SY_RETRY_ON_429);
+	SY_CHECK_INT(r->ejection.consecutive_failures, 5);
+	SY_CHECK(r->ejection.error_rate == 0);
+	SY_CHECK_INT(r->ejection.min_requests, 20);
+	SY_CHECK_INT(r->ejection.window_ms, 10000);
+	SY_CHECK_INT(r->ejection.cooldown_ms, 10000);
+	SY_CHECK_INT(r->ejection.max_cooldown_ms, 300000);
+	SY_CHECK(r->ejection.min_available == 0.5);
+	SY_CHECK_INT(r->queue.max, 0);
+	SY_CHECK_INT(r->queue.timeout_ms, 5000);
+	SY_CHECK_INT(r->nfallbacks, 0);
+	SY_CHECK(r->fallbacks == NULL);
+	SY_CHECK_INT(r->deadline_ms, 600000);
+	SY_CHECK_INT(atomic_load(&r->budget_start_us), 0);
+	SY_CHECK_INT(atomic_load(&r->requests), 0);
+	SY_CHECK_INT(atomic_load(&r->retries), 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(deadline_defaults_to_the_total_timeout)
+{
+	struct sy_config *cfg = load(
+	    "{\"timeouts\": {\"total_ms\": 1234}, \"backends\": [{\"name\": "
+	    "\"a\", \"url\": \"http://127.0.0.1:9001\"}], \"routes\": "
+	    "[{\"name\": \"r\", \"models\": [\"*\"]}]}");
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(cfg->routes[0].deadline_ms, 1234);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(empty_health_and_metrics_objects_turn_them_on_with_defaults)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(BACKEND_A(
+	    "\"health\": {}, \"metrics\": {}")));
+	const struct sy_endpoint *ep;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	ep = &cfg->endpoints[0];
+	SY_CHECK_INT(ep->health.interval_ms, 5000);
+	SY_CHECK_STR(ep->health.path, "/models");
+	SY_CHECK_INT(ep->health.timeout_ms, 2000);
+	SY_CHECK_INT(ep->health.healthy, 2);
+	SY_CHECK_INT(ep->health.unhealthy, 3);
+	SY_CHECK_INT(ep->scrape.interval_ms, 1000);
+	SY_CHECK_STR(ep->scrape.path, "/metrics");
+	SY_CHECK_INT(ep->scrape.timeout_ms, 1000);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(every_health_and_metrics_key_is_read)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(BACKEND_A(
+	    "\"health\": {\"path\": \"/health\", \"interval_ms\": 700, "
+	    "\"timeout_ms\": 300, \"healthy\": 1, \"unhealthy\": 100},\n"
+	    "     \"metrics\": {\"path\": \"/stats/prom\", \"interval_ms\": "
+	    "50, \"timeout_ms\": 40}")));
+	const struct sy_endpoint *ep;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	ep = &cfg->endpoints[0];
+	SY_CHECK_STR(ep->health.path, "/health");
+	SY_CHECK_INT(ep->health.interval_ms, 700);
+	SY_CHECK_INT(ep->health.timeout_ms, 300);
+	SY_CHECK_INT(ep->health.healthy, 1);
+	SY_CHECK_INT(ep->health.unhealthy, 100);
+	SY_CHECK_STR(ep->scrape.path, "/stats/prom");
+	SY_CHECK_INT(ep->scrape.interval_ms, 50);
+	SY_CHECK_INT(ep->scrape.timeout_ms, 40);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(every_retry_ejection_queue_and_deadline_key_is_read)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R(
+	    "\"retries\": {\"max\": 7, \"budget\": 0.5, \"min_per_s\": 0,\n"
+	    "      \"backoff_ms\": 0, \"max_backoff_ms\": 0, \"on\": "
+	    "[\"timeout\", \"5xx\"]},\n"
+	    "     \"ejection\": {\"consecutive_failures\": 0, \"error_rate\": "
+	    "0.25,\n"
+	    "      \"min_requests\": 1, \"window_ms\": 1000, \"cooldown_ms\": "
+	    "500,\n"
+	    "      \"max_cooldown_ms\": 500, \"min_available\": 1},\n"
+	    "     \"queue\": {\"max\": 100000, \"timeout_ms\": 250}, "
+	    "\"deadline_ms\": 86400000")));
+	const struct sy_route *r;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	r = &cfg->routes[0];
+	SY_CHECK_INT(r->retry.max, 7);
+	SY_CHECK(r->retry.budget == 0.5);
+	SY_CHECK_INT(r->retry.min_per_s, 0);
+	SY_CHECK_INT(r->retry.backoff_ms, 0);
+	SY_CHECK_INT(r->retry.max_backoff_ms, 0);
+	SY_CHECK_INT(r->retry.on, SY_RETRY_ON_TIMEOUT | SY_RETRY_ON_5XX);
+	SY_CHECK_INT(r->ejection.consecutive_failures, 0);
+	SY_CHECK(r->ejection.error_rate == 0.25);
+	SY_CHECK_INT(r->ejection.min_requests, 1);
+	SY_CHECK_INT(r->ejection.window_ms, 1000);
+	SY_CHECK_INT(r->ejection.cooldown_ms, 500);
+	SY_CHECK_INT(r->ejection.max_cooldown_ms, 500);
+	SY_CHECK(r->ejection.min_available == 1);
+	SY_CHECK_INT(r->queue.max, 100000);
+	SY_CHECK_INT(r->queue.timeout_ms, 250);
+	SY_CHECK_INT(r->deadline_ms, 86400000);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(retries_max_zero_turns_retries_off)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R(
+	    "\"retries\": {\"max\": 0}")));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(cfg->routes[0].retry.max, 0);
+	SY_CHECK(cfg->routes[0].retry.budget == 0.2);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(fractions_accept_integers)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R(
+	    "\"retries\": {\"budget\": 1}, \"ejection\": {\"error_rate\": 1, "
+	    "\"min_available\": 0}")));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK(cfg->routes[0].retry.budget == 1);
+	SY_CHECK(cfg->routes[0].ejection.error_rate == 1);
+	SY_CHECK(cfg->routes[0].ejection.min_available == 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(zero_config_route_gets_the_defaults)
+{
+	const char *urls[] = { "http://127.0.0.1:9001/v1" };
+	struct sy_config *cfg = NULL;
+	const struct sy_route *r;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, NULL, NULL, NULL, &cfg,
+	    &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	r = &cfg->routes[0];
+	SY_CHECK_INT(r->retry.max, 2);
+	SY_CHECK_INT(r->retry.on, SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX |
+	    SY_RETRY_ON_429);
+	SY_CHECK_INT(r->ejection.consecutive_failures, 5);
+	SY_CHECK(r->ejection.min_available == 0.5);
+	SY_CHECK_INT(r->queue.timeout_ms, 5000);
+	SY_CHECK_INT(r->deadline_ms, 600000);
+	SY_CHECK_INT(r->nfallbacks, 0);
+	SY_CHECK_INT(cfg->endpoints[0].health.interval_ms, 0);
+	SY_CHECK_STR(cfg->endpoints[0].health.path, "/models");
+	SY_CHECK_INT(cfg->endpoints[0].scrape.interval_ms, 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(unknown_keys_in_the_new_objects_are_rejected)
+{
+	check_error(
+	    "{\n"
+	    "  \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\",\n"
+	    "    \"health\": {\"intervl_ms\": 1},\n"
+	    "    \"metrics\": {\"port\": 9100}}],\n"
+	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"],\n"
+	    "    \"retries\": {\"attempts\": 3},\n"
+	    "    \"ejection\": {\"failures\": 3},\n"
+	    "    \"queue\": {\"size\": 3},\n"
+	    "    \"deadline\": 5}]\n"
+	    "}\n",
+	    "t.json:3:16: backends[0].health.intervl_ms: unknown key "
+	    "\"intervl_ms\"; known: path, interval_ms, timeout_ms, healthy, "
+	    "unhealthy\n"
+	    "t.json:4:17: backends[0].metrics.port: unknown key \"port\"; "
+	    "known: path, interval_ms, timeout_ms\n"
+	    "t.json:6:17: routes[0].retries.attempts: unknown key "
+	    "\"attempts\"; known: max, budget, min_per_s, backoff_ms, "
+	    "max_backoff_ms, on\n"
+	    "t.json:7:18: routes[0].ejection.failures: unknown key "
+	    "\"failures\"; known: consecutive_failures, error_rate, "
+	    "min_requests, window_ms, cooldown_ms, max_cooldown_ms, "
+	    "min_available\n"
+	    "t.json:8:15: routes[0].queue.size: unknown key \"size\"; known: "
+	    "max, timeout_ms\n"
+	    "t.json:9:5: routes[0].deadline: unknown key \"deadline\"; known: "
+	    "name, models, aliases, backends, policy, selection, retries, "
+	    "ejection, queue, fallbacks, deadline_ms");
+}
+
+SY_TEST(health_must_be_an_object)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"health\": true")),
+	    "t.json:3:54: backends[0].health: expected an object, got a "
+	    "boolean");
+}
+
+SY_TEST(health_path_must_start_with_a_slash)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"health\": {\"path\": "
+	    "\"models\"}")),
+	    "t.json:3:65: backends[0].health.path: must start with '/', got "
+	    "\"models\"");
+}
+
+SY_TEST(health_path_must_not_contain_spaces)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"health\": {\"path\": "
+	    "\"/a b\"}")),
+	    "t.json:3:65: backends[0].health.path: must not contain spaces or "
+	    "control characters");
+}
+
+SY_TEST(health_timeout_must_be_below_the_interval)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"health\": {\"timeout_ms\": "
+	    "5000}")),
+	    "t.json:3:65: backends[0].health.timeout_ms: must be less than "
+	    "interval_ms (5000), got 5000");
+	check_error(WITH_BACKEND(BACKEND_A("\"health\": {\"interval_ms\": "
+	    "1000}")),
+	    "t.json:3:65: backends[0].health.interval_ms: must be greater "
+	    "than timeout_ms (2000), got 1000");
+}
+
+SY_TEST(health_thresholds_are_from_1_to_100)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"health\": {\"healthy\": 0, "
+	    "\"unhealthy\": 101}")),
+	    "t.json:3:65: backends[0].health.healthy: must be from 1 to 100, "
+	    "got 0\n"
+	    "t.json:3:79: backends[0].health.unhealthy: must be from 1 to "
+	    "100, got 101");
+}
+
+SY_TEST(metrics_interval_is_at_least_50_ms)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"metrics\": {\"interval_ms\": "
+	    "10}")),
+	    "t.json:3:66: backends[0].metrics.interval_ms: must be from 50 to "
+	    "86400000, got 10");
+}
+
+SY_TEST(metrics_path_must_start_with_a_slash)
+{
+	check_error(WITH_BACKEND(BACKEND_A("\"metrics\": {\"path\": "
+	    "\"metrics\"}")),
+	    "t.json:3:66: backends[0].metrics.path: must start with '/', got "
+	    "\"metrics\"");
+}
+
+SY_TEST(retries_max_is_at_most_seven)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"max\": 8}")),
+	    "t.json:7:49: routes[0].retries.max: must be from 0 to 7, got 8");
+}
+
+SY_TEST(retry_budget_must_be_a_number_from_0_to_1)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"budget\": 1.5}")),
+	    "t.json:7:49: routes[0].retries.budget: must be from 0 to 1, got "
+	    "1.5");
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"budget\": \"20%\"}")),
+	    "t.json:7:49: routes[0].retries.budget: expected a number from 0 "
+	    "to 1, got a string");
+}
+
+SY_TEST(unknown_retry_condition_lists_the_known_ones)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"on\": [\"5xx\", "
+	    "\"4xx\"]}")),
+	    "t.json:7:63: routes[0].retries.on[1]: unknown retry condition "
+	    "\"4xx\"; known: connect, 5xx, 429, timeout");
+}
+
+SY_TEST(retry_conditions_are_strings_listed_once)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"on\": [\"429\", 5, "
+	    "\"429\"]}")),
+	    "t.json:7:63: routes[0].retries.on[1]: expected a retry "
+	    "condition, got an integer\n"
+	    "t.json:7:66: routes[0].retries.on[2]: duplicate retry condition "
+	    "\"429\"");
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"on\": []}")),
+	    "t.json:7:49: routes[0].retries.on: must list at least one retry "
+	    "condition");
+}
+
+SY_TEST(retry_backoff_is_at_most_its_maximum)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"backoff_ms\": 2000}")),
+	    "t.json:7:49: routes[0].retries.backoff_ms: must be at most "
+	    "max_backoff_ms (1000), got 2000");
+	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"max_backoff_ms\": "
+	    "10}")),
+	    "t.json:7:49: routes[0].retries.max_backoff_ms: must be at least "
+	    "backoff_ms (25), got 10");
+}
+
+SY_TEST(ejection_fractions_are_from_0_to_1)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"ejection\": {\"error_rate\": 2, "
+	    "\"min_available\": -0.5}")),
+	    "t.json:7:50: routes[0].ejection.error_rate: must be from 0 to 1, "
+	    "got 2\n"
+	    "t.json:7:67: routes[0].ejection.min_available: must be from 0 to "
+	    "1, got -0.5");
+}
+
+SY_TEST(ejection_cooldown_is_at_most_its_maximum)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"ejection\": {\"cooldown_ms\": "
+	    "600000}")),
+	    "t.json:7:50: routes[0].ejection.cooldown_ms: must be at most "
+	    "max_cooldown_ms (300000), got 600000");
+}
+
+SY_TEST(queue_max_is_at_most_100000)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"queue\": {\"max\": 100001}")),
+	    "t.json:7:47: routes[0].queue.max: must be from 0 to 100000, got "
+	    "100001");
+}
+
+SY_TEST(deadline_is_from_1_ms_to_a_day)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"deadline_ms\": 0")),
+	    "t.json:7:37: routes[0].deadline_ms: must be from 1 to 86400000, "
+	    "got 0");
+}
+
+/* Routes r (m1, alias a1) and s (m2, alias a2), r with more keys. */
+#define R_AND_S(more)							\
+	WITH_ROUTES("{\"name\": \"r\", \"models\": [\"m1\"], \"aliases\": " \
+	    "{\"a1\": \"m1\"},\n      " more "},\n"			\
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"aliases\": "	\
+	    "{\"a2\": \"m2\"}}")
+
+SY_TEST(fallbacks_keep_models_and_aliases_of_other_routes)
+{
+	struct sy_config *cfg = load(R_AND_S(
+	    "\"fallbacks\": [\"a2\", \"m2\"]"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(cfg->routes[0].nfallbacks, 2);
+	SY_CHECK_STR(cfg->routes[0].fallbacks[0], "a2");
+	SY_CHECK_STR(cfg->routes[0].fallbacks[1], "m2");
+	SY_CHECK_INT(cfg->routes[1].nfallbacks, 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(fallback_route_name_stands_for_its_first_model)
+{
+	struct sy_config *cfg = load(
+	    "{\"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"m1\"], "
+	    "\"fallbacks\": [\"s\"]},\n"
+	    "  {\"name\": \"s\", \"models\": [\"m3\", \"m2\"]}]}");
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(cfg->routes[0].nfallbacks, 1);
+	SY_CHECK_STR(cfg->routes[0].fallbacks[0], "m3");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(fallbacks_may_loop_between_routes)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"fallbacks\": [\"s\"]},\n"
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"fallbacks\": "
+	    "[\"r\"]}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->routes[0].fallbacks[0], "m2");
+	SY_CHECK_STR(cfg->routes[1].fallbacks[0], "m1");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(fallback_to_a_name_only_the_wildcard_route_takes_is_kept)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"fallbacks\": "
+	    "[\"gpt-4o\"]},\n"
+	    "    {\"name\": \"any\", \"models\": [\"*\"]}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->routes[0].fallbacks[0], "gpt-4o");
+	SY_CHECK(sy_config_route(cfg, "gpt-4o") == &cfg->routes[1]);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(fallback_must_go_to_another_route)
+{
+	check_error(R_AND_S("\"fallbacks\": [\"m1\", \"a1\", \"r\"]"),
+	    "t.json:8:21: routes[0].fallbacks[0]: \"m1\" is served by this "
+	    "route; a fallback must go to another route\n"
+	    "t.json:8:27: routes[0].fallbacks[1]: \"a1\" is served by this "
+	    "route; a fallback must go to another route\n"
+	    "t.json:8:33: routes[0].fallbacks[2]: a route cannot fall back to "
+	    "itself");
+}
+
+SY_TEST(unknown_fallback_is_rejected)
+{
+	check_error(R_AND_S("\"fallbacks\": [\"m9\"]"),
+	    "t.json:8:21: routes[0].fallbacks[0]: \"m9\" is no model, alias "
+	    "or route name of another route");
+}
+
+SY_TEST(duplicate_fallbacks_are_rejected)
+{
+	check_error(R_AND_S("\"fallbacks\": [\"m2\", \"m2\", \"s\"]"),
+	    "t.json:8:27: routes[0].fallbacks[1]: duplicate fallback \"m2\"\n"
+	    "t.json:8:33: routes[0].fallbacks[2]: duplicate fallback \"m2\" "
+	    "(route \"s\" stands for its model \"m2\")");
+}
+
+SY_TEST(at_most_eight_fallbacks)
+{
+	check_error(R_AND_S("\"fallbacks\": [\"m2\", \"m2\", \"m2\", \"m2\", "
+	    "\"m2\", \"m2\", \"m2\", \"m2\", \"m2\"]"),
+	    "t.json:8:7: routes[0].fallbacks: at most 8 fallbacks, got 9");
+}
+
+SY_TEST(fallback_to_the_wildcard_route_needs_a_model_name)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"m1\"], \"fallbacks\": "
+	    "[\"any\", \"*\"]},\n"
+	    "    {\"name\": \"any\", \"models\": [\"*\"]}"),
+	    "t.json:7:51: routes[0].fallbacks[0]: route \"any\" is a wildcard "
+	    "route: name the model to ask it for\n"
+	    "t.json:7:58: routes[0].fallbacks[1]: \"*\" is not a model name; "
+	    "name a model the wildcard route should ask for");
+}
+
+SY_TEST(fallbacks_are_an_array_of_names)
+{
+	check_error(R_AND_S("\"fallbacks\": \"s\""),
+	    "t.json:8:7: routes[0].fallbacks: expected an array of model or "
+	    "route names, got a string");
+	check_error(R_AND_S("\"fallbacks\": [\"\", 2]"),
+	    "t.json:8:21: routes[0].fallbacks[0]: expected a model or route "
+	    "name, got \"\"\n"
+	    "t.json:8:25: routes[0].fallbacks[1]: expected a model or route "
+	    "name, got an integer");
+}
+
 /* ==== Snapshots ==== */
 
 /* Backends sim0 and sim1, in the given order. */
@@ -1565,6 +2077,42 @@ main(void)
 	SY_RUN(negative_price_is_rejected);
 	SY_RUN(price_for_an_alias_is_rejected);
 	SY_RUN(price_for_a_model_no_route_serves_is_rejected);
+
+	SY_RUN(new_keys_take_their_defaults);
+	SY_RUN(deadline_defaults_to_the_total_timeout);
+	SY_RUN(empty_health_and_metrics_objects_turn_them_on_with_defaults);
+	SY_RUN(every_health_and_metrics_key_is_read);
+	SY_RUN(every_retry_ejection_queue_and_deadline_key_is_read);
+	SY_RUN(retries_max_zero_turns_retries_off);
+	SY_RUN(fractions_accept_integers);
+	SY_RUN(zero_config_route_gets_the_defaults);
+	SY_RUN(unknown_keys_in_the_new_objects_are_rejected);
+	SY_RUN(health_must_be_an_object);
+	SY_RUN(health_path_must_start_with_a_slash);
+	SY_RUN(health_path_must_not_contain_spaces);
+	SY_RUN(health_timeout_must_be_below_the_interval);
+	SY_RUN(health_thresholds_are_from_1_to_100);
+	SY_RUN(metrics_interval_is_at_least_50_ms);
+	SY_RUN(metrics_path_must_start_with_a_slash);
+	SY_RUN(retries_max_is_at_most_seven);
+	SY_RUN(retry_budget_must_be_a_number_from_0_to_1);
+	SY_RUN(unknown_retry_condition_lists_the_known_ones);
+	SY_RUN(retry_conditions_are_strings_listed_once);
+	SY_RUN(retry_backoff_is_at_most_its_maximum);
+	SY_RUN(ejection_fractions_are_from_0_to_1);
+	SY_RUN(ejection_cooldown_is_at_most_its_maximum);
+	SY_RUN(queue_max_is_at_most_100000);
+	SY_RUN(deadline_is_from_1_ms_to_a_day);
+	SY_RUN(fallbacks_keep_models_and_aliases_of_other_routes);
+	SY_RUN(fallback_route_name_stands_for_its_first_model);
+	SY_RUN(fallbacks_may_loop_between_routes);
+	SY_RUN(fallback_to_a_name_only_the_wildcard_route_takes_is_kept);
+	SY_RUN(fallback_must_go_to_another_route);
+	SY_RUN(unknown_fallback_is_rejected);
+	SY_RUN(duplicate_fallbacks_are_rejected);
+	SY_RUN(at_most_eight_fallbacks);
+	SY_RUN(fallback_to_the_wildcard_route_needs_a_model_name);
+	SY_RUN(fallbacks_are_an_array_of_names);
 
 	SY_RUN(snapshot_references_are_counted);
 	SY_RUN(endpoint_stats_are_shared_across_snapshots_by_name);

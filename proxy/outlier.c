@@ -1,0 +1,106 @@
+/* Passive outlier ejection: endpoints that keep failing get no traffic for a growing cooldown. */
+#include <math.h>
+#include <stdatomic.h>
+
+#include "config.h"
+#include "outlier.h"
+#include "util.h"
+
+int
+sy_outlier_ejected(const struct sy_endpoint *ep)
+{
+	uint64_t until = atomic_load_explicit(&ep->stats->ejected_until_us,
+	    memory_order_relaxed);
+
+	return until != 0 && until > sy_now_us();
+}
+
+/* Whether ejecting one more endpoint of pool leaves min_available of it. */
+static int
+may_eject(const struct sy_ejection *rule, const struct sy_pool *pool)
+{
+	size_t i, ejected = 0;
+	double keep = ceil(rule->min_available * (double)pool->nendpoints);
+
+	for (i = 0; i < pool->nendpoints; i++)
+		ejected += sy_outlier_ejected(pool->endpoints[i]);
+	return (double)(pool->nendpoints - ejected - 1) >= keep;
+}
+
+/* Ejects ep for its next cooldown. */
+static void
+eject(const struct sy_ejection *rule, struct sy_endpoint *ep, uint64_t now)
+{
+	struct sy_endpoint_stats *st = ep->stats;
+	int n = atomic_fetch_add(&st->ejections, 1);
+	uint64_t cooldown = (uint64_t)rule->cooldown_ms * 1000;
+
+	while (n-- > 0 && cooldown < (uint64_t)rule->max_cooldown_ms * 1000)
+		cooldown *= 2;
+	if (cooldown > (uint64_t)rule->max_cooldown_ms * 1000)
+		cooldown = (uint64_t)rule->max_cooldown_ms * 1000;
+	atomic_store(&st->ejected_until_us, now + cooldown);
+	atomic_store(&st->consecutive_failures, 0);
+	atomic_store(&st->window_requests, 0);
+	atomic_store(&st->window_failures, 0);
+	sy_log(SY_LOG_WARN, "endpoint %s ejected for %llu ms", ep->name,
+	    (unsigned long long)(cooldown / 1000));
+}
+
+/* Counts the outcome in ep's error-rate window; returns whether the rate trips. */
+static int
+window_trips(const struct sy_ejection *rule, struct sy_endpoint_stats *st,
+    int failed, uint64_t now)
+{
+	uint64_t start = atomic_load(&st->window_start_us);
+	unsigned requests, failures;
+
+	if (now - start > (uint64_t)rule->window_ms * 1000 &&
+	    atomic_compare_exchange_strong(&st->window_start_us, &start, now)) {
+		atomic_store(&st->window_requests, 0);
+		atomic_store(&st->window_failures, 0);
+	}
+	requests = atomic_fetch_add(&st->window_requests, 1) + 1;
+	failures = failed ? atomic_fetch_add(&st->window_failures, 1) + 1 :
+	    atomic_load(&st->window_failures);
+	return rule->error_rate > 0 && requests >= rule->min_requests &&
+	    (double)failures >= rule->error_rate * (double)requests;
+}
+
+int
+sy_outlier_observe(const struct sy_route *route, const struct sy_pool *pool,
+    struct sy_endpoint *ep, int failed)
+{
+	const struct sy_ejection *rule = &route->ejection;
+	struct sy_endpoint_stats *st = ep->stats;
+	uint64_t now = sy_now_us();
+	int in_a_row = 0, rate;
+
+	if (rule->consecutive_failures == 0 && rule->error_rate <= 0)
+		return 0;
+	rate = window_trips(rule, st, failed, now);
+	if (!failed) {
+		atomic_store(&st->consecutive_failures, 0);
+		/* Back from an ejection and answering: the next one starts short. */
+		if (atomic_load(&st->ejections) != 0 && !sy_outlier_ejected(ep))
+			atomic_store(&st->ejections, 0);
+		return 0;
+	}
+	in_a_row = atomic_fetch_add(&st->consecutive_failures, 1) + 1;
+	if (sy_outlier_ejected(ep))
+		return 0;
+	if (((rule->consecutive_failures != 0 &&
+	    (unsigned)in_a_row >= rule->consecutive_failures) || rate) &&
+	    may_eject(rule, pool)) {
+		eject(rule, ep, now);
+		return 1;
+	}
+	return 0;
+}
+
+void
+sy_outlier_rest(struct sy_endpoint *ep, unsigned seconds)
+{
+	atomic_store(&ep->stats->limited_until_us,
+	    sy_now_us() + (uint64_t)seconds * 1000000);
+}
