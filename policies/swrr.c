@@ -94,6 +94,31 @@ sy_swrr_free(struct sy_swrr *s)
 	s->seq = NULL;
 }
 
+struct sy_swrr *
+sy_swrr_create(const json_t *params, const char *policy,
+    const struct sy_pool *pool, char **err)
+{
+	static const char *const no_params[] = { NULL };
+	struct sy_swrr *s;
+
+	if (sy_params_check(params, policy, no_params, err) == -1)
+		return NULL;
+	if ((s = malloc(sizeof *s)) == NULL)
+		return sy_policy_fail(err, "out of memory");
+	if (sy_swrr_init(s, pool, err) == -1) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+sy_swrr_destroy(void *state)
+{
+	sy_swrr_free(state);
+	free(state);
+}
+
 size_t
 sy_swrr_next(struct sy_swrr *s)
 {

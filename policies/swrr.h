@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct sy_pool;
 struct sy_req;
 struct sy_endpoint;
@@ -36,6 +38,17 @@ int sy_swrr_init(struct sy_swrr *s, const struct sy_pool *pool, char **err);
 
 /* Frees what s holds. */
 void sy_swrr_free(struct sy_swrr *s);
+
+/*
+ * The whole state of a policy that takes no parameters and keeps only a
+ * schedule (weighted, least_outstanding): checks that params is empty for
+ * policy, then builds a malloc'd schedule of pool.  NULL with *err on error.
+ */
+struct sy_swrr *sy_swrr_create(const json_t *params, const char *policy,
+    const struct sy_pool *pool, char **err);
+
+/* Frees a state made by sy_swrr_create. */
+void sy_swrr_destroy(void *state);
 
 /* Takes the next turn: the index in the pool of its endpoint (0 when empty). */
 size_t sy_swrr_next(struct sy_swrr *s);

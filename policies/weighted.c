@@ -6,22 +6,10 @@
 #include "policy.h"
 #include "swrr.h"
 
-static const char *const weighted_params[] = { NULL };
-
 static void *
 weighted_create(const json_t *params, const struct sy_pool *pool, char **err)
 {
-	struct sy_swrr *s;
-
-	if (sy_params_check(params, "weighted", weighted_params, err) == -1)
-		return NULL;
-	if ((s = malloc(sizeof *s)) == NULL)
-		return sy_policy_fail(err, "out of memory");
-	if (sy_swrr_init(s, pool, err) == -1) {
-		free(s);
-		return NULL;
-	}
-	return s;
+	return sy_swrr_create(params, "weighted", pool, err);
 }
 
 static struct sy_endpoint *
@@ -38,16 +26,9 @@ weighted_pick(void *state, const struct sy_pool *pool,
 	return ep;
 }
 
-static void
-weighted_destroy(void *state)
-{
-	sy_swrr_free(state);
-	free(state);
-}
-
 const struct sy_route_policy sy_route_weighted = {
 	.name = "weighted",
 	.create = weighted_create,
 	.pick = weighted_pick,
-	.destroy = weighted_destroy
+	.destroy = sy_swrr_destroy
 };
