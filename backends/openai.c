@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "jscan.h"
 #include "req.h"
 #include "sse.h"
 #include "util.h"
@@ -28,6 +29,49 @@ sy_openai_usage(const json_t *obj, struct sy_usage *u)
 	if (json_is_integer(v = json_object_get(details, "cached_tokens")))
 		u->cached_tokens = json_integer_value(v);
 	return 1;
+}
+
+/* The top-level members of an answer or a stream chunk that matter here. */
+enum { MEMBER_USAGE, MEMBER_ERROR, MEMBER_CHOICES };
+
+/*
+ * The members above of the JSON text (len bytes) into m; returns the kind
+ * of the text, SY_JSON_NONE when it is not JSON.
+ */
+static enum sy_json_kind
+scan_members(const char *text, size_t len, struct sy_jscan_member m[3])
+{
+	m[MEMBER_USAGE].key = "usage";
+	m[MEMBER_ERROR].key = "error";
+	m[MEMBER_CHOICES].key = "choices";
+	return sy_jscan(text != NULL ? text : "", len, m, 3);
+}
+
+/*
+ * Reads the counts of a usage object (its text, len bytes, as sy_jscan
+ * found it) into u, as sy_openai_usage reads them from a parsed one.
+ */
+static void
+usage_read(const char *text, size_t len, struct sy_usage *u)
+{
+	struct sy_jscan_member m[3] = {
+		{ .key = "prompt_tokens" },
+		{ .key = "completion_tokens" },
+		{ .key = "prompt_tokens_details" }
+	};
+	struct sy_jscan_member cached = { .key = "cached_tokens" };
+
+	sy_jscan(text, len, m, 3);
+	if (m[0].kind == SY_JSON_INTEGER)
+		u->prompt_tokens = sy_jscan_integer(m[0].value, m[0].len);
+	if (m[1].kind == SY_JSON_INTEGER)
+		u->completion_tokens = sy_jscan_integer(m[1].value, m[1].len);
+	if (m[2].kind == SY_JSON_OBJECT) {
+		sy_jscan(m[2].value, m[2].len, &cached, 1);
+		if (cached.kind == SY_JSON_INTEGER)
+			u->cached_tokens = sy_jscan_integer(cached.value,
+			    cached.len);
+	}
 }
 
 /*
@@ -69,13 +113,6 @@ openai_encode(const struct sy_req *req, struct evbuffer *out,
 	return 0;
 }
 
-/* Whether obj is OpenAI's error shape: {"error": {...}}. */
-static int
-is_error_body(const json_t *obj)
-{
-	return json_is_object(json_object_get(obj, "error"));
-}
-
 /*
  * Wraps a backend error that is not in OpenAI's shape (an HTML page from a
  * proxy, a plain-text 503) into one, keeping a bit of its text.
@@ -99,27 +136,30 @@ wrap_error(int status, struct evbuffer *body, struct evbuffer *out)
 	evbuffer_drain(body, len);
 }
 
+/*
+ * The body is validated and its usage read by sy_jscan, which builds no
+ * tree: an error status without OpenAI's error shape is wrapped into it,
+ * a success that is not a JSON object is refused.
+ */
 static int
 openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
     struct evbuffer *out, struct sy_usage *usage, char **err)
 {
 	size_t len = evbuffer_get_length(body);
-	json_t *obj;
+	struct sy_jscan_member m[3];
+	enum sy_json_kind kind;
 
-	obj = json_loadb((const char *)evbuffer_pullup(body, -1), len, 0, NULL);
-	if (status >= 400 && !is_error_body(obj)) {
-		json_decref(obj);
+	kind = scan_members((const char *)evbuffer_pullup(body, -1), len, m);
+	if (status >= 400 && m[MEMBER_ERROR].kind != SY_JSON_OBJECT) {
 		wrap_error(status, body, out);
 		return 0;
 	}
-	if (obj == NULL || !json_is_object(obj)) {
-		json_decref(obj);
+	if (kind != SY_JSON_OBJECT) {
 		*err = sy_xstrdup("backend returned a body that is not a JSON object");
 		return -1;
 	}
-	if (status < 400)
-		sy_openai_usage(obj, usage);
-	json_decref(obj);
+	if (status < 400 && m[MEMBER_USAGE].kind == SY_JSON_OBJECT)
+		usage_read(m[MEMBER_USAGE].value, m[MEMBER_USAGE].len, usage);
 	evbuffer_add_buffer(out, body);
 	return 0;
 }
@@ -140,22 +180,24 @@ openai_stream_event(const struct sy_req *req, const struct sy_sse_event *ev,
     struct evbuffer *out, struct sy_usage *usage)
 {
 	enum sy_stream_verdict verdict = SY_STREAM_FORWARD;
-	json_t *obj, *choices;
+	struct sy_jscan_member m[3];
 
 	if (ev->data != NULL && strcmp(ev->data, "[DONE]") == 0)
 		verdict = SY_STREAM_DONE;
-	else if (ev->data != NULL && mentions_usage_or_error(ev) &&
-	    (obj = json_loadb(ev->data, ev->data_len, 0, NULL)) != NULL) {
-		if (is_error_body(obj))
+	else if (ev->data != NULL && mentions_usage_or_error(ev)) {
+		scan_members(ev->data, ev->data_len, m);
+		if (m[MEMBER_ERROR].kind == SY_JSON_OBJECT)
 			verdict = SY_STREAM_ERROR;
-		else if (sy_openai_usage(obj, usage)) {
-			choices = json_object_get(obj, "choices");
+		else if (m[MEMBER_USAGE].kind == SY_JSON_OBJECT) {
+			usage_read(m[MEMBER_USAGE].value, m[MEMBER_USAGE].len,
+			    usage);
 			/* The usage chunk we asked for on the client's behalf. */
-			if (!req->client_wants_usage && json_is_array(choices) &&
-			    json_array_size(choices) == 0)
+			if (!req->client_wants_usage &&
+			    m[MEMBER_CHOICES].kind == SY_JSON_ARRAY &&
+			    sy_jscan_empty(m[MEMBER_CHOICES].value,
+			    m[MEMBER_CHOICES].len))
 				verdict = SY_STREAM_DROP;
 		}
-		json_decref(obj);
 	}
 	if (verdict != SY_STREAM_DROP)
 		evbuffer_add(out, ev->raw, ev->raw_len);

@@ -1,4 +1,4 @@
-/* The access log: one hand-built JSON line per finished request, written with one write(2). */
+/* The access log: one JSON line per finished request, formatted by hand in a per-thread buffer, written with one write(2). */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -72,89 +72,265 @@ sy_accesslog_close(struct sy_accesslog *log)
 	free(log);
 }
 
-/* Appends ,"key": and s as a JSON string, or null when s is NULL. */
-static void
-put_str(struct evbuffer *out, const char *key, const char *s)
+/* ==== Formatting a line ==== */
+
+/*
+ * A line is written into a per-thread buffer without printf: its bytes
+ * besides its strings are at most LINE_FIXED, and a string escapes to at
+ * most 6 bytes a byte.  A line that would not fit the buffer gets one of
+ * its own.
+ */
+#define LINE_FIXED	1024
+#define LINE_BUF_SIZE	4096
+
+static _Thread_local char line_buf[LINE_BUF_SIZE];
+
+#define PUT_LIT(o, lit)	put_bytes((o), (lit), sizeof(lit) - 1)
+
+/* Copies s (n bytes) to o; returns the byte after. */
+static char *
+put_bytes(char *o, const char *s, size_t n)
 {
-	evbuffer_add_printf(out, ",\"%s\":", key);
-	if (s == NULL) {
-		evbuffer_add(out, "null", 4);
-		return;
-	}
-	evbuffer_add(out, "\"", 1);
-	sy_json_escape(out, s, strlen(s));
-	evbuffer_add(out, "\"", 1);
+	memcpy(o, s, n);
+	return o + n;
 }
 
-/* Appends ,"key": and n, or null when n is negative (unknown). */
-static void
-put_count(struct evbuffer *out, const char *key, int64_t n)
+/* Writes v in decimal at o; returns the byte after. */
+static char *
+put_u64(char *o, uint64_t v)
 {
-	if (n < 0)
-		evbuffer_add_printf(out, ",\"%s\":null", key);
-	else
-		evbuffer_add_printf(out, ",\"%s\":%lld", key, (long long)n);
+	char digits[20];
+	size_t n = 0;
+
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n > 0)
+		*o++ = digits[--n];
+	return o;
 }
 
-/* Appends ,"key": and us as milliseconds with three decimals, exactly. */
-static void
-put_ms(struct evbuffer *out, const char *key, uint64_t us)
+/* Writes v in decimal at o, with a '-' when negative. */
+static char *
+put_i64(char *o, int64_t v)
 {
-	evbuffer_add_printf(out, ",\"%s\":%llu.%03llu", key,
-	    (unsigned long long)(us / 1000), (unsigned long long)(us % 1000));
+	if (v >= 0)
+		return put_u64(o, (uint64_t)v);
+	*o++ = '-';
+	return put_u64(o, 0 - (uint64_t)v);
 }
 
 /*
- * Fields, in order: time (RFC 3339 UTC with milliseconds), request_id,
- * method, path, client_api, route, client_model, model, endpoint,
- * backend_kind, policy_reason, status, stream, prompt_tokens,
- * completion_tokens, cached_tokens, cost_usd, ttft_ms, latency_ms,
- * upstream_ms, overhead_ms, bytes_in, bytes_out, error.
+ * Writes s (len bytes) escaped for a JSON string, as sy_json_escape does:
+ * plain ASCII is copied, anything else goes through sy_json_escape.
  */
+static char *
+put_escaped(char *o, const char *s, size_t len)
+{
+	struct evbuffer *tmp;
+	unsigned char c;
+	size_t i, n;
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+			break;
+	}
+	if (i == len)
+		return put_bytes(o, s, len);
+	if ((tmp = evbuffer_new()) == NULL)
+		return o;
+	sy_json_escape(tmp, s, len);
+	n = evbuffer_get_length(tmp);
+	evbuffer_remove(tmp, o, n);
+	evbuffer_free(tmp);
+	return o + n;
+}
+
+/* Writes key (,"name": literal) and s as a JSON string, or null. */
+static char *
+put_str(char *o, const char *key, size_t key_len, const char *s)
+{
+	o = put_bytes(o, key, key_len);
+	if (s == NULL)
+		return PUT_LIT(o, "null");
+	*o++ = '"';
+	o = put_escaped(o, s, strlen(s));
+	*o++ = '"';
+	return o;
+}
+
+#define PUT_STR(o, key, s)	put_str((o), (key), sizeof(key) - 1, (s))
+
+/* Writes key and n, or null when n is negative (unknown). */
+static char *
+put_count(char *o, const char *key, size_t key_len, int64_t n)
+{
+	o = put_bytes(o, key, key_len);
+	if (n < 0)
+		return PUT_LIT(o, "null");
+	return put_i64(o, n);
+}
+
+#define PUT_COUNT(o, key, n)	put_count((o), (key), sizeof(key) - 1, (n))
+
+/* Writes key and us as milliseconds with three decimals, exactly. */
+static char *
+put_ms(char *o, const char *key, size_t key_len, uint64_t us)
+{
+	unsigned frac = (unsigned)(us % 1000);
+
+	o = put_bytes(o, key, key_len);
+	o = put_u64(o, us / 1000);
+	*o++ = '.';
+	*o++ = (char)('0' + frac / 100);
+	*o++ = (char)('0' + frac / 10 % 10);
+	*o++ = (char)('0' + frac % 10);
+	return o;
+}
+
+#define PUT_MS(o, key, us)	put_ms((o), (key), sizeof(key) - 1, (us))
+
+/*
+ * Writes {"time": and the arrival time, RFC 3339 UTC with milliseconds,
+ * or null.  The text of the second is kept per thread: requests that
+ * arrive in the same second share it.
+ */
+static char *
+put_time(char *o, uint64_t time_us)
+{
+	static _Thread_local time_t cached_sec = (time_t)-1;
+	static _Thread_local char cached[64];
+	static _Thread_local size_t cached_len;
+	time_t sec = (time_t)(time_us / 1000000);
+	unsigned ms = (unsigned)(time_us % 1000000 / 1000);
+	struct tm tm;
+
+	if (sec != cached_sec) {
+		cached_sec = sec;
+		cached_len = gmtime_r(&sec, &tm) != NULL ? strftime(cached,
+		    sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+	}
+	if (cached_len == 0)
+		return PUT_LIT(o, "{\"time\":null");
+	o = PUT_LIT(o, "{\"time\":\"");
+	o = put_bytes(o, cached, cached_len);
+	*o++ = '.';
+	*o++ = (char)('0' + ms / 100);
+	*o++ = (char)('0' + ms / 10 % 10);
+	*o++ = (char)('0' + ms % 10);
+	return PUT_LIT(o, "Z\"");
+}
+
+/* Writes the cost with %.10g's digits, or null when unknown. */
+static char *
+put_cost(char *o, double cost)
+{
+	char num[32];
+	int n;
+
+	o = PUT_LIT(o, ",\"cost_usd\":");
+	if (!(cost >= 0 && isfinite(cost)) ||
+	    (n = snprintf(num, sizeof num, "%.10g", cost)) <= 0 ||
+	    (size_t)n >= sizeof num)
+		return PUT_LIT(o, "null");
+	return put_bytes(o, num, (size_t)n);
+}
+
+/* strlen, with NULL as empty. */
+static size_t
+str_len(const char *s)
+{
+	return s != NULL ? strlen(s) : 0;
+}
+
+/*
+ * A buffer that holds the line of r and its newline: the thread's, or
+ * one malloc'd into *own (NULL when out of memory).
+ */
+static char *
+line_buffer(const struct sy_record *r, char **own)
+{
+	size_t strings, need;
+
+	strings = str_len(r->request_id) + str_len(r->method) +
+	    str_len(r->path) + str_len(r->client_api) + str_len(r->route) +
+	    str_len(r->client_model) + str_len(r->model) +
+	    str_len(r->endpoint) + str_len(r->backend_kind) +
+	    str_len(r->policy_reason) + str_len(r->error);
+	need = LINE_FIXED + 6 * strings;
+	*own = NULL;
+	if (need <= sizeof line_buf)
+		return line_buf;
+	return *own = malloc(need);
+}
+
+/*
+ * Writes the line of r (no newline) into buf, which line_buffer gave;
+ * returns the byte after it.  Fields, in order: time (RFC 3339 UTC with
+ * milliseconds), request_id, method, path, client_api, route,
+ * client_model, model, endpoint, backend_kind, policy_reason, status,
+ * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
+ * ttft_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
+ * retries, fallbacks, queue_ms, error.
+ */
+static char *
+line_format(const struct sy_record *r, char *o)
+{
+	o = put_time(o, r->time_us);
+	o = PUT_STR(o, ",\"request_id\":", r->request_id);
+	o = PUT_STR(o, ",\"method\":", r->method);
+	o = PUT_STR(o, ",\"path\":", r->path);
+	o = PUT_STR(o, ",\"client_api\":", r->client_api);
+	o = PUT_STR(o, ",\"route\":", r->route);
+	o = PUT_STR(o, ",\"client_model\":", r->client_model);
+	o = PUT_STR(o, ",\"model\":", r->model);
+	o = PUT_STR(o, ",\"endpoint\":", r->endpoint);
+	o = PUT_STR(o, ",\"backend_kind\":", r->backend_kind);
+	o = PUT_STR(o, ",\"policy_reason\":", r->policy_reason);
+	o = PUT_LIT(o, ",\"status\":");
+	o = put_i64(o, r->status);
+	o = r->stream ? PUT_LIT(o, ",\"stream\":true") :
+	    PUT_LIT(o, ",\"stream\":false");
+	o = PUT_COUNT(o, ",\"prompt_tokens\":", r->usage.prompt_tokens);
+	o = PUT_COUNT(o, ",\"completion_tokens\":",
+	    r->usage.completion_tokens);
+	o = PUT_COUNT(o, ",\"cached_tokens\":", r->usage.cached_tokens);
+	o = put_cost(o, r->cost_usd);
+	if (r->ttft_us >= 0)
+		o = PUT_MS(o, ",\"ttft_ms\":", (uint64_t)r->ttft_us);
+	else
+		o = PUT_LIT(o, ",\"ttft_ms\":null");
+	o = PUT_MS(o, ",\"latency_ms\":", r->latency_us);
+	o = PUT_MS(o, ",\"upstream_ms\":", r->upstream_us);
+	o = PUT_MS(o, ",\"overhead_ms\":", r->overhead_us);
+	o = PUT_LIT(o, ",\"bytes_in\":");
+	o = put_u64(o, r->bytes_in);
+	o = PUT_LIT(o, ",\"bytes_out\":");
+	o = put_u64(o, r->bytes_out);
+	o = PUT_LIT(o, ",\"retries\":");
+	o = put_u64(o, r->retries);
+	o = PUT_LIT(o, ",\"fallbacks\":");
+	o = put_u64(o, r->fallbacks);
+	o = PUT_MS(o, ",\"queue_ms\":", r->queue_us);
+	o = PUT_STR(o, ",\"error\":", r->error);
+	*o++ = '}';
+	return o;
+}
+
 void
 sy_accesslog_format(const struct sy_record *r, struct evbuffer *out)
 {
-	time_t sec = (time_t)(r->time_us / 1000000);
-	char stamp[64];
-	struct tm tm;
+	char *own, *buf, *end;
 
-	if (gmtime_r(&sec, &tm) != NULL &&
-	    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm) != 0)
-		evbuffer_add_printf(out, "{\"time\":\"%s.%03uZ\"", stamp,
-		    (unsigned)(r->time_us % 1000000 / 1000));
-	else
-		evbuffer_add(out, "{\"time\":null", 12);
-	put_str(out, "request_id", r->request_id);
-	put_str(out, "method", r->method);
-	put_str(out, "path", r->path);
-	put_str(out, "client_api", r->client_api);
-	put_str(out, "route", r->route);
-	put_str(out, "client_model", r->client_model);
-	put_str(out, "model", r->model);
-	put_str(out, "endpoint", r->endpoint);
-	put_str(out, "backend_kind", r->backend_kind);
-	put_str(out, "policy_reason", r->policy_reason);
-	evbuffer_add_printf(out, ",\"status\":%d,\"stream\":%s", r->status,
-	    r->stream ? "true" : "false");
-	put_count(out, "prompt_tokens", r->usage.prompt_tokens);
-	put_count(out, "completion_tokens", r->usage.completion_tokens);
-	put_count(out, "cached_tokens", r->usage.cached_tokens);
-	if (r->cost_usd >= 0 && isfinite(r->cost_usd))
-		evbuffer_add_printf(out, ",\"cost_usd\":%.10g", r->cost_usd);
-	else
-		evbuffer_add(out, ",\"cost_usd\":null", 16);
-	if (r->ttft_us >= 0)
-		put_ms(out, "ttft_ms", (uint64_t)r->ttft_us);
-	else
-		evbuffer_add(out, ",\"ttft_ms\":null", 15);
-	put_ms(out, "latency_ms", r->latency_us);
-	put_ms(out, "upstream_ms", r->upstream_us);
-	put_ms(out, "overhead_ms", r->overhead_us);
-	evbuffer_add_printf(out, ",\"bytes_in\":%llu,\"bytes_out\":%llu",
-	    (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
-	put_str(out, "error", r->error);
-	evbuffer_add(out, "}", 1);
+	if ((buf = line_buffer(r, &own)) == NULL)
+		return;
+	end = line_format(r, buf);
+	evbuffer_add(out, buf, (size_t)(end - buf));
+	free(own);
 }
+
+/* ==== Writing a line ==== */
 
 /*
  * One write(2) normally; the lock keeps a line whole should the kernel take
@@ -163,30 +339,28 @@ sy_accesslog_format(const struct sy_record *r, struct evbuffer *out)
 void
 sy_accesslog_write(struct sy_accesslog *log, const struct sy_record *r)
 {
-	struct evbuffer *buf;
-	const char *p;
+	char *own, *buf, *p;
 	size_t len;
 	ssize_t n;
 
-	if (log == NULL || log->fd == -1 || (buf = evbuffer_new()) == NULL)
+	if (log == NULL || log->fd == -1 || (buf = line_buffer(r, &own)) == NULL)
 		return;
-	sy_accesslog_format(r, buf);
-	evbuffer_add(buf, "\n", 1);
-	len = evbuffer_get_length(buf);
-	if ((p = (const char *)evbuffer_pullup(buf, -1)) != NULL) {
-		pthread_mutex_lock(&log->lock);
-		while (len > 0) {
-			n = write(log->fd, p, len);
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			p += n;
-			len -= (size_t)n;
-		}
-		pthread_mutex_unlock(&log->lock);
+	p = line_format(r, buf);
+	*p++ = '\n';
+	len = (size_t)(p - buf);
+	p = buf;
+	pthread_mutex_lock(&log->lock);
+	while (len > 0) {
+		n = write(log->fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		p += n;
+		len -= (size_t)n;
 	}
-	evbuffer_free(buf);
+	pthread_mutex_unlock(&log->lock);
+	free(own);
 }
 
 /* Prices uncached prompt, cached prompt and completion tokens separately. */

@@ -210,7 +210,8 @@ class Queue(Fleet):
 
     def test_the_bounded_queue_serves_in_turn_and_sheds_with_retry_after(self):
         backends = self.backends(sim0={"max_concurrency": 1})
-        gw = self.gateway({"queue": {"max": 1, "timeout_ms": 3000}}, backends=backends)
+        # One worker, so that one queue (per worker and pool) holds them all.
+        gw = self.gateway({"queue": {"max": 1, "timeout_ms": 3000}}, backends=backends, workers=1)
         results = []
 
         def one():
@@ -232,7 +233,7 @@ class Queue(Fleet):
 
     def test_a_request_waiting_past_the_queue_timeout_gets_503(self):
         backends = self.backends(sim0={"max_concurrency": 1})
-        gw = self.gateway({"queue": {"max": 4, "timeout_ms": 200}}, backends=backends)
+        gw = self.gateway({"queue": {"max": 4, "timeout_ms": 200}}, backends=backends, workers=1)
         results = []
         t = threading.Thread(target=lambda: results.append(gw.post("/v1/chat/completions", chat(max_tokens=60))))
         t.start()

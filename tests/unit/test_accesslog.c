@@ -22,7 +22,8 @@ static const char *const field_names[] = {
 	"client_model", "model", "endpoint", "backend_kind", "policy_reason",
 	"status", "stream", "prompt_tokens", "completion_tokens",
 	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
-	"overhead_ms", "bytes_in", "bytes_out", "error", NULL
+	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
+	"queue_ms", "error", NULL
 };
 
 /* A streamed chat request that went well. */
@@ -55,6 +56,9 @@ full_record(void)
 	r.overhead_us = 34567;
 	r.bytes_in = 512;
 	r.bytes_out = 2048;
+	r.retries = 2;
+	r.fallbacks = 1;
+	r.queue_us = 1500;
 	return r;
 }
 
@@ -159,6 +163,9 @@ SY_TEST(line_carries_the_record_values)
 	SY_CHECK(real(j, "overhead_ms") == 34.567);
 	SY_CHECK_INT(num(j, "bytes_in"), 512);
 	SY_CHECK_INT(num(j, "bytes_out"), 2048);
+	SY_CHECK_INT(num(j, "retries"), 2);
+	SY_CHECK_INT(num(j, "fallbacks"), 1);
+	SY_CHECK(real(j, "queue_ms") == 1.5);
 	SY_CHECK(json_is_null(json_object_get(j, "error")));
 	SY_CHECK(strstr(line, "\"upstream_ms\":1200.000,") != NULL);
 	json_decref(j);

@@ -260,6 +260,179 @@ SY_TEST(decode_rejects_a_non_json_answer_and_accepts_an_error_body)
 	evbuffer_free(out);
 }
 
+/* Decodes body (a string) answered with status; returns decode's result. */
+static int
+decode_text(int status, const char *text, struct evbuffer *out,
+    struct sy_usage *u, char **err)
+{
+	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct evbuffer *body = evbuffer_new();
+	int rc;
+
+	evbuffer_add(body, text, strlen(text));
+	u->prompt_tokens = u->completion_tokens = u->cached_tokens = -1;
+	rc = openai->decode(req, status, body, out, u, err);
+	evbuffer_free(body);
+	return rc;
+}
+
+SY_TEST(decode_reads_usage_and_forwards_the_answer_unchanged)
+{
+	char *text = sy_test_fixture("llama-server/chat.json", NULL);
+	struct evbuffer *out = evbuffer_new();
+	struct sy_usage u;
+	char *err = NULL;
+
+	SY_CHECK_INT(decode_text(200, text, out, &u, &err), 0);
+	SY_CHECK_INT(u.prompt_tokens, 52);
+	SY_CHECK_INT(u.completion_tokens, 8);
+	SY_CHECK_INT(u.cached_tokens, 0);
+	SY_CHECK_INT(evbuffer_get_length(out), strlen(text));
+	SY_CHECK(memcmp(evbuffer_pullup(out, -1), text, strlen(text)) == 0);
+	evbuffer_free(out);
+	free(text);
+}
+
+SY_TEST(decode_refuses_a_success_that_is_not_one_json_object)
+{
+	static const char *const bodies[] = {
+		"", "[1]", "\"x\"", "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":01}",
+		"{\"a\":\"\\u0000\"}", "{\"a\":\"\xff\"}", NULL
+	};
+	struct evbuffer *out = evbuffer_new();
+	struct sy_usage u;
+	char *err;
+	size_t i;
+
+	for (i = 0; bodies[i] != NULL; i++) {
+		err = NULL;
+		SY_CHECK_INT(decode_text(200, bodies[i], out, &u, &err), -1);
+		SY_CHECK(err != NULL);
+		free(err);
+	}
+	SY_CHECK_INT(evbuffer_get_length(out), 0);
+	evbuffer_free(out);
+}
+
+SY_TEST(decode_refuses_a_truncated_answer)
+{
+	char *text = sy_test_fixture("llama-server/chat.json", NULL);
+	struct evbuffer *out = evbuffer_new();
+	struct sy_usage u;
+	char *err = NULL;
+
+	text[strlen(text) / 2] = '\0';
+	SY_CHECK_INT(decode_text(200, text, out, &u, &err), -1);
+	SY_CHECK_INT(u.prompt_tokens, -1);
+	free(err);
+	evbuffer_free(out);
+	free(text);
+}
+
+SY_TEST(decode_reads_only_top_level_usage)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct sy_usage u;
+	char *err = NULL;
+
+	SY_CHECK_INT(decode_text(200, "{\"choices\":[{\"usage\":"
+	    "{\"prompt_tokens\":5}}],\"x\":{\"usage\":{\"completion_tokens\":6}}}",
+	    out, &u, &err), 0);
+	SY_CHECK_INT(u.prompt_tokens, -1);
+	SY_CHECK_INT(u.completion_tokens, -1);
+	SY_CHECK_INT(decode_text(200, "{\"choices\":[],\"usage\":{\"prompt_tokens\":"
+	    "7,\"completion_tokens\":\"8\",\"prompt_tokens_details\":{"
+	    "\"cached_tokens\":3,\"usage\":{\"prompt_tokens\":1}}}}", out, &u,
+	    &err), 0);
+	SY_CHECK_INT(u.prompt_tokens, 7);
+	SY_CHECK_INT(u.completion_tokens, -1);
+	SY_CHECK_INT(u.cached_tokens, 3);
+	evbuffer_free(out);
+}
+
+SY_TEST(decode_keeps_an_error_body_and_wraps_other_json)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct sy_usage u;
+	char *err = NULL;
+	const char *error = "{\"error\":{\"code\":400,\"message\":\"bad\"},"
+	    "\"usage\":{\"prompt_tokens\":9}}";
+
+	SY_CHECK_INT(decode_text(400, error, out, &u, &err), 0);
+	SY_CHECK_INT(evbuffer_get_length(out), strlen(error));
+	SY_CHECK_INT(u.prompt_tokens, -1);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	SY_CHECK_INT(decode_text(500, "{\"error\":\"boom\"}", out, &u, &err), 0);
+	SY_CHECK(evbuffer_search(out, "backend returned HTTP 500", 25, NULL).pos >= 0);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	SY_CHECK_INT(decode_text(502, "[{\"error\":{}}]", out, &u, &err), 0);
+	SY_CHECK(evbuffer_search(out, "backend returned HTTP 502", 25, NULL).pos >= 0);
+	evbuffer_free(out);
+}
+
+/* The verdict on an event of data, the client asking usage or not. */
+static enum sy_stream_verdict
+verdict_on(const char *data, int wants_usage, struct sy_usage *u)
+{
+	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[],"
+	    "\"stream\":true}", NULL);
+	struct evbuffer *out = evbuffer_new();
+	struct sy_sse_event ev;
+	enum sy_stream_verdict v;
+
+	memset(&ev, 0, sizeof ev);
+	ev.event = ev.id = "";
+	ev.data = data;
+	ev.data_len = strlen(data);
+	ev.raw = data;
+	ev.raw_len = strlen(data);
+	req->client_wants_usage = wants_usage;
+	u->prompt_tokens = u->completion_tokens = u->cached_tokens = -1;
+	v = openai->stream_event(req, &ev, out, u);
+	evbuffer_free(out);
+	return v;
+}
+
+SY_TEST(only_a_top_level_usage_chunk_with_no_choices_is_dropped)
+{
+	struct sy_usage u;
+
+	SY_CHECK_INT(verdict_on("{\"choices\":[],\"usage\":{\"prompt_tokens\":3}}",
+	    0, &u), SY_STREAM_DROP);
+	SY_CHECK_INT(u.prompt_tokens, 3);
+	SY_CHECK_INT(verdict_on("{\"usage\":{\"prompt_tokens\":3},\"choices\":[ ]}",
+	    0, &u), SY_STREAM_DROP);
+	SY_CHECK_INT(verdict_on("{\"choices\":[],\"usage\":{\"prompt_tokens\":3}}",
+	    1, &u), SY_STREAM_FORWARD);
+	SY_CHECK_INT(u.prompt_tokens, 3);
+	SY_CHECK_INT(verdict_on("{\"choices\":[{}],\"usage\":{\"prompt_tokens\":4}}",
+	    0, &u), SY_STREAM_FORWARD);
+	SY_CHECK_INT(u.prompt_tokens, 4);
+	SY_CHECK_INT(verdict_on("{\"usage\":{\"prompt_tokens\":4}}", 0, &u),
+	    SY_STREAM_FORWARD);
+	SY_CHECK_INT(verdict_on("{\"choices\":[],\"usage\":null}", 0, &u),
+	    SY_STREAM_FORWARD);
+	SY_CHECK_INT(verdict_on("{\"choices\":[{\"usage\":{\"prompt_tokens\":5}}],"
+	    "\"x\":{\"choices\":[],\"usage\":{}}}", 0, &u), SY_STREAM_FORWARD);
+	SY_CHECK_INT(u.prompt_tokens, -1);
+	SY_CHECK_INT(verdict_on("{\"choices\":[],\"usage\":{\"prompt_tokens\":3}",
+	    0, &u), SY_STREAM_FORWARD);
+	SY_CHECK_INT(u.prompt_tokens, -1);
+}
+
+SY_TEST(only_a_top_level_error_object_is_an_error_event)
+{
+	struct sy_usage u;
+
+	SY_CHECK_INT(verdict_on("{\"error\":{\"message\":\"x\"}}", 0, &u),
+	    SY_STREAM_ERROR);
+	SY_CHECK_INT(verdict_on("{\"error\":\"x\"}", 0, &u), SY_STREAM_FORWARD);
+	SY_CHECK_INT(verdict_on("{\"choices\":[{\"error\":{}}]}", 0, &u),
+	    SY_STREAM_FORWARD);
+	SY_CHECK_INT(verdict_on("[{\"error\":{}}]", 0, &u), SY_STREAM_FORWARD);
+	SY_CHECK_INT(verdict_on("{\"error\":{}", 0, &u), SY_STREAM_FORWARD);
+}
+
 int
 main(void)
 {
@@ -277,5 +450,12 @@ main(void)
 	SY_RUN(error_event_mid_stream_is_reported_and_relayed);
 	SY_RUN(decode_rejects_a_non_json_answer_and_accepts_an_error_body);
 	SY_RUN(decode_wraps_a_non_json_error_in_openai_shape);
+	SY_RUN(decode_reads_usage_and_forwards_the_answer_unchanged);
+	SY_RUN(decode_refuses_a_success_that_is_not_one_json_object);
+	SY_RUN(decode_refuses_a_truncated_answer);
+	SY_RUN(decode_reads_only_top_level_usage);
+	SY_RUN(decode_keeps_an_error_body_and_wraps_other_json);
+	SY_RUN(only_a_top_level_usage_chunk_with_no_choices_is_dropped);
+	SY_RUN(only_a_top_level_error_object_is_an_error_event);
 	return sy_test_done();
 }

@@ -1,0 +1,57 @@
+/* jscan: validates JSON text and finds members of its top-level object, without building a tree or allocating. */
+#ifndef SY_JSCAN_H
+#define SY_JSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The kind of a JSON value; SY_JSON_NONE when absent or not JSON. */
+enum sy_json_kind {
+	SY_JSON_NONE = 0,
+	SY_JSON_OBJECT,
+	SY_JSON_ARRAY,
+	SY_JSON_STRING,
+	SY_JSON_INTEGER,
+	SY_JSON_REAL,
+	SY_JSON_TRUE,
+	SY_JSON_FALSE,
+	SY_JSON_NULL
+};
+
+/* A member of the top-level object to look for, and what was found. */
+struct sy_jscan_member {
+	const char *key;		/* in: its name, as decoded (NUL-terminated) */
+	enum sy_json_kind kind;		/* out: its value's kind, NONE when absent */
+	const char *value;		/* out: its value's text, inside the input */
+	size_t len;			/* out: bytes of that text */
+};
+
+/*
+ * Validates len bytes of text as one JSON value, accepting what jansson's
+ * json_loadb(text, len, JSON_DECODE_ANY, NULL) accepts: RFC 8259 within
+ * jansson's limits (strict UTF-8, no \u0000 in strings, integers within
+ * int64_t, reals that do not overflow a double, nesting at most 2048
+ * deep).  One difference: jansson skips a NUL byte right after a number
+ * or a literal ("[1\0]"), jscan refuses every NUL byte.  Returns the kind
+ * of the top-level value, or SY_JSON_NONE when text is not JSON.  When it is an object, each of the n members is
+ * filled from the member of that name (the last one when a name repeats,
+ * as jansson keeps it); a member not there, or any member when the text
+ * is not an object, gets kind SY_JSON_NONE and value NULL.  Only the
+ * top-level object's own members are found, never nested ones.
+ */
+enum sy_json_kind sy_jscan(const char *text, size_t len,
+    struct sy_jscan_member *members, size_t n);
+
+/*
+ * The value of integer text (len bytes) that sy_jscan found of kind
+ * SY_JSON_INTEGER; such text always fits in int64_t.
+ */
+int64_t sy_jscan_integer(const char *text, size_t len);
+
+/*
+ * Whether the text (len bytes) of a value sy_jscan found of kind
+ * SY_JSON_ARRAY or SY_JSON_OBJECT has no element.
+ */
+int sy_jscan_empty(const char *text, size_t len);
+
+#endif
