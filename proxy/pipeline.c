@@ -234,15 +234,20 @@ stream_error_event(struct exchange *x, const char *code, const char *message)
 static void
 client_end(struct exchange *x)
 {
-	stream_flush(x);
+	size_t len = x->out != NULL ? evbuffer_get_length(x->out) : 0;
+
 	if (x->conn == NULL)
 		return;
 	if (!x->stream_started) {
+		x->stream_started = 1;
 		x->req.status = 200;
+		if (len > 0)
+			x->req.t_first_byte = sy_now_us();
 		sy_conn_stream_start(x->conn, 200, "text/event-stream",
 		    x->headers);
 	}
-	sy_conn_stream_end(x->conn);
+	x->req.bytes_out += len;
+	sy_conn_stream_end(x->conn, x->out);
 	x->conn = NULL;
 	x->req.t_end = sy_now_us();
 }

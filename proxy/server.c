@@ -42,6 +42,7 @@ struct sy_conn {
 	enum conn_state state;
 	struct sy_http1_msg msg;
 	struct evbuffer *body;
+	struct evbuffer *scratch;	/* a response being put together */
 	int keep_alive;		/* of the current exchange */
 	int chunked;		/* streamed response uses chunked framing */
 	int head_only;		/* response to HEAD: no body bytes */
@@ -110,6 +111,7 @@ conn_free(struct sy_conn *c)
 	event_free(c->timer);
 	sy_http1_free(&c->msg);
 	evbuffer_free(c->body);
+	evbuffer_free(c->scratch);
 	free(c);
 }
 
@@ -166,34 +168,55 @@ conn_end_exchange(struct sy_conn *c)
 		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-/* Writes the status line and the headers every response carries. */
+/*
+ * Sends what c->scratch holds.  When nothing waits before it, it is written
+ * at once: the socket's write interest is armed only when the kernel does
+ * not take it all (saves two epoll_ctl calls and a loop turn a response).
+ */
 static void
-write_head(struct sy_conn *c, struct evbuffer *out, int status,
-    const char *content_type, const char *headers)
+conn_send(struct sy_conn *c)
 {
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nServer: switchyard\r\n",
-	    status, sy_http1_reason(status));
-	if (content_type != NULL)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(out) == 0)
+		evbuffer_write(c->scratch, bufferevent_getfd(c->bev));
+	if (evbuffer_get_length(c->scratch) > 0)
+		evbuffer_add_buffer(out, c->scratch);
+}
+
+/* Puts the status line and the headers every response carries in scratch. */
+static void
+write_head(struct sy_conn *c, int status, const char *content_type,
+    const char *headers)
+{
+	char head[512];
+	int n;
+
+	n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: switchyard"
+	    "\r\n%s%s%s%s", status, sy_http1_reason(status),
+	    content_type ? "Content-Type: " : "",
+	    content_type ? content_type : "", content_type ? "\r\n" : "",
+	    !c->keep_alive || c->srv->draining ? "Connection: close\r\n" :
+	    c->msg.version_minor == 0 ? "Connection: keep-alive\r\n" : "");
+	evbuffer_add(c->scratch, head, n < (int)sizeof head ? (size_t)n :
+	    sizeof head - 1);
 	if (headers != NULL)
-		evbuffer_add(out, headers, strlen(headers));
-	if (!c->keep_alive || c->srv->draining)
-		SY_ADD_LIT(out, "Connection: close\r\n");
-	else if (c->msg.version_minor == 0)
-		SY_ADD_LIT(out, "Connection: keep-alive\r\n");
+		evbuffer_add(c->scratch, headers, strlen(headers));
 }
 
 void
 sy_conn_respond(struct sy_conn *c, int status, const char *content_type,
     const char *headers, struct evbuffer *body)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+	char cl[48];
 
-	write_head(c, out, status, content_type, headers);
-	evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", len);
+	write_head(c, status, content_type, headers);
+	evbuffer_add(c->scratch, cl, (size_t)snprintf(cl, sizeof cl,
+	    "Content-Length: %zu\r\n\r\n", len));
 	if (body != NULL && !c->head_only)
-		evbuffer_add_buffer(out, body);
+		evbuffer_add_buffer(c->scratch, body);
+	conn_send(c);
 	conn_end_exchange(c);
 }
 
@@ -201,36 +224,43 @@ void
 sy_conn_stream_start(struct sy_conn *c, int status, const char *content_type,
     const char *headers)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
 	/* An HTTP/1.0 client cannot take chunks: the stream ends at close. */
 	c->chunked = c->msg.version_minor >= 1;
 	if (!c->chunked)
 		c->keep_alive = 0;
-	write_head(c, out, status, content_type, headers);
+	write_head(c, status, content_type, headers);
 	if (c->chunked)
-		SY_ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
-	SY_ADD_LIT(out, "Cache-Control: no-cache\r\n\r\n");
+		SY_ADD_LIT(c->scratch, "Transfer-Encoding: chunked\r\n");
+	SY_ADD_LIT(c->scratch, "Cache-Control: no-cache\r\n\r\n");
+	/* Sent with the first chunk. */
 }
 
 void
 sy_conn_stream_write(struct sy_conn *c, struct evbuffer *data)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
 	if (evbuffer_get_length(data) == 0 || c->head_only)
 		evbuffer_drain(data, evbuffer_get_length(data));
 	else if (c->chunked)
-		sy_http1_write_chunk(out, data);
+		sy_http1_write_chunk(c->scratch, data);
 	else
-		evbuffer_add_buffer(out, data);
+		evbuffer_add_buffer(c->scratch, data);
+	conn_send(c);
 }
 
 void
-sy_conn_stream_end(struct sy_conn *c)
+sy_conn_stream_end(struct sy_conn *c, struct evbuffer *last)
 {
+	if (last != NULL && evbuffer_get_length(last) > 0 && !c->head_only) {
+		if (c->chunked)
+			sy_http1_write_chunk(c->scratch, last);
+		else
+			evbuffer_add_buffer(c->scratch, last);
+	}
+	if (last != NULL)
+		evbuffer_drain(last, evbuffer_get_length(last));
 	if (c->chunked && !c->head_only)
-		sy_http1_write_last_chunk(bufferevent_get_output(c->bev));
+		sy_http1_write_last_chunk(c->scratch);
+	conn_send(c);
 	conn_end_exchange(c);
 }
 
@@ -463,6 +493,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	c->body = evbuffer_new();
+	c->scratch = evbuffer_new();
 	c->timer = evtimer_new(s->base, conn_timer_cb, c);
 	sy_http1_init(&c->msg, SY_HTTP1_REQUEST, 0, 0);
 	evutil_inet_ntop(sa->sa_family, sa->sa_family == AF_INET6 ?

@@ -108,8 +108,11 @@ void sy_conn_stream_start(struct sy_conn *c, int status,
 /* Sends data (moved) as one chunk. */
 void sy_conn_stream_write(struct sy_conn *c, struct evbuffer *data);
 
-/* Ends a streamed response; ends the exchange. */
-void sy_conn_stream_end(struct sy_conn *c);
+/*
+ * Ends a streamed response, after last (moved; NULL: nothing) — sent with
+ * the end in one write; ends the exchange.
+ */
+void sy_conn_stream_end(struct sy_conn *c, struct evbuffer *last);
 
 /* Ends the exchange by closing the connection (an unfinishable stream). */
 void sy_conn_abort(struct sy_conn *c);
