@@ -61,6 +61,8 @@ static const struct sim_opt sim_opts[] = {
 	  1048576, "N", "context size: a longer prompt is refused" },
 	{ "embedding-dims", "embedding_dims", OPT_UINT, P(embedding_dims), 1,
 	  65536, "N", "numbers in an embedding vector" },
+	{ "classes", "classes", OPT_UINT, P(classes), 1, 65536, "N",
+	  "scores per input of a KServe classifier" },
 	{ "speed", "speed", OPT_DOUBLE, P(speed), 0, 1e6, "X",
 	  "time multiplier: 0 answers at once, 2 is 2x slower" },
 	{ "cost-per-hour", "cost_per_hour", OPT_DOUBLE, P(cost_per_hour), 0,
@@ -90,6 +92,7 @@ sim_params_default(struct sim_params *p)
 	p->max_tokens_default = 256;
 	p->context_tokens = 8192;
 	p->embedding_dims = 64;
+	p->classes = 2;
 	p->output.kind = SIM_DIST_UNIFORM;
 	p->output.lo = 8;
 	p->output.hi = 64;
@@ -433,8 +436,9 @@ usage(FILE *f)
 "usage: sy-sim [options]\n"
 "       sy-sim --config FILE [options]\n"
 "\n"
-"A simulated inference fleet speaking the OpenAI API.  Serves --replicas\n"
-"replicas on ports --port, --port+1, ... or the fleet of a config file.\n"
+"A simulated inference fleet speaking the OpenAI, Anthropic, TGI, Ollama\n"
+"and KServe v2 APIs.  Serves --replicas replicas on ports --port,\n"
+"--port+1, ... or the fleet of a config file.\n"
 "\n"
 "Fleet options:\n"
 "  --host ADDR                listen address (default %s)\n"

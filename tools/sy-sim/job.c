@@ -14,6 +14,12 @@
 
 #include "sim.h"
 
+#define GOLDEN_A 0x9e3779b97f4a7c15ULL
+#define GOLDEN_B 0xc2b2ae3d27d4eb4fULL
+
+/* Stop sequences a request may give. */
+#define MAX_STOPS 64
+
 static void	job_closed(struct evhttp_connection *, void *);
 
 /* Fills err with status, type and a printf-style message. */
@@ -50,6 +56,10 @@ sim_job_unref(struct sim_job *job)
 		event_free(job->tick);
 	if (job->watch != NULL)
 		event_free(job->watch);
+	while (job->nstops > 0)
+		free(job->stops[--job->nstops]);
+	free(job->stops);
+	json_decref(job->keep);
 	free(job->seqs);
 	free(job->blocks.v);
 	free(job->model);
@@ -64,25 +74,139 @@ int
 sim_job_model(struct sim_job *job, const char *name, struct sim_error *err)
 {
 	struct sim_replica	*r = job->r;
-	unsigned		 i;
 
 	if (name == NULL)
 		name = sim_replica_model(r);
-	else if (r->p.nmodels != 0) {
-		for (i = 0; i < r->p.nmodels; i++) {
-			if (strcmp(r->p.models[i], name) == 0)
-				break;
-		}
-		if (i == r->p.nmodels) {
-			sim_error_set(err, 404, "not_found_error",
-			    "The model `%.200s` does not exist.", name);
-			return (-1);
-		}
+	else if (!sim_replica_serves(r, name)) {
+		sim_error_set(err, 404, "not_found_error",
+		    "The model `%.200s` does not exist.", name);
+		return (-1);
 	}
 	free(job->model);
 	job->model = sim_xstrdup(name);
 	job->model_hash = sim_hash_bytes(name, strlen(name), r->seed);
 	return (0);
+}
+
+/*
+ * Adds stop sequence s (len bytes) to job: the answer ends where the text
+ * would first contain one.  Empty ones, and more than MAX_STOPS, are
+ * ignored.
+ */
+void
+sim_job_stop(struct sim_job *job, const char *s, size_t len)
+{
+	char	*copy;
+
+	if (len == 0 || job->nstops == MAX_STOPS)
+		return;
+	copy = sim_xmalloc(len + 1);
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	job->stops = sim_xrealloc(job->stops, job->nstops + 1,
+	    sizeof *job->stops);
+	job->stops[job->nstops++] = copy;
+}
+
+/*
+ * Appends the id of job: prefix, then n letters and digits, a function of
+ * the seed, the replica and the request's number.
+ */
+void
+sim_job_id(const struct sim_job *job, const char *prefix, unsigned n,
+    struct evbuffer *out)
+{
+	static const char	 digits[] = "0123456789"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				    "abcdefghijklmnopqrstuvwxyz";
+	uint64_t		 h = 0;
+	char			 id[64];
+	unsigned		 i;
+
+	if (n > sizeof id)
+		n = sizeof id;
+	for (i = 0; i < n; i++) {
+		if (i % 10 == 0)
+			h = sim_mix64(job->r->seed + job->r->index * GOLDEN_B +
+			    job->id * GOLDEN_A + (uint64_t)i);
+		id[i] = digits[h % 62];
+		h /= 62;
+	}
+	evbuffer_add(out, prefix, strlen(prefix));
+	evbuffer_add(out, id, n);
+}
+
+/*
+ * The text of token i of the answer of seq; sets *len.  With trim, the
+ * text of a sequence ended by a stop sequence stops where it begins, so a
+ * token may be cut or empty.
+ */
+const char *
+sim_seq_piece(const struct sim_seq *seq, unsigned i, int trim, size_t *len)
+{
+	const char	*w = sim_word(seq->hash, i, len);
+
+	if (trim && seq->stop_seq != 0 && i >= seq->cut_token)
+		*len = i == seq->cut_token ? seq->cut_len : 0;
+	return (w);
+}
+
+/* Appends the text of seq generated so far (trimmed: see sim_seq_piece). */
+void
+sim_seq_text(const struct sim_seq *seq, int trim, struct evbuffer *out)
+{
+	const char	*w;
+	size_t		 len;
+	unsigned	 i;
+
+	for (i = 0; i < seq->produced; i++) {
+		w = sim_seq_piece(seq, i, trim, &len);
+		evbuffer_add(out, w, len);
+	}
+}
+
+/*
+ * Ends the answer of seq at the first stop sequence of job its text would
+ * contain: the tokens up to the one that completes it are generated, the
+ * text shown (trimmed) stops where it begins.
+ */
+static void
+job_cut(struct sim_job *job, struct sim_seq *seq)
+{
+	const char	*w, *hit;
+	unsigned	*ends, i, which = 0;
+	size_t		 len, total = 0, best = SIZE_MAX, end;
+	char		*text;
+
+	ends = sim_xcalloc(seq->out_tokens, sizeof *ends);
+	text = sim_xmalloc((size_t)seq->out_tokens * 5);
+	for (i = 0; i < seq->out_tokens; i++) {
+		w = sim_word(seq->hash, i, &len);
+		memcpy(text + total, w, len);
+		total += len;
+		ends[i] = (unsigned)total;
+	}
+	for (i = 0; i < job->nstops; i++) {
+		hit = memmem(text, total, job->stops[i], strlen(job->stops[i]));
+		if (hit != NULL && (size_t)(hit - text) < best) {
+			best = hit - text;
+			which = i;
+		}
+	}
+	if (best != SIZE_MAX) {
+		end = best + strlen(job->stops[which]);
+		for (i = 0; ends[i] < end; i++)
+			;
+		seq->out_tokens = i + 1;
+		seq->stop = 1;
+		seq->stop_seq = which + 1;
+		for (i = 0; ends[i] <= best; i++)
+			;
+		seq->cut_token = i;
+		seq->cut_len = (unsigned)(best - (i == 0 ? 0 : ends[i - 1]));
+	}
+	free(ends);
+	free(text);
 }
 
 /*
@@ -155,14 +279,16 @@ sim_job_completion_tokens(const struct sim_job *job)
 /*
  * Checks the sizes of job against the replica and sets each sequence's
  * output length: max_tokens when given (finish "length"), else a length
- * drawn from the prompt, capped by max_tokens_default.  0 or -1 with err.
+ * drawn from the prompt, capped by max_tokens_default, or by max_tokens
+ * when the protocol takes it as a cap.  A stop sequence may end it
+ * sooner.  0 or -1 with err.
  */
 static int
 job_prepare(struct sim_job *job, struct sim_error *err)
 {
 	const struct sim_params	*p = &job->r->p;
 	struct sim_seq		*seq;
-	unsigned		 i, drawn;
+	unsigned		 i, drawn, cap;
 
 	if (job->max_tokens > p->context_tokens) {
 		sim_error_set(err, 400, "invalid_request_error",
@@ -183,13 +309,17 @@ job_prepare(struct sim_job *job, struct sim_error *err)
 		}
 		if (job->call == SIM_CALL_EMBEDDING)
 			continue;
-		if (job->max_tokens != 0) {
+		if (job->max_tokens != 0 && !job->max_is_cap)
 			seq->out_tokens = job->max_tokens;
-			continue;
+		else {
+			cap = job->max_tokens != 0 ? job->max_tokens :
+			    p->max_tokens_default;
+			drawn = sim_dist_draw(&p->output, seq->hash);
+			seq->stop = drawn <= cap;
+			seq->out_tokens = seq->stop ? drawn : cap;
 		}
-		drawn = sim_dist_draw(&p->output, seq->hash);
-		seq->stop = drawn <= p->max_tokens_default;
-		seq->out_tokens = seq->stop ? drawn : p->max_tokens_default;
+		if (job->nstops != 0)
+			job_cut(job, seq);
 	}
 	return (0);
 }
@@ -227,11 +357,12 @@ job_fail(struct sim_job *job, const struct sim_error *err,
     const char *retry_after, const char *outcome)
 {
 	struct evhttp_request	*req = job->req;
+	int			 status;
 
 	job_detach(job);
 	job->req = NULL;
-	sim_reply_error(job->r, req, job->proto, err, retry_after);
-	job_finish(job, err->status, outcome);
+	status = sim_reply_error(job->r, req, job->proto, err, retry_after);
+	job_finish(job, status, outcome);
 }
 
 /* Replaces the content of buf by its first half, then frame_end. */
@@ -361,7 +492,8 @@ sim_job_token(struct sim_job *job, struct sim_seq *seq)
 	if (job->fault.malformed && job->emitted == 0) {
 		chunk = evbuffer_new();
 		job->proto->stream_token(job, seq, chunk);
-		job_mangle(chunk, job->proto->frame_end);
+		if (evbuffer_get_length(chunk) != 0)
+			job_mangle(chunk, job->proto->frame_end);
 		evbuffer_add_buffer(r->out, chunk);
 		evbuffer_free(chunk);
 	} else
@@ -548,6 +680,7 @@ sim_job_handle(struct sim_replica *r, struct evhttp_request *req,
 	job->r = r;
 	job->proto = proto;
 	job->path = route->path;
+	job->route = route;
 	job->call = route->call;
 	job->refs = 1;
 	job->req = req;
@@ -555,6 +688,7 @@ sim_job_handle(struct sim_replica *r, struct evhttp_request *req,
 	job->log_seq = log_seq;
 	job->id = ++r->next_id;
 	job->dims = r->p.embedding_dims;
+	job->t_arrive = sim_now_us();
 
 	if (len == 0) {
 		sim_error_set(&err, 400, "invalid_request_error",

@@ -11,19 +11,16 @@
 
 #define MAX_INPUTS 2048
 
-#define GOLDEN_A 0x9e3779b97f4a7c15ULL
-#define GOLDEN_B 0xc2b2ae3d27d4eb4fULL
-
 /* Appends a string literal. */
 #define ADD(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
 
 static const struct sim_route openai_routes[] = {
-	{ "/v1/chat/completions", EVHTTP_REQ_POST, SIM_CALL_CHAT },
-	{ "/v1/completions", EVHTTP_REQ_POST, SIM_CALL_COMPLETION },
-	{ "/v1/embeddings", EVHTTP_REQ_POST, SIM_CALL_EMBEDDING },
-	{ "/v1/models", EVHTTP_REQ_GET, SIM_CALL_MODELS },
-	{ "/health", EVHTTP_REQ_GET, SIM_CALL_HEALTH },
-	{ NULL, 0, SIM_CALL_NONE }
+	{ "/v1/chat/completions", EVHTTP_REQ_POST, SIM_CALL_CHAT, 0 },
+	{ "/v1/completions", EVHTTP_REQ_POST, SIM_CALL_COMPLETION, 0 },
+	{ "/v1/embeddings", EVHTTP_REQ_POST, SIM_CALL_EMBEDDING, 0 },
+	{ "/v1/models", EVHTTP_REQ_GET, SIM_CALL_MODELS, 0 },
+	{ "/health", EVHTTP_REQ_GET, SIM_CALL_HEALTH, 0 },
+	{ NULL, 0, SIM_CALL_NONE, 0 }
 };
 
 /* ==== Requests ==== */
@@ -99,8 +96,8 @@ openai_content(struct sim_tok *tok, json_t *content, size_t i,
 		type = json_object_get(part, "type");
 		if (!json_is_string(type))
 			goto bad;
-		sim_tok_add(tok, sim_hash_bytes(json_string_value(type),
-		    json_string_length(type), 2));
+		sim_tok_part(tok, json_string_value(type),
+		    json_string_length(type));
 	}
 	return (0);
 bad:
@@ -141,13 +138,13 @@ openai_messages(struct sim_job *job, json_t *body, struct sim_error *err)
 			    "'role'", i);
 			return (-1);
 		}
-		sim_tok_add(&tok, sim_hash_bytes(json_string_value(role),
-		    json_string_length(role), 1));
+		sim_tok_role(&tok, json_string_value(role),
+		    json_string_length(role));
 		if (openai_content(&tok, json_object_get(m, "content"), i,
 		    err) != 0)
 			return (-1);
 	}
-	sim_tok_add(&tok, sim_hash_bytes("assistant", 9, 1));
+	sim_tok_role(&tok, "assistant", 9);
 	sim_job_seq_end(job, seq, &tok);
 	return (0);
 }
@@ -297,29 +294,12 @@ openai_parse(struct sim_job *job, json_t *body, struct sim_error *err)
 
 /* ==== Answers ==== */
 
-/* Appends the id of job: prefix, then 32 letters and digits. */
+/* Appends the id of job: chatcmpl- or cmpl-, then 32 letters and digits. */
 static void
 openai_id(struct sim_job *job, struct evbuffer *out)
 {
-	static const char	 digits[] = "0123456789"
-				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				    "abcdefghijklmnopqrstuvwxyz";
-	uint64_t		 h = 0;
-	char			 id[32];
-	int			 i;
-
-	for (i = 0; i < 32; i++) {
-		if (i % 10 == 0)
-			h = sim_mix64(job->r->seed + job->r->index * GOLDEN_B +
-			    job->id * GOLDEN_A + (uint64_t)i);
-		id[i] = digits[h % 62];
-		h /= 62;
-	}
-	if (job->call == SIM_CALL_CHAT)
-		ADD(out, "chatcmpl-");
-	else
-		ADD(out, "cmpl-");
-	evbuffer_add(out, id, sizeof id);
+	sim_job_id(job, job->call == SIM_CALL_CHAT ? "chatcmpl-" : "cmpl-", 32,
+	    out);
 }
 
 /* Appends "model":"..." for job. */
@@ -331,35 +311,6 @@ openai_model(struct sim_job *job, struct evbuffer *out)
 	ADD(out, "\"");
 }
 
-/* Appends n in decimal (printf is slow on the hot path). */
-static void
-put_uint(struct evbuffer *out, uint64_t n)
-{
-	char	buf[20], *p = buf + sizeof buf;
-
-	do {
-		*--p = '0' + n % 10;
-		n /= 10;
-	} while (n != 0);
-	evbuffer_add(out, p, buf + sizeof buf - p);
-}
-
-/* Appends x (not negative) with three decimals. */
-static void
-put_fixed3(struct evbuffer *out, double x)
-{
-	uint64_t	v;
-	char		frac[4];
-
-	v = x < 1e15 ? (uint64_t)(x * 1000 + 0.5) : (uint64_t)1e18;
-	put_uint(out, v / 1000);
-	frac[0] = '.';
-	frac[1] = '0' + v / 100 % 10;
-	frac[2] = '0' + v / 10 % 10;
-	frac[3] = '0' + v % 10;
-	evbuffer_add(out, frac, 4);
-}
-
 /* Appends the usage object of job. */
 static void
 openai_usage(struct sim_job *job, struct evbuffer *out)
@@ -368,13 +319,13 @@ openai_usage(struct sim_job *job, struct evbuffer *out)
 	unsigned	c = sim_job_completion_tokens(job);
 
 	ADD(out, "\"usage\":{\"completion_tokens\":");
-	put_uint(out, c);
+	sim_put_uint(out, c);
 	ADD(out, ",\"prompt_tokens\":");
-	put_uint(out, p);
+	sim_put_uint(out, p);
 	ADD(out, ",\"total_tokens\":");
-	put_uint(out, p + c);
+	sim_put_uint(out, p + c);
 	ADD(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
-	put_uint(out, sim_job_cached_tokens(job));
+	sim_put_uint(out, sim_job_cached_tokens(job));
 	ADD(out, "}}");
 }
 
@@ -389,23 +340,23 @@ openai_timings(struct sim_job *job, struct evbuffer *out)
 	double		cms = (sim_now_us() - job->t_prefilled) / 1e3;
 
 	ADD(out, "\"timings\":{\"cache_n\":");
-	put_uint(out, k);
+	sim_put_uint(out, k);
 	ADD(out, ",\"prompt_n\":");
-	put_uint(out, pn);
+	sim_put_uint(out, pn);
 	ADD(out, ",\"prompt_ms\":");
-	put_fixed3(out, pms);
+	sim_put_fixed3(out, pms);
 	ADD(out, ",\"prompt_per_token_ms\":");
-	put_fixed3(out, pn != 0 ? pms / pn : 0);
+	sim_put_fixed3(out, pn != 0 ? pms / pn : 0);
 	ADD(out, ",\"prompt_per_second\":");
-	put_fixed3(out, pms > 0 ? pn * 1e3 / pms : 0);
+	sim_put_fixed3(out, pms > 0 ? pn * 1e3 / pms : 0);
 	ADD(out, ",\"predicted_n\":");
-	put_uint(out, cn);
+	sim_put_uint(out, cn);
 	ADD(out, ",\"predicted_ms\":");
-	put_fixed3(out, cms);
+	sim_put_fixed3(out, cms);
 	ADD(out, ",\"predicted_per_token_ms\":");
-	put_fixed3(out, cn != 0 ? cms / cn : 0);
+	sim_put_fixed3(out, cn != 0 ? cms / cn : 0);
 	ADD(out, ",\"predicted_per_second\":");
-	put_fixed3(out, cms > 0 ? cn * 1e3 / cms : 0);
+	sim_put_fixed3(out, cms > 0 ? cn * 1e3 / cms : 0);
 	ADD(out, "}");
 }
 
@@ -438,7 +389,7 @@ static void
 openai_chunk_tail(struct sim_job *job, struct evbuffer *out)
 {
 	ADD(out, ",\"created\":");
-	put_uint(out, (uint64_t)time(NULL));
+	sim_put_uint(out, (uint64_t)time(NULL));
 	ADD(out, ",\"id\":\"");
 	openai_id(job, out);
 	ADD(out, "\",");
@@ -537,7 +488,7 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 			ADD(out, "{\"finish_reason\":");
 			openai_reason(seq, out);
 			ADD(out, ",\"index\":");
-			put_uint(out, i);
+			sim_put_uint(out, i);
 			ADD(out, ",\"message\":{\"role\":\"assistant\","
 			    "\"content\":\"");
 			openai_text(seq, out);
@@ -546,14 +497,14 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 			ADD(out, "{\"text\":\"");
 			openai_text(seq, out);
 			ADD(out, "\",\"index\":");
-			put_uint(out, i);
+			sim_put_uint(out, i);
 			ADD(out, ",\"logprobs\":null,\"finish_reason\":");
 			openai_reason(seq, out);
 			ADD(out, "}");
 		}
 	}
 	ADD(out, "],\"created\":");
-	put_uint(out, (uint64_t)time(NULL));
+	sim_put_uint(out, (uint64_t)time(NULL));
 	ADD(out, ",");
 	openai_model(job, out);
 	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
@@ -593,7 +544,7 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 	if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
 		    "\"index\":");
-		put_uint(out, seq->index);
+		sim_put_uint(out, seq->index);
 		ADD(out, ",\"delta\":{\"content\":\"");
 		evbuffer_add(out, w, len);
 		ADD(out, "\"}}]");
@@ -601,7 +552,7 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 		ADD(out, "data: {\"choices\":[{\"text\":\"");
 		evbuffer_add(out, w, len);
 		ADD(out, "\",\"index\":");
-		put_uint(out, seq->index);
+		sim_put_uint(out, seq->index);
 		ADD(out, ",\"logprobs\":null,\"finish_reason\":null}]");
 	}
 	openai_chunk_tail(job, out);
@@ -620,11 +571,11 @@ openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":");
 		openai_reason(seq, out);
 		ADD(out, ",\"index\":");
-		put_uint(out, seq->index);
+		sim_put_uint(out, seq->index);
 		ADD(out, ",\"delta\":{}}]");
 	} else {
 		ADD(out, "data: {\"choices\":[{\"text\":\"\",\"index\":");
-		put_uint(out, seq->index);
+		sim_put_uint(out, seq->index);
 		ADD(out, ",\"logprobs\":null,\"finish_reason\":");
 		openai_reason(seq, out);
 		ADD(out, "}]");
@@ -666,8 +617,8 @@ openai_stream_error(struct sim_job *job, struct evbuffer *out)
 	    "\"server_error\"}}\n\n");
 }
 
-/* Appends the error body of err. */
-static void
+/* Appends the error body of err; its status is sent as is. */
+static int
 openai_error(struct evbuffer *out, const struct sim_error *err)
 {
 	evbuffer_add_printf(out, "{\"error\":{\"code\":%d,\"message\":\"",
@@ -678,14 +629,9 @@ openai_error(struct evbuffer *out, const struct sim_error *err)
 		evbuffer_add_printf(out, ",\"n_prompt_tokens\":%u,\"n_ctx\":%u",
 		    err->n_prompt_tokens, err->n_ctx);
 	ADD(out, "}}");
+	return (err->status);
 }
 
-/* Appends the answer of /health. */
-static void
-openai_health(struct sim_replica *r, struct evbuffer *out)
-{
-	ADD(out, "{\"status\":\"ok\"}");
-}
 
 /* Appends the answer of /v1/models: llama.cpp's shape, one entry a model. */
 static void
@@ -722,6 +668,18 @@ openai_models(struct sim_replica *r, struct evbuffer *out)
 	json_decref(top);
 }
 
+/* Answers /v1/models and /health. */
+static int
+openai_info(struct sim_replica *r, const struct sim_route *route,
+    const char *path, struct evbuffer *out, struct sim_error *err)
+{
+	if (route->call == SIM_CALL_MODELS)
+		openai_models(r, out);
+	else
+		ADD(out, "{\"status\":\"ok\"}");
+	return (0);
+}
+
 const struct sim_proto sim_proto_openai = {
 	.name = "openai",
 	.routes = openai_routes,
@@ -729,8 +687,7 @@ const struct sim_proto sim_proto_openai = {
 	.frame_end = "\n\n",
 	.parse = openai_parse,
 	.error = openai_error,
-	.models = openai_models,
-	.health = openai_health,
+	.info = openai_info,
 	.reply = openai_reply,
 	.stream_head = openai_stream_head,
 	.stream_token = openai_stream_token,

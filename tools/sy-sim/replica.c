@@ -14,9 +14,17 @@
 
 #include "sim.h"
 
-/* The wire protocols, tried in order; each is one file. */
+/*
+ * The wire protocols, tried in order; each is one file.  Their paths do
+ * not collide, so every replica speaks them all; OpenAI's come first, as
+ * the most used.
+ */
 static const struct sim_proto *const sim_protos[] = {
 	&sim_proto_openai,
+	&sim_proto_anthropic,
+	&sim_proto_tgi,
+	&sim_proto_ollama,
+	&sim_proto_kserve,
 	NULL
 };
 
@@ -25,6 +33,21 @@ const char *
 sim_replica_model(const struct sim_replica *r)
 {
 	return (r->p.nmodels != 0 ? r->p.models[0] : SIM_DEFAULT_MODEL);
+}
+
+/* Whether r serves model name: any name when it lists none. */
+int
+sim_replica_serves(const struct sim_replica *r, const char *name)
+{
+	unsigned	i;
+
+	if (r->p.nmodels == 0)
+		return (1);
+	for (i = 0; i < r->p.nmodels; i++) {
+		if (strcmp(r->p.models[i], name) == 0)
+			return (1);
+	}
+	return (0);
 }
 
 /*
@@ -53,6 +76,24 @@ sim_replica_count(struct sim_replica *r, const char *path, int status)
 	st->npaths++;
 }
 
+/* The reason phrase of status when libevent 2.1 does not know it, or NULL. */
+static const char *
+replica_phrase(int status)
+{
+	switch (status) {
+	case 422:
+		return ("Unprocessable Entity");
+	case 424:
+		return ("Failed Dependency");
+	case 429:
+		return ("Too Many Requests");
+	case 529:
+		return ("Overloaded");
+	default:
+		return (NULL);
+	}
+}
+
 /* Sends body (emptied) as the whole answer to req with status. */
 void
 sim_reply(struct evhttp_request *req, int status, const char *type,
@@ -60,61 +101,92 @@ sim_reply(struct evhttp_request *req, int status, const char *type,
 {
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", type);
-	/* libevent 2.1 does not know this phrase. */
-	evhttp_send_reply(req, status, status == 429 ? "Too Many Requests" :
-	    NULL, body);
+	evhttp_send_reply(req, status, replica_phrase(status), body);
 }
 
 /*
  * Sends err to req in the shape of protocol proto; retry_after, when set,
- * becomes a Retry-After header.
+ * becomes a Retry-After header.  Returns the status sent, which the
+ * protocol may have changed (Anthropic's 529).
  */
-void
+int
 sim_reply_error(struct sim_replica *r, struct evhttp_request *req,
     const struct sim_proto *proto, const struct sim_error *err,
     const char *retry_after)
 {
+	int	status;
+
 	if (retry_after != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		    "Retry-After", retry_after);
-	proto->error(r->out, err);
-	sim_reply(req, err->status, "application/json; charset=utf-8", r->out);
+	status = proto->error(r->out, err);
+	sim_reply(req, status, "application/json; charset=utf-8", r->out);
+	return (status);
 }
 
-/* Answers req with a small error; counts it under path and logs it. */
+/*
+ * Answers req with a small error in the shape of proto; counts it under
+ * path and logs it.
+ */
 static void
 replica_error(struct sim_replica *r, struct evhttp_request *req,
-    const char *path, uint64_t seq, int status, const char *type,
-    const char *message)
+    const struct sim_proto *proto, const char *path, uint64_t seq,
+    int status, const char *type, const char *message)
 {
 	struct sim_error	err;
 
 	sim_error_set(&err, status, type, "%s", message);
-	sim_reply_error(r, req, sim_protos[0], &err, NULL);
+	status = sim_reply_error(r, req, proto, &err, NULL);
 	sim_replica_count(r, path, status);
 	sim_reqlog_outcome(r->log, seq, status, "error");
 }
 
-/* Serves a protocol call that needs no job: models and health. */
+/* Serves a protocol call that needs no job: models, health and info. */
 static void
 replica_simple(struct sim_replica *r, struct evhttp_request *req,
     const struct sim_proto *proto, const struct sim_route *route,
-    uint64_t seq)
+    const char *path, uint64_t seq)
 {
 	struct sim_error	err;
 	int			status = 200;
 
 	if (route->call == SIM_CALL_HEALTH && r->faults.unhealthy) {
 		sim_error_set(&err, 503, "unavailable_error", "Loading model");
-		proto->error(r->out, &err);
-		status = 503;
-	} else if (route->call == SIM_CALL_HEALTH)
-		proto->health(r, r->out);
-	else
-		proto->models(r, r->out);
+		status = proto->error(r->out, &err);
+	} else if (proto->info(r, route, path, r->out, &err) != 0) {
+		evbuffer_drain(r->out, evbuffer_get_length(r->out));
+		status = proto->error(r->out, &err);
+	}
 	sim_reply(req, status, "application/json; charset=utf-8", r->out);
 	sim_replica_count(r, route->path, status);
 	sim_reqlog_outcome(r->log, seq, status, status == 200 ? "ok" : "error");
+}
+
+/*
+ * Whether path matches the route path pattern: equal bytes, except that a
+ * {name} segment of pattern matches one non-empty segment of path.
+ */
+static int
+replica_match(const char *pattern, const char *path)
+{
+	const char	*start;
+
+	while (*pattern != '\0') {
+		if (*pattern == '{') {
+			for (start = path; *path != '\0' && *path != '/'; path++)
+				;
+			if (path == start)
+				return (0);
+			while (*pattern != '\0' && *pattern != '}')
+				pattern++;
+			if (*pattern == '}')
+				pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return (0);
+	}
+	return (*path == '\0');
 }
 
 /* evhttp callback: routes one request of replica arg. */
@@ -123,10 +195,11 @@ replica_request(struct evhttp_request *req, void *arg)
 {
 	struct sim_replica		*r = arg;
 	const struct sim_proto *const	*proto;
+	const struct sim_proto		*found = NULL;
 	const struct sim_route		*route;
 	const struct evhttp_uri		*uri;
 	const char			*path = NULL;
-	int				 method, found = 0;
+	int				 method;
 	uint64_t			 seq;
 
 	if ((uri = evhttp_request_get_evhttp_uri(req)) != NULL)
@@ -141,8 +214,8 @@ replica_request(struct evhttp_request *req, void *arg)
 	seq = sim_reqlog_add(r->log, req);
 	if (strcmp(path, "/metrics") == 0) {
 		if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-			replica_error(r, req, "/metrics", seq, 405,
-			    "invalid_request_error", "method not allowed");
+			replica_error(r, req, sim_protos[0], "/metrics", seq,
+			    405, "invalid_request_error", "method not allowed");
 			return;
 		}
 		sim_admin_metrics(r, req);
@@ -152,25 +225,26 @@ replica_request(struct evhttp_request *req, void *arg)
 	}
 	for (proto = sim_protos; *proto != NULL; proto++) {
 		for (route = (*proto)->routes; route->path != NULL; route++) {
-			if (strcmp(route->path, path) != 0)
+			if (!replica_match(route->path, path))
 				continue;
-			found = 1;
 			if (method == route->method ||
 			    (route->method == EVHTTP_REQ_GET &&
 			    method == EVHTTP_REQ_HEAD))
 				goto found;
+			found = *proto;
 		}
 	}
-	if (found)
-		replica_error(r, req, "other", seq, 405,
+	if (found != NULL)
+		replica_error(r, req, found, "other", seq, 405,
 		    "invalid_request_error", "method not allowed");
 	else
-		replica_error(r, req, "other", seq, 404, "not_found_error",
-		    "File Not Found");
+		replica_error(r, req, sim_protos[0], "other", seq, 404,
+		    "not_found_error", "File Not Found");
 	return;
 found:
-	if (route->call == SIM_CALL_MODELS || route->call == SIM_CALL_HEALTH)
-		replica_simple(r, req, *proto, route, seq);
+	if (route->call == SIM_CALL_MODELS || route->call == SIM_CALL_HEALTH ||
+	    route->call == SIM_CALL_INFO)
+		replica_simple(r, req, *proto, route, path, seq);
 	else
 		sim_job_handle(r, req, *proto, route, seq);
 }

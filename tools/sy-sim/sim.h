@@ -80,6 +80,7 @@ struct sim_params {
 	unsigned max_tokens_default;
 	unsigned context_tokens;
 	unsigned embedding_dims;
+	unsigned classes;		/* scores of a KServe classifier */
 	struct sim_dist output;
 	double speed;			/* multiplies every modelled time */
 	double cost_per_hour;
@@ -119,6 +120,8 @@ uint64_t sim_mix64(uint64_t);
 double	 sim_rng_double(uint64_t *);
 uint64_t sim_hash_bytes(const void *, size_t, uint64_t);
 void	 sim_json_escape(struct evbuffer *, const char *, size_t);
+void	 sim_put_uint(struct evbuffer *, uint64_t);
+void	 sim_put_fixed3(struct evbuffer *, double);
 json_t	*sim_json_text(const char *, size_t);
 void	*sim_xmalloc(size_t);
 void	*sim_xcalloc(size_t, size_t);
@@ -151,6 +154,10 @@ void	 sim_tok_begin(struct sim_tok *, uint64_t, unsigned,
 void	 sim_tok_add(struct sim_tok *, uint64_t);
 void	 sim_tok_text(struct sim_tok *, const char *, size_t);
 void	 sim_tok_id(struct sim_tok *, long long);
+void	 sim_tok_role(struct sim_tok *, const char *, size_t);
+void	 sim_tok_part(struct sim_tok *, const char *, size_t);
+int	 sim_tok_piece(const char *, size_t, size_t *, size_t *, size_t *);
+unsigned sim_token_id(const char *, size_t);
 uint64_t sim_tok_end(struct sim_tok *);
 const char *sim_word(uint64_t, unsigned, size_t *);
 unsigned sim_dist_draw(const struct sim_dist *, uint64_t);
@@ -186,14 +193,19 @@ enum sim_call {
 	SIM_CALL_COMPLETION,
 	SIM_CALL_EMBEDDING,
 	SIM_CALL_MODELS,
-	SIM_CALL_HEALTH
+	SIM_CALL_HEALTH,		/* answers 503 when unhealthy */
+	SIM_CALL_INFO
 };
 
-/* One path a protocol serves. */
+/*
+ * One path a protocol serves.  A segment written {name} in path matches
+ * any one non-empty segment (KServe's model names).
+ */
 struct sim_route {
 	const char *path;
 	int method;			/* enum evhttp_cmd_type */
 	enum sim_call call;
+	int arg;			/* the protocol's own (TGI: streams) */
 };
 
 /* An error to send in the client's protocol. */
@@ -222,10 +234,16 @@ struct sim_proto {
 
 	/* Fills job from body; 0, or -1 with err set. */
 	int	(*parse)(struct sim_job *, json_t *, struct sim_error *);
-	void	(*error)(struct evbuffer *, const struct sim_error *);
-	void	(*models)(struct sim_replica *, struct evbuffer *);
-	void	(*health)(struct sim_replica *, struct evbuffer *);
+	/* Appends the body of err; returns the HTTP status to send. */
+	int	(*error)(struct evbuffer *, const struct sim_error *);
+	/*
+	 * Answers a call without a job (models, health, info) on path:
+	 * 0 with the body appended, or -1 with err set.
+	 */
+	int	(*info)(struct sim_replica *, const struct sim_route *,
+		    const char *, struct evbuffer *, struct sim_error *);
 	void	(*reply)(struct sim_job *, struct evbuffer *);
+	/* Streams only; NULL for a protocol whose parse never sets stream. */
 	void	(*stream_head)(struct sim_job *, struct evbuffer *);
 	void	(*stream_token)(struct sim_job *, struct sim_seq *,
 		    struct evbuffer *);
@@ -236,6 +254,10 @@ struct sim_proto {
 };
 
 extern const struct sim_proto sim_proto_openai;
+extern const struct sim_proto sim_proto_anthropic;
+extern const struct sim_proto sim_proto_tgi;
+extern const struct sim_proto sim_proto_ollama;
+extern const struct sim_proto sim_proto_kserve;
 
 /* ==== Jobs (job.c) ==== */
 
@@ -261,6 +283,9 @@ struct sim_seq {
 	unsigned out_tokens;		/* to generate */
 	unsigned produced;
 	int stop;			/* finish reason: stop, else length */
+	unsigned stop_seq;		/* 1 + the stop sequence that ended it */
+	unsigned cut_token;		/* with stop_seq: the text ends in */
+	unsigned cut_len;		/* this token, after cut_len bytes */
 	int in_step;			/* in the decode step under way */
 	TAILQ_ENTRY(sim_seq) link;	/* prefill queue or decode batch */
 };
@@ -278,6 +303,7 @@ struct sim_job {
 	struct sim_replica *r;
 	const struct sim_proto *proto;
 	const char *path;		/* its route, for statistics */
+	const struct sim_route *route;
 	enum sim_call call;
 	enum sim_job_state state;
 	int refs;
@@ -290,10 +316,16 @@ struct sim_job {
 	char *model;
 	uint64_t model_hash;
 	unsigned max_tokens;		/* 0: not given */
+	int max_is_cap;			/* max_tokens caps the drawn length */
+	char **stops;			/* stop sequences */
+	unsigned nstops;
 	int stream;
 	int include_usage;
 	int base64;			/* embeddings as base64 floats */
 	unsigned dims;			/* embedding dimensions */
+	unsigned classes;		/* KServe classifier scores; 0: none */
+	unsigned flags;			/* a protocol's own options */
+	json_t *keep;			/* what a protocol keeps of the body */
 
 	struct sim_seq *seqs;
 	unsigned nseq;
@@ -306,6 +338,7 @@ struct sim_job {
 	int started;			/* response head sent */
 	int dropping;
 
+	uint64_t t_arrive;		/* read */
 	uint64_t t_admit;		/* got its slots */
 	uint64_t t_prefilled;		/* last prefill ended */
 
@@ -319,6 +352,11 @@ struct sim_job {
 void	 sim_job_handle(struct sim_replica *, struct evhttp_request *,
 	     const struct sim_proto *, const struct sim_route *, uint64_t);
 int	 sim_job_model(struct sim_job *, const char *, struct sim_error *);
+void	 sim_job_stop(struct sim_job *, const char *, size_t);
+void	 sim_job_id(const struct sim_job *, const char *, unsigned,
+	     struct evbuffer *);
+const char *sim_seq_piece(const struct sim_seq *, unsigned, int, size_t *);
+void	 sim_seq_text(const struct sim_seq *, int, struct evbuffer *);
 struct sim_seq *sim_job_seq_begin(struct sim_job *, struct sim_tok *);
 void	 sim_job_seq_end(struct sim_job *, struct sim_seq *, struct sim_tok *);
 void	 sim_job_ref(struct sim_job *);
@@ -416,10 +454,11 @@ struct sim_replica *sim_replica_new(struct event_base *,
 void	 sim_replica_free(struct sim_replica *);
 void	 sim_replica_reset(struct sim_replica *);
 const char *sim_replica_model(const struct sim_replica *);
+int	 sim_replica_serves(const struct sim_replica *, const char *);
 void	 sim_replica_count(struct sim_replica *, const char *, int);
 void	 sim_reply(struct evhttp_request *, int, const char *,
 	     struct evbuffer *);
-void	 sim_reply_error(struct sim_replica *, struct evhttp_request *,
+int	 sim_reply_error(struct sim_replica *, struct evhttp_request *,
 	     const struct sim_proto *, const struct sim_error *, const char *);
 
 /* ==== Admin API and metrics (admin.c) ==== */

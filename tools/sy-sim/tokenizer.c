@@ -97,6 +97,51 @@ sim_tok_id(struct sim_tok *t, long long id)
 	sim_tok_add(t, sim_mix64((uint64_t)id ^ 0x5bd1e9955bd1e995ULL));
 }
 
+/* Adds the token of a message's role (name, len bytes). */
+void
+sim_tok_role(struct sim_tok *t, const char *name, size_t len)
+{
+	sim_tok_add(t, sim_hash_bytes(name, len, 1));
+}
+
+/* Adds one token for a part that is not text (an image), by its type. */
+void
+sim_tok_part(struct sim_tok *t, const char *type, size_t len)
+{
+	sim_tok_add(t, sim_hash_bytes(type, len, 2));
+}
+
+/*
+ * Finds the token after *pos in s (len bytes), as sim_tok_text splits it:
+ * sets *start and *n to its bytes and moves *pos past it.  Returns 0 when
+ * no token is left.
+ */
+int
+sim_tok_piece(const char *s, size_t len, size_t *pos, size_t *start,
+    size_t *n)
+{
+	size_t	i = *pos, end;
+
+	while (i < len && is_space((unsigned char)s[i]))
+		i++;
+	if (i == len)
+		return (0);
+	for (end = i; end < len && end - i < 4 &&
+	    !is_space((unsigned char)s[end]); end++)
+		;
+	*start = i;
+	*n = end - i;
+	*pos = end;
+	return (1);
+}
+
+/* A made-up vocabulary id (3 and up) for a token's text. */
+unsigned
+sim_token_id(const char *s, size_t len)
+{
+	return (3 + (unsigned)(sim_hash_bytes(s, len, 3) % 31997));
+}
+
 /* Ends the prompt read by t; returns the hash that seeds its answer. */
 uint64_t
 sim_tok_end(struct sim_tok *t)

@@ -150,6 +150,35 @@ sim_json_escape(struct evbuffer *out, const char *s, size_t len)
 		evbuffer_add(out, s + start, i - start);
 }
 
+/* Appends n in decimal (printf is slow on the hot path). */
+void
+sim_put_uint(struct evbuffer *out, uint64_t n)
+{
+	char	buf[20], *p = buf + sizeof buf;
+
+	do {
+		*--p = '0' + n % 10;
+		n /= 10;
+	} while (n != 0);
+	evbuffer_add(out, p, buf + sizeof buf - p);
+}
+
+/* Appends x (not negative) with three decimals. */
+void
+sim_put_fixed3(struct evbuffer *out, double x)
+{
+	uint64_t	v;
+	char		frac[4];
+
+	v = x < 1e15 ? (uint64_t)(x * 1000 + 0.5) : (uint64_t)1e18;
+	sim_put_uint(out, v / 1000);
+	frac[0] = '.';
+	frac[1] = '0' + v / 100 % 10;
+	frac[2] = '0' + v / 10 % 10;
+	frac[3] = '0' + v % 10;
+	evbuffer_add(out, frac, 4);
+}
+
 /* A new JSON string of s (len bytes), invalid UTF-8 replaced by U+FFFD. */
 json_t *
 sim_json_text(const char *s, size_t len)
