@@ -10,6 +10,7 @@
 
 struct evbuffer;
 struct sy_req;
+struct sy_endpoint;
 struct sy_sse_event;
 
 /* What an adapter makes of one stream event. */
@@ -20,32 +21,59 @@ enum sy_stream_verdict {
 	SY_STREAM_ERROR		/* an error event; out holds it for the client */
 };
 
+/* How a backend frames a streamed answer. */
+enum sy_stream_framing {
+	SY_FRAMING_SSE,		/* Server-Sent Events (OpenAI, Anthropic, TGI) */
+	SY_FRAMING_NDJSON	/* one JSON object a line (Ollama) */
+};
+
+/* What an adapter decides about the upstream request besides its body. */
+struct sy_upstream_req {
+	char path[512];		/* appended to the endpoint's base path; may
+				   carry a query string */
+	char headers[512];	/* extra header lines ("Name: value\r\n"...),
+				   credentials included */
+};
+
 struct sy_backend_kind {
 	const char *name;
+	enum sy_stream_framing framing;
 	/*
-	 * Encodes req (canonical form, selected model) for this backend:
-	 * appends the body to out and sets *path to the API path appended to
-	 * the endpoint's base path.  Asks for usage in streams.  Returns 0, or
-	 * -1 with *err malloc'd (sent to the client as a 400).
+	 * Encodes req (canonical form, selected model) for this backend at
+	 * ep: appends the body to out and fills *up (zeroed by the caller):
+	 * the API path, and header lines such as the endpoint's API key in the
+	 * protocol's own header (ep->api_key, NULL when none).  Asks for usage
+	 * in streams.  Returns 0, or -1 with *err malloc'd naming the field
+	 * the backend cannot express (sent to the client as a 400).
 	 */
-	int (*encode)(const struct sy_req *req, struct evbuffer *out,
-	    const char **path, char **err);
+	int (*encode)(const struct sy_req *req, const struct sy_endpoint *ep,
+	    struct evbuffer *out, struct sy_upstream_req *up, char **err);
 	/*
 	 * Decodes a complete response (status, body) into the canonical form:
-	 * appends the client's body to out and fills *usage.  Returns 0, or -1
-	 * with *err malloc'd when the body is not what the protocol promises
-	 * (the client gets a 502).
+	 * appends the client's body to out and fills *usage; a backend error
+	 * becomes OpenAI's error shape {"error":{"message","type","code"}}
+	 * (the status is kept).  Returns 0, or -1 with *err malloc'd when the
+	 * body is not what the protocol promises (the client gets a 502).
 	 */
 	int (*decode)(const struct sy_req *req, int status,
 	    struct evbuffer *body, struct evbuffer *out,
 	    struct sy_usage *usage, char **err);
 	/*
-	 * Translates one stream event: appends what the client must see (in
-	 * SSE framing) to out, updates *usage, and says what the event was.
+	 * Per-stream translation state (NULL when the adapter keeps none);
+	 * may be NULL.  Freed with stream_close.
 	 */
-	enum sy_stream_verdict (*stream_event)(const struct sy_req *req,
-	    const struct sy_sse_event *ev, struct evbuffer *out,
-	    struct sy_usage *usage);
+	void *(*stream_open)(const struct sy_req *req);
+	/*
+	 * Translates one stream event (an SSE event, or for NDJSON one line
+	 * as data, event ""): appends what the client must see (OpenAI's SSE
+	 * chunks, ending with "data: [DONE]") to out, updates *usage, and says
+	 * what the event was.
+	 */
+	enum sy_stream_verdict (*stream_event)(void *state,
+	    const struct sy_req *req, const struct sy_sse_event *ev,
+	    struct evbuffer *out, struct sy_usage *usage);
+	/* Frees what stream_open made; may be NULL. */
+	void (*stream_close)(void *state);
 	/* Path probed by health checks, relative to the base path. */
 	const char *health_path;
 };

@@ -1,9 +1,11 @@
 /* openai: OpenAI-compatible servers (vLLM, SGLang, llama.cpp, LM Studio, OpenAI), forwarded with the fewest changes. */
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "config.h"
 #include "jscan.h"
 #include "req.h"
 #include "sse.h"
@@ -79,15 +81,18 @@ usage_read(const char *text, size_t len, struct sy_usage *u)
  * a stream lacks include_usage; then a shallow copy is re-serialised.
  */
 static int
-openai_encode(const struct sy_req *req, struct evbuffer *out,
-    const char **path, char **err)
+openai_encode(const struct sy_req *req, const struct sy_endpoint *ep,
+    struct evbuffer *out, struct sy_upstream_req *up, char **err)
 {
 	int rename = strcmp(req->model, req->client_model) != 0;
 	int add_usage = req->stream && !req->client_wants_usage;
 	json_t *copy, *opts;
 	char *text;
 
-	*path = api_paths[req->api];
+	snprintf(up->path, sizeof up->path, "%s", api_paths[req->api]);
+	if (ep->api_key != NULL)
+		snprintf(up->headers, sizeof up->headers,
+		    "Authorization: Bearer %s\r\n", ep->api_key);
 	if (!rename && !add_usage) {
 		evbuffer_add(out, evbuffer_pullup(req->raw, -1),
 		    evbuffer_get_length(req->raw));
@@ -176,7 +181,8 @@ mentions_usage_or_error(const struct sy_sse_event *ev)
 }
 
 static enum sy_stream_verdict
-openai_stream_event(const struct sy_req *req, const struct sy_sse_event *ev,
+openai_stream_event(void *state, const struct sy_req *req,
+    const struct sy_sse_event *ev,
     struct evbuffer *out, struct sy_usage *usage)
 {
 	enum sy_stream_verdict verdict = SY_STREAM_FORWARD;
@@ -206,6 +212,7 @@ openai_stream_event(const struct sy_req *req, const struct sy_sse_event *ev,
 
 const struct sy_backend_kind sy_backend_openai = {
 	.name = "openai",
+	.framing = SY_FRAMING_SSE,
 	.encode = openai_encode,
 	.decode = openai_decode,
 	.stream_event = openai_stream_event,

@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "req.h"
 #include "server.h"
+#include "ndjson.h"
 #include "sse.h"
 #include "upstream.h"
 #include "util.h"
@@ -56,7 +57,9 @@ struct exchange {
 	int transport_failed;		/* it ended in a transport error */
 	char retry_after[32];		/* the backend's Retry-After, or "" */
 	struct evbuffer *resp;		/* whole response body */
-	struct sy_sse sse;		/* SSE relay */
+	struct sy_sse sse;		/* SSE relay (SY_FRAMING_SSE) */
+	struct sy_ndjson nd;		/* line relay (SY_FRAMING_NDJSON) */
+	void *stream_state;		/* the adapter's, for this stream */
 	struct evbuffer *out;		/* events translated for the client */
 	int streaming;
 	int stream_started;
@@ -121,6 +124,29 @@ end_try(struct exchange *x)
 	waitq_kick(x->w);
 }
 
+/* Frees the current try's stream relay, if it had one. */
+static void
+stream_drop(struct exchange *x)
+{
+	const struct sy_backend_kind *kind;
+
+	if (x->out != NULL) {
+		evbuffer_free(x->out);
+		x->out = NULL;
+	}
+	if (!x->streaming)
+		return;
+	kind = x->req.endpoint->kind;
+	if (kind->framing == SY_FRAMING_NDJSON)
+		sy_ndjson_free(&x->nd);
+	else
+		sy_sse_free(&x->sse);
+	if (kind->stream_close != NULL)
+		kind->stream_close(x->stream_state);
+	x->stream_state = NULL;
+	x->streaming = 0;
+}
+
 /* Logs and counts the exchange, releases what it holds, frees it. */
 static void
 finish(struct exchange *x)
@@ -140,10 +166,7 @@ finish(struct exchange *x)
 	sy_metrics_record(x->w->metrics, &rec);
 	if (x->resp != NULL)
 		evbuffer_free(x->resp);
-	if (x->out != NULL)
-		evbuffer_free(x->out);
-	if (x->streaming)
-		sy_sse_free(&x->sse);
+	stream_drop(x);
 	free(x->path);
 	sy_req_clear(req);
 	free(x);
@@ -268,7 +291,8 @@ on_sse_event(const struct sy_sse_event *ev, void *arg)
 
 	if (x->stream_ended)
 		return 0;
-	switch (kind->stream_event(&x->req, ev, x->out, &x->req.usage)) {
+	switch (kind->stream_event(x->stream_state, &x->req, ev, x->out,
+	    &x->req.usage)) {
 	case SY_STREAM_DONE:
 		x->stream_ended = 1;
 		break;
@@ -288,6 +312,7 @@ static void
 on_head(void *arg, const struct sy_http1_msg *head)
 {
 	struct exchange *x = arg;
+	const struct sy_backend_kind *kind = x->req.endpoint->kind;
 	const char *ct = sy_http1_header(head, "content-type");
 	const char *ra = sy_http1_header(head, "retry-after");
 
@@ -296,9 +321,16 @@ on_head(void *arg, const struct sy_http1_msg *head)
 	if (ra != NULL && *ra != '\0' && strspn(ra, "0123456789") == strlen(ra))
 		snprintf(x->retry_after, sizeof x->retry_after, "%s", ra);
 	if (x->req.stream && head->status == 200 && ct != NULL &&
-	    strncasecmp(ct, "text/event-stream", 17) == 0) {
+	    (kind->framing == SY_FRAMING_NDJSON ?
+	    strstr(ct, "json") != NULL :
+	    strncasecmp(ct, "text/event-stream", 17) == 0)) {
 		x->streaming = 1;
-		sy_sse_init(&x->sse, 0);
+		if (kind->framing == SY_FRAMING_NDJSON)
+			sy_ndjson_init(&x->nd, 0);
+		else
+			sy_sse_init(&x->sse, 0);
+		x->stream_state = kind->stream_open != NULL ?
+		    kind->stream_open(&x->req) : NULL;
 		x->out = evbuffer_new();
 	} else
 		x->resp = evbuffer_new();
@@ -321,8 +353,11 @@ on_body(void *arg, struct evbuffer *data)
 		}
 		return;
 	}
-	if (sy_sse_feed(&x->sse, (const char *)evbuffer_pullup(data, -1), len,
-	    on_sse_event, x) < 0) {
+	if ((x->req.endpoint->kind->framing == SY_FRAMING_NDJSON ?
+	    sy_ndjson_feed(&x->nd, (const char *)evbuffer_pullup(data, -1), len,
+	    on_sse_event, x) :
+	    sy_sse_feed(&x->sse, (const char *)evbuffer_pullup(data, -1), len,
+	    on_sse_event, x)) < 0) {
 		evbuffer_drain(data, len);
 		sy_upstream_cancel(x->call);
 		x->call = NULL;
@@ -359,8 +394,11 @@ on_done(void *arg)
 
 	x->call = NULL;
 	if (x->streaming) {
+		if (req->endpoint->kind->framing == SY_FRAMING_NDJSON &&
+		    !x->stream_ended)
+			sy_ndjson_finish(&x->nd, on_sse_event, x);
 		if (!x->stream_ended)
-			set_error(x, "backend stream ended without [DONE]");
+			set_error(x, "backend stream ended without its last event");
 		stream_end(x);
 		return;
 	}
@@ -489,10 +527,10 @@ send_try(struct exchange *x)
 {
 	struct sy_req *req = &x->req;
 	struct sy_timeouts t = req->cfg->timeouts;
+	struct sy_upstream_req up;
 	struct evbuffer *encoded = evbuffer_new();
-	char *err = NULL, headers[128], target[1024];
+	char *err = NULL, headers[sizeof up.headers + 128], target[1024];
 	uint64_t now = sy_now_us();
-	const char *path;
 
 	x->counted = 1;
 	x->upstream_status = 0;
@@ -502,13 +540,10 @@ send_try(struct exchange *x)
 		evbuffer_free(x->resp);
 		x->resp = NULL;
 	}
-	if (x->streaming) {
-		sy_sse_free(&x->sse);
-		evbuffer_free(x->out);
-		x->out = NULL;
-		x->streaming = 0;
-	}
-	if (req->endpoint->kind->encode(req, encoded, &path, &err) != 0) {
+	stream_drop(x);
+	memset(&up, 0, sizeof up);
+	if (req->endpoint->kind->encode(req, req->endpoint, encoded, &up,
+	    &err) != 0) {
 		evbuffer_free(encoded);
 		atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
 		x->counted = 0;
@@ -519,9 +554,12 @@ send_try(struct exchange *x)
 	/* A try may not outlive the request's deadline. */
 	if (x->deadline > now && (x->deadline - now) / 1000 < t.total_ms)
 		t.total_ms = (unsigned)((x->deadline - now) / 1000) + 1;
-	snprintf(headers, sizeof headers, "X-Request-Id: %s\r\nAccept: %s\r\n",
-	    req->id, req->stream ? "text/event-stream" : "application/json");
-	snprintf(target, sizeof target, "%s%s", req->endpoint->base_path, path);
+	snprintf(headers, sizeof headers, "X-Request-Id: %s\r\nAccept: %s\r\n%s",
+	    req->id, !req->stream ? "application/json" :
+	    req->endpoint->kind->framing == SY_FRAMING_NDJSON ?
+	    "application/x-ndjson" : "text/event-stream", up.headers);
+	snprintf(target, sizeof target, "%s%s", req->endpoint->base_path,
+	    up.path);
 	x->t_try = now;
 	if (req->t_upstream == 0)
 		req->t_upstream = now;

@@ -141,10 +141,13 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 		.connect_ms = timeout, .first_byte_ms = timeout,
 		.idle_ms = timeout, .total_ms = timeout
 	};
-	char target[1024];
+	char target[1024], headers[600];
 
 	if (p->call != NULL)
 		return;
+	snprintf(headers, sizeof headers, "Accept: */*\r\n%s%s%s",
+	    ep->api_key ? "Authorization: Bearer " : "",
+	    ep->api_key ? ep->api_key : "", ep->api_key ? "\r\n" : "");
 	if (p->kind == PROBE_HEALTH)
 		snprintf(target, sizeof target, "%s%s", ep->base_path,
 		    ep->health.path);
@@ -152,7 +155,7 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(target, sizeof target, "%s", ep->scrape.path);
 	p->status = 0;
 	p->call = sy_upstream_send(p->probes->upstream, ep, &t, "GET", target,
-	    "Accept: */*\r\n", NULL, &probe_cbs, p);
+	    headers, NULL, &probe_cbs, p);
 }
 
 /* Sets up probe p of kind for ep, every interval_ms, the first one at once. */

@@ -596,9 +596,6 @@ sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
 	if (body != NULL && n < (int)sizeof head)
 		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: "
 		    "application/json\r\nContent-Length: %zu\r\n", len);
-	if (ep->api_key != NULL && n < (int)sizeof head)
-		n += snprintf(head + n, sizeof head - (size_t)n,
-		    "Authorization: Bearer %s\r\n", ep->api_key);
 	evbuffer_add(call->request, head, n < (int)sizeof head ? (size_t)n :
 	    sizeof head - 1);
 	if (headers != NULL)

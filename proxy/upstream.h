@@ -44,8 +44,9 @@ void sy_upstream_free(struct sy_upstream *u);
  * Sends "METHOD target" (target: the whole path, e.g. the endpoint's base
  * path + "/chat/completions") with body (moved; NULL: none) to ep, on an
  * idle keep-alive connection or a new one, under the timeouts t (copied).
- * headers: extra header lines ("Name: value\r\n"...) or NULL; the
- * endpoint's API key is added as Authorization: Bearer.  A request that
+ * headers: extra header lines ("Name: value\r\n"...) or NULL, the
+ * credentials among them (the caller knows the protocol's header).  A
+ * request that
  * fails on a reused connection before any response byte is retried once
  * on a new one.  Returns the call; its callbacks report the rest (never
  * before this returns).

@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "config.h"
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
@@ -36,7 +37,14 @@ make_req(enum sy_api api, const char *text, const char *model)
 	return &req;
 }
 
-/* The body an encode produced, parsed. */
+/* An endpoint without credentials, and one with an API key. */
+static struct sy_endpoint plain_ep = { .name = "e" };
+static struct sy_endpoint keyed_ep = { .name = "k", .api_key = "sk-123" };
+
+/* The upstream request (path, headers) of the last encode. */
+static struct sy_upstream_req up;
+
+/* The body an encode produced, parsed; *path is its API path. */
 static json_t *
 encoded(struct sy_req *req, const char **path)
 {
@@ -44,7 +52,9 @@ encoded(struct sy_req *req, const char **path)
 	char *err = NULL;
 	json_t *obj;
 
-	SY_CHECK_INT(openai->encode(req, out, path, &err), 0);
+	memset(&up, 0, sizeof up);
+	SY_CHECK_INT(openai->encode(req, &plain_ep, out, &up, &err), 0);
+	*path = up.path;
 	obj = json_loadb((const char *)evbuffer_pullup(out, -1),
 	    evbuffer_get_length(out), 0, NULL);
 	evbuffer_free(out);
@@ -82,13 +92,28 @@ SY_TEST(unchanged_request_is_forwarded_byte_for_byte)
 	    "\"model\":\"m\",\"z\":1, \"a\" : [ 1 ]}";
 	struct sy_req *req = make_req(SY_API_CHAT, text, NULL);
 	struct evbuffer *out = evbuffer_new();
-	const char *path;
 	char *err = NULL;
 
-	SY_CHECK_INT(openai->encode(req, out, &path, &err), 0);
-	SY_CHECK_STR(path, "/chat/completions");
+	memset(&up, 0, sizeof up);
+	SY_CHECK_INT(openai->encode(req, &plain_ep, out, &up, &err), 0);
+	SY_CHECK_STR(up.path, "/chat/completions");
+	SY_CHECK_STR(up.headers, "");
 	SY_CHECK_INT(evbuffer_get_length(out), strlen(text));
 	SY_CHECK(memcmp(evbuffer_pullup(out, -1), text, strlen(text)) == 0);
+	evbuffer_free(out);
+}
+
+SY_TEST(api_key_goes_in_a_bearer_header)
+{
+	struct sy_req *req = make_req(SY_API_EMBEDDINGS,
+	    "{\"model\":\"m\",\"input\":\"x\"}", NULL);
+	struct evbuffer *out = evbuffer_new();
+	char *err = NULL;
+
+	memset(&up, 0, sizeof up);
+	SY_CHECK_INT(openai->encode(req, &keyed_ep, out, &up, &err), 0);
+	SY_CHECK_STR(up.path, "/embeddings");
+	SY_CHECK_STR(up.headers, "Authorization: Bearer sk-123\r\n");
 	evbuffer_free(out);
 }
 
@@ -132,7 +157,7 @@ relay_event(const struct sy_sse_event *ev, void *arg)
 {
 	struct relay *r = arg;
 
-	switch (openai->stream_event(r->req, ev, r->out, &r->usage)) {
+	switch (openai->stream_event(NULL, r->req, ev, r->out, &r->usage)) {
 	case SY_STREAM_FORWARD: r->forwarded++; break;
 	case SY_STREAM_DROP: r->dropped++; break;
 	case SY_STREAM_DONE: r->done++; break;
@@ -388,7 +413,7 @@ verdict_on(const char *data, int wants_usage, struct sy_usage *u)
 	ev.raw_len = strlen(data);
 	req->client_wants_usage = wants_usage;
 	u->prompt_tokens = u->completion_tokens = u->cached_tokens = -1;
-	v = openai->stream_event(req, &ev, out, u);
+	v = openai->stream_event(NULL, req, &ev, out, u);
 	evbuffer_free(out);
 	return v;
 }
@@ -442,6 +467,7 @@ main(void)
 	SY_RUN(usage_is_read_from_a_recorded_chat_answer);
 	SY_RUN(usage_absent_leaves_counts_unknown);
 	SY_RUN(unchanged_request_is_forwarded_byte_for_byte);
+	SY_RUN(api_key_goes_in_a_bearer_header);
 	SY_RUN(alias_renames_the_model_and_keeps_every_other_field);
 	SY_RUN(stream_asks_for_usage_and_keeps_other_stream_options);
 	SY_RUN(usage_chunk_added_for_accounting_is_dropped_but_counted);
