@@ -74,9 +74,27 @@ struct sy_backend_kind {
 	    struct evbuffer *out, struct sy_usage *usage);
 	/* Frees what stream_open made; may be NULL. */
 	void (*stream_close)(void *state);
+	/*
+	 * Writes the header lines that authenticate a request to ep (its API
+	 * key in the protocol's own header, and any header every request
+	 * needs) into buf; returns the bytes written, or -1 when they do not
+	 * fit.  encode uses it, and so do health checks.  NULL means
+	 * sy_backend_bearer.
+	 */
+	int (*credentials)(const struct sy_endpoint *ep, char *buf, size_t len);
 	/* Path probed by health checks, relative to the base path. */
 	const char *health_path;
 };
+
+/*
+ * Writes "Authorization: Bearer <key>\r\n" into buf when ep has an API key
+ * ("" otherwise); returns the bytes written, or -1 when it does not fit.
+ */
+int sy_backend_bearer(const struct sy_endpoint *ep, char *buf, size_t len);
+
+/* Writes the credential header lines of kind for ep into buf (see credentials). */
+int sy_backend_credentials(const struct sy_backend_kind *kind,
+    const struct sy_endpoint *ep, char *buf, size_t len);
 
 /* The adapter for kind name ("openai", ...), or NULL. */
 const struct sy_backend_kind *sy_backend_kind_find(const char *name);

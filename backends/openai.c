@@ -90,9 +90,7 @@ openai_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	char *text;
 
 	snprintf(up->path, sizeof up->path, "%s", api_paths[req->api]);
-	if (ep->api_key != NULL)
-		snprintf(up->headers, sizeof up->headers,
-		    "Authorization: Bearer %s\r\n", ep->api_key);
+	sy_backend_bearer(ep, up->headers, sizeof up->headers);
 	if (!rename && !add_usage) {
 		evbuffer_add(out, evbuffer_pullup(req->raw, -1),
 		    evbuffer_get_length(req->raw));

@@ -1,11 +1,22 @@
 /* The backend registry: every wire-protocol adapter, found by kind name. */
+#include <stdio.h>
+
 #include "backend.h"
+#include "config.h"
 #include "util.h"
 
 extern const struct sy_backend_kind sy_backend_openai;
+extern const struct sy_backend_kind sy_backend_anthropic;
+extern const struct sy_backend_kind sy_backend_tgi;
+extern const struct sy_backend_kind sy_backend_ollama;
+extern const struct sy_backend_kind sy_backend_kserve;
 
 static const void *const kinds[] = {
 	&sy_backend_openai,
+	&sy_backend_anthropic,
+	&sy_backend_tgi,
+	&sy_backend_ollama,
+	&sy_backend_kserve,
 	NULL
 };
 
@@ -19,4 +30,30 @@ void
 sy_backend_kind_names(char *buf, size_t len)
 {
 	sy_registry_names(kinds, buf, len);
+}
+
+int
+sy_backend_bearer(const struct sy_endpoint *ep, char *buf, size_t len)
+{
+	int n;
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	if (ep->api_key == NULL)
+		return 0;
+	n = snprintf(buf, len, "Authorization: Bearer %s\r\n", ep->api_key);
+	if (n < 0 || (size_t)n >= len) {
+		buf[0] = '\0';
+		return -1;
+	}
+	return n;
+}
+
+int
+sy_backend_credentials(const struct sy_backend_kind *kind,
+    const struct sy_endpoint *ep, char *buf, size_t len)
+{
+	return kind->credentials != NULL ? kind->credentials(ep, buf, len) :
+	    sy_backend_bearer(ep, buf, len);
 }

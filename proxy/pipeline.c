@@ -402,8 +402,9 @@ on_done(void *arg)
 		stream_end(x);
 		return;
 	}
+	/* 529: Anthropic's "overloaded", a 503 by another name. */
 	if (x->upstream_status == 429 || (x->upstream_status >= 500 &&
-	    x->upstream_status <= 504)) {
+	    x->upstream_status <= 504) || x->upstream_status == 529) {
 		try_failed(x, x->upstream_status == 429 ? SY_RETRY_ON_429 :
 		    SY_RETRY_ON_5XX);
 		return;

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "backend.h"
 #include "config.h"
 #include "http1.h"
 #include "probe.h"
@@ -145,9 +146,9 @@ probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (p->call != NULL)
 		return;
-	snprintf(headers, sizeof headers, "Accept: */*\r\n%s%s%s",
-	    ep->api_key ? "Authorization: Bearer " : "",
-	    ep->api_key ? ep->api_key : "", ep->api_key ? "\r\n" : "");
+	snprintf(headers, sizeof headers, "Accept: */*\r\n");
+	sy_backend_credentials(ep->kind, ep, headers + strlen(headers),
+	    sizeof headers - strlen(headers));
 	if (p->kind == PROBE_HEALTH)
 		snprintf(target, sizeof target, "%s%s", ep->base_path,
 		    ep->health.path);
