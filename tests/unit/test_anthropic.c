@@ -8,34 +8,10 @@
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
+#include "sy_test_req.h"
 
 static const struct sy_backend_kind *anthropic;
 
-/* A request of api parsed from text, with the served model given. */
-static struct sy_req *
-make_req(enum sy_api api, const char *text, const char *model)
-{
-	static struct sy_req req;
-	static struct evbuffer *raw;
-	char *err = NULL;
-	int status;
-
-	if (req.body != NULL)
-		json_decref(req.body);
-	memset(&req, 0, sizeof req);
-	if (raw == NULL)
-		raw = evbuffer_new();
-	evbuffer_drain(raw, evbuffer_get_length(raw));
-	evbuffer_add(raw, text, strlen(text));
-	req.api = api;
-	req.raw = raw;
-	if (sy_req_parse(&req, raw, 64, &status, &err) != 0) {
-		printf("# parse failed: %s\n", err);
-		exit(2);
-	}
-	req.model = model ? model : req.client_model;
-	return &req;
-}
 
 static struct sy_endpoint plain_ep = { .name = "e" };
 static struct sy_endpoint keyed_ep = { .name = "k", .api_key = "sk-ant-123" };
@@ -50,7 +26,7 @@ static struct sy_upstream_req up;
 static json_t *
 encode_chat(const char *text, char **err)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, text, NULL);
+	struct sy_req *req = sy_test_req(SY_API_CHAT, text, NULL);
 	struct evbuffer *out = evbuffer_new();
 	json_t *obj = NULL;
 
@@ -101,7 +77,7 @@ str_at(json_t *obj, const char *path)
 
 SY_TEST(chat_goes_to_messages_with_the_key_and_api_version_headers)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\","
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\","
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL);
 	struct evbuffer *out = evbuffer_new();
 	char *err = NULL;
@@ -122,13 +98,13 @@ SY_TEST(completions_and_embeddings_are_refused_clearly)
 {
 	struct evbuffer *out = evbuffer_new();
 	char *err = NULL;
-	struct sy_req *req = make_req(SY_API_COMPLETIONS,
+	struct sy_req *req = sy_test_req(SY_API_COMPLETIONS,
 	    "{\"model\":\"m\",\"prompt\":\"x\"}", NULL);
 
 	SY_CHECK_INT(anthropic->encode(req, &plain_ep, out, &up, &err), -1);
 	SY_CHECK_STR(err, "the anthropic backend serves chat completions only");
 	free(err);
-	req = make_req(SY_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"x\"}",
+	req = sy_test_req(SY_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"x\"}",
 	    NULL);
 	SY_CHECK_INT(anthropic->encode(req, &plain_ep, out, &up, &err), -1);
 	SY_CHECK_STR(err, "the anthropic backend serves chat completions only");
@@ -139,7 +115,7 @@ SY_TEST(completions_and_embeddings_are_refused_clearly)
 
 SY_TEST(plain_conversation_keeps_string_contents_and_the_served_model)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"gpt-4o\","
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"gpt-4o\","
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
 	    "{\"role\":\"assistant\",\"content\":\"hello\"},"
 	    "{\"role\":\"user\",\"content\":\"bye\"}]}", "claude-sonnet-4-5");
@@ -429,7 +405,7 @@ SY_TEST(fields_that_change_nothing_are_accepted)
 static json_t *
 decode_text(int status, const char *text, struct sy_usage *u, char **err)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"alias\","
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"alias\","
 	    "\"messages\":[]}", "served");
 	struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
 	json_t *obj = NULL;
@@ -616,7 +592,7 @@ relay_text(const char *text, size_t len, int wants_usage, struct relay *r)
 	struct sy_sse sse;
 
 	memset(r, 0, sizeof *r);
-	r->req = make_req(SY_API_CHAT, "{\"model\":\"alias\",\"messages\":[],"
+	r->req = sy_test_req(SY_API_CHAT, "{\"model\":\"alias\",\"messages\":[],"
 	    "\"stream\":true}", "served");
 	r->req->client_wants_usage = wants_usage;
 	r->state = anthropic->stream_open(r->req);

@@ -10,34 +10,10 @@
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
+#include "sy_test_req.h"
 
 static const struct sy_backend_kind *kserve;
 
-/* A request of api parsed from text, with the served model given. */
-static struct sy_req *
-make_req(enum sy_api api, const char *text, const char *model)
-{
-	static struct sy_req req;
-	static struct evbuffer *raw;
-	char *err = NULL;
-	int status;
-
-	if (req.body != NULL)
-		json_decref(req.body);
-	memset(&req, 0, sizeof req);
-	if (raw == NULL)
-		raw = evbuffer_new();
-	evbuffer_drain(raw, evbuffer_get_length(raw));
-	evbuffer_add(raw, text, strlen(text));
-	req.api = api;
-	req.raw = raw;
-	if (sy_req_parse(&req, raw, 64, &status, &err) != 0) {
-		printf("# parse failed: %s\n", err);
-		exit(2);
-	}
-	req.model = model ? model : req.client_model;
-	return &req;
-}
 
 /* An endpoint without credentials, and one with an API key. */
 static struct sy_endpoint plain_ep = { .name = "e" };
@@ -51,7 +27,7 @@ static char *
 encode_text(const char *text, const char *model,
     const struct sy_endpoint *ep, char **err)
 {
-	struct sy_req *req = make_req(SY_API_EMBEDDINGS, text, model);
+	struct sy_req *req = sy_test_req(SY_API_EMBEDDINGS, text, model);
 	struct evbuffer *out = evbuffer_new();
 	char *s = NULL;
 	size_t len;
@@ -72,7 +48,7 @@ encode_text(const char *text, const char *model,
 static char *
 refusal(enum sy_api api, const char *text)
 {
-	struct sy_req *req = make_req(api, text, NULL);
+	struct sy_req *req = sy_test_req(api, text, NULL);
 	struct evbuffer *out = evbuffer_new();
 	char *err = NULL;
 
@@ -246,7 +222,7 @@ static int
 decode(const char *req_text, int status, const char *text,
     struct evbuffer *out, struct sy_usage *u, char **err)
 {
-	struct sy_req *req = make_req(SY_API_EMBEDDINGS, req_text, "e5-small");
+	struct sy_req *req = sy_test_req(SY_API_EMBEDDINGS, req_text, "e5-small");
 	struct evbuffer *body = evbuffer_new();
 	int rc;
 
@@ -530,7 +506,7 @@ SY_TEST(an_error_already_in_openai_shape_goes_through)
 
 SY_TEST(a_stream_event_is_answered_with_an_error_event)
 {
-	struct sy_req *req = make_req(SY_API_EMBEDDINGS,
+	struct sy_req *req = sy_test_req(SY_API_EMBEDDINGS,
 	    "{\"model\":\"m\",\"input\":\"x\"}", NULL);
 	struct sy_sse_event ev = { .event = "", .data = "{}", .data_len = 2,
 	    .id = "", .raw = "data: {}\n\n", .raw_len = 10 };

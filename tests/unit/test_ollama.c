@@ -9,35 +9,10 @@
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
+#include "sy_test_req.h"
 
 static const struct sy_backend_kind *ollama;
 
-/* A request of api parsed from text, with the served model given. */
-static struct sy_req *
-make_req(enum sy_api api, const char *text, const char *model)
-{
-	static struct sy_req req;
-	static struct evbuffer *raw;
-	char *err = NULL;
-	int status;
-
-	if (req.body != NULL)
-		json_decref(req.body);
-	memset(&req, 0, sizeof req);
-	if (raw == NULL)
-		raw = evbuffer_new();
-	evbuffer_drain(raw, evbuffer_get_length(raw));
-	evbuffer_add(raw, text, strlen(text));
-	req.api = api;
-	req.raw = raw;
-	if (sy_req_parse(&req, raw, 64, &status, &err) != 0) {
-		printf("# parse failed: %s\n", err);
-		exit(2);
-	}
-	req.model = model ? model : req.client_model;
-	snprintf(req.id, sizeof req.id, "r42");
-	return &req;
-}
 
 static struct sy_endpoint plain_ep = { .name = "e" };
 static struct sy_endpoint keyed_ep = { .name = "k", .api_key = "sk-123" };
@@ -49,7 +24,7 @@ static struct sy_upstream_req up;
 static json_t *
 encode(enum sy_api api, const char *text, const char *model, char **err)
 {
-	struct sy_req *req = make_req(api, text, model);
+	struct sy_req *req = sy_test_req(api, text, model);
 	struct evbuffer *out = evbuffer_new();
 	json_t *obj = NULL;
 
@@ -285,7 +260,7 @@ SY_TEST(embeddings_go_to_api_embed_without_stream)
 
 SY_TEST(api_key_goes_in_a_bearer_header)
 {
-	struct sy_req *req = make_req(SY_API_EMBEDDINGS,
+	struct sy_req *req = sy_test_req(SY_API_EMBEDDINGS,
 	    "{\"model\":\"m\",\"input\":\"x\"}", NULL);
 	struct evbuffer *out = evbuffer_new();
 	char *err = NULL;
@@ -303,7 +278,7 @@ static json_t *
 decode(enum sy_api api, const char *request, int status, const char *text,
     struct sy_usage *u, int *rc, char **err)
 {
-	struct sy_req *req = make_req(api, request, "llama3.2");
+	struct sy_req *req = sy_test_req(api, request, "llama3.2");
 	struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
 	json_t *obj;
 
@@ -408,7 +383,7 @@ SY_TEST(embed_answer_becomes_an_embeddings_list_numbers_as_sent)
 	    "\"total_duration\":14143917,\"load_duration\":1019500,"
 	    "\"prompt_eval_count\":8}";
 
-	req = make_req(SY_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":[\"a\",\"b\"]}",
+	req = sy_test_req(SY_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":[\"a\",\"b\"]}",
 	    NULL);
 	evbuffer_add(body, answer, strlen(answer));
 	u.prompt_tokens = u.completion_tokens = u.cached_tokens = -1;
@@ -552,7 +527,7 @@ relay(struct relay *r, enum sy_api api, const char *request, int wants_usage,
 	size_t len = strlen(ndjson), i, n;
 
 	memset(r, 0, sizeof *r);
-	r->req = make_req(api, request, "llama3.2");
+	r->req = sy_test_req(api, request, "llama3.2");
 	r->req->client_wants_usage = wants_usage;
 	r->state = ollama->stream_open(r->req);
 	r->out = evbuffer_new();

@@ -8,34 +8,10 @@
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
+#include "sy_test_req.h"
 
 static const struct sy_backend_kind *openai;
 
-/* A request of api parsed from text, with the served model given. */
-static struct sy_req *
-make_req(enum sy_api api, const char *text, const char *model)
-{
-	static struct sy_req req;
-	static struct evbuffer *raw;
-	char *err = NULL;
-	int status;
-
-	if (req.body != NULL)
-		json_decref(req.body);
-	memset(&req, 0, sizeof req);
-	if (raw == NULL)
-		raw = evbuffer_new();
-	evbuffer_drain(raw, evbuffer_get_length(raw));
-	evbuffer_add(raw, text, strlen(text));
-	req.api = api;
-	req.raw = raw;
-	if (sy_req_parse(&req, raw, 64, &status, &err) != 0) {
-		printf("# parse failed: %s\n", err);
-		exit(2);
-	}
-	req.model = model ? model : req.client_model;
-	return &req;
-}
 
 /* An endpoint without credentials, and one with an API key. */
 static struct sy_endpoint plain_ep = { .name = "e" };
@@ -90,7 +66,7 @@ SY_TEST(unchanged_request_is_forwarded_byte_for_byte)
 {
 	const char *text = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
 	    "\"model\":\"m\",\"z\":1, \"a\" : [ 1 ]}";
-	struct sy_req *req = make_req(SY_API_CHAT, text, NULL);
+	struct sy_req *req = sy_test_req(SY_API_CHAT, text, NULL);
 	struct evbuffer *out = evbuffer_new();
 	char *err = NULL;
 
@@ -105,7 +81,7 @@ SY_TEST(unchanged_request_is_forwarded_byte_for_byte)
 
 SY_TEST(api_key_goes_in_a_bearer_header)
 {
-	struct sy_req *req = make_req(SY_API_EMBEDDINGS,
+	struct sy_req *req = sy_test_req(SY_API_EMBEDDINGS,
 	    "{\"model\":\"m\",\"input\":\"x\"}", NULL);
 	struct evbuffer *out = evbuffer_new();
 	char *err = NULL;
@@ -119,7 +95,7 @@ SY_TEST(api_key_goes_in_a_bearer_header)
 
 SY_TEST(alias_renames_the_model_and_keeps_every_other_field)
 {
-	struct sy_req *req = make_req(SY_API_COMPLETIONS,
+	struct sy_req *req = sy_test_req(SY_API_COMPLETIONS,
 	    "{\"model\":\"gpt-4o\",\"prompt\":\"x\",\"seed\":7}", "llama-3-8b");
 	const char *path;
 	json_t *obj = encoded(req, &path);
@@ -133,7 +109,7 @@ SY_TEST(alias_renames_the_model_and_keeps_every_other_field)
 
 SY_TEST(stream_asks_for_usage_and_keeps_other_stream_options)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[],"
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[],"
 	    "\"stream\":true,\"stream_options\":{\"continuous_usage_stats\":false}}", NULL);
 	const char *path;
 	json_t *obj = encoded(req, &path), *opts;
@@ -175,7 +151,7 @@ relay_fixture(const char *name, int wants_usage, struct relay *r)
 	struct sy_sse sse;
 
 	memset(r, 0, sizeof *r);
-	r->req = make_req(SY_API_CHAT, "{\"model\":\"tiny-llama\",\"messages\":[],"
+	r->req = sy_test_req(SY_API_CHAT, "{\"model\":\"tiny-llama\",\"messages\":[],"
 	    "\"stream\":true}", NULL);
 	r->req->client_wants_usage = wants_usage;
 	r->out = evbuffer_new();
@@ -241,7 +217,7 @@ SY_TEST(error_event_mid_stream_is_reported_and_relayed)
 
 SY_TEST(decode_wraps_a_non_json_error_in_openai_shape)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
 	struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
 	struct sy_usage u = { -1, -1, -1 };
 	char *err = NULL;
@@ -263,7 +239,7 @@ SY_TEST(decode_wraps_a_non_json_error_in_openai_shape)
 
 SY_TEST(decode_rejects_a_non_json_answer_and_accepts_an_error_body)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
 	struct evbuffer *body = evbuffer_new(), *out = evbuffer_new();
 	struct sy_usage u = { -1, -1, -1 };
 	char *err = NULL, *text;
@@ -290,7 +266,7 @@ static int
 decode_text(int status, const char *text, struct evbuffer *out,
     struct sy_usage *u, char **err)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[]}", NULL);
 	struct evbuffer *body = evbuffer_new();
 	int rc;
 
@@ -399,7 +375,7 @@ SY_TEST(decode_keeps_an_error_body_and_wraps_other_json)
 static enum sy_stream_verdict
 verdict_on(const char *data, int wants_usage, struct sy_usage *u)
 {
-	struct sy_req *req = make_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[],"
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\",\"messages\":[],"
 	    "\"stream\":true}", NULL);
 	struct evbuffer *out = evbuffer_new();
 	struct sy_sse_event ev;

@@ -8,34 +8,18 @@
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
+#include "sy_test_req.h"
 
 static const struct sy_backend_kind *tgi;
 
-/* A request of api parsed from text, served as model "m". */
+/* A request of api parsed from text, served as model "served-m", id "req-1". */
 static struct sy_req *
 make_req(enum sy_api api, const char *text)
 {
-	static struct sy_req req;
-	static struct evbuffer *raw;
-	char *err = NULL;
-	int status;
+	struct sy_req *req = sy_test_req(api, text, "served-m");
 
-	if (req.body != NULL)
-		json_decref(req.body);
-	memset(&req, 0, sizeof req);
-	if (raw == NULL)
-		raw = evbuffer_new();
-	evbuffer_drain(raw, evbuffer_get_length(raw));
-	evbuffer_add(raw, text, strlen(text));
-	req.api = api;
-	req.raw = raw;
-	if (sy_req_parse(&req, raw, 64, &status, &err) != 0) {
-		printf("# parse failed: %s\n", err);
-		exit(2);
-	}
-	req.model = "served-m";
-	snprintf(req.id, sizeof req.id, "req-1");
-	return &req;
+	snprintf(req->id, sizeof req->id, "req-1");
+	return req;
 }
 
 static struct sy_endpoint plain_ep = { .name = "e" };
