@@ -11,6 +11,7 @@
 
 #include "accesslog.h"
 #include "backend.h"
+#include "clientapi.h"
 #include "config.h"
 #include "http1.h"
 #include "metrics.h"
@@ -70,6 +71,13 @@ struct exchange {
 	int last_status;
 	const char *last_code;
 	char last_msg[200];
+
+	/* A client speaking another API than OpenAI's (NULL: OpenAI). */
+	const struct sy_client_api *client;
+	struct evbuffer *canon;		/* its request in the canonical form */
+	void *cstate;			/* its stream translation */
+	struct sy_sse csse;		/* splits canonical events for it */
+	struct evbuffer *cout;		/* its events */
 
 	/* Routes taken: the client's, then fallbacks. */
 	struct sy_route *first_route;
@@ -167,6 +175,13 @@ finish(struct exchange *x)
 	if (x->resp != NULL)
 		evbuffer_free(x->resp);
 	stream_drop(x);
+	if (x->cstate != NULL) {
+		x->client->stream_close(x->cstate);
+		sy_sse_free(&x->csse);
+		evbuffer_free(x->cout);
+	}
+	if (x->canon != NULL)
+		evbuffer_free(x->canon);
 	free(x->path);
 	sy_req_clear(req);
 	free(x);
@@ -180,48 +195,135 @@ set_error(struct exchange *x, const char *msg)
 		x->req.error = sy_xstrdup(msg);
 }
 
-/* Answers the client with an error and ends the exchange. */
+/* Answers the client with an error (in its API's shape) and ends the exchange. */
 static void
 fail(struct exchange *x, int status, const char *type, const char *code,
     const char *message, const char *more_headers)
 {
 	char headers[256];
+	struct evbuffer *body;
 
 	set_error(x, message);
 	x->req.status = status;
 	if (x->conn != NULL) {
 		snprintf(headers, sizeof headers, "%s%s", x->headers,
 		    more_headers ? more_headers : "");
-		x->req.bytes_out = 0;
-		sy_respond_error(x->conn, status, type, code, message, headers);
+		if (x->client == NULL) {
+			x->req.bytes_out = 0;
+			sy_respond_error(x->conn, status, type, code, message,
+			    headers);
+		} else {
+			body = evbuffer_new();
+			x->client->error(body, status, type, code, message);
+			x->req.bytes_out = evbuffer_get_length(body);
+			sy_conn_respond(x->conn, status, "application/json",
+			    headers, body);
+			evbuffer_free(body);
+		}
 	}
 	finish(x);
 }
 
-/* Answers with body (a JSON document) and ends the exchange. */
+/*
+ * Turns a canonical answer body (status) into the client's API: an answer
+ * through its response translator, an OpenAI error into its error shape.
+ * Returns the body to send (body itself for OpenAI clients), or NULL after
+ * answering a 502 when the answer cannot be translated.
+ */
+static struct evbuffer *
+client_body(struct exchange *x, int status, struct evbuffer *body)
+{
+	struct evbuffer *out;
+	json_t *obj, *e;
+	char *err = NULL;
+
+	if (x->client == NULL)
+		return body;
+	out = evbuffer_new();
+	if (status < 400) {
+		if (x->client->response(body, x->req.client_model, out,
+		    &err) == 0)
+			return out;
+		evbuffer_free(out);
+		fail(x, 502, "server_error", "bad_gateway", err, NULL);
+		free(err);
+		return NULL;
+	}
+	obj = json_loadb((const char *)evbuffer_pullup(body, -1),
+	    evbuffer_get_length(body), 0, NULL);
+	e = json_object_get(obj, "error");
+	x->client->error(out, status,
+	    json_string_value(json_object_get(e, "type")),
+	    json_string_value(json_object_get(e, "code")),
+	    json_is_string(json_object_get(e, "message")) ?
+	    json_string_value(json_object_get(e, "message")) :
+	    "the backend returned an error");
+	json_decref(obj);
+	return out;
+}
+
+/* Answers with body (a JSON document, canonical) and ends the exchange. */
 static void
 respond_body(struct exchange *x, int status, struct evbuffer *body,
     const char *more_headers)
 {
+	struct evbuffer *out;
 	char headers[256];
 
+	if ((out = client_body(x, status, body)) == NULL)
+		return;
 	snprintf(headers, sizeof headers, "%s%s", x->headers,
 	    more_headers ? more_headers : "");
 	x->req.status = status;
-	x->req.bytes_out = evbuffer_get_length(body);
+	x->req.bytes_out = evbuffer_get_length(out);
 	if (x->conn != NULL)
 		sy_conn_respond(x->conn, status, "application/json", headers,
-		    body);
+		    out);
+	if (out != body)
+		evbuffer_free(out);
 	finish(x);
 }
 
 /* ==== Relaying a stream ==== */
+
+static int
+on_client_event(const struct sy_sse_event *ev, void *arg)
+{
+	struct exchange *x = arg;
+
+	x->client->stream_event(x->cstate, ev, x->cout);
+	return 0;
+}
+
+/*
+ * The events to send: x->out as it is for OpenAI clients, else translated
+ * into the client's API (x->out drained).
+ */
+static struct evbuffer *
+client_events(struct exchange *x)
+{
+	size_t len = evbuffer_get_length(x->out);
+
+	if (x->client == NULL)
+		return x->out;
+	if (x->cstate == NULL) {
+		x->cstate = x->client->stream_open(x->req.client_model);
+		sy_sse_init(&x->csse, 0);
+		x->cout = evbuffer_new();
+	}
+	if (len > 0)
+		sy_sse_feed(&x->csse, (const char *)evbuffer_pullup(x->out, -1),
+		    len, on_client_event, x);
+	evbuffer_drain(x->out, len);
+	return x->cout;
+}
 
 /* Sends what x->out holds to the client, starting the response if needed. */
 static void
 stream_flush(struct exchange *x)
 {
 	size_t len = evbuffer_get_length(x->out);
+	struct evbuffer *out;
 
 	if (len == 0 || x->conn == NULL)
 		return;
@@ -231,8 +333,9 @@ stream_flush(struct exchange *x)
 		x->req.t_first_byte = sy_now_us();
 		sy_conn_stream_start(x->conn, 200, "text/event-stream", x->headers);
 	}
-	x->req.bytes_out += len;
-	sy_conn_stream_write(x->conn, x->out);
+	out = client_events(x);
+	x->req.bytes_out += evbuffer_get_length(out);
+	sy_conn_stream_write(x->conn, out);
 	if (!x->paused && sy_conn_pending(x->conn) > STREAM_BACKLOG_MAX &&
 	    x->call != NULL) {
 		x->paused = 1;
@@ -258,6 +361,7 @@ static void
 client_end(struct exchange *x)
 {
 	size_t len = x->out != NULL ? evbuffer_get_length(x->out) : 0;
+	struct evbuffer *out;
 
 	if (x->conn == NULL)
 		return;
@@ -269,8 +373,9 @@ client_end(struct exchange *x)
 		sy_conn_stream_start(x->conn, 200, "text/event-stream",
 		    x->headers);
 	}
-	x->req.bytes_out += len;
-	sy_conn_stream_end(x->conn, x->out);
+	out = x->out != NULL ? client_events(x) : NULL;
+	x->req.bytes_out += out != NULL ? evbuffer_get_length(out) : 0;
+	sy_conn_stream_end(x->conn, out);
 	x->conn = NULL;
 	x->req.t_end = sy_now_us();
 }
@@ -927,6 +1032,42 @@ proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 	start_route(x, route, req->client_model);
 }
 
+/*
+ * A request in another client API (POST /v1/messages: Anthropic's): turned
+ * into the canonical form, which then takes the same way as OpenAI's.
+ * Streams ask for usage, which the client's stream translation reports.
+ */
+static void
+proxy_client(struct exchange *x, const struct sy_client_api *client,
+    struct evbuffer *body)
+{
+	size_t len = evbuffer_get_length(body);
+	json_t *canon, *opts;
+	char *err = NULL, *text;
+
+	x->client = client;
+	x->req.client_api = client->name;
+	canon = client->request(len ? (const char *)evbuffer_pullup(body, -1) :
+	    "", len, &err);
+	if (canon == NULL) {
+		fail(x, 400, "invalid_request_error", NULL, err, NULL);
+		free(err);
+		return;
+	}
+	if (json_is_true(json_object_get(canon, "stream"))) {
+		opts = json_object();
+		json_object_set_new(opts, "include_usage", json_true());
+		json_object_set_new(canon, "stream_options", opts);
+	}
+	text = json_dumps(canon, JSON_COMPACT);
+	json_decref(canon);
+	x->canon = evbuffer_new();
+	if (text != NULL)
+		evbuffer_add(x->canon, text, strlen(text));
+	free(text);
+	proxy(x, SY_API_CHAT, x->canon);
+}
+
 /* GET /v1/models: the models this config serves, in OpenAI's list shape. */
 static void
 list_models(struct exchange *x)
@@ -1067,6 +1208,16 @@ sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 		proxy(x, api_paths[i].api, body);
 		return;
 	}
+	if (strcmp(x->path, "/v1/messages") == 0) {
+		if (!post) {
+			x->client = &sy_client_anthropic;
+			fail(x, 405, "invalid_request_error", "method_not_allowed",
+			    "use POST for this path", "Allow: POST\r\n");
+			return;
+		}
+		proxy_client(x, &sy_client_anthropic, body);
+		return;
+	}
 	if (strcmp(x->path, "/v1/models") == 0 || strcmp(x->path, "/healthz") == 0) {
 		if (!get) {
 			fail(x, 405, "invalid_request_error", "method_not_allowed",
@@ -1082,5 +1233,6 @@ sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 	}
 	fail(x, 404, "invalid_request_error", "not_found",
 	    "no such path; switchyard serves /v1/chat/completions, "
-	    "/v1/completions, /v1/embeddings and /v1/models", NULL);
+	    "/v1/completions, /v1/embeddings, /v1/messages and /v1/models",
+	    NULL);
 }
