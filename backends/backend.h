@@ -102,6 +102,26 @@ const struct sy_backend_kind *sy_backend_kind_find(const char *name);
 /* Writes the known kind names, comma separated, into buf. */
 void sy_backend_kind_names(char *buf, size_t len);
 
+/* ==== Shared by the OpenAI-shaped kinds (openai, azure) ==== */
+
+/* The API path of api (enum sy_api): "/chat/completions", ... */
+const char *sy_openai_path(int api);
+
+/*
+ * Appends req's body for an OpenAI-shaped backend: the client's bytes when
+ * nothing needs changing, else with the served model and include_usage.
+ * Returns 0, or -1 with *err malloc'd.
+ */
+int sy_openai_body(const struct sy_req *req, struct evbuffer *out, char **err);
+
+/* The openai kind's decode and stream_event (see struct sy_backend_kind). */
+int sy_openai_decode(const struct sy_req *req, int status,
+    struct evbuffer *body, struct evbuffer *out, struct sy_usage *usage,
+    char **err);
+enum sy_stream_verdict sy_openai_stream_event(void *state,
+    const struct sy_req *req, const struct sy_sse_event *ev,
+    struct evbuffer *out, struct sy_usage *usage);
+
 /*
  * Reads OpenAI's "usage" member of obj (prompt_tokens, completion_tokens,
  * prompt_tokens_details.cached_tokens) into u, leaving counts it lacks

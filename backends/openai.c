@@ -11,7 +11,7 @@
 #include "sse.h"
 #include "util.h"
 
-static const char *api_paths[] = {
+static const char *const api_paths[] = {
 	"/chat/completions", "/completions", "/embeddings"
 };
 
@@ -80,17 +80,20 @@ usage_read(const char *text, size_t len, struct sy_usage *u)
  * The body goes out as the client sent it unless the model was renamed or
  * a stream lacks include_usage; then a shallow copy is re-serialised.
  */
-static int
-openai_encode(const struct sy_req *req, const struct sy_endpoint *ep,
-    struct evbuffer *out, struct sy_upstream_req *up, char **err)
+const char *
+sy_openai_path(int api)
+{
+	return api_paths[api];
+}
+
+int
+sy_openai_body(const struct sy_req *req, struct evbuffer *out, char **err)
 {
 	int rename = strcmp(req->model, req->client_model) != 0;
 	int add_usage = req->stream && !req->client_wants_usage;
 	json_t *copy, *opts;
 	char *text;
 
-	snprintf(up->path, sizeof up->path, "%s", api_paths[req->api]);
-	sy_backend_bearer(ep, up->headers, sizeof up->headers);
 	if (!rename && !add_usage) {
 		evbuffer_add(out, evbuffer_pullup(req->raw, -1),
 		    evbuffer_get_length(req->raw));
@@ -114,6 +117,16 @@ openai_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	evbuffer_add(out, text, strlen(text));
 	free(text);
 	return 0;
+}
+
+/* The API path after the base path, and the key as a Bearer token. */
+static int
+openai_encode(const struct sy_req *req, const struct sy_endpoint *ep,
+    struct evbuffer *out, struct sy_upstream_req *up, char **err)
+{
+	snprintf(up->path, sizeof up->path, "%s", sy_openai_path(req->api));
+	sy_backend_bearer(ep, up->headers, sizeof up->headers);
+	return sy_openai_body(req, out, err);
 }
 
 /*
@@ -144,8 +157,8 @@ wrap_error(int status, struct evbuffer *body, struct evbuffer *out)
  * tree: an error status without OpenAI's error shape is wrapped into it,
  * a success that is not a JSON object is refused.
  */
-static int
-openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
+int
+sy_openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
     struct evbuffer *out, struct sy_usage *usage, char **err)
 {
 	size_t len = evbuffer_get_length(body);
@@ -178,8 +191,8 @@ mentions_usage_or_error(const struct sy_sse_event *ev)
 	    memmem(ev->data, ev->data_len, "\"error\"", 7) != NULL;
 }
 
-static enum sy_stream_verdict
-openai_stream_event(void *state, const struct sy_req *req,
+enum sy_stream_verdict
+sy_openai_stream_event(void *state, const struct sy_req *req,
     const struct sy_sse_event *ev,
     struct evbuffer *out, struct sy_usage *usage)
 {
@@ -212,7 +225,7 @@ const struct sy_backend_kind sy_backend_openai = {
 	.name = "openai",
 	.framing = SY_FRAMING_SSE,
 	.encode = openai_encode,
-	.decode = openai_decode,
-	.stream_event = openai_stream_event,
+	.decode = sy_openai_decode,
+	.stream_event = sy_openai_stream_event,
 	.health_path = "/models"
 };

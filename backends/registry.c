@@ -6,6 +6,7 @@
 #include "util.h"
 
 extern const struct sy_backend_kind sy_backend_openai;
+extern const struct sy_backend_kind sy_backend_azure;
 extern const struct sy_backend_kind sy_backend_anthropic;
 extern const struct sy_backend_kind sy_backend_tgi;
 extern const struct sy_backend_kind sy_backend_ollama;
@@ -13,6 +14,7 @@ extern const struct sy_backend_kind sy_backend_kserve;
 
 static const void *const kinds[] = {
 	&sy_backend_openai,
+	&sy_backend_azure,
 	&sy_backend_anthropic,
 	&sy_backend_tgi,
 	&sy_backend_ollama,

@@ -37,7 +37,7 @@ static const char *const limit_keys[] = {
 };
 static const char *const backend_keys[] = {
 	"name", "url", "kind", "models", "weight", "max_concurrency",
-	"api_key_env", "tls", "health", "metrics", NULL
+	"api_key_env", "api_version", "tls", "health", "metrics", NULL
 };
 static const char *const tls_keys[] = { "ca_file", "verify", NULL };
 static const char *const health_keys[] = {
@@ -1475,6 +1475,13 @@ load_backend(struct ctx *c, const json_t *b, const char *path,
 		else
 			ep->api_key = sy_xstrdup(s);
 	}
+	if (get_string(c, b, path, "api_version", 0, &key) == 1) {
+		path_key(p, path, "api_version");
+		if (strcmp(ep->kind ? ep->kind->name : "", "azure") != 0)
+			fail(c, p, "only the azure kind takes an api_version");
+		else
+			ep->api_version = sy_xstrdup(key);
+	}
 	backend_tls(c, b, path, ep, url_ok);
 	backend_health(c, b, path, ep);
 	backend_scrape(c, b, path, ep);
@@ -2227,6 +2234,7 @@ config_free(struct sy_config *cfg)
 			free(ep->models[j]);
 		free(ep->models);
 		free(ep->api_key_env);
+		free(ep->api_version);
 		free(ep->api_key);
 		free(ep->ca_file);
 		free(ep->health.path);

@@ -79,6 +79,7 @@ struct sy_endpoint {
 	unsigned max_concurrency;	/* 0: unlimited */
 	char *api_key_env;		/* NULL or the variable's name */
 	char *api_key;			/* its value at load time, or NULL */
+	char *api_version;		/* the azure kind's api-version, or NULL */
 	char *ca_file;			/* NULL: the system's CA store */
 	int tls_verify;			/* default 1 */
 	struct sy_health_check health;

@@ -538,6 +538,26 @@ class ClientAndBackendEdges(unittest.TestCase):
         self.assertIn("cannot listen", r.stderr)
 
 
+class Azure(unittest.TestCase):
+    """An Azure OpenAI deployment (sy-sim stands in: the base URL names the deployment)."""
+
+    def test_azure_gets_the_api_version_and_the_api_key_header(self):
+        sim = free_port()
+        start(self, [binary("sy-sim"), "--port", str(sim), "--speed", "0", "--quiet"], port=sim)
+        gw = Gateway(self, {"backends": [{"name": "az", "kind": "azure", "url": "http://127.0.0.1:%d/v1" % sim,
+                                          "api_key_env": "AZ_KEY", "api_version": "2025-01-01"}],
+                            "routes": [{"name": "r", "models": ["gpt-4o"]}]}, env={"AZ_KEY": "az-secret"})
+        r = gw.post("/v1/chat/completions", chat(model="gpt-4o"))
+        self.assertEqual(r.status, 200, r.body)
+        status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions", chat(model="gpt-4o", stream=True))
+        self.assertEqual(events[-1]["data"], "[DONE]")
+        seen = request(sim, "GET", "/sim/requests").json()
+        self.assertEqual([q["path"] for q in seen], ["/v1/chat/completions?api-version=2025-01-01"] * 2)
+        self.assertEqual(seen[0]["headers"]["api-key"], "az-secret")
+        self.assertNotIn("authorization", seen[0]["headers"])
+        self.assertEqual(gw.log_lines(2)[-1]["backend_kind"], "azure")
+
+
 class Admin(SimCase):
     def test_metrics_pass_promtool_and_count_requests(self):
         for _ in range(3):

@@ -2,7 +2,7 @@
 // package pinned in package.json): one sy-sim replica per wire protocol, a
 // switchyard with one backend of each kind in front, and chat completions
 // (whole and streamed), completions, embeddings and errors sent with the SDK
-// through switchyard to every kind that serves them.
+// through switchyard to every kind that serves them. The fleet is fleet.mjs's.
 //
 //   node --test tests/sdk/openai.test.mjs          # binaries in ../../_build
 //   SY_BUILDDIR=/tmp/b node --test tests/sdk/openai.test.mjs
@@ -12,190 +12,32 @@
 // are the ones automake's TAP driver counts.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import OpenAI from "openai";
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-// SY_BUILDDIR is taken from the current directory; the default, from this file's.
-const BUILDDIR = process.env.SY_BUILDDIR
-  ? path.resolve(process.env.SY_BUILDDIR)
-  : path.resolve(here, "..", "..", "_build");
-const ANTHROPIC_KEY = "sk-sdk-test-key";
-const MAX_TOKENS = 8; // sy-sim runs with --output-tokens fixed:8
-
-// One sy-sim replica per kind, on consecutive ports, in this order.
-const KINDS = ["openai", "anthropic", "tgi", "ollama", "kserve"];
-const CHAT_KINDS = ["openai", "anthropic", "tgi", "ollama"];
-const COMPLETION_KINDS = ["openai", "tgi", "ollama"];
-const EMBEDDING_KINDS = ["openai", "ollama", "kserve"];
+import {
+  ANTHROPIC_KEY, CHAT_KINDS, COMPLETION_KINDS, EMBEDDING_KINDS, KINDS, MAX_TOKENS,
+  startFleet, stopFleet,
+} from "./fleet.mjs";
 
 // finish_reason with max_tokens 8: OpenAI's max_tokens is sy-sim's exact
 // length ("length"); the other protocols take it as a cap, and the drawn
 // length (8) does not exceed it ("stop").
 const FINISH = { openai: "length", anthropic: "stop", tgi: "stop", ollama: "stop" };
 
-const children = [];
-let tmpdir;
 let simPort;
 let client;
 
-// ---- processes and ports ------------------------------------------------
-
-function listenOn(port) {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen({ host: "127.0.0.1", port, exclusive: true }, () => resolve(srv));
-  });
-}
-
-function closeAll(servers) {
-  return Promise.all(servers.map((s) => new Promise((r) => s.close(() => r()))));
-}
-
-// n consecutive free ports on 127.0.0.1 (the first one is returned): port 0
-// picks the first, the others must bind too.
-async function freePorts(n) {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const first = await listenOn(0);
-    const base = first.address().port;
-    const held = [first];
-    try {
-      if (base + n > 65535) continue;
-      for (let i = 1; i < n; i++) held.push(await listenOn(base + i));
-      return base;
-    } catch {
-      // taken: try another base
-    } finally {
-      await closeAll(held);
-    }
-  }
-  throw new Error("no free ports");
-}
-
-function start(name, argv, env) {
-  const child = spawn(argv[0], argv.slice(1), {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.output = "";
-  const keep = (d) => {
-    if (child.output.length < 65536) child.output += d.toString();
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  child.exited = new Promise((resolve) => {
-    child.once("exit", (code, sig) => resolve(code ?? sig));
-    child.once("error", (e) => {
-      // Not started (e.g. ENOENT): there will be no "exit".
-      child.failed = e;
-      child.output += String(e);
-      resolve(null);
-    });
-  });
-  child.label = name;
-  children.push(child);
-  return child;
-}
-
-async function waitPort(port, child, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.failed) throw new Error(`${child.label} did not start: ${child.failed}`);
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${child.label} exited (${child.exitCode ?? child.signalCode}) before ` +
-        `listening on ${port}:\n${child.output}`);
-    }
-    const ok = await new Promise((resolve) => {
-      const s = net.connect({ host: "127.0.0.1", port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) {
-      throw new Error(`${child.label}: nothing listens on ${port}:\n${child.output}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function stop(child) {
-  if (child.failed || child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await child.exited;
-  clearTimeout(timer);
-}
-
-// Last resort if the runner dies between before and after.
-process.once("exit", () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  }
-});
-
 before(async () => {
-  tmpdir = mkdtempSync(path.join(os.tmpdir(), "sy-sdk-"));
-  simPort = await freePorts(KINDS.length);
-  const sim = start("sy-sim", [
-    path.join(BUILDDIR, "sy-sim"), "--port", String(simPort), "--replicas", String(KINDS.length),
-    "--speed", "0", "--output-tokens", `fixed:${MAX_TOKENS}`, "--quiet",
-  ]);
-  for (let i = 0; i < KINDS.length; i++) await waitPort(simPort + i, sim);
-
-  const port = await freePorts(1);
-  const url = (kind) => {
-    const root = `http://127.0.0.1:${simPort + KINDS.indexOf(kind)}`;
-    return kind === "openai" || kind === "anthropic" ? `${root}/v1` : root;
-  };
-  const backends = KINDS.map((kind) => {
-    const b = { name: `sim-${kind}`, url: url(kind), kind };
-    if (kind === "anthropic") b.api_key_env = "SY_SDK_ANTHROPIC_KEY";
-    return b;
-  });
-  const routes = KINDS.map((kind) => ({
-    name: `r-${kind}`,
-    models: [
-      ...(CHAT_KINDS.includes(kind) ? [`m-${kind}`] : []),
-      ...(EMBEDDING_KINDS.includes(kind) ? [`e-${kind}`] : []),
-    ],
-    backends: [`sim-${kind}`],
-    retries: { max: 0 },
-  }));
-  const config = {
-    listen: `127.0.0.1:${port}`,
-    admin: null,
-    workers: 2,
-    access_log: "off",
-    timeouts: { drain_ms: 0 },
-    backends,
-    routes,
-  };
-  const cfgPath = path.join(tmpdir, "switchyard.json");
-  writeFileSync(cfgPath, JSON.stringify(config, null, 1));
-  const gw = start("switchyard", [path.join(BUILDDIR, "switchyard"), "-c", cfgPath],
-    { SY_SDK_ANTHROPIC_KEY: ANTHROPIC_KEY });
-  await waitPort(port, gw);
-
+  const fleet = await startFleet();
+  simPort = fleet.simPort;
   client = new OpenAI({
-    baseURL: `http://127.0.0.1:${port}/v1`,
+    baseURL: `http://127.0.0.1:${fleet.gatewayPort}/v1`,
     apiKey: "test",
     maxRetries: 0,
     timeout: 10000,
   });
 });
 
-after(async () => {
-  await Promise.all(children.map(stop));
-  if (tmpdir) rmSync(tmpdir, { recursive: true, force: true });
-});
+after(stopFleet);
 
 // ---- helpers --------------------------------------------------------------
 

@@ -1,13 +1,14 @@
 #!/bin/sh
-# The OpenAI SDK tests (openai.test.mjs) as one TAP test of `make check`:
-# installs the pinned SDK with `npm ci` when it is missing (this needs the npm
-# registry once), then runs the tests with node's TAP reporter. Everything
-# but the TAP goes to stderr (the test's log).
+# The SDK tests (openai.test.mjs with the OpenAI SDK, anthropic.test.mjs with
+# the Anthropic SDK, both on fleet.mjs's fleet) as one TAP test of `make
+# check`: installs the pinned SDKs with `npm ci` when either is missing or at
+# another version (this needs the npm registry once), then runs the tests with
+# node's TAP reporter. Everything but the TAP goes to stderr (the test's log).
 srcdir=${SY_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 SY_BUILDDIR=${SY_BUILDDIR:-$srcdir/_build}
 case $SY_BUILDDIR in /*) ;; *) SY_BUILDDIR=$(pwd)/$SY_BUILDDIR ;; esac
 export SY_BUILDDIR
-# The SDK is installed beside the build, not in the sources (which may be
+# The SDKs are installed beside the build, not in the sources (which may be
 # read-only, as under `make distcheck`).
 sdk=$SY_BUILDDIR/tests/sdk-node
 
@@ -19,18 +20,25 @@ fail() {
 
 command -v node >/dev/null 2>&1 || fail "node is not installed (Debian: nodejs)"
 mkdir -p "$sdk" && cd "$sdk" || fail "cannot make $sdk"
-for f in package.json package-lock.json openai.test.mjs; do
+for f in package.json package-lock.json fleet.mjs openai.test.mjs anthropic.test.mjs; do
 	cp -f "$srcdir/tests/sdk/$f" . || fail "cannot copy tests/sdk/$f"
 done
 
-# npm ci when node_modules lacks the SDK version that package.json pins.
-pinned=$(node -p 'require("./package.json").dependencies.openai' 2>/dev/null)
-installed=$(node -p 'require("./node_modules/openai/package.json").version' 2>/dev/null)
-if [ -z "$pinned" ] || [ "$pinned" != "$installed" ]; then
+# npm ci when node_modules lacks a package at the version package.json pins.
+need_ci=
+for pkg in openai @anthropic-ai/sdk; do
+	pinned=$(node -p "require('./package.json').dependencies['$pkg']" 2>/dev/null)
+	installed=$(node -p "require('./node_modules/$pkg/package.json').version" 2>/dev/null)
+	if [ -z "$pinned" ] || [ "$pinned" = undefined ] || [ "$pinned" != "$installed" ]; then
+		echo "$pkg: pinned ${pinned:-none}, installed ${installed:-none}" >&2
+		need_ci=yes
+	fi
+done
+if [ -n "$need_ci" ]; then
 	command -v npm >/dev/null 2>&1 || fail "npm is not installed (Debian: npm)"
-	echo "npm ci in $sdk (openai $pinned; installed: ${installed:-none})" >&2
+	echo "npm ci in $sdk" >&2
 	npm ci --no-audit --no-fund >&2 ||
 		fail "npm ci --no-audit --no-fund in $sdk failed (it needs the npm registry)"
 fi
 
-exec node --test --test-reporter=tap openai.test.mjs
+exec node --test --test-reporter=tap openai.test.mjs anthropic.test.mjs

@@ -521,7 +521,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "max_body_bytes, max_json_depth, max_connections\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
 	    "name, url, kind, models, weight, max_concurrency, api_key_env, "
-	    "tls, health, metrics\n"
+	    "api_version, tls, health, metrics\n"
 	    "t.json:6:25: backends[0].tls.verfy: unknown key \"verfy\"; known: "
 	    "ca_file, verify\n"
 	    "t.json:7:45: routes[0].polcy: unknown key \"polcy\"; known: name, "
@@ -838,6 +838,29 @@ SY_TEST(api_key_env_empty_is_rejected)
 	    "t.json:3:47: backends[0].api_key_env: environment variable "
 	    "SY_TEST_KEY_EMPTY is empty");
 	unsetenv("SY_TEST_KEY_EMPTY");
+}
+
+SY_TEST(api_version_is_read_for_azure)
+{
+	struct sy_config *cfg = load(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1/openai/deployments/d\", "
+	    "\"kind\": \"azure\", \"api_version\": \"2025-01-01\"}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_STR(cfg->endpoints[0].kind->name, "azure");
+	SY_CHECK_STR(cfg->endpoints[0].api_version, "2025-01-01");
+	sy_config_unref(cfg);
+}
+
+SY_TEST(api_version_is_refused_for_other_kinds)
+{
+	check_error(WITH_BACKEND(
+	    "{\"name\": \"a\", \"url\": \"https://127.0.0.1\", \"api_version\": "
+	    "\"x\"}"),
+	    "t.json:3:47: backends[0].api_version: only the azure kind takes "
+	    "an api_version");
 }
 
 SY_TEST(tls_settings_are_read_for_https)
@@ -2039,6 +2062,8 @@ main(void)
 	SY_RUN(api_key_env_reads_the_key_at_load);
 	SY_RUN(api_key_env_unset_is_rejected);
 	SY_RUN(api_key_env_empty_is_rejected);
+	SY_RUN(api_version_is_read_for_azure);
+	SY_RUN(api_version_is_refused_for_other_kinds);
 	SY_RUN(tls_settings_are_read_for_https);
 	SY_RUN(tls_settings_on_an_http_url_are_rejected);
 	SY_RUN(unreadable_ca_file_is_rejected);

@@ -93,6 +93,33 @@ SY_TEST(api_key_goes_in_a_bearer_header)
 	evbuffer_free(out);
 }
 
+SY_TEST(azure_puts_the_api_version_in_the_query_and_the_key_in_api_key)
+{
+	const struct sy_backend_kind *azure = sy_backend_kind_find("azure");
+	struct sy_endpoint ep = { .name = "az", .api_key = "az-key" };
+	struct sy_req *req = sy_test_req(SY_API_CHAT,
+	    "{\"model\":\"m\",\"messages\":[]}", NULL);
+	struct evbuffer *out = evbuffer_new();
+	char *err = NULL, creds[64];
+
+	SY_CHECK(azure != NULL);
+	if (azure == NULL)
+		return;
+	memset(&up, 0, sizeof up);
+	SY_CHECK_INT(azure->encode(req, &ep, out, &up, &err), 0);
+	SY_CHECK_STR(up.path, "/chat/completions?api-version=2024-10-21");
+	SY_CHECK_STR(up.headers, "api-key: az-key\r\n");
+	ep.api_version = "2025-01-01";
+	memset(&up, 0, sizeof up);
+	SY_CHECK_INT(azure->encode(req, &ep, out, &up, &err), 0);
+	SY_CHECK_STR(up.path, "/chat/completions?api-version=2025-01-01");
+	SY_CHECK(sy_backend_credentials(azure, &ep, creds, sizeof creds) > 0);
+	SY_CHECK_STR(creds, "api-key: az-key\r\n");
+	SY_CHECK(sy_backend_credentials(openai, &ep, creds, sizeof creds) > 0);
+	SY_CHECK_STR(creds, "Authorization: Bearer az-key\r\n");
+	evbuffer_free(out);
+}
+
 SY_TEST(alias_renames_the_model_and_keeps_every_other_field)
 {
 	struct sy_req *req = sy_test_req(SY_API_COMPLETIONS,
@@ -444,6 +471,7 @@ main(void)
 	SY_RUN(usage_absent_leaves_counts_unknown);
 	SY_RUN(unchanged_request_is_forwarded_byte_for_byte);
 	SY_RUN(api_key_goes_in_a_bearer_header);
+	SY_RUN(azure_puts_the_api_version_in_the_query_and_the_key_in_api_key);
 	SY_RUN(alias_renames_the_model_and_keeps_every_other_field);
 	SY_RUN(stream_asks_for_usage_and_keeps_other_stream_options);
 	SY_RUN(usage_chunk_added_for_accounting_is_dropped_but_counted);

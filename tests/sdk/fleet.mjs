@@ -1,0 +1,199 @@
+// The fleet the SDK tests talk to: one sy-sim replica per wire protocol, on
+// consecutive ports, and a switchyard with one backend of each kind in front
+// and one route per kind (chat model `m-<kind>`, embedding model `e-<kind>`).
+//
+//   const fleet = await startFleet();   // in before()
+//   ... fleet.gatewayPort, fleet.simPort, fleet.simPortOf("tgi") ...
+//   await stopFleet();                  // in after()
+//
+// The binaries are taken from SY_BUILDDIR (resolved against the current
+// directory) or, by default, from ../../_build beside this file.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const BUILDDIR = process.env.SY_BUILDDIR
+  ? path.resolve(process.env.SY_BUILDDIR)
+  : path.resolve(here, "..", "..", "_build");
+// The key switchyard sends to the anthropic backend (from SY_SDK_ANTHROPIC_KEY).
+export const ANTHROPIC_KEY = "sk-sdk-test-key";
+export const MAX_TOKENS = 8; // sy-sim runs with --output-tokens fixed:8
+
+// One sy-sim replica per kind, on consecutive ports, in this order.
+export const KINDS = ["openai", "anthropic", "tgi", "ollama", "kserve"];
+export const CHAT_KINDS = ["openai", "anthropic", "tgi", "ollama"];
+export const COMPLETION_KINDS = ["openai", "tgi", "ollama"];
+export const EMBEDDING_KINDS = ["openai", "ollama", "kserve"];
+
+// The routes' model names for a kind.
+export const chatModel = (kind) => `m-${kind}`;
+export const embeddingModel = (kind) => `e-${kind}`;
+
+const children = [];
+let tmpdir;
+
+// ---- processes and ports ------------------------------------------------
+
+function listenOn(port) {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen({ host: "127.0.0.1", port, exclusive: true }, () => resolve(srv));
+  });
+}
+
+function closeAll(servers) {
+  return Promise.all(servers.map((s) => new Promise((r) => s.close(() => r()))));
+}
+
+// n consecutive free ports on 127.0.0.1 (the first one is returned): port 0
+// picks the first, the others must bind too.
+export async function freePorts(n) {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const first = await listenOn(0);
+    const base = first.address().port;
+    const held = [first];
+    try {
+      if (base + n > 65535) continue;
+      for (let i = 1; i < n; i++) held.push(await listenOn(base + i));
+      return base;
+    } catch {
+      // taken: try another base
+    } finally {
+      await closeAll(held);
+    }
+  }
+  throw new Error("no free ports");
+}
+
+function start(name, argv, env) {
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.output = "";
+  const keep = (d) => {
+    if (child.output.length < 65536) child.output += d.toString();
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  child.exited = new Promise((resolve) => {
+    child.once("exit", (code, sig) => resolve(code ?? sig));
+    child.once("error", (e) => {
+      // Not started (e.g. ENOENT): there will be no "exit".
+      child.failed = e;
+      child.output += String(e);
+      resolve(null);
+    });
+  });
+  child.label = name;
+  children.push(child);
+  return child;
+}
+
+async function waitPort(port, child, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.failed) throw new Error(`${child.label} did not start: ${child.failed}`);
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${child.label} exited (${child.exitCode ?? child.signalCode}) before ` +
+        `listening on ${port}:\n${child.output}`);
+    }
+    const ok = await new Promise((resolve) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) {
+      throw new Error(`${child.label}: nothing listens on ${port}:\n${child.output}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function stop(child) {
+  if (child.failed || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+// Last resort if the runner dies between startFleet and stopFleet.
+process.once("exit", () => {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  }
+});
+
+// ---- the fleet --------------------------------------------------------------
+
+// Starts sy-sim (one replica per kind in KINDS) and switchyard in front of it;
+// resolves when both listen. Returns
+//   { gatewayPort, simPort, simPortOf(kind), buildDir }
+// where simPort is the first replica's port (KINDS[0]).
+export async function startFleet() {
+  tmpdir = mkdtempSync(path.join(os.tmpdir(), "sy-sdk-"));
+  const simPort = await freePorts(KINDS.length);
+  const simPortOf = (kind) => {
+    const i = KINDS.indexOf(kind);
+    if (i < 0) throw new Error(`no replica for kind ${kind}`);
+    return simPort + i;
+  };
+  const sim = start("sy-sim", [
+    path.join(BUILDDIR, "sy-sim"), "--port", String(simPort), "--replicas", String(KINDS.length),
+    "--speed", "0", "--output-tokens", `fixed:${MAX_TOKENS}`, "--quiet",
+  ]);
+  for (const kind of KINDS) await waitPort(simPortOf(kind), sim);
+
+  const gatewayPort = await freePorts(1);
+  const url = (kind) => {
+    const root = `http://127.0.0.1:${simPortOf(kind)}`;
+    return kind === "openai" || kind === "anthropic" ? `${root}/v1` : root;
+  };
+  const backends = KINDS.map((kind) => {
+    const b = { name: `sim-${kind}`, url: url(kind), kind };
+    if (kind === "anthropic") b.api_key_env = "SY_SDK_ANTHROPIC_KEY";
+    return b;
+  });
+  const routes = KINDS.map((kind) => ({
+    name: `r-${kind}`,
+    models: [
+      ...(CHAT_KINDS.includes(kind) ? [chatModel(kind)] : []),
+      ...(EMBEDDING_KINDS.includes(kind) ? [embeddingModel(kind)] : []),
+    ],
+    backends: [`sim-${kind}`],
+    retries: { max: 0 },
+  }));
+  const config = {
+    listen: `127.0.0.1:${gatewayPort}`,
+    admin: null,
+    workers: 2,
+    access_log: "off",
+    timeouts: { drain_ms: 0 },
+    backends,
+    routes,
+  };
+  const cfgPath = path.join(tmpdir, "switchyard.json");
+  writeFileSync(cfgPath, JSON.stringify(config, null, 1));
+  const gw = start("switchyard", [path.join(BUILDDIR, "switchyard"), "-c", cfgPath],
+    { SY_SDK_ANTHROPIC_KEY: ANTHROPIC_KEY });
+  await waitPort(gatewayPort, gw);
+
+  return { gatewayPort, simPort, simPortOf, buildDir: BUILDDIR };
+}
+
+// Stops every child startFleet started and removes its temporary directory.
+export async function stopFleet() {
+  await Promise.all(children.map(stop));
+  children.length = 0;
+  if (tmpdir) rmSync(tmpdir, { recursive: true, force: true });
+  tmpdir = undefined;
+}
