@@ -348,8 +348,11 @@ class OpenLoop(unittest.TestCase):
         times = [r["t"] for r in srv.requests]
         self.assertLessEqual(abs(len(times) - 100), 2)
         self.assertAlmostEqual(statistics.median(gaps(times)), 0.020, delta=0.004)
+        # Evenly: most gaps are the period; a busy machine may delay a few
+        # (Poisson gaps would fall within 2 ms of it only ~10% of the time).
         sent = sorted(float(r["start_ms"]) for r in run.rows)
-        self.assertLess(statistics.pstdev(gaps(sent)), 1.0)
+        even = [g for g in gaps(sent) if abs(g - 20.0) <= 2.0]
+        self.assertGreaterEqual(len(even), 0.8 * len(gaps(sent)))
 
     def test_poisson_arrivals_have_exponential_gaps(self):
         srv = FakeServer(self)
