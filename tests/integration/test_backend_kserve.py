@@ -128,6 +128,28 @@ class Embeddings(KServeCase):
             self.assertNotIn(KEY, f.read())
 
 
+class Classification(unittest.TestCase):
+    def test_a_classifier_answers_each_inputs_class_scores_as_its_vector(self):
+        sim = free_port()
+        start(self, [binary("sy-sim"), "--port", str(sim), "--speed", "0", "--classes", "3",
+                     "--quiet"], port=sim, name="sy-sim")
+        gw = Gateway(self, {"backends": [{"name": "ks", "url": "http://127.0.0.1:%d" % sim,
+                                          "kind": "kserve", "models": ["intent-classifier"]}],
+                            "routes": [{"name": "cls", "models": ["intent-classifier"]}]})
+        r = gw.post("/v1/embeddings", {"model": "intent-classifier", "input": ["refund please", "hi"],
+                                       "encoding_format": "float"})
+        self.assertEqual(r.status, 200, r.body)
+        direct = post_json(sim, "/v2/models/intent-classifier/infer",
+                           {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES",
+                                        "data": ["refund please", "hi"]}]}).json()
+        scores = direct["outputs"][0]["data"]
+        self.assertEqual(direct["outputs"][0]["shape"], [2, 3])
+        self.assertEqual([len(d["embedding"]) for d in r.json()["data"]], [3, 3])
+        for i, d in enumerate(r.json()["data"]):
+            for x, y in zip(d["embedding"], scores[3 * i:3 * i + 3]):
+                self.assertAlmostEqual(x, y, places=6)
+
+
 class Refusals(KServeCase):
     def test_chat_and_completions_are_400_and_never_sent(self):
         r = self.gw.post("/v1/chat/completions", {"model": MODEL, "messages": [

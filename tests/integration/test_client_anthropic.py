@@ -28,7 +28,8 @@ class AnthropicClients(unittest.TestCase):
             "backends": [{"name": "oa", "url": "http://127.0.0.1:%d/v1" % self.sim},
                          {"name": "an", "url": "http://127.0.0.1:%d/v1" % (self.sim + 1), "kind": "anthropic"}],
             "routes": [{"name": "via-openai", "models": ["m-openai"], "backends": ["oa"]},
-                       {"name": "via-anthropic", "models": ["m-anthropic"], "backends": ["an"]}]})
+                       {"name": "via-anthropic", "models": ["m-anthropic"], "backends": ["an"]},
+                       {"name": "mixed", "models": ["m-mixed"], "backends": ["oa", "an"]}]})
 
     def post(self, body, **kw):
         return request(self.gw.port, "POST", "/v1/messages", body,
@@ -85,6 +86,19 @@ class AnthropicClients(unittest.TestCase):
             self.assertEqual(delta["usage"]["output_tokens"], 8)
             whole = self.post(message(model)).json()
             self.assertEqual(text, whole["content"][0]["text"])
+
+    def test_one_pool_mixes_backend_kinds_for_both_client_apis(self):
+        for _ in range(2):
+            r = harness.post_json(self.gw.port, "/v1/chat/completions",
+                                  {"model": "m-mixed", "max_tokens": 8,
+                                   "messages": [{"role": "user", "content": "hi"}]})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json()["object"], "chat.completion")
+            self.check_message(self.post(message("m-mixed")), "m-mixed")
+        kinds = [l["backend_kind"] for l in self.gw.log_lines(4)]
+        self.assertEqual(sorted(set(kinds)), ["anthropic", "openai"])
+        self.assertEqual(sorted(l["client_api"] for l in self.gw.log_lines(4)),
+                         ["anthropic", "anthropic", "openai", "openai"])
 
     def test_errors_are_in_anthropics_shape(self):
         r = self.post(message("no-such-model"))
