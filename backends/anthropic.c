@@ -23,20 +23,6 @@
 /* The end of the message for a field this backend cannot express. */
 #define UNSUPPORTED " is not supported by the anthropic backend"
 
-/* Sets *err to a malloc'd printf-style message; returns -1. */
-static int __attribute__((format(printf, 2, 3)))
-fail(char **err, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	*err = sy_xstrdup(buf);
-	return -1;
-}
-
 /* Whether v is absent or JSON null. */
 static int
 absent(const json_t *v)
@@ -67,19 +53,19 @@ text_blocks(json_t *blocks, json_t *content, const char *where, char **err)
 		return 0;
 	}
 	if (!json_is_array(content))
-		return fail(err, "'%s' must be a string or an array of content "
+		return sy_fail(err, "'%s' must be a string or an array of content "
 		    "parts", where);
 	json_array_foreach(content, i, part) {
 		type = json_object_get(part, "type");
 		text = json_object_get(part, "text");
 		if (!json_is_string(type))
-			return fail(err, "'%s[%zu].type' must be a string", where,
+			return sy_fail(err, "'%s[%zu].type' must be a string", where,
 			    i);
 		if (strcmp(json_string_value(type), "text") != 0)
-			return fail(err, "'%s[%zu]' of type '%s'" UNSUPPORTED,
+			return sy_fail(err, "'%s[%zu]' of type '%s'" UNSUPPORTED,
 			    where, i, json_string_value(type));
 		if (!json_is_string(text))
-			return fail(err, "'%s[%zu].text' must be a string", where,
+			return sy_fail(err, "'%s[%zu].text' must be a string", where,
 			    i);
 		if (json_string_length(text) == 0)
 			continue;
@@ -125,24 +111,24 @@ tool_use_blocks(json_t *blocks, json_t *calls, size_t m, char **err)
 	if (absent(calls))
 		return 0;
 	if (!json_is_array(calls))
-		return fail(err, "'messages[%zu].tool_calls' must be an array", m);
+		return sy_fail(err, "'messages[%zu].tool_calls' must be an array", m);
 	json_array_foreach(calls, i, call) {
 		fn = json_object_get(call, "function");
 		id = json_object_get(call, "id");
 		name = json_object_get(fn, "name");
 		args = json_object_get(fn, "arguments");
 		if (!json_is_string(id) || !json_is_string(name))
-			return fail(err, "'messages[%zu].tool_calls[%zu]' needs a "
+			return sy_fail(err, "'messages[%zu].tool_calls[%zu]' needs a "
 			    "string 'id' and 'function.name'", m, i);
 		if (!absent(args) && !json_is_string(args))
-			return fail(err, "'messages[%zu].tool_calls[%zu].function."
+			return sy_fail(err, "'messages[%zu].tool_calls[%zu].function."
 			    "arguments' must be a string", m, i);
 		text = json_is_string(args) ? json_string_value(args) : "";
 		input = text[strspn(text, " \t\r\n")] == '\0' ? json_object() :
 		    json_loads(text, 0, NULL);
 		if (!json_is_object(input)) {
 			json_decref(input);
-			return fail(err, "'messages[%zu].tool_calls[%zu].function."
+			return sy_fail(err, "'messages[%zu].tool_calls[%zu].function."
 			    "arguments' must be a JSON object", m, i);
 		}
 		json_array_append_new(blocks, json_pack("{s:s,s:O,s:O,s:o}",
@@ -161,7 +147,7 @@ assistant_blocks(json_t *blocks, json_t *msg, size_t m, char **err)
 	char where[64];
 
 	if (!absent(json_object_get(msg, "function_call")))
-		return fail(err, "'messages[%zu].function_call'" UNSUPPORTED
+		return sy_fail(err, "'messages[%zu].function_call'" UNSUPPORTED
 		    "; use 'tool_calls'", m);
 	snprintf(where, sizeof where, "messages[%zu].content", m);
 	if (text_blocks(blocks, json_object_get(msg, "content"), where,
@@ -183,7 +169,7 @@ tool_result_block(json_t *blocks, json_t *msg, size_t m, char **err)
 	char where[64];
 
 	if (!json_is_string(id))
-		return fail(err, "'messages[%zu].tool_call_id' must be a string",
+		return sy_fail(err, "'messages[%zu].tool_call_id' must be a string",
 		    m);
 	block = json_pack("{s:s,s:O}", "type", "tool_result", "tool_use_id",
 	    id);
@@ -270,7 +256,7 @@ map_messages(json_t *in, json_t *out, int *tool_blocks, char **err)
 		role = json_string_value(json_object_get(m, "role"));
 		snprintf(where, sizeof where, "messages[%zu].content", i);
 		if (role == NULL)
-			rc = fail(err, "'messages[%zu].role' must be a string", i);
+			rc = sy_fail(err, "'messages[%zu].role' must be a string", i);
 		else if (strcmp(role, "system") == 0 ||
 		    strcmp(role, "developer") == 0)
 			rc = text_blocks(system, json_object_get(m, "content"),
@@ -286,7 +272,7 @@ map_messages(json_t *in, json_t *out, int *tool_blocks, char **err)
 			*tool_blocks = 1;
 			rc = tool_result_block(turn(msgs, "user"), m, i, err);
 		} else
-			rc = fail(err, "'messages[%zu].role' '%s'" UNSUPPORTED,
+			rc = sy_fail(err, "'messages[%zu].role' '%s'" UNSUPPORTED,
 			    i, role);
 		if (rc != 0)
 			break;
@@ -323,7 +309,7 @@ map_tools(json_t *body, json_t *out, int tool_blocks, char **err)
 	if (absent(tools))
 		return 0;
 	if (!json_is_array(tools))
-		return fail(err, "'tools' must be an array");
+		return sy_fail(err, "'tools' must be an array");
 	if (json_array_size(tools) == 0 ||
 	    (c != NULL && strcmp(c, "none") == 0 && !tool_blocks))
 		return 0;
@@ -337,7 +323,7 @@ map_tools(json_t *body, json_t *out, int tool_blocks, char **err)
 	    json_object_get(json_object_get(choice, "function"), "name")))
 		tc = json_pack("{s:s,s:O}", "type", "tool", "name", name);
 	else
-		return fail(err, "'tool_choice' must be \"auto\", \"required\", "
+		return sy_fail(err, "'tool_choice' must be \"auto\", \"required\", "
 		    "\"none\" or {\"type\":\"function\",\"function\":"
 		    "{\"name\":...}}");
 	if (json_is_false(parallel) && (c == NULL || strcmp(c, "none") != 0))
@@ -350,13 +336,13 @@ map_tools(json_t *body, json_t *out, int tool_blocks, char **err)
 		if (type == NULL || strcmp(type, "function") != 0) {
 			json_decref(list);
 			json_decref(tc);
-			return fail(err, "'tools[%zu]' of type '%s'" UNSUPPORTED,
+			return sy_fail(err, "'tools[%zu]' of type '%s'" UNSUPPORTED,
 			    i, type != NULL ? type : "");
 		}
 		if (!json_is_string(name)) {
 			json_decref(list);
 			json_decref(tc);
-			return fail(err, "'tools[%zu].function.name' must be a "
+			return sy_fail(err, "'tools[%zu].function.name' must be a "
 			    "string", i);
 		}
 		v = json_pack("{s:O}", "name", name);
@@ -389,15 +375,15 @@ map_options(const struct sy_req *req, json_t *out, char **err)
 
 	v = json_object_get(body, "n");
 	if (!absent(v) && !(json_is_integer(v) && json_integer_value(v) == 1))
-		return fail(err, "'n' other than 1" UNSUPPORTED);
+		return sy_fail(err, "'n' other than 1" UNSUPPORTED);
 	if (json_is_true(json_object_get(body, "logprobs")))
-		return fail(err, "'logprobs'" UNSUPPORTED);
+		return sy_fail(err, "'logprobs'" UNSUPPORTED);
 	if (!absent(json_object_get(body, "top_logprobs")))
-		return fail(err, "'top_logprobs'" UNSUPPORTED);
+		return sy_fail(err, "'top_logprobs'" UNSUPPORTED);
 	v = json_object_get(body, "response_format");
 	type = json_string_value(json_object_get(v, "type"));
 	if (!absent(v) && (type == NULL || strcmp(type, "text") != 0))
-		return fail(err, "'response_format' of type '%s'" UNSUPPORTED,
+		return sy_fail(err, "'response_format' of type '%s'" UNSUPPORTED,
 		    type != NULL ? type : "");
 
 	if (absent(v = json_object_get(body, limit)))
@@ -406,7 +392,7 @@ map_options(const struct sy_req *req, json_t *out, char **err)
 		json_object_set_new(out, "max_tokens",
 		    json_integer(DEFAULT_MAX_TOKENS));
 	else if (!json_is_integer(v) || json_integer_value(v) < 1)
-		return fail(err, "'%s' must be a positive integer", limit);
+		return sy_fail(err, "'%s' must be a positive integer", limit);
 	else
 		json_object_set(out, "max_tokens", v);
 
@@ -416,20 +402,20 @@ map_options(const struct sy_req *req, json_t *out, char **err)
 	else if (json_is_array(v)) {
 		json_array_foreach(v, i, s)
 			if (!json_is_string(s))
-				return fail(err, "'stop[%zu]' must be a string", i);
+				return sy_fail(err, "'stop[%zu]' must be a string", i);
 		if (json_array_size(v) > 0)
 			json_object_set(out, "stop_sequences", v);
 	} else if (!absent(v))
-		return fail(err, "'stop' must be a string or an array of strings");
+		return sy_fail(err, "'stop' must be a string or an array of strings");
 
 	if (!absent(v = json_object_get(body, "temperature"))) {
 		if (!json_is_number(v))
-			return fail(err, "'temperature' must be a number");
+			return sy_fail(err, "'temperature' must be a number");
 		json_object_set(out, "temperature", v);
 	}
 	if (!absent(v = json_object_get(body, "top_p"))) {
 		if (!json_is_number(v))
-			return fail(err, "'top_p' must be a number");
+			return sy_fail(err, "'top_p' must be a number");
 		json_object_set(out, "top_p", v);
 	}
 	if (json_is_integer(v = json_object_get(body, "top_k")))
@@ -475,11 +461,11 @@ anthropic_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	int tool_blocks;
 
 	if (req->api != SY_API_CHAT)
-		return fail(err, "the anthropic backend serves chat completions "
+		return sy_fail(err, "the anthropic backend serves chat completions "
 		    "only");
 	snprintf(up->path, sizeof up->path, "/messages");
 	if (anthropic_credentials(ep, up->headers, sizeof up->headers) < 0)
-		return fail(err, "the API key of endpoint %s is too long",
+		return sy_fail(err, "the API key of endpoint %s is too long",
 		    ep->name);
 	body = json_pack("{s:s}", "model", req->model);
 	if (map_options(req, body, err) != 0 ||
@@ -492,7 +478,7 @@ anthropic_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	if (text == NULL)
-		return fail(err, "request could not be encoded");
+		return sy_fail(err, "request could not be encoded");
 	evbuffer_add(out, text, strlen(text));
 	free(text);
 	return 0;
@@ -753,7 +739,7 @@ anthropic_decode(const struct sy_req *req, int status, struct evbuffer *body,
 	content = json_object_get(msg, "content");
 	if (!json_is_array(content)) {
 		json_decref(msg);
-		return fail(err, "backend returned a body that is not an "
+		return sy_fail(err, "backend returned a body that is not an "
 		    "Anthropic message");
 	}
 	sy_jscan(text, len, &m, 1);

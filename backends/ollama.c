@@ -36,20 +36,6 @@
 
 /* ==== Encoding ==== */
 
-/* Sets *err to a malloc'd printf-style message; returns -1. */
-static int __attribute__((format(printf, 2, 3)))
-refuse(char **err, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	*err = sy_xstrdup(buf);
-	return -1;
-}
-
 /* The member key of obj, NULL when absent or null. */
 static json_t *
 member(const json_t *obj, const char *key)
@@ -72,7 +58,7 @@ number_option(const json_t *body, const char *key, json_t *opts,
 	if (v == NULL)
 		return 0;
 	if (!json_is_number(v))
-		return refuse(err, "'%s' must be a number", key);
+		return sy_fail(err, "'%s' must be a number", key);
 	json_object_set(opts, name, v);
 	return 0;
 }
@@ -93,7 +79,7 @@ encode_options(const json_t *body, json_t *opts, char **err)
 		v = member(body, max_key = "max_tokens");
 	if (v != NULL) {
 		if (!json_is_integer(v))
-			return refuse(err, "'%s' must be an integer", max_key);
+			return sy_fail(err, "'%s' must be an integer", max_key);
 		json_object_set(opts, "num_predict", v);
 	}
 	if (number_option(body, "temperature", opts, "temperature", err) != 0 ||
@@ -105,7 +91,7 @@ encode_options(const json_t *body, json_t *opts, char **err)
 		return -1;
 	if ((v = member(body, "seed")) != NULL) {
 		if (!json_is_integer(v))
-			return refuse(err, "'seed' must be an integer");
+			return sy_fail(err, "'seed' must be an integer");
 		json_object_set(opts, "seed", v);
 	}
 	if ((v = member(body, "stop")) == NULL)
@@ -116,12 +102,12 @@ encode_options(const json_t *body, json_t *opts, char **err)
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, s) {
 			if (!json_is_string(s))
-				return refuse(err, "'stop' must be a string or "
+				return sy_fail(err, "'stop' must be a string or "
 				    "an array of strings");
 		}
 		stop = json_incref(v);
 	} else
-		return refuse(err, "'stop' must be a string or an array of "
+		return sy_fail(err, "'stop' must be a string or an array of "
 		    "strings");
 	json_object_set_new(opts, "stop", stop);
 	return 0;
@@ -135,18 +121,18 @@ encode_refusals(const json_t *body, char **err)
 
 	if ((v = member(body, "n")) != NULL &&
 	    (!json_is_integer(v) || json_integer_value(v) != 1))
-		return refuse(err, "'n' other than 1 is not supported with the "
+		return sy_fail(err, "'n' other than 1 is not supported with the "
 		    "ollama backend");
 	if ((v = member(body, "best_of")) != NULL &&
 	    (!json_is_integer(v) || json_integer_value(v) != 1))
-		return refuse(err, "'best_of' other than 1 is not supported "
+		return sy_fail(err, "'best_of' other than 1 is not supported "
 		    "with the ollama backend");
 	if (((v = member(body, "logprobs")) != NULL && !json_is_false(v)) ||
 	    member(body, "top_logprobs") != NULL)
-		return refuse(err, "'logprobs' are not supported with the "
+		return sy_fail(err, "'logprobs' are not supported with the "
 		    "ollama backend");
 	if ((v = member(body, "echo")) != NULL && !json_is_false(v))
-		return refuse(err, "'echo' is not supported with the ollama "
+		return sy_fail(err, "'echo' is not supported with the ollama "
 		    "backend");
 	return 0;
 }
@@ -175,7 +161,7 @@ encode_content(const json_t *content, size_t i, char **err)
 	if (json_is_string(content))
 		return json_incref((json_t *)content);
 	if (!json_is_array(content)) {
-		refuse(err, "'messages[%zu].content' must be a string, an array "
+		sy_fail(err, "'messages[%zu].content' must be a string, an array "
 		    "of content parts or null", i);
 		return NULL;
 	}
@@ -187,12 +173,12 @@ encode_content(const json_t *content, size_t i, char **err)
 			free(joined);
 			if (json_is_string(type) &&
 			    strcmp(json_string_value(type), "text") != 0)
-				refuse(err, "'messages[%zu].content[%zu]' is a "
+				sy_fail(err, "'messages[%zu].content[%zu]' is a "
 				    "'%.40s' part: only text parts are supported "
 				    "with the ollama backend", i, j,
 				    json_string_value(type));
 			else
-				refuse(err, "'messages[%zu].content[%zu]' must "
+				sy_fail(err, "'messages[%zu].content[%zu]' must "
 				    "be a text part {\"type\":\"text\",\"text\":"
 				    "...}", i, j);
 			return NULL;
@@ -201,7 +187,7 @@ encode_content(const json_t *content, size_t i, char **err)
 		grown = realloc(joined, len + n + 2);
 		if (grown == NULL) {
 			free(joined);
-			refuse(err, "out of memory");
+			sy_fail(err, "out of memory");
 			return NULL;
 		}
 		joined = grown;
@@ -213,7 +199,7 @@ encode_content(const json_t *content, size_t i, char **err)
 	text = json_stringn(joined != NULL ? joined : "", len);
 	free(joined);
 	if (text == NULL)
-		refuse(err, "'messages[%zu].content' is not valid UTF-8", i);
+		sy_fail(err, "'messages[%zu].content' is not valid UTF-8", i);
 	return text;
 }
 
@@ -227,22 +213,22 @@ encode_messages(const json_t *body, json_t *o, char **err)
 	size_t i;
 
 	if (json_array_size(msgs) == 0)
-		return refuse(err, "'messages' must not be empty");
+		return sy_fail(err, "'messages' must not be empty");
 	out = json_array();
 	json_object_set_new(o, "messages", out);
 	json_array_foreach(msgs, i, m) {
 		if (!json_is_object(m))
-			return refuse(err, "'messages[%zu]' must be an object",
+			return sy_fail(err, "'messages[%zu]' must be an object",
 			    i);
 		role = json_object_get(m, "role");
 		if (!json_is_string(role))
-			return refuse(err, "'messages[%zu].role' must be a "
+			return sy_fail(err, "'messages[%zu].role' must be a "
 			    "string", i);
 		r = json_string_value(role);
 		if (strcmp(r, "tool") == 0 || strcmp(r, "function") == 0 ||
 		    has_tools(json_object_get(m, "tool_calls")) ||
 		    has_tools(json_object_get(m, "function_call")))
-			return refuse(err, "%s ('messages[%zu]')", no_tools, i);
+			return sy_fail(err, "%s ('messages[%zu]')", no_tools, i);
 		/* OpenAI's developer messages are system prompts. */
 		if (strcmp(r, "developer") == 0)
 			r = "system";
@@ -266,7 +252,7 @@ encode_format(const json_t *body, json_t *o, char **err)
 		return 0;
 	type = json_string_value(json_object_get(rf, "type"));
 	if (type == NULL)
-		return refuse(err, "'response_format.type' must be a string");
+		return sy_fail(err, "'response_format.type' must be a string");
 	if (strcmp(type, "text") == 0)
 		return 0;
 	if (strcmp(type, "json_object") == 0) {
@@ -275,7 +261,7 @@ encode_format(const json_t *body, json_t *o, char **err)
 	}
 	schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
 	if (strcmp(type, "json_schema") != 0 || !json_is_object(schema))
-		return refuse(err, "'response_format' must be of type text, "
+		return sy_fail(err, "'response_format' must be of type text, "
 		    "json_object, or json_schema with a schema object");
 	json_object_set(o, "format", schema);
 	return 0;
@@ -286,7 +272,7 @@ encode_chat(const json_t *body, json_t *o, json_t *opts, char **err)
 {
 	if (has_tools(json_object_get(body, "tools")) ||
 	    has_tools(json_object_get(body, "functions")))
-		return refuse(err, "%s", no_tools);
+		return sy_fail(err, "%s", no_tools);
 	if (encode_refusals(body, err) != 0 ||
 	    encode_messages(body, o, err) != 0 ||
 	    encode_format(body, o, err) != 0)
@@ -304,17 +290,17 @@ encode_generate(const json_t *body, json_t *o, json_t *opts, char **err)
 		prompt = json_array_get(prompt, 0);
 	if (json_is_array(prompt) && json_array_size(prompt) > 1 &&
 	    json_is_string(json_array_get(prompt, 0)))
-		return refuse(err, "several prompts in 'prompt' are not "
+		return sy_fail(err, "several prompts in 'prompt' are not "
 		    "supported with the ollama backend: send one string");
 	if (json_is_array(prompt) && json_array_size(prompt) > 0)
-		return refuse(err, "token ids in 'prompt' are not supported "
+		return sy_fail(err, "token ids in 'prompt' are not supported "
 		    "with the ollama backend: send a string");
 	if (!json_is_string(prompt))
-		return refuse(err, "'prompt' must be a string");
+		return sy_fail(err, "'prompt' must be a string");
 	json_object_set(o, "prompt", prompt);
 	if ((v = member(body, "suffix")) != NULL) {
 		if (!json_is_string(v))
-			return refuse(err, "'suffix' must be a string");
+			return sy_fail(err, "'suffix' must be a string");
 		json_object_set(o, "suffix", v);
 	}
 	if (encode_refusals(body, err) != 0 ||
@@ -332,29 +318,29 @@ encode_embed(const json_t *body, json_t *o, char **err)
 
 	if (json_is_array(input)) {
 		if (json_array_size(input) == 0)
-			return refuse(err, "'input' must not be empty");
+			return sy_fail(err, "'input' must not be empty");
 		json_array_foreach(input, i, v) {
 			if (json_is_string(v))
 				continue;
 			if (json_is_integer(v) || json_is_array(v))
-				return refuse(err, "token ids in 'input' are not "
+				return sy_fail(err, "token ids in 'input' are not "
 				    "supported with the ollama backend: send "
 				    "strings");
-			return refuse(err, "'input[%zu]' must be a string", i);
+			return sy_fail(err, "'input[%zu]' must be a string", i);
 		}
 	} else if (!json_is_string(input))
-		return refuse(err, "'input' must be a string or an array of "
+		return sy_fail(err, "'input' must be a string or an array of "
 		    "strings");
 	json_object_set(o, "input", input);
 	if ((v = member(body, "dimensions")) != NULL) {
 		if (!json_is_integer(v))
-			return refuse(err, "'dimensions' must be an integer");
+			return sy_fail(err, "'dimensions' must be an integer");
 		json_object_set(o, "dimensions", v);
 	}
 	if ((v = member(body, "encoding_format")) != NULL &&
 	    (!(fmt = json_string_value(v)) || (strcmp(fmt, "float") != 0 &&
 	    strcmp(fmt, "base64") != 0)))
-		return refuse(err, "'encoding_format' must be \"float\" or "
+		return sy_fail(err, "'encoding_format' must be \"float\" or "
 		    "\"base64\"");
 	return 0;
 }
@@ -399,7 +385,7 @@ ollama_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (text == NULL)
-		return refuse(err, "request could not be encoded");
+		return sy_fail(err, "request could not be encoded");
 	evbuffer_add(out, text, strlen(text));
 	free(text);
 	return 0;
@@ -622,7 +608,7 @@ decode_chat(const struct sy_req *req, const struct sy_jscan_member m[M_COUNT],
 	size_t len;
 
 	if (m[M_MESSAGE].kind != SY_JSON_OBJECT)
-		return refuse(err, "backend answer has no message object");
+		return sy_fail(err, "backend answer has no message object");
 	scan_message(&m[M_MESSAGE], msg);
 	usage_of(m, usage);
 	add_head(out, req, "chat.completion", created_of(&m[M_CREATED_AT]),
@@ -648,7 +634,7 @@ decode_generate(const struct sy_req *req,
     struct sy_usage *usage, char **err)
 {
 	if (m[M_RESPONSE].kind != SY_JSON_STRING)
-		return refuse(err, "backend answer has no response string");
+		return sy_fail(err, "backend answer has no response string");
 	usage_of(m, usage);
 	add_head(out, req, "text_completion", created_of(&m[M_CREATED_AT]),
 	    &m[M_MODEL]);
@@ -775,13 +761,13 @@ decode_embed(const struct sy_req *req, const struct sy_jscan_member m[M_COUNT],
 
 	if (m[M_EMBEDDINGS].kind != SY_JSON_ARRAY) {
 		evbuffer_free(data);
-		return refuse(err, "backend answer has no embeddings array");
+		return sy_fail(err, "backend answer has no embeddings array");
 	}
 	elements_begin(&it, m[M_EMBEDDINGS].value, m[M_EMBEDDINGS].len);
 	for (i = 0; elements_next(&it, &v, &n); i++) {
 		if (sy_jscan(v, n, &vector, 0) != SY_JSON_ARRAY) {
 			evbuffer_free(data);
-			return refuse(err, "backend embedding %zu is not an "
+			return sy_fail(err, "backend embedding %zu is not an "
 			    "array", i);
 		}
 		evbuffer_add_printf(data, "%s{\"object\":\"embedding\","
@@ -790,7 +776,7 @@ decode_embed(const struct sy_req *req, const struct sy_jscan_member m[M_COUNT],
 			evbuffer_add(data, v, n);
 		else if (add_base64(data, v, n) != 0) {
 			evbuffer_free(data);
-			return refuse(err, "backend embedding %zu is not an "
+			return sy_fail(err, "backend embedding %zu is not an "
 			    "array of numbers", i);
 		}
 		SY_ADD_LIT(data, "}");
@@ -821,10 +807,10 @@ ollama_decode(const struct sy_req *req, int status, struct evbuffer *body,
 		return 0;
 	}
 	if (kind != SY_JSON_OBJECT)
-		return refuse(err, "backend returned a body that is not a JSON "
+		return sy_fail(err, "backend returned a body that is not a JSON "
 		    "object");
 	if (m[M_ERROR].kind == SY_JSON_STRING)
-		return refuse(err, "backend answered HTTP %d with an error: "
+		return sy_fail(err, "backend answered HTTP %d with an error: "
 		    "%.*s", status, (int)(m[M_ERROR].len < 200 ?
 		    m[M_ERROR].len : 200), m[M_ERROR].value);
 	switch (req->api) {

@@ -18,20 +18,6 @@
 /* max_new_tokens when the client sets no limit (TGI's own default is 100). */
 #define TGI_DEFAULT_MAX_NEW_TOKENS 256
 
-/* Sets *err to a malloc'd printf-style message; returns -1. */
-static int __attribute__((format(printf, 2, 3)))
-refuse(char **err, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	*err = sy_xstrdup(buf);
-	return -1;
-}
-
 /* ==== Encoding ==== */
 
 /* Whether v asks for something: not absent, null, false, 0 or empty. */
@@ -101,7 +87,7 @@ check_unsupported(const json_t *body, char **err)
 
 	for (i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
 		if (unsupported[i].asks(json_object_get(body, unsupported[i].key)))
-			return refuse(err, "'%s'%s is not supported by tgi "
+			return sy_fail(err, "'%s'%s is not supported by tgi "
 			    "backends", unsupported[i].key, unsupported[i].what);
 	return 0;
 }
@@ -117,13 +103,13 @@ completion_inputs(const json_t *body, char **err)
 		if (json_is_integer(json_array_get(prompt, 0)))
 			prompt = NULL;
 		else if (json_array_size(prompt) > 1) {
-			refuse(err, "tgi takes one prompt per request");
+			sy_fail(err, "tgi takes one prompt per request");
 			return NULL;
 		} else
 			prompt = json_array_get(prompt, 0);
 	}
 	if (!json_is_string(prompt)) {
-		refuse(err, "'prompt' must be a string (tgi takes text, not "
+		sy_fail(err, "'prompt' must be a string (tgi takes text, not "
 		    "token ids)");
 		return NULL;
 	}
@@ -169,14 +155,14 @@ content_text(const json_t *content, size_t i, struct evbuffer *p,
 		return 0;
 	}
 	if (!json_is_array(content))
-		return refuse(err, "'messages[%zu].content' must be a string or "
+		return sy_fail(err, "'messages[%zu].content' must be a string or "
 		    "an array of parts", i);
 	json_array_foreach(content, j, part) {
 		type = json_string_value(json_object_get(part, "type"));
 		text = json_object_get(part, "text");
 		if (type == NULL || strcmp(type, "text") != 0 ||
 		    !json_is_string(text))
-			return refuse(err, "'messages[%zu].content[%zu]' is not "
+			return sy_fail(err, "'messages[%zu].content[%zu]' is not "
 			    "a text part; tgi backends take text only", i, j);
 		evbuffer_add(p, json_string_value(text),
 		    json_string_length(text));
@@ -199,23 +185,23 @@ chat_inputs(const json_t *body, char **err)
 	size_t i;
 
 	if (json_array_size(messages) == 0) {
-		refuse(err, "'messages' must not be empty");
+		sy_fail(err, "'messages' must not be empty");
 		return NULL;
 	}
 	p = evbuffer_new();
 	json_array_foreach(messages, i, m) {
 		if (!json_is_object(m)) {
-			refuse(err, "'messages[%zu]' must be an object", i);
+			sy_fail(err, "'messages[%zu]' must be an object", i);
 			goto out;
 		}
 		tag = role_tag(json_string_value(json_object_get(m, "role")));
 		if (tag == NULL) {
-			refuse(err, "'messages[%zu].role' must be system, "
+			sy_fail(err, "'messages[%zu].role' must be system, "
 			    "developer, user, assistant or tool", i);
 			goto out;
 		}
 		if (truthy(json_object_get(m, "tool_calls"))) {
-			refuse(err, "'messages[%zu].tool_calls' is not supported "
+			sy_fail(err, "'messages[%zu].tool_calls' is not supported "
 			    "by tgi backends", i);
 			goto out;
 		}
@@ -228,7 +214,7 @@ chat_inputs(const json_t *body, char **err)
 	inputs = json_stringn((const char *)evbuffer_pullup(p, -1),
 	    evbuffer_get_length(p));
 	if (inputs == NULL)
-		refuse(err, "'messages' must be valid UTF-8");
+		sy_fail(err, "'messages' must be valid UTF-8");
 out:
 	evbuffer_free(p);
 	return inputs;
@@ -250,11 +236,11 @@ stop_param(const json_t *stop, json_t *params, char **err)
 		return 0;
 	}
 	if (!json_is_array(stop))
-		return refuse(err, "'stop' must be a string or an array of "
+		return sy_fail(err, "'stop' must be a string or an array of "
 		    "strings");
 	json_array_foreach(stop, i, s)
 		if (!json_is_string(s))
-			return refuse(err, "'stop' must be a string or an array "
+			return sy_fail(err, "'stop' must be a string or an array "
 			    "of strings");
 	if (json_array_size(stop) == 0)
 		return 0;
@@ -286,14 +272,14 @@ parameters(const struct sy_req *req, json_t *params, char **err)
 		max = v;
 	if (max != NULL && (!json_is_integer(max) ||
 	    json_integer_value(max) < 1))
-		return refuse(err, "'%s' must be a positive integer", max_key);
+		return sy_fail(err, "'%s' must be a positive integer", max_key);
 	json_object_set_new(params, "max_new_tokens", json_integer(max != NULL ?
 	    json_integer_value(max) : TGI_DEFAULT_MAX_NEW_TOKENS));
 
 	if ((v = json_object_get(body, "temperature")) != NULL &&
 	    !json_is_null(v)) {
 		if (!json_is_number(v) || (x = json_number_value(v)) < 0)
-			return refuse(err, "'temperature' must be a number, at "
+			return sy_fail(err, "'temperature' must be a number, at "
 			    "least 0");
 		if (x == 0)
 			sample = 0;
@@ -302,7 +288,7 @@ parameters(const struct sy_req *req, json_t *params, char **err)
 	}
 	if ((v = json_object_get(body, "top_p")) != NULL && !json_is_null(v)) {
 		if (!json_is_number(v) || (x = json_number_value(v)) < 0 || x > 1)
-			return refuse(err, "'top_p' must be a number from 0 to 1");
+			return sy_fail(err, "'top_p' must be a number from 0 to 1");
 		if (x == 0)
 			sample = 0;
 		else if (x < 1)
@@ -317,7 +303,7 @@ parameters(const struct sy_req *req, json_t *params, char **err)
 	if ((v = json_object_get(body, "frequency_penalty")) != NULL &&
 	    !json_is_null(v)) {
 		if (!json_is_number(v))
-			return refuse(err, "'frequency_penalty' must be a number");
+			return sy_fail(err, "'frequency_penalty' must be a number");
 		if (json_number_value(v) != 0)
 			json_object_set_new(params, "frequency_penalty",
 			    json_real(json_number_value(v)));
@@ -326,7 +312,7 @@ parameters(const struct sy_req *req, json_t *params, char **err)
 		return -1;
 	if ((v = json_object_get(body, "seed")) != NULL && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return refuse(err, "'seed' must be an integer, at least 0");
+			return sy_fail(err, "'seed' must be an integer, at least 0");
 		json_object_set_new(params, "seed",
 		    json_integer(json_integer_value(v)));
 	}
@@ -348,7 +334,7 @@ tgi_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	char *text;
 
 	if (req->api == SY_API_EMBEDDINGS)
-		return refuse(err, "embeddings are not served by tgi backends");
+		return sy_fail(err, "embeddings are not served by tgi backends");
 	if (check_unsupported(req->body, err) != 0)
 		return -1;
 	inputs = req->api == SY_API_CHAT ? chat_inputs(req->body, err) :
@@ -365,7 +351,7 @@ tgi_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (text == NULL)
-		return refuse(err, "request could not be encoded");
+		return sy_fail(err, "request could not be encoded");
 	evbuffer_add(out, text, strlen(text));
 	free(text);
 	snprintf(up->path, sizeof up->path, "%s", req->stream ?
@@ -615,7 +601,7 @@ tgi_decode(const struct sy_req *req, int status, struct evbuffer *body,
 		return 0;
 	}
 	if (kind != SY_JSON_OBJECT || m[M_TEXT].kind != SY_JSON_STRING)
-		return refuse(err, "backend returned a body that is not a TGI "
+		return sy_fail(err, "backend returned a body that is not a TGI "
 		    "answer (no generated_text)");
 	if (m[M_DETAILS].kind == SY_JSON_OBJECT)
 		details_read(m[M_DETAILS].value, m[M_DETAILS].len, &u, &finish);

@@ -17,13 +17,11 @@ void *
 sy_policy_fail(char **err, const char *fmt, ...)
 {
 	va_list ap;
-	char *s;
 
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = strdup("out of memory");
+	if (vasprintf(err, fmt, ap) == -1)
+		*err = sy_xstrdup("out of memory");
 	va_end(ap);
-	*err = s;
 	return NULL;
 }
 

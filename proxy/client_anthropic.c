@@ -15,20 +15,6 @@
 /* The end of the message for what switchyard cannot translate. */
 #define UNSUPPORTED "is not supported by switchyard"
 
-/* Sets *err to a malloc'd printf-style message; returns -1. */
-static int __attribute__((format(printf, 2, 3)))
-fail(char **err, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	*err = sy_xstrdup(buf);
-	return -1;
-}
-
 /* Whether v is absent or JSON null. */
 static int
 absent(const json_t *v)
@@ -198,12 +184,12 @@ joined_text(json_t *blocks, const char *sep, const char *where, char **err)
 		type = json_string_value(json_object_get(b, "type"));
 		text = json_object_get(b, "text");
 		if (type == NULL || strcmp(type, "text") != 0) {
-			fail(err, "%s.%zu.type: only text blocks are allowed here",
+			sy_fail(err, "%s.%zu.type: only text blocks are allowed here",
 			    where, i);
 			goto out;
 		}
 		if (!json_is_string(text)) {
-			fail(err, "%s.%zu.text: field required", where, i);
+			sy_fail(err, "%s.%zu.text: field required", where, i);
 			goto out;
 		}
 		if (i > 0)
@@ -214,7 +200,7 @@ joined_text(json_t *blocks, const char *sep, const char *where, char **err)
 	s = json_stringn((const char *)evbuffer_pullup(buf, -1),
 	    evbuffer_get_length(buf));
 	if (s == NULL)
-		fail(err, "%s: text is not valid UTF-8", where);
+		sy_fail(err, "%s: text is not valid UTF-8", where);
 out:
 	evbuffer_free(buf);
 	return s;
@@ -234,7 +220,7 @@ map_system(json_t *system, json_t *msgs, char **err)
 		if ((s = joined_text(system, "\n\n", "system", err)) == NULL)
 			return -1;
 	} else
-		return fail(err, "system: must be a string or an array of text "
+		return sy_fail(err, "system: must be a string or an array of text "
 		    "blocks");
 	if (json_string_length(s) > 0)
 		json_array_append_new(msgs, json_pack("{s:s,s:o}", "role",
@@ -271,7 +257,7 @@ image_part(json_t *block, const char *where, char **err)
 	if (type != NULL && strcmp(type, "url") == 0 && url != NULL)
 		return json_pack("{s:s,s:{s:s}}", "type", "image_url",
 		    "image_url", "url", url);
-	fail(err, "%s.source: must be {\"type\":\"base64\",\"media_type\","
+	sy_fail(err, "%s.source: must be {\"type\":\"base64\",\"media_type\","
 	    "\"data\"} or {\"type\":\"url\",\"url\"}", where);
 	return NULL;
 }
@@ -288,7 +274,7 @@ tool_message(json_t *block, size_t m, size_t b, char **err)
 	char where[96];
 
 	if (!json_is_string(id)) {
-		fail(err, "messages.%zu.content.%zu.tool_use_id: field required",
+		sy_fail(err, "messages.%zu.content.%zu.tool_use_id: field required",
 		    m, b);
 		return NULL;
 	}
@@ -301,7 +287,7 @@ tool_message(json_t *block, size_t m, size_t b, char **err)
 		if ((text = joined_text(content, "\n", where, err)) == NULL)
 			return NULL;
 	} else {
-		fail(err, "%s: must be a string or an array of text blocks",
+		sy_fail(err, "%s: must be a string or an array of text blocks",
 		    where);
 		return NULL;
 	}
@@ -352,12 +338,12 @@ user_blocks(json_t *blocks, size_t m, json_t *msgs, char **err)
 		snprintf(where, sizeof where, "messages.%zu.content.%zu", m, i);
 		type = json_string_value(json_object_get(b, "type"));
 		if (type == NULL) {
-			fail(err, "%s.type: field required", where);
+			sy_fail(err, "%s.type: field required", where);
 			goto fail;
 		}
 		if (strcmp(type, "text") == 0) {
 			if (!json_is_string(v = json_object_get(b, "text"))) {
-				fail(err, "%s.text: field required", where);
+				sy_fail(err, "%s.text: field required", where);
 				goto fail;
 			}
 			json_array_append_new(parts, json_pack("{s:s,s:O}",
@@ -373,7 +359,7 @@ user_blocks(json_t *blocks, size_t m, json_t *msgs, char **err)
 			json_array_append_new(msgs, v);
 			results++;
 		} else {
-			fail(err, "%s.type: '%s' blocks in user messages "
+			sy_fail(err, "%s.type: '%s' blocks in user messages "
 			    UNSUPPORTED, where, type);
 			goto fail;
 		}
@@ -407,12 +393,12 @@ assistant_blocks(json_t *blocks, size_t m, json_t *msgs, char **err)
 		snprintf(where, sizeof where, "messages.%zu.content.%zu", m, i);
 		type = json_string_value(json_object_get(b, "type"));
 		if (type == NULL) {
-			fail(err, "%s.type: field required", where);
+			sy_fail(err, "%s.type: field required", where);
 			goto fail;
 		}
 		if (strcmp(type, "text") == 0) {
 			if (!json_is_string(v = json_object_get(b, "text"))) {
-				fail(err, "%s.text: field required", where);
+				sy_fail(err, "%s.text: field required", where);
 				goto fail;
 			}
 			if (ntext++ > 0)
@@ -424,12 +410,12 @@ assistant_blocks(json_t *blocks, size_t m, json_t *msgs, char **err)
 			name = json_object_get(b, "name");
 			input = json_object_get(b, "input");
 			if (!json_is_string(id) || !json_is_string(name)) {
-				fail(err, "%s.%s: field required", where,
+				sy_fail(err, "%s.%s: field required", where,
 				    json_is_string(id) ? "name" : "id");
 				goto fail;
 			}
 			if (!absent(input) && !json_is_object(input)) {
-				fail(err, "%s.input: must be an object", where);
+				sy_fail(err, "%s.input: must be an object", where);
 				goto fail;
 			}
 			args = absent(input) ? NULL : json_dumps(input,
@@ -441,7 +427,7 @@ assistant_blocks(json_t *blocks, size_t m, json_t *msgs, char **err)
 			free(args);
 		} else if (strcmp(type, "thinking") != 0 &&
 		    strcmp(type, "redacted_thinking") != 0) {
-			fail(err, "%s.type: '%s' blocks in assistant messages "
+			sy_fail(err, "%s.type: '%s' blocks in assistant messages "
 			    UNSUPPORTED, where, type);
 			goto fail;
 		}
@@ -474,25 +460,25 @@ map_messages(json_t *in, json_t *msgs, char **err)
 	size_t i;
 
 	if (absent(in))
-		return fail(err, "messages: field required");
+		return sy_fail(err, "messages: field required");
 	if (!json_is_array(in))
-		return fail(err, "messages: must be an array");
+		return sy_fail(err, "messages: must be an array");
 	if (json_array_size(in) == 0)
-		return fail(err, "messages: at least one message is required");
+		return sy_fail(err, "messages: at least one message is required");
 	json_array_foreach(in, i, m) {
 		if (!json_is_object(m))
-			return fail(err, "messages.%zu: must be an object", i);
+			return sy_fail(err, "messages.%zu: must be an object", i);
 		role = json_string_value(json_object_get(m, "role"));
 		if (role == NULL || (strcmp(role, "user") != 0 &&
 		    strcmp(role, "assistant") != 0))
-			return fail(err, "messages.%zu.role: must be \"user\" or "
+			return sy_fail(err, "messages.%zu.role: must be \"user\" or "
 			    "\"assistant\"", i);
 		content = json_object_get(m, "content");
 		if (json_is_string(content))
 			json_array_append_new(msgs, json_pack("{s:s,s:O}",
 			    "role", role, "content", content));
 		else if (!json_is_array(content))
-			return fail(err, "messages.%zu.content: %s", i,
+			return sy_fail(err, "messages.%zu.content: %s", i,
 			    absent(content) ? "field required" :
 			    "must be a string or an array of blocks");
 		else if (strcmp(role, "user") == 0) {
@@ -523,15 +509,15 @@ map_tools(json_t *in, json_t *out, char **err)
 		if (type == NULL || (strcmp(type, "auto") != 0 &&
 		    strcmp(type, "any") != 0 && strcmp(type, "tool") != 0 &&
 		    strcmp(type, "none") != 0))
-			return fail(err, "tool_choice.type: must be \"auto\", "
+			return sy_fail(err, "tool_choice.type: must be \"auto\", "
 			    "\"any\", \"tool\" or \"none\"");
 		if (strcmp(type, "tool") == 0 && !json_is_string(name))
-			return fail(err, "tool_choice.name: field required");
+			return sy_fail(err, "tool_choice.name: field required");
 	}
 	if (absent(tools))
 		return 0;
 	if (!json_is_array(tools))
-		return fail(err, "tools: must be an array");
+		return sy_fail(err, "tools: must be an array");
 	if (json_array_size(tools) == 0)
 		return 0;
 	list = json_array();
@@ -543,17 +529,17 @@ map_tools(json_t *in, json_t *out, char **err)
 		if (!json_is_object(t) || (!absent(json_object_get(t, "type")) &&
 		    (type == NULL || strcmp(type, "custom") != 0))) {
 			json_decref(list);
-			return fail(err, "tools.%zu.type: '%s' tools " UNSUPPORTED
+			return sy_fail(err, "tools.%zu.type: '%s' tools " UNSUPPORTED
 			    " (only client tools with an input_schema)", i,
 			    type != NULL ? type : "?");
 		}
 		if (!json_is_string(name)) {
 			json_decref(list);
-			return fail(err, "tools.%zu.name: field required", i);
+			return sy_fail(err, "tools.%zu.name: field required", i);
 		}
 		if (!json_is_object(schema)) {
 			json_decref(list);
-			return fail(err, "tools.%zu.input_schema: field required",
+			return sy_fail(err, "tools.%zu.input_schema: field required",
 			    i);
 		}
 		fn = json_pack("{s:O}", "name", name);
@@ -598,10 +584,10 @@ refuse_unsupported(json_t *in, char **err)
 	size_t i;
 
 	if (!absent(v) && (type == NULL || strcmp(type, "disabled") != 0))
-		return fail(err, "thinking: extended thinking " UNSUPPORTED);
+		return sy_fail(err, "thinking: extended thinking " UNSUPPORTED);
 	for (i = 0; i < sizeof refused / sizeof refused[0]; i++)
 		if (!absent(json_object_get(in, refused[i])))
-			return fail(err, "%s: " UNSUPPORTED, refused[i]);
+			return sy_fail(err, "%s: " UNSUPPORTED, refused[i]);
 	return 0;
 }
 
@@ -615,23 +601,23 @@ map_options(json_t *in, json_t *out, char **err)
 
 	v = json_object_get(in, "model");
 	if (absent(v))
-		return fail(err, "model: field required");
+		return sy_fail(err, "model: field required");
 	if (!json_is_string(v) || json_string_length(v) == 0)
-		return fail(err, "model: must be a non-empty string");
+		return sy_fail(err, "model: must be a non-empty string");
 	json_object_set(out, "model", v);
 
 	v = json_object_get(in, "max_tokens");
 	if (absent(v))
-		return fail(err, "max_tokens: field required");
+		return sy_fail(err, "max_tokens: field required");
 	if (!json_is_integer(v) || json_integer_value(v) < 1)
-		return fail(err, "max_tokens: must be a positive integer");
+		return sy_fail(err, "max_tokens: must be a positive integer");
 	json_object_set(out, "max_tokens", v);
 
 	for (i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
 		if (absent(v = json_object_get(in, numbers[i])))
 			continue;
 		if (!json_is_number(v))
-			return fail(err, "%s: must be a number", numbers[i]);
+			return sy_fail(err, "%s: must be a number", numbers[i]);
 		json_object_set(out, numbers[i], v);
 	}
 	/* top_k has no canonical field: dropped. */
@@ -639,11 +625,11 @@ map_options(json_t *in, json_t *out, char **err)
 	v = json_object_get(in, "stop_sequences");
 	if (!absent(v)) {
 		if (!json_is_array(v))
-			return fail(err, "stop_sequences: must be an array of "
+			return sy_fail(err, "stop_sequences: must be an array of "
 			    "strings");
 		json_array_foreach(v, i, s)
 			if (!json_is_string(s))
-				return fail(err, "stop_sequences.%zu: must be a "
+				return sy_fail(err, "stop_sequences.%zu: must be a "
 				    "string", i);
 		if (json_array_size(v) > 0)
 			json_object_set(out, "stop", v);
@@ -651,7 +637,7 @@ map_options(json_t *in, json_t *out, char **err)
 
 	v = json_object_get(in, "stream");
 	if (!absent(v) && !json_is_boolean(v))
-		return fail(err, "stream: must be a boolean");
+		return sy_fail(err, "stream: must be a boolean");
 	if (json_is_true(v)) {
 		json_object_set_new(out, "stream", json_true());
 		/* The usage chunk gives message_delta its counts. */
@@ -662,12 +648,12 @@ map_options(json_t *in, json_t *out, char **err)
 	v = json_object_get(in, "metadata");
 	if (!absent(v)) {
 		if (!json_is_object(v))
-			return fail(err, "metadata: must be an object");
+			return sy_fail(err, "metadata: must be an object");
 		s = json_object_get(v, "user_id");
 		if (json_is_string(s))
 			json_object_set(out, "user", s);
 		else if (!absent(s))
-			return fail(err, "metadata.user_id: must be a string");
+			return sy_fail(err, "metadata.user_id: must be a string");
 	}
 	return 0;
 }
@@ -681,13 +667,13 @@ anthropic_request(const char *text, size_t len, char **err)
 	*err = NULL;
 	in = json_loadb(text != NULL ? text : "", len, 0, &jerr);
 	if (in == NULL) {
-		fail(err, "request body is not valid JSON: %s (line %d, column "
+		sy_fail(err, "request body is not valid JSON: %s (line %d, column "
 		    "%d)", jerr.text, jerr.line, jerr.column);
 		return NULL;
 	}
 	if (!json_is_object(in)) {
 		json_decref(in);
-		fail(err, "request body must be a JSON object");
+		sy_fail(err, "request body must be a JSON object");
 		return NULL;
 	}
 	out = json_object();
@@ -748,14 +734,14 @@ tool_use_block(json_t *call, size_t i, char **err)
 	char buf[64];
 
 	if (name == NULL) {
-		fail(err, "backend answer's tool call %zu has no name", i);
+		sy_fail(err, "backend answer's tool call %zu has no name", i);
 		return NULL;
 	}
 	input = text[strspn(text, " \t\r\n")] == '\0' ? json_object() :
 	    json_loads(text, 0, NULL);
 	if (!json_is_object(input)) {
 		json_decref(input);
-		fail(err, "backend answer's tool call %zu (%s) has arguments "
+		sy_fail(err, "backend answer's tool call %zu (%s) has arguments "
 		    "that are not a JSON object", i, name);
 		return NULL;
 	}
@@ -788,7 +774,7 @@ anthropic_response(struct evbuffer *body, const char *model,
 	msg = json_object_get(choice, "message");
 	if (!json_is_object(msg)) {
 		json_decref(in);
-		return fail(err, "backend answer is not a chat completion");
+		return sy_fail(err, "backend answer is not a chat completion");
 	}
 	content = json_array();
 	buf = evbuffer_new();
@@ -830,7 +816,7 @@ anthropic_response(struct evbuffer *body, const char *model,
 	dump = res != NULL ? json_dumps(res, JSON_COMPACT) : NULL;
 	json_decref(res);
 	if (dump == NULL)
-		return fail(err, "answer could not be encoded");
+		return sy_fail(err, "answer could not be encoded");
 	evbuffer_add(out, dump, strlen(dump));
 	free(dump);
 	return 0;

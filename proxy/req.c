@@ -40,20 +40,6 @@ sy_json_too_deep(const char *buf, size_t len, unsigned max_depth)
 	return 0;
 }
 
-/* Sets *err to a malloc'd printf-style message; returns -1. */
-static int __attribute__((format(printf, 2, 3)))
-fail(char **err, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	*err = sy_xstrdup(buf);
-	return -1;
-}
-
 int
 sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
     int *status, char **err)
@@ -67,40 +53,40 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 
 	*status = 400;
 	if (len == 0)
-		return fail(err, "%s", "request body is empty; expected a JSON object");
+		return sy_fail(err, "%s", "request body is empty; expected a JSON object");
 	text = (const char *)evbuffer_pullup(body, -1);
 	if (sy_json_too_deep(text, len, max_depth)) {
-		return fail(err, "request JSON nests deeper than %u levels",
+		return sy_fail(err, "request JSON nests deeper than %u levels",
 		    max_depth);
 	}
 	req->body = json_loadb(text, len, 0, &jerr);
 	if (req->body == NULL) {
-		return fail(err, "invalid JSON at line %d column %d: %s",
+		return sy_fail(err, "invalid JSON at line %d column %d: %s",
 		    jerr.line, jerr.column, jerr.text);
 	}
 	if (!json_is_object(req->body))
-		return fail(err, "%s", "request body must be a JSON object");
+		return sy_fail(err, "%s", "request body must be a JSON object");
 	model = json_object_get(req->body, "model");
 	if (model == NULL)
-		return fail(err, "%s", "'model' is required");
+		return sy_fail(err, "%s", "'model' is required");
 	if (!json_is_string(model) || json_string_length(model) == 0)
-		return fail(err, "%s", "'model' must be a non-empty string");
+		return sy_fail(err, "%s", "'model' must be a non-empty string");
 	req->client_model = json_string_value(model);
 	req->lookup_model = req->client_model;
 	if ((v = json_object_get(req->body, member)) == NULL)
-		return fail(err, "'%s' is required", member);
+		return sy_fail(err, "'%s' is required", member);
 	if (req->api == SY_API_CHAT && !json_is_array(v))
-		return fail(err, "%s", "'messages' must be an array");
+		return sy_fail(err, "%s", "'messages' must be an array");
 	stream = json_object_get(req->body, "stream");
 	if (stream != NULL && !json_is_boolean(stream) && !json_is_null(stream))
-		return fail(err, "%s", "'stream' must be a boolean");
+		return sy_fail(err, "%s", "'stream' must be a boolean");
 	req->stream = json_is_true(stream);
 	if (req->stream && req->api == SY_API_EMBEDDINGS)
-		return fail(err, "%s", "embeddings cannot be streamed");
+		return sy_fail(err, "%s", "embeddings cannot be streamed");
 	opts = json_object_get(req->body, "stream_options");
 	if (opts != NULL && !json_is_null(opts)) {
 		if (!json_is_object(opts))
-			return fail(err, "%s", "'stream_options' must be an object");
+			return sy_fail(err, "%s", "'stream_options' must be an object");
 		req->client_wants_usage =
 		    json_is_true(json_object_get(opts, "include_usage"));
 	}

@@ -165,6 +165,20 @@ sy_rand64(void)
 	return x * 0x2545f4914f6cdd1dULL;
 }
 
+int
+sy_fail(char **err, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		s = NULL;
+	va_end(ap);
+	*err = s != NULL ? s : sy_xstrdup("out of memory");
+	return -1;
+}
+
 void *
 sy_xmalloc(size_t n)
 {

@@ -38,6 +38,13 @@ void sy_json_escape(struct evbuffer *out, const char *s, size_t len);
  */
 uint64_t sy_rand64(void);
 
+/*
+ * Sets *err to a malloc'd printf-style message and returns -1: the error
+ * path of every function that reports with char **err.
+ */
+int sy_fail(char **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Allocation that aborts on failure (startup and invariants only). */
 void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);
