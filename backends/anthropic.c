@@ -369,7 +369,7 @@ map_tools(json_t *body, json_t *out, int tool_blocks, char **err)
 static int
 map_options(const struct sy_req *req, json_t *out, char **err)
 {
-	json_t *body = req->body, *v, *s;
+	json_t *body = sy_req_body(req), *v, *s;
 	const char *limit = "max_completion_tokens", *type;
 	size_t i;
 
@@ -469,9 +469,9 @@ anthropic_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 		    ep->name);
 	body = json_pack("{s:s}", "model", req->model);
 	if (map_options(req, body, err) != 0 ||
-	    map_messages(json_object_get(req->body, "messages"), body,
+	    map_messages(json_object_get(sy_req_body(req), "messages"), body,
 	    &tool_blocks, err) != 0 ||
-	    map_tools(req->body, body, tool_blocks, err) != 0) {
+	    map_tools(sy_req_body(req), body, tool_blocks, err) != 0) {
 		json_decref(body);
 		return -1;
 	}

@@ -147,16 +147,16 @@ kserve_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 
 	if (req->api != SY_API_EMBEDDINGS)
 		return fail(err, "the kserve backend serves embeddings only");
-	input = json_object_get(req->body, "input");
+	input = json_object_get(sy_req_body(req), "input");
 	if ((problem = input_problem(input)) != NULL)
 		return fail(err, problem);
-	v = json_object_get(req->body, "encoding_format");
+	v = json_object_get(sy_req_body(req), "encoding_format");
 	if (v != NULL && !json_is_null(v) && (!json_is_string(v) ||
 	    (strcmp(json_string_value(v), "float") != 0 &&
 	    strcmp(json_string_value(v), "base64") != 0)))
 		return fail(err, "'encoding_format' must be \"float\" or "
 		    "\"base64\"");
-	v = json_object_get(req->body, "dimensions");
+	v = json_object_get(sy_req_body(req), "dimensions");
 	if (v != NULL && !json_is_null(v))
 		return fail(err, "the kserve backend cannot honour "
 		    "'dimensions': a KServe model answers vectors of its own "
@@ -437,8 +437,8 @@ kserve_decode(const struct sy_req *req, int status, struct evbuffer *body,
 	    { .key = "error" } };
 	size_t len = evbuffer_get_length(body), i, n;
 	const char *text = (const char *)evbuffer_pullup(body, -1);
-	const json_t *input = json_object_get(req->body, "input");
-	const json_t *format = json_object_get(req->body, "encoding_format");
+	const json_t *input = json_object_get(sy_req_body(req), "input");
+	const json_t *format = json_object_get(sy_req_body(req), "encoding_format");
 	struct tensor t;
 	enum sy_json_kind kind;
 	const char *why;

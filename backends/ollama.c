@@ -362,13 +362,13 @@ ollama_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	json_object_set_new(o, "model", json_string(req->model));
 	switch (req->api) {
 	case SY_API_CHAT:
-		rc = encode_chat(req->body, o, opts, err);
+		rc = encode_chat(sy_req_body(req), o, opts, err);
 		break;
 	case SY_API_COMPLETIONS:
-		rc = encode_generate(req->body, o, opts, err);
+		rc = encode_generate(sy_req_body(req), o, opts, err);
 		break;
 	default:
-		rc = encode_embed(req->body, o, err);
+		rc = encode_embed(sy_req_body(req), o, err);
 		break;
 	}
 	if (rc == 0 && req->api != SY_API_EMBEDDINGS) {
@@ -749,7 +749,7 @@ static int
 decode_embed(const struct sy_req *req, const struct sy_jscan_member m[M_COUNT],
     struct evbuffer *out, struct sy_usage *usage, char **err)
 {
-	const char *fmt = json_string_value(json_object_get(req->body,
+	const char *fmt = json_string_value(json_object_get(sy_req_body(req),
 	    "encoding_format"));
 	int base64 = fmt != NULL && strcmp(fmt, "base64") == 0;
 	struct evbuffer *data = evbuffer_new();

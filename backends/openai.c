@@ -80,6 +80,45 @@ usage_read(const char *text, size_t len, struct sy_usage *u)
  * The body goes out as the client sent it unless the model was renamed or
  * a stream lacks include_usage; then a shallow copy is re-serialised.
  */
+/*
+ * The common edits done on the client's bytes, without a tree: the model
+ * value replaced, and stream_options inserted first when the request has
+ * none.  Returns 0 when done, -1 when the tree must do it (stream_options
+ * present without include_usage); out is untouched then.
+ */
+static int
+edit_bytes(const struct sy_req *req, int rename, int add_usage,
+    struct evbuffer *out)
+{
+	static const char opts[] = "\"stream_options\":{\"include_usage\":true},";
+	struct sy_jscan_member m[] = {
+		{ .key = "model" }, { .key = "stream_options" }
+	};
+	size_t len = evbuffer_get_length(req->raw), brace, at, end;
+	const char *text = (const char *)evbuffer_pullup(req->raw, -1);
+
+	if (sy_jscan(text, len, m, 2) != SY_JSON_OBJECT ||
+	    m[0].kind != SY_JSON_STRING ||
+	    (add_usage && m[1].kind != SY_JSON_NONE))
+		return -1;
+	brace = (size_t)((const char *)memchr(text, '{', len) - text) + 1;
+	at = (size_t)(m[0].value - text);
+	end = at + m[0].len;
+	evbuffer_add(out, text, brace);
+	if (add_usage)
+		SY_ADD_LIT(out, opts);
+	if (!rename) {
+		evbuffer_add(out, text + brace, len - brace);
+		return 0;
+	}
+	evbuffer_add(out, text + brace, at - brace);
+	SY_ADD_LIT(out, "\"");
+	sy_json_escape(out, req->model, strlen(req->model));
+	SY_ADD_LIT(out, "\"");
+	evbuffer_add(out, text + end, len - end);
+	return 0;
+}
+
 const char *
 sy_openai_path(int api)
 {
@@ -99,7 +138,9 @@ sy_openai_body(const struct sy_req *req, struct evbuffer *out, char **err)
 		    evbuffer_get_length(req->raw));
 		return 0;
 	}
-	copy = json_copy(req->body);
+	if (edit_bytes(req, rename, add_usage, out) == 0)
+		return 0;
+	copy = json_copy(sy_req_body(req));
 	if (rename)
 		json_object_set_new(copy, "model", json_string(req->model));
 	if (add_usage) {

@@ -258,7 +258,7 @@ stop_param(const json_t *stop, json_t *params, char **err)
 static int
 parameters(const struct sy_req *req, json_t *params, char **err)
 {
-	const json_t *body = req->body, *v, *max = NULL;
+	const json_t *body = sy_req_body(req), *v, *max = NULL;
 	const char *max_key = "max_tokens";
 	int sample = 1;
 	double x;
@@ -335,10 +335,10 @@ tgi_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 
 	if (req->api == SY_API_EMBEDDINGS)
 		return sy_fail(err, "embeddings are not served by tgi backends");
-	if (check_unsupported(req->body, err) != 0)
+	if (check_unsupported(sy_req_body(req), err) != 0)
 		return -1;
-	inputs = req->api == SY_API_CHAT ? chat_inputs(req->body, err) :
-	    completion_inputs(req->body, err);
+	inputs = req->api == SY_API_CHAT ? chat_inputs(sy_req_body(req), err) :
+	    completion_inputs(sy_req_body(req), err);
 	if (inputs == NULL)
 		return -1;
 	params = json_object();

@@ -164,20 +164,20 @@ prefix_of(const struct prefix_state *st, const struct sy_req *req,
 {
 	struct prefix_hash p;
 
-	if (req->body == NULL)
+	if (sy_req_body(req) == NULL)
 		return 0;
 	sy_hash_init(&p.hs);
 	p.left = st->prefix_chars;
 	p.fed = 0;
 	switch (req->api) {
 	case SY_API_CHAT:
-		prefix_add_messages(&p, json_object_get(req->body, "messages"));
+		prefix_add_messages(&p, json_object_get(sy_req_body(req), "messages"));
 		break;
 	case SY_API_COMPLETIONS:
-		prefix_add_prompt(&p, json_object_get(req->body, "prompt"));
+		prefix_add_prompt(&p, json_object_get(sy_req_body(req), "prompt"));
 		break;
 	case SY_API_EMBEDDINGS:
-		prefix_add_prompt(&p, json_object_get(req->body, "input"));
+		prefix_add_prompt(&p, json_object_get(sy_req_body(req), "input"));
 		break;
 	}
 	*hash = sy_hash_final(&p.hs);

@@ -91,7 +91,7 @@ session_key(const struct session_state *st, const struct sy_req *req,
 		*len = strlen(key);
 		return key;
 	}
-	user = req->body != NULL ? json_object_get(req->body, "user") : NULL;
+	user = sy_req_body(req) != NULL ? json_object_get(sy_req_body(req), "user") : NULL;
 	if (json_is_string(user) && json_string_length(user) > 0) {
 		*len = json_string_length(user);
 		return json_string_value(user);

@@ -9,6 +9,7 @@
 #include "accesslog.h"
 #include "backend.h"
 #include "config.h"
+#include "jscan.h"
 #include "req.h"
 #include "util.h"
 
@@ -40,18 +41,63 @@ sy_json_too_deep(const char *buf, size_t len, unsigned max_depth)
 	return 0;
 }
 
+json_t *
+sy_req_body(const struct sy_req *req)
+{
+	struct sy_req *r = (struct sy_req *)req;	/* a cache, not a change */
+
+	if (r->body == NULL && r->raw != NULL && evbuffer_get_length(r->raw) > 0)
+		r->body = json_loadb((const char *)evbuffer_pullup(r->raw, -1),
+		    evbuffer_get_length(r->raw), 0, NULL);
+	return r->body;
+}
+
+/*
+ * The client's model name from the text of a JSON string (quotes
+ * included): copied into req when it is plain, else read from the tree.
+ */
+static int
+read_model(struct sy_req *req, const char *text, size_t len, char **err)
+{
+	json_t *model;
+
+	if (len <= 2)
+		return sy_fail(err, "%s", "'model' must be a non-empty string");
+	if (memchr(text, '\\', len) == NULL && len - 2 < sizeof req->model_buf) {
+		memcpy(req->model_buf, text + 1, len - 2);
+		req->model_buf[len - 2] = '\0';
+		req->client_model = req->model_buf;
+		return 0;
+	}
+	model = json_object_get(sy_req_body(req), "model");
+	if (json_string_length(model) == 0)
+		return sy_fail(err, "%s", "'model' must be a non-empty string");
+	req->client_model = json_string_value(model);
+	return 0;
+}
+
+/*
+ * Checks the request with the JSON scanner, without building a tree:
+ * most requests go out as their bytes.
+ */
 int
 sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
     int *status, char **err)
 {
 	static const char *required[] = { "messages", "prompt", "input" };
-	const char *member = required[req->api];
+	struct sy_jscan_member m[] = {
+		{ .key = "model" }, { .key = "stream" },
+		{ .key = "stream_options" }, { .key = required[req->api] }
+	};
+	struct sy_jscan_member usage = { .key = "include_usage" };
 	size_t len = evbuffer_get_length(body);
+	enum sy_json_kind kind;
 	const char *text;
 	json_error_t jerr;
-	json_t *model, *stream, *opts, *v;
+	json_t *tree;
 
 	*status = 400;
+	req->raw = body;
 	if (len == 0)
 		return sy_fail(err, "%s", "request body is empty; expected a JSON object");
 	text = (const char *)evbuffer_pullup(body, -1);
@@ -59,36 +105,40 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 		return sy_fail(err, "request JSON nests deeper than %u levels",
 		    max_depth);
 	}
-	req->body = json_loadb(text, len, 0, &jerr);
-	if (req->body == NULL) {
+	kind = sy_jscan(text, len, m, sizeof m / sizeof m[0]);
+	if (kind == SY_JSON_NONE) {
+		/* Only for the message: where jansson stops. */
+		if ((tree = json_loadb(text, len, 0, &jerr)) != NULL) {
+			json_decref(tree);
+			return sy_fail(err, "%s", "invalid JSON: a NUL byte");
+		}
 		return sy_fail(err, "invalid JSON at line %d column %d: %s",
 		    jerr.line, jerr.column, jerr.text);
 	}
-	if (!json_is_object(req->body))
+	if (kind != SY_JSON_OBJECT)
 		return sy_fail(err, "%s", "request body must be a JSON object");
-	model = json_object_get(req->body, "model");
-	if (model == NULL)
+	if (m[0].kind == SY_JSON_NONE)
 		return sy_fail(err, "%s", "'model' is required");
-	if (!json_is_string(model) || json_string_length(model) == 0)
+	if (m[0].kind != SY_JSON_STRING)
 		return sy_fail(err, "%s", "'model' must be a non-empty string");
-	req->client_model = json_string_value(model);
+	if (read_model(req, m[0].value, m[0].len, err) != 0)
+		return -1;
 	req->lookup_model = req->client_model;
-	if ((v = json_object_get(req->body, member)) == NULL)
-		return sy_fail(err, "'%s' is required", member);
-	if (req->api == SY_API_CHAT && !json_is_array(v))
+	if (m[3].kind == SY_JSON_NONE)
+		return sy_fail(err, "'%s' is required", m[3].key);
+	if (req->api == SY_API_CHAT && m[3].kind != SY_JSON_ARRAY)
 		return sy_fail(err, "%s", "'messages' must be an array");
-	stream = json_object_get(req->body, "stream");
-	if (stream != NULL && !json_is_boolean(stream) && !json_is_null(stream))
+	if (m[1].kind != SY_JSON_NONE && m[1].kind != SY_JSON_TRUE &&
+	    m[1].kind != SY_JSON_FALSE && m[1].kind != SY_JSON_NULL)
 		return sy_fail(err, "%s", "'stream' must be a boolean");
-	req->stream = json_is_true(stream);
+	req->stream = m[1].kind == SY_JSON_TRUE;
 	if (req->stream && req->api == SY_API_EMBEDDINGS)
 		return sy_fail(err, "%s", "embeddings cannot be streamed");
-	opts = json_object_get(req->body, "stream_options");
-	if (opts != NULL && !json_is_null(opts)) {
-		if (!json_is_object(opts))
+	if (m[2].kind != SY_JSON_NONE && m[2].kind != SY_JSON_NULL) {
+		if (m[2].kind != SY_JSON_OBJECT)
 			return sy_fail(err, "%s", "'stream_options' must be an object");
-		req->client_wants_usage =
-		    json_is_true(json_object_get(opts, "include_usage"));
+		sy_jscan(m[2].value, m[2].len, &usage, 1);
+		req->client_wants_usage = usage.kind == SY_JSON_TRUE;
 	}
 	*status = 0;
 	return 0;

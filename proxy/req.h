@@ -35,9 +35,10 @@ struct sy_req {
 	const char *client_api;		/* "openai" */
 
 	/* Canonical form (OpenAI shape), from parse. */
-	json_t *body;			/* owned */
+	json_t *body;			/* owned; built on first use: sy_req_body */
 	struct evbuffer *raw;		/* body bytes as received, owned */
-	const char *client_model;	/* borrowed from body */
+	const char *client_model;	/* in model_buf, or borrowed from body */
+	char model_buf[128];
 	const char *lookup_model;	/* the name being routed: the client's
 					   model, or a fallback's */
 	int stream;
@@ -83,6 +84,13 @@ struct sy_req {
  */
 int sy_req_parse(struct sy_req *req, struct evbuffer *body,
     unsigned max_depth, int *status, char **err);
+
+/*
+ * The request's JSON tree (owned by req), parsed from its body bytes on
+ * first use: most requests are forwarded without one.  NULL only when req
+ * has neither.
+ */
+json_t *sy_req_body(const struct sy_req *req);
 
 /* Whether the JSON text in buf nests deeper than max_depth; linear scan. */
 int sy_json_too_deep(const char *buf, size_t len, unsigned max_depth);

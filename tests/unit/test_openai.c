@@ -79,6 +79,26 @@ SY_TEST(unchanged_request_is_forwarded_byte_for_byte)
 	evbuffer_free(out);
 }
 
+SY_TEST(stream_usage_and_renames_are_edited_into_the_clients_bytes)
+{
+	const char *text = " {\"model\" : \"gpt-4o\", \"messages\": [ {\"role\":\"user\","
+	    "\"content\":\"\\u00e9\"} ],\"stream\":true , \"z\": 1.50}";
+	struct sy_req *req = sy_test_req(SY_API_CHAT, text, "llama-3-8b");
+	struct evbuffer *out = evbuffer_new();
+	char *err = NULL, *got;
+	size_t len;
+
+	memset(&up, 0, sizeof up);
+	SY_CHECK_INT(openai->encode(req, &plain_ep, out, &up, &err), 0);
+	len = evbuffer_get_length(out);
+	got = strndup((const char *)evbuffer_pullup(out, -1), len);
+	SY_CHECK_STR(got, " {\"stream_options\":{\"include_usage\":true},\"model\" : "
+	    "\"llama-3-8b\", \"messages\": [ {\"role\":\"user\",\"content\":"
+	    "\"\\u00e9\"} ],\"stream\":true , \"z\": 1.50}");
+	free(got);
+	evbuffer_free(out);
+}
+
 SY_TEST(api_key_goes_in_a_bearer_header)
 {
 	struct sy_req *req = sy_test_req(SY_API_EMBEDDINGS,
@@ -470,6 +490,7 @@ main(void)
 	SY_RUN(usage_is_read_from_a_recorded_chat_answer);
 	SY_RUN(usage_absent_leaves_counts_unknown);
 	SY_RUN(unchanged_request_is_forwarded_byte_for_byte);
+	SY_RUN(stream_usage_and_renames_are_edited_into_the_clients_bytes);
 	SY_RUN(api_key_goes_in_a_bearer_header);
 	SY_RUN(azure_puts_the_api_version_in_the_query_and_the_key_in_api_key);
 	SY_RUN(alias_renames_the_model_and_keeps_every_other_field);
