@@ -228,8 +228,16 @@ sy_openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
 static int
 mentions_usage_or_error(const struct sy_sse_event *ev)
 {
-	return memmem(ev->data, ev->data_len, "\"usage\"", 7) != NULL ||
-	    memmem(ev->data, ev->data_len, "\"error\"", 7) != NULL;
+	const char *p = ev->data, *end = ev->data + ev->data_len;
+
+	/* One pass from quote to quote: "usage" or "error" as a key. */
+	while ((p = memchr(p, '"', (size_t)(end - p))) != NULL && end - p > 6) {
+		p++;
+		if ((*p == 'u' && memcmp(p, "usage\"", 6) == 0) ||
+		    (*p == 'e' && memcmp(p, "error\"", 6) == 0))
+			return 1;
+	}
+	return 0;
 }
 
 enum sy_stream_verdict

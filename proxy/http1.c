@@ -718,11 +718,19 @@ sy_http1_header_has(const struct sy_http1_msg *m, const char *name,
 void
 sy_http1_write_chunk(struct evbuffer *out, struct evbuffer *data)
 {
+	static const char hex[] = "0123456789abcdef";
 	size_t n = evbuffer_get_length(data);
+	char size[2 * sizeof n + 2], *p = size + sizeof size;
 
 	if (n == 0)
 		return;
-	evbuffer_add_printf(out, "%zx\r\n", n);
+	/* The size in hex, then CRLF, written backwards. */
+	*--p = '\n';
+	*--p = '\r';
+	do
+		*--p = hex[n & 0xf];
+	while ((n >>= 4) != 0);
+	evbuffer_add(out, p, (size_t)(size + sizeof size - p));
 	evbuffer_add_buffer(out, data);
 	evbuffer_add(out, "\r\n", 2);
 }
