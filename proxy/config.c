@@ -743,6 +743,24 @@ check_keys(struct ctx *c, const json_t *obj, const char *path,
 }
 
 /*
+ * Finds member key of obj (at parent) into *v: 1 when there, 0 when absent
+ * and optional, -1 after reporting a missing required key.
+ */
+static int
+lookup(struct ctx *c, const json_t *obj, const char *parent, const char *key,
+    int required, const json_t **v)
+{
+	char p[PATHLEN];
+
+	if ((*v = json_object_get(obj, key)) != NULL)
+		return 1;
+	if (!required)
+		return 0;
+	fail(c, path_key(p, parent, key), "required key is missing");
+	return -1;
+}
+
+/*
  * Reads member key of obj (at parent) into *out if it is a non-empty
  * string.  Returns 1 when read, 0 when absent and optional, -1 after
  * reporting an error.
@@ -751,15 +769,12 @@ static int
 get_string(struct ctx *c, const json_t *obj, const char *parent,
     const char *key, int required, const char **out)
 {
-	const json_t *v = json_object_get(obj, key);
+	const json_t *v;
 	char p[PATHLEN];
+	int r;
 
-	if (v == NULL) {
-		if (!required)
-			return 0;
-		fail(c, path_key(p, parent, key), "required key is missing");
-		return -1;
-	}
+	if ((r = lookup(c, obj, parent, key, required, &v)) != 1)
+		return r;
 	if (!json_is_string(v)) {
 		fail(c, path_key(p, parent, key), "expected a string, got %s",
 		    type_name(v));
@@ -803,15 +818,12 @@ static int
 get_price(struct ctx *c, const json_t *obj, const char *parent,
     const char *key, int required, double *out)
 {
-	const json_t *v = json_object_get(obj, key);
+	const json_t *v;
 	char p[PATHLEN];
+	int r;
 
-	if (v == NULL) {
-		if (!required)
-			return 0;
-		fail(c, path_key(p, parent, key), "required key is missing");
-		return -1;
-	}
+	if ((r = lookup(c, obj, parent, key, required, &v)) != 1)
+		return r;
 	if (!json_is_number(v)) {
 		fail(c, path_key(p, parent, key), "expected a number, got %s",
 		    type_name(v));

@@ -55,26 +55,6 @@ refused_naming(const char *text, const char *needle)
 	return ok;
 }
 
-/* The encoded body's member at a jansson path like "messages.0.role". */
-static json_t *
-at(json_t *obj, const char *path)
-{
-	char buf[256], *tok, *save;
-
-	snprintf(buf, sizeof buf, "%s", path);
-	for (tok = strtok_r(buf, ".", &save); tok != NULL && obj != NULL;
-	    tok = strtok_r(NULL, ".", &save))
-		obj = json_is_array(obj) ? json_array_get(obj, atoi(tok)) :
-		    json_object_get(obj, tok);
-	return obj;
-}
-
-static const char *
-str_at(json_t *obj, const char *path)
-{
-	return json_string_value(at(obj, path));
-}
-
 SY_TEST(chat_goes_to_messages_with_the_key_and_api_version_headers)
 {
 	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\","
@@ -126,15 +106,15 @@ SY_TEST(plain_conversation_keeps_string_contents_and_the_served_model)
 	SY_CHECK_INT(anthropic->encode(req, &plain_ep, out, &up, &err), 0);
 	obj = json_loadb((const char *)evbuffer_pullup(out, -1),
 	    evbuffer_get_length(out), 0, NULL);
-	SY_CHECK_STR(str_at(obj, "model"), "claude-sonnet-4-5");
-	SY_CHECK_INT(json_array_size(at(obj, "messages")), 3);
-	SY_CHECK_STR(str_at(obj, "messages.0.role"), "user");
-	SY_CHECK_STR(str_at(obj, "messages.0.content"), "hi");
-	SY_CHECK_STR(str_at(obj, "messages.1.role"), "assistant");
-	SY_CHECK_STR(str_at(obj, "messages.1.content"), "hello");
-	SY_CHECK_STR(str_at(obj, "messages.2.content"), "bye");
-	SY_CHECK(at(obj, "system") == NULL);
-	SY_CHECK(at(obj, "stream") == NULL);
+	SY_CHECK_STR(sy_test_str_at(obj, "model"), "claude-sonnet-4-5");
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "messages")), 3);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.role"), "user");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content"), "hi");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.role"), "assistant");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.content"), "hello");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.content"), "bye");
+	SY_CHECK(sy_test_at(obj, "system") == NULL);
+	SY_CHECK(sy_test_at(obj, "stream") == NULL);
 	json_decref(obj);
 	evbuffer_free(out);
 }
@@ -149,11 +129,11 @@ SY_TEST(system_and_developer_messages_anywhere_make_one_system_prompt)
 	    "\"text\":\"Answer in French.\"}]},"
 	    "{\"role\":\"user\",\"content\":\"bye\"}]}", &err);
 
-	SY_CHECK_STR(str_at(obj, "system"), "Be brief.\n\nAnswer in French.");
+	SY_CHECK_STR(sy_test_str_at(obj, "system"), "Be brief.\n\nAnswer in French.");
 	/* The user turns on either side of the developer message merge. */
-	SY_CHECK_INT(json_array_size(at(obj, "messages")), 1);
-	SY_CHECK_STR(str_at(obj, "messages.0.content.0.text"), "hi");
-	SY_CHECK_STR(str_at(obj, "messages.0.content.1.text"), "bye");
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "messages")), 1);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content.0.text"), "hi");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content.1.text"), "bye");
 	json_decref(obj);
 }
 
@@ -167,13 +147,13 @@ SY_TEST(consecutive_messages_of_one_role_merge_as_anthropic_requires)
 	    "{\"role\":\"assistant\",\"content\":\"a\"},"
 	    "{\"role\":\"assistant\",\"content\":\"b\"}]}", &err);
 
-	SY_CHECK_INT(json_array_size(at(obj, "messages")), 2);
-	SY_CHECK_STR(str_at(obj, "messages.0.role"), "user");
-	SY_CHECK_INT(json_array_size(at(obj, "messages.0.content")), 2);
-	SY_CHECK_STR(str_at(obj, "messages.0.content.0.type"), "text");
-	SY_CHECK_STR(str_at(obj, "messages.0.content.1.text"), "two");
-	SY_CHECK_STR(str_at(obj, "messages.1.role"), "assistant");
-	SY_CHECK_STR(str_at(obj, "messages.1.content.1.text"), "b");
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "messages")), 2);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.role"), "user");
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "messages.0.content")), 2);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content.0.type"), "text");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content.1.text"), "two");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.role"), "assistant");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.content.1.text"), "b");
 	json_decref(obj);
 }
 
@@ -186,10 +166,10 @@ SY_TEST(text_parts_keep_their_cache_control)
 	    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"q\","
 	    "\"cache_control\":{\"type\":\"ephemeral\"}}]}]}", &err);
 
-	SY_CHECK_STR(str_at(obj, "system.0.text"), "long rules");
-	SY_CHECK_STR(str_at(obj, "system.0.cache_control.type"), "ephemeral");
-	SY_CHECK_STR(str_at(obj, "messages.0.content.0.text"), "q");
-	SY_CHECK_STR(str_at(obj, "messages.0.content.0.cache_control.type"),
+	SY_CHECK_STR(sy_test_str_at(obj, "system.0.text"), "long rules");
+	SY_CHECK_STR(sy_test_str_at(obj, "system.0.cache_control.type"), "ephemeral");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content.0.text"), "q");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.0.content.0.cache_control.type"),
 	    "ephemeral");
 	json_decref(obj);
 }
@@ -219,21 +199,21 @@ SY_TEST(tool_calls_become_tool_use_blocks_and_results_one_user_turn)
 	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
 	    "\"get_weather\",\"parameters\":{\"type\":\"object\"}}}]}", &err);
 
-	SY_CHECK_INT(json_array_size(at(obj, "messages")), 3);
-	SY_CHECK_STR(str_at(obj, "messages.1.role"), "assistant");
-	SY_CHECK_INT(json_array_size(at(obj, "messages.1.content")), 2);
-	SY_CHECK_STR(str_at(obj, "messages.1.content.0.type"), "tool_use");
-	SY_CHECK_STR(str_at(obj, "messages.1.content.0.id"), "call_1");
-	SY_CHECK_STR(str_at(obj, "messages.1.content.0.name"), "get_weather");
-	SY_CHECK_STR(str_at(obj, "messages.1.content.0.input.city"), "Paris");
-	SY_CHECK(json_is_object(at(obj, "messages.1.content.1.input")));
-	SY_CHECK_INT(json_object_size(at(obj, "messages.1.content.1.input")), 0);
-	SY_CHECK_STR(str_at(obj, "messages.2.role"), "user");
-	SY_CHECK_STR(str_at(obj, "messages.2.content.0.type"), "tool_result");
-	SY_CHECK_STR(str_at(obj, "messages.2.content.0.tool_use_id"), "call_1");
-	SY_CHECK_STR(str_at(obj, "messages.2.content.0.content"), "12C");
-	SY_CHECK_STR(str_at(obj, "messages.2.content.1.tool_use_id"), "call_2");
-	SY_CHECK_STR(str_at(obj, "messages.2.content.1.content.0.text"), "noon");
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "messages")), 3);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.role"), "assistant");
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "messages.1.content")), 2);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.content.0.type"), "tool_use");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.content.0.id"), "call_1");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.content.0.name"), "get_weather");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.1.content.0.input.city"), "Paris");
+	SY_CHECK(json_is_object(sy_test_at(obj, "messages.1.content.1.input")));
+	SY_CHECK_INT(json_object_size(sy_test_at(obj, "messages.1.content.1.input")), 0);
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.role"), "user");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.content.0.type"), "tool_result");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.content.0.tool_use_id"), "call_1");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.content.0.content"), "12C");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.content.1.tool_use_id"), "call_2");
+	SY_CHECK_STR(sy_test_str_at(obj, "messages.2.content.1.content.0.text"), "noon");
 	json_decref(obj);
 }
 
@@ -253,15 +233,15 @@ SY_TEST(max_tokens_defaults_to_4096_and_max_completion_tokens_wins)
 	char *err;
 	json_t *obj = encode_chat("{\"model\":\"m\",\"messages\":[]}", &err);
 
-	SY_CHECK_INT(json_integer_value(at(obj, "max_tokens")), 4096);
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "max_tokens")), 4096);
 	json_decref(obj);
 	obj = encode_chat("{\"model\":\"m\",\"messages\":[],\"max_tokens\":7}",
 	    &err);
-	SY_CHECK_INT(json_integer_value(at(obj, "max_tokens")), 7);
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "max_tokens")), 7);
 	json_decref(obj);
 	obj = encode_chat("{\"model\":\"m\",\"messages\":[],\"max_tokens\":7,"
 	    "\"max_completion_tokens\":9}", &err);
-	SY_CHECK_INT(json_integer_value(at(obj, "max_tokens")), 9);
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "max_tokens")), 9);
 	json_decref(obj);
 	SY_CHECK(refused_naming("{\"model\":\"m\",\"messages\":[],"
 	    "\"max_tokens\":0}", "'max_tokens'"));
@@ -275,18 +255,18 @@ SY_TEST(sampling_stop_user_and_stream_are_carried_over)
 	    "\"stream\":true,\"stream_options\":{\"include_usage\":true},"
 	    "\"seed\":3}", &err);
 
-	SY_CHECK(json_real_value(at(obj, "temperature")) == 0.5);
-	SY_CHECK(json_real_value(at(obj, "top_p")) == 0.9);
-	SY_CHECK_INT(json_array_size(at(obj, "stop_sequences")), 1);
-	SY_CHECK_STR(str_at(obj, "stop_sequences.0"), "END");
-	SY_CHECK_STR(str_at(obj, "metadata.user_id"), "u-42");
-	SY_CHECK(json_is_true(at(obj, "stream")));
-	SY_CHECK(at(obj, "stream_options") == NULL);
-	SY_CHECK(at(obj, "seed") == NULL);
+	SY_CHECK(json_real_value(sy_test_at(obj, "temperature")) == 0.5);
+	SY_CHECK(json_real_value(sy_test_at(obj, "top_p")) == 0.9);
+	SY_CHECK_INT(json_array_size(sy_test_at(obj, "stop_sequences")), 1);
+	SY_CHECK_STR(sy_test_str_at(obj, "stop_sequences.0"), "END");
+	SY_CHECK_STR(sy_test_str_at(obj, "metadata.user_id"), "u-42");
+	SY_CHECK(json_is_true(sy_test_at(obj, "stream")));
+	SY_CHECK(sy_test_at(obj, "stream_options") == NULL);
+	SY_CHECK(sy_test_at(obj, "seed") == NULL);
 	json_decref(obj);
 	obj = encode_chat("{\"model\":\"m\",\"messages\":[],\"stop\":[\"a\","
 	    "\"b\"]}", &err);
-	SY_CHECK_STR(str_at(obj, "stop_sequences.1"), "b");
+	SY_CHECK_STR(sy_test_str_at(obj, "stop_sequences.1"), "b");
 	json_decref(obj);
 }
 
@@ -299,13 +279,13 @@ SY_TEST(function_tools_become_tools_with_input_schemas)
 	    "\"properties\":{\"x\":{\"type\":\"integer\"}}}}},"
 	    "{\"type\":\"function\",\"function\":{\"name\":\"g\"}}]}", &err);
 
-	SY_CHECK_STR(str_at(obj, "tools.0.name"), "f");
-	SY_CHECK_STR(str_at(obj, "tools.0.description"), "does f");
-	SY_CHECK_STR(str_at(obj, "tools.0.input_schema.properties.x.type"),
+	SY_CHECK_STR(sy_test_str_at(obj, "tools.0.name"), "f");
+	SY_CHECK_STR(sy_test_str_at(obj, "tools.0.description"), "does f");
+	SY_CHECK_STR(sy_test_str_at(obj, "tools.0.input_schema.properties.x.type"),
 	    "integer");
-	SY_CHECK_STR(str_at(obj, "tools.1.name"), "g");
-	SY_CHECK_STR(str_at(obj, "tools.1.input_schema.type"), "object");
-	SY_CHECK_STR(str_at(obj, "tool_choice.type"), "auto");
+	SY_CHECK_STR(sy_test_str_at(obj, "tools.1.name"), "g");
+	SY_CHECK_STR(sy_test_str_at(obj, "tools.1.input_schema.type"), "object");
+	SY_CHECK_STR(sy_test_str_at(obj, "tool_choice.type"), "auto");
 	json_decref(obj);
 }
 
@@ -320,8 +300,8 @@ choice_for(const char *choice, const char *extra)
 	    "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
 	    "\"tool_choice\":%s}", extra, choice);
 	obj = encode_chat(text, &err);
-	tc = json_incref(at(obj, "tool_choice"));
-	if (tc == NULL && at(obj, "tools") != NULL)
+	tc = json_incref(sy_test_at(obj, "tool_choice"));
+	if (tc == NULL && sy_test_at(obj, "tools") != NULL)
 		printf("# tools sent without tool_choice\n");
 	json_decref(obj);
 	free(err);
@@ -333,22 +313,22 @@ SY_TEST(tool_choice_maps_to_auto_any_tool_or_no_tools)
 	json_t *tc;
 
 	tc = choice_for("\"auto\"", "");
-	SY_CHECK_STR(str_at(tc, "type"), "auto");
+	SY_CHECK_STR(sy_test_str_at(tc, "type"), "auto");
 	json_decref(tc);
 	tc = choice_for("\"required\"", "");
-	SY_CHECK_STR(str_at(tc, "type"), "any");
+	SY_CHECK_STR(sy_test_str_at(tc, "type"), "any");
 	json_decref(tc);
 	tc = choice_for("{\"type\":\"function\",\"function\":{\"name\":\"f\"}}",
 	    "");
-	SY_CHECK_STR(str_at(tc, "type"), "tool");
-	SY_CHECK_STR(str_at(tc, "name"), "f");
+	SY_CHECK_STR(sy_test_str_at(tc, "type"), "tool");
+	SY_CHECK_STR(sy_test_str_at(tc, "name"), "f");
 	json_decref(tc);
 	/* "none" without tool history: no tools at all. */
 	SY_CHECK(choice_for("\"none\"", "") == NULL);
 	/* With tool history Anthropic wants the tools: type none. */
 	tc = choice_for("\"none\"", "{\"role\":\"tool\",\"tool_call_id\":\"c\","
 	    "\"content\":\"1\"}");
-	SY_CHECK_STR(str_at(tc, "type"), "none");
+	SY_CHECK_STR(sy_test_str_at(tc, "type"), "none");
 	json_decref(tc);
 	SY_CHECK(refused_naming("{\"model\":\"m\",\"messages\":[],\"tools\":"
 	    "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
@@ -362,8 +342,8 @@ SY_TEST(parallel_tool_calls_false_disables_parallel_tool_use)
 	    "[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
 	    "\"parallel_tool_calls\":false,\"tool_choice\":\"required\"}", &err);
 
-	SY_CHECK_STR(str_at(obj, "tool_choice.type"), "any");
-	SY_CHECK(json_is_true(at(obj, "tool_choice.disable_parallel_tool_use")));
+	SY_CHECK_STR(sy_test_str_at(obj, "tool_choice.type"), "any");
+	SY_CHECK(json_is_true(sy_test_at(obj, "tool_choice.disable_parallel_tool_use")));
 	json_decref(obj);
 }
 
@@ -390,8 +370,8 @@ SY_TEST(fields_that_change_nothing_are_accepted)
 	    "\"tools\":[],\"tool_choice\":\"auto\"}", &err);
 
 	SY_CHECK(obj != NULL);
-	SY_CHECK(at(obj, "tools") == NULL);
-	SY_CHECK(at(obj, "tool_choice") == NULL);
+	SY_CHECK(sy_test_at(obj, "tools") == NULL);
+	SY_CHECK(sy_test_at(obj, "tool_choice") == NULL);
 	json_decref(obj);
 	free(err);
 }
@@ -432,18 +412,18 @@ SY_TEST(message_becomes_a_chat_completion_of_the_served_model)
 	struct sy_usage u;
 	json_t *obj = decode_text(200, text, &u, &err);
 
-	SY_CHECK_STR(str_at(obj, "id"), "msg_fDRw8t2GWl2FnpO7mxc5z4Bm");
-	SY_CHECK_STR(str_at(obj, "object"), "chat.completion");
-	SY_CHECK_STR(str_at(obj, "model"), "served");
-	SY_CHECK(json_integer_value(at(obj, "created")) > 1700000000);
-	SY_CHECK_STR(str_at(obj, "choices.0.message.role"), "assistant");
-	SY_CHECK_STR(str_at(obj, "choices.0.message.content"),
+	SY_CHECK_STR(sy_test_str_at(obj, "id"), "msg_fDRw8t2GWl2FnpO7mxc5z4Bm");
+	SY_CHECK_STR(sy_test_str_at(obj, "object"), "chat.completion");
+	SY_CHECK_STR(sy_test_str_at(obj, "model"), "served");
+	SY_CHECK(json_integer_value(sy_test_at(obj, "created")) > 1700000000);
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.role"), "assistant");
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.content"),
 	    " has with for were each tree");
-	SY_CHECK(at(obj, "choices.0.message.tool_calls") == NULL);
-	SY_CHECK_STR(str_at(obj, "choices.0.finish_reason"), "stop");
-	SY_CHECK_INT(json_integer_value(at(obj, "usage.prompt_tokens")), 11);
-	SY_CHECK_INT(json_integer_value(at(obj, "usage.completion_tokens")), 6);
-	SY_CHECK_INT(json_integer_value(at(obj, "usage.total_tokens")), 17);
+	SY_CHECK(sy_test_at(obj, "choices.0.message.tool_calls") == NULL);
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.finish_reason"), "stop");
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "usage.prompt_tokens")), 11);
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "usage.completion_tokens")), 6);
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "usage.total_tokens")), 17);
 	SY_CHECK_INT(u.prompt_tokens, 11);
 	SY_CHECK_INT(u.completion_tokens, 6);
 	SY_CHECK_INT(u.cached_tokens, 0);
@@ -457,23 +437,23 @@ SY_TEST(tool_use_blocks_become_tool_calls_and_cache_counts_the_prompt)
 	struct sy_usage u;
 	json_t *obj = decode_text(200, text, &u, &err), *args;
 
-	SY_CHECK_STR(str_at(obj, "choices.0.message.content"),
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.content"),
 	    "I'll check the weather in San Francisco.");
-	SY_CHECK_STR(str_at(obj, "choices.0.message.tool_calls.0.id"),
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.tool_calls.0.id"),
 	    "toolu_01A09q90qw90lq917835lq9");
-	SY_CHECK_STR(str_at(obj, "choices.0.message.tool_calls.0.type"),
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.tool_calls.0.type"),
 	    "function");
-	SY_CHECK_STR(str_at(obj, "choices.0.message.tool_calls.0.function.name"),
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.tool_calls.0.function.name"),
 	    "get_weather");
-	args = json_loads(str_at(obj,
+	args = json_loads(sy_test_str_at(obj,
 	    "choices.0.message.tool_calls.0.function.arguments"), 0, NULL);
-	SY_CHECK_STR(str_at(args, "location"), "San Francisco, CA");
-	SY_CHECK_STR(str_at(args, "unit"), "celsius");
-	SY_CHECK_STR(str_at(obj, "choices.0.finish_reason"), "tool_calls");
+	SY_CHECK_STR(sy_test_str_at(args, "location"), "San Francisco, CA");
+	SY_CHECK_STR(sy_test_str_at(args, "unit"), "celsius");
+	SY_CHECK_STR(sy_test_str_at(obj, "choices.0.finish_reason"), "tool_calls");
 	SY_CHECK_INT(u.prompt_tokens, 472 + 100 + 2048);
 	SY_CHECK_INT(u.cached_tokens, 2048);
 	SY_CHECK_INT(u.completion_tokens, 89);
-	SY_CHECK_INT(json_integer_value(at(obj,
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj,
 	    "usage.prompt_tokens_details.cached_tokens")), 2048);
 	json_decref(args);
 	json_decref(obj);
@@ -495,8 +475,8 @@ SY_TEST(stop_reasons_map_to_finish_reasons)
 		snprintf(text, sizeof text, "{\"id\":\"msg_1\",\"type\":\"message\","
 		    "\"content\":[],\"stop_reason\":\"%s\"}", pairs[i][0]);
 		obj = decode_text(200, text, &u, &err);
-		SY_CHECK_STR(str_at(obj, "choices.0.finish_reason"), pairs[i][1]);
-		SY_CHECK_STR(str_at(obj, "choices.0.message.content"), "");
+		SY_CHECK_STR(sy_test_str_at(obj, "choices.0.finish_reason"), pairs[i][1]);
+		SY_CHECK_STR(sy_test_str_at(obj, "choices.0.message.content"), "");
 		json_decref(obj);
 	}
 }
@@ -508,20 +488,20 @@ SY_TEST(anthropic_errors_become_openai_errors_with_their_type_as_code)
 	struct sy_usage u;
 	json_t *obj = decode_text(529, text, &u, &err);
 
-	SY_CHECK_STR(str_at(obj, "error.message"), "Overloaded");
-	SY_CHECK_STR(str_at(obj, "error.type"), "server_error");
-	SY_CHECK_STR(str_at(obj, "error.code"), "overloaded_error");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.message"), "Overloaded");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.type"), "server_error");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.code"), "overloaded_error");
 	json_decref(obj);
 	obj = decode_text(401, "{\"type\":\"error\",\"error\":{\"type\":"
 	    "\"authentication_error\",\"message\":\"invalid x-api-key\"}}", &u,
 	    &err);
-	SY_CHECK_STR(str_at(obj, "error.type"), "authentication_error");
-	SY_CHECK_STR(str_at(obj, "error.code"), "authentication_error");
-	SY_CHECK_STR(str_at(obj, "error.message"), "invalid x-api-key");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.type"), "authentication_error");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.code"), "authentication_error");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.message"), "invalid x-api-key");
 	json_decref(obj);
 	obj = decode_text(400, "{\"type\":\"error\",\"error\":{\"type\":"
 	    "\"request_too_large\",\"message\":\"too big\"}}", &u, &err);
-	SY_CHECK_STR(str_at(obj, "error.type"), "invalid_request_error");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.type"), "invalid_request_error");
 	SY_CHECK_INT(u.prompt_tokens, -1);
 	json_decref(obj);
 	free(text);
@@ -533,13 +513,13 @@ SY_TEST(errors_in_no_known_shape_are_wrapped)
 	struct sy_usage u;
 	json_t *obj = decode_text(502, "<html>Bad Gateway</html>", &u, &err);
 
-	SY_CHECK_STR(str_at(obj, "error.message"),
+	SY_CHECK_STR(sy_test_str_at(obj, "error.message"),
 	    "backend returned HTTP 502: <html>Bad Gateway</html>");
-	SY_CHECK_STR(str_at(obj, "error.type"), "server_error");
-	SY_CHECK_INT(json_integer_value(at(obj, "error.code")), 502);
+	SY_CHECK_STR(sy_test_str_at(obj, "error.type"), "server_error");
+	SY_CHECK_INT(json_integer_value(sy_test_at(obj, "error.code")), 502);
 	json_decref(obj);
 	obj = decode_text(429, "{\"error\":\"slow down\"}", &u, &err);
-	SY_CHECK_STR(str_at(obj, "error.type"), "rate_limit_error");
+	SY_CHECK_STR(sy_test_str_at(obj, "error.type"), "rate_limit_error");
 	json_decref(obj);
 }
 
@@ -562,36 +542,14 @@ SY_TEST(success_that_is_not_a_message_is_refused)
 
 /* ==== Streams ==== */
 
-struct relay {
-	struct sy_req *req;
-	void *state;
-	struct evbuffer *out;
-	struct sy_usage usage;
-	int forwarded, dropped, done, errors;
-};
-
-static int
-relay_event(const struct sy_sse_event *ev, void *arg)
-{
-	struct relay *r = arg;
-
-	switch (anthropic->stream_event(r->state, r->req, ev, r->out,
-	    &r->usage)) {
-	case SY_STREAM_FORWARD: r->forwarded++; break;
-	case SY_STREAM_DROP: r->dropped++; break;
-	case SY_STREAM_DONE: r->done++; break;
-	case SY_STREAM_ERROR: r->errors++; break;
-	}
-	return 0;
-}
-
 /* Relays text (len bytes of Anthropic SSE) through the adapter. */
 static void
-relay_text(const char *text, size_t len, int wants_usage, struct relay *r)
+relay_text(const char *text, size_t len, int wants_usage, struct sy_test_relay *r)
 {
 	struct sy_sse sse;
 
 	memset(r, 0, sizeof *r);
+	r->kind = anthropic;
 	r->req = sy_test_req(SY_API_CHAT, "{\"model\":\"alias\",\"messages\":[],"
 	    "\"stream\":true}", "served");
 	r->req->client_wants_usage = wants_usage;
@@ -600,12 +558,12 @@ relay_text(const char *text, size_t len, int wants_usage, struct relay *r)
 	r->usage.prompt_tokens = r->usage.completion_tokens =
 	    r->usage.cached_tokens = -1;
 	sy_sse_init(&sse, 0);
-	sy_sse_feed(&sse, text, len, relay_event, r);
+	sy_sse_feed(&sse, text, len, sy_test_relay_event, r);
 	sy_sse_free(&sse);
 }
 
 static void
-relay_fixture(const char *name, int wants_usage, struct relay *r)
+relay_fixture(const char *name, int wants_usage, struct sy_test_relay *r)
 {
 	size_t len;
 	char *text = sy_test_fixture(name, &len);
@@ -615,7 +573,7 @@ relay_fixture(const char *name, int wants_usage, struct relay *r)
 }
 
 static void
-relay_free(struct relay *r)
+relay_free(struct sy_test_relay *r)
 {
 	anthropic->stream_close(r->state);
 	evbuffer_free(r->out);
@@ -626,7 +584,7 @@ relay_free(struct relay *r)
  * "[DONE]"); checks that every event is one "data:" line.
  */
 static json_t *
-chunks(struct relay *r)
+chunks(struct sy_test_relay *r)
 {
 	char *text = strndup((const char *)evbuffer_pullup(r->out, -1),
 	    evbuffer_get_length(r->out));
@@ -660,13 +618,13 @@ contents(json_t *all, char *buf, size_t len)
 
 	buf[0] = '\0';
 	json_array_foreach(all, i, c)
-		if ((s = str_at(c, "choices.0.delta.content")) != NULL)
+		if ((s = sy_test_str_at(c, "choices.0.delta.content")) != NULL)
 			strncat(buf, s, len - strlen(buf) - 1);
 }
 
 SY_TEST(text_stream_becomes_openai_chunks_ending_in_done)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *all, *c;
 	char text[256];
 	size_t i, n;
@@ -680,22 +638,22 @@ SY_TEST(text_stream_becomes_openai_chunks_ending_in_done)
 	SY_CHECK_INT(r.done, 1);
 	SY_CHECK_INT(r.errors, 0);
 	SY_CHECK_INT(r.dropped, 3);	/* block start, ping, block stop */
-	SY_CHECK_STR(str_at(all, "0.choices.0.delta.role"), "assistant");
-	SY_CHECK_STR(str_at(all, "0.choices.0.delta.content"), "");
+	SY_CHECK_STR(sy_test_str_at(all, "0.choices.0.delta.role"), "assistant");
+	SY_CHECK_STR(sy_test_str_at(all, "0.choices.0.delta.content"), "");
 	for (i = 0; i + 1 < n; i++) {
 		c = json_array_get(all, i);
-		SY_CHECK_STR(str_at(c, "id"), "msg_NRkGcIxGOlIvna0yHV6dnyuq");
-		SY_CHECK_STR(str_at(c, "object"), "chat.completion.chunk");
-		SY_CHECK_STR(str_at(c, "model"), "served");
-		SY_CHECK(at(c, "usage") == NULL);
+		SY_CHECK_STR(sy_test_str_at(c, "id"), "msg_NRkGcIxGOlIvna0yHV6dnyuq");
+		SY_CHECK_STR(sy_test_str_at(c, "object"), "chat.completion.chunk");
+		SY_CHECK_STR(sy_test_str_at(c, "model"), "served");
+		SY_CHECK(sy_test_at(c, "usage") == NULL);
 	}
 	contents(all, text, sizeof text);
 	SY_CHECK_STR(text, " but up its by when use");
-	SY_CHECK_STR(str_at(all, "6.choices.0.delta.content"), " use");
-	SY_CHECK(json_is_null(at(all, "6.choices.0.finish_reason")));
-	SY_CHECK_STR(str_at(all, "7.choices.0.finish_reason"), "stop");
-	SY_CHECK_INT(json_object_size(at(all, "7.choices.0.delta")), 0);
-	SY_CHECK_STR(str_at(all, "8"), "[DONE]");
+	SY_CHECK_STR(sy_test_str_at(all, "6.choices.0.delta.content"), " use");
+	SY_CHECK(json_is_null(sy_test_at(all, "6.choices.0.finish_reason")));
+	SY_CHECK_STR(sy_test_str_at(all, "7.choices.0.finish_reason"), "stop");
+	SY_CHECK_INT(json_object_size(sy_test_at(all, "7.choices.0.delta")), 0);
+	SY_CHECK_STR(sy_test_str_at(all, "8"), "[DONE]");
 	SY_CHECK_INT(r.usage.prompt_tokens, 7);
 	SY_CHECK_INT(r.usage.completion_tokens, 6);
 	SY_CHECK_INT(r.usage.cached_tokens, 0);
@@ -705,7 +663,7 @@ SY_TEST(text_stream_becomes_openai_chunks_ending_in_done)
 
 SY_TEST(usage_chunk_is_sent_when_the_client_asked_for_it)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *all, *last;
 	size_t n;
 
@@ -713,15 +671,15 @@ SY_TEST(usage_chunk_is_sent_when_the_client_asked_for_it)
 	all = chunks(&r);
 	n = json_array_size(all);
 	last = json_array_get(all, n - 2);
-	SY_CHECK_INT(json_array_size(at(last, "choices")), 0);
-	SY_CHECK_INT(json_integer_value(at(last, "usage.prompt_tokens")),
+	SY_CHECK_INT(json_array_size(sy_test_at(last, "choices")), 0);
+	SY_CHECK_INT(json_integer_value(sy_test_at(last, "usage.prompt_tokens")),
 	    472 + 1024);
-	SY_CHECK_INT(json_integer_value(at(last, "usage.completion_tokens")), 89);
-	SY_CHECK_INT(json_integer_value(at(last, "usage.total_tokens")),
+	SY_CHECK_INT(json_integer_value(sy_test_at(last, "usage.completion_tokens")), 89);
+	SY_CHECK_INT(json_integer_value(sy_test_at(last, "usage.total_tokens")),
 	    472 + 1024 + 89);
-	SY_CHECK_INT(json_integer_value(at(last,
+	SY_CHECK_INT(json_integer_value(sy_test_at(last,
 	    "usage.prompt_tokens_details.cached_tokens")), 1024);
-	SY_CHECK_STR(str_at(last, "id"), "msg_014p7gG3wDgGV9EUtLvnow3U");
+	SY_CHECK_STR(sy_test_str_at(last, "id"), "msg_014p7gG3wDgGV9EUtLvnow3U");
 	SY_CHECK_STR(json_string_value(json_array_get(all, n - 1)), "[DONE]");
 	SY_CHECK_INT(r.usage.prompt_tokens, 472 + 1024);
 	SY_CHECK_INT(r.usage.cached_tokens, 1024);
@@ -732,7 +690,7 @@ SY_TEST(usage_chunk_is_sent_when_the_client_asked_for_it)
 
 SY_TEST(tool_use_blocks_stream_as_tool_call_deltas)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *all, *c, *tc;
 	char args[2][256] = { "", "" }, text[256];
 	const char *s;
@@ -742,23 +700,23 @@ SY_TEST(tool_use_blocks_stream_as_tool_call_deltas)
 	relay_fixture("anthropic/tool_use_stream.sse", 0, &r);
 	all = chunks(&r);
 	json_array_foreach(all, i, c) {
-		tc = at(c, "choices.0.delta.tool_calls.0");
+		tc = sy_test_at(c, "choices.0.delta.tool_calls.0");
 		if (tc == NULL)
 			continue;
-		k = (int)json_integer_value(at(tc, "index"));
+		k = (int)json_integer_value(sy_test_at(tc, "index"));
 		SY_CHECK(k == 0 || k == 1);
 		if (k != 0 && k != 1)
 			continue;
-		if (at(tc, "id") != NULL) {
-			SY_CHECK_STR(str_at(tc, "id"), k == 0 ?
+		if (sy_test_at(tc, "id") != NULL) {
+			SY_CHECK_STR(sy_test_str_at(tc, "id"), k == 0 ?
 			    "toolu_01T1x1fJ34qAmk2tNTrN7Up6" : "toolu_02B");
-			SY_CHECK_STR(str_at(tc, "type"), "function");
-			SY_CHECK_STR(str_at(tc, "function.name"), k == 0 ?
+			SY_CHECK_STR(sy_test_str_at(tc, "type"), "function");
+			SY_CHECK_STR(sy_test_str_at(tc, "function.name"), k == 0 ?
 			    "get_weather" : "get_time");
-			SY_CHECK_STR(str_at(tc, "function.arguments"), "");
+			SY_CHECK_STR(sy_test_str_at(tc, "function.arguments"), "");
 			SY_CHECK_INT(strlen(args[k]), 0);
 		}
-		if ((s = str_at(tc, "function.arguments")) != NULL)
+		if ((s = sy_test_str_at(tc, "function.arguments")) != NULL)
 			strcat(args[k], s);
 	}
 	SY_CHECK_STR(args[0],
@@ -766,7 +724,7 @@ SY_TEST(tool_use_blocks_stream_as_tool_call_deltas)
 	SY_CHECK_STR(args[1], "{}");
 	contents(all, text, sizeof text);
 	SY_CHECK_STR(text, "Okay, let's check the weather.");
-	SY_CHECK_STR(str_at(json_array_get(all, json_array_size(all) - 2),
+	SY_CHECK_STR(sy_test_str_at(json_array_get(all, json_array_size(all) - 2),
 	    "choices.0.finish_reason"), "tool_calls");
 	SY_CHECK_INT(r.done, 1);
 	json_decref(all);
@@ -775,7 +733,7 @@ SY_TEST(tool_use_blocks_stream_as_tool_call_deltas)
 
 SY_TEST(error_event_becomes_an_openai_error_and_ends_the_stream)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *all, *last;
 	char text[256];
 
@@ -784,10 +742,10 @@ SY_TEST(error_event_becomes_an_openai_error_and_ends_the_stream)
 	last = json_array_get(all, json_array_size(all) - 1);
 	SY_CHECK_INT(r.errors, 1);
 	SY_CHECK_INT(r.done, 0);
-	SY_CHECK_STR(str_at(last, "error.message"),
+	SY_CHECK_STR(sy_test_str_at(last, "error.message"),
 	    "injected fault: error in the middle of the stream");
-	SY_CHECK_STR(str_at(last, "error.type"), "server_error");
-	SY_CHECK_STR(str_at(last, "error.code"), "overloaded_error");
+	SY_CHECK_STR(sy_test_str_at(last, "error.type"), "server_error");
+	SY_CHECK_STR(sy_test_str_at(last, "error.code"), "overloaded_error");
 	contents(all, text, sizeof text);
 	SY_CHECK_STR(text, " but up");
 	SY_CHECK_INT(r.usage.prompt_tokens, 7);
@@ -800,14 +758,14 @@ SY_TEST(event_that_is_not_json_ends_the_stream_with_an_error)
 	static const char text[] = "event: message_start\ndata: {\"type\":"
 	    "\"message_start\",\"message\":{\"id\":\"msg_1\"}}\n\n"
 	    "event: content_block_delta\ndata: {\"type\":\"content_block_de\n\n";
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *all;
 
 	relay_text(text, sizeof text - 1, 0, &r);
 	all = chunks(&r);
 	SY_CHECK_INT(r.forwarded, 1);
 	SY_CHECK_INT(r.errors, 1);
-	SY_CHECK_STR(str_at(all, "1.error.code"), "bad_gateway");
+	SY_CHECK_STR(sy_test_str_at(all, "1.error.code"), "bad_gateway");
 	json_decref(all);
 	relay_free(&r);
 }
@@ -830,15 +788,15 @@ SY_TEST(text_with_escapes_and_unknown_events_pass_through_intact)
 	    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
 	    "\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":"
 	    "\"line\\n\\\"\\u00e9\\\"\"}}\n\n";
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *all;
 
 	relay_text(text, sizeof text - 1, 0, &r);
 	all = chunks(&r);
 	SY_CHECK_INT(r.forwarded, 2);
 	SY_CHECK_INT(r.dropped, 5);
-	SY_CHECK_STR(str_at(all, "1.id"), "msg_\"q\"");
-	SY_CHECK_STR(str_at(all, "1.choices.0.delta.content"),
+	SY_CHECK_STR(sy_test_str_at(all, "1.id"), "msg_\"q\"");
+	SY_CHECK_STR(sy_test_str_at(all, "1.choices.0.delta.content"),
 	    "line\n\"\xc3\xa9\"");
 	json_decref(all);
 	relay_free(&r);

@@ -6,33 +6,14 @@
 #include "clientapi.h"
 #include "sse.h"
 #include "sy_test.h"
+#include "sy_test_req.h"
 
 static const struct sy_client_api *api = &sy_client_anthropic;
-
-/* The member of obj at a path like "messages.0.role". */
-static json_t *
-at(json_t *obj, const char *path)
-{
-	char buf[256], *tok, *save;
-
-	snprintf(buf, sizeof buf, "%s", path);
-	for (tok = strtok_r(buf, ".", &save); tok != NULL && obj != NULL;
-	    tok = strtok_r(NULL, ".", &save))
-		obj = json_is_array(obj) ? json_array_get(obj, atoi(tok)) :
-		    json_object_get(obj, tok);
-	return obj;
-}
-
-static const char *
-str_at(json_t *obj, const char *path)
-{
-	return json_string_value(at(obj, path));
-}
 
 static long long
 int_at(json_t *obj, const char *path)
 {
-	json_t *v = at(obj, path);
+	json_t *v = sy_test_at(obj, path);
 
 	return json_is_integer(v) ? json_integer_value(v) : -999;
 }
@@ -98,30 +79,30 @@ SY_TEST(request_maps_every_field)
 	    "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
 
 	SY_CHECK(r != NULL);
-	SY_CHECK_STR(str_at(r, "model"), "claude-x");
+	SY_CHECK_STR(sy_test_str_at(r, "model"), "claude-x");
 	SY_CHECK_INT(int_at(r, "max_tokens"), 256);
-	SY_CHECK(json_real_value(at(r, "temperature")) == 0.5);
-	SY_CHECK(json_real_value(at(r, "top_p")) == 0.9);
-	SY_CHECK(at(r, "top_k") == NULL);
-	SY_CHECK(at(r, "service_tier") == NULL);
-	SY_CHECK_INT(json_array_size(at(r, "stop")), 2);
-	SY_CHECK_STR(str_at(r, "stop.1"), "STOP");
-	SY_CHECK(json_is_true(at(r, "stream")));
-	SY_CHECK(json_is_true(at(r, "stream_options.include_usage")));
-	SY_CHECK_STR(str_at(r, "user"), "u-1");
-	SY_CHECK(at(r, "metadata") == NULL);
-	SY_CHECK_INT(json_array_size(at(r, "messages")), 2);
-	SY_CHECK_STR(str_at(r, "messages.0.role"), "system");
-	SY_CHECK_STR(str_at(r, "messages.0.content"), "Be brief.");
-	SY_CHECK_STR(str_at(r, "messages.1.role"), "user");
-	SY_CHECK_STR(str_at(r, "messages.1.content"), "hi");
-	SY_CHECK_STR(str_at(r, "tools.0.type"), "function");
-	SY_CHECK_STR(str_at(r, "tools.0.function.name"), "get_weather");
-	SY_CHECK_STR(str_at(r, "tools.0.function.description"), "Weather");
-	SY_CHECK_STR(str_at(r, "tools.0.function.parameters.properties.city.type"),
+	SY_CHECK(json_real_value(sy_test_at(r, "temperature")) == 0.5);
+	SY_CHECK(json_real_value(sy_test_at(r, "top_p")) == 0.9);
+	SY_CHECK(sy_test_at(r, "top_k") == NULL);
+	SY_CHECK(sy_test_at(r, "service_tier") == NULL);
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "stop")), 2);
+	SY_CHECK_STR(sy_test_str_at(r, "stop.1"), "STOP");
+	SY_CHECK(json_is_true(sy_test_at(r, "stream")));
+	SY_CHECK(json_is_true(sy_test_at(r, "stream_options.include_usage")));
+	SY_CHECK_STR(sy_test_str_at(r, "user"), "u-1");
+	SY_CHECK(sy_test_at(r, "metadata") == NULL);
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "messages")), 2);
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.role"), "system");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content"), "Be brief.");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.role"), "user");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.content"), "hi");
+	SY_CHECK_STR(sy_test_str_at(r, "tools.0.type"), "function");
+	SY_CHECK_STR(sy_test_str_at(r, "tools.0.function.name"), "get_weather");
+	SY_CHECK_STR(sy_test_str_at(r, "tools.0.function.description"), "Weather");
+	SY_CHECK_STR(sy_test_str_at(r, "tools.0.function.parameters.properties.city.type"),
 	    "string");
-	SY_CHECK_STR(str_at(r, "tool_choice"), "required");
-	SY_CHECK(json_is_false(at(r, "parallel_tool_calls")));
+	SY_CHECK_STR(sy_test_str_at(r, "tool_choice"), "required");
+	SY_CHECK(json_is_false(sy_test_at(r, "parallel_tool_calls")));
 	json_decref(r);
 }
 
@@ -131,8 +112,8 @@ SY_TEST(request_without_options_has_only_model_max_tokens_and_messages)
 
 	SY_CHECK(r != NULL);
 	SY_CHECK_INT(json_object_size(r), 3);
-	SY_CHECK(at(r, "stream") == NULL);
-	SY_CHECK(at(r, "stream_options") == NULL);
+	SY_CHECK(sy_test_at(r, "stream") == NULL);
+	SY_CHECK(sy_test_at(r, "stream_options") == NULL);
 	json_decref(r);
 }
 
@@ -142,11 +123,11 @@ SY_TEST(system_blocks_are_joined_with_a_blank_line)
 	    "\"cache_control\":{\"type\":\"ephemeral\"}},"
 	    "{\"type\":\"text\",\"text\":\"B\"}],"));
 
-	SY_CHECK_STR(str_at(r, "messages.0.role"), "system");
-	SY_CHECK_STR(str_at(r, "messages.0.content"), "A\n\nB");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.role"), "system");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content"), "A\n\nB");
 	json_decref(r);
 	r = request_ok(HI("\"system\":\"\","));
-	SY_CHECK_STR(str_at(r, "messages.0.role"), "user");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.role"), "user");
 	json_decref(r);
 }
 
@@ -158,12 +139,12 @@ SY_TEST(text_blocks_become_one_string_joined_with_newlines)
 	    "{\"type\":\"text\",\"text\":\"three\"},{\"type\":\"text\","
 	    "\"text\":\"four\"}]},{\"role\":\"user\",\"content\":\"five\"}]"));
 
-	SY_CHECK_INT(json_array_size(at(r, "messages")), 3);
-	SY_CHECK_STR(str_at(r, "messages.0.content"), "one\ntwo");
-	SY_CHECK_STR(str_at(r, "messages.1.role"), "assistant");
-	SY_CHECK_STR(str_at(r, "messages.1.content"), "three\nfour");
-	SY_CHECK(at(r, "messages.1.tool_calls") == NULL);
-	SY_CHECK_STR(str_at(r, "messages.2.content"), "five");
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "messages")), 3);
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content"), "one\ntwo");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.role"), "assistant");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.content"), "three\nfour");
+	SY_CHECK(sy_test_at(r, "messages.1.tool_calls") == NULL);
+	SY_CHECK_STR(sy_test_str_at(r, "messages.2.content"), "five");
 	json_decref(r);
 }
 
@@ -176,13 +157,13 @@ SY_TEST(image_blocks_become_image_url_parts_in_order)
 	    "{\"type\":\"image\",\"source\":{\"type\":\"url\","
 	    "\"url\":\"https://x.test/cat.jpg\"}}]}]"));
 
-	SY_CHECK_INT(json_array_size(at(r, "messages.0.content")), 3);
-	SY_CHECK_STR(str_at(r, "messages.0.content.0.type"), "text");
-	SY_CHECK_STR(str_at(r, "messages.0.content.0.text"), "What is this?");
-	SY_CHECK_STR(str_at(r, "messages.0.content.1.type"), "image_url");
-	SY_CHECK_STR(str_at(r, "messages.0.content.1.image_url.url"),
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "messages.0.content")), 3);
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content.0.type"), "text");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content.0.text"), "What is this?");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content.1.type"), "image_url");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content.1.image_url.url"),
 	    "data:image/png;base64,iVBORw0K");
-	SY_CHECK_STR(str_at(r, "messages.0.content.2.image_url.url"),
+	SY_CHECK_STR(sy_test_str_at(r, "messages.0.content.2.image_url.url"),
 	    "https://x.test/cat.jpg");
 	json_decref(r);
 }
@@ -199,19 +180,19 @@ SY_TEST(tool_use_blocks_become_tool_calls)
 	    "\"Checking.\"},{\"type\":\"tool_use\",\"id\":\"toolu_3\",\"name\":"
 	    "\"now\"}]}]"));
 
-	SY_CHECK_STR(str_at(r, "messages.1.role"), "assistant");
-	SY_CHECK(json_is_null(at(r, "messages.1.content")));
-	SY_CHECK_INT(json_array_size(at(r, "messages.1.tool_calls")), 2);
-	SY_CHECK_STR(str_at(r, "messages.1.tool_calls.0.id"), "toolu_1");
-	SY_CHECK_STR(str_at(r, "messages.1.tool_calls.0.type"), "function");
-	SY_CHECK_STR(str_at(r, "messages.1.tool_calls.0.function.name"),
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.role"), "assistant");
+	SY_CHECK(json_is_null(sy_test_at(r, "messages.1.content")));
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "messages.1.tool_calls")), 2);
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.tool_calls.0.id"), "toolu_1");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.tool_calls.0.type"), "function");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.tool_calls.0.function.name"),
 	    "get_weather");
-	SY_CHECK_STR(str_at(r, "messages.1.tool_calls.0.function.arguments"),
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.tool_calls.0.function.arguments"),
 	    "{\"city\":\"Paris\"}");
-	SY_CHECK_STR(str_at(r, "messages.1.tool_calls.1.function.arguments"),
+	SY_CHECK_STR(sy_test_str_at(r, "messages.1.tool_calls.1.function.arguments"),
 	    "{}");
-	SY_CHECK_STR(str_at(r, "messages.2.content"), "Checking.");
-	SY_CHECK_STR(str_at(r, "messages.2.tool_calls.0.function.arguments"),
+	SY_CHECK_STR(sy_test_str_at(r, "messages.2.content"), "Checking.");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.2.tool_calls.0.function.arguments"),
 	    "{}");
 	json_decref(r);
 }
@@ -233,19 +214,19 @@ SY_TEST(tool_results_become_tool_messages_before_the_user_text)
 	    "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\","
 	    "\"tool_use_id\":\"toolu_4\",\"content\":\"only\"}]}]"));
 
-	SY_CHECK_INT(json_array_size(at(r, "messages")), 7);
-	SY_CHECK_STR(str_at(r, "messages.2.role"), "tool");
-	SY_CHECK_STR(str_at(r, "messages.2.tool_call_id"), "toolu_1");
-	SY_CHECK_STR(str_at(r, "messages.2.content"), "15C");
-	SY_CHECK_STR(str_at(r, "messages.3.tool_call_id"), "toolu_2");
-	SY_CHECK_STR(str_at(r, "messages.3.content"), "x\ny");
-	SY_CHECK_STR(str_at(r, "messages.4.tool_call_id"), "toolu_3");
-	SY_CHECK_STR(str_at(r, "messages.4.content"), "");
-	SY_CHECK_STR(str_at(r, "messages.5.role"), "user");
-	SY_CHECK_STR(str_at(r, "messages.5.content"), "Thanks.");
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "messages")), 7);
+	SY_CHECK_STR(sy_test_str_at(r, "messages.2.role"), "tool");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.2.tool_call_id"), "toolu_1");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.2.content"), "15C");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.3.tool_call_id"), "toolu_2");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.3.content"), "x\ny");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.4.tool_call_id"), "toolu_3");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.4.content"), "");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.5.role"), "user");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.5.content"), "Thanks.");
 	/* A user turn of only results makes no user message. */
-	SY_CHECK_STR(str_at(r, "messages.6.role"), "tool");
-	SY_CHECK_STR(str_at(r, "messages.6.content"), "only");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.6.role"), "tool");
+	SY_CHECK_STR(sy_test_str_at(r, "messages.6.content"), "only");
 	json_decref(r);
 }
 
@@ -254,33 +235,33 @@ SY_TEST(tool_choice_of_each_type)
 #define TOOLS "\"tools\":[{\"name\":\"f\",\"input_schema\":{\"type\":\"object\"}}],"
 	json_t *r = request_ok(HI(TOOLS "\"tool_choice\":{\"type\":\"auto\"},"));
 
-	SY_CHECK_STR(str_at(r, "tool_choice"), "auto");
-	SY_CHECK(at(r, "tools.0.function.description") == NULL);
-	SY_CHECK_STR(str_at(r, "tools.0.function.parameters.type"), "object");
+	SY_CHECK_STR(sy_test_str_at(r, "tool_choice"), "auto");
+	SY_CHECK(sy_test_at(r, "tools.0.function.description") == NULL);
+	SY_CHECK_STR(sy_test_str_at(r, "tools.0.function.parameters.type"), "object");
 	json_decref(r);
 	r = request_ok(HI(TOOLS "\"tool_choice\":{\"type\":\"tool\",\"name\":"
 	    "\"f\"},"));
-	SY_CHECK_STR(str_at(r, "tool_choice.type"), "function");
-	SY_CHECK_STR(str_at(r, "tool_choice.function.name"), "f");
-	SY_CHECK(at(r, "parallel_tool_calls") == NULL);
+	SY_CHECK_STR(sy_test_str_at(r, "tool_choice.type"), "function");
+	SY_CHECK_STR(sy_test_str_at(r, "tool_choice.function.name"), "f");
+	SY_CHECK(sy_test_at(r, "parallel_tool_calls") == NULL);
 	json_decref(r);
 	r = request_ok(HI(TOOLS "\"tool_choice\":{\"type\":\"none\","
 	    "\"disable_parallel_tool_use\":true},"));
-	SY_CHECK_STR(str_at(r, "tool_choice"), "none");
-	SY_CHECK(at(r, "parallel_tool_calls") == NULL);
+	SY_CHECK_STR(sy_test_str_at(r, "tool_choice"), "none");
+	SY_CHECK(sy_test_at(r, "parallel_tool_calls") == NULL);
 	json_decref(r);
 	r = request_ok(HI(TOOLS));
-	SY_CHECK(at(r, "tool_choice") == NULL);
-	SY_CHECK_INT(json_array_size(at(r, "tools")), 1);
+	SY_CHECK(sy_test_at(r, "tool_choice") == NULL);
+	SY_CHECK_INT(json_array_size(sy_test_at(r, "tools")), 1);
 	json_decref(r);
 	r = request_ok(HI("\"tools\":[{\"type\":\"custom\",\"name\":\"g\","
 	    "\"input_schema\":{\"type\":\"object\"}}],"));
-	SY_CHECK_STR(str_at(r, "tools.0.function.name"), "g");
+	SY_CHECK_STR(sy_test_str_at(r, "tools.0.function.name"), "g");
 	json_decref(r);
 	/* Without tools, tool_choice says nothing. */
 	r = request_ok(HI("\"tools\":[],\"tool_choice\":{\"type\":\"any\"},"));
-	SY_CHECK(at(r, "tools") == NULL);
-	SY_CHECK(at(r, "tool_choice") == NULL);
+	SY_CHECK(sy_test_at(r, "tools") == NULL);
+	SY_CHECK(sy_test_at(r, "tool_choice") == NULL);
 	json_decref(r);
 #undef TOOLS
 }
@@ -290,7 +271,7 @@ SY_TEST(thinking_disabled_is_accepted)
 	json_t *r = request_ok(HI("\"thinking\":{\"type\":\"disabled\"},"));
 
 	SY_CHECK(r != NULL);
-	SY_CHECK(at(r, "thinking") == NULL);
+	SY_CHECK(sy_test_at(r, "thinking") == NULL);
 	json_decref(r);
 }
 
@@ -433,15 +414,15 @@ SY_TEST(response_with_text_and_usage)
 	    "claude-x", &err);
 
 	SY_CHECK(m != NULL);
-	SY_CHECK_STR(str_at(m, "id"), "msg_abc123");
-	SY_CHECK_STR(str_at(m, "type"), "message");
-	SY_CHECK_STR(str_at(m, "role"), "assistant");
-	SY_CHECK_STR(str_at(m, "model"), "claude-x");
-	SY_CHECK_INT(json_array_size(at(m, "content")), 1);
-	SY_CHECK_STR(str_at(m, "content.0.type"), "text");
-	SY_CHECK_STR(str_at(m, "content.0.text"), "Hello \"you\"");
-	SY_CHECK_STR(str_at(m, "stop_reason"), "end_turn");
-	SY_CHECK(json_is_null(at(m, "stop_sequence")));
+	SY_CHECK_STR(sy_test_str_at(m, "id"), "msg_abc123");
+	SY_CHECK_STR(sy_test_str_at(m, "type"), "message");
+	SY_CHECK_STR(sy_test_str_at(m, "role"), "assistant");
+	SY_CHECK_STR(sy_test_str_at(m, "model"), "claude-x");
+	SY_CHECK_INT(json_array_size(sy_test_at(m, "content")), 1);
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.type"), "text");
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.text"), "Hello \"you\"");
+	SY_CHECK_STR(sy_test_str_at(m, "stop_reason"), "end_turn");
+	SY_CHECK(json_is_null(sy_test_at(m, "stop_sequence")));
 	SY_CHECK_INT(int_at(m, "usage.input_tokens"), 20);
 	SY_CHECK_INT(int_at(m, "usage.output_tokens"), 30);
 	SY_CHECK_INT(int_at(m, "usage.cache_read_input_tokens"), 100);
@@ -460,27 +441,27 @@ SY_TEST(response_with_tool_calls)
 	    "\"arguments\":\"\"}}]}", "\"tool_calls\""), "m", &err);
 
 	SY_CHECK(m != NULL);
-	SY_CHECK_STR(str_at(m, "id"), "msg_01XYZ");
-	SY_CHECK_INT(json_array_size(at(m, "content")), 2);
-	SY_CHECK_STR(str_at(m, "content.0.type"), "tool_use");
-	SY_CHECK_STR(str_at(m, "content.0.id"), "call_1");
-	SY_CHECK_STR(str_at(m, "content.0.name"), "get_weather");
-	SY_CHECK_STR(str_at(m, "content.0.input.city"), "Paris");
-	SY_CHECK_STR(str_at(m, "content.1.name"), "now");
-	SY_CHECK(json_is_object(at(m, "content.1.input")));
-	SY_CHECK_INT(json_object_size(at(m, "content.1.input")), 0);
-	SY_CHECK_STR(str_at(m, "stop_reason"), "tool_use");
+	SY_CHECK_STR(sy_test_str_at(m, "id"), "msg_01XYZ");
+	SY_CHECK_INT(json_array_size(sy_test_at(m, "content")), 2);
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.type"), "tool_use");
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.id"), "call_1");
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.name"), "get_weather");
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.input.city"), "Paris");
+	SY_CHECK_STR(sy_test_str_at(m, "content.1.name"), "now");
+	SY_CHECK(json_is_object(sy_test_at(m, "content.1.input")));
+	SY_CHECK_INT(json_object_size(sy_test_at(m, "content.1.input")), 0);
+	SY_CHECK_STR(sy_test_str_at(m, "stop_reason"), "tool_use");
 	json_decref(m);
 
 	/* Text first, then the calls; a "stop" that called tools is tool_use. */
 	m = response(COMPLETION("\"x\"", "{\"role\":\"assistant\",\"content\":"
 	    "\"Let me see.\",\"tool_calls\":[{\"type\":\"function\",\"function\":"
 	    "{\"name\":\"f\",\"arguments\":\"{}\"}}]}", "\"stop\""), "m", &err);
-	SY_CHECK_INT(json_array_size(at(m, "content")), 2);
-	SY_CHECK_STR(str_at(m, "content.0.text"), "Let me see.");
-	SY_CHECK(strncmp(str_at(m, "content.1.id"), "toolu_", 6) == 0);
-	SY_CHECK_INT(strlen(str_at(m, "content.1.id")), 30);
-	SY_CHECK_STR(str_at(m, "stop_reason"), "tool_use");
+	SY_CHECK_INT(json_array_size(sy_test_at(m, "content")), 2);
+	SY_CHECK_STR(sy_test_str_at(m, "content.0.text"), "Let me see.");
+	SY_CHECK(strncmp(sy_test_str_at(m, "content.1.id"), "toolu_", 6) == 0);
+	SY_CHECK_INT(strlen(sy_test_str_at(m, "content.1.id")), 30);
+	SY_CHECK_STR(sy_test_str_at(m, "stop_reason"), "tool_use");
 	json_decref(m);
 }
 
@@ -501,22 +482,22 @@ SY_TEST(response_finish_reasons_and_ids)
 		snprintf(text, sizeof text, "{\"choices\":[{\"message\":{\"content\":"
 		    "\"\"},\"finish_reason\":%s}]}", map[i][0]);
 		m = response(text, "m", &err);
-		SY_CHECK_STR(str_at(m, "stop_reason"), map[i][1]);
+		SY_CHECK_STR(sy_test_str_at(m, "stop_reason"), map[i][1]);
 		/* Empty text is left out; no usage is zeros; no id a random one. */
-		SY_CHECK_INT(json_array_size(at(m, "content")), 0);
+		SY_CHECK_INT(json_array_size(sy_test_at(m, "content")), 0);
 		SY_CHECK_INT(int_at(m, "usage.input_tokens"), 0);
 		SY_CHECK_INT(int_at(m, "usage.output_tokens"), 0);
-		SY_CHECK(strncmp(str_at(m, "id"), "msg_", 4) == 0);
-		SY_CHECK_INT(strlen(str_at(m, "id")), 28);
+		SY_CHECK(strncmp(sy_test_str_at(m, "id"), "msg_", 4) == 0);
+		SY_CHECK_INT(strlen(sy_test_str_at(m, "id")), 28);
 		json_decref(m);
 	}
 	m = response(COMPLETION("\"cmpl-a-b\"", "{\"content\":\"x\"}", "\"stop\""),
 	    "m", &err);
-	SY_CHECK_STR(str_at(m, "id"), "msg_a-b");
+	SY_CHECK_STR(sy_test_str_at(m, "id"), "msg_a-b");
 	json_decref(m);
 	m = response(COMPLETION("\"weird id\"", "{\"content\":\"x\"}", "\"stop\""),
 	    "m", &err);
-	SY_CHECK_INT(strlen(str_at(m, "id")), 28);
+	SY_CHECK_INT(strlen(sy_test_str_at(m, "id")), 28);
 	json_decref(m);
 }
 
@@ -679,26 +660,26 @@ SY_TEST(stream_of_text)
 	SY_CHECK(names_are(&e, names));
 	if (e.n == 8) {
 		d = e.ev[0].data;
-		SY_CHECK_STR(str_at(d, "message.id"), "msg_7aX");
-		SY_CHECK_STR(str_at(d, "message.type"), "message");
-		SY_CHECK_STR(str_at(d, "message.role"), "assistant");
-		SY_CHECK_STR(str_at(d, "message.model"), "claude-x");
-		SY_CHECK_INT(json_array_size(at(d, "message.content")), 0);
-		SY_CHECK(json_is_null(at(d, "message.stop_reason")));
+		SY_CHECK_STR(sy_test_str_at(d, "message.id"), "msg_7aX");
+		SY_CHECK_STR(sy_test_str_at(d, "message.type"), "message");
+		SY_CHECK_STR(sy_test_str_at(d, "message.role"), "assistant");
+		SY_CHECK_STR(sy_test_str_at(d, "message.model"), "claude-x");
+		SY_CHECK_INT(json_array_size(sy_test_at(d, "message.content")), 0);
+		SY_CHECK(json_is_null(sy_test_at(d, "message.stop_reason")));
 		SY_CHECK_INT(int_at(d, "message.usage.input_tokens"), 0);
 		SY_CHECK_INT(int_at(d, "message.usage.output_tokens"), 0);
 		d = e.ev[2].data;
 		SY_CHECK_INT(int_at(d, "index"), 0);
-		SY_CHECK_STR(str_at(d, "content_block.type"), "text");
-		SY_CHECK_STR(str_at(d, "content_block.text"), "");
+		SY_CHECK_STR(sy_test_str_at(d, "content_block.type"), "text");
+		SY_CHECK_STR(sy_test_str_at(d, "content_block.text"), "");
 		SY_CHECK_INT(int_at(e.ev[3].data, "index"), 0);
-		SY_CHECK_STR(str_at(e.ev[3].data, "delta.type"), "text_delta");
-		SY_CHECK_STR(str_at(e.ev[3].data, "delta.text"), "Hel");
-		SY_CHECK_STR(str_at(e.ev[4].data, "delta.text"), "lo \"w\"\n");
+		SY_CHECK_STR(sy_test_str_at(e.ev[3].data, "delta.type"), "text_delta");
+		SY_CHECK_STR(sy_test_str_at(e.ev[3].data, "delta.text"), "Hel");
+		SY_CHECK_STR(sy_test_str_at(e.ev[4].data, "delta.text"), "lo \"w\"\n");
 		SY_CHECK_INT(int_at(e.ev[5].data, "index"), 0);
 		d = e.ev[6].data;
-		SY_CHECK_STR(str_at(d, "delta.stop_reason"), "end_turn");
-		SY_CHECK(json_is_null(at(d, "delta.stop_sequence")));
+		SY_CHECK_STR(sy_test_str_at(d, "delta.stop_reason"), "end_turn");
+		SY_CHECK(json_is_null(sy_test_at(d, "delta.stop_sequence")));
 		SY_CHECK_INT(int_at(d, "usage.output_tokens"), 3);
 		SY_CHECK_INT(int_at(d, "usage.input_tokens"), 10);
 		SY_CHECK_INT(int_at(d, "usage.cache_read_input_tokens"), 2);
@@ -743,28 +724,28 @@ SY_TEST(stream_of_text_then_tool_calls)
 	SY_CHECK(names_are(&e, names));
 	if (e.n == 14) {
 		SY_CHECK_INT(int_at(e.ev[1].data, "index"), 0);
-		SY_CHECK_STR(str_at(e.ev[2].data, "delta.text"), "Let me check.");
+		SY_CHECK_STR(sy_test_str_at(e.ev[2].data, "delta.text"), "Let me check.");
 		SY_CHECK_INT(int_at(e.ev[3].data, "index"), 0);
 		d = e.ev[4].data;
 		SY_CHECK_INT(int_at(d, "index"), 1);
-		SY_CHECK_STR(str_at(d, "content_block.type"), "tool_use");
-		SY_CHECK_STR(str_at(d, "content_block.id"), "call_1");
-		SY_CHECK_STR(str_at(d, "content_block.name"), "get_weather");
-		SY_CHECK(json_is_object(at(d, "content_block.input")));
+		SY_CHECK_STR(sy_test_str_at(d, "content_block.type"), "tool_use");
+		SY_CHECK_STR(sy_test_str_at(d, "content_block.id"), "call_1");
+		SY_CHECK_STR(sy_test_str_at(d, "content_block.name"), "get_weather");
+		SY_CHECK(json_is_object(sy_test_at(d, "content_block.input")));
 		d = e.ev[5].data;
 		SY_CHECK_INT(int_at(d, "index"), 1);
-		SY_CHECK_STR(str_at(d, "delta.type"), "input_json_delta");
-		SY_CHECK_STR(str_at(d, "delta.partial_json"), "{\"city\":");
-		SY_CHECK_STR(str_at(e.ev[7].data, "delta.partial_json"),
+		SY_CHECK_STR(sy_test_str_at(d, "delta.type"), "input_json_delta");
+		SY_CHECK_STR(sy_test_str_at(d, "delta.partial_json"), "{\"city\":");
+		SY_CHECK_STR(sy_test_str_at(e.ev[7].data, "delta.partial_json"),
 		    "\"Paris\"}");
 		SY_CHECK_INT(int_at(e.ev[8].data, "index"), 1);
 		SY_CHECK_INT(int_at(e.ev[9].data, "index"), 2);
-		SY_CHECK_STR(str_at(e.ev[9].data, "content_block.id"), "call_2");
-		SY_CHECK_STR(str_at(e.ev[9].data, "content_block.name"), "now");
-		SY_CHECK_STR(str_at(e.ev[10].data, "delta.partial_json"), "{}");
+		SY_CHECK_STR(sy_test_str_at(e.ev[9].data, "content_block.id"), "call_2");
+		SY_CHECK_STR(sy_test_str_at(e.ev[9].data, "content_block.name"), "now");
+		SY_CHECK_STR(sy_test_str_at(e.ev[10].data, "delta.partial_json"), "{}");
 		SY_CHECK_INT(int_at(e.ev[11].data, "index"), 2);
 		d = e.ev[12].data;
-		SY_CHECK_STR(str_at(d, "delta.stop_reason"), "tool_use");
+		SY_CHECK_STR(sy_test_str_at(d, "delta.stop_reason"), "tool_use");
 		SY_CHECK_INT(int_at(d, "usage.input_tokens"), 50);
 		SY_CHECK_INT(int_at(d, "usage.output_tokens"), 20);
 		SY_CHECK_INT(int_at(d, "usage.cache_read_input_tokens"), 0);
@@ -792,14 +773,14 @@ SY_TEST(stream_tool_calls_without_index_and_several_in_one_delta)
 	run_stream(in, sizeof in / sizeof in[0], &e);
 	SY_CHECK(names_are(&e, names));
 	if (e.n == 9) {
-		SY_CHECK_STR(str_at(e.ev[1].data, "content_block.id"), "a");
+		SY_CHECK_STR(sy_test_str_at(e.ev[1].data, "content_block.id"), "a");
 		SY_CHECK_INT(int_at(e.ev[1].data, "index"), 0);
-		SY_CHECK_STR(str_at(e.ev[2].data, "delta.partial_json"),
+		SY_CHECK_STR(sy_test_str_at(e.ev[2].data, "delta.partial_json"),
 		    "{\"x\":1}");
-		SY_CHECK_STR(str_at(e.ev[4].data, "content_block.id"), "b");
+		SY_CHECK_STR(sy_test_str_at(e.ev[4].data, "content_block.id"), "b");
 		SY_CHECK_INT(int_at(e.ev[4].data, "index"), 1);
 		/* "stop" after tool calls is tool_use; usage unknown is 0. */
-		SY_CHECK_STR(str_at(e.ev[7].data, "delta.stop_reason"),
+		SY_CHECK_STR(sy_test_str_at(e.ev[7].data, "delta.stop_reason"),
 		    "tool_use");
 		SY_CHECK_INT(int_at(e.ev[7].data, "usage.output_tokens"), 0);
 	}
@@ -825,8 +806,8 @@ SY_TEST(stream_ending_in_an_error)
 	run_stream(in, sizeof in / sizeof in[0], &e);
 	SY_CHECK(names_are(&e, names));
 	if (e.n == 4) {
-		SY_CHECK_STR(str_at(e.ev[3].data, "error.type"), "api_error");
-		SY_CHECK_STR(str_at(e.ev[3].data, "error.message"),
+		SY_CHECK_STR(sy_test_str_at(e.ev[3].data, "error.type"), "api_error");
+		SY_CHECK_STR(sy_test_str_at(e.ev[3].data, "error.message"),
 		    "backend timed out \"x\"");
 	}
 	events_free(&e);
@@ -855,8 +836,8 @@ SY_TEST(stream_error_types)
 		run_stream(in, 1, &e);
 		SY_CHECK_INT(e.n, 1);
 		SY_CHECK_STR(e.ev[0].name, "error");
-		SY_CHECK_STR(str_at(e.ev[0].data, "error.type"), cases[i][1]);
-		SY_CHECK(json_is_string(at(e.ev[0].data, "error.message")));
+		SY_CHECK_STR(sy_test_str_at(e.ev[0].data, "error.type"), cases[i][1]);
+		SY_CHECK(json_is_string(sy_test_at(e.ev[0].data, "error.message")));
 		events_free(&e);
 	}
 }
@@ -872,9 +853,9 @@ SY_TEST(stream_with_only_done_is_a_whole_empty_message)
 	run_stream(in, 2, &e);
 	SY_CHECK(names_are(&e, names));
 	if (e.n == 4) {
-		SY_CHECK(strncmp(str_at(e.ev[1].data, "message.id"), "msg_",
+		SY_CHECK(strncmp(sy_test_str_at(e.ev[1].data, "message.id"), "msg_",
 		    4) == 0);
-		SY_CHECK_STR(str_at(e.ev[2].data, "delta.stop_reason"),
+		SY_CHECK_STR(sy_test_str_at(e.ev[2].data, "delta.stop_reason"),
 		    "end_turn");
 	}
 	events_free(&e);
@@ -903,9 +884,9 @@ SY_TEST(stream_length_and_text_after_tools)
 	run_stream(in, sizeof in / sizeof in[0], &e);
 	SY_CHECK(names_are(&e, names));
 	if (e.n == 9) {
-		SY_CHECK_STR(str_at(e.ev[4].data, "content_block.type"), "text");
+		SY_CHECK_STR(sy_test_str_at(e.ev[4].data, "content_block.type"), "text");
 		SY_CHECK_INT(int_at(e.ev[4].data, "index"), 1);
-		SY_CHECK_STR(str_at(e.ev[7].data, "delta.stop_reason"),
+		SY_CHECK_STR(sy_test_str_at(e.ev[7].data, "delta.stop_reason"),
 		    "max_tokens");
 		SY_CHECK_INT(int_at(e.ev[7].data, "usage.output_tokens"), 9);
 	}
@@ -961,16 +942,16 @@ SY_TEST(error_shapes)
 		v = error_body(cases[i].status, cases[i].type, cases[i].code,
 		    "bad \"thing\"\n");
 		SY_CHECK_INT(json_object_size(v), 2);
-		SY_CHECK_STR(str_at(v, "type"), "error");
-		SY_CHECK_INT(json_object_size(at(v, "error")), 2);
-		SY_CHECK_STR(str_at(v, "error.type"), cases[i].want);
-		SY_CHECK_STR(str_at(v, "error.message"), "bad \"thing\"\n");
+		SY_CHECK_STR(sy_test_str_at(v, "type"), "error");
+		SY_CHECK_INT(json_object_size(sy_test_at(v, "error")), 2);
+		SY_CHECK_STR(sy_test_str_at(v, "error.type"), cases[i].want);
+		SY_CHECK_STR(sy_test_str_at(v, "error.message"), "bad \"thing\"\n");
 		if (sy_test_cur_failed)
 			printf("# case %zu\n", i);
 		json_decref(v);
 	}
 	v = error_body(400, NULL, NULL, NULL);
-	SY_CHECK_STR(str_at(v, "error.message"), "");
+	SY_CHECK_STR(sy_test_str_at(v, "error.message"), "");
 	json_decref(v);
 }
 

@@ -493,40 +493,19 @@ SY_TEST(answers_that_are_not_what_ollama_sends_are_refused)
 
 /* ==== Streams ==== */
 
-struct relay {
-	struct sy_req *req;
-	void *state;
-	struct evbuffer *out;
-	struct sy_usage usage;
-	int forwarded, dropped, done, errors;
-};
-
-static int
-relay_event(const struct sy_sse_event *ev, void *arg)
-{
-	struct relay *r = arg;
-
-	switch (ollama->stream_event(r->state, r->req, ev, r->out, &r->usage)) {
-	case SY_STREAM_FORWARD: r->forwarded++; break;
-	case SY_STREAM_DROP: r->dropped++; break;
-	case SY_STREAM_DONE: r->done++; break;
-	case SY_STREAM_ERROR: r->errors++; break;
-	}
-	return 0;
-}
-
 /*
  * Relays NDJSON text, fed in pieces of step bytes, through the adapter for
  * a request (text) as the pipeline does.
  */
 static void
-relay(struct relay *r, enum sy_api api, const char *request, int wants_usage,
+relay(struct sy_test_relay *r, enum sy_api api, const char *request, int wants_usage,
     const char *ndjson, size_t step)
 {
 	struct sy_ndjson nd;
 	size_t len = strlen(ndjson), i, n;
 
 	memset(r, 0, sizeof *r);
+	r->kind = ollama;
 	r->req = sy_test_req(api, request, "llama3.2");
 	r->req->client_wants_usage = wants_usage;
 	r->state = ollama->stream_open(r->req);
@@ -536,14 +515,14 @@ relay(struct relay *r, enum sy_api api, const char *request, int wants_usage,
 	sy_ndjson_init(&nd, 0);
 	for (i = 0; i < len; i += n) {
 		n = len - i < step ? len - i : step;
-		sy_ndjson_feed(&nd, ndjson + i, n, relay_event, r);
+		sy_ndjson_feed(&nd, ndjson + i, n, sy_test_relay_event, r);
 	}
-	sy_ndjson_finish(&nd, relay_event, r);
+	sy_ndjson_finish(&nd, sy_test_relay_event, r);
 	sy_ndjson_free(&nd);
 }
 
 static void
-relay_free(struct relay *r)
+relay_free(struct sy_test_relay *r)
 {
 	ollama->stream_close(r->state);
 	evbuffer_free(r->out);
@@ -618,7 +597,7 @@ static const char stream_req[] = "{\"model\":\"m\",\"messages\":[{\"role\":"
 
 SY_TEST(chat_stream_becomes_openai_chunks_then_done)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	struct events e;
 	json_t *c;
 	size_t step;
@@ -659,7 +638,7 @@ SY_TEST(chat_stream_becomes_openai_chunks_then_done)
 
 SY_TEST(chat_stream_has_a_usage_chunk_when_the_client_asked)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	struct events e;
 
 	relay(&r, SY_API_CHAT, stream_req, 1, chat_stream, 64);
@@ -677,7 +656,7 @@ SY_TEST(chat_stream_has_a_usage_chunk_when_the_client_asked)
 
 SY_TEST(a_stream_whose_first_line_is_the_last_still_says_the_role)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	struct events e;
 
 	relay(&r, SY_API_CHAT, stream_req, 0, "{\"model\":\"x\",\"message\":"
@@ -697,7 +676,7 @@ SY_TEST(a_stream_whose_first_line_is_the_last_still_says_the_role)
 
 SY_TEST(generate_stream_becomes_text_completion_chunks)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	struct events e;
 
 	relay(&r, SY_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"x\","
@@ -726,7 +705,7 @@ SY_TEST(generate_stream_becomes_text_completion_chunks)
 
 SY_TEST(an_error_line_ends_the_stream_with_an_openai_error_event)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	struct events e;
 
 	relay(&r, SY_API_CHAT, stream_req, 0,
@@ -749,7 +728,7 @@ SY_TEST(an_error_line_ends_the_stream_with_an_openai_error_event)
 
 SY_TEST(a_line_that_is_not_json_is_an_error_event)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	struct events e;
 
 	relay(&r, SY_API_CHAT, stream_req, 0, "{\"model\":\"m\",\"message\":"

@@ -168,36 +168,16 @@ SY_TEST(stream_asks_for_usage_and_keeps_other_stream_options)
 	json_decref(obj);
 }
 
-struct relay {
-	struct sy_req *req;
-	struct evbuffer *out;
-	struct sy_usage usage;
-	int forwarded, dropped, done, errors;
-};
-
-static int
-relay_event(const struct sy_sse_event *ev, void *arg)
-{
-	struct relay *r = arg;
-
-	switch (openai->stream_event(NULL, r->req, ev, r->out, &r->usage)) {
-	case SY_STREAM_FORWARD: r->forwarded++; break;
-	case SY_STREAM_DROP: r->dropped++; break;
-	case SY_STREAM_DONE: r->done++; break;
-	case SY_STREAM_ERROR: r->errors++; break;
-	}
-	return 0;
-}
-
 /* Relays a recorded stream through the adapter, the client asking usage or not. */
 static void
-relay_fixture(const char *name, int wants_usage, struct relay *r)
+relay_fixture(const char *name, int wants_usage, struct sy_test_relay *r)
 {
 	size_t len;
 	char *text = sy_test_fixture(name, &len);
 	struct sy_sse sse;
 
 	memset(r, 0, sizeof *r);
+	r->kind = openai;
 	r->req = sy_test_req(SY_API_CHAT, "{\"model\":\"tiny-llama\",\"messages\":[],"
 	    "\"stream\":true}", NULL);
 	r->req->client_wants_usage = wants_usage;
@@ -205,14 +185,14 @@ relay_fixture(const char *name, int wants_usage, struct relay *r)
 	r->usage.prompt_tokens = r->usage.completion_tokens =
 	    r->usage.cached_tokens = -1;
 	sy_sse_init(&sse, 0);
-	sy_sse_feed(&sse, text, len, relay_event, r);
+	sy_sse_feed(&sse, text, len, sy_test_relay_event, r);
 	sy_sse_free(&sse);
 	free(text);
 }
 
 SY_TEST(usage_chunk_added_for_accounting_is_dropped_but_counted)
 {
-	struct relay r;
+	struct sy_test_relay r;
 
 	relay_fixture("llama-server/chat_stream_usage.sse", 0, &r);
 	SY_CHECK_INT(r.forwarded, 8);
@@ -229,7 +209,7 @@ SY_TEST(usage_chunk_the_client_asked_for_is_relayed_verbatim)
 {
 	size_t len;
 	char *text = sy_test_fixture("llama-server/chat_stream_usage.sse", &len);
-	struct relay r;
+	struct sy_test_relay r;
 
 	relay_fixture("llama-server/chat_stream_usage.sse", 1, &r);
 	SY_CHECK_INT(r.dropped, 0);
@@ -241,7 +221,7 @@ SY_TEST(usage_chunk_the_client_asked_for_is_relayed_verbatim)
 
 SY_TEST(completion_stream_final_chunk_with_choices_keeps_its_usage)
 {
-	struct relay r;
+	struct sy_test_relay r;
 
 	relay_fixture("llama-server/completion_stream.sse", 0, &r);
 	SY_CHECK_INT(r.dropped, 0);
@@ -253,7 +233,7 @@ SY_TEST(completion_stream_final_chunk_with_choices_keeps_its_usage)
 
 SY_TEST(error_event_mid_stream_is_reported_and_relayed)
 {
-	struct relay r;
+	struct sy_test_relay r;
 
 	relay_fixture("llama-server/error_midstream.sse", 0, &r);
 	SY_CHECK_INT(r.errors, 1);

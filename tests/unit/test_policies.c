@@ -534,7 +534,12 @@ SY_TEST(load_aware_checks_its_parameters)
 
 /* ==== weighted ==== */
 
-SY_TEST(weighted_follows_the_nginx_smooth_sequence)
+/*
+ * Checks that policy picks over weights 5:1:1, for a request without a
+ * session key, in nginx's smooth order (a, a, b, a, c, a, a) with reason.
+ */
+static void
+check_smooth_sequence(const char *policy, const char *want_reason)
 {
 	static const unsigned w[] = { 5, 1, 1 };
 	struct fleet f;
@@ -545,15 +550,20 @@ SY_TEST(weighted_follows_the_nginx_smooth_sequence)
 	int i;
 
 	fleet_init(&f, 3, w);
-	bench_init(&b, "weighted", NULL, &f.pool);
+	bench_init(&b, policy, NULL, &f.pool);
 	req_chat(&req, "x", NULL);
 	for (i = 0; i < 7; i++)
 		seq[i] = bench_pick(&b, &req, &reason)->name[0];
 	seq[7] = '\0';
 	SY_CHECK_STR(seq, "aabacaa");
-	SY_CHECK_STR(reason, "weighted");
+	SY_CHECK_STR(reason, want_reason);
 	req_done(&req);
 	bench_free(&b);
+}
+
+SY_TEST(weighted_follows_the_nginx_smooth_sequence)
+{
+	check_smooth_sequence("weighted", "weighted");
 }
 
 SY_TEST(weighted_shares_are_exact_over_whole_cycles)
@@ -1053,24 +1063,7 @@ SY_TEST(session_affinity_goes_clockwise_while_its_endpoint_is_unusable)
 
 SY_TEST(session_affinity_without_a_key_goes_weighted_round_robin)
 {
-	static const unsigned w[] = { 5, 1, 1 };
-	struct fleet f;
-	struct bench b;
-	struct sy_req req;
-	const char *reason;
-	char seq[8];
-	int i;
-
-	fleet_init(&f, 3, w);
-	bench_init(&b, "session_affinity", NULL, &f.pool);
-	req_chat(&req, "x", NULL);
-	for (i = 0; i < 7; i++)
-		seq[i] = bench_pick(&b, &req, &reason)->name[0];
-	seq[7] = '\0';
-	SY_CHECK_STR(seq, "aabacaa");
-	SY_CHECK_STR(reason, "no-session-key");
-	req_done(&req);
-	bench_free(&b);
+	check_smooth_sequence("session_affinity", "no-session-key");
 }
 
 /* ==== prefix_affinity ==== */

@@ -434,38 +434,17 @@ SY_TEST(an_error_that_is_not_tgis_is_wrapped_or_kept)
 
 /* ==== Streams ==== */
 
-struct relay {
-	struct sy_req *req;
-	void *state;
-	struct evbuffer *out;
-	struct sy_usage usage;
-	int forwarded, dropped, done, errors;
-};
-
-static int
-relay_event(const struct sy_sse_event *ev, void *arg)
-{
-	struct relay *r = arg;
-
-	switch (tgi->stream_event(r->state, r->req, ev, r->out, &r->usage)) {
-	case SY_STREAM_FORWARD: r->forwarded++; break;
-	case SY_STREAM_DROP: r->dropped++; break;
-	case SY_STREAM_DONE: r->done++; break;
-	case SY_STREAM_ERROR: r->errors++; break;
-	}
-	return 0;
-}
-
 /* Relays text (or a fixture) through the adapter for api, the client asking usage or not. */
 static void
 relay(enum sy_api api, const char *fixture, const char *text, int wants_usage,
-    struct relay *r)
+    struct sy_test_relay *r)
 {
 	size_t len;
 	char *own = fixture ? sy_test_fixture(fixture, &len) : NULL;
 	struct sy_sse sse;
 
 	memset(r, 0, sizeof *r);
+	r->kind = tgi;
 	r->req = make_req(api, api == SY_API_CHAT ?
 	    "{\"model\":\"m\",\"messages\":[],\"stream\":true}" :
 	    "{\"model\":\"m\",\"prompt\":\"x\",\"stream\":true}");
@@ -476,7 +455,7 @@ relay(enum sy_api api, const char *fixture, const char *text, int wants_usage,
 	    r->usage.cached_tokens = -1;
 	sy_sse_init(&sse, 0);
 	sy_sse_feed(&sse, own ? own : text, own ? len : strlen(text),
-	    relay_event, r);
+	    sy_test_relay_event, r);
 	sy_sse_free(&sse);
 	tgi->stream_close(r->state);
 	free(own);
@@ -484,7 +463,7 @@ relay(enum sy_api api, const char *fixture, const char *text, int wants_usage,
 
 /* The data of the client's events, parsed ("[DONE]" as a JSON string). */
 static json_t *
-client_events(struct relay *r)
+client_events(struct sy_test_relay *r)
 {
 	size_t len = evbuffer_get_length(r->out);
 	char *text = (char *)evbuffer_pullup(r->out, -1), *p, *end;
@@ -515,7 +494,7 @@ choice(json_t *events, size_t i)
 
 SY_TEST(chat_stream_becomes_chunks_then_finish_then_done)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *ev, *d;
 
 	relay(SY_API_CHAT, "tgi/generate_stream.sse", NULL, 0, &r);
@@ -548,7 +527,7 @@ SY_TEST(chat_stream_becomes_chunks_then_finish_then_done)
 
 SY_TEST(usage_chunk_is_sent_when_the_client_asked_for_it)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *ev, *usage;
 
 	relay(SY_API_COMPLETIONS, "tgi/generate_stream.sse", NULL, 1, &r);
@@ -572,7 +551,7 @@ SY_TEST(usage_chunk_is_sent_when_the_client_asked_for_it)
 
 SY_TEST(stream_without_details_counts_the_token_events)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *ev;
 
 	relay(SY_API_CHAT, NULL, "data: {\"token\":{\"id\":1,\"text\":\"a\","
@@ -591,7 +570,7 @@ SY_TEST(stream_without_details_counts_the_token_events)
 
 SY_TEST(only_special_tokens_still_give_the_role_and_the_finish)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *ev, *d;
 
 	relay(SY_API_CHAT, NULL, "data:{\"token\":{\"id\":2,\"text\":\"</s>\","
@@ -610,7 +589,7 @@ SY_TEST(only_special_tokens_still_give_the_role_and_the_finish)
 
 SY_TEST(a_special_token_before_the_end_is_dropped)
 {
-	struct relay r;
+	struct sy_test_relay r;
 
 	relay(SY_API_CHAT, NULL, "data:{\"token\":{\"id\":0,\"text\":\"<pad>\","
 	    "\"logprob\":0,\"special\":true},\"generated_text\":null,"
@@ -622,7 +601,7 @@ SY_TEST(a_special_token_before_the_end_is_dropped)
 
 SY_TEST(error_event_mid_stream_becomes_an_openai_error_event)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *ev, *e;
 
 	relay(SY_API_CHAT, "tgi/error_midstream.sse", NULL, 1, &r);
@@ -641,7 +620,7 @@ SY_TEST(error_event_mid_stream_becomes_an_openai_error_event)
 
 SY_TEST(an_event_that_is_not_json_ends_the_stream_with_an_error)
 {
-	struct relay r;
+	struct sy_test_relay r;
 	json_t *ev;
 
 	relay(SY_API_CHAT, NULL, "data: {\"token\":{\"te\n\n", 0, &r);
@@ -655,7 +634,7 @@ SY_TEST(an_event_that_is_not_json_ends_the_stream_with_an_error)
 
 SY_TEST(comments_are_relayed_as_they_are)
 {
-	struct relay r;
+	struct sy_test_relay r;
 
 	relay(SY_API_CHAT, NULL, ":\n\n", 0, &r);
 	SY_CHECK_INT(r.forwarded, 1);
