@@ -85,39 +85,16 @@ sy_accesslog_close(struct sy_accesslog *log)
 
 static _Thread_local char line_buf[LINE_BUF_SIZE];
 
-#define PUT_LIT(o, lit)	put_bytes((o), (lit), sizeof(lit) - 1)
-
-/* Copies s (n bytes) to o; returns the byte after. */
-static char *
-put_bytes(char *o, const char *s, size_t n)
-{
-	memcpy(o, s, n);
-	return o + n;
-}
-
-/* Writes v in decimal at o; returns the byte after. */
-static char *
-put_u64(char *o, uint64_t v)
-{
-	char digits[20];
-	size_t n = 0;
-
-	do
-		digits[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	while (n > 0)
-		*o++ = digits[--n];
-	return o;
-}
+#define PUT_LIT(o, lit)	SY_PUT_LIT((o), (lit))
 
 /* Writes v in decimal at o, with a '-' when negative. */
 static char *
 put_i64(char *o, int64_t v)
 {
 	if (v >= 0)
-		return put_u64(o, (uint64_t)v);
+		return sy_put_u64(o, (uint64_t)v);
 	*o++ = '-';
-	return put_u64(o, 0 - (uint64_t)v);
+	return sy_put_u64(o, 0 - (uint64_t)v);
 }
 
 /*
@@ -137,7 +114,7 @@ put_escaped(char *o, const char *s, size_t len)
 			break;
 	}
 	if (i == len)
-		return put_bytes(o, s, len);
+		return sy_put_bytes(o, s, len);
 	if ((tmp = evbuffer_new()) == NULL)
 		return o;
 	sy_json_escape(tmp, s, len);
@@ -151,7 +128,7 @@ put_escaped(char *o, const char *s, size_t len)
 static char *
 put_str(char *o, const char *key, size_t key_len, const char *s)
 {
-	o = put_bytes(o, key, key_len);
+	o = sy_put_bytes(o, key, key_len);
 	if (s == NULL)
 		return PUT_LIT(o, "null");
 	*o++ = '"';
@@ -166,7 +143,7 @@ put_str(char *o, const char *key, size_t key_len, const char *s)
 static char *
 put_count(char *o, const char *key, size_t key_len, int64_t n)
 {
-	o = put_bytes(o, key, key_len);
+	o = sy_put_bytes(o, key, key_len);
 	if (n < 0)
 		return PUT_LIT(o, "null");
 	return put_i64(o, n);
@@ -180,8 +157,8 @@ put_ms(char *o, const char *key, size_t key_len, uint64_t us)
 {
 	unsigned frac = (unsigned)(us % 1000);
 
-	o = put_bytes(o, key, key_len);
-	o = put_u64(o, us / 1000);
+	o = sy_put_bytes(o, key, key_len);
+	o = sy_put_u64(o, us / 1000);
 	*o++ = '.';
 	*o++ = (char)('0' + frac / 100);
 	*o++ = (char)('0' + frac / 10 % 10);
@@ -214,7 +191,7 @@ put_time(char *o, uint64_t time_us)
 	if (cached_len == 0)
 		return PUT_LIT(o, "{\"time\":null");
 	o = PUT_LIT(o, "{\"time\":\"");
-	o = put_bytes(o, cached, cached_len);
+	o = sy_put_bytes(o, cached, cached_len);
 	*o++ = '.';
 	*o++ = (char)('0' + ms / 100);
 	*o++ = (char)('0' + ms / 10 % 10);
@@ -234,7 +211,7 @@ put_cost(char *o, double cost)
 	    (n = snprintf(num, sizeof num, "%.10g", cost)) <= 0 ||
 	    (size_t)n >= sizeof num)
 		return PUT_LIT(o, "null");
-	return put_bytes(o, num, (size_t)n);
+	return sy_put_bytes(o, num, (size_t)n);
 }
 
 /* strlen, with NULL as empty. */
@@ -305,13 +282,13 @@ line_format(const struct sy_record *r, char *o)
 	o = PUT_MS(o, ",\"upstream_ms\":", r->upstream_us);
 	o = PUT_MS(o, ",\"overhead_ms\":", r->overhead_us);
 	o = PUT_LIT(o, ",\"bytes_in\":");
-	o = put_u64(o, r->bytes_in);
+	o = sy_put_u64(o, r->bytes_in);
 	o = PUT_LIT(o, ",\"bytes_out\":");
-	o = put_u64(o, r->bytes_out);
+	o = sy_put_u64(o, r->bytes_out);
 	o = PUT_LIT(o, ",\"retries\":");
-	o = put_u64(o, r->retries);
+	o = sy_put_u64(o, r->retries);
 	o = PUT_LIT(o, ",\"fallbacks\":");
-	o = put_u64(o, r->fallbacks);
+	o = sy_put_u64(o, r->fallbacks);
 	o = PUT_MS(o, ",\"queue_ms\":", r->queue_us);
 	o = PUT_STR(o, ",\"error\":", r->error);
 	*o++ = '}';

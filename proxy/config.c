@@ -1141,6 +1141,11 @@ parse_url(struct ctx *c, const char *path, const char *url,
 	n = strlen(end);
 	while (n > 0 && end[n - 1] == '/')
 		n--;
+	if (n > SY_BASE_PATH_MAX) {
+		fail(c, path, "the URL's path is longer than %d characters",
+		    SY_BASE_PATH_MAX);
+		return -1;
+	}
 	if ((ep->base_path = strndup(end, n)) == NULL)
 		abort();
 	why = resolve(ep->host, ep->port, v6, &ep->addr, &ep->addrlen, buf,

@@ -61,6 +61,9 @@ struct sy_scrape {
 	unsigned timeout_ms;		/* default 1000 */
 };
 
+/* The longest path a base URL may have. */
+#define SY_BASE_PATH_MAX 500
+
 /* A backend endpoint: one replica reached at one base URL. */
 struct sy_endpoint {
 	size_t index;			/* position in sy_config.endpoints */
@@ -69,7 +72,8 @@ struct sy_endpoint {
 	int tls;			/* https */
 	char *host;			/* host part (Host header, SNI, verification) */
 	int port;			/* explicit or 80/443 */
-	char *base_path;		/* path part without trailing '/', maybe "" */
+	char *base_path;		/* path part without trailing '/', maybe "",
+					   at most SY_BASE_PATH_MAX bytes */
 	struct sockaddr_storage addr;	/* resolved at load */
 	socklen_t addrlen;
 	const struct sy_backend_kind *kind;

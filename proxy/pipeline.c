@@ -48,7 +48,7 @@ struct exchange {
 	uint64_t t_queued;
 	uint64_t deadline;		/* monotonic µs: the whole request */
 	uint64_t t_try;			/* this try's start */
-	char method[16];
+	char method[sizeof ((struct sy_http1_msg *)0)->method];
 	char *path;
 	char headers[128];		/* extra response headers */
 
@@ -635,7 +635,8 @@ send_try(struct exchange *x)
 	struct sy_timeouts t = req->cfg->timeouts;
 	struct sy_upstream_req up;
 	struct evbuffer *encoded = evbuffer_new();
-	char *err = NULL, headers[sizeof up.headers + 128], target[1024];
+	char *err = NULL, *o, headers[sizeof up.headers + 128],
+	    target[SY_BASE_PATH_MAX + sizeof up.path];
 	uint64_t now = sy_now_us();
 
 	x->counted = 1;
@@ -660,12 +661,13 @@ send_try(struct exchange *x)
 	/* A try may not outlive the request's deadline. */
 	if (x->deadline > now && (x->deadline - now) / 1000 < t.total_ms)
 		t.total_ms = (unsigned)((x->deadline - now) / 1000) + 1;
-	snprintf(headers, sizeof headers, "X-Request-Id: %s\r\nAccept: %s\r\n%s",
-	    req->id, !req->stream ? "application/json" :
-	    req->endpoint->kind->framing == SY_FRAMING_NDJSON ?
-	    "application/x-ndjson" : "text/event-stream", up.headers);
-	snprintf(target, sizeof target, "%s%s", req->endpoint->base_path,
-	    up.path);
+	o = sy_put_str(SY_PUT_LIT(headers, "X-Request-Id: "), req->id);
+	o = sy_put_str(SY_PUT_LIT(o, "\r\nAccept: "), !req->stream ?
+	    "application/json" : req->endpoint->kind->framing ==
+	    SY_FRAMING_NDJSON ? "application/x-ndjson" : "text/event-stream");
+	*sy_put_str(SY_PUT_LIT(o, "\r\n"), up.headers) = '\0';
+	o = sy_put_str(target, req->endpoint->base_path);
+	*sy_put_str(o, up.path) = '\0';
 	x->t_try = now;
 	if (req->t_upstream == 0)
 		req->t_upstream = now;
@@ -1105,10 +1107,13 @@ respond_text(struct exchange *x, int status, const char *json)
 
 /* Writes a new request id: the process's boot id, the worker, a counter. */
 static void
-new_request_id(struct sy_worker *w, char *buf, size_t len)
+new_request_id(struct sy_worker *w, char buf[static 21])
 {
-	snprintf(buf, len, "%08x%02x%010llx", w->rt->boot_id, w->index & 0xff,
-	    (unsigned long long)w->next_id++);
+	char *o = sy_put_hex(buf, w->rt->boot_id, 8);
+
+	o = sy_put_hex(o, w->index & 0xff, 2);
+	o = sy_put_hex(o, w->next_id++ & 0xffffffffffULL, 10);
+	*o = '\0';
 }
 
 /* Fills the request id: the client's when it is sane, else a new one. */
@@ -1130,7 +1135,7 @@ request_id(struct exchange *x, const struct sy_http1_msg *head)
 			return;
 		}
 	}
-	new_request_id(x->w, x->req.id, sizeof x->req.id);
+	new_request_id(x->w, x->req.id);
 }
 
 void
@@ -1142,7 +1147,7 @@ sy_pipeline_reject(void *arg, int status, const char *method,
 	char id[40];
 
 	memset(&rec, 0, sizeof rec);
-	new_request_id(w, id, sizeof id);
+	new_request_id(w, id);
 	rec.time_us = sy_wall_us();
 	rec.request_id = id;
 	rec.method = method;
@@ -1188,11 +1193,12 @@ sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 	req->bytes_in = evbuffer_get_length(body);
 	req->usage.prompt_tokens = req->usage.completion_tokens =
 	    req->usage.cached_tokens = -1;
-	snprintf(x->method, sizeof x->method, "%s", head->method);
+	memcpy(x->method, head->method, sizeof x->method);
 	plen = strcspn(head->target, "?");
 	x->path = strndup(head->target, plen);
 	request_id(x, head);
-	snprintf(x->headers, sizeof x->headers, "X-Request-Id: %s\r\n", req->id);
+	*SY_PUT_LIT(sy_put_str(SY_PUT_LIT(x->headers, "X-Request-Id: "),
+	    req->id), "\r\n") = '\0';
 	sy_conn_set_owner(c, x, client_gone, client_drained);
 	get = strcmp(head->method, "GET") == 0 || strcmp(head->method, "HEAD") == 0;
 	post = strcmp(head->method, "POST") == 0;

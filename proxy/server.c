@@ -184,36 +184,53 @@ conn_send(struct sy_conn *c)
 		evbuffer_add_buffer(out, c->scratch);
 }
 
-/* Puts the status line and the headers every response carries in scratch. */
+/*
+ * Puts the status line and the headers every response carries in scratch,
+ * then a Content-Length of len unless len is (size_t)-1, then the blank
+ * line when it is known.
+ */
 static void
 write_head(struct sy_conn *c, int status, const char *content_type,
-    const char *headers)
+    const char *headers, size_t len)
 {
-	char head[512];
-	int n;
+	const char *reason = sy_http1_reason(status);
+	size_t hlen = headers != NULL ? strlen(headers) : 0;
+	struct evbuffer_iovec iov;
+	char *o;
 
-	n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nServer: switchyard"
-	    "\r\n%s%s%s%s", status, sy_http1_reason(status),
-	    content_type ? "Content-Type: " : "",
-	    content_type ? content_type : "", content_type ? "\r\n" : "",
-	    !c->keep_alive || c->srv->draining ? "Connection: close\r\n" :
-	    c->msg.version_minor == 0 ? "Connection: keep-alive\r\n" : "");
-	evbuffer_add(c->scratch, head, n < (int)sizeof head ? (size_t)n :
-	    sizeof head - 1);
+	evbuffer_reserve_space(c->scratch, (ev_ssize_t)(strlen(reason) +
+	    (content_type ? strlen(content_type) : 0) + hlen + 160), &iov, 1);
+	o = SY_PUT_LIT((char *)iov.iov_base, "HTTP/1.1 ");
+	o = sy_put_u64(o, (unsigned)status);
+	*o++ = ' ';
+	o = sy_put_str(o, reason);
+	o = SY_PUT_LIT(o, "\r\nServer: switchyard\r\n");
+	if (content_type != NULL) {
+		o = SY_PUT_LIT(o, "Content-Type: ");
+		o = sy_put_str(o, content_type);
+		o = SY_PUT_LIT(o, "\r\n");
+	}
+	if (!c->keep_alive || c->srv->draining)
+		o = SY_PUT_LIT(o, "Connection: close\r\n");
+	else if (c->msg.version_minor == 0)
+		o = SY_PUT_LIT(o, "Connection: keep-alive\r\n");
 	if (headers != NULL)
-		evbuffer_add(c->scratch, headers, strlen(headers));
+		o = sy_put_bytes(o, headers, hlen);
+	if (len != (size_t)-1) {
+		o = SY_PUT_LIT(o, "Content-Length: ");
+		o = sy_put_u64(o, len);
+		o = SY_PUT_LIT(o, "\r\n\r\n");
+	}
+	iov.iov_len = (size_t)(o - (char *)iov.iov_base);
+	evbuffer_commit_space(c->scratch, &iov, 1);
 }
 
 void
 sy_conn_respond(struct sy_conn *c, int status, const char *content_type,
     const char *headers, struct evbuffer *body)
 {
-	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
-	char cl[48];
-
-	write_head(c, status, content_type, headers);
-	evbuffer_add(c->scratch, cl, (size_t)snprintf(cl, sizeof cl,
-	    "Content-Length: %zu\r\n\r\n", len));
+	write_head(c, status, content_type, headers,
+	    body != NULL ? evbuffer_get_length(body) : 0);
 	if (body != NULL && !c->head_only)
 		evbuffer_add_buffer(c->scratch, body);
 	conn_send(c);
@@ -228,7 +245,7 @@ sy_conn_stream_start(struct sy_conn *c, int status, const char *content_type,
 	c->chunked = c->msg.version_minor >= 1;
 	if (!c->chunked)
 		c->keep_alive = 0;
-	write_head(c, status, content_type, headers);
+	write_head(c, status, content_type, headers, (size_t)-1);
 	if (c->chunked)
 		SY_ADD_LIT(c->scratch, "Transfer-Encoding: chunked\r\n");
 	SY_ADD_LIT(c->scratch, "Cache-Control: no-cache\r\n\r\n");

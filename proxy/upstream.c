@@ -577,8 +577,9 @@ sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
 {
 	struct sy_upstream_call *call = sy_xcalloc(1, sizeof *call);
 	size_t len = body != NULL ? evbuffer_get_length(body) : 0;
-	char head[4096];
-	int n;
+	struct evbuffer_iovec iov;
+	size_t hlen, room;
+	char *o;
 
 	call->u = u;
 	call->pool = pool_get(u, ep);
@@ -591,16 +592,28 @@ sy_upstream_send(struct sy_upstream *u, struct sy_endpoint *ep,
 	call->data = evbuffer_new();
 	call->timer = evtimer_new(u->base, call_timer_cb, call);
 	sy_http1_init(&call->msg, SY_HTTP1_RESPONSE, 64 * 1024, 200);
-	n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s\r\n",
-	    method, target, call->pool->host_header);
-	if (body != NULL && n < (int)sizeof head)
-		n += snprintf(head + n, sizeof head - (size_t)n, "Content-Type: "
-		    "application/json\r\nContent-Length: %zu\r\n", len);
-	evbuffer_add(call->request, head, n < (int)sizeof head ? (size_t)n :
-	    sizeof head - 1);
+	/* The head, written at once: "POST target HTTP/1.1", Host, body framing. */
+	hlen = headers != NULL ? strlen(headers) : 0;
+	room = strlen(method) + strlen(target) + strlen(call->pool->host_header) +
+	    hlen + 128;
+	evbuffer_reserve_space(call->request, (ev_ssize_t)room, &iov, 1);
+	o = iov.iov_base;
+	o = sy_put_str(o, method);
+	*o++ = ' ';
+	o = sy_put_str(o, target);
+	o = SY_PUT_LIT(o, " HTTP/1.1\r\nHost: ");
+	o = sy_put_str(o, call->pool->host_header);
+	if (body != NULL) {
+		o = SY_PUT_LIT(o, "\r\nContent-Type: application/json\r\n"
+		    "Content-Length: ");
+		o = sy_put_u64(o, len);
+	}
+	o = SY_PUT_LIT(o, "\r\n");
 	if (headers != NULL)
-		evbuffer_add(call->request, headers, strlen(headers));
-	SY_ADD_LIT(call->request, "\r\n");
+		o = sy_put_bytes(o, headers, hlen);
+	o = SY_PUT_LIT(o, "\r\n");
+	iov.iov_len = (size_t)(o - (char *)iov.iov_base);
+	evbuffer_commit_space(call->request, &iov, 1);
 	if (body != NULL)
 		evbuffer_add_buffer(call->request, body);
 	LIST_INSERT_HEAD(&u->calls, call, link);

@@ -235,3 +235,41 @@ sy_registry_names(const void *const *table, char *buf, size_t len)
 		off += (size_t)n;
 	}
 }
+
+char *
+sy_put_bytes(char *o, const char *s, size_t n)
+{
+	memcpy(o, s, n);
+	return o + n;
+}
+
+char *
+sy_put_str(char *o, const char *s)
+{
+	return sy_put_bytes(o, s, strlen(s));
+}
+
+char *
+sy_put_u64(char *o, uint64_t v)
+{
+	char digits[20];
+	size_t n = 0;
+
+	do
+		digits[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n > 0)
+		*o++ = digits[--n];
+	return o;
+}
+
+char *
+sy_put_hex(char *o, uint64_t v, unsigned width)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned i;
+
+	for (i = width; i > 0; i--, v >>= 4)
+		o[i - 1] = hex[v & 0xf];
+	return o + width;
+}

@@ -50,6 +50,21 @@ void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);
 char *sy_xstrdup(const char *s);
 
+/*
+ * Writers into a caller's array, for heads and log lines built without
+ * printf: each writes at o (the caller made room) and returns the byte
+ * after what it wrote.  Nothing is NUL-terminated.
+ */
+/* Copies s (n bytes). */
+char *sy_put_bytes(char *o, const char *s, size_t n);
+/* Copies the NUL-terminated s, without its NUL. */
+char *sy_put_str(char *o, const char *s);
+/* v in decimal (at most 20 bytes). */
+char *sy_put_u64(char *o, uint64_t v);
+/* v in lowercase hex, zero-padded to width digits (at most 16). */
+char *sy_put_hex(char *o, uint64_t v, unsigned width);
+/* Copies a string literal, without its NUL. */
+#define SY_PUT_LIT(o, lit) sy_put_bytes((o), (lit), sizeof(lit) - 1)
 
 
 /*

@@ -231,6 +231,49 @@ SY_TEST(completion_stream_final_chunk_with_choices_keeps_its_usage)
 	evbuffer_free(r.out);
 }
 
+/*
+ * The usage chunk and an error are found wherever their key stands in the
+ * event (the scan looks at blocks of bytes: every offset around a block's
+ * edges), and a chunk without them is relayed without being parsed.
+ */
+SY_TEST(usage_and_error_keys_are_found_at_every_offset)
+{
+	struct sy_req *req = sy_test_req(SY_API_CHAT, "{\"model\":\"m\","
+	    "\"messages\":[],\"stream\":true}", NULL);
+	struct evbuffer *out = evbuffer_new();
+	struct sy_sse_event ev;
+	struct sy_usage u;
+	char data[256];
+	int pad;
+
+	memset(&ev, 0, sizeof ev);
+	ev.data = ev.raw = data;
+	for (pad = 0; pad < 40; pad++) {
+		memset(&u, 0xff, sizeof u);
+		snprintf(data, sizeof data, "{\"id\":\"%.*s\",\"choices\":[],"
+		    "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":2}}",
+		    pad, "ueueueueueueueueueueueueueueueueueueueueue", pad);
+		ev.data_len = ev.raw_len = strlen(data);
+		SY_CHECK_INT(openai->stream_event(NULL, req, &ev, out, &u),
+		    SY_STREAM_DROP);
+		SY_CHECK_INT(u.prompt_tokens, pad);
+		snprintf(data, sizeof data, "{\"id\":\"%.*s\",\"error\":{}}",
+		    pad, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+		ev.data_len = ev.raw_len = strlen(data);
+		SY_CHECK_INT(openai->stream_event(NULL, req, &ev, out, &u),
+		    SY_STREAM_ERROR);
+		/* The words as values, not keys: relayed, no usage read. */
+		snprintf(data, sizeof data, "{\"id\":\"%.*s\",\"user\":\"usage\","
+		    "\"e\":\"error\"}", pad, "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu");
+		ev.data_len = ev.raw_len = strlen(data);
+		memset(&u, 0xff, sizeof u);
+		SY_CHECK_INT(openai->stream_event(NULL, req, &ev, out, &u),
+		    SY_STREAM_FORWARD);
+		SY_CHECK_INT(u.prompt_tokens, -1);
+	}
+	evbuffer_free(out);
+}
+
 SY_TEST(error_event_mid_stream_is_reported_and_relayed)
 {
 	struct sy_test_relay r;
@@ -478,6 +521,7 @@ main(void)
 	SY_RUN(usage_chunk_added_for_accounting_is_dropped_but_counted);
 	SY_RUN(usage_chunk_the_client_asked_for_is_relayed_verbatim);
 	SY_RUN(completion_stream_final_chunk_with_choices_keeps_its_usage);
+	SY_RUN(usage_and_error_keys_are_found_at_every_offset);
 	SY_RUN(error_event_mid_stream_is_reported_and_relayed);
 	SY_RUN(decode_rejects_a_non_json_answer_and_accepts_an_error_body);
 	SY_RUN(decode_wraps_a_non_json_error_in_openai_shape);
