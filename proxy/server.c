@@ -11,13 +11,13 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "config.h"
 #include "http1.h"
 #include "server.h"
+#include "sock.h"
 #include "util.h"
 
 /* Input buffered while a request is being handled (pipelining) before reads pause. */
@@ -37,7 +37,7 @@ enum conn_state {
 
 struct sy_conn {
 	struct sy_server *srv;
-	struct bufferevent *bev;
+	struct sy_sock *sock;
 	TAILQ_ENTRY(sy_conn) link;
 	enum conn_state state;
 	struct sy_http1_msg msg;
@@ -50,6 +50,7 @@ struct sy_conn {
 				   away after the last response before closing,
 				   so the client sees the response, not a reset */
 	size_t lingered;	/* bytes read away */
+	uint64_t sent;		/* bytes sent on the connection */
 	int head_started;	/* bytes of the next request have arrived */
 	struct event *timer;	/* idle, head, body or linger deadline */
 	void *owner;
@@ -70,9 +71,10 @@ struct sy_server {
 	TAILQ_HEAD(, sy_conn) conns;
 };
 
-static void conn_read_cb(struct bufferevent *bev, void *arg);
-static void conn_write_cb(struct bufferevent *bev, void *arg);
-static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_read_cb(struct sy_sock *sock, void *arg);
+static void conn_write_cb(struct sy_sock *sock, void *arg);
+static void conn_event_cb(struct sy_sock *sock, enum sy_sock_end why,
+    void *arg);
 
 /* Arms c's deadline ms from now; 0 disarms it. */
 static void
@@ -91,7 +93,7 @@ static void
 conn_wait_next(struct sy_conn *c)
 {
 	c->head_started = 0;
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (sy_sock_pending(c->sock) == 0)
 		conn_arm(c, c->srv->opts.idle_ms);
 	else
 		conn_arm(c, 0);
@@ -107,7 +109,7 @@ conn_free(struct sy_conn *c)
 	s->nconns--;
 	if (s->opts.conn_count != NULL)
 		atomic_fetch_sub(s->opts.conn_count, 1);
-	bufferevent_free(c->bev);
+	sy_sock_free(c->sock);
 	event_free(c->timer);
 	sy_http1_free(&c->msg);
 	evbuffer_free(c->body);
@@ -137,9 +139,9 @@ conn_close_flushed(struct sy_conn *c)
 		return;
 	}
 	c->linger = 2;
-	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	shutdown(sy_sock_fd(c->sock), SHUT_WR);
 	conn_arm(c, LINGER_MS);
-	bufferevent_enable(c->bev, EV_READ);
+	sy_sock_read(c->sock, 1);
 }
 
 /* Ends the current exchange: the next request may be read, or c closes. */
@@ -155,17 +157,16 @@ conn_end_exchange(struct sy_conn *c)
 	sy_http1_reset(&c->msg);
 	if (!c->keep_alive || c->srv->draining) {
 		c->state = CONN_CLOSING;
-		bufferevent_disable(c->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		sy_sock_read(c->sock, 0);
+		if (sy_sock_pending(c->sock) == 0)
 			conn_close_flushed(c);
 		return;
 	}
 	c->state = CONN_HEAD;
 	conn_wait_next(c);
-	bufferevent_enable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-		bufferevent_trigger(c->bev, EV_READ,
-		    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	sy_sock_read(c->sock, 1);
+	if (evbuffer_get_length(sy_sock_input(c->sock)) > 0)
+		sy_sock_kick(c->sock);
 }
 
 /*
@@ -176,12 +177,8 @@ conn_end_exchange(struct sy_conn *c)
 static void
 conn_send(struct sy_conn *c)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
-	if (evbuffer_get_length(out) == 0)
-		evbuffer_write(c->scratch, bufferevent_getfd(c->bev));
-	if (evbuffer_get_length(c->scratch) > 0)
-		evbuffer_add_buffer(out, c->scratch);
+	c->sent += evbuffer_get_length(c->scratch);
+	sy_sock_send(c->sock, c->scratch);
 }
 
 /*
@@ -290,7 +287,7 @@ sy_conn_abort(struct sy_conn *c)
 size_t
 sy_conn_pending(const struct sy_conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return sy_sock_pending(c->sock);
 }
 
 const char *
@@ -334,7 +331,7 @@ conn_reject(struct sy_conn *c, int status, const char *code,
     const char *message)
 {
 	struct sy_server *s = c->srv;
-	size_t before = evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t before = c->sent;
 	char method[sizeof c->msg.method];
 	char *target = c->msg.target ? sy_xstrdup(c->msg.target) : NULL;
 
@@ -347,8 +344,7 @@ conn_reject(struct sy_conn *c, int status, const char *code,
 	    status == 503 ? "Retry-After: 1\r\n" : NULL);
 	if (s->opts.on_reject != NULL)
 		s->opts.on_reject(s->arg, status, method, target ? target : "",
-		    message, evbuffer_get_length(bufferevent_get_output(c->bev)) -
-		    before);
+		    message, c->sent - before);
 	free(target);
 }
 
@@ -356,7 +352,7 @@ conn_reject(struct sy_conn *c, int status, const char *code,
 static void
 conn_process(struct sy_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = sy_sock_input(c->sock);
 	struct sy_server *s = c->srv;
 	int r;
 
@@ -382,9 +378,10 @@ conn_process(struct sy_conn *c)
 			    "request body is larger than the limit");
 			return;
 		}
-		if (c->msg.expect_continue && c->msg.state == SY_HTTP1_BODY)
-			SY_ADD_LIT(bufferevent_get_output(c->bev),
-			    "HTTP/1.1 100 Continue\r\n\r\n");
+		if (c->msg.expect_continue && c->msg.state == SY_HTTP1_BODY) {
+			SY_ADD_LIT(c->scratch, "HTTP/1.1 100 Continue\r\n\r\n");
+			conn_send(c);
+		}
 		c->state = CONN_BODY;
 		if (c->msg.state == SY_HTTP1_BODY)
 			conn_arm(c, s->opts.body_ms);
@@ -411,20 +408,20 @@ conn_process(struct sy_conn *c)
 }
 
 static void
-conn_read_cb(struct bufferevent *bev, void *arg)
+conn_read_cb(struct sy_sock *sock, void *arg)
 {
 	struct sy_conn *c = arg;
+	struct evbuffer *in = sy_sock_input(sock);
 
 	if (c->state == CONN_BUSY) {
 		/* Pipelined bytes wait; reading on only to notice a close. */
-		if (evbuffer_get_length(bufferevent_get_input(bev)) > BUSY_INPUT_MAX)
-			bufferevent_disable(bev, EV_READ);
+		if (evbuffer_get_length(in) > BUSY_INPUT_MAX)
+			sy_sock_read(sock, 0);
 		return;
 	}
 	if (c->state == CONN_CLOSING) {
-		c->lingered += evbuffer_get_length(bufferevent_get_input(bev));
-		evbuffer_drain(bufferevent_get_input(bev),
-		    evbuffer_get_length(bufferevent_get_input(bev)));
+		c->lingered += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
 		if (c->lingered > LINGER_MAX)
 			conn_free(c);
 		return;
@@ -433,7 +430,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_write_cb(struct bufferevent *bev, void *arg)
+conn_write_cb(struct sy_sock *sock, void *arg)
 {
 	struct sy_conn *c = arg;
 
@@ -449,12 +446,12 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-conn_event_cb(struct bufferevent *bev, short what, void *arg)
+conn_event_cb(struct sy_sock *sock, enum sy_sock_end why, void *arg)
 {
 	struct sy_conn *c = arg;
 
 	if (c->state == CONN_BUSY && c->gone != NULL)
-		c->gone(c->owner, (what & BEV_EVENT_TIMEOUT) != 0);
+		c->gone(c->owner, why == SY_SOCK_TIMEOUT);
 	conn_free(c);
 }
 
@@ -491,7 +488,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct sy_server *s = arg;
-	struct timeval write_timeout;
 	struct sy_conn *c;
 	int one = 1, over = 0;
 
@@ -501,14 +497,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c = sy_xcalloc(1, sizeof *c);
 	c->srv = s;
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		evutil_closesocket(fd);
-		if (s->opts.conn_count != NULL)
-			atomic_fetch_sub(s->opts.conn_count, 1);
-		free(c);
-		return;
-	}
+	c->sock = sy_sock_new(s->base, fd, s->opts.write_ms, conn_read_cb,
+	    conn_write_cb, conn_event_cb, c);
 	c->body = evbuffer_new();
 	c->scratch = evbuffer_new();
 	c->timer = evtimer_new(s->base, conn_timer_cb, c);
@@ -519,13 +509,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
 	c->state = CONN_HEAD;
-	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	write_timeout.tv_sec = s->opts.write_ms / 1000;
-	write_timeout.tv_usec = (s->opts.write_ms % 1000) * 1000;
-	bufferevent_set_timeouts(c->bev, NULL, &write_timeout);
 	c->head_started = 1;
 	conn_arm(c, s->opts.head_ms);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	sy_sock_read(c->sock, 1);
 	if (over)
 		conn_reject(c, 503, "too_many_connections",
 		    "too many connections");
@@ -621,9 +607,9 @@ sy_server_drain(struct sy_server *s)
 			continue;
 		/* Idle between requests: close once the last response is out. */
 		c->state = CONN_CLOSING;
-		bufferevent_disable(c->bev, EV_READ);
+		sy_sock_read(c->sock, 0);
 		conn_arm(c, 0);
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		if (sy_sock_pending(c->sock) == 0)
 			conn_free(c);
 	}
 }

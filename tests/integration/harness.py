@@ -67,6 +67,12 @@ def wait_port(port, timeout=10.0, proc=None):
     raise RuntimeError("nothing listens on port %d" % port)
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print (a build configured
+# with --enable-asan): a process that printed one fails its test.
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
+
 class Proc:
     """A child process whose output goes to a log file; stopped at cleanup."""
 
@@ -110,8 +116,15 @@ class Proc:
         return self.p.returncode
 
     def cleanup(self):
+        """Stops the process; a sanitizer report in its output fails the test."""
         try:
             self.stop()
+            out = self.output()
+            for mark in SANITIZER_MARKS:
+                if mark in out:
+                    at = out.index(mark)
+                    raise AssertionError("%s reported a memory error:\n%s"
+                                         % (self.name, out[max(0, at - 200):at + 3000]))
         finally:
             if os.path.exists(self.log_path) and not os.environ.get("SY_KEEP_LOGS"):
                 os.unlink(self.log_path)
