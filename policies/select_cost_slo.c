@@ -117,9 +117,10 @@ cost_slo_create(const json_t *params, const struct sy_route *route,
 		return NULL;
 	for (i = 0; i < n; i++) {
 		if (sy_config_price(route->cfg, models[i]) == NULL) {
+			sy_policy_fail(err, "cost_slo: model \"%s\" has no "
+			    "price; add it to \"prices\"", models[i]);
 			free(models);
-			return sy_policy_fail(err, "cost_slo: model \"%s\" has "
-			    "no price; add it to \"prices\"", models[i]);
+			return NULL;
 		}
 	}
 	st = sy_xcalloc(1, sizeof *st);
