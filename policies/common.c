@@ -8,7 +8,9 @@
 
 #include "common.h"
 #include "config.h"
+#include "http1.h"
 #include "policy.h"
+#include "req.h"
 #include "util.h"
 
 /* ==== Parameters ==== */
@@ -121,6 +123,29 @@ sy_param_string(const json_t *params, const char *policy, const char *key,
 	}
 	*out = json_string_value(v);
 	return 0;
+}
+
+/* ==== Session keys ==== */
+
+const char *
+sy_policy_session_key(const struct sy_req *req, const char *header,
+    size_t *len)
+{
+	const char *key = NULL;
+	json_t *user;
+
+	if (header != NULL && req->head != NULL)
+		key = sy_http1_header(req->head, header);
+	if (key != NULL && *key != '\0') {
+		*len = strlen(key);
+		return key;
+	}
+	user = json_object_get(sy_req_body(req), "user");
+	if (json_is_string(user) && json_string_length(user) > 0) {
+		*len = json_string_length(user);
+		return json_string_value(user);
+	}
+	return NULL;
 }
 
 /* ==== Weighted random draws ==== */

@@ -45,6 +45,16 @@ int sy_param_string(const json_t *params, const char *policy, const char *key,
 void *sy_policy_fail(char **err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* ==== Session keys ==== */
+
+/*
+ * The session key of req: the value of header (NULL: none) when it is
+ * non-empty, else the body's "user" when it is a non-empty string; sets
+ * *len.  Returns it (borrowed from req), or NULL when req has neither.
+ */
+const char *sy_policy_session_key(const struct sy_req *req,
+    const char *header, size_t *len);
+
 /* ==== Weighted random draws ==== */
 
 /* Cumulative static weights of a pool, built at create. */

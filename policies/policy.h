@@ -44,7 +44,23 @@ struct sy_route_policy {
 	void (*destroy)(void *state);
 };
 
-/* A model-selection policy: picks the served model that answers a request. */
+/* A model's finished answer, for a selection policy that checks answers. */
+struct sy_answer {
+	int status;			/* HTTP status; 0 when the try failed
+					   without one (refused, reset, timeout) */
+	int error;			/* an error status, a failed try, an
+					   error event or a cut stream */
+	const char *finish_reason;	/* the first choice's, NULL when none */
+	const char *text;		/* the first choice's text ("" when none) */
+	size_t len;
+};
+
+/*
+ * A model-selection policy: picks the served model that answers a request.
+ * A policy's create may start *err with the path of the offending
+ * parameter, relative to the policy's object and beginning with '.' or
+ * '[' (".rules[2].model: ..."): the config loader reports it there.
+ */
 struct sy_select_policy {
 	const char *name;
 	/* Called once per route at config load; as sy_route_policy.create. */
@@ -53,10 +69,31 @@ struct sy_select_policy {
 	/*
 	 * Returns the served model for req (a string owned by the config;
 	 * NULL on a wildcard route means the client's name unchanged) and
-	 * sets *reason to a static word for the access log.
+	 * sets *reason to a word for the access log (static, or owned by
+	 * the state).  Called on any worker thread.
 	 */
 	const char *(*select)(void *state, const struct sy_route *route,
 	    const struct sy_req *req, const char **reason);
+	/*
+	 * Optional: told how each try on a model of the route went (the
+	 * gateway's own TTFT and latency).  Called on any worker thread.
+	 */
+	void (*observe)(void *state, const char *model,
+	    const struct sy_outcome *outcome);
+	/*
+	 * Optional: the model (owned by the config) that an answer of model
+	 * may escalate to, or NULL when model's answers are final.  The
+	 * pipeline holds back (buffers) an answer that may escalate.
+	 */
+	const char *(*next)(void *state, const char *model);
+	/*
+	 * Optional, with next: whether answer, from a model that has a next,
+	 * is replaced by the next model's answer to req; then sets *reason
+	 * (static, e.g. "escalated:length").
+	 */
+	int (*check)(void *state, const struct sy_req *req,
+	    const struct sy_answer *answer, const char **reason);
+	/* Frees the state; may be NULL. */
 	void (*destroy)(void *state);
 };
 

@@ -13,6 +13,10 @@ extern const struct sy_route_policy sy_route_session_affinity;
 extern const struct sy_route_policy sy_route_prefix_affinity;
 extern const struct sy_route_policy sy_route_load_aware;
 extern const struct sy_select_policy sy_select_alias;
+extern const struct sy_select_policy sy_select_rules;
+extern const struct sy_select_policy sy_select_weighted;
+extern const struct sy_select_policy sy_select_cascade;
+extern const struct sy_select_policy sy_select_cost_slo;
 
 static const void *const route_policies[] = {
 	&sy_route_round_robin,
@@ -28,6 +32,10 @@ static const void *const route_policies[] = {
 
 static const void *const select_policies[] = {
 	&sy_select_alias,
+	&sy_select_rules,
+	&sy_select_weighted,
+	&sy_select_cascade,
+	&sy_select_cost_slo,
 	NULL
 };
 

@@ -4,7 +4,6 @@
 
 #include "common.h"
 #include "config.h"
-#include "http1.h"
 #include "policy.h"
 #include "req.h"
 #include "ring.h"
@@ -77,28 +76,6 @@ session_create(const json_t *params, const struct sy_pool *pool, char **err)
 	return st;
 }
 
-/* The session key of req: the header's value, else the body's "user"; NULL when neither is a non-empty string. */
-static const char *
-session_key(const struct session_state *st, const struct sy_req *req,
-    size_t *len)
-{
-	const char *key = NULL;
-	json_t *user;
-
-	if (req->head != NULL)
-		key = sy_http1_header(req->head, st->header);
-	if (key != NULL && *key != '\0') {
-		*len = strlen(key);
-		return key;
-	}
-	user = sy_req_body(req) != NULL ? json_object_get(sy_req_body(req), "user") : NULL;
-	if (json_is_string(user) && json_string_length(user) > 0) {
-		*len = json_string_length(user);
-		return json_string_value(user);
-	}
-	return NULL;
-}
-
 static struct sy_endpoint *
 session_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
     const char **reason)
@@ -110,7 +87,7 @@ session_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	size_t len, idx;
 	int skipped, first = 1;
 
-	if ((key = session_key(st, req, &len)) == NULL) {
+	if ((key = sy_policy_session_key(req, st->header, &len)) == NULL) {
 		ep = sy_swrr_pick(&st->rr, pool, req, &skipped);
 		*reason = ep != NULL ? "no-session-key" : "all-busy";
 		return ep;

@@ -234,7 +234,8 @@ line_buffer(const struct sy_record *r, char **own)
 	    str_len(r->path) + str_len(r->client_api) + str_len(r->route) +
 	    str_len(r->client_model) + str_len(r->model) +
 	    str_len(r->endpoint) + str_len(r->backend_kind) +
-	    str_len(r->policy_reason) + str_len(r->error);
+	    str_len(r->policy_reason) + str_len(r->select_reason) +
+	    str_len(r->escalated_from) + str_len(r->error);
 	need = LINE_FIXED + 6 * strings;
 	*own = NULL;
 	if (need <= sizeof line_buf)
@@ -246,7 +247,8 @@ line_buffer(const struct sy_record *r, char **own)
  * Writes the line of r (no newline) into buf, which line_buffer gave;
  * returns the byte after it.  Fields, in order: time (RFC 3339 UTC with
  * milliseconds), request_id, method, path, client_api, route,
- * client_model, model, endpoint, backend_kind, policy_reason, status,
+ * client_model, model, endpoint, backend_kind, policy_reason,
+ * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
  * ttft_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
  * retries, fallbacks, queue_ms, error.
@@ -265,6 +267,8 @@ line_format(const struct sy_record *r, char *o)
 	o = PUT_STR(o, ",\"endpoint\":", r->endpoint);
 	o = PUT_STR(o, ",\"backend_kind\":", r->backend_kind);
 	o = PUT_STR(o, ",\"policy_reason\":", r->policy_reason);
+	o = PUT_STR(o, ",\"select_reason\":", r->select_reason);
+	o = PUT_STR(o, ",\"escalated_from\":", r->escalated_from);
 	o = PUT_LIT(o, ",\"status\":");
 	o = put_i64(o, r->status);
 	o = r->stream ? PUT_LIT(o, ",\"stream\":true") :

@@ -26,7 +26,7 @@
 
 static const char *const root_keys[] = {
 	"listen", "admin", "workers", "access_log", "timeouts", "limits",
-	"backends", "routes", "prices", NULL
+	"backends", "routes", "prices", "models", NULL
 };
 static const char *const timeout_keys[] = {
 	"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "drain_ms",
@@ -74,6 +74,7 @@ static const struct {
 static const char *const price_keys[] = {
 	"input", "output", "cached_input", NULL
 };
+static const char *const model_keys[] = { "context_length", NULL };
 
 /* Where a JSON path starts in the text: its key, or its array element. */
 struct pos {
@@ -2118,6 +2119,7 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
 	cfg->nroutes = json_array_size(arr);
 	cfg->routes = sy_xcalloc(cfg->nroutes, sizeof *cfg->routes);
 	for (i = 0; i < cfg->nroutes; i++) {
+		cfg->routes[i].cfg = cfg;
 		cfg->routes[i].index = i;
 		route_defaults(cfg, &cfg->routes[i]);
 		o = json_array_get(arr, i);
@@ -2155,13 +2157,75 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
 	}
 }
 
-/* ==== Prices ==== */
+/* ==== Prices and models ==== */
+
+/*
+ * Whether member model of a per-model table (at path) names a served model
+ * (not an alias) and holds an object; reports why not.  what and verb
+ * word the messages ("a price", "price").
+ */
+static int
+served_model_entry(struct ctx *c, const struct sy_config *cfg,
+    const char *path, const char *model, const json_t *v, const char *what,
+    const char *verb)
+{
+	const json_t *owner;
+
+	if (*model == '\0' || strcmp(model, "*") == 0) {
+		fail(c, path, "%s is for one model: name it", what);
+		return 0;
+	}
+	if ((owner = json_object_get(c->aliased, model)) != NULL) {
+		fail(c, path, "\"%s\" is an alias in route \"%s\"; %s the "
+		    "model it maps to", model, route_label(
+		    &cfg->routes[json_integer_value(owner)]), verb);
+		return 0;
+	}
+	if (cfg->nroutes != 0 && !c->wildcard &&
+	    json_object_get(c->served, model) == NULL) {
+		fail(c, path, "no route serves model \"%s\"", model);
+		return 0;
+	}
+	if (!json_is_object(v)) {
+		fail(c, path, "expected an object, got %s", type_name(v));
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads the table of what is known of each model (its context length). */
+static void
+load_models(struct ctx *c, const json_t *root, struct sy_config *cfg)
+{
+	const json_t *obj, *v, *len;
+	struct sy_model_info *mi;
+	const char *model;
+	char p[PATHLEN];
+
+	if ((obj = get_object(c, root, "", "models")) == NULL)
+		return;
+	cfg->models = sy_xcalloc(json_object_size(obj), sizeof *cfg->models);
+	json_object_foreach((json_t *)obj, model, v) {
+		path_key(p, "models", model);
+		if (!served_model_entry(c, cfg, p, model, v, "an entry",
+		    "describe"))
+			continue;
+		check_keys(c, v, p, model_keys);
+		mi = &cfg->models[cfg->nmodels];
+		if (lookup(c, v, p, "context_length", 1, &len) != 1 ||
+		    get_uint(c, v, p, "context_length", 1, 1000000000,
+		    &mi->context_length) != 1)
+			continue;
+		mi->model = sy_xstrdup(model);
+		cfg->nmodels++;
+	}
+}
 
 /* Reads the price table. */
 static void
 load_prices(struct ctx *c, const json_t *root, struct sy_config *cfg)
 {
-	const json_t *obj, *v, *owner;
+	const json_t *obj, *v;
 	struct sy_price *pr;
 	const char *model;
 	char p[PATHLEN];
@@ -2171,25 +2235,9 @@ load_prices(struct ctx *c, const json_t *root, struct sy_config *cfg)
 	cfg->prices = sy_xcalloc(json_object_size(obj), sizeof *cfg->prices);
 	json_object_foreach((json_t *)obj, model, v) {
 		path_key(p, "prices", model);
-		if (*model == '\0' || strcmp(model, "*") == 0) {
-			fail(c, p, "a price is for one model: name it");
+		if (!served_model_entry(c, cfg, p, model, v, "a price",
+		    "price"))
 			continue;
-		}
-		if ((owner = json_object_get(c->aliased, model)) != NULL) {
-			fail(c, p, "\"%s\" is an alias in route \"%s\"; price "
-			    "the model it maps to", model, route_label(
-			    &cfg->routes[json_integer_value(owner)]));
-			continue;
-		}
-		if (cfg->nroutes != 0 && !c->wildcard &&
-		    json_object_get(c->served, model) == NULL) {
-			fail(c, p, "no route serves model \"%s\"", model);
-			continue;
-		}
-		if (!json_is_object(v)) {
-			fail(c, p, "expected an object, got %s", type_name(v));
-			continue;
-		}
 		check_keys(c, v, p, price_keys);
 		pr = &cfg->prices[cfg->nprices];
 		if (get_price(c, v, p, "input", 1, &pr->input) != 1 ||
@@ -2263,12 +2311,37 @@ config_free(struct sy_config *cfg)
 	for (i = 0; i < cfg->nprices; i++)
 		free(cfg->prices[i].model);
 	free(cfg->prices);
+	for (i = 0; i < cfg->nmodels; i++)
+		free(cfg->models[i].model);
+	free(cfg->models);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->admin);
 	free(cfg->access_log);
 	json_decref(cfg->model_index);
 	free(cfg);
+}
+
+/*
+ * Reports a policy's create error err about its object at path: at the
+ * parameter err starts with when it starts with a relative path ('.' or
+ * '[' up to ": "), else at the object.
+ */
+static void
+policy_fail(struct ctx *c, const char *path, const char *err)
+{
+	char p[PATHLEN];
+	const char *colon;
+	size_t n = strlen(path);
+
+	if ((*err == '.' || *err == '[') && (colon = strstr(err, ": ")) !=
+	    NULL && n + (size_t)(colon - err) < sizeof p) {
+		memcpy(p, path, n);
+		memcpy(p + n, err, (size_t)(colon - err));
+		p[n + (size_t)(colon - err)] = '\0';
+		fail(c, p, "%s", colon + 2);
+	} else
+		fail(c, path, "%s", err);
 }
 
 /* Takes the endpoints' stats and creates every policy state of a valid cfg. */
@@ -2299,7 +2372,7 @@ config_start(struct ctx *c, struct sy_config *cfg)
 		r->selection_state = r->selection->create(r->selection_params,
 		    r, &err);
 		if (err != NULL) {
-			fail(c, path_key(q, p, "selection"), "%s", err);
+			policy_fail(c, path_key(q, p, "selection"), err);
 			free(err);
 		}
 	}
@@ -2328,6 +2401,7 @@ config_build(struct ctx *c, const json_t *root)
 	load_backends(c, root, cfg);
 	load_routes(c, root, cfg);
 	load_prices(c, root, cfg);
+	load_models(c, root, cfg);
 	if (c->nerrs == 0)
 		config_start(c, cfg);
 	return cfg;
@@ -2524,6 +2598,17 @@ sy_config_price(const struct sy_config *cfg, const char *model)
 		if (strcmp(cfg->prices[i].model, model) == 0)
 			return &cfg->prices[i];
 	return NULL;
+}
+
+unsigned
+sy_config_context_length(const struct sy_config *cfg, const char *model)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nmodels; i++)
+		if (strcmp(cfg->models[i].model, model) == 0)
+			return cfg->models[i].context_length;
+	return 0;
 }
 
 json_t *

@@ -140,6 +140,7 @@ struct sy_queue {
 
 /* A route: which model names go to which endpoints, under which policies. */
 struct sy_route {
+	const struct sy_config *cfg;	/* the snapshot it belongs to */
 	size_t index;
 	char *name;
 	char **models;			/* served model names; "*" alone: any */
@@ -178,6 +179,12 @@ struct sy_price {
 	double cached_input;		/* defaults to input when absent */
 };
 
+/* What is known of one served model (the top-level "models"). */
+struct sy_model_info {
+	char *model;
+	unsigned context_length;	/* tokens, prompt and answer; 0: unknown */
+};
+
 struct sy_timeouts {
 	unsigned connect_ms;		/* default 5000 */
 	unsigned first_byte_ms;		/* default 300000 */
@@ -210,6 +217,8 @@ struct sy_config {
 	size_t nroutes;
 	struct sy_price *prices;
 	size_t nprices;
+	struct sy_model_info *models;
+	size_t nmodels;
 	json_t *model_index;		/* private: client model name → route index */
 };
 
@@ -253,6 +262,10 @@ struct sy_pool *sy_route_pool(const struct sy_route *route, const char *model);
 
 /* The price of model, or NULL when the config has none. */
 const struct sy_price *sy_config_price(const struct sy_config *cfg,
+    const char *model);
+
+/* The context length of served model in tokens, or 0 when unknown. */
+unsigned sy_config_context_length(const struct sy_config *cfg,
     const char *model);
 
 /*

@@ -40,6 +40,7 @@ struct series {
 	_Atomic double cost_usd;
 	atomic_ullong retries;
 	atomic_ullong fallbacks;
+	atomic_ullong escalations;	/* answers replaced by another model's */
 	struct {
 		const char *_Atomic word;	/* a policy's static word */
 		atomic_ullong n;
@@ -279,6 +280,8 @@ series_count(struct series *se, const struct sy_record *r)
 		bump(&se->retries, r->retries);
 	if (r->fallbacks > 0)
 		bump(&se->fallbacks, r->fallbacks);
+	if (r->escalations > 0)
+		bump(&se->escalations, r->escalations);
 	if (r->queue_us > 0)
 		sy_hist_add(&se->queue, r->queue_us);
 	if (r->policy_reason != NULL)
@@ -299,6 +302,7 @@ series_merge(struct series *dst, const struct series *src)
 		bump(&dst->tokens[i], get(&src->tokens[i]));
 	add_cost(dst, get_cost(src));
 	bump(&dst->retries, get(&src->retries));
+	bump(&dst->escalations, get(&src->escalations));
 	bump(&dst->fallbacks, get(&src->fallbacks));
 	for (i = 0; i < NREASONS; i++) {
 		const char *w = atomic_load(&src->reasons[i].word);
@@ -451,7 +455,7 @@ find_endpoint(const struct sy_config *cfg, const char *name)
 
 enum fam_kind {
 	FAM_REQUESTS, FAM_ERRORS, FAM_TOKENS, FAM_COST, FAM_RETRIES,
-	FAM_FALLBACKS, FAM_REASONS,
+	FAM_FALLBACKS, FAM_ESCALATIONS, FAM_REASONS,
 	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE	/* histograms */
 };
 
@@ -486,6 +490,8 @@ static const struct family route_families[] = {
 	  "Tries after the first, on other endpoints, by route." },
 	{ "switchyard_fallbacks_total", FAM_FALLBACKS,
 	  "Fallback routes taken, by route." },
+	{ "switchyard_escalations_total", FAM_ESCALATIONS,
+	  "Answers a model-selection cascade escalated to the next model, by route." },
 	{ "switchyard_policy_decisions_total", FAM_REASONS,
 	  "The routing policy's reason for each request's endpoint, by route." },
 	{ "switchyard_queue_wait_seconds", FAM_QUEUE,
@@ -622,9 +628,12 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 		break;
 	case FAM_RETRIES:
 	case FAM_FALLBACKS:
+	case FAM_ESCALATIONS:
 		put_start(out, f->name, "", label, se->name);
 		evbuffer_add_printf(out, "} %llu\n", (unsigned long long)get(
-		    f->kind == FAM_RETRIES ? &se->retries : &se->fallbacks));
+		    f->kind == FAM_RETRIES ? &se->retries :
+		    f->kind == FAM_FALLBACKS ? &se->fallbacks :
+		    &se->escalations));
 		break;
 	case FAM_REASONS:
 		for (i = 0; i < NREASONS; i++) {
@@ -775,6 +784,8 @@ series_json(const struct series *se)
 	    json_integer((json_int_t)get(&se->retries)));
 	json_object_set_new(o, "fallbacks",
 	    json_integer((json_int_t)get(&se->fallbacks)));
+	json_object_set_new(o, "escalations",
+	    json_integer((json_int_t)get(&se->escalations)));
 	reasons = json_object();
 	for (i = 0; i < NREASONS; i++) {
 		const char *w = atomic_load(&se->reasons[i].word);

@@ -18,6 +18,7 @@
 #include "outlier.h"
 #include "policy.h"
 #include "req.h"
+#include "select.h"
 #include "server.h"
 #include "ndjson.h"
 #include "sse.h"
@@ -50,7 +51,7 @@ struct exchange {
 	uint64_t t_try;			/* this try's start */
 	char method[sizeof ((struct sy_http1_msg *)0)->method];
 	char *path;
-	char headers[128];		/* extra response headers */
+	char headers[320];		/* extra response headers */
 
 	/* The current try. */
 	int counted;			/* it holds one of the endpoint's slots */
@@ -66,6 +67,8 @@ struct exchange {
 	int stream_started;
 	int stream_ended;		/* terminal or error event relayed */
 	int paused;
+	int holding;			/* a stream held back until its answer
+					   is checked (model selection) */
 
 	/* Why the last try failed, told to the client when nothing else works. */
 	int last_status;
@@ -95,6 +98,8 @@ struct sy_waitq {
 
 static void try_next(struct exchange *x);
 static void fallback_or_give_up(struct exchange *x);
+static int maybe_escalate(struct exchange *x, int status,
+    struct evbuffer *data, int stream);
 static void waitq_remove(struct exchange *x);
 static void waitq_kick(struct sy_worker *w);
 
@@ -125,6 +130,9 @@ end_try(struct exchange *x)
 	if (req->route->policy->observe != NULL)
 		req->route->policy->observe(req->pool->policy_state,
 		    req->endpoint, &outcome);
+	if (req->route->selection->observe != NULL)
+		req->route->selection->observe(req->route->selection_state,
+		    req->model, &outcome);
 	sy_outlier_observe(req->route, req->pool, req->endpoint, failed);
 	if (x->upstream_status == 429)
 		sy_outlier_rest(req->endpoint, x->retry_after[0] ?
@@ -200,7 +208,7 @@ static void
 fail(struct exchange *x, int status, const char *type, const char *code,
     const char *message, const char *more_headers)
 {
-	char headers[256];
+	char headers[512];
 	struct evbuffer *body;
 
 	set_error(x, message);
@@ -268,7 +276,7 @@ respond_body(struct exchange *x, int status, struct evbuffer *body,
     const char *more_headers)
 {
 	struct evbuffer *out;
-	char headers[256];
+	char headers[512];
 
 	if ((out = client_body(x, status, body)) == NULL)
 		return;
@@ -325,7 +333,9 @@ stream_flush(struct exchange *x)
 	size_t len = evbuffer_get_length(x->out);
 	struct evbuffer *out;
 
-	if (len == 0 || x->conn == NULL)
+	if (x->holding && len > RESPONSE_MAX)
+		x->holding = 0;		/* too long to hold: relayed as it is */
+	if (len == 0 || x->conn == NULL || x->holding)
 		return;
 	if (!x->stream_started) {
 		x->stream_started = 1;
@@ -422,6 +432,7 @@ on_head(void *arg, const struct sy_http1_msg *head)
 	const char *ra = sy_http1_header(head, "retry-after");
 
 	x->upstream_status = head->status;
+	x->holding = 0;
 	/* Retry-After in seconds is passed on to the client. */
 	if (ra != NULL && *ra != '\0' && strspn(ra, "0123456789") == strlen(ra))
 		snprintf(x->retry_after, sizeof x->retry_after, "%s", ra);
@@ -437,6 +448,8 @@ on_head(void *arg, const struct sy_http1_msg *head)
 		x->stream_state = kind->stream_open != NULL ?
 		    kind->stream_open(&x->req) : NULL;
 		x->out = evbuffer_new();
+		/* An answer that may escalate is held until it is checked. */
+		x->holding = sy_select_next(&x->req) != NULL;
 	} else
 		x->resp = evbuffer_new();
 }
@@ -475,7 +488,7 @@ on_body(void *arg, struct evbuffer *data)
 	}
 	evbuffer_drain(data, len);
 	/* The client has its whole answer at [DONE]; the backend may linger. */
-	if (x->stream_ended)
+	if (x->stream_ended && !x->holding)
 		client_end(x);
 	else
 		stream_flush(x);
@@ -504,6 +517,9 @@ on_done(void *arg)
 			sy_ndjson_finish(&x->nd, on_sse_event, x);
 		if (!x->stream_ended)
 			set_error(x, "backend stream ended without its last event");
+		if (x->holding && maybe_escalate(x, 200, x->out, 1))
+			return;
+		x->holding = 0;
 		stream_end(x);
 		return;
 	}
@@ -528,6 +544,10 @@ on_done(void *arg)
 	}
 	if (x->upstream_status >= 400)
 		set_error(x, "backend returned an error");
+	if (maybe_escalate(x, x->upstream_status, out, 0)) {
+		evbuffer_free(out);
+		return;
+	}
 	snprintf(ra, sizeof ra, "%s%s%s", x->retry_after[0] ? "Retry-After: " : "",
 	    x->retry_after, x->retry_after[0] ? "\r\n" : "");
 	respond_body(x, x->upstream_status, out, ra);
@@ -541,6 +561,11 @@ on_error(void *arg, enum sy_upstream_error e, const char *msg)
 	int timeout = e == SY_UP_TIMEOUT;
 
 	x->call = NULL;
+	if (x->holding && x->stream_ended) {
+		/* A held answer was whole at its last event. */
+		on_done(x);
+		return;
+	}
 	x->transport_failed = 1;
 	if (x->stream_started) {
 		/* After [DONE] the client has its answer: not an error. */
@@ -931,6 +956,133 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	w->waitq = NULL;
 }
 
+/* ==== Model selection ==== */
+
+/*
+ * Makes model (NULL: the name being routed) the one that answers req: its
+ * pool, and the X-Switchyard-Model header of the response (when the name
+ * is fit for a header).
+ */
+static void
+use_model(struct exchange *x, const char *model)
+{
+	struct sy_req *req = &x->req;
+	const char *p;
+	char *o;
+
+	req->model = model != NULL ? model : req->lookup_model;
+	req->pool = sy_route_pool(req->route, req->route->wildcard ? NULL :
+	    req->model);
+	for (p = req->model; *p > ' ' && *p < 0x7f; p++)
+		;
+	if (*p == '\0' && p - req->model <= 200) {
+		o = sy_put_str(SY_PUT_LIT(x->headers, "X-Request-Id: "), req->id);
+		o = sy_put_str(SY_PUT_LIT(o, "\r\nX-Switchyard-Model: "),
+		    req->model);
+		*SY_PUT_LIT(o, "\r\n") = '\0';
+	}
+}
+
+/*
+ * Checks that req fits its model's context window: estimated prompt tokens
+ * plus max_tokens.  When it does not, the route's model with the smallest
+ * window that fits answers instead ("context:overflow").  Returns 0, or -1
+ * after answering 400 context_length_exceeded when no model fits.
+ */
+static int
+fit_context(struct exchange *x)
+{
+	struct sy_req *req = &x->req;
+	const struct sy_route *route = req->route;
+	unsigned have = sy_config_context_length(req->cfg, req->model), len;
+	unsigned best = 0, largest = have;
+	const char *to = NULL;
+	char msg[256];
+	uint64_t need;
+	size_t i;
+
+	if (have == 0 || route->wildcard)
+		return 0;
+	need = sy_select_prompt_tokens(req) + sy_select_max_tokens(req);
+	if (need <= have)
+		return 0;
+	for (i = 0; i < route->nmodels; i++) {
+		len = sy_config_context_length(req->cfg, route->models[i]);
+		if (len > largest)
+			largest = len;
+		if (len >= need && (to == NULL || len < best)) {
+			to = route->models[i];
+			best = len;
+		}
+	}
+	if (to != NULL) {
+		req->select_reason = "context:overflow";
+		use_model(x, to);
+		return 0;
+	}
+	snprintf(msg, sizeof msg, "the request needs about %llu tokens (prompt "
+	    "and max_tokens), more than the context window of any model "
+	    "here (at most %u tokens)", (unsigned long long)need, largest);
+	fail(x, 400, "invalid_request_error", "context_length_exceeded", msg,
+	    NULL);
+	return -1;
+}
+
+/*
+ * The answer (status; data: a canonical body, or held stream events when
+ * stream is set; NULL: the try failed) goes through the selection policy's
+ * check when req's model may escalate.  When the check fails, the answer
+ * is dropped and the request starts again on the next model: its usage
+ * and cost are kept for the record.  Returns 1 when it escalated.
+ */
+static int
+maybe_escalate(struct exchange *x, int status, struct evbuffer *data,
+    int stream)
+{
+	struct sy_req *req = &x->req;
+	const struct sy_select_policy *sp = req->route->selection;
+	const char *next = sy_select_next(req), *reason = NULL;
+	struct sy_answer a;
+	double cost;
+	int esc;
+
+	if (next == NULL || x->conn == NULL || sy_now_us() >= x->deadline)
+		return 0;
+	sy_answer_read(&a, status, data, stream);
+	esc = sp->check(req->route->selection_state, req, &a, &reason);
+	sy_answer_clear(&a);
+	if (!esc)
+		return 0;
+	end_try(x);
+	cost = sy_cost_usd(sy_config_price(req->cfg, req->model), &req->usage);
+	if (cost >= 0)
+		req->prior_cost_usd = (req->prior_cost_usd > 0 ?
+		    req->prior_cost_usd : 0) + cost;
+	sy_usage_add(&req->prior_usage, &req->usage);
+	req->usage.prompt_tokens = req->usage.completion_tokens =
+	    req->usage.cached_tokens = -1;
+	req->escalations++;
+	req->escalated_from = req->model;
+	req->select_reason = reason;
+	free(req->error);
+	req->error = NULL;
+	if (x->resp != NULL) {
+		evbuffer_free(x->resp);
+		x->resp = NULL;
+	}
+	stream_drop(x);
+	x->stream_ended = 0;
+	x->holding = 0;
+	x->last_status = 0;
+	use_model(x, next);
+	if (fit_context(x) == -1)
+		return 1;
+	req->ntried = 0;
+	req->endpoint = NULL;
+	try_next(x);
+	return 1;
+}
+
 /* ==== Routes ==== */
 
 /* Routes x by name (the client's model or a fallback) over route. */
@@ -943,11 +1095,10 @@ start_route(struct exchange *x, struct sy_route *route, const char *name)
 	atomic_fetch_add(&route->requests, 1);
 	req->route = route;
 	req->lookup_model = name;
-	req->model = route->selection->select(route->selection_state, route,
-	    req, &req->select_reason);
-	if (req->model == NULL)
-		req->model = name;
-	req->pool = sy_route_pool(route, route->wildcard ? NULL : req->model);
+	use_model(x, route->selection->select(route->selection_state, route,
+	    req, &req->select_reason));
+	if (fit_context(x) == -1)
+		return;
 	req->ntried = 0;
 	req->endpoint = NULL;
 	try_next(x);
@@ -977,6 +1128,8 @@ fallback_or_give_up(struct exchange *x)
 	const char *name;
 	unsigned i;
 
+	if (maybe_escalate(x, x->last_status, NULL, 0))
+		return;
 	while (x->next_fallback < first->nfallbacks && x->conn != NULL &&
 	    x->nvisited < MAX_ROUTES && sy_now_us() < x->deadline) {
 		name = first->fallbacks[x->next_fallback++];
@@ -1193,6 +1346,8 @@ sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 	req->bytes_in = evbuffer_get_length(body);
 	req->usage.prompt_tokens = req->usage.completion_tokens =
 	    req->usage.cached_tokens = -1;
+	req->prior_usage = req->usage;
+	req->prior_cost_usd = -1;
 	memcpy(x->method, head->method, sizeof x->method);
 	plen = strcspn(head->target, "?");
 	x->path = strndup(head->target, plen);

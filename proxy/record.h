@@ -27,6 +27,9 @@ struct sy_record {
 	const char *endpoint;		/* NULL when none was picked */
 	const char *backend_kind;	/* "openai", ... */
 	const char *policy_reason;	/* routing policy's word, e.g. "round-robin" */
+	const char *select_reason;	/* selection policy's, e.g. "rule:3" */
+	const char *escalated_from;	/* the model whose answer a cascade replaced */
+	unsigned escalations;		/* answers replaced (usage and cost count them) */
 	int status;			/* HTTP status sent to the client */
 	int stream;			/* 1 for SSE responses */
 	struct sy_usage usage;

@@ -145,6 +145,34 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 }
 
 void
+sy_usage_add(struct sy_usage *to, const struct sy_usage *u)
+{
+	int64_t *t[] = { &to->prompt_tokens, &to->completion_tokens,
+	    &to->cached_tokens };
+	const int64_t f[] = { u->prompt_tokens, u->completion_tokens,
+	    u->cached_tokens };
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if (f[i] >= 0)
+			*t[i] = *t[i] < 0 ? f[i] : *t[i] + f[i];
+}
+
+/* The answers a cascade replaced, added to r's usage and cost. */
+static void
+record_escalations(const struct sy_req *req, struct sy_record *r)
+{
+	r->escalated_from = req->escalated_from;
+	r->escalations = req->escalations;
+	if (req->escalations == 0)
+		return;
+	sy_usage_add(&r->usage, &req->prior_usage);
+	if (req->prior_cost_usd >= 0)
+		r->cost_usd = r->cost_usd >= 0 ? r->cost_usd +
+		    req->prior_cost_usd : req->prior_cost_usd;
+}
+
+void
 sy_req_record(const struct sy_req *req, struct sy_record *r)
 {
 	const struct sy_price *price;
@@ -160,6 +188,7 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->endpoint = req->endpoint ? req->endpoint->name : NULL;
 	r->backend_kind = req->endpoint ? req->endpoint->kind->name : NULL;
 	r->policy_reason = req->pick_reason;
+	r->select_reason = req->select_reason;
 	r->status = req->status;
 	r->stream = req->stream;
 	r->usage = req->usage;
@@ -177,6 +206,7 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->retries = req->retries;
 	r->fallbacks = req->fallbacks;
 	r->queue_us = req->queue_us;
+	record_escalations(req, r);
 }
 
 void

@@ -48,6 +48,10 @@ struct sy_req {
 	struct sy_route *route;
 	const char *model;		/* served model (never NULL once selected) */
 	const char *select_reason;
+	const char *escalated_from;	/* the model whose answer a cascade replaced */
+	unsigned escalations;		/* answers replaced */
+	struct sy_usage prior_usage;	/* their tokens (-1: unknown) */
+	double prior_cost_usd;		/* their cost; < 0: unknown */
 	struct sy_pool *pool;
 	struct sy_endpoint *endpoint;
 	const char *pick_reason;
@@ -94,6 +98,9 @@ json_t *sy_req_body(const struct sy_req *req);
 
 /* Whether the JSON text in buf nests deeper than max_depth; linear scan. */
 int sy_json_too_deep(const char *buf, size_t len, unsigned max_depth);
+
+/* Adds the counts of u to those of to, where -1 is unknown (none to add). */
+void sy_usage_add(struct sy_usage *to, const struct sy_usage *u);
 
 /* Fills r from req's fields (strings borrowed from req). */
 void sy_req_record(const struct sy_req *req, struct sy_record *r);

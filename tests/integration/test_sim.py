@@ -282,6 +282,17 @@ class Determinism(unittest.TestCase):
         self.assertEqual(answers[0], answers[1])
         self.assertEqual(answers[0], answers[2])
 
+    def test_a_prompt_over_hard_prompt_tokens_runs_out_with_length(self):
+        port = sim(self, "--speed", "0", "--hard-prompt-tokens", "20")
+        easy = harness.post_json(port, CHAT, chat(words(10))).json()["choices"][0]
+        hard = harness.post_json(port, CHAT, chat(words(30))).json()["choices"][0]
+        self.assertEqual((easy["finish_reason"], hard["finish_reason"]), ("stop", "length"))
+        _, _, events, _ = harness.stream_events(port, CHAT, chat(words(30), stream=True))
+        finishes = [c["finish_reason"] for e in data_events(events) for c in e["choices"]
+                    if c.get("finish_reason")]
+        self.assertEqual(finishes, ["length"])
+        self.assertEqual(get_json(port, "/sim/config")["hard_prompt_tokens"], 20)
+
     def test_stream_and_whole_answer_carry_the_same_text(self):
         port = sim(self, "--speed", "0")
         whole = harness.post_json(port, CHAT, chat("q", max_tokens=10)).json()

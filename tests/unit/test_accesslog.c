@@ -20,7 +20,7 @@
 static const char *const field_names[] = {
 	"time", "request_id", "method", "path", "client_api", "route",
 	"client_model", "model", "endpoint", "backend_kind", "policy_reason",
-	"status", "stream", "prompt_tokens", "completion_tokens",
+	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
 	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
 	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
 	"queue_ms", "error", NULL
@@ -44,6 +44,9 @@ full_record(void)
 	r.endpoint = "gpu-a";
 	r.backend_kind = "openai";
 	r.policy_reason = "round-robin";
+	r.select_reason = "escalated:length";
+	r.escalated_from = "llama-3-small";
+	r.escalations = 1;
 	r.status = 200;
 	r.stream = 1;
 	r.usage.prompt_tokens = 100;
@@ -151,6 +154,8 @@ SY_TEST(line_carries_the_record_values)
 	SY_CHECK_STR(str(j, "backend_kind"), "openai");
 	SY_CHECK_STR(str(j, "policy_reason"),
 	    "round-robin");
+	SY_CHECK_STR(str(j, "select_reason"), "escalated:length");
+	SY_CHECK_STR(str(j, "escalated_from"), "llama-3-small");
 	SY_CHECK_INT(num(j, "status"), 200);
 	SY_CHECK(json_is_true(json_object_get(j, "stream")));
 	SY_CHECK_INT(num(j, "prompt_tokens"), 100);
@@ -190,7 +195,7 @@ SY_TEST(absent_values_are_null)
 	line = line_of(&r);
 	j = parse(line);
 	SY_CHECK(j != NULL);
-	for (i = 1; i <= 10; i++)	/* request_id .. policy_reason */
+	for (i = 1; i <= 12; i++)	/* request_id .. escalated_from */
 		SY_CHECK(json_is_null(json_object_get(j, field_names[i])));
 	SY_CHECK(json_is_false(json_object_get(j, "stream")));
 	SY_CHECK(json_is_null(json_object_get(j, "prompt_tokens")));

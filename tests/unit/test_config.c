@@ -286,7 +286,7 @@ SY_TEST(comments_keep_error_positions)
 	    "}\n",
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
 	    "admin, workers, access_log, timeouts, limits, backends, routes, "
-	    "prices");
+	    "prices, models");
 }
 
 SY_TEST(positions_count_characters_not_bytes)
@@ -297,7 +297,7 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "\"http://127.0.0.1:9001\"}],\n"
 	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
-	    "workers, access_log, timeouts, limits, backends, routes, prices");
+	    "workers, access_log, timeouts, limits, backends, routes, prices, models");
 }
 
 /* ==== Defaults ==== */
@@ -513,7 +513,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
 	    "}\n",
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
-	    "workers, access_log, timeouts, limits, backends, routes, prices\n"
+	    "workers, access_log, timeouts, limits, backends, routes, prices, models\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
 	    "client_header_ms, client_body_ms, keepalive_ms\n"
@@ -1305,6 +1305,125 @@ SY_TEST(price_for_a_model_no_route_serves_is_rejected)
 {
 	check_error(WITH_PRICES("\"m9\": {\"input\": 1, \"output\": 1}"),
 	    "t.json:5:5: prices.m9: no route serves model \"m9\"");
+}
+
+/* ==== Model selection ==== */
+
+/* Route r serves m1 and m2 (backend b), with the selection object on lines 5-8. */
+#define WITH_SELECTION(sel)						\
+	"{\n"								\
+	"  \"backends\": [{\"name\": \"b\", \"url\": "			\
+	"\"http://127.0.0.1:9001\"}],\n"				\
+	"  \"routes\": [{\"name\": \"r\", \"models\": [\"m1\", \"m2\"],\n" \
+	"    \"aliases\": {\"x\": \"m1\"},\n"				\
+	"    \"selection\": {\n"					\
+	sel								\
+	"    }}],\n"							\
+	"  \"prices\": {\"m1\": {\"input\": 1, \"output\": 1}}\n"	\
+	"}\n"
+
+SY_TEST(selection_rule_model_must_be_served_by_the_route)
+{
+	check_error(WITH_SELECTION(
+	    "      \"name\": \"rules\",\n"
+	    "      \"rules\": [{\"tools\": true, \"model\": \"m2\"},\n"
+	    "                {\"tools\": false, \"model\": \"x\"}]\n"),
+	    "t.json:8:34: routes[0].selection.rules[1].model: \"x\" is not a "
+	    "served model of route \"r\"; served: m1, m2");
+}
+
+SY_TEST(selection_bad_regex_is_reported_at_its_key)
+{
+	check_error_prefix(WITH_SELECTION(
+	    "      \"name\": \"rules\", \"default\": \"m1\",\n"
+	    "      \"rules\": [{\"last_user\": \"(unclosed\", \"model\": \"m2\"}]\n"),
+	    "t.json:7:18: routes[0].selection.rules[0].last_user: bad regular "
+	    "expression \"(unclosed\": ");
+}
+
+SY_TEST(selection_rule_needs_a_condition)
+{
+	check_error(WITH_SELECTION(
+	    "      \"name\": \"rules\",\n"
+	    "      \"rules\": [{\"model\": \"m2\"}]\n"),
+	    "t.json:7:17: routes[0].selection.rules[0]: a rule needs at least "
+	    "one condition (use \"default\" for the model of every other "
+	    "request)");
+}
+
+SY_TEST(selection_weighted_needs_a_positive_weight)
+{
+	check_error(WITH_SELECTION(
+	    "      \"name\": \"weighted\", \"models\": {\"m1\": 0, \"m2\": 0}\n"),
+	    "t.json:6:27: routes[0].selection.models: at least one weight must "
+	    "be above 0");
+}
+
+SY_TEST(selection_cascade_refusal_check_needs_a_pattern)
+{
+	check_error(WITH_SELECTION(
+	    "      \"name\": \"cascade\", \"on\": [\"refusal\"]\n"),
+	    "t.json:6:26: routes[0].selection.on: the refusal check needs a "
+	    "\"refusal\" pattern");
+}
+
+SY_TEST(selection_cascade_lists_known_checks)
+{
+	check_error(WITH_SELECTION(
+	    "      \"name\": \"cascade\", \"on\": [\"length\", \"slow\"]\n"),
+	    "t.json:6:43: routes[0].selection.on[1]: unknown check; known: "
+	    "error, length, refusal, invalid_json, too_short");
+}
+
+SY_TEST(selection_cost_slo_needs_a_price_per_model)
+{
+	check_error(WITH_SELECTION(
+	    "      \"name\": \"cost_slo\", \"p95_latency_ms\": 500\n"),
+	    "t.json:5:5: routes[0].selection: cost_slo: model \"m2\" has no "
+	    "price; add it to \"prices\"");
+}
+
+SY_TEST(selection_policies_need_named_models)
+{
+	check_error(WITH_ROUTES(
+	    "{\"name\": \"r\", \"models\": [\"*\"], \"selection\": {\"name\": "
+	    "\"weighted\", \"models\": {\"m1\": 1}}}"),
+	    "t.json:7:36: routes[0].selection: weighted needs a route that "
+	    "names its models, not a wildcard route");
+}
+
+SY_TEST(models_context_length_is_read)
+{
+	struct sy_config *cfg = load(WITH_PRICES(
+	    "\"m1\": {\"input\": 1, \"output\": 2}\n"
+	    "  },\n"
+	    "  \"models\": {\"m1\": {\"context_length\": 4096}"));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK_INT(sy_config_context_length(cfg, "m1"), 4096);
+	SY_CHECK_INT(sy_config_context_length(cfg, "m2"), 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(models_entries_name_served_models_with_a_context_length)
+{
+	check_error(WITH_PRICES(
+	    "\"m1\": {\"input\": 1, \"output\": 2}\n"
+	    "  },\n"
+	    "  \"models\": {\"x\": {\"context_length\": 4096},\n"
+	    "    \"m9\": {\"context_length\": 1},\n"
+	    "    \"m1\": {},\n"
+	    "    \"m2\": {\"context_length\": 0, \"size\": 1}"),
+	    "t.json:7:14: models.x: \"x\" is an alias in route \"r\"; describe "
+	    "the model it maps to\n"
+	    "t.json:8:5: models.m9: no route serves model \"m9\"\n"
+	    "t.json:9:5: models.m1.context_length: required key is missing\n"
+	    "t.json:10:12: models.m2.context_length: must be from 1 to "
+	    "1000000000, got 0\n"
+	    "t.json:10:33: models.m2.size: unknown key \"size\"; known: "
+	    "context_length");
 }
 
 /* ==== Health checks, scraping, retries, ejection, queues, fallbacks ==== */
@@ -2149,5 +2268,15 @@ main(void)
 	SY_RUN(upstream_with_bad_url_names_the_flag);
 	SY_RUN(upstream_mode_with_bad_listen_names_the_flag);
 	SY_RUN(upstream_mode_needs_an_upstream);
+	SY_RUN(selection_rule_model_must_be_served_by_the_route);
+	SY_RUN(selection_bad_regex_is_reported_at_its_key);
+	SY_RUN(selection_rule_needs_a_condition);
+	SY_RUN(selection_weighted_needs_a_positive_weight);
+	SY_RUN(selection_cascade_refusal_check_needs_a_pattern);
+	SY_RUN(selection_cascade_lists_known_checks);
+	SY_RUN(selection_cost_slo_needs_a_price_per_model);
+	SY_RUN(selection_policies_need_named_models);
+	SY_RUN(models_context_length_is_read);
+	SY_RUN(models_entries_name_served_models_with_a_context_length);
 	return sy_test_done();
 }

@@ -79,6 +79,7 @@ struct sim_params {
 	unsigned block_tokens;
 	unsigned max_tokens_default;
 	unsigned context_tokens;
+	unsigned hard_prompt_tokens;	/* longer prompts end "length"; 0: off */
 	unsigned embedding_dims;
 	unsigned classes;		/* scores of a KServe classifier */
 	struct sim_dist output;

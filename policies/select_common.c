@@ -1,0 +1,374 @@
+/* Building blocks shared by the model-selection policies: request features, candidate models, regexes, answers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "config.h"
+#include "policy.h"
+#include "req.h"
+#include "select.h"
+#include "sse.h"
+#include "util.h"
+
+/* ==== Request features ==== */
+
+/* The bytes of the text in v: a string, or an array of strings and text parts. */
+static size_t
+text_bytes(const json_t *v)
+{
+	const json_t *e, *t;
+	size_t i, n = 0;
+
+	if (json_is_string(v))
+		return json_string_length(v);
+	json_array_foreach(v, i, e) {
+		if (json_is_string(e))
+			n += json_string_length(e);
+		else if ((t = json_object_get(e, "text")) != NULL &&
+		    json_is_string(t))
+			n += json_string_length(t);
+	}
+	return n;
+}
+
+uint64_t
+sy_select_prompt_tokens(const struct sy_req *req)
+{
+	const json_t *body = sy_req_body(req), *m;
+	size_t i, bytes = 0;
+
+	if (body == NULL)
+		return 0;
+	json_array_foreach(json_object_get(body, "messages"), i, m)
+		bytes += text_bytes(json_object_get(m, "content"));
+	bytes += text_bytes(json_object_get(body, "prompt"));
+	bytes += text_bytes(json_object_get(body, "input"));
+	return (bytes + 3) / 4;
+}
+
+size_t
+sy_select_messages(const struct sy_req *req)
+{
+	return json_array_size(json_object_get(sy_req_body(req), "messages"));
+}
+
+int
+sy_select_has_tools(const struct sy_req *req)
+{
+	const json_t *body = sy_req_body(req);
+
+	return json_array_size(json_object_get(body, "tools")) > 0 ||
+	    json_array_size(json_object_get(body, "functions")) > 0;
+}
+
+int
+sy_select_has_images(const struct sy_req *req)
+{
+	const json_t *m, *part;
+	const char *type;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(sy_req_body(req), "messages"), i, m) {
+		json_array_foreach(json_object_get(m, "content"), j, part) {
+			type = json_string_value(json_object_get(part, "type"));
+			if (type != NULL && (strcmp(type, "image_url") == 0 ||
+			    strcmp(type, "image") == 0 ||
+			    strcmp(type, "input_image") == 0))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* The type of req's response_format, or NULL when it sets none. */
+static const char *
+response_format_type(const struct sy_req *req)
+{
+	const json_t *rf = json_object_get(sy_req_body(req), "response_format");
+
+	return json_string_value(json_object_get(rf, "type"));
+}
+
+int
+sy_select_has_response_format(const struct sy_req *req)
+{
+	const char *type = response_format_type(req);
+
+	return type != NULL && strcmp(type, "text") != 0;
+}
+
+int
+sy_select_wants_json(const struct sy_req *req)
+{
+	const char *type = response_format_type(req);
+
+	return type != NULL && (strcmp(type, "json_object") == 0 ||
+	    strcmp(type, "json_schema") == 0);
+}
+
+uint64_t
+sy_select_max_tokens(const struct sy_req *req)
+{
+	const json_t *body = sy_req_body(req), *v;
+
+	if ((v = json_object_get(body, "max_tokens")) == NULL ||
+	    !json_is_integer(v))
+		v = json_object_get(body, "max_completion_tokens");
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return 0;
+	return (uint64_t)json_integer_value(v);
+}
+
+/* Appends the text of v (a string, or text parts) to out. */
+static void
+add_text(struct evbuffer *out, const json_t *v)
+{
+	const json_t *e, *t;
+	size_t i;
+
+	if (json_is_string(v)) {
+		evbuffer_add(out, json_string_value(v), json_string_length(v));
+		return;
+	}
+	json_array_foreach(v, i, e) {
+		t = json_is_string(e) ? e : json_object_get(e, "text");
+		if (!json_is_string(t))
+			continue;
+		if (i > 0)
+			SY_ADD_LIT(out, "\n");
+		evbuffer_add(out, json_string_value(t), json_string_length(t));
+	}
+}
+
+/* out's bytes as a malloc'd string (NUL bytes end it early); frees out. */
+static char *
+take_string(struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	char *s = sy_xmalloc(len + 1);
+
+	evbuffer_remove(out, s, len);
+	s[len] = '\0';
+	evbuffer_free(out);
+	return s;
+}
+
+char *
+sy_select_last_user(const struct sy_req *req)
+{
+	const json_t *body = sy_req_body(req), *msgs, *m, *last = NULL;
+	struct evbuffer *out = evbuffer_new();
+	size_t i;
+
+	msgs = json_object_get(body, "messages");
+	json_array_foreach(msgs, i, m)
+		if (json_is_string(json_object_get(m, "role")) &&
+		    strcmp(json_string_value(json_object_get(m, "role")),
+		    "user") == 0)
+			last = json_object_get(m, "content");
+	if (msgs == NULL)
+		last = json_object_get(body, "prompt");
+	if (last != NULL)
+		add_text(out, last);
+	return take_string(out);
+}
+
+/* ==== The pipeline's questions ==== */
+
+const char *
+sy_select_next(const struct sy_req *req)
+{
+	const struct sy_select_policy *sp = req->route->selection;
+
+	if (sp->next == NULL || sp->check == NULL)
+		return NULL;
+	return sp->next(req->route->selection_state, req->model);
+}
+
+/* ==== Parameters ==== */
+
+int
+sy_select_named(const struct sy_route *route, const char *policy,
+    char **err)
+{
+	if (route->wildcard)
+		return sy_fail(err, "%s needs a route that names its models, "
+		    "not a wildcard route", policy);
+	return 0;
+}
+
+int
+sy_select_model(const struct sy_route *route, const char *path,
+    const char *name, const char **model, char **err)
+{
+	char served[256];
+	size_t i, n = 0;
+
+	if (name == NULL)
+		return sy_fail(err, "%s: expected a model name", path);
+	for (i = 0; i < route->nmodels; i++) {
+		if (strcmp(route->models[i], name) == 0) {
+			*model = route->models[i];
+			return 0;
+		}
+	}
+	served[0] = '\0';
+	for (i = 0; i < route->nmodels && n < sizeof served; i++)
+		n += (size_t)snprintf(served + n, sizeof served - n, "%s%s",
+		    i ? ", " : "", route->models[i]);
+	return sy_fail(err, "%s: \"%s\" is not a served model of route \"%s\"; "
+	    "served: %s", path, name, route->name, served);
+}
+
+int
+sy_select_models(const json_t *params, const char *key,
+    const struct sy_route *route, size_t min, const char ***models,
+    size_t *n, char **err)
+{
+	const json_t *arr = json_object_get(params, key), *v;
+	const char **list;
+	char path[64];
+	size_t i, j;
+
+	*models = NULL;
+	*n = 0;
+	if (arr == NULL) {
+		if (route->nmodels < min)
+			return sy_fail(err, ".%s: required: list at least %zu "
+			    "served models of the route", key, min);
+		list = sy_xcalloc(route->nmodels, sizeof *list);
+		for (i = 0; i < route->nmodels; i++)
+			list[i] = route->models[i];
+		*models = list;
+		*n = route->nmodels;
+		return 0;
+	}
+	if (!json_is_array(arr) || json_array_size(arr) < min)
+		return sy_fail(err, ".%s: expected an array of at least %zu "
+		    "served models", key, min);
+	list = sy_xcalloc(json_array_size(arr), sizeof *list);
+	json_array_foreach(arr, i, v) {
+		snprintf(path, sizeof path, ".%s[%zu]", key, i);
+		if (sy_select_model(route, path, json_string_value(v), &list[i],
+		    err) == -1)
+			goto bad;
+		for (j = 0; j < i; j++)
+			if (list[j] == list[i]) {
+				sy_fail(err, "%s: \"%s\" is listed twice", path,
+				    list[i]);
+				goto bad;
+			}
+	}
+	*models = list;
+	*n = json_array_size(arr);
+	return 0;
+bad:
+	free(list);
+	return -1;
+}
+
+int
+sy_select_regex(regex_t *re, const char *path, const json_t *v, char **err)
+{
+	char msg[256];
+	int rc;
+
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return sy_fail(err, "%s: expected a regular expression (a "
+		    "non-empty string)", path);
+	if ((rc = regcomp(re, json_string_value(v), REG_EXTENDED |
+	    REG_NOSUB)) != 0) {
+		regerror(rc, re, msg, sizeof msg);
+		return sy_fail(err, "%s: bad regular expression \"%s\": %s",
+		    path, json_string_value(v), msg);
+	}
+	return 0;
+}
+
+/* ==== Answers ==== */
+
+/* Reads the first choice of one canonical chunk or body (o) into a and text. */
+static void
+read_choice(struct sy_answer *a, const json_t *o, struct evbuffer *text,
+    char **finish)
+{
+	const json_t *choice, *part, *fr;
+
+	if (json_object_get(o, "error") != NULL)
+		a->error = 1;
+	choice = json_array_get(json_object_get(o, "choices"), 0);
+	if ((part = json_object_get(choice, "delta")) == NULL)
+		part = json_object_get(choice, "message");
+	if (part != NULL)
+		add_text(text, json_object_get(part, "content"));
+	else
+		add_text(text, json_object_get(choice, "text"));
+	fr = json_object_get(choice, "finish_reason");
+	if (json_is_string(fr)) {
+		free(*finish);
+		*finish = sy_xstrdup(json_string_value(fr));
+	}
+}
+
+/* What one answer's reading collects. */
+struct answer_read {
+	struct sy_answer *a;
+	struct evbuffer *text;
+	char *finish;
+};
+
+static int
+answer_event(const struct sy_sse_event *ev, void *arg)
+{
+	struct answer_read *r = arg;
+	json_t *o;
+
+	if (ev->data == NULL || strcmp(ev->data, "[DONE]") == 0)
+		return 0;
+	if ((o = json_loadb(ev->data, ev->data_len, 0, NULL)) == NULL) {
+		r->a->error = 1;
+		return 0;
+	}
+	read_choice(r->a, o, r->text, &r->finish);
+	json_decref(o);
+	return 0;
+}
+
+void
+sy_answer_read(struct sy_answer *a, int status, struct evbuffer *data,
+    int stream)
+{
+	struct answer_read r = { a, evbuffer_new(), NULL };
+	size_t len = data != NULL ? evbuffer_get_length(data) : 0;
+	const char *bytes = len ? (const char *)evbuffer_pullup(data, -1) : "";
+	struct sy_sse sse;
+	json_t *o;
+
+	memset(a, 0, sizeof *a);
+	a->status = status;
+	a->error = status == 0 || status >= 400;
+	if (stream) {
+		sy_sse_init(&sse, 0);
+		sy_sse_feed(&sse, bytes, len, answer_event, &r);
+		sy_sse_free(&sse);
+		if (r.finish == NULL)
+			a->error = 1;
+	} else if (len > 0 && (o = json_loadb(bytes, len, 0, NULL)) != NULL) {
+		read_choice(a, o, r.text, &r.finish);
+		json_decref(o);
+	} else
+		a->error = 1;
+	a->len = evbuffer_get_length(r.text);
+	a->text = take_string(r.text);
+	a->finish_reason = r.finish;
+}
+
+void
+sy_answer_clear(struct sy_answer *a)
+{
+	free((char *)a->text);
+	free((char *)a->finish_reason);
+	memset(a, 0, sizeof *a);
+}
