@@ -15,6 +15,7 @@
 #include "accesslog.h"
 #include "admin.h"
 #include "config.h"
+#include "evmem.h"
 #include "metrics.h"
 #include "probe.h"
 #include "server.h"
@@ -225,6 +226,7 @@ main(int argc, char **argv)
 	unsigned i;
 	char *err = NULL;
 
+	sy_evmem_init();	/* before any other libevent call */
 	while ((ch = getopt_long(argc, argv, "c:tu:l:a:L:dVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {

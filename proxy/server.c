@@ -141,7 +141,7 @@ conn_close_flushed(struct sy_conn *c)
 	c->linger = 2;
 	shutdown(sy_sock_fd(c->sock), SHUT_WR);
 	conn_arm(c, LINGER_MS);
-	sy_sock_read(c->sock, 1);
+	sy_sock_read(c->sock, 1, 0);
 }
 
 /* Ends the current exchange: the next request may be read, or c closes. */
@@ -157,14 +157,14 @@ conn_end_exchange(struct sy_conn *c)
 	sy_http1_reset(&c->msg);
 	if (!c->keep_alive || c->srv->draining) {
 		c->state = CONN_CLOSING;
-		sy_sock_read(c->sock, 0);
+		sy_sock_read(c->sock, 0, 0);
 		if (sy_sock_pending(c->sock) == 0)
 			conn_close_flushed(c);
 		return;
 	}
 	c->state = CONN_HEAD;
 	conn_wait_next(c);
-	sy_sock_read(c->sock, 1);
+	sy_sock_read(c->sock, 1, 0);
 	if (evbuffer_get_length(sy_sock_input(c->sock)) > 0)
 		sy_sock_kick(c->sock);
 }
@@ -416,7 +416,7 @@ conn_read_cb(struct sy_sock *sock, void *arg)
 	if (c->state == CONN_BUSY) {
 		/* Pipelined bytes wait; reading on only to notice a close. */
 		if (evbuffer_get_length(in) > BUSY_INPUT_MAX)
-			sy_sock_read(sock, 0);
+			sy_sock_read(sock, 0, 0);
 		return;
 	}
 	if (c->state == CONN_CLOSING) {
@@ -454,6 +454,12 @@ conn_event_cb(struct sy_sock *sock, enum sy_sock_end why, void *arg)
 		c->gone(c->owner, why == SY_SOCK_TIMEOUT);
 	conn_free(c);
 }
+
+static const struct sy_sock_cbs conn_cbs = {
+	.on_read = conn_read_cb,
+	.on_drained = conn_write_cb,
+	.on_end = conn_event_cb
+};
 
 static void
 accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -497,8 +503,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c = sy_xcalloc(1, sizeof *c);
 	c->srv = s;
-	c->sock = sy_sock_new(s->base, fd, s->opts.write_ms, conn_read_cb,
-	    conn_write_cb, conn_event_cb, c);
+	c->sock = sy_sock_new(s->base, fd, s->opts.write_ms, &conn_cbs, c);
 	c->body = evbuffer_new();
 	c->scratch = evbuffer_new();
 	c->timer = evtimer_new(s->base, conn_timer_cb, c);
@@ -511,7 +516,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->state = CONN_HEAD;
 	c->head_started = 1;
 	conn_arm(c, s->opts.head_ms);
-	sy_sock_read(c->sock, 1);
+	sy_sock_read(c->sock, 1, 0);
 	if (over)
 		conn_reject(c, 503, "too_many_connections",
 		    "too many connections");
@@ -607,7 +612,7 @@ sy_server_drain(struct sy_server *s)
 			continue;
 		/* Idle between requests: close once the last response is out. */
 		c->state = CONN_CLOSING;
-		sy_sock_read(c->sock, 0);
+		sy_sock_read(c->sock, 0, 0);
 		conn_arm(c, 0);
 		if (sy_sock_pending(c->sock) == 0)
 			conn_free(c);

@@ -2,41 +2,67 @@
 #ifndef SY_SOCK_H
 #define SY_SOCK_H
 
+#include <sys/socket.h>
+
 #include <event2/util.h>
 
 struct event_base;
 struct evbuffer;
 struct sy_sock;
 
-/* What ended a connection, for sy_sock_event_fn. */
+/* What ended a connection, for the end callback. */
 enum sy_sock_end {
 	SY_SOCK_EOF,		/* the peer closed */
-	SY_SOCK_ERROR,		/* read or write failed */
-	SY_SOCK_TIMEOUT		/* output made no progress for the write timeout */
+	SY_SOCK_ERROR,		/* connect, read or write failed: sy_sock_error */
+	SY_SOCK_TIMEOUT		/* no progress for the read or write timeout */
 };
 
-/* Bytes were added to the input (or sy_sock_kick asked). */
-typedef void (*sy_sock_read_fn)(struct sy_sock *s, void *arg);
-/* The output is empty again after waiting for the socket. */
-typedef void (*sy_sock_drained_fn)(struct sy_sock *s, void *arg);
-/* The connection ended; the owner frees it (the socket is dead). */
-typedef void (*sy_sock_event_fn)(struct sy_sock *s, enum sy_sock_end why,
-    void *arg);
+/*
+ * What a connection tells its owner.  The owner may free the connection
+ * in on_read, on_drained and on_end (after on_end it must: the socket is
+ * dead), not in on_connected.
+ */
+struct sy_sock_cbs {
+	/* Bytes were added to the input (or sy_sock_kick asked). */
+	void (*on_read)(struct sy_sock *s, void *arg);
+	/* The output is empty again after waiting for the socket; may be NULL. */
+	void (*on_drained)(struct sy_sock *s, void *arg);
+	/* The connection ended. */
+	void (*on_end)(struct sy_sock *s, enum sy_sock_end why, void *arg);
+	/* sy_sock_connect's connection is up; may be NULL. */
+	void (*on_connected)(struct sy_sock *s, void *arg);
+};
 
 /*
  * Wraps the connected, non-blocking fd (owned from now on: closed by
  * sy_sock_free).  Reading starts off; write_ms (0: none) bounds how long
- * pending output may make no progress.  Returns the connection.
+ * pending output may make no progress.  cbs must outlive the connection.
+ * Returns the connection.
  */
 struct sy_sock *sy_sock_new(struct event_base *base, evutil_socket_t fd,
-    unsigned write_ms, sy_sock_read_fn on_read, sy_sock_drained_fn on_drained,
-    sy_sock_event_fn on_end, void *arg);
+    unsigned write_ms, const struct sy_sock_cbs *cbs, void *arg);
+
+/*
+ * Starts connecting to addr.  Output sent meanwhile waits for the
+ * connection; on_connected, or on_end with SY_SOCK_ERROR, follows from the
+ * loop.  Returns the connection, or NULL with errno set.
+ */
+struct sy_sock *sy_sock_connect(struct event_base *base,
+    const struct sockaddr *addr, socklen_t len, const struct sy_sock_cbs *cbs,
+    void *arg);
 
 /* Closes the socket and frees everything s holds. */
 void sy_sock_free(struct sy_sock *s);
 
-/* Starts (on) or stops reading. */
-void sy_sock_read(struct sy_sock *s, int on);
+/* Gives s's callbacks to another owner. */
+void sy_sock_set_cbs(struct sy_sock *s, const struct sy_sock_cbs *cbs,
+    void *arg);
+
+/*
+ * Starts (on) or stops reading.  While reading, read_ms (0: none) of
+ * silence ends the connection with SY_SOCK_TIMEOUT.
+ */
+void sy_sock_read(struct sy_sock *s, int on, unsigned read_ms);
 
 /* Calls the read callback soon, from the loop, for input already buffered. */
 void sy_sock_kick(struct sy_sock *s);
@@ -56,5 +82,8 @@ void sy_sock_send(struct sy_sock *s, struct evbuffer *data);
 
 /* The descriptor. */
 evutil_socket_t sy_sock_fd(const struct sy_sock *s);
+
+/* The errno of the failure that ended s (SY_SOCK_ERROR), or 0. */
+int sy_sock_error(const struct sy_sock *s);
 
 #endif

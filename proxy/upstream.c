@@ -20,6 +20,7 @@
 #include "config.h"
 #include "http1.h"
 #include "upstream.h"
+#include "sock.h"
 #include "util.h"
 
 /* Idle connections kept per endpoint, and how long an idle one is kept. */
@@ -45,9 +46,11 @@ struct pool {
 	size_t nidle;
 };
 
+/* A connection: a plain socket, or a TLS bufferevent. */
 struct upconn {
 	struct pool *pool;
-	struct bufferevent *bev;
+	struct sy_sock *sock;		/* plain http */
+	struct bufferevent *bev;	/* https */
 	LIST_ENTRY(upconn) link;	/* in pool->idle while idle */
 	struct sy_upstream_call *call;	/* NULL while idle */
 	int reused;			/* carried a request before */
@@ -87,9 +90,10 @@ struct sy_upstream {
 	LIST_HEAD(, sy_upstream_call) calls;
 };
 
+static void call_start(struct sy_upstream_call *call);
+static const struct sy_sock_cbs call_sock_cbs, idle_sock_cbs;
 static void call_read_cb(struct bufferevent *bev, void *arg);
 static void call_event_cb(struct bufferevent *bev, short what, void *arg);
-static void call_start(struct sy_upstream_call *call);
 
 /* ==== Pools ==== */
 
@@ -171,6 +175,44 @@ pool_get(struct sy_upstream *u, const struct sy_endpoint *ep)
 	return p;
 }
 
+/* ==== Connections ==== */
+
+/* What c has read and not consumed. */
+static struct evbuffer *
+conn_input(struct upconn *c)
+{
+	return c->sock != NULL ? sy_sock_input(c->sock) :
+	    bufferevent_get_input(c->bev);
+}
+
+/* Reads on c or stops; while idle, read_ms of silence closes it. */
+static void
+conn_reading(struct upconn *c, int on, unsigned read_ms)
+{
+	struct timeval tv = { read_ms / 1000, (read_ms % 1000) * 1000 };
+
+	if (c->sock != NULL) {
+		sy_sock_read(c->sock, on, read_ms);
+		return;
+	}
+	bufferevent_set_timeouts(c->bev, read_ms != 0 ? &tv : NULL, NULL);
+	if (on)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/* Closes c's socket and frees c. */
+static void
+conn_close(struct upconn *c)
+{
+	if (c->sock != NULL)
+		sy_sock_free(c->sock);
+	else
+		bufferevent_free(c->bev);
+	free(c);
+}
+
 static void
 conn_free(struct upconn *c)
 {
@@ -178,8 +220,7 @@ conn_free(struct upconn *c)
 		LIST_REMOVE(c, link);
 		c->pool->nidle--;
 	}
-	bufferevent_free(c->bev);
-	free(c);
+	conn_close(c);
 }
 
 /* An idle connection heard something (close, error, stray bytes): drop it. */
@@ -195,54 +236,92 @@ idle_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_free(arg);
 }
 
+static void
+idle_sock_read(struct sy_sock *s, void *arg)
+{
+	conn_free(arg);
+}
+
+static void
+idle_sock_end(struct sy_sock *s, enum sy_sock_end why, void *arg)
+{
+	conn_free(arg);
+}
+
+static const struct sy_sock_cbs idle_sock_cbs = {
+	.on_read = idle_sock_read,
+	.on_end = idle_sock_end
+};
+
 /* Puts c back in its pool for the next request, or closes it when the pool is full. */
 static void
 conn_release(struct upconn *c)
 {
-	struct timeval idle = { POOL_IDLE_SEC, 0 };
 	struct pool *p = c->pool;
 
 	c->call = NULL;
 	if (p->nidle >= POOL_MAX_IDLE) {
-		bufferevent_free(c->bev);
-		free(c);
+		conn_close(c);
 		return;
 	}
 	c->reused = 1;
 	LIST_INSERT_HEAD(&p->idle, c, link);
 	p->nidle++;
-	bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
-	bufferevent_set_timeouts(c->bev, &idle, NULL);
-	bufferevent_enable(c->bev, EV_READ);
+	if (c->sock != NULL)
+		sy_sock_set_cbs(c->sock, &idle_sock_cbs, c);
+	else
+		bufferevent_setcb(c->bev, idle_read_cb, NULL, idle_event_cb, c);
+	conn_reading(c, 1, POOL_IDLE_SEC * 1000);
 }
 
-/* A new connection to p's endpoint (connecting), or NULL. */
+/*
+ * A new connection to p's endpoint for call, connecting, or NULL with a
+ * reason in buf.  A plain one is a socket; a TLS one a bufferevent.
+ */
 static struct upconn *
-conn_new(struct pool *p)
+conn_new(struct pool *p, struct sy_upstream_call *call, char *buf, size_t len)
 {
 	struct event_base *base = p->u->base;
 	struct upconn *c = sy_xcalloc(1, sizeof *c);
 	SSL *ssl;
 
 	c->pool = p;
-	if (p->tls && p->ssl_ctx == NULL)
-		goto fail;	/* never fall back to plain text */
-	if (p->ssl_ctx != NULL) {
-		if ((ssl = SSL_new(p->ssl_ctx)) == NULL)
-			goto fail;
-		SSL_set_tlsext_host_name(ssl, p->host);
-		if (p->verify)
-			SSL_set1_host(ssl, p->host);
-		c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
-		    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-		if (c->bev == NULL) {
-			SSL_free(ssl);
+	snprintf(buf, len, "cannot create a connection");
+	if (!p->tls) {
+		c->sock = sy_sock_connect(base, (struct sockaddr *)&p->addr,
+		    p->addrlen, &call_sock_cbs, call);
+		if (c->sock == NULL) {
+			snprintf(buf, len, "cannot connect to backend: %s",
+			    strerror(errno));
 			goto fail;
 		}
-		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	} else if ((c->bev = bufferevent_socket_new(base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		return c;
+	}
+	if (p->ssl_ctx == NULL) {
+		/* Never fall back to plain text. */
+		snprintf(buf, len, "cannot create a TLS context for the backend");
 		goto fail;
+	}
+	if ((ssl = SSL_new(p->ssl_ctx)) == NULL)
+		goto fail;
+	SSL_set_tlsext_host_name(ssl, p->host);
+	if (p->verify)
+		SSL_set1_host(ssl, p->host);
+	c->bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		goto fail;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, call_read_cb, NULL, call_event_cb, call);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->addr,
+	    (int)p->addrlen) != 0) {
+		snprintf(buf, len, "cannot connect to backend: %s",
+		    strerror(errno));
+		bufferevent_free(c->bev);
+		goto fail;
+	}
 	return c;
 fail:
 	free(c);
@@ -257,8 +336,7 @@ call_destroy(struct sy_upstream_call *call)
 {
 	if (call->conn != NULL) {
 		call->conn->call = NULL;
-		bufferevent_free(call->conn->bev);
-		free(call->conn);
+		conn_close(call->conn);
 	}
 	LIST_REMOVE(call, link);
 	call->pool->active--;
@@ -348,7 +426,7 @@ call_finish(struct sy_upstream_call *call)
 	void *arg = call->arg;
 
 	if (c != NULL && call->msg.keep_alive && !call->msg.until_close &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+	    evbuffer_get_length(conn_input(c)) == 0) {
 		call->conn = NULL;
 		conn_release(c);
 	}
@@ -363,7 +441,7 @@ call_finish(struct sy_upstream_call *call)
 static int
 call_deliver(struct sy_upstream_call *call)
 {
-	struct evbuffer *in = bufferevent_get_input(call->conn->bev);
+	struct evbuffer *in = conn_input(call->conn);
 	int r;
 
 	while (!call->head_done) {
@@ -418,11 +496,10 @@ call_deliver(struct sy_upstream_call *call)
 	return 0;
 }
 
+/* Response bytes arrived. */
 static void
-call_read_cb(struct bufferevent *bev, void *arg)
+call_readable(struct sy_upstream_call *call)
 {
-	struct sy_upstream_call *call = arg;
-
 	call->got_bytes = 1;
 	call->t_last = sy_now_us();
 	if (call->phase != PHASE_READ) {
@@ -432,57 +509,41 @@ call_read_cb(struct bufferevent *bev, void *arg)
 	call_deliver(call);
 }
 
-/* Describes a connect or TLS failure into buf. */
-static const char *
-connect_error(struct bufferevent *bev, char *buf, size_t len)
-{
-	unsigned long e;
-	int err = EVUTIL_SOCKET_ERROR();
-
-	if ((e = bufferevent_get_openssl_error(bev)) != 0) {
-		char tls[256];
-
-		ERR_error_string_n(e, tls, sizeof tls);
-		snprintf(buf, len, "TLS handshake with backend failed: %s", tls);
-	} else
-		snprintf(buf, len, "cannot connect to backend: %s",
-		    err ? evutil_socket_error_to_string(err) : "connection closed");
-	return buf;
-}
-
+/* The connection (and TLS handshake) is up: the request is on its way. */
 static void
-call_event_cb(struct bufferevent *bev, short what, void *arg)
+call_connected(struct sy_upstream_call *call, evutil_socket_t fd)
 {
-	struct sy_upstream_call *call = arg;
-	char buf[512];
 	int one = 1;
 
-	if (what & BEV_EVENT_CONNECTED) {
-		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY,
-		    &one, sizeof one);
-		call->phase = PHASE_WAIT;
-		call->t_phase = sy_now_us();
-		call_arm(call);
-		return;
-	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	call->phase = PHASE_WAIT;
+	call->t_phase = sy_now_us();
+	call_arm(call);
+}
+
+/*
+ * The connection ended (eof: the backend closed it; why: the connect
+ * failure's description while connecting).
+ */
+static void
+call_closed(struct sy_upstream_call *call, int eof, const char *why)
+{
 	if (call->phase == PHASE_CONNECT) {
-		call_fail(call, SY_UP_CONNECT, connect_error(bev, buf, sizeof buf));
+		call_fail(call, SY_UP_CONNECT, why);
 		return;
 	}
 	/* Whatever is still buffered belongs to the response. */
-	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0 &&
+	if (evbuffer_get_length(conn_input(call->conn)) > 0 &&
 	    call_deliver(call) < 0)
 		return;
-	if ((what & BEV_EVENT_EOF) && call->head_done &&
-	    sy_http1_eof(&call->msg)) {
+	if (eof && call->head_done && sy_http1_eof(&call->msg)) {
 		call_finish(call);
 		return;
 	}
 	if (!call->got_bytes && call->conn->reused && !call->retried) {
 		/* A keep-alive connection the backend closed as we reused it. */
 		call->retried = 1;
-		bufferevent_free(call->conn->bev);
-		free(call->conn);
+		conn_close(call->conn);
 		call->conn = NULL;
 		call_start(call);
 		return;
@@ -490,6 +551,69 @@ call_event_cb(struct bufferevent *bev, short what, void *arg)
 	call_fail(call, SY_UP_RESET, call->got_bytes ?
 	    "backend closed the connection before the response ended" :
 	    "backend closed the connection without answering");
+}
+
+/* Describes a connect failure (errno err, 0: closed) into buf. */
+static const char *
+connect_error(int err, char *buf, size_t len)
+{
+	snprintf(buf, len, "cannot connect to backend: %s",
+	    err ? evutil_socket_error_to_string(err) : "connection closed");
+	return buf;
+}
+
+/* Plain connections. */
+static void
+call_sock_read(struct sy_sock *s, void *arg)
+{
+	call_readable(arg);
+}
+
+static void
+call_sock_connected(struct sy_sock *s, void *arg)
+{
+	call_connected(arg, sy_sock_fd(s));
+}
+
+static void
+call_sock_end(struct sy_sock *s, enum sy_sock_end why, void *arg)
+{
+	char buf[512];
+
+	call_closed(arg, why == SY_SOCK_EOF,
+	    connect_error(sy_sock_error(s), buf, sizeof buf));
+}
+
+static const struct sy_sock_cbs call_sock_cbs = {
+	.on_read = call_sock_read,
+	.on_end = call_sock_end,
+	.on_connected = call_sock_connected
+};
+
+/* TLS connections. */
+static void
+call_read_cb(struct bufferevent *bev, void *arg)
+{
+	call_readable(arg);
+}
+
+static void
+call_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	char buf[512], tls[256];
+	unsigned long e;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		call_connected(arg, bufferevent_getfd(bev));
+		return;
+	}
+	if ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		ERR_error_string_n(e, tls, sizeof tls);
+		snprintf(buf, sizeof buf, "TLS handshake with backend failed: %s",
+		    tls);
+	} else
+		connect_error(EVUTIL_SOCKET_ERROR(), buf, sizeof buf);
+	call_closed(arg, (what & BEV_EVENT_EOF) != 0, buf);
 }
 
 /*
@@ -506,18 +630,27 @@ call_fail_later(struct sy_upstream_call *call, const char *msg)
 }
 
 /*
- * Writes request (kept whole for a retry) on c's connected plain socket at
- * once; what the kernel does not take waits in c's output.  Saves arming
- * write interest (two epoll_ctl calls and a loop turn) on most requests.
+ * Sends call's request (kept whole for a retry) on its connection: on a
+ * plain socket it is written at once when connected (what the kernel does
+ * not take waits), which saves arming write interest on most requests.
  */
 static void
-send_now(struct sy_upstream *u, struct upconn *c, struct evbuffer *request)
+conn_send_request(struct sy_upstream_call *call)
 {
-	evbuffer_add_buffer_reference(u->scratch, request);
-	evbuffer_write(u->scratch, bufferevent_getfd(c->bev));
-	if (evbuffer_get_length(u->scratch) > 0)
-		evbuffer_add_buffer(bufferevent_get_output(c->bev), u->scratch);
-	bufferevent_enable(c->bev, EV_READ);
+	struct upconn *c = call->conn;
+
+	if (c->sock != NULL) {
+		evbuffer_add_buffer_reference(call->u->scratch, call->request);
+		sy_sock_set_cbs(c->sock, &call_sock_cbs, call);
+		sy_sock_send(c->sock, call->u->scratch);
+		sy_sock_read(c->sock, 1, 0);
+		return;
+	}
+	bufferevent_setcb(c->bev, call_read_cb, NULL, call_event_cb, call);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	evbuffer_add_buffer_reference(bufferevent_get_output(c->bev),
+	    call->request);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 /* Puts call on an idle connection or a new one and writes the request. */
@@ -526,16 +659,15 @@ call_start(struct sy_upstream_call *call)
 {
 	struct pool *p = call->pool;
 	struct upconn *c = call->retried ? NULL : LIST_FIRST(&p->idle);
+	char buf[256];
 
 	if (c != NULL) {
 		LIST_REMOVE(c, link);
 		p->nidle--;
 		call->phase = PHASE_WAIT;
 	} else {
-		if ((c = conn_new(p)) == NULL) {
-			call_fail_later(call, p->tls && p->ssl_ctx == NULL ?
-			    "cannot create a TLS context for the backend" :
-			    "cannot create a connection");
+		if ((c = conn_new(p, call, buf, sizeof buf)) == NULL) {
+			call_fail_later(call, buf);
 			return;
 		}
 		call->phase = PHASE_CONNECT;
@@ -543,29 +675,7 @@ call_start(struct sy_upstream_call *call)
 	c->call = call;
 	call->conn = c;
 	call->t_phase = sy_now_us();
-	bufferevent_setcb(c->bev, call_read_cb, NULL, call_event_cb, call);
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	if (call->phase == PHASE_WAIT && !p->tls)
-		send_now(call->u, c, call->request);
-	else {
-		evbuffer_add_buffer_reference(bufferevent_get_output(c->bev),
-		    call->request);
-		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	}
-	if (call->phase == PHASE_CONNECT &&
-	    bufferevent_socket_connect(c->bev, (struct sockaddr *)&p->addr,
-	    (int)p->addrlen) != 0) {
-		char buf[200];
-
-		snprintf(buf, sizeof buf, "cannot connect to backend: %s",
-		    strerror(errno));
-		c->call = NULL;
-		bufferevent_free(c->bev);
-		free(c);
-		call->conn = NULL;
-		call_fail_later(call, buf);
-		return;
-	}
+	conn_send_request(call);
 	call_arm(call);
 }
 
@@ -636,12 +746,9 @@ sy_upstream_pause(struct sy_upstream_call *call, int paused)
 	if (call->conn == NULL || call->paused == paused)
 		return;
 	call->paused = paused;
-	if (paused)
-		bufferevent_disable(call->conn->bev, EV_READ);
-	else {
+	if (!paused)
 		call->t_last = sy_now_us();
-		bufferevent_enable(call->conn->bev, EV_READ);
-	}
+	conn_reading(call->conn, !paused, 0);
 	call_arm(call);
 }
 

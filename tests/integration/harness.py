@@ -73,6 +73,17 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:")
 
 
+def eventually(fetch, check, timeout=5.0):
+    """Calls fetch() until check(value) holds (a worker records a request
+    just after answering it); returns the last value either way."""
+    deadline = time.time() + timeout
+    while True:
+        value = fetch()
+        if check(value) or time.time() > deadline:
+            return value
+        time.sleep(0.02)
+
+
 class Proc:
     """A child process whose output goes to a log file; stopped at cleanup."""
 

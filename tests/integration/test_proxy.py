@@ -12,7 +12,7 @@ import time
 import unittest
 
 import harness
-from harness import binary, free_port, free_ports, post_json, request, start
+from harness import binary, eventually, free_port, free_ports, post_json, request, start
 
 MODELS = ["llama-3-8b", "qwen2-7b"]
 
@@ -563,7 +563,8 @@ class Admin(SimCase):
         for _ in range(3):
             self.gw.post("/v1/chat/completions", chat())
         self.gw.post("/v1/chat/completions", chat(model="nope"))
-        r = request(self.gw.admin, "GET", "/metrics")
+        r = eventually(lambda: request(self.gw.admin, "GET", "/metrics"),
+                       lambda r: b'route="-",code="404"} 1' in r.body)
         self.assertEqual(r.status, 200)
         p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -574,7 +575,8 @@ class Admin(SimCase):
     def test_stats_json_has_per_route_and_endpoint_figures(self):
         for _ in range(4):
             self.gw.post("/v1/chat/completions", chat())
-        s = request(self.gw.admin, "GET", "/admin/stats").json()
+        s = eventually(lambda: request(self.gw.admin, "GET", "/admin/stats").json(),
+                       lambda s: s["routes"]["chat"]["requests"] >= 4)
         self.assertEqual(s["routes"]["chat"]["requests"], 4)
         self.assertEqual(s["endpoints"]["sim0"]["requests"] + s["endpoints"]["sim1"]["requests"], 4)
         self.assertGreater(s["routes"]["chat"]["latency_ms"]["p99"], 0)
