@@ -24,6 +24,13 @@
 #define SERVICE_ALPHA 0.2
 /* Shortest re-check of a held batch, µs (no busy loop). */
 #define MIN_RECHECK_US 50
+/*
+ * How much earlier than due a timer looks at a held batch: a tenth of
+ * max_wait_us, at least 1 ms.  Timers ring late (epoll's millisecond
+ * resolution, a busy machine), and a batch should not wait past
+ * max_wait_us because of it.
+ */
+#define SLACK_MIN_US 1000
 /* Priorities a client may ask for with a number. */
 #define PRIORITY_MAX 100
 /* Longest deadline a client may ask for, ms. */
@@ -44,6 +51,7 @@ struct sy_batcher {
 	pthread_mutex_t lock;
 	struct sy_route *route;
 	struct sy_batch_bounds bounds;
+	uint64_t slack_us;		/* timers look this much early */
 	unsigned max_queue;
 	const struct sy_batch_policy *policy;
 	void *state;
@@ -215,6 +223,8 @@ sy_batcher_new(struct sy_route *route, char **err)
 	b->bounds.max_batch_tokens = rule->max_batch_tokens;
 	b->bounds.max_wait_us = rule->max_wait_us;
 	b->max_queue = rule->max_queue;
+	b->slack_us = rule->max_wait_us / 10 > SLACK_MIN_US ?
+	    rule->max_wait_us / 10 : SLACK_MIN_US;
 	b->policy = rule->policy;
 	*err = NULL;
 	b->state = b->policy->create(rule->params, &b->bounds,
@@ -332,7 +342,6 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 {
 	struct sy_batch *bt = sy_xcalloc(1, sizeof *bt);
 	struct sy_batch_member *m, *next;
-	const json_t *n = json_object_get(l->params, "n");
 	uint64_t tokens = 0;
 	int gone = 0;
 
@@ -342,8 +351,6 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 	bt->api = l->api;
 	bt->reason = reason;
 	bt->t_flush = now;
-	bt->choices = json_is_integer(n) && json_integer_value(n) > 1 ?
-	    (unsigned)json_integer_value(n) : 1;
 	bt->params = json_incref(l->params);
 	for (m = TAILQ_FIRST(&l->queue); !gone && m != NULL; m = next) {
 		next = TAILQ_NEXT(m, link);
@@ -385,12 +392,13 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 }
 
 /*
- * Asks the policy about lane l (under b->lock) and takes batches while it
- * says go.  Returns 1 and sets *recheck_us (µs from now) when members
- * stay, 0 when the lane was emptied (and freed).
+ * Asks the policy about lane l (under b->lock), its batch seen slack µs
+ * older than it is, and takes batches while it says go.  Returns 1 and
+ * sets *recheck_us (µs from now, for a timer) when members stay, 0 when
+ * the lane was emptied (and freed).
  */
 static int
-poll_lane(struct sy_batcher *b, struct lane *l, uint64_t now,
+poll_lane(struct sy_batcher *b, struct lane *l, uint64_t now, uint64_t slack,
     struct taken *t, uint64_t *recheck_us)
 {
 	struct sy_batch_view v;
@@ -405,10 +413,11 @@ poll_lane(struct sy_batcher *b, struct lane *l, uint64_t now,
 				oldest = m->t_enter;
 		v.inputs = l->inputs;
 		v.tokens = l->tokens;
-		v.age_us = now - oldest;
+		v.age_us = now - oldest + slack;
 		v.in_flight = b->in_flight;
 		if ((reason = b->policy->decide(b->state, &v, &due)) ==
 		    SY_FLUSH_HOLD) {
+			v.age_us += b->slack_us - slack;
 			*recheck_us = due > v.age_us + MIN_RECHECK_US ?
 			    due - v.age_us : MIN_RECHECK_US;
 			return 1;
@@ -427,7 +436,7 @@ poll_all(struct sy_batcher *b, uint64_t now, struct taken *t)
 
 	for (l = TAILQ_FIRST(&b->lanes); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, link);
-		poll_lane(b, l, now, t, &recheck);
+		poll_lane(b, l, now, 0, t, &recheck);
 	}
 }
 
@@ -482,8 +491,8 @@ member_timer_cb(evutil_socket_t fd, short what, void *arg)
 	int again = 0;
 
 	pthread_mutex_lock(&b->lock);
-	if (m->state == M_QUEUED && poll_lane(b, m->lane, sy_now_us(), &t,
-	    &recheck))
+	if (m->state == M_QUEUED && poll_lane(b, m->lane, sy_now_us(),
+	    b->slack_us, &t, &recheck))
 		again = m->state == M_QUEUED;
 	pthread_mutex_unlock(&b->lock);
 	if (again)
@@ -731,7 +740,7 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 	m->lane = l;
 	lane_insert(l, m);
 	b->queued++;
-	waits = poll_lane(b, l, now, &t, &recheck) && m->state == M_QUEUED;
+	waits = poll_lane(b, l, now, 0, &t, &recheck) && m->state == M_QUEUED;
 	pthread_mutex_unlock(&b->lock);
 	*out = m;
 	if (waits)
@@ -813,18 +822,21 @@ choices_text(json_t *const *items, size_t n)
 
 /*
  * The answer's items (data or choices) in the order of their "index"
- * (their position when they carry none), into a new array of n borrowed
- * pointers; NULL when they are not one per input.
+ * (their position when they carry none), into a new array of borrowed
+ * pointers, and in *per how many there are per input (completions' "n"
+ * choices per prompt, as many as the backend gave); NULL when they are
+ * not the same number for each of the inputs.
  */
 static json_t **
-items_in_order(const json_t *items, size_t n)
+items_in_order(const json_t *items, size_t inputs, size_t *per)
 {
 	json_t **v, *it, *ix;
-	size_t i, at;
+	size_t i, at, n = json_array_size(items);
 
-	if (!json_is_array(items) || json_array_size(items) != n)
+	if (!json_is_array(items) || inputs == 0 || n == 0 || n % inputs != 0)
 		return NULL;
-	v = sy_xcalloc(n ? n : 1, sizeof *v);
+	*per = n / inputs;
+	v = sy_xcalloc(n, sizeof *v);
 	json_array_foreach(items, i, it) {
 		ix = json_object_get(it, "index");
 		at = json_is_integer(ix) ? (size_t)json_integer_value(ix) : i;
@@ -859,16 +871,15 @@ usage_json(const struct sy_usage *u, enum sy_api api, int details)
 /*
  * Gives each member of bt its slice of a successful answer (status,
  * body): its items re-indexed from 0, in order, and its share of the
- * usage.  Returns 0, or -1 when the answer does not hold one item per
- * input (and choice).
+ * usage.  Returns 0, or -1 when the answer does not hold the same number
+ * of items for each input.
  */
 static int
 split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
     const struct sy_usage *total)
 {
 	const char *member = bt->api == SY_API_EMBEDDINGS ? "data" : "choices";
-	size_t per = bt->api == SY_API_COMPLETIONS ? bt->choices : 1;
-	size_t n = bt->nmembers, i, j, off = 0, k;
+	size_t n = bt->nmembers, i, j, off = 0, k, per;
 	uint64_t *wp = sy_xcalloc(n, sizeof *wp), *wc = sy_xcalloc(n, sizeof *wc);
 	int64_t *sp = sy_xcalloc(n, sizeof *sp), *sc = sy_xcalloc(n, sizeof *sc);
 	int64_t *sk = sy_xcalloc(n, sizeof *sk);
@@ -879,8 +890,7 @@ split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
 
 	root = json_loadb((const char *)evbuffer_pullup(body, -1),
 	    evbuffer_get_length(body), 0, NULL);
-	items = items_in_order(json_object_get(root, member),
-	    (size_t)bt->inputs * per);
+	items = items_in_order(json_object_get(root, member), bt->inputs, &per);
 	if (items == NULL) {
 		json_decref(root);
 		free(wp); free(wc); free(sp); free(sc); free(sk);

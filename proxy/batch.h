@@ -34,7 +34,6 @@ struct sy_batch {
 	uint64_t t_flush;		/* monotonic µs */
 	struct sy_batch_member **members;	/* in the order of their inputs */
 	size_t nmembers;
-	unsigned choices;		/* completions' choices per prompt ("n") */
 };
 
 /* What one member of a batch receives, on its own worker. */
