@@ -93,6 +93,7 @@ struct sy_batch_port {
 	sy_batch_deliver_fn deliver;
 	sy_batch_send_fn send;
 	void *arg;
+	unsigned calls;			/* batches it sent, in flight; its worker only */
 };
 
 /* Batches taken under the lock, sent after it. */
@@ -189,6 +190,12 @@ sy_batch_port_new(struct event_base *base, sy_batch_deliver_fn deliver,
 	p->ev = event_new(base, p->fd, EV_READ | EV_PERSIST, port_cb, p);
 	event_add(p->ev, NULL);
 	return p;
+}
+
+int
+sy_batch_port_busy(const struct sy_batch_port *p)
+{
+	return p->calls > 0;
 }
 
 void
@@ -466,6 +473,7 @@ send_taken(struct sy_batch_port *port, struct taken *t)
 		if (text != NULL)
 			evbuffer_add(bt->body, text, strlen(text));
 		free(text);
+		port->calls++;
 		port->send(port->arg, bt);
 	}
 	free(t->v);
@@ -979,6 +987,7 @@ sy_batch_answer(struct sy_batch *bt, struct sy_batch_port *port, int status,
 			    "%s", headers != NULL ? headers : "");
 		}
 	}
+	port->calls--;
 	pthread_mutex_lock(&b->lock);
 	for (i = 0; i < bt->nmembers; i++)
 		bt->members[i]->state = M_DONE;

@@ -92,6 +92,9 @@ struct sy_batch_port *sy_batch_port_new(struct event_base *base,
  */
 void sy_batch_port_close(struct sy_batch_port *p);
 
+/* Whether batches this port's worker sent are still in flight (a drain waits). */
+int sy_batch_port_busy(const struct sy_batch_port *p);
+
 /*
  * Offers req (routed, model selected) to batcher b, on the worker of port.
  * Reads the x-switchyard-priority and x-switchyard-deadline-ms headers;

@@ -3,6 +3,7 @@ completions behind one sy-sim replica whose batch call costs a + b·n; each
 caller gets exactly its own answer, bad input and failed batches stay with
 their owners, deadlines and full queues shed at once; checked from the
 clients' side, sy-sim's request log, the access log and /metrics."""
+import signal
 import subprocess
 import time
 import unittest
@@ -265,6 +266,18 @@ class Shedding(BatchCase):
         order = [c["body"]["input"] for c in self.sim_calls("/v1/embeddings")]
         self.assertEqual(order[0], ["first"])
         self.assertEqual(order[1][0], "high")
+
+
+    def test_a_drain_answers_every_batched_request_first(self):
+        self.assertEqual(self.embed("warm up")().status, 200)
+        # One call at the backend, three held for the next: all answered.
+        calls = [self.embed("drain %d" % i) for i in range(4)]
+        calls.append(later(0.1, lambda: self.gw.proc.signal(signal.SIGTERM)))
+        got = concurrently(calls)
+        for r in got[:4]:
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.gw.proc.p.wait(10), 0)
+        self.assertEqual(sum(len(c["body"]["input"]) for c in self.sim_calls("/v1/embeddings")), 5)
 
 
 class KServe(BatchCase):
