@@ -932,9 +932,12 @@ split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
 		m->result.usage.cached_tokens = sk[i];
 		out = json_copy(root);
 		json_object_set_new(out, member, arr);
+		/* Never the batch's own figures: the member's share, or none. */
 		if (total->prompt_tokens >= 0 || total->completion_tokens >= 0)
 			json_object_set_new(out, "usage", usage_json(
 			    &m->result.usage, bt->api, details));
+		else
+			json_object_del(out, "usage");
 		text = json_dumps(out, JSON_COMPACT);
 		json_decref(out);
 		m->result.status = status;
