@@ -268,6 +268,24 @@ class Shedding(BatchCase):
         self.assertEqual(order[1][0], "high")
 
 
+    def test_a_caller_who_leaves_disturbs_no_one(self):
+        self.assertEqual(self.embed("warm up")().status, 200)
+        # "busy" goes at once; the leaver gives up while held (0.05 s), or
+        # while its batch with "stays" is at the backend (0.3 s).
+        for n, patience in enumerate((0.05, 0.3)):
+            def leaver():
+                return self.gw.post("/v1/embeddings", {"model": MODEL, "input": "leaves"},
+                                    timeout=patience)
+            got = concurrently([self.embed("busy"), later(0.02, leaver),
+                                later(0.03, self.embed("stays"))])
+            self.assertIsInstance(got[1], Exception)
+            self.assertEqual(got[0].status, 200, got[0].body)
+            self.assertEqual(got[2].status, 200, got[2].body)
+            self.assertEqual(len(got[2].json()["data"]), 1)
+            self.assertEqual(self.embed("after")().status, 200)
+            statuses = sorted(l["status"] for l in self.gw.log_lines(5 + 4 * n)[-4:])
+            self.assertEqual(statuses, [200, 200, 200, 499])
+
     def test_a_drain_answers_every_batched_request_first(self):
         self.assertEqual(self.embed("warm up")().status, 200)
         # One call at the backend, three held for the next: all answered.
