@@ -518,12 +518,12 @@ member_timer_cb(evutil_socket_t fd, short what, void *arg)
 static const char *
 inputs_of(const json_t *input, const char *key, json_t **out)
 {
-	static char msg[96];
+	const char *msg = strcmp(key, "input") == 0 ?
+	    "'input' must be a string, an array of strings, or token ids" :
+	    "'prompt' must be a string, an array of strings, or token ids";
 	const json_t *v, *t;
 	size_t i, j;
 
-	snprintf(msg, sizeof msg, "'%s' must be a string, an array of "
-	    "strings, or token ids", key);
 	if (json_is_string(input)) {
 		*out = json_pack("[O]", input);
 		return NULL;
@@ -893,17 +893,14 @@ split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
 	int64_t *sk = sy_xcalloc(n, sizeof *sk);
 	json_t *root, **items, *arr, *out, *it;
 	struct sy_batch_member *m;
-	int details;
+	int details, rc = -1;
 	char *text;
 
 	root = json_loadb((const char *)evbuffer_pullup(body, -1),
 	    evbuffer_get_length(body), 0, NULL);
 	items = items_in_order(json_object_get(root, member), bt->inputs, &per);
-	if (items == NULL) {
-		json_decref(root);
-		free(wp); free(wc); free(sp); free(sc); free(sk);
-		return -1;
-	}
+	if (items == NULL)
+		goto done;
 	for (i = 0; i < n; i++) {
 		m = bt->members[i];
 		wp[i] = m->tokens;
@@ -946,10 +943,16 @@ split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
 			evbuffer_add(m->result.body, text, strlen(text));
 		free(text);
 	}
+	rc = 0;
+done:
 	free(items);
 	json_decref(root);
-	free(wp); free(wc); free(sp); free(sc); free(sk);
-	return 0;
+	free(wp);
+	free(wc);
+	free(sp);
+	free(sc);
+	free(sk);
+	return rc;
 }
 
 void
