@@ -179,6 +179,22 @@ class FullBatches(BatchCase):
                       self.metrics().decode())
 
 
+class TokenBound(BatchCase):
+    batch = {"policy": "window", "max_batch_size": 16, "max_batch_tokens": 12,
+             "max_wait_us": 1000000}
+
+    def test_a_batch_goes_when_it_holds_max_batch_tokens(self):
+        six = "aaaa bbbb cccc dddd eeee ffff"  # 6 tokens by the estimate
+        got = concurrently([self.embed(six), self.embed(six), later(0.3, self.embed("late"))])
+        for r in got:
+            self.assertEqual(r.status, 200, r.body)
+        self.assertLess(self.gw.log_lines(3)[0]["latency_ms"], 500)
+        inputs = [c["body"]["input"] for c in self.sim_calls("/v1/embeddings")]
+        self.assertEqual(inputs[0], [six, six])
+        self.assertIn('switchyard_batch_flushes_total{route="emb",reason="tokens"} 1',
+                      self.metrics().decode())
+
+
 class Completions(BatchCase):
     sim_args = ["--context-tokens", "64"]
 
