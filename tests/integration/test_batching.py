@@ -59,6 +59,18 @@ class BatchCase(unittest.TestCase):
         self.assertEqual(r.status, 200)
         return r.body
 
+    def assert_metrics(self, *lines, timeout=3.0):
+        """Waits until /metrics holds every line (a request is counted just
+        after its answer is sent); returns the text."""
+        deadline = time.time() + timeout
+        while True:
+            text = self.metrics().decode()
+            missing = [l for l in lines if l not in text]
+            if not missing or time.time() > deadline:
+                self.assertEqual(missing, [])
+                return text
+            time.sleep(0.02)
+
 
 def later(delay, call):
     """call, delay seconds from now."""
@@ -153,15 +165,14 @@ class Embeddings(BatchCase):
 
     def test_metrics_show_batch_sizes_waits_and_flush_reasons(self):
         concurrently([self.embed(texts(i, 2)) for i in range(4)])
-        body = self.metrics()
-        p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+        text = self.assert_metrics('switchyard_batch_size_count{route="emb"} 1',
+                                   'switchyard_batch_size_sum{route="emb"} 8',
+                                   'switchyard_batch_queue_wait_seconds_count{route="emb"} 4',
+                                   'switchyard_batch_flushes_total{route="emb",reason="wait"} 1',
+                                   'switchyard_batch_shed_total{route="emb"} 0')
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        text = body.decode()
-        self.assertIn('switchyard_batch_size_count{route="emb"} 1', text)
-        self.assertIn('switchyard_batch_size_sum{route="emb"} 8', text)
-        self.assertIn('switchyard_batch_queue_wait_seconds_count{route="emb"} 4', text)
-        self.assertIn('switchyard_batch_flushes_total{route="emb",reason="wait"} 1', text)
-        self.assertIn('switchyard_batch_shed_total{route="emb"} 0', text)
         stats = request(self.gw.admin, "GET", "/admin/stats").json()
         self.assertEqual(stats["routes"]["emb"]["batch"]["batches"], 1)
         self.assertEqual(stats["routes"]["emb"]["batch"]["inputs"], 8)
@@ -175,8 +186,7 @@ class FullBatches(BatchCase):
         for r in got:
             self.assertEqual(r.status, 200, r.body)
             self.assertLess(self.gw.log_lines(2)[-1]["latency_ms"], 500)
-        self.assertIn('switchyard_batch_flushes_total{route="emb",reason="size"} 1',
-                      self.metrics().decode())
+        self.assert_metrics('switchyard_batch_flushes_total{route="emb",reason="size"} 1')
 
 
 class TokenBound(BatchCase):
@@ -191,8 +201,7 @@ class TokenBound(BatchCase):
         self.assertLess(self.gw.log_lines(3)[0]["latency_ms"], 500)
         inputs = [c["body"]["input"] for c in self.sim_calls("/v1/embeddings")]
         self.assertEqual(inputs[0], [six, six])
-        self.assertIn('switchyard_batch_flushes_total{route="emb",reason="tokens"} 1',
-                      self.metrics().decode())
+        self.assert_metrics('switchyard_batch_flushes_total{route="emb",reason="tokens"} 1')
 
 
 class Completions(BatchCase):
@@ -257,7 +266,7 @@ class Shedding(BatchCase):
         self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
         line = [l for l in self.gw.log_lines(3) if l["status"] == 503][0]
         self.assertLess(line["latency_ms"], 50)
-        self.assertIn('switchyard_batch_shed_total{route="emb"} 1', self.metrics().decode())
+        self.assert_metrics('switchyard_batch_shed_total{route="emb"} 1')
 
     def test_a_full_queue_answers_429_with_retry_after(self):
         self.assertEqual(self.embed("warm up")().status, 200)
@@ -268,7 +277,7 @@ class Shedding(BatchCase):
             if r.status == 429:
                 self.assertEqual(r.json()["error"]["type"], "rate_limit_error")
                 self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
-        self.assertIn('switchyard_batch_shed_total{route="emb"} 3', self.metrics().decode())
+        self.assert_metrics('switchyard_batch_shed_total{route="emb"} 3')
 
     def test_higher_priority_enters_batches_first(self):
         self.assertEqual(self.embed("warm up")().status, 200)
