@@ -32,29 +32,6 @@ is_space(char c)
 /* ==== Inputs ==== */
 
 /*
- * Tokens of len bytes of text by the rule sy-sim documents (docs/sy-sim.md,
- * "Tokenizer"): words split at whitespace, each word one token per piece
- * of at most 4 bytes.  A KServe server reports no usage, so switchyard
- * estimates the prompt with it.
- */
-static int64_t
-text_tokens(const char *s, size_t len)
-{
-	int64_t n = 0;
-	size_t i = 0, start;
-
-	while (i < len) {
-		while (i < len && is_space(s[i]))
-			i++;
-		start = i;
-		while (i < len && !is_space(s[i]))
-			i++;
-		n += (int64_t)((i - start + 3) / 4);
-	}
-	return n;
-}
-
-/*
  * Why the client's "input" cannot go to a KServe server, or NULL when it
  * is text: a string or a non-empty array of strings.
  */
@@ -464,7 +441,7 @@ kserve_decode(const struct sy_req *req, int status, struct evbuffer *body,
 	    strcmp(json_string_value(format), "base64") == 0)) != NULL)
 		return fail(err, why);
 	for (i = 0; i < n; i++)
-		tokens += text_tokens(json_string_value(input_text(input, i)),
+		tokens += sy_text_tokens(json_string_value(input_text(input, i)),
 		    json_string_length(input_text(input, i)));
 	SY_ADD_LIT(out, "],\"model\":\"");
 	sy_json_escape(out, req->model, strlen(req->model));

@@ -1,4 +1,4 @@
-/* Plug points for policies: routing (pick an endpoint) and model selection (pick a model), with their registry. */
+/* Plug points for policies: routing (pick an endpoint), model selection (pick a model) and batching (when to flush), with their registry. */
 #ifndef SY_POLICY_H
 #define SY_POLICY_H
 
@@ -96,6 +96,72 @@ struct sy_select_policy {
 	/* Frees the state; may be NULL. */
 	void (*destroy)(void *state);
 };
+
+/* Why a batch went (SY_FLUSH_HOLD: it waits); sy_flush_word names each. */
+enum sy_flush {
+	SY_FLUSH_HOLD,		/* not yet */
+	SY_FLUSH_SIZE,		/* max_batch_size inputs */
+	SY_FLUSH_TOKENS,	/* max_batch_tokens estimated tokens */
+	SY_FLUSH_WAIT,		/* the longest wait since its first input */
+	SY_FLUSH_READY,		/* the policy judged it full enough (adaptive) */
+	SY_FLUSH_NREASONS
+};
+
+/* The limits of a route's batches, from its batch object. */
+struct sy_batch_bounds {
+	unsigned max_batch_size;	/* inputs in one batch */
+	uint64_t max_batch_tokens;	/* estimated tokens in one batch; 0: no limit */
+	uint64_t max_wait_us;		/* longest wait of a batch's first input */
+};
+
+/* What a batching policy sees of the batch being filled. */
+struct sy_batch_view {
+	unsigned inputs;		/* inputs waiting for this batch */
+	uint64_t tokens;		/* their estimated tokens */
+	uint64_t age_us;		/* since the first of them arrived */
+	unsigned in_flight;		/* batches of this batcher at the backend */
+};
+
+/* A batching policy: decides when a route's batch goes to the backend. */
+struct sy_batch_policy {
+	const char *name;
+	/*
+	 * Called once per route at config load with the policy's parameters
+	 * (an object), the route's bounds and its number of endpoints.
+	 * Returns the state, or NULL with *err malloc'd.
+	 */
+	void *(*create)(const json_t *params, const struct sy_batch_bounds *b,
+	    size_t nendpoints, char **err);
+	/*
+	 * Whether the batch in v goes now (and why), or SY_FLUSH_HOLD with
+	 * *due_us set to the age at which to ask again (a batch returning
+	 * asks too).  Called under the batcher's lock, on any worker.
+	 */
+	enum sy_flush (*decide)(void *state, const struct sy_batch_view *v,
+	    uint64_t *due_us);
+	/* Told each arrival (inputs, at now_us); may be NULL. */
+	void (*arrive)(void *state, unsigned inputs, uint64_t now_us);
+	/* Told each batch's size and service time; may be NULL. */
+	void (*observe)(void *state, unsigned inputs, uint64_t service_us);
+	void (*destroy)(void *state);
+};
+
+/* The word for a flush reason ("size", "tokens", "wait", "ready"). */
+const char *sy_flush_word(enum sy_flush reason);
+
+/*
+ * The decision every batching policy takes first: SY_FLUSH_SIZE,
+ * SY_FLUSH_TOKENS or SY_FLUSH_WAIT when v reached a bound of b, else
+ * SY_FLUSH_HOLD.
+ */
+enum sy_flush sy_batch_bound_reached(const struct sy_batch_bounds *b,
+    const struct sy_batch_view *v);
+
+/* The batching policy called name, or NULL. */
+const struct sy_batch_policy *sy_batch_policy_find(const char *name);
+
+/* Writes the known batching policy names, comma separated, into buf. */
+void sy_batch_policy_names(char *buf, size_t len);
 
 /* The routing policy called name, or NULL. */
 const struct sy_route_policy *sy_route_policy_find(const char *name);

@@ -1,4 +1,4 @@
-/* The policy registry: every routing and model-selection policy, found by name. */
+/* The policy registry: every routing, model-selection and batching policy, found by name. */
 #include "config.h"
 #include "req.h"
 #include "policy.h"
@@ -17,6 +17,8 @@ extern const struct sy_select_policy sy_select_rules;
 extern const struct sy_select_policy sy_select_weighted;
 extern const struct sy_select_policy sy_select_cascade;
 extern const struct sy_select_policy sy_select_cost_slo;
+extern const struct sy_batch_policy sy_batch_window;
+extern const struct sy_batch_policy sy_batch_adaptive;
 
 static const void *const route_policies[] = {
 	&sy_route_round_robin,
@@ -39,6 +41,16 @@ static const void *const select_policies[] = {
 	NULL
 };
 
+static const void *const batch_policies[] = {
+	&sy_batch_window,
+	&sy_batch_adaptive,
+	NULL
+};
+
+static const char *const flush_words[SY_FLUSH_NREASONS] = {
+	"hold", "size", "tokens", "wait", "ready"
+};
+
 const struct sy_route_policy *
 sy_route_policy_find(const char *name)
 {
@@ -49,6 +61,37 @@ const struct sy_select_policy *
 sy_select_policy_find(const char *name)
 {
 	return sy_registry_find(select_policies, name);
+}
+
+const struct sy_batch_policy *
+sy_batch_policy_find(const char *name)
+{
+	return sy_registry_find(batch_policies, name);
+}
+
+void
+sy_batch_policy_names(char *buf, size_t len)
+{
+	sy_registry_names(batch_policies, buf, len);
+}
+
+const char *
+sy_flush_word(enum sy_flush reason)
+{
+	return reason < SY_FLUSH_NREASONS ? flush_words[reason] : "hold";
+}
+
+enum sy_flush
+sy_batch_bound_reached(const struct sy_batch_bounds *b,
+    const struct sy_batch_view *v)
+{
+	if (v->inputs >= b->max_batch_size)
+		return SY_FLUSH_SIZE;
+	if (b->max_batch_tokens != 0 && v->tokens >= b->max_batch_tokens)
+		return SY_FLUSH_TOKENS;
+	if (v->age_us >= b->max_wait_us)
+		return SY_FLUSH_WAIT;
+	return SY_FLUSH_HOLD;
 }
 
 void

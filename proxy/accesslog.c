@@ -251,7 +251,7 @@ line_buffer(const struct sy_record *r, char **own)
  * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
  * ttft_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
- * retries, fallbacks, queue_ms, error.
+ * retries, fallbacks, queue_ms, error, batch_size, batch_wait_ms.
  */
 static char *
 line_format(const struct sy_record *r, char *o)
@@ -295,6 +295,12 @@ line_format(const struct sy_record *r, char *o)
 	o = sy_put_u64(o, r->fallbacks);
 	o = PUT_MS(o, ",\"queue_ms\":", r->queue_us);
 	o = PUT_STR(o, ",\"error\":", r->error);
+	if (r->batch_size > 0) {
+		o = PUT_LIT(o, ",\"batch_size\":");
+		o = sy_put_u64(o, r->batch_size);
+		o = PUT_MS(o, ",\"batch_wait_ms\":", r->batch_wait_us);
+	} else
+		o = PUT_LIT(o, ",\"batch_size\":null,\"batch_wait_ms\":null");
 	*o++ = '}';
 	return o;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "batch.h"
 #include "config.h"
 #include "policy.h"
 #include "req.h"
@@ -23,6 +24,8 @@
 #define ALLOWED_MAX	1000000		/* largest weight and max_concurrency */
 #define MAX_FALLBACKS	8		/* fallbacks of one route */
 #define MAX_QUEUE	100000		/* longest queue, per worker and pool */
+#define MAX_BATCH	2048		/* most inputs in one batch */
+#define MAX_BATCH_WAIT	60000000	/* longest batch wait, µs */
 
 static const char *const root_keys[] = {
 	"listen", "admin", "workers", "access_log", "timeouts", "limits",
@@ -48,7 +51,8 @@ static const char *const scrape_keys[] = {
 };
 static const char *const route_keys[] = {
 	"name", "models", "aliases", "backends", "policy", "selection",
-	"retries", "ejection", "queue", "fallbacks", "deadline_ms", NULL
+	"retries", "ejection", "queue", "fallbacks", "deadline_ms", "batch",
+	NULL
 };
 static const char *const retry_keys[] = {
 	"max", "budget", "min_per_s", "backoff_ms", "max_backoff_ms", "on",
@@ -59,6 +63,10 @@ static const char *const ejection_keys[] = {
 	"cooldown_ms", "max_cooldown_ms", "min_available", NULL
 };
 static const char *const queue_keys[] = { "max", "timeout_ms", NULL };
+static const char *const batch_keys[] = {
+	"policy", "max_batch_size", "max_batch_tokens", "max_wait_us",
+	"max_queue", NULL
+};
 
 /* The conditions a route may retry on, in the order messages list them. */
 static const struct {
@@ -1823,35 +1831,42 @@ get_policy(struct ctx *c, const json_t *o, const char *path, const char *key,
 	return 0;
 }
 
+/*
+ * Reports that the policy name of member key of o (at path, a name or an
+ * object with "name") is unknown, listing names; what says which policy.
+ */
+static void
+unknown_policy(struct ctx *c, const json_t *o, const char *path,
+    const char *key, const char *what, const char *name, const char *names)
+{
+	char p[PATHLEN];
+
+	path_key(p, path, key);
+	if (json_is_object(json_object_get(o, key)))
+		path_add_key(p, "name");
+	fail(c, p, "unknown %s \"%s\"; known: %s", what, name, names);
+}
+
 /* Finds the routing and selection policies of route o. */
 static void
 route_policies(struct ctx *c, const json_t *o, const char *path,
     struct sy_route *r)
 {
-	const json_t *v;
 	const char *name;
-	char p[PATHLEN], names[256];
+	char names[256];
 
 	if (get_policy(c, o, path, "policy", "round_robin", &name,
 	    &r->policy_params) == 0 &&
 	    (r->policy = sy_route_policy_find(name)) == NULL) {
 		sy_route_policy_names(names, sizeof names);
-		v = json_object_get(o, "policy");
-		path_key(p, path, "policy");
-		if (json_is_object(v))
-			path_add_key(p, "name");
-		fail(c, p, "unknown policy \"%s\"; known: %s", name, names);
+		unknown_policy(c, o, path, "policy", "policy", name, names);
 	}
 	if (get_policy(c, o, path, "selection", "alias", &name,
 	    &r->selection_params) == 0 &&
 	    (r->selection = sy_select_policy_find(name)) == NULL) {
 		sy_select_policy_names(names, sizeof names);
-		v = json_object_get(o, "selection");
-		path_key(p, path, "selection");
-		if (json_is_object(v))
-			path_add_key(p, "name");
-		fail(c, p, "unknown selection policy \"%s\"; known: %s", name,
-		    names);
+		unknown_policy(c, o, path, "selection", "selection policy",
+		    name, names);
 	}
 }
 
@@ -1992,6 +2007,38 @@ route_queue(struct ctx *c, const json_t *o, const char *path,
 	check_keys(c, obj, p, queue_keys);
 	get_uint(c, obj, p, "max", 0, MAX_QUEUE, &r->queue.max);
 	get_uint(c, obj, p, "timeout_ms", 1, DAY_MS, &r->queue.timeout_ms);
+}
+
+/* Reads the batch object of route o (at path) into r->batch. */
+static void
+route_batch(struct ctx *c, const json_t *o, const char *path,
+    struct sy_route *r)
+{
+	struct sy_batching *b = &r->batch;
+	const json_t *obj;
+	const char *name;
+	char p[PATHLEN], names[256];
+	json_int_t n;
+
+	if ((obj = get_object(c, o, path, "batch")) == NULL)
+		return;
+	path_key(p, path, "batch");
+	check_keys(c, obj, p, batch_keys);
+	b->max_batch_size = 32;
+	b->max_wait_us = 2000;
+	b->max_queue = 1024;
+	get_uint(c, obj, p, "max_batch_size", 1, MAX_BATCH, &b->max_batch_size);
+	if (get_int(c, obj, p, "max_batch_tokens", 0, 1000000000, &n) == 1)
+		b->max_batch_tokens = (uint64_t)n;
+	if (get_int(c, obj, p, "max_wait_us", 0, MAX_BATCH_WAIT, &n) == 1)
+		b->max_wait_us = (uint64_t)n;
+	get_uint(c, obj, p, "max_queue", 1, MAX_QUEUE, &b->max_queue);
+	if (get_policy(c, obj, p, "policy", "window", &name, &b->params) == 0 &&
+	    (b->policy = sy_batch_policy_find(name)) == NULL) {
+		sy_batch_policy_names(names, sizeof names);
+		unknown_policy(c, obj, p, "policy", "batching policy", name,
+		    names);
+	}
 }
 
 /*
@@ -2141,6 +2188,7 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
 		route_retries(c, o, p, r);
 		route_ejection(c, o, p, r);
 		route_queue(c, o, p, r);
+		route_batch(c, o, p, r);
 		get_uint(c, o, p, "deadline_ms", 1, DAY_MS, &r->deadline_ms);
 		for (j = 0; j < r->nmodels; j++)
 			json_object_set_new(cfg->model_index, r->models[j],
@@ -2287,6 +2335,9 @@ config_free(struct sy_config *cfg)
 		free(r->endpoints);
 		json_decref(r->policy_params);
 		json_decref(r->selection_params);
+		if (r->batch.batcher != NULL)
+			sy_batcher_free(r->batch.batcher);
+		json_decref(r->batch.params);
 	}
 	free(cfg->routes);
 	for (i = 0; i < cfg->nendpoints; i++) {
@@ -2373,6 +2424,13 @@ config_start(struct ctx *c, struct sy_config *cfg)
 		    r, &err);
 		if (err != NULL) {
 			policy_fail(c, path_key(q, p, "selection"), err);
+			free(err);
+		}
+		if (r->batch.policy != NULL &&
+		    (r->batch.batcher = sy_batcher_new(r, &err)) == NULL) {
+			path_key(q, p, "batch");
+			path_add_key(q, "policy");
+			fail(c, q, "%s", err);
 			free(err);
 		}
 	}

@@ -11,6 +11,8 @@
 
 struct sy_route_policy;
 struct sy_select_policy;
+struct sy_batch_policy;
+struct sy_batcher;
 struct sy_backend_kind;
 
 /*
@@ -138,6 +140,17 @@ struct sy_queue {
 	unsigned timeout_ms;		/* longest wait, then 503 with Retry-After; default 5000 */
 };
 
+/* Gateway-level batching of a route's embeddings and completions. */
+struct sy_batching {
+	const struct sy_batch_policy *policy;	/* NULL: the route does not batch */
+	json_t *params;			/* the policy's parameters (object), owned */
+	unsigned max_batch_size;	/* inputs in one batch; default 32 */
+	uint64_t max_batch_tokens;	/* estimated tokens in one batch; default 0: no limit */
+	uint64_t max_wait_us;		/* longest wait of a batch's first input; default 2000 */
+	unsigned max_queue;		/* requests waiting in the batcher, all workers; default 1024 */
+	struct sy_batcher *batcher;	/* shared by every worker; NULL when off */
+};
+
 /* A route: which model names go to which endpoints, under which policies. */
 struct sy_route {
 	const struct sy_config *cfg;	/* the snapshot it belongs to */
@@ -166,6 +179,7 @@ struct sy_route {
 	size_t nfallbacks;
 	unsigned deadline_ms;		/* whole request across tries, queue and
 					   fallbacks; default: timeouts.total_ms */
+	struct sy_batching batch;	/* off unless the route has a batch object */
 	atomic_ullong budget_start_us;	/* the retry budget's current window */
 	atomic_ulong requests;		/* requests and retries in that window */
 	atomic_ulong retries;

@@ -14,6 +14,7 @@
 #include "hist.h"
 #include "metrics.h"
 #include "outlier.h"
+#include "policy.h"
 #include "record.h"
 #include "util.h"
 
@@ -49,6 +50,10 @@ struct series {
 	struct sy_hist ttft;
 	struct sy_hist overhead;
 	struct sy_hist queue;		/* waits for a free endpoint */
+	struct sy_hist batch_size;	/* inputs per batch (one per batch) */
+	struct sy_hist batch_wait;	/* each batched request's wait */
+	atomic_ullong flushes[SY_FLUSH_NREASONS];	/* batches by reason */
+	atomic_ullong shed;		/* requests the batcher shed */
 };
 
 /*
@@ -252,6 +257,25 @@ count_reason(struct series *se, const char *reason, uint64_t n)
 	}
 }
 
+/* Counts r's batching in se: its wait, and its batch when r tells it. */
+static void
+series_count_batch(struct series *se, const struct sy_record *r)
+{
+	int i;
+
+	if (r->batch_shed)
+		bump(&se->shed, 1);
+	if (r->batch_size == 0)
+		return;
+	sy_hist_add(&se->batch_wait, r->batch_wait_us);
+	if (r->batch_flush == NULL)
+		return;
+	sy_hist_add(&se->batch_size, r->batch_size);
+	for (i = 0; i < SY_FLUSH_NREASONS; i++)
+		if (strcmp(r->batch_flush, sy_flush_word(i)) == 0)
+			bump(&se->flushes[i], 1);
+}
+
 /* Counts r in se. */
 static void
 series_count(struct series *se, const struct sy_record *r)
@@ -286,6 +310,7 @@ series_count(struct series *se, const struct sy_record *r)
 		sy_hist_add(&se->queue, r->queue_us);
 	if (r->policy_reason != NULL)
 		count_reason(se, r->policy_reason, 1);
+	series_count_batch(se, r);
 }
 
 /* Adds src's counts to dst (private to the caller). */
@@ -314,6 +339,11 @@ series_merge(struct series *dst, const struct series *src)
 	sy_hist_merge(&dst->ttft, &src->ttft);
 	sy_hist_merge(&dst->overhead, &src->overhead);
 	sy_hist_merge(&dst->queue, &src->queue);
+	sy_hist_merge(&dst->batch_size, &src->batch_size);
+	sy_hist_merge(&dst->batch_wait, &src->batch_wait);
+	for (i = 0; i < SY_FLUSH_NREASONS; i++)
+		bump(&dst->flushes[i], get(&src->flushes[i]));
+	bump(&dst->shed, get(&src->shed));
 }
 
 /* ==== Shards ==== */
@@ -455,8 +485,9 @@ find_endpoint(const struct sy_config *cfg, const char *name)
 
 enum fam_kind {
 	FAM_REQUESTS, FAM_ERRORS, FAM_TOKENS, FAM_COST, FAM_RETRIES,
-	FAM_FALLBACKS, FAM_ESCALATIONS, FAM_REASONS,
-	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE	/* histograms */
+	FAM_FALLBACKS, FAM_ESCALATIONS, FAM_REASONS, FAM_FLUSHES, FAM_SHED,
+	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE,	/* histograms */
+	FAM_BATCH_SIZE, FAM_BATCH_WAIT
 };
 
 struct family {
@@ -496,6 +527,14 @@ static const struct family route_families[] = {
 	  "The routing policy's reason for each request's endpoint, by route." },
 	{ "switchyard_queue_wait_seconds", FAM_QUEUE,
 	  "Time requests waited for a free endpoint, by route." },
+	{ "switchyard_batch_size", FAM_BATCH_SIZE,
+	  "Inputs in each batch the route's batcher sent." },
+	{ "switchyard_batch_queue_wait_seconds", FAM_BATCH_WAIT,
+	  "Time batched requests waited in the route's batcher." },
+	{ "switchyard_batch_flushes_total", FAM_FLUSHES,
+	  "Batches the route's batcher sent, by the reason they went." },
+	{ "switchyard_batch_shed_total", FAM_SHED,
+	  "Requests the route's batcher shed (queue full or deadline)." },
 };
 
 static const struct family endpoint_families[] = {
@@ -519,6 +558,14 @@ static const struct bound latency_bounds[] = {
 	{ "0.5", 500000 }, { "1", 1000000 }, { "2.5", 2500000 },
 	{ "5", 5000000 }, { "10", 10000000 }, { "30", 30000000 },
 	{ "60", 60000000 }, { "120", 120000000 }, { "300", 300000000 },
+	{ NULL, 0 }
+};
+
+/* Batch sizes, in inputs (the same struct: "us" holds a count). */
+static const struct bound size_bounds[] = {
+	{ "1", 1 }, { "2", 2 }, { "4", 4 }, { "8", 8 }, { "16", 16 },
+	{ "32", 32 }, { "64", 64 }, { "128", 128 }, { "256", 256 },
+	{ "512", 512 }, { "1024", 1024 }, { "2048", 2048 },
 	{ NULL, 0 }
 };
 
@@ -556,11 +603,16 @@ put_start(struct evbuffer *out, const char *name, const char *suffix,
 	evbuffer_add(out, "\"", 1);
 }
 
-/* Appends the _bucket (at bounds, then +Inf), _sum and _count samples of h. */
+/*
+ * Appends the _bucket (at bounds, then +Inf), _sum and _count samples of h
+ * (of µs as seconds, or of counts when bounds is size_bounds).
+ */
 static void
 put_histogram(struct evbuffer *out, const char *name, const char *label,
     const char *value, const struct sy_hist *h, const struct bound *bounds)
 {
+	int counts = bounds == size_bounds;
+
 	uint64_t count = get(&h->count), sum = get(&h->sum_us);
 
 	for (; bounds->le != NULL; bounds++) {
@@ -572,9 +624,12 @@ put_histogram(struct evbuffer *out, const char *name, const char *label,
 	evbuffer_add_printf(out, ",le=\"+Inf\"} %llu\n",
 	    (unsigned long long)count);
 	put_start(out, name, "_sum", label, value);
-	evbuffer_add_printf(out, "} %llu.%06llu\n",
-	    (unsigned long long)(sum / 1000000),
-	    (unsigned long long)(sum % 1000000));
+	if (counts)
+		evbuffer_add_printf(out, "} %llu\n", (unsigned long long)sum);
+	else
+		evbuffer_add_printf(out, "} %llu.%06llu\n",
+		    (unsigned long long)(sum / 1000000),
+		    (unsigned long long)(sum % 1000000));
 	put_start(out, name, "_count", label, value);
 	evbuffer_add_printf(out, "} %llu\n", (unsigned long long)count);
 }
@@ -651,6 +706,27 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 	case FAM_QUEUE:
 		put_histogram(out, f->name, label, se->name, &se->queue,
 		    latency_bounds);
+		break;
+	case FAM_BATCH_SIZE:
+		put_histogram(out, f->name, label, se->name, &se->batch_size,
+		    size_bounds);
+		break;
+	case FAM_BATCH_WAIT:
+		put_histogram(out, f->name, label, se->name, &se->batch_wait,
+		    overhead_bounds);
+		break;
+	case FAM_FLUSHES:
+		for (i = SY_FLUSH_SIZE; i < SY_FLUSH_NREASONS; i++) {
+			put_start(out, f->name, "", label, se->name);
+			evbuffer_add_printf(out, ",reason=\"%s\"} %llu\n",
+			    sy_flush_word((enum sy_flush)i),
+			    (unsigned long long)get(&se->flushes[i]));
+		}
+		break;
+	case FAM_SHED:
+		put_start(out, f->name, "", label, se->name);
+		evbuffer_add_printf(out, "} %llu\n",
+		    (unsigned long long)get(&se->shed));
 		break;
 	}
 }
@@ -748,6 +824,32 @@ quantiles_json(const struct sy_hist *h)
 	    "p99", (double)sy_hist_quantile(h, 0.99) / 1000.0);
 }
 
+/*
+ * {"batches", "inputs", "size_p50", "wait_ms": quantiles, "flushes":
+ * {reason: n}, "shed"}: the batching of se.
+ */
+static json_t *
+batch_json(const struct series *se)
+{
+	json_t *o = json_object(), *flushes = json_object();
+	size_t i;
+
+	for (i = SY_FLUSH_SIZE; i < SY_FLUSH_NREASONS; i++)
+		json_object_set_new(flushes, sy_flush_word((enum sy_flush)i),
+		    json_integer((json_int_t)get(&se->flushes[i])));
+	json_object_set_new(o, "batches",
+	    json_integer((json_int_t)get(&se->batch_size.count)));
+	json_object_set_new(o, "inputs",
+	    json_integer((json_int_t)get(&se->batch_size.sum_us)));
+	json_object_set_new(o, "size_p50", get(&se->batch_size.count) == 0 ?
+	    json_null() : json_integer((json_int_t)sy_hist_quantile(
+	    &se->batch_size, 0.5)));
+	json_object_set_new(o, "wait_ms", quantiles_json(&se->batch_wait));
+	json_object_set_new(o, "flushes", flushes);
+	json_object_set_new(o, "shed", json_integer((json_int_t)get(&se->shed)));
+	return o;
+}
+
 /* A new JSON object with the counts, tokens, cost and quantiles of se. */
 static json_t *
 series_json(const struct series *se)
@@ -796,6 +898,7 @@ series_json(const struct series *se)
 		    json_integer((json_int_t)get(&se->reasons[i].n)));
 	}
 	json_object_set_new(o, "reasons", reasons);
+	json_object_set_new(o, "batch", batch_json(se));
 	return o;
 }
 

@@ -1,4 +1,4 @@
-/* The request's path, in one direction: parse → route → select model → pick endpoint → encode → upstream → decode or relay → account → respond; with retries, fallbacks and a wait queue on the way. */
+/* The request's path, in one direction: parse → route → select model → batcher → pick endpoint → encode → upstream → decode or relay → account → respond; with retries, fallbacks and a wait queue on the way. */
 #include <sys/queue.h>
 
 #include <stdatomic.h>
@@ -11,6 +11,7 @@
 
 #include "accesslog.h"
 #include "backend.h"
+#include "batch.h"
 #include "clientapi.h"
 #include "config.h"
 #include "http1.h"
@@ -87,6 +88,12 @@ struct exchange {
 	size_t next_fallback;
 	const struct sy_route *visited[MAX_ROUTES];
 	unsigned nvisited;
+
+	/* Batching (proxy/batch.c). */
+	struct sy_batch_member *member;	/* its place in its route's batcher */
+	struct sy_batch *batch;		/* the batch this exchange is the call of,
+					   until it answers */
+	int batch_call;			/* it is a batch's call, not a client's */
 };
 
 /* Requests of one worker waiting for a free endpoint, oldest first. */
@@ -97,6 +104,13 @@ struct sy_waitq {
 };
 
 static void try_next(struct exchange *x);
+static void batch_done(struct exchange *x, int status, struct evbuffer *body,
+    const char *headers);
+static void start_route(struct exchange *x, struct sy_route *route,
+    const char *name);
+static void new_request_id(struct sy_worker *w, char buf[static 21]);
+static void batch_delivered(void *owner, const struct sy_batch_result *r);
+static void batch_send(void *arg, struct sy_batch *bt);
 static void fallback_or_give_up(struct exchange *x);
 static int maybe_escalate(struct exchange *x, int status,
     struct evbuffer *data, int stream);
@@ -104,6 +118,13 @@ static void waitq_remove(struct exchange *x);
 static void waitq_kick(struct sy_worker *w);
 
 /* ==== Ending an exchange ==== */
+
+/* Whether someone waits for x's answer: its client, or its batch's members. */
+static int
+waiting(const struct exchange *x)
+{
+	return x->conn != NULL || x->batch != NULL;
+}
 
 /*
  * Ends the current try: gives back the endpoint's slot and tells the
@@ -175,11 +196,16 @@ finish(struct exchange *x)
 		waitq_remove(x);
 	if (x->timer != NULL)
 		event_free(x->timer);
-	sy_req_record(req, &rec);
-	rec.method = x->method;
-	rec.path = x->path;
-	sy_accesslog_write(x->w->rt->log, &rec);
-	sy_metrics_record(x->w->metrics, &rec);
+	if (x->member != NULL)
+		sy_batch_release(x->member);
+	/* A batch's call is logged in its members' lines. */
+	if (!x->batch_call) {
+		sy_req_record(req, &rec);
+		rec.method = x->method;
+		rec.path = x->path;
+		sy_accesslog_write(x->w->rt->log, &rec);
+		sy_metrics_record(x->w->metrics, &rec);
+	}
 	if (x->resp != NULL)
 		evbuffer_free(x->resp);
 	stream_drop(x);
@@ -213,7 +239,12 @@ fail(struct exchange *x, int status, const char *type, const char *code,
 
 	set_error(x, message);
 	x->req.status = status;
-	if (x->conn != NULL) {
+	if (x->batch != NULL) {
+		body = evbuffer_new();
+		sy_error_body(body, type, code, message);
+		batch_done(x, status, body, more_headers);
+		evbuffer_free(body);
+	} else if (x->conn != NULL) {
 		snprintf(headers, sizeof headers, "%s%s", x->headers,
 		    more_headers ? more_headers : "");
 		if (x->client == NULL) {
@@ -278,6 +309,12 @@ respond_body(struct exchange *x, int status, struct evbuffer *body,
 	struct evbuffer *out;
 	char headers[512];
 
+	if (x->batch != NULL) {
+		x->req.status = status;
+		batch_done(x, status, body, more_headers);
+		finish(x);
+		return;
+	}
 	if ((out = client_body(x, status, body)) == NULL)
 		return;
 	snprintf(headers, sizeof headers, "%s%s", x->headers,
@@ -790,7 +827,7 @@ try_failed(struct exchange *x, unsigned cond)
 	struct sy_endpoint *ep = req->endpoint;
 
 	end_try(x);
-	if (x->conn == NULL) {
+	if (!waiting(x)) {
 		finish(x);
 		return;
 	}
@@ -943,6 +980,8 @@ sy_pipeline_worker_init(struct sy_worker *w)
 {
 	struct sy_waitq *q = sy_xcalloc(1, sizeof *q);
 
+	w->batching = sy_batch_port_new(w->base, batch_delivered, batch_send,
+	    w);
 	TAILQ_INIT(&q->list);
 	q->poll = event_new(w->base, -1, EV_PERSIST, waitq_poll_cb, q);
 	w->waitq = q;
@@ -954,6 +993,124 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	event_free(w->waitq->poll);
 	free(w->waitq);
 	w->waitq = NULL;
+	sy_batch_port_close(w->batching);
+	w->batching = NULL;
+}
+
+/* ==== Batching ==== */
+
+/*
+ * Offers x to its route's batcher.  Returns 1 when the batcher took it
+ * (or refused it with an answer), 0 when x goes on alone.
+ */
+static int
+enter_batcher(struct exchange *x)
+{
+	enum sy_batch_entry e;
+	char *msg = NULL, ra[64];
+	unsigned after = 1;
+	int rc = 1;
+
+	e = sy_batch_enter(x->req.route->batch.batcher, x->w->batching, x,
+	    &x->req, &x->deadline, &x->member, &msg, &after);
+	snprintf(ra, sizeof ra, "Retry-After: %u\r\n", after);
+	x->req.batch_shed = e == SY_BATCH_FULL || e == SY_BATCH_LATE;
+	switch (e) {
+	case SY_BATCH_QUEUED:
+		break;
+	case SY_BATCH_ALONE:
+		rc = 0;
+		break;
+	case SY_BATCH_BAD:
+		fail(x, 400, "invalid_request_error", NULL, msg, NULL);
+		break;
+	case SY_BATCH_FULL:
+		fail(x, 429, "rate_limit_error", "batch_queue_full", msg, ra);
+		break;
+	case SY_BATCH_LATE:
+		fail(x, 503, "server_error", "deadline_exceeded", msg, ra);
+		break;
+	}
+	free(msg);
+	return rc;
+}
+
+/*
+ * A batch's call answered (status, canonical body; headers: extra header
+ * lines or NULL): its members get their parts.
+ */
+static void
+batch_done(struct exchange *x, int status, struct evbuffer *body,
+    const char *headers)
+{
+	struct sy_batch *bt = x->batch;
+
+	end_try(x);
+	x->batch = NULL;
+	sy_batch_answer(bt, x->w->batching, status, body, headers, &x->req);
+}
+
+/* A member's part of its batch arrived, on its own worker. */
+static void
+batch_delivered(void *owner, const struct sy_batch_result *r)
+{
+	struct exchange *x = owner;
+	struct sy_req *req = &x->req;
+
+	req->batch_size = r->batch_size;
+	req->batch_wait_us = r->wait_us;
+	req->batch_flush = r->flush;
+	req->batch_shed = r->shed;
+	if (r->alone) {
+		try_next(x);
+		return;
+	}
+	req->endpoint = r->endpoint;
+	req->pick_reason = r->pick_reason;
+	req->retries = r->retries;
+	req->fallbacks = r->fallbacks;
+	req->upstream_us = r->upstream_us;
+	req->usage = r->usage;
+	if (r->status >= 400)
+		set_error(x, "batch failed");
+	respond_body(x, r->status, r->body, r->headers);
+}
+
+/*
+ * Sends batch bt from this worker: a call of its own through the normal
+ * path (pick endpoint, encode, upstream, retries, fallbacks).
+ */
+static void
+batch_send(void *arg, struct sy_batch *bt)
+{
+	struct sy_worker *w = arg;
+	struct exchange *x = sy_xcalloc(1, sizeof *x);
+	struct sy_req *req = &x->req;
+	const json_t *model;
+
+	x->w = w;
+	x->batch = bt;
+	x->batch_call = 1;
+	req->t_arrival = sy_now_us();
+	req->wall_arrival = sy_wall_us();
+	req->cfg = bt->cfg;
+	bt->cfg = NULL;
+	req->client_api = "openai";
+	req->api = bt->api;
+	req->usage.prompt_tokens = req->usage.completion_tokens =
+	    req->usage.cached_tokens = -1;
+	memcpy(x->method, "POST", 5);
+	x->path = sy_xstrdup(bt->api == SY_API_EMBEDDINGS ? "/v1/embeddings" :
+	    "/v1/completions");
+	new_request_id(w, req->id);
+	x->canon = bt->body;
+	bt->body = NULL;
+	req->raw = x->canon;
+	model = json_object_get(sy_req_body(req), "model");
+	req->client_model = json_string_value(model);
+	x->first_route = bt->route;
+	x->deadline = bt->deadline;
+	start_route(x, bt->route, req->client_model);
 }
 
 /* ==== Model selection ==== */
@@ -1095,12 +1252,19 @@ start_route(struct exchange *x, struct sy_route *route, const char *name)
 	atomic_fetch_add(&route->requests, 1);
 	req->route = route;
 	req->lookup_model = name;
-	use_model(x, route->selection->select(route->selection_state, route,
-	    req, &req->select_reason));
-	if (fit_context(x) == -1)
-		return;
+	if (x->batch_call)
+		use_model(x, x->batch->model);	/* its members' */
+	else {
+		use_model(x, route->selection->select(route->selection_state,
+		    route, req, &req->select_reason));
+		if (fit_context(x) == -1)
+			return;
+	}
 	req->ntried = 0;
 	req->endpoint = NULL;
+	if (route->batch.batcher != NULL && !x->batch_call &&
+	    x->nvisited == 1 && req->pool != NULL && enter_batcher(x))
+		return;
 	try_next(x);
 }
 
@@ -1130,7 +1294,7 @@ fallback_or_give_up(struct exchange *x)
 
 	if (maybe_escalate(x, x->last_status, NULL, 0))
 		return;
-	while (x->next_fallback < first->nfallbacks && x->conn != NULL &&
+	while (x->next_fallback < first->nfallbacks && waiting(x) &&
 	    x->nvisited < MAX_ROUTES && sy_now_us() < x->deadline) {
 		name = first->fallbacks[x->next_fallback++];
 		if ((route = sy_config_route(x->req.cfg, name)) == NULL)

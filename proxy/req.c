@@ -207,6 +207,10 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->fallbacks = req->fallbacks;
 	r->queue_us = req->queue_us;
 	record_escalations(req, r);
+	r->batch_size = req->batch_size;
+	r->batch_wait_us = req->batch_wait_us;
+	r->batch_flush = req->batch_flush;
+	r->batch_shed = req->batch_shed;
 }
 
 void

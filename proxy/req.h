@@ -63,6 +63,12 @@ struct sy_req {
 	unsigned fallbacks;		/* fallback routes taken */
 	uint64_t queue_us;		/* time waiting for a free endpoint */
 
+	/* Batching (proxy/batch.c). */
+	unsigned batch_size;		/* inputs in its batch; 0: not batched */
+	uint64_t batch_wait_us;
+	const char *batch_flush;	/* static word, on one member per batch */
+	int batch_shed;
+
 	/* Results. */
 	struct sy_usage usage;
 	int status;

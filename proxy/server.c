@@ -306,11 +306,9 @@ sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
 }
 
 void
-sy_respond_error(struct sy_conn *c, int status, const char *type,
-    const char *code, const char *message, const char *headers)
+sy_error_body(struct evbuffer *body, const char *type, const char *code,
+    const char *message)
 {
-	struct evbuffer *body = evbuffer_new();
-
 	SY_ADD_LIT(body, "{\"error\":{\"message\":\"");
 	sy_json_escape(body, message, strlen(message));
 	evbuffer_add_printf(body, "\",\"type\":\"%s\",\"code\":", type);
@@ -318,6 +316,15 @@ sy_respond_error(struct sy_conn *c, int status, const char *type,
 		evbuffer_add_printf(body, "\"%s\"}}", code);
 	else
 		SY_ADD_LIT(body, "null}}");
+}
+
+void
+sy_respond_error(struct sy_conn *c, int status, const char *type,
+    const char *code, const char *message, const char *headers)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	sy_error_body(body, type, code, message);
 	sy_conn_respond(c, status, "application/json", headers, body);
 	evbuffer_free(body);
 }

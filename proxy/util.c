@@ -273,3 +273,27 @@ sy_put_hex(char *o, uint64_t v, unsigned width)
 		o[i - 1] = hex[v & 0xf];
 	return o + width;
 }
+
+/* Whether c is whitespace as the tokenizer rule splits text. */
+static int
+token_space(char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+int64_t
+sy_text_tokens(const char *s, size_t len)
+{
+	int64_t n = 0;
+	size_t i = 0, start;
+
+	while (i < len) {
+		while (i < len && token_space(s[i]))
+			i++;
+		start = i;
+		while (i < len && !token_space(s[i]))
+			i++;
+		n += (int64_t)((i - start + 3) / 4);
+	}
+	return n;
+}

@@ -45,6 +45,14 @@ uint64_t sy_rand64(void);
 int sy_fail(char **err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/*
+ * An estimate of the tokens in len bytes of text, by the rule sy-sim
+ * documents (docs/sy-sim.md, "Tokenizer"): words split at whitespace, each
+ * word one token per piece of at most 4 bytes.  For backends that report
+ * no usage, and for shares of a batch's usage.
+ */
+int64_t sy_text_tokens(const char *s, size_t len);
+
 /* Allocation that aborts on failure (startup and invariants only). */
 void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);

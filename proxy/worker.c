@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "batch.h"
 #include "config.h"
 #include "metrics.h"
 #include "server.h"
@@ -24,7 +25,8 @@ drain_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sy_worker *w = arg;
 
-	if (sy_server_conns(w->server) == 0)
+	/* Batches this worker sends for others' requests end first. */
+	if (sy_server_conns(w->server) == 0 && !sy_batch_port_busy(w->batching))
 		event_base_loopexit(w->base, NULL);
 }
 

@@ -8,6 +8,7 @@
 
 struct event;
 struct sy_waitq;
+struct sy_batch_port;
 struct event_base;
 struct sy_config;
 struct sy_server;
@@ -35,6 +36,7 @@ struct sy_worker {
 	struct sy_metrics_shard *metrics;
 	struct sy_config *cfg;		/* snapshot new requests take */
 	struct sy_waitq *waitq;		/* requests waiting for a free endpoint */
+	struct sy_batch_port *batching;	/* batched answers arrive here */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */
 
@@ -77,7 +79,7 @@ struct evbuffer;
 void sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
 
-/* Sets up and frees the pipeline's per-worker state (its wait queue). */
+/* Sets up and frees the pipeline's per-worker state (wait queue, batch port). */
 void sy_pipeline_worker_init(struct sy_worker *w);
 void sy_pipeline_worker_free(struct sy_worker *w);
 

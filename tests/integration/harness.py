@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -183,6 +184,27 @@ def request(port, method, path, body=None, headers=None, timeout=30.0, host="127
 
 def post_json(port, path, obj, headers=None, timeout=30.0):
     return request(port, "POST", path, obj, headers, timeout)
+
+
+def concurrently(calls):
+    """Runs the callables at the same moment, one thread each; returns
+    their results in order (an exception is returned as the result)."""
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = calls[i]()
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 def parse_sse(data):

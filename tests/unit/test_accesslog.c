@@ -23,7 +23,7 @@ static const char *const field_names[] = {
 	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
 	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
 	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
-	"queue_ms", "error", NULL
+	"queue_ms", "error", "batch_size", "batch_wait_ms", NULL
 };
 
 /* A streamed chat request that went well. */
@@ -62,6 +62,8 @@ full_record(void)
 	r.retries = 2;
 	r.fallbacks = 1;
 	r.queue_us = 1500;
+	r.batch_size = 12;
+	r.batch_wait_us = 2250;
 	return r;
 }
 
@@ -172,6 +174,8 @@ SY_TEST(line_carries_the_record_values)
 	SY_CHECK_INT(num(j, "fallbacks"), 1);
 	SY_CHECK(real(j, "queue_ms") == 1.5);
 	SY_CHECK(json_is_null(json_object_get(j, "error")));
+	SY_CHECK_INT(num(j, "batch_size"), 12);
+	SY_CHECK(real(j, "batch_wait_ms") == 2.25);
 	SY_CHECK(strstr(line, "\"upstream_ms\":1200.000,") != NULL);
 	json_decref(j);
 	free(line);
@@ -203,6 +207,8 @@ SY_TEST(absent_values_are_null)
 	SY_CHECK(json_is_null(json_object_get(j, "cached_tokens")));
 	SY_CHECK(json_is_null(json_object_get(j, "cost_usd")));
 	SY_CHECK(json_is_null(json_object_get(j, "ttft_ms")));
+	SY_CHECK(json_is_null(json_object_get(j, "batch_size")));
+	SY_CHECK(json_is_null(json_object_get(j, "batch_wait_ms")));
 	SY_CHECK(real(j, "latency_ms") == 0);
 	SY_CHECK_STR(str(j, "time"),
 	    "1970-01-01T00:00:00.000Z");

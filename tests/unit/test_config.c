@@ -526,7 +526,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "ca_file, verify\n"
 	    "t.json:7:45: routes[0].polcy: unknown key \"polcy\"; known: name, "
 	    "models, aliases, backends, policy, selection, retries, ejection, "
-	    "queue, fallbacks, deadline_ms\n"
+	    "queue, fallbacks, deadline_ms, batch\n"
 	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
 	    "output, cached_input");
 }
@@ -1664,7 +1664,7 @@ SY_TEST(unknown_keys_in_the_new_objects_are_rejected)
 	    "max, timeout_ms\n"
 	    "t.json:9:5: routes[0].deadline: unknown key \"deadline\"; known: "
 	    "name, models, aliases, backends, policy, selection, retries, "
-	    "ejection, queue, fallbacks, deadline_ms");
+	    "ejection, queue, fallbacks, deadline_ms, batch");
 }
 
 SY_TEST(health_must_be_an_object)
@@ -1806,6 +1806,96 @@ SY_TEST(deadline_is_from_1_ms_to_a_day)
 	check_error(WITH_ROUTES(ROUTE_R("\"deadline_ms\": 0")),
 	    "t.json:7:37: routes[0].deadline_ms: must be from 1 to 86400000, "
 	    "got 0");
+}
+
+SY_TEST(a_route_without_batch_does_not_batch)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R("\"policy\": "
+	    "\"round_robin\"")));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	SY_CHECK(cfg->routes[0].batch.policy == NULL);
+	SY_CHECK(cfg->routes[0].batch.batcher == NULL);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(batch_keys_take_their_defaults)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R("\"batch\": {}")));
+	const struct sy_batching *b;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	b = &cfg->routes[0].batch;
+	SY_CHECK(b->policy == sy_batch_policy_find("window"));
+	SY_CHECK(b->batcher != NULL);
+	SY_CHECK_INT(b->max_batch_size, 32);
+	SY_CHECK_INT(b->max_batch_tokens, 0);
+	SY_CHECK_INT(b->max_wait_us, 2000);
+	SY_CHECK_INT(b->max_queue, 1024);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(every_batch_key_is_read)
+{
+	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R("\"batch\": "
+	    "{\"policy\": {\"name\": \"adaptive\", \"max_in_flight\": 2}, "
+	    "\"max_batch_size\": 64, \"max_batch_tokens\": 8192, "
+	    "\"max_wait_us\": 50000, \"max_queue\": 10}")));
+	const struct sy_batching *b;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	b = &cfg->routes[0].batch;
+	SY_CHECK(b->policy == sy_batch_policy_find("adaptive"));
+	SY_CHECK_INT(json_integer_value(json_object_get(b->params,
+	    "max_in_flight")), 2);
+	SY_CHECK_INT(b->max_batch_size, 64);
+	SY_CHECK_INT(b->max_batch_tokens, 8192);
+	SY_CHECK_INT(b->max_wait_us, 50000);
+	SY_CHECK_INT(b->max_queue, 10);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(batch_values_out_of_range_are_rejected)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"batch\": {\"max_batch_size\": 0, "
+	    "\"max_wait_us\": -1, \"max_queue\": 0}")),
+	    "t.json:7:47: routes[0].batch.max_batch_size: must be from 1 to "
+	    "2048, got 0\n"
+	    "t.json:7:68: routes[0].batch.max_wait_us: must be from 0 to "
+	    "60000000, got -1\n"
+	    "t.json:7:87: routes[0].batch.max_queue: must be from 1 to "
+	    "100000, got 0");
+}
+
+SY_TEST(batch_unknown_keys_and_policies_are_rejected)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"batch\": {\"size\": 8, "
+	    "\"policy\": \"greedy\"}")),
+	    "t.json:7:47: routes[0].batch.size: unknown key \"size\"; known: "
+	    "policy, max_batch_size, max_batch_tokens, max_wait_us, max_queue\n"
+	    "t.json:7:58: routes[0].batch.policy: unknown batching policy "
+	    "\"greedy\"; known: window, adaptive");
+}
+
+SY_TEST(batch_policy_parameters_are_checked)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"batch\": {\"policy\": "
+	    "{\"name\": \"adaptive\", \"max_in_flight\": 0}}")),
+	    "t.json:7:47: routes[0].batch.policy: adaptive: parameter "
+	    "\"max_in_flight\" must be an integer from 1 to 100000");
+}
+
+SY_TEST(batch_must_be_an_object)
+{
+	check_error(WITH_ROUTES(ROUTE_R("\"batch\": true")),
+	    "t.json:7:37: routes[0].batch: expected an object, got a "
+	    "boolean");
 }
 
 /* Routes r (m1, alias a1) and s (m2, alias a2), r with more keys. */
@@ -2246,6 +2336,13 @@ main(void)
 	SY_RUN(ejection_fractions_are_from_0_to_1);
 	SY_RUN(ejection_cooldown_is_at_most_its_maximum);
 	SY_RUN(queue_max_is_at_most_100000);
+	SY_RUN(a_route_without_batch_does_not_batch);
+	SY_RUN(batch_keys_take_their_defaults);
+	SY_RUN(every_batch_key_is_read);
+	SY_RUN(batch_values_out_of_range_are_rejected);
+	SY_RUN(batch_unknown_keys_and_policies_are_rejected);
+	SY_RUN(batch_policy_parameters_are_checked);
+	SY_RUN(batch_must_be_an_object);
 	SY_RUN(deadline_is_from_1_ms_to_a_day);
 	SY_RUN(fallbacks_keep_models_and_aliases_of_other_routes);
 	SY_RUN(fallback_route_name_stands_for_its_first_model);

@@ -1,0 +1,1023 @@
+/* The batcher: requests of every worker queue per route and per batch key; a batch goes when its policy says, as one canonical request, and each member gets its own slice back on its own worker. */
+#include <sys/eventfd.h>
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "batch.h"
+#include "config.h"
+#include "http1.h"
+#include "server.h"
+#include "util.h"
+
+/* Weight of a new sample in the batcher's service-time average. */
+#define SERVICE_ALPHA 0.2
+/* Shortest re-check of a held batch, µs (no busy loop). */
+#define MIN_RECHECK_US 50
+/*
+ * How much earlier than due a timer looks at a held batch: a tenth of
+ * max_wait_us, at least 1 ms.  Timers ring late (epoll's millisecond
+ * resolution, a busy machine), and a batch should not wait past
+ * max_wait_us because of it.
+ */
+#define SLACK_MIN_US 1000
+/* Priorities a client may ask for with a number. */
+#define PRIORITY_MAX 100
+/* Longest deadline a client may ask for, ms. */
+#define DEADLINE_MAX_MS 86400000
+
+/* Requests of one batch key (model and parameters), best first. */
+struct lane {
+	TAILQ_ENTRY(lane) link;
+	char *key;
+	json_t *params;			/* the request without its inputs */
+	enum sy_api api;
+	TAILQ_HEAD(, sy_batch_member) queue;	/* by priority, then arrival */
+	unsigned inputs;
+	uint64_t tokens;
+};
+
+struct sy_batcher {
+	pthread_mutex_t lock;
+	struct sy_route *route;
+	struct sy_batch_bounds bounds;
+	uint64_t slack_us;		/* timers look this much early */
+	unsigned max_queue;
+	const struct sy_batch_policy *policy;
+	void *state;
+	TAILQ_HEAD(, lane) lanes;
+	unsigned queued;		/* members waiting, all lanes */
+	unsigned in_flight;		/* batches at the backend */
+	double service_us;		/* moving average of a batch's call; 0: none yet */
+};
+
+enum member_state { M_QUEUED, M_FLYING, M_DONE };
+
+struct sy_batch_member {
+	atomic_int refs;		/* its request's, and its queue's, batch's or inbox's */
+	TAILQ_ENTRY(sy_batch_member) link;	/* in its lane, or its port's inbox */
+	struct sy_batcher *b;
+	struct lane *lane;		/* while queued */
+	enum member_state state;	/* under b->lock */
+	void *owner;			/* NULL once released; its worker only */
+	struct sy_config *cfg;		/* its request's (borrowed) */
+	struct sy_batch_port *port;	/* a reference */
+	struct event *timer;		/* re-checks its lane; its worker only */
+	json_t *inputs;			/* an array of its inputs */
+	unsigned ninputs;
+	uint64_t tokens;		/* estimated */
+	int priority;
+	uint64_t deadline;
+	uint64_t t_enter;
+	struct sy_batch_result result;
+};
+
+struct sy_batch_port {
+	atomic_int refs;		/* its worker's, and one per member */
+	pthread_mutex_t lock;
+	TAILQ_HEAD(, sy_batch_member) inbox;
+	int alive;
+	int fd;				/* eventfd */
+	struct event *ev;
+	struct event_base *base;
+	sy_batch_deliver_fn deliver;
+	sy_batch_send_fn send;
+	void *arg;
+	unsigned calls;			/* batches it sent, in flight; its worker only */
+};
+
+/* Batches taken under the lock, sent after it. */
+struct taken {
+	struct sy_batch **v;
+	size_t n, cap;
+};
+
+/* ==== Members and ports ==== */
+
+static void
+port_unref(struct sy_batch_port *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static void
+member_unref(struct sy_batch_member *m)
+{
+	if (atomic_fetch_sub(&m->refs, 1) != 1)
+		return;
+	json_decref(m->inputs);
+	if (m->result.body != NULL)
+		evbuffer_free(m->result.body);
+	port_unref(m->port);
+	free(m);
+}
+
+/* Hands m (its result filled; the reference it carries) to its worker. */
+static void
+port_post(struct sy_batch_member *m)
+{
+	struct sy_batch_port *p = m->port;
+	uint64_t one = 1;
+	int first;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->alive) {
+		pthread_mutex_unlock(&p->lock);
+		member_unref(m);
+		return;
+	}
+	first = TAILQ_EMPTY(&p->inbox);
+	TAILQ_INSERT_TAIL(&p->inbox, m, link);
+	if (first && write(p->fd, &one, sizeof one) < 0)
+		sy_log(SY_LOG_WARN, "batch inbox: %s", strerror(errno));
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Delivers every answer that arrived, on the port's worker. */
+static void
+port_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_batch_port *p = arg;
+	TAILQ_HEAD(, sy_batch_member) list;
+	struct sy_batch_member *m;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		sy_log(SY_LOG_WARN, "batch inbox: %s", strerror(errno));
+	TAILQ_INIT(&list);
+	pthread_mutex_lock(&p->lock);
+	TAILQ_CONCAT(&list, &p->inbox, link);
+	pthread_mutex_unlock(&p->lock);
+	while ((m = TAILQ_FIRST(&list)) != NULL) {
+		TAILQ_REMOVE(&list, m, link);
+		if (m->owner != NULL)
+			p->deliver(m->owner, &m->result);
+		member_unref(m);
+	}
+}
+
+struct sy_batch_port *
+sy_batch_port_new(struct event_base *base, sy_batch_deliver_fn deliver,
+    sy_batch_send_fn send, void *arg)
+{
+	struct sy_batch_port *p = sy_xcalloc(1, sizeof *p);
+
+	atomic_init(&p->refs, 1);
+	pthread_mutex_init(&p->lock, NULL);
+	TAILQ_INIT(&p->inbox);
+	p->alive = 1;
+	p->base = base;
+	p->deliver = deliver;
+	p->send = send;
+	p->arg = arg;
+	if ((p->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		sy_log(SY_LOG_ERROR, "batch inbox: eventfd: %s", strerror(errno));
+		abort();
+	}
+	p->ev = event_new(base, p->fd, EV_READ | EV_PERSIST, port_cb, p);
+	event_add(p->ev, NULL);
+	return p;
+}
+
+int
+sy_batch_port_busy(const struct sy_batch_port *p)
+{
+	return p->calls > 0;
+}
+
+void
+sy_batch_port_close(struct sy_batch_port *p)
+{
+	struct sy_batch_member *m;
+
+	pthread_mutex_lock(&p->lock);
+	p->alive = 0;
+	event_free(p->ev);
+	close(p->fd);
+	while ((m = TAILQ_FIRST(&p->inbox)) != NULL) {
+		TAILQ_REMOVE(&p->inbox, m, link);
+		pthread_mutex_unlock(&p->lock);
+		member_unref(m);
+		pthread_mutex_lock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->lock);
+	port_unref(p);
+}
+
+/* ==== Batchers ==== */
+
+struct sy_batcher *
+sy_batcher_new(struct sy_route *route, char **err)
+{
+	const struct sy_batching *rule = &route->batch;
+	struct sy_batcher *b = sy_xcalloc(1, sizeof *b);
+
+	b->route = route;
+	b->bounds.max_batch_size = rule->max_batch_size;
+	b->bounds.max_batch_tokens = rule->max_batch_tokens;
+	b->bounds.max_wait_us = rule->max_wait_us;
+	b->max_queue = rule->max_queue;
+	b->slack_us = rule->max_wait_us / 10 > SLACK_MIN_US ?
+	    rule->max_wait_us / 10 : SLACK_MIN_US;
+	b->policy = rule->policy;
+	*err = NULL;
+	b->state = b->policy->create(rule->params, &b->bounds,
+	    route->nendpoints, err);
+	if (*err != NULL) {
+		free(b);
+		return NULL;
+	}
+	pthread_mutex_init(&b->lock, NULL);
+	TAILQ_INIT(&b->lanes);
+	return b;
+}
+
+static void
+lane_free(struct lane *l)
+{
+	free(l->key);
+	json_decref(l->params);
+	free(l);
+}
+
+void
+sy_batcher_free(struct sy_batcher *b)
+{
+	struct lane *l;
+
+	while ((l = TAILQ_FIRST(&b->lanes)) != NULL) {
+		TAILQ_REMOVE(&b->lanes, l, link);
+		lane_free(l);
+	}
+	if (b->policy->destroy != NULL)
+		b->policy->destroy(b->state);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+/*
+ * Takes m out of its lane (under b->lock); frees the lane when empty and
+ * returns 1 then, else 0.
+ */
+static int
+lane_remove(struct sy_batcher *b, struct sy_batch_member *m)
+{
+	struct lane *l = m->lane;
+
+	TAILQ_REMOVE(&l->queue, m, link);
+	l->inputs -= m->ninputs;
+	l->tokens -= m->tokens;
+	b->queued--;
+	m->lane = NULL;
+	if (!TAILQ_EMPTY(&l->queue))
+		return 0;
+	TAILQ_REMOVE(&b->lanes, l, link);
+	lane_free(l);
+	return 1;
+}
+
+/*
+ * How long inputs more inputs of a lane would wait for their answer:
+ * batches of max_batch_size, as many at once as the route has endpoints,
+ * each taking the observed service time.  0 while nothing was observed.
+ */
+static uint64_t
+wait_estimate(const struct sy_batcher *b, unsigned inputs)
+{
+	unsigned max = b->bounds.max_batch_size;
+	size_t ways = b->route->nendpoints > 0 ? b->route->nendpoints : 1;
+	size_t batches = (inputs + max - 1) / max + b->in_flight;
+
+	return (uint64_t)((double)((batches + ways - 1) / ways) * b->service_us);
+}
+
+/* Seconds for a Retry-After, from a wait in µs: at least 1. */
+static unsigned
+retry_seconds(uint64_t us)
+{
+	return (unsigned)(us / 1000000 + 1);
+}
+
+/* ==== Taking batches ==== */
+
+static void
+taken_add(struct taken *t, struct sy_batch *bt)
+{
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 4;
+		t->v = realloc(t->v, t->cap * sizeof *t->v);
+		if (t->v == NULL)
+			abort();
+	}
+	t->v[t->n++] = bt;
+}
+
+/* Fills m's result with an error for the client. */
+static void
+result_error(struct sy_batch_member *m, int status, const char *type,
+    const char *code, const char *message)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	sy_error_body(body, type, code, message);
+	m->result.status = status;
+	m->result.body = body;
+}
+
+/*
+ * Takes the lane's first members (best first) that fit one batch, under
+ * b->lock, into a new batch for t.  A member whose deadline passed is not
+ * sent: it gets 503 at once.  Returns 1 when the lane was emptied (and
+ * freed), else 0.
+ */
+static int
+take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
+    uint64_t now, struct taken *t)
+{
+	struct sy_batch *bt = sy_xcalloc(1, sizeof *bt);
+	struct sy_batch_member *m, *next;
+	uint64_t tokens = 0;
+	int gone = 0;
+
+	bt->members = sy_xcalloc(b->bounds.max_batch_size, sizeof *bt->members);
+	bt->batcher = b;
+	bt->route = b->route;
+	bt->api = l->api;
+	bt->reason = reason;
+	bt->t_flush = now;
+	bt->params = json_incref(l->params);
+	bt->model = strndup(l->key, strcspn(l->key, "\n"));
+	for (m = TAILQ_FIRST(&l->queue); !gone && m != NULL; m = next) {
+		next = TAILQ_NEXT(m, link);
+		if (bt->inputs + m->ninputs > b->bounds.max_batch_size ||
+		    (b->bounds.max_batch_tokens != 0 && bt->inputs > 0 &&
+		    tokens + m->tokens > b->bounds.max_batch_tokens))
+			break;
+		gone = lane_remove(b, m);
+		m->result.wait_us = now - m->t_enter;
+		if (m->deadline <= now) {
+			m->state = M_DONE;
+			m->result.shed = 1;
+			result_error(m, 503, "server_error", "deadline_exceeded",
+			    "the request's deadline passed while it waited "
+			    "for a batch");
+			snprintf(m->result.headers, sizeof m->result.headers,
+			    "Retry-After: %u\r\n", retry_seconds(
+			    wait_estimate(b, 0)));
+			port_post(m);
+			continue;
+		}
+		m->state = M_FLYING;
+		bt->members[bt->nmembers++] = m;
+		bt->inputs += m->ninputs;
+		tokens += m->tokens;
+		if (m->deadline > bt->deadline)
+			bt->deadline = m->deadline;
+	}
+	if (bt->nmembers == 0) {
+		json_decref(bt->params);
+		free(bt->model);
+		free(bt->members);
+		free(bt);
+		return gone;
+	}
+	bt->cfg = sy_config_ref(bt->members[0]->cfg);
+	b->in_flight++;
+	taken_add(t, bt);
+	return gone;
+}
+
+/*
+ * Asks the policy about lane l (under b->lock), its batch seen slack µs
+ * older than it is, and takes batches while it says go.  Returns 1 and
+ * sets *recheck_us (µs from now, for a timer) when members stay, 0 when
+ * the lane was emptied (and freed).
+ */
+static int
+poll_lane(struct sy_batcher *b, struct lane *l, uint64_t now, uint64_t slack,
+    struct taken *t, uint64_t *recheck_us)
+{
+	struct sy_batch_view v;
+	struct sy_batch_member *m;
+	enum sy_flush reason;
+	uint64_t oldest, due;
+
+	for (;;) {
+		oldest = now;
+		TAILQ_FOREACH(m, &l->queue, link)
+			if (m->t_enter < oldest)
+				oldest = m->t_enter;
+		v.inputs = l->inputs;
+		v.tokens = l->tokens;
+		v.age_us = now - oldest + slack;
+		v.in_flight = b->in_flight;
+		if ((reason = b->policy->decide(b->state, &v, &due)) ==
+		    SY_FLUSH_HOLD) {
+			v.age_us += b->slack_us - slack;
+			*recheck_us = due > v.age_us + MIN_RECHECK_US ?
+			    due - v.age_us : MIN_RECHECK_US;
+			return 1;
+		}
+		if (take_batch(b, l, reason, now, t))
+			return 0;
+	}
+}
+
+/* Polls every lane of b (under b->lock): after a batch returned. */
+static void
+poll_all(struct sy_batcher *b, uint64_t now, struct taken *t)
+{
+	struct lane *l, *next;
+	uint64_t recheck;
+
+	for (l = TAILQ_FIRST(&b->lanes); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, link);
+		poll_lane(b, l, now, 0, t, &recheck);
+	}
+}
+
+/*
+ * Builds each taken batch's body (its lane's parameters with the members'
+ * inputs concatenated) and sends it through port, outside the lock.
+ */
+static void
+send_taken(struct sy_batch_port *port, struct taken *t)
+{
+	struct sy_batch *bt;
+	json_t *obj, *all;
+	char *text;
+	size_t i, j;
+
+	for (i = 0; i < t->n; i++) {
+		bt = t->v[i];
+		obj = json_copy(bt->params);
+		all = json_array();
+		for (j = 0; j < bt->nmembers; j++)
+			json_array_extend(all, bt->members[j]->inputs);
+		json_object_set_new(obj, bt->api == SY_API_EMBEDDINGS ?
+		    "input" : "prompt", all);
+		text = json_dumps(obj, JSON_COMPACT);
+		json_decref(obj);
+		bt->body = evbuffer_new();
+		if (text != NULL)
+			evbuffer_add(bt->body, text, strlen(text));
+		free(text);
+		port->calls++;
+		port->send(port->arg, bt);
+	}
+	free(t->v);
+}
+
+/* Arms m's timer us from now (on m's worker). */
+static void
+member_arm(struct sy_batch_member *m, uint64_t us)
+{
+	struct timeval tv = { (time_t)(us / 1000000), (suseconds_t)(us % 1000000) };
+
+	evtimer_add(m->timer, &tv);
+}
+
+/* Re-checks m's lane when m's timer rings (on m's worker). */
+static void
+member_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_batch_member *m = arg;
+	struct sy_batcher *b = m->b;
+	struct taken t = { NULL, 0, 0 };
+	uint64_t recheck = 0;
+	int again = 0;
+
+	pthread_mutex_lock(&b->lock);
+	if (m->state == M_QUEUED && poll_lane(b, m->lane, sy_now_us(),
+	    b->slack_us, &t, &recheck))
+		again = m->state == M_QUEUED;
+	pthread_mutex_unlock(&b->lock);
+	if (again)
+		member_arm(m, recheck);
+	send_taken(m->port, &t);
+}
+
+/* ==== Entering ==== */
+
+/*
+ * Why input (the member key of a request) cannot be batched, or NULL
+ * with *out set to a new array of its inputs: a string, an array of token
+ * ids (one input), or a non-empty array of strings and token-id arrays.
+ */
+static const char *
+inputs_of(const json_t *input, const char *key, json_t **out)
+{
+	const char *msg = strcmp(key, "input") == 0 ?
+	    "'input' must be a string, an array of strings, or token ids" :
+	    "'prompt' must be a string, an array of strings, or token ids";
+	const json_t *v, *t;
+	size_t i, j;
+
+	if (json_is_string(input)) {
+		*out = json_pack("[O]", input);
+		return NULL;
+	}
+	if (!json_is_array(input) || json_array_size(input) == 0)
+		return msg;
+	if (json_is_integer(json_array_get(input, 0))) {
+		json_array_foreach(input, i, v)
+			if (!json_is_integer(v))
+				return msg;
+		*out = json_pack("[O]", input);
+		return NULL;
+	}
+	json_array_foreach(input, i, v) {
+		if (json_is_string(v))
+			continue;
+		if (!json_is_array(v) || json_array_size(v) == 0)
+			return msg;
+		json_array_foreach(v, j, t)
+			if (!json_is_integer(t))
+				return msg;
+	}
+	*out = json_copy((json_t *)input);
+	return NULL;
+}
+
+/* Estimated tokens of one input: its token ids, or its text's estimate. */
+static uint64_t
+input_tokens(const json_t *v)
+{
+	if (json_is_array(v))
+		return json_array_size(v);
+	return (uint64_t)sy_text_tokens(json_string_value(v),
+	    json_string_length(v));
+}
+
+/*
+ * Reads the batching headers of req: priority (high, normal, low, or an
+ * integer from -100 to 100; higher goes first) and a deadline in ms from
+ * arrival, which may only shorten *deadline.  0, or -1 with *msg.
+ */
+static int
+read_headers(const struct sy_req *req, int *priority, uint64_t *deadline,
+    char **msg)
+{
+	const char *v;
+	char *end;
+	long n;
+
+	*priority = 0;
+	if (req->head == NULL)
+		return 0;
+	if ((v = sy_http1_header(req->head, "x-switchyard-priority")) != NULL) {
+		if (strcmp(v, "high") == 0)
+			*priority = 1;
+		else if (strcmp(v, "low") == 0)
+			*priority = -1;
+		else if (strcmp(v, "normal") != 0) {
+			errno = 0;
+			n = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || errno != 0 ||
+			    n < -PRIORITY_MAX || n > PRIORITY_MAX)
+				return sy_fail(msg, "x-switchyard-priority must "
+				    "be high, normal, low or an integer from "
+				    "%d to %d", -PRIORITY_MAX, PRIORITY_MAX);
+			*priority = (int)n;
+		}
+	}
+	if ((v = sy_http1_header(req->head, "x-switchyard-deadline-ms")) != NULL) {
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0 || n < 1 ||
+		    n > DEADLINE_MAX_MS)
+			return sy_fail(msg, "x-switchyard-deadline-ms must be "
+			    "an integer from 1 to %d", DEADLINE_MAX_MS);
+		if (req->t_arrival + (uint64_t)n * 1000 < *deadline)
+			*deadline = req->t_arrival + (uint64_t)n * 1000;
+	}
+	return 0;
+}
+
+/*
+ * The lane of key in b (under b->lock), made from params (taken) when
+ * missing.
+ */
+static struct lane *
+lane_get(struct sy_batcher *b, char *key, json_t *params, enum sy_api api)
+{
+	struct lane *l;
+
+	TAILQ_FOREACH(l, &b->lanes, link)
+		if (strcmp(l->key, key) == 0) {
+			free(key);
+			json_decref(params);
+			return l;
+		}
+	l = sy_xcalloc(1, sizeof *l);
+	l->key = key;
+	l->params = params;
+	l->api = api;
+	TAILQ_INIT(&l->queue);
+	TAILQ_INSERT_TAIL(&b->lanes, l, link);
+	return l;
+}
+
+/* Inputs in l of members that go before a member of priority (under the lock). */
+static unsigned
+inputs_ahead(const struct lane *l, int priority)
+{
+	const struct sy_batch_member *m;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(m, &l->queue, link)
+		if (m->priority >= priority)
+			n += m->ninputs;
+	return n;
+}
+
+/* Puts m in l after every member of its priority or higher. */
+static void
+lane_insert(struct lane *l, struct sy_batch_member *m)
+{
+	struct sy_batch_member *y;
+
+	TAILQ_FOREACH(y, &l->queue, link)
+		if (y->priority < m->priority) {
+			TAILQ_INSERT_BEFORE(y, m, link);
+			break;
+		}
+	if (y == NULL)
+		TAILQ_INSERT_TAIL(&l->queue, m, link);
+	l->inputs += m->ninputs;
+	l->tokens += m->tokens;
+}
+
+enum sy_batch_entry
+sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
+    const struct sy_req *req, uint64_t *deadline, struct sy_batch_member **out,
+    char **msg, unsigned *retry_after)
+{
+	const char *key = req->api == SY_API_EMBEDDINGS ? "input" : "prompt";
+	json_t *body = sy_req_body(req), *inputs, *params;
+	struct taken t = { NULL, 0, 0 };
+	struct sy_batch_member *m;
+	struct lane *l;
+	const char *problem;
+	char *lane_key, *text;
+	uint64_t now, est, recheck;
+	int priority, waits;
+	size_t i;
+
+	if (req->api == SY_API_CHAT || req->stream || !json_is_object(body))
+		return SY_BATCH_ALONE;
+	if ((problem = inputs_of(json_object_get(body, key), key,
+	    &inputs)) != NULL) {
+		*msg = sy_xstrdup(problem);
+		return SY_BATCH_BAD;
+	}
+	if (json_array_size(inputs) > b->bounds.max_batch_size) {
+		json_decref(inputs);
+		return SY_BATCH_ALONE;
+	}
+	if (read_headers(req, &priority, deadline, msg) != 0) {
+		json_decref(inputs);
+		return SY_BATCH_BAD;
+	}
+	params = json_copy(body);
+	json_object_del(params, key);
+	text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL || asprintf(&lane_key, "%s\n%s", req->model,
+	    text) < 0)
+		abort();
+	free(text);
+
+	m = sy_xcalloc(1, sizeof *m);
+	atomic_init(&m->refs, 2);
+	m->b = b;
+	m->owner = owner;
+	m->cfg = req->cfg;
+	m->port = port;
+	atomic_fetch_add(&port->refs, 1);
+	m->inputs = inputs;
+	m->ninputs = (unsigned)json_array_size(inputs);
+	for (i = 0; i < m->ninputs; i++)
+		m->tokens += input_tokens(json_array_get(inputs, i));
+	m->priority = priority;
+	m->deadline = *deadline;
+	m->t_enter = now = sy_now_us();
+	m->result.usage.prompt_tokens = m->result.usage.completion_tokens =
+	    m->result.usage.cached_tokens = -1;
+	m->timer = evtimer_new(port->base, member_timer_cb, m);
+
+	pthread_mutex_lock(&b->lock);
+	if (b->policy->arrive != NULL)
+		b->policy->arrive(b->state, m->ninputs, now);
+	l = lane_get(b, lane_key, params, req->api);
+	est = wait_estimate(b, inputs_ahead(l, priority) + m->ninputs);
+	if (b->queued >= b->max_queue || (b->service_us > 0 &&
+	    now + est > *deadline)) {
+		enum sy_batch_entry why = b->queued >= b->max_queue ?
+		    SY_BATCH_FULL : SY_BATCH_LATE;
+
+		if (TAILQ_EMPTY(&l->queue)) {
+			TAILQ_REMOVE(&b->lanes, l, link);
+			lane_free(l);
+		}
+		if (why == SY_BATCH_FULL)
+			est = wait_estimate(b, b->queued *
+			    b->bounds.max_batch_size);
+		pthread_mutex_unlock(&b->lock);
+		*retry_after = retry_seconds(est);
+		*msg = sy_xstrdup(why == SY_BATCH_FULL ? "the batch queue is "
+		    "full; retry later" : "the request's deadline cannot be "
+		    "met: the batches ahead of it take longer");
+		event_free(m->timer);
+		m->owner = NULL;
+		member_unref(m);
+		member_unref(m);
+		return why;
+	}
+	m->state = M_QUEUED;
+	m->lane = l;
+	lane_insert(l, m);
+	b->queued++;
+	waits = poll_lane(b, l, now, 0, &t, &recheck) && m->state == M_QUEUED;
+	pthread_mutex_unlock(&b->lock);
+	*out = m;
+	if (waits)
+		member_arm(m, recheck);
+	send_taken(port, &t);
+	return SY_BATCH_QUEUED;
+}
+
+void
+sy_batch_release(struct sy_batch_member *m)
+{
+	struct sy_batcher *b = m->b;
+	int queued;
+
+	if (m->timer != NULL) {
+		event_free(m->timer);
+		m->timer = NULL;
+	}
+	m->owner = NULL;
+	pthread_mutex_lock(&b->lock);
+	if ((queued = m->state == M_QUEUED)) {
+		lane_remove(b, m);
+		m->state = M_DONE;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (queued)
+		member_unref(m);
+	member_unref(m);
+}
+
+/* ==== Answers ==== */
+
+/*
+ * Splits total among n parts in proportion to weights w (all 0: evenly),
+ * by largest remainder, so that the parts add up to total exactly; every
+ * part is -1 when total is (unknown).
+ */
+static void
+shares(int64_t total, const uint64_t *w, size_t n, int64_t *out)
+{
+	uint64_t sum = 0;
+	double *frac = sy_xcalloc(n, sizeof *frac), best;
+	int64_t given = 0;
+	size_t i, k;
+
+	for (i = 0; i < n; i++)
+		sum += w[i];
+	for (i = 0; i < n; i++) {
+		double exact = total < 0 ? 0 : sum == 0 ? (double)total / n :
+		    (double)total * (double)w[i] / (double)sum;
+
+		out[i] = total < 0 ? -1 : (int64_t)exact;
+		frac[i] = exact - (double)out[i];
+		given += out[i];
+	}
+	for (; total >= 0 && given < total; given++) {
+		for (i = 0, k = 0, best = -1; i < n; i++)
+			if (frac[i] > best) {
+				best = frac[i];
+				k = i;
+			}
+		out[k]++;
+		frac[k] = -1;
+	}
+	free(frac);
+}
+
+/* Bytes of text in the choices of one member (at least 1 each), for shares. */
+static uint64_t
+choices_text(json_t *const *items, size_t n)
+{
+	uint64_t bytes = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		bytes += json_string_length(json_object_get(items[i], "text")) + 1;
+	return bytes;
+}
+
+/*
+ * The answer's items (data or choices) in the order of their "index"
+ * (their position when they carry none), into a new array of borrowed
+ * pointers, and in *per how many there are per input (completions' "n"
+ * choices per prompt, as many as the backend gave); NULL when they are
+ * not the same number for each of the inputs.
+ */
+static json_t **
+items_in_order(const json_t *items, size_t inputs, size_t *per)
+{
+	json_t **v, *it, *ix;
+	size_t i, at, n = json_array_size(items);
+
+	if (!json_is_array(items) || inputs == 0 || n == 0 || n % inputs != 0)
+		return NULL;
+	*per = n / inputs;
+	v = sy_xcalloc(n, sizeof *v);
+	json_array_foreach(items, i, it) {
+		ix = json_object_get(it, "index");
+		at = json_is_integer(ix) ? (size_t)json_integer_value(ix) : i;
+		if (!json_is_object(it) || at >= n || v[at] != NULL) {
+			free(v);
+			return NULL;
+		}
+		v[at] = it;
+	}
+	return v;
+}
+
+/* The usage object of one member's share. */
+static json_t *
+usage_json(const struct sy_usage *u, enum sy_api api, int details)
+{
+	json_t *o = json_object();
+	int64_t p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
+	int64_t c = u->completion_tokens > 0 ? u->completion_tokens : 0;
+
+	json_object_set_new(o, "prompt_tokens", json_integer(p));
+	if (api == SY_API_COMPLETIONS)
+		json_object_set_new(o, "completion_tokens", json_integer(c));
+	json_object_set_new(o, "total_tokens", json_integer(p + c));
+	if (details && u->cached_tokens >= 0)
+		json_object_set_new(o, "prompt_tokens_details",
+		    json_pack("{s:I}", "cached_tokens",
+		    (json_int_t)u->cached_tokens));
+	return o;
+}
+
+/*
+ * Gives each member of bt its slice of a successful answer (status,
+ * body): its items re-indexed from 0, in order, and its share of the
+ * usage.  Returns 0, or -1 when the answer does not hold the same number
+ * of items for each input.
+ */
+static int
+split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
+    const struct sy_usage *total)
+{
+	const char *member = bt->api == SY_API_EMBEDDINGS ? "data" : "choices";
+	size_t n = bt->nmembers, i, j, off = 0, k, per;
+	uint64_t *wp = sy_xcalloc(n, sizeof *wp), *wc = sy_xcalloc(n, sizeof *wc);
+	int64_t *sp = sy_xcalloc(n, sizeof *sp), *sc = sy_xcalloc(n, sizeof *sc);
+	int64_t *sk = sy_xcalloc(n, sizeof *sk);
+	json_t *root, **items, *arr, *out, *it;
+	struct sy_batch_member *m;
+	int details, rc = -1;
+	char *text;
+
+	root = json_loadb((const char *)evbuffer_pullup(body, -1),
+	    evbuffer_get_length(body), 0, NULL);
+	items = items_in_order(json_object_get(root, member), bt->inputs, &per);
+	if (items == NULL)
+		goto done;
+	for (i = 0; i < n; i++) {
+		m = bt->members[i];
+		wp[i] = m->tokens;
+		wc[i] = choices_text(items + off * per, m->ninputs * per);
+		off += m->ninputs;
+	}
+	shares(total->prompt_tokens, wp, n, sp);
+	shares(total->completion_tokens, wc, n, sc);
+	shares(total->cached_tokens, wp, n, sk);
+	details = json_object_get(json_object_get(root, "usage"),
+	    "prompt_tokens_details") != NULL;
+	for (i = 0, off = 0; i < n; i++) {
+		m = bt->members[i];
+		arr = json_array();
+		for (j = 0; j < m->ninputs * per; j++) {
+			k = off * per + j;
+			it = json_copy(items[k]);
+			json_object_set_new(it, "index", json_integer(
+			    (json_int_t)j));
+			json_array_append_new(arr, it);
+		}
+		off += m->ninputs;
+		m->result.usage.prompt_tokens = sp[i];
+		m->result.usage.completion_tokens =
+		    bt->api == SY_API_COMPLETIONS ? sc[i] : -1;
+		m->result.usage.cached_tokens = sk[i];
+		out = json_copy(root);
+		json_object_set_new(out, member, arr);
+		/* Never the batch's own figures: the member's share, or none. */
+		if (total->prompt_tokens >= 0 || total->completion_tokens >= 0)
+			json_object_set_new(out, "usage", usage_json(
+			    &m->result.usage, bt->api, details));
+		else
+			json_object_del(out, "usage");
+		text = json_dumps(out, JSON_COMPACT);
+		json_decref(out);
+		m->result.status = status;
+		m->result.body = evbuffer_new();
+		if (text != NULL)
+			evbuffer_add(m->result.body, text, strlen(text));
+		free(text);
+	}
+	rc = 0;
+done:
+	free(items);
+	json_decref(root);
+	free(wp);
+	free(wc);
+	free(sp);
+	free(sc);
+	free(sk);
+	return rc;
+}
+
+void
+sy_batch_answer(struct sy_batch *bt, struct sy_batch_port *port, int status,
+    struct evbuffer *body, const char *headers, const struct sy_req *call)
+{
+	struct sy_batcher *b = bt->batcher;
+	struct taken t = { NULL, 0, 0 };
+	struct sy_batch_member *m;
+	uint64_t now = sy_now_us(), took = now - bt->t_flush;
+	int alone;
+	size_t i;
+
+	/* A client error of several inputs may be one member's: each alone. */
+	alone = status >= 400 && status < 500 && status != 408 &&
+	    status != 429 && bt->nmembers > 1;
+	if (status < 400 && split_answer(bt, status, body, &call->usage) != 0)
+		for (i = 0; i < bt->nmembers; i++)
+			result_error(bt->members[i], 502, "server_error",
+			    "bad_gateway", "the backend's answer to a batch "
+			    "does not hold one item per input");
+	for (i = 0; i < bt->nmembers; i++) {
+		m = bt->members[i];
+		m->result.alone = alone;
+		m->result.endpoint = call->endpoint;
+		m->result.pick_reason = call->pick_reason;
+		m->result.retries = call->retries;
+		m->result.fallbacks = call->fallbacks;
+		m->result.upstream_us = call->upstream_us;
+		m->result.batch_size = bt->inputs;
+		m->result.flush = i == 0 ? sy_flush_word(bt->reason) : NULL;
+		if (status >= 400 && !alone) {
+			m->result.status = status;
+			m->result.body = evbuffer_new();
+			evbuffer_add(m->result.body, evbuffer_pullup(body, -1),
+			    evbuffer_get_length(body));
+			snprintf(m->result.headers, sizeof m->result.headers,
+			    "%s", headers != NULL ? headers : "");
+		}
+	}
+	port->calls--;
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < bt->nmembers; i++)
+		bt->members[i]->state = M_DONE;
+	b->in_flight--;
+	if (status < 400) {
+		b->service_us = b->service_us > 0 ? b->service_us *
+		    (1 - SERVICE_ALPHA) + (double)took * SERVICE_ALPHA :
+		    (double)took;
+		if (b->policy->observe != NULL)
+			b->policy->observe(b->state, bt->inputs, took);
+	}
+	poll_all(b, now, &t);
+	pthread_mutex_unlock(&b->lock);
+	for (i = 0; i < bt->nmembers; i++)
+		port_post(bt->members[i]);
+	if (bt->cfg != NULL)
+		sy_config_unref(bt->cfg);
+	if (bt->body != NULL)
+		evbuffer_free(bt->body);
+	json_decref(bt->params);
+	free(bt->model);
+	free(bt->members);
+	free(bt);
+	send_taken(port, &t);
+}
