@@ -37,6 +37,12 @@ int sy_select_has_response_format(const struct sy_req *req);
 /* Whether req's "response_format" asks for JSON (json_object, json_schema). */
 int sy_select_wants_json(const struct sy_req *req);
 
+/*
+ * Whether model has an endpoint in route that is up: weight above 0, not
+ * marked down by health checks, not ejected (it may be full).
+ */
+int sy_select_model_up(const struct sy_route *route, const char *model);
+
 /* req's "max_tokens" (or "max_completion_tokens"), 0 when it sets neither. */
 uint64_t sy_select_max_tokens(const struct sy_req *req);
 

@@ -174,8 +174,12 @@ check_fails(const struct cascade_state *st, unsigned bit,
 
 	switch (bit) {
 	case CHECK_LENGTH:
+		/* Not when the client's own max_tokens cut it: a stronger
+		   model would stop there too. */
 		return a->finish_reason != NULL &&
-		    strcmp(a->finish_reason, "length") == 0;
+		    strcmp(a->finish_reason, "length") == 0 &&
+		    !(req->max_tokens > 0 && req->usage.completion_tokens >=
+		    req->max_tokens);
 	case CHECK_REFUSAL:
 		return regexec(&st->refusal, a->text, 0, NULL, 0) == 0;
 	case CHECK_JSON:

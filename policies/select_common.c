@@ -1,4 +1,5 @@
 /* Building blocks shared by the model-selection policies: request features, candidate models, regexes, answers. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include <event2/buffer.h>
 
 #include "config.h"
+#include "outlier.h"
 #include "policy.h"
 #include "req.h"
 #include "select.h"
@@ -108,17 +110,26 @@ sy_select_wants_json(const struct sy_req *req)
 	    strcmp(type, "json_schema") == 0);
 }
 
+int
+sy_select_model_up(const struct sy_route *route, const char *model)
+{
+	const struct sy_pool *pool = sy_route_pool(route, model);
+	const struct sy_endpoint *ep;
+	size_t i;
+
+	for (i = 0; pool != NULL && i < pool->nendpoints; i++) {
+		ep = pool->endpoints[i];
+		if (ep->weight > 0 && !atomic_load(&ep->stats->unhealthy) &&
+		    !sy_outlier_ejected(ep))
+			return 1;
+	}
+	return 0;
+}
+
 uint64_t
 sy_select_max_tokens(const struct sy_req *req)
 {
-	const json_t *body = sy_req_body(req), *v;
-
-	if ((v = json_object_get(body, "max_tokens")) == NULL ||
-	    !json_is_integer(v))
-		v = json_object_get(body, "max_completion_tokens");
-	if (!json_is_integer(v) || json_integer_value(v) < 0)
-		return 0;
-	return (uint64_t)json_integer_value(v);
+	return (uint64_t)req->max_tokens;
 }
 
 /* Appends the text of v (a string, or text parts) to out. */

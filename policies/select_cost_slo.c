@@ -1,4 +1,5 @@
 /* cost_slo: the cheapest model whose recent p95 TTFT and latency (the gateway's own measurements) meet the route's SLO; the fastest when none does. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include "util.h"
 
 #define MAX_WINDOW	1000
+/* The time a failed try counts as (an hour). */
+#define FAILED_US	(3600ULL * 1000000)
 
 static const char *const cost_slo_params[] = {
 	"models", "p95_ttft_ms", "p95_latency_ms", "window", "window_ms",
@@ -211,7 +214,9 @@ cost_slo_select(void *state, const struct sy_route *route,
 	size_t i, pick = st->n, fastest = 0;
 
 	for (i = 0; i < st->n; i++) {
-		s = score(st, &st->c[i], now);
+		/* A model whose endpoints are all down or ejected is slow. */
+		s = sy_select_model_up(route, st->c[i].model) ?
+		    score(st, &st->c[i], now) : HUGE_VAL;
 		if (s <= 1) {
 			pick = i;
 			break;
@@ -252,8 +257,15 @@ cost_slo_observe(void *state, const char *model,
 	c = &st->c[i];
 	pthread_mutex_lock(&c->lock);
 	c->ring[c->next].at_us = sy_now_us();
-	c->ring[c->next].ttft_us = outcome->ttft_us;
-	c->ring[c->next].latency_us = outcome->latency_us;
+	if (outcome->status == 0 || outcome->status == 429 ||
+	    outcome->status >= 500) {
+		/* A failed try misses any SLO. */
+		c->ring[c->next].ttft_us = FAILED_US;
+		c->ring[c->next].latency_us = FAILED_US;
+	} else {
+		c->ring[c->next].ttft_us = outcome->ttft_us;
+		c->ring[c->next].latency_us = outcome->latency_us;
+	}
 	c->next = (c->next + 1) % st->window;
 	if (c->count < st->window)
 		c->count++;

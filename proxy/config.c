@@ -2023,6 +2023,12 @@ route_batch(struct ctx *c, const json_t *o, const char *path,
 	if ((obj = get_object(c, o, path, "batch")) == NULL)
 		return;
 	path_key(p, path, "batch");
+	if (r->selection != NULL && r->selection->check != NULL) {
+		/* A batch answers its members without their answers checked. */
+		fail(c, p, "a route whose selection policy checks its "
+		    "answers (%s) cannot batch", r->selection->name);
+		return;
+	}
 	check_keys(c, obj, p, batch_keys);
 	b->max_batch_size = 32;
 	b->max_wait_us = 2000;

@@ -397,13 +397,24 @@ void
 sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r)
 {
 	struct series *se;
+	struct sy_record own;
 
 	se = table_get(&s->routes, r->route != NULL ? r->route : "-", &s->lock);
 	if (se != NULL)
 		series_count(se, r);
-	if (r->endpoint != NULL &&
-	    (se = table_get(&s->endpoints, r->endpoint, &s->lock)) != NULL)
+	if (r->endpoint == NULL ||
+	    (se = table_get(&s->endpoints, r->endpoint, &s->lock)) == NULL)
+		return;
+	if (r->escalations == 0) {
 		series_count(se, r);
+		return;
+	}
+	/* The endpoint that answered is charged with its own answer only. */
+	own = *r;
+	own.usage = r->answer_usage;
+	own.cost_usd = r->answer_cost_usd;
+	own.escalations = 0;
+	series_count(se, &own);
 }
 
 /* ==== Snapshots ==== */

@@ -112,6 +112,7 @@ static void new_request_id(struct sy_worker *w, char buf[static 21]);
 static void batch_delivered(void *owner, const struct sy_batch_result *r);
 static void batch_send(void *arg, struct sy_batch *bt);
 static void fallback_or_give_up(struct exchange *x);
+static const char *escalation_target(const struct sy_req *req);
 static int maybe_escalate(struct exchange *x, int status,
     struct evbuffer *data, int stream);
 static void waitq_remove(struct exchange *x);
@@ -486,9 +487,25 @@ on_head(void *arg, const struct sy_http1_msg *head)
 		    kind->stream_open(&x->req) : NULL;
 		x->out = evbuffer_new();
 		/* An answer that may escalate is held until it is checked. */
-		x->holding = sy_select_next(&x->req) != NULL;
+		x->holding = escalation_target(&x->req) != NULL;
 	} else
 		x->resp = evbuffer_new();
+}
+
+/*
+ * A held stream's last event arrived: its answer is checked now, not when
+ * the backend ends its response (which it may do late).  The call is
+ * dropped; the held events go to the client, or the request escalates.
+ */
+static void
+held_stream_end(struct exchange *x)
+{
+	sy_upstream_cancel(x->call);
+	x->call = NULL;
+	if (maybe_escalate(x, 200, x->out, 1))
+		return;
+	x->holding = 0;
+	stream_end(x);
 }
 
 static void
@@ -525,7 +542,9 @@ on_body(void *arg, struct evbuffer *data)
 	}
 	evbuffer_drain(data, len);
 	/* The client has its whole answer at [DONE]; the backend may linger. */
-	if (x->stream_ended && !x->holding)
+	if (x->stream_ended && x->holding)
+		held_stream_end(x);
+	else if (x->stream_ended)
 		client_end(x);
 	else
 		stream_flush(x);
@@ -1141,6 +1160,24 @@ use_model(struct exchange *x, const char *model)
 }
 
 /*
+ * The tokens req needs of a context window (estimated prompt and
+ * max_tokens), or 0 when model's window (0: unknown) surely holds it: the
+ * body's bytes / 4 bound the prompt estimate, so most requests are never
+ * parsed into a tree for this.
+ */
+static uint64_t
+context_need(const struct sy_req *req, unsigned window)
+{
+	uint64_t need = sy_select_max_tokens(req);
+
+	if (window == 0 || need + (evbuffer_get_length(req->raw) + 3) / 4 <=
+	    window)
+		return 0;
+	need += sy_select_prompt_tokens(req);
+	return need <= window ? 0 : need;
+}
+
+/*
  * Checks that req fits its model's context window: estimated prompt tokens
  * plus max_tokens.  When it does not, the route's model with the smallest
  * window that fits answers instead ("context:overflow").  Returns 0, or -1
@@ -1158,10 +1195,7 @@ fit_context(struct exchange *x)
 	uint64_t need;
 	size_t i;
 
-	if (have == 0 || route->wildcard)
-		return 0;
-	need = sy_select_prompt_tokens(req) + sy_select_max_tokens(req);
-	if (need <= have)
+	if (route->wildcard || (need = context_need(req, have)) == 0)
 		return 0;
 	for (i = 0; i < route->nmodels; i++) {
 		len = sy_config_context_length(req->cfg, route->models[i]);
@@ -1186,6 +1220,23 @@ fit_context(struct exchange *x)
 }
 
 /*
+ * The model a cascade escalates req to: the next one after req's model
+ * whose context window holds the request (a cascade only goes forward),
+ * or NULL.
+ */
+static const char *
+escalation_target(const struct sy_req *req)
+{
+	const struct sy_select_policy *sp = req->route->selection;
+	const char *next = sy_select_next(req);
+
+	while (next != NULL && !req->route->wildcard &&
+	    context_need(req, sy_config_context_length(req->cfg, next)) != 0)
+		next = sp->next(req->route->selection_state, next);
+	return next;
+}
+
+/*
  * The answer (status; data: a canonical body, or held stream events when
  * stream is set; NULL: the try failed) goes through the selection policy's
  * check when req's model may escalate.  When the check fails, the answer
@@ -1198,7 +1249,7 @@ maybe_escalate(struct exchange *x, int status, struct evbuffer *data,
 {
 	struct sy_req *req = &x->req;
 	const struct sy_select_policy *sp = req->route->selection;
-	const char *next = sy_select_next(req), *reason = NULL;
+	const char *next = escalation_target(req), *reason = NULL;
 	struct sy_answer a;
 	double cost;
 	int esc;
@@ -1232,8 +1283,6 @@ maybe_escalate(struct exchange *x, int status, struct evbuffer *data,
 	x->holding = 0;
 	x->last_status = 0;
 	use_model(x, next);
-	if (fit_context(x) == -1)
-		return 1;
 	req->ntried = 0;
 	req->endpoint = NULL;
 	try_next(x);

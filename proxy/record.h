@@ -34,6 +34,9 @@ struct sy_record {
 	int stream;			/* 1 for SSE responses */
 	struct sy_usage usage;
 	double cost_usd;		/* < 0 when unknown (no price or no usage) */
+	struct sy_usage answer_usage;	/* the answer's own, without the answers
+					   a cascade replaced (escalations > 0) */
+	double answer_cost_usd;
 	int64_t ttft_us;		/* first streamed byte; -1 when not a stream */
 	uint64_t latency_us;		/* arrival to last byte sent */
 	uint64_t upstream_us;		/* time waiting on the backend */

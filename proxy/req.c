@@ -87,7 +87,8 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 	static const char *required[] = { "messages", "prompt", "input" };
 	struct sy_jscan_member m[] = {
 		{ .key = "model" }, { .key = "stream" },
-		{ .key = "stream_options" }, { .key = required[req->api] }
+		{ .key = "stream_options" }, { .key = required[req->api] },
+		{ .key = "max_tokens" }, { .key = "max_completion_tokens" }
 	};
 	struct sy_jscan_member usage = { .key = "include_usage" };
 	size_t len = evbuffer_get_length(body);
@@ -132,6 +133,13 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 	    m[1].kind != SY_JSON_FALSE && m[1].kind != SY_JSON_NULL)
 		return sy_fail(err, "%s", "'stream' must be a boolean");
 	req->stream = m[1].kind == SY_JSON_TRUE;
+	/* max_tokens, else max_completion_tokens (as the context check reads it). */
+	if (m[4].kind == SY_JSON_INTEGER)
+		req->max_tokens = sy_jscan_integer(m[4].value, m[4].len);
+	else if (m[5].kind == SY_JSON_INTEGER)
+		req->max_tokens = sy_jscan_integer(m[5].value, m[5].len);
+	if (req->max_tokens < 0)
+		req->max_tokens = 0;
 	if (req->stream && req->api == SY_API_EMBEDDINGS)
 		return sy_fail(err, "%s", "embeddings cannot be streamed");
 	if (m[2].kind != SY_JSON_NONE && m[2].kind != SY_JSON_NULL) {
@@ -166,6 +174,8 @@ record_escalations(const struct sy_req *req, struct sy_record *r)
 	r->escalations = req->escalations;
 	if (req->escalations == 0)
 		return;
+	r->answer_usage = r->usage;
+	r->answer_cost_usd = r->cost_usd;
 	sy_usage_add(&r->usage, &req->prior_usage);
 	if (req->prior_cost_usd >= 0)
 		r->cost_usd = r->cost_usd >= 0 ? r->cost_usd +

@@ -43,6 +43,8 @@ struct sy_req {
 					   model, or a fallback's */
 	int stream;
 	int client_wants_usage;		/* stream_options.include_usage */
+	int64_t max_tokens;		/* max_tokens, else max_completion_tokens;
+					   0 when neither is an integer */
 
 	/* Decisions. */
 	struct sy_route *route;

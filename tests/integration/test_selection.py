@@ -121,6 +121,9 @@ class Cascade(Fleet):
         self.assertEqual(self.metric(gw, 'switchyard_escalations_total{route="chat"}'), 1)
         self.assertEqual(self.metric(gw, 'switchyard_tokens_total{route="chat",type="prompt"}'),
                          small["prompt_tokens"] + big["prompt_tokens"])
+        # The endpoint that answered is charged with its own answer only.
+        self.assertEqual(self.metric(gw, 'switchyard_endpoint_tokens_total{endpoint="big0",type="prompt"}'),
+                         big["prompt_tokens"])
 
     def test_a_streamed_hard_prompt_is_held_then_the_client_gets_one_stream(self):
         gw = self.gateway(CASCADE)
@@ -198,6 +201,8 @@ def scripted_small(path, headers, body):
     chunks.append(b"data: " + json.dumps({"id": "x", "object": "chat.completion.chunk", "model": "small",
                                           "choices": [], "usage": usage}).encode() + b"\n\n")
     chunks.append(b"data: [DONE]\n\n")
+    if "LINGER" in prompt:
+        chunks.append(3.0)	# the response ends 3 s after [DONE]
     return 200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked"}, chunks, 0, False
 
 
@@ -213,6 +218,20 @@ class CascadeChecks(Fleet):
         self.gw = self.gateway({"name": "cascade", "models": ["small", "big"],
                                 "on": ["refusal", "invalid_json", "too_short"],
                                 "refusal": "^I (cannot|can't|won't)", "min_chars": 10}, backends=backends)
+
+    def test_a_held_stream_is_checked_at_its_last_event(self):
+        # The backend lingers after [DONE]: the client is answered at once.
+        t0 = time.time()
+        headers, events, _ = self.one_stream(self.gw.port, "/v1/chat/completions",
+                                             ask("LINGER please", stream=True))
+        self.assertLess(time.time() - t0, 2.0)
+        self.assertEqual(headers["x-switchyard-model"], "small")
+        self.assertEqual(text_of(events), "a perfectly fine answer from the small model")
+        t0 = time.time()
+        headers, _, _ = self.one_stream(self.gw.port, "/v1/chat/completions",
+                                        ask("LINGER SHORT", stream=True))
+        self.assertLess(time.time() - t0, 2.0)
+        self.assertEqual(headers["x-switchyard-model"], "big")
 
     def answer(self, body):
         r = self.gw.post("/v1/chat/completions", body)
@@ -306,6 +325,31 @@ class Weighted(Fleet):
             self.assertEqual(len(got), 1)
 
 
+class CascadeLimits(Fleet):
+    def test_a_stronger_model_the_prompt_does_not_fit_is_skipped(self):
+        # big's window is too small for the prompt: small's answer stands,
+        # once (a cascade only goes forward, never back to small).
+        gw = self.gateway(dict(CASCADE, models=["small", "big"]),
+                          models={"small": {"context_length": 100000},
+                                  "big": {"context_length": 40}})
+        r = gw.post("/v1/chat/completions", ask(HARD))
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.headers["x-switchyard-model"], "small")
+        self.assertEqual(r.json()["choices"][0]["finish_reason"], "length")
+        self.assertEqual((self.served(0), self.served(1)), (1, 0))
+        line = gw.log_lines(1)[-1]
+        self.assertEqual((line["select_reason"], line["escalated_from"]), ("cascade", None))
+
+    def test_length_at_the_clients_own_max_tokens_does_not_escalate(self):
+        gw = self.gateway(CASCADE)
+        r = gw.post("/v1/chat/completions", ask(EASY, max_tokens=3))
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["choices"][0]["finish_reason"], "length")
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 3)
+        self.assertEqual(r.headers["x-switchyard-model"], "small")
+        self.assertEqual((self.served(0), self.served(1)), (1, 0))
+
+
 class CostSlo(Fleet):
     def test_traffic_leaves_a_slowed_cheap_model_and_comes_back_when_it_recovers(self):
         gw = self.gateway({"name": "cost_slo", "p95_latency_ms": 100, "window_ms": 1500,
@@ -332,6 +376,20 @@ class CostSlo(Fleet):
         while time.time() < deadline and go(1) != ["slo-ok:small"]:
             time.sleep(0.05)
         self.assertEqual(go(3), ["slo-ok:small"] * 3)
+
+
+    def test_a_cheap_model_that_fails_is_left_for_the_next(self):
+        dead = free_ports(1)	# nothing listens there
+        gw = self.gateway({"name": "cost_slo", "p95_latency_ms": 2000, "probe_every": 0},
+                          backends=[{"name": "small0", "url": "http://127.0.0.1:%d/v1" % dead,
+                                     "models": ["small"]},
+                                    {"name": "big0", "url": "http://127.0.0.1:%d/v1" % (self.sim_port + 1),
+                                     "models": ["big"]}])
+        codes = [gw.post("/v1/chat/completions", ask(EASY)).status for _ in range(10)]
+        self.assertEqual(codes[0], 502)		# the first try learns it
+        self.assertEqual(codes[1:], [200] * 9)
+        reasons = [l["select_reason"] for l in gw.log_lines(10)]
+        self.assertEqual(reasons[1:], ["slo-miss:big"] * 9)
 
 
 class ContextWindow(Fleet):

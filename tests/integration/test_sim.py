@@ -291,6 +291,10 @@ class Determinism(unittest.TestCase):
         finishes = [c["finish_reason"] for e in data_events(events) for c in e["choices"]
                     if c.get("finish_reason")]
         self.assertEqual(finishes, ["length"])
+        # With max_tokens it runs out before the client's limit.
+        capped = harness.post_json(port, CHAT, dict(chat(words(30)), max_tokens=40)).json()
+        self.assertEqual(capped["choices"][0]["finish_reason"], "length")
+        self.assertEqual(capped["usage"]["completion_tokens"], 20)
         self.assertEqual(get_json(port, "/sim/config")["hard_prompt_tokens"], 20)
 
     def test_stream_and_whole_answer_carry_the_same_text(self):

@@ -1891,6 +1891,14 @@ SY_TEST(batch_policy_parameters_are_checked)
 	    "\"max_in_flight\" must be an integer from 1 to 100000");
 }
 
+SY_TEST(batch_is_refused_where_answers_are_checked)
+{
+	check_error(WITH_ROUTES("{\"name\": \"r\", \"models\": [\"m1\", "
+	    "\"m2\"], \"selection\": \"cascade\", \"batch\": {}}"),
+	    "t.json:7:67: routes[0].batch: a route whose selection policy "
+	    "checks its answers (cascade) cannot batch");
+}
+
 SY_TEST(batch_must_be_an_object)
 {
 	check_error(WITH_ROUTES(ROUTE_R("\"batch\": true")),
@@ -2342,6 +2350,7 @@ main(void)
 	SY_RUN(batch_values_out_of_range_are_rejected);
 	SY_RUN(batch_unknown_keys_and_policies_are_rejected);
 	SY_RUN(batch_policy_parameters_are_checked);
+	SY_RUN(batch_is_refused_where_answers_are_checked);
 	SY_RUN(batch_must_be_an_object);
 	SY_RUN(deadline_is_from_1_ms_to_a_day);
 	SY_RUN(fallbacks_keep_models_and_aliases_of_other_routes);

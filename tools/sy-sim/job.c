@@ -281,7 +281,8 @@ sim_job_completion_tokens(const struct sim_job *job)
  * output length: max_tokens when given (finish "length"), else a length
  * drawn from the prompt, capped by max_tokens_default, or by max_tokens
  * when the protocol takes it as a cap.  A prompt longer than
- * hard_prompt_tokens ends "length" whatever its length.  A stop sequence
+ * hard_prompt_tokens ends "length" whatever its length (half of max_tokens
+ * when given).  A stop sequence
  * may end it sooner.  0 or -1 with err.
  */
 static int
@@ -319,10 +320,14 @@ job_prepare(struct sim_job *job, struct sim_error *err)
 			seq->stop = drawn <= cap;
 			seq->out_tokens = seq->stop ? drawn : cap;
 		}
-		/* A prompt too hard for this model: the answer runs out. */
+		/* A prompt too hard for this model: the answer runs out,
+		   before the client's max_tokens when it gave one. */
 		if (p->hard_prompt_tokens != 0 &&
-		    seq->prompt_tokens > p->hard_prompt_tokens)
+		    seq->prompt_tokens > p->hard_prompt_tokens) {
 			seq->stop = 0;
+			if (job->max_tokens != 0 && seq->out_tokens > 1)
+				seq->out_tokens /= 2;
+		}
 		if (job->nstops != 0)
 			job_cut(job, seq);
 	}
