@@ -11,6 +11,7 @@
 
 #include "accesslog.h"
 #include "backend.h"
+#include "cache.h"
 #include "clientapi.h"
 #include "config.h"
 #include "http1.h"
@@ -50,7 +51,9 @@ struct exchange {
 	uint64_t t_try;			/* this try's start */
 	char method[16];
 	char *path;
-	char headers[128];		/* extra response headers */
+	char headers[160];		/* extra response headers */
+	size_t headers_base;		/* their length before x-switchyard-cache */
+	struct sy_cache_ctx *cache;	/* the prompt cache's part, or NULL */
 
 	/* The current try. */
 	int counted;			/* it holds one of the endpoint's slots */
@@ -168,6 +171,9 @@ finish(struct exchange *x)
 	if (x->timer != NULL)
 		event_free(x->timer);
 	sy_req_record(req, &rec);
+	/* Cache store (streams) and accounting. */
+	sy_cache_end(x->cache, req, x->streaming && x->stream_ended &&
+	    req->error == NULL && req->status == 200, &rec);
 	rec.method = x->method;
 	rec.path = x->path;
 	sy_accesslog_write(x->w->rt->log, &rec);
@@ -333,6 +339,7 @@ stream_flush(struct exchange *x)
 		x->req.t_first_byte = sy_now_us();
 		sy_conn_stream_start(x->conn, 200, "text/event-stream", x->headers);
 	}
+	sy_cache_capture(x->cache, x->out);
 	out = client_events(x);
 	x->req.bytes_out += evbuffer_get_length(out);
 	sy_conn_stream_write(x->conn, out);
@@ -373,6 +380,8 @@ client_end(struct exchange *x)
 		sy_conn_stream_start(x->conn, 200, "text/event-stream",
 		    x->headers);
 	}
+	if (x->out != NULL && x->streaming)
+		sy_cache_capture(x->cache, x->out);
 	out = x->out != NULL ? client_events(x) : NULL;
 	x->req.bytes_out += out != NULL ? evbuffer_get_length(out) : 0;
 	sy_conn_stream_end(x->conn, out);
@@ -528,6 +537,8 @@ on_done(void *arg)
 	}
 	if (x->upstream_status >= 400)
 		set_error(x, "backend returned an error");
+	else if (x->upstream_status == 200)
+		sy_cache_store(x->cache, req, out);
 	snprintf(ra, sizeof ra, "%s%s%s", x->retry_after[0] ? "Retry-After: " : "",
 	    x->retry_after, x->retry_after[0] ? "\r\n" : "");
 	respond_body(x, x->upstream_status, out, ra);
@@ -919,6 +930,7 @@ sy_pipeline_worker_init(struct sy_worker *w)
 	TAILQ_INIT(&q->list);
 	q->poll = event_new(w->base, -1, EV_PERSIST, waitq_poll_cb, q);
 	w->waitq = q;
+	w->cache = sy_cache_worker_new(w->rt->cache, w->base);
 }
 
 void
@@ -927,9 +939,43 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	event_free(w->waitq->poll);
 	free(w->waitq);
 	w->waitq = NULL;
+	sy_cache_worker_free(w->cache);
+	w->cache = NULL;
 }
 
 /* ==== Routes ==== */
+
+/* Says in x-switchyard-cache what the cache did (word: its result). */
+static void
+cache_header(struct exchange *x, const char *word)
+{
+	snprintf(x->headers + x->headers_base, sizeof x->headers -
+	    x->headers_base, "x-switchyard-cache: %s\r\n", word);
+}
+
+/*
+ * The cache lookup's outcome: an answer (a whole canonical body, or the
+ * canonical events of a stream) sent as a backend's would be, or NULL: on
+ * to the backend.
+ */
+static void
+cache_answered(void *arg, struct evbuffer *answer)
+{
+	struct exchange *x = arg;
+
+	cache_header(x, sy_cache_result_name(sy_cache_result(x->cache)));
+	if (answer == NULL) {
+		try_next(x);
+		return;
+	}
+	if (!x->req.stream) {
+		respond_body(x, 200, answer, NULL);
+		evbuffer_free(answer);
+		return;
+	}
+	x->out = answer;
+	stream_end(x);
+}
 
 /* Routes x by name (the client's model or a fallback) over route. */
 static void
@@ -948,6 +994,11 @@ start_route(struct exchange *x, struct sy_route *route, const char *name)
 	req->pool = sy_route_pool(route, route->wildcard ? NULL : req->model);
 	req->ntried = 0;
 	req->endpoint = NULL;
+	/* Cache lookup: the client's route only, not its fallbacks. */
+	if (x->nvisited == 1) {
+		sy_cache_lookup(x->w->cache, req, &x->cache, cache_answered, x);
+		return;
+	}
 	try_next(x);
 }
 
@@ -1009,6 +1060,8 @@ proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 
 	req->api = api;
 	req->raw = body;
+	x->headers_base = strlen(x->headers);
+	cache_header(x, "bypass");
 	if (sy_req_parse(req, body, cfg->limits.max_json_depth, &status,
 	    &err) != 0) {
 		fail(x, status, "invalid_request_error", NULL, err, NULL);

@@ -41,6 +41,9 @@ struct sy_record {
 	unsigned retries;		/* tries after the first, on other endpoints */
 	unsigned fallbacks;		/* fallback routes taken */
 	uint64_t queue_us;		/* time waiting for a free endpoint */
+	const char *cache;		/* "hit", "miss", "bypass", "coalesced"; NULL: no lookup */
+	int64_t saved_tokens;		/* hits: prompt + completion tokens not spent */
+	double saved_usd;		/* hits: what the answer cost (< 0: no price) */
 };
 
 #endif
