@@ -1060,8 +1060,6 @@ proxy(struct exchange *x, enum sy_api api, struct evbuffer *body)
 
 	req->api = api;
 	req->raw = body;
-	x->headers_base = strlen(x->headers);
-	cache_header(x, "bypass");
 	if (sy_req_parse(req, body, cfg->limits.max_json_depth, &status,
 	    &err) != 0) {
 		fail(x, status, "invalid_request_error", NULL, err, NULL);
@@ -1246,6 +1244,8 @@ sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 	x->path = strndup(head->target, plen);
 	request_id(x, head);
 	snprintf(x->headers, sizeof x->headers, "X-Request-Id: %s\r\n", req->id);
+	x->headers_base = strlen(x->headers);
+	cache_header(x, "bypass");
 	sy_conn_set_owner(c, x, client_gone, client_drained);
 	get = strcmp(head->method, "GET") == 0 || strcmp(head->method, "HEAD") == 0;
 	post = strcmp(head->method, "POST") == 0;

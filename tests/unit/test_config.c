@@ -131,6 +131,8 @@ SY_TEST(default_config_file_loads)
 	    sizeof buf), "sim0,sim1");
 	SY_CHECK(sy_config_price(cfg, "llama-3-8b") != NULL);
 	SY_CHECK(sy_config_price(cfg, "qwen2-7b") != NULL);
+	SY_CHECK_INT(chat->cache.enabled, 1);
+	SY_CHECK_INT(cfg->cache.redis, 0);
 	sy_config_unref(cfg);
 }
 
