@@ -117,6 +117,13 @@ class Basics(CacheCase):
         self.assertEqual(self.backend_calls(), 2)
         self.assertEqual(gw.log_lines(2)[-1]["cache"], "bypass")
 
+    def test_requests_that_reach_no_route_answer_bypass(self):
+        gw = self.gateway(route_cache={})
+        r = self.post(gw, ask(model="no-such-model"))
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.headers["x-switchyard-cache"], "bypass")
+        self.assertIsNone(gw.log_lines(1)[-1]["cache"])
+
     def test_embeddings_are_cached(self):
         gw = self.gateway(route_cache={})
         body = {"model": "llama-3-8b", "input": ["a", "b"]}
