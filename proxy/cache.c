@@ -561,7 +561,7 @@ sy_cache_prometheus(struct evbuffer *out)
 		{ "switchyard_cache_l1_evictions_total", "counter",
 		  "Answers the memory cache dropped to stay within its bound." },
 		{ "switchyard_cache_redis_errors_total", "counter",
-		  "Failed Redis commands and connections." },
+		  "Failed Redis commands and connections, and values that were not answers." },
 		{ "switchyard_cache_redis_timeouts_total", "counter",
 		  "Redis lookups that gave up waiting (the request went on as a miss)." },
 		{ "switchyard_cache_redis_reconnects_total", "counter",

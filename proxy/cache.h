@@ -95,7 +95,10 @@ void sy_cache_value_unref(struct sy_cache_value *v);
 void sy_cache_value_encode(const struct sy_cache_value *v,
     struct evbuffer *out);
 
-/* The value stored as len bytes at buf (one reference), or NULL when malformed. */
+/*
+ * The value stored as len bytes at buf (one reference), or NULL when
+ * malformed: a bad header line, or a body that is not a JSON object.
+ */
 struct sy_cache_value *sy_cache_value_decode(const char *buf, size_t len);
 
 /*

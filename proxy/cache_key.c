@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "cache.h"
+#include "jscan.h"
 #include "req.h"
 #include "sse.h"
 #include "util.h"
@@ -174,6 +175,9 @@ sy_cache_value_decode(const char *buf, size_t len)
 	    &u.cached_tokens, &n) != 4 || head[n] != '\0')
 		return NULL;
 	nl++;
+	/* Whatever Redis holds, only a JSON object goes to a client. */
+	if (sy_jscan(nl, len - (size_t)(nl - buf), NULL, 0) != SY_JSON_OBJECT)
+		return NULL;
 	return sy_cache_value_new(nl, len - (size_t)(nl - buf), &u, stored);
 }
 

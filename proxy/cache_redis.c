@@ -258,8 +258,9 @@ on_get(redisAsyncContext *ac, void *reply, void *arg)
 			count(&r->stats->errors);
 	} else {
 		r->timeouts = 0;
-		if (rep->type == REDIS_REPLY_STRING)
-			v = sy_cache_value_decode(rep->str, rep->len);
+		if (rep->type == REDIS_REPLY_STRING &&
+		    (v = sy_cache_value_decode(rep->str, rep->len)) == NULL)
+			count(&r->stats->errors);	/* not a value of ours */
 	}
 	get_tell(g, v);
 	free(g);

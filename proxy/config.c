@@ -69,7 +69,7 @@ static const char *const redis_keys[] = {
 };
 static const char *const route_cache_keys[] = {
 	"enabled", "ttl_s", "max_entry_bytes", "deterministic_only",
-	"replay_chunk_tokens", "namespace", NULL
+	"replay_chunk_tokens", "replay_interval_ms", "namespace", NULL
 };
 
 /* The conditions a route may retry on, in the order messages list them. */
@@ -2055,6 +2055,8 @@ route_cache(struct ctx *c, const json_t *o, const char *path,
 	get_bool(c, obj, p, "deterministic_only", &rc->deterministic_only);
 	get_uint(c, obj, p, "replay_chunk_tokens", 1, 4096,
 	    &rc->replay_chunk_tokens);
+	get_uint(c, obj, p, "replay_interval_ms", 0, 10000,
+	    &rc->replay_interval_ms);
 	if (get_string(c, obj, p, "namespace", 0, &s) == 1)
 		rc->namespace = sy_xstrdup(s);
 }

@@ -141,6 +141,7 @@ struct sy_route_cache {
 	size_t max_entry_bytes;		/* largest answer stored; default 1 MiB */
 	int deterministic_only;		/* default 1: temperature 0, a seed, or embeddings */
 	unsigned replay_chunk_tokens;	/* words per replayed stream chunk; default 4 */
+	unsigned replay_interval_ms;	/* between replayed chunks; default 0: at once */
 	char *namespace;		/* default: the route's name */
 };
 

@@ -54,6 +54,7 @@ struct exchange {
 	char headers[160];		/* extra response headers */
 	size_t headers_base;		/* their length before x-switchyard-cache */
 	struct sy_cache_ctx *cache;	/* the prompt cache's part, or NULL */
+	struct evbuffer *replay;	/* a paced cache hit's events still to send */
 
 	/* The current try. */
 	int counted;			/* it holds one of the endpoint's slots */
@@ -97,6 +98,7 @@ struct sy_waitq {
 };
 
 static void try_next(struct exchange *x);
+static void replay_next(struct exchange *x);
 static void fallback_or_give_up(struct exchange *x);
 static void waitq_remove(struct exchange *x);
 static void waitq_kick(struct sy_worker *w);
@@ -188,6 +190,8 @@ finish(struct exchange *x)
 	}
 	if (x->canon != NULL)
 		evbuffer_free(x->canon);
+	if (x->replay != NULL)
+		evbuffer_free(x->replay);
 	free(x->path);
 	sy_req_clear(req);
 	free(x);
@@ -727,6 +731,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exchange *x = arg;
 
+	if (x->replay != NULL) {
+		replay_next(x);	/* a paced cache hit's next event */
+		return;
+	}
 	if (!x->queued) {
 		try_next(x);	/* a retry's backoff is over */
 		return;
@@ -973,8 +981,34 @@ cache_answered(void *arg, struct evbuffer *answer)
 		evbuffer_free(answer);
 		return;
 	}
-	x->out = answer;
-	stream_end(x);
+	x->out = evbuffer_new();
+	x->replay = answer;
+	replay_next(x);
+}
+
+/*
+ * Sends the next event of a cache hit's stream, and the rest one at a time
+ * every replay_interval_ms of the route (all at once when 0).
+ */
+static void
+replay_next(struct exchange *x)
+{
+	unsigned ms = x->req.route->cache.replay_interval_ms;
+	struct evbuffer_ptr end;
+	size_t n;
+
+	end = evbuffer_search(x->replay, "\n\n", 2, NULL);
+	n = ms == 0 || end.pos < 0 ? evbuffer_get_length(x->replay) :
+	    (size_t)end.pos + 2;
+	evbuffer_remove_buffer(x->replay, x->out, n);
+	if (evbuffer_get_length(x->replay) == 0) {
+		evbuffer_free(x->replay);
+		x->replay = NULL;
+		stream_end(x);
+		return;
+	}
+	stream_flush(x);
+	arm(x, ms);
 }
 
 /* Routes x by name (the client's model or a fallback) over route. */

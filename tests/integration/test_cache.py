@@ -211,6 +211,23 @@ class Streams(CacheCase):
         self.assertGreater(len(second), 4)  # chunked like a stream
         self.assertEqual(self.backend_calls(), 1)
 
+    def test_a_stream_hit_can_be_paced_like_a_real_stream(self):
+        gw = self.gateway(route_cache={"replay_chunk_tokens": 1, "replay_interval_ms": 30})
+        body = ask(stream=True)
+        _, first = self.stream(gw, body)
+        t = time.time()
+        h, second = self.stream(gw, body)
+        took = time.time() - t
+        self.assertEqual(h["x-switchyard-cache"], "hit")
+        self.assertEqual(self.content_and_usage(first), self.content_and_usage(second))
+        # role, 8 words, finish, [DONE]: 10 intervals between 11 events
+        self.assertEqual(len(second), 11)
+        self.assertGreaterEqual(took, 10 * 0.030 * 0.9)
+        hit = gw.log_lines(2)[-1]
+        self.assertEqual(hit["cache"], "hit")
+        self.assertLess(hit["ttft_ms"], 100)
+        self.assertGreaterEqual(hit["latency_ms"], 270)
+
     def test_a_streamed_answer_serves_a_whole_request_and_back(self):
         gw = self.gateway(route_cache={})
         _, events = self.stream(gw, ask(stream=True))
@@ -315,6 +332,22 @@ class WithRedis(CacheCase):
         self.assertTrue(0 < self.redis.command("TTL", keys[0]) <= 30)
         self.assertEqual(self.post(gw, ask()).headers["x-switchyard-cache"], "hit")
         self.assertEqual(self.backend_calls(), 1)
+
+    def test_a_value_redis_mangled_is_a_miss_not_an_answer(self):
+        gw = self.gateway(cache=self.redis_cache(), route_cache={})
+        self.wait_connected(gw)
+        good = self.post(gw, ask())
+        deadline = time.time() + 3
+        while not self.redis.command("KEYS", "sy:cache:*") and time.time() < deadline:
+            time.sleep(0.02)
+        key = self.redis.command("KEYS", "sy:cache:*")[0]
+        self.redis.command("SET", key, "SYC1 1 2 3 4\n<html>oops</html>")
+        r = self.post(gw, ask())
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers["x-switchyard-cache"], "miss")
+        self.assertEqual(content_of(r.body), content_of(good.body))
+        self.assertEqual(self.backend_calls(), 2)
+        self.assertGreaterEqual(self.metric(gw, "switchyard_cache_redis_errors_total"), 1)
 
     def test_entries_expire_after_their_ttl(self):
         gw = self.gateway(cache=self.redis_cache(l1_max_bytes=1 << 20), route_cache={"ttl_s": 1})

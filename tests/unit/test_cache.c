@@ -223,7 +223,8 @@ SY_TEST(malformed_values_are_refused)
 {
 	static const char *const bad[] = {
 		"", "SYC1", "SYC1 1 2 3 4", "SYC2 1 2 3 4\n{}",
-		"SYC1 1 2 3\n{}", "SYC1 1 2 3 4 5\n{}", "SYC1 x 2 3 4\n{}"
+		"SYC1 1 2 3\n{}", "SYC1 1 2 3 4 5\n{}", "SYC1 x 2 3 4\n{}",
+		"SYC1 1 2 3 4\n[]", "SYC1 1 2 3 4\n{\"a\":", "SYC1 1 2 3 4\n"
 	};
 	size_t i;
 

@@ -1718,6 +1718,7 @@ SY_TEST(cache_keys_take_their_defaults)
 	SY_CHECK_INT(rc->max_entry_bytes, 1048576);
 	SY_CHECK_INT(rc->deterministic_only, 1);
 	SY_CHECK_INT(rc->replay_chunk_tokens, 4);
+	SY_CHECK_INT(rc->replay_interval_ms, 0);
 	SY_CHECK(rc->namespace == NULL);
 	SY_CHECK_INT(cfg->cache.l1_max_bytes, 64 * 1024 * 1024);
 	SY_CHECK_INT(cfg->cache.coalesce, 1);
@@ -1748,7 +1749,8 @@ SY_TEST(every_cache_key_is_read)
 	    "\"gw:\", \"connect_timeout_ms\": 300, \"command_timeout_ms\": 7}}",
 	    ", \"cache\": {\"enabled\": false, \"ttl_s\": 60, "
 	    "\"max_entry_bytes\": 4096, \"deterministic_only\": false, "
-	    "\"replay_chunk_tokens\": 1, \"namespace\": \"tenant-a\"}"));
+	    "\"replay_chunk_tokens\": 1, \"replay_interval_ms\": 25, "
+	    "\"namespace\": \"tenant-a\"}"));
 	SY_CHECK(cfg != NULL);
 	if (cfg == NULL)
 		return;
@@ -1758,6 +1760,7 @@ SY_TEST(every_cache_key_is_read)
 	SY_CHECK_INT(rc->max_entry_bytes, 4096);
 	SY_CHECK_INT(rc->deterministic_only, 0);
 	SY_CHECK_INT(rc->replay_chunk_tokens, 1);
+	SY_CHECK_INT(rc->replay_interval_ms, 25);
 	SY_CHECK_STR(rc->namespace, "tenant-a");
 	SY_CHECK_INT(cfg->cache.l1_max_bytes, 0);
 	SY_CHECK_INT(cfg->cache.coalesce, 0);
@@ -1800,7 +1803,7 @@ SY_TEST(bad_route_cache_keys_are_reported)
 	    "\"replay_chunk_tokens\": 0, \"namespace\": \"\"}"),
 	    "t.json:3:58: routes[0].cache.ttl: unknown key \"ttl\"; known: "
 	    "enabled, ttl_s, max_entry_bytes, deterministic_only, "
-	    "replay_chunk_tokens, namespace\n"
+	    "replay_chunk_tokens, replay_interval_ms, namespace\n"
 	    "t.json:3:68: routes[0].cache.ttl_s: must be from 1 to 31536000, "
 	    "got 0\n"
 	    "t.json:3:80: routes[0].cache.enabled: expected true or false, "
