@@ -485,8 +485,10 @@ store(struct sy_cache_ctx *ctx, const struct sy_req *req, const char *body,
 }
 
 void
-sy_cache_capture(struct sy_cache_ctx *ctx, struct evbuffer *events)
+sy_cache_capture(struct sy_cache_ctx *ctx, const struct sy_req *req,
+    struct evbuffer *events)
 {
+	char *answer;
 	size_t len;
 
 	if (ctx == NULL || ctx->cap == NULL ||
@@ -494,6 +496,15 @@ sy_cache_capture(struct sy_cache_ctx *ctx, struct evbuffer *events)
 		return;
 	sy_cache_capture_feed(ctx->cap,
 	    (const char *)evbuffer_pullup(events, -1), len);
+	if (!sy_cache_capture_done(ctx->cap))
+		return;
+	if ((answer = sy_cache_capture_answer(ctx->cap, &req->usage,
+	    &len)) != NULL) {
+		store(ctx, req, answer, len);
+		free(answer);
+	}
+	sy_cache_capture_free(ctx->cap);
+	ctx->cap = NULL;
 }
 
 void
@@ -508,21 +519,13 @@ sy_cache_store(struct sy_cache_ctx *ctx, const struct sy_req *req,
 
 void
 sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
-    int stream_ok, struct sy_record *rec)
+    struct sy_record *rec)
 {
 	const struct sy_price *price;
 	const struct sy_usage *u;
-	char *answer;
-	size_t len;
 
 	if (ctx == NULL)
 		return;
-	if (ctx->cap != NULL && stream_ok && ctx->result == SY_CACHE_MISS &&
-	    (answer = sy_cache_capture_answer(ctx->cap, &req->usage,
-	    &len)) != NULL) {
-		store(ctx, req, answer, len);
-		free(answer);
-	}
 	sy_cache_capture_free(ctx->cap);
 	flight_end(ctx, NULL);
 	if (ctx->get != NULL)

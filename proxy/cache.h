@@ -133,7 +133,10 @@ void sy_cache_capture_feed(struct sy_cache_capture *cap, const char *buf,
 char *sy_cache_capture_answer(struct sy_cache_capture *cap,
     const struct sy_usage *u, size_t *len);
 
-/* Frees cap. */
+/* Whether cap has seen [DONE] or something that makes it useless: feeding more changes nothing. */
+int sy_cache_capture_done(const struct sy_cache_capture *cap);
+
+/* Frees cap (NULL is ignored). */
 void sy_cache_capture_free(struct sy_cache_capture *cap);
 
 /* ==== The memory L1 (proxy/cache_lru.c) ==== */
@@ -266,8 +269,14 @@ void sy_cache_lookup(struct sy_cache_worker *cw, struct sy_req *req,
 /* What the cache did for the request so far (ctx NULL: bypass). */
 enum sy_cache_result sy_cache_result(const struct sy_cache_ctx *ctx);
 
-/* Captures a streamed miss's canonical events as they pass (buf not drained); ctx NULL: nothing. */
-void sy_cache_capture(struct sy_cache_ctx *ctx, struct evbuffer *events);
+/*
+ * Captures a streamed miss's canonical events as they pass (events not
+ * drained); once they end with [DONE] (a stream that completed normally),
+ * stores the whole answer they tell, with req's usage, and hands it to the
+ * requests waiting for it.  ctx NULL: nothing.
+ */
+void sy_cache_capture(struct sy_cache_ctx *ctx, const struct sy_req *req,
+    struct evbuffer *events);
 
 /*
  * Stores a whole answer (body: canonical, status 200) of req when it may,
@@ -277,14 +286,12 @@ void sy_cache_store(struct sy_cache_ctx *ctx, const struct sy_req *req,
     struct evbuffer *body);
 
 /*
- * Ends the request's part: stores a captured stream when stream_ok (it
- * ended with [DONE], no error), lets waiting requests go on (with the
- * answer, or to a backend when there is none), adds the cache's fields to
- * rec (result, saved tokens and USD), and frees ctx.  ctx NULL: rec->cache
- * stays NULL.
+ * Ends the request's part: lets requests still waiting for it go on to a
+ * backend, adds the cache's fields to rec (result, saved tokens and USD),
+ * and frees ctx.  ctx NULL: rec->cache stays NULL.
  */
 void sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
-    int stream_ok, struct sy_record *rec);
+    struct sy_record *rec);
 
 /*
  * Appends the process-wide cache metrics (L1 size, evictions, Redis

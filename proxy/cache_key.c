@@ -367,6 +367,12 @@ sy_cache_capture_free(struct sy_cache_capture *cap)
 	free(cap);
 }
 
+int
+sy_cache_capture_done(const struct sy_cache_capture *cap)
+{
+	return cap->done || cap->bad;
+}
+
 /* Reads one chunk's delta (chat) into cap; 0, or -1 when it holds more than role and content. */
 static int
 capture_delta(struct sy_cache_capture *cap, const json_t *delta)

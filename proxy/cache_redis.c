@@ -17,7 +17,7 @@
 #define BACKOFF_MAX_MS	5000
 #define MAX_TIMEOUTS	3	/* timeouts in a row that drop the connection */
 #define MAX_PENDING	4096	/* lookups in flight; more go to the backend */
-#define KEY_MAX		(256 + 2 * SY_CACHE_KEY_LEN)
+#define KEY_MAX		(256 + 2 * SY_CACHE_KEY_LEN + 1)	/* prefix, hex, NUL */
 
 struct sy_cache_redis {
 	struct event_base *base;
@@ -223,7 +223,7 @@ redis_key(const struct sy_cache_redis *r, const unsigned char *key,
 	int n;
 
 	sy_cache_key_hex(key, hex);
-	n = snprintf(buf, KEY_MAX, "%.256s%s", r->s->key_prefix, hex);
+	n = snprintf(buf, KEY_MAX, "%s%s", r->s->key_prefix, hex);
 	return (size_t)n;
 }
 

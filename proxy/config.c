@@ -2303,6 +2303,9 @@ cache_redis(struct ctx *c, const json_t *o, struct sy_cache_settings *s)
 		    "password_env"), str);
 	}
 	if (get_string(c, r, "cache.redis", "key_prefix", 0, &str) == 1) {
+		if (strlen(str) > 256)
+			fail(c, "cache.redis.key_prefix", "at most 256 bytes, "
+			    "got %zu", strlen(str));
 		free(s->key_prefix);
 		s->key_prefix = sy_xstrdup(str);
 	}

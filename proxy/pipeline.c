@@ -173,9 +173,7 @@ finish(struct exchange *x)
 	if (x->timer != NULL)
 		event_free(x->timer);
 	sy_req_record(req, &rec);
-	/* Cache store (streams) and accounting. */
-	sy_cache_end(x->cache, req, x->streaming && x->stream_ended &&
-	    req->error == NULL && req->status == 200, &rec);
+	sy_cache_end(x->cache, req, &rec);	/* the cache's accounting */
 	rec.method = x->method;
 	rec.path = x->path;
 	sy_accesslog_write(x->w->rt->log, &rec);
@@ -343,7 +341,7 @@ stream_flush(struct exchange *x)
 		x->req.t_first_byte = sy_now_us();
 		sy_conn_stream_start(x->conn, 200, "text/event-stream", x->headers);
 	}
-	sy_cache_capture(x->cache, x->out);
+	sy_cache_capture(x->cache, &x->req, x->out);	/* cache store, streams */
 	out = client_events(x);
 	x->req.bytes_out += evbuffer_get_length(out);
 	sy_conn_stream_write(x->conn, out);
@@ -385,7 +383,7 @@ client_end(struct exchange *x)
 		    x->headers);
 	}
 	if (x->out != NULL && x->streaming)
-		sy_cache_capture(x->cache, x->out);
+		sy_cache_capture(x->cache, &x->req, x->out);	/* cache store */
 	out = x->out != NULL ? client_events(x) : NULL;
 	x->req.bytes_out += out != NULL ? evbuffer_get_length(out) : 0;
 	sy_conn_stream_end(x->conn, out);

@@ -349,6 +349,21 @@ class WithRedis(CacheCase):
         self.assertEqual(self.backend_calls(), 2)
         self.assertGreaterEqual(self.metric(gw, "switchyard_cache_redis_errors_total"), 1)
 
+    def test_a_longest_key_prefix_is_kept_whole(self):
+        prefix = "p" * 255 + ":"
+        cache = self.redis_cache()
+        cache["redis"]["key_prefix"] = prefix
+        gw = self.gateway(cache=cache, route_cache={})
+        self.wait_connected(gw)
+        self.post(gw, ask())
+        deadline = time.time() + 3
+        while not self.redis.command("KEYS", prefix + "*") and time.time() < deadline:
+            time.sleep(0.02)
+        keys = self.redis.command("KEYS", "*")
+        self.assertEqual([len(k) for k in keys], [256 + 64])
+        self.assertTrue(keys[0].startswith(prefix))
+        self.assertEqual(self.post(gw, ask()).headers["x-switchyard-cache"], "hit")
+
     def test_entries_expire_after_their_ttl(self):
         gw = self.gateway(cache=self.redis_cache(l1_max_bytes=1 << 20), route_cache={"ttl_s": 1})
         self.wait_connected(gw)

@@ -542,6 +542,26 @@ SY_TEST(a_completions_stream_is_captured_with_the_requests_usage)
 	evbuffer_free(out);
 }
 
+SY_TEST(a_capture_is_done_at_done_or_at_what_spoils_it)
+{
+	static const char chunk[] = "data: {\"id\":\"c\",\"choices\":[{\"index\":"
+	    "0,\"delta\":{\"role\":\"assistant\",\"content\":\"a\"},"
+	    "\"finish_reason\":\"stop\"}]}\n\n";
+	struct sy_cache_capture *cap = sy_cache_capture_new(SY_API_CHAT);
+
+	sy_cache_capture_feed(cap, chunk, sizeof chunk - 1);
+	SY_CHECK(!sy_cache_capture_done(cap));
+	sy_cache_capture_feed(cap, "data: [DO", 9);
+	SY_CHECK(!sy_cache_capture_done(cap));
+	sy_cache_capture_feed(cap, "NE]\n\n", 5);
+	SY_CHECK(sy_cache_capture_done(cap));
+	sy_cache_capture_free(cap);
+	cap = sy_cache_capture_new(SY_API_CHAT);
+	sy_cache_capture_feed(cap, "data: {\"error\":{}}\n\n", 21);
+	SY_CHECK(sy_cache_capture_done(cap));
+	sy_cache_capture_free(cap);
+}
+
 SY_TEST(streams_that_cannot_be_stored_give_no_answer)
 {
 	static const char *const streams[] = {
@@ -613,6 +633,7 @@ main(void)
 	SY_RUN(answers_a_stream_cannot_tell_alike_are_not_replayed);
 	SY_RUN(a_replayed_stream_captured_again_is_the_same_answer);
 	SY_RUN(a_completions_stream_is_captured_with_the_requests_usage);
+	SY_RUN(a_capture_is_done_at_done_or_at_what_spoils_it);
 	SY_RUN(streams_that_cannot_be_stored_give_no_answer);
 	return sy_test_done();
 }

@@ -1838,6 +1838,13 @@ SY_TEST(bad_cache_store_keys_are_reported)
 	    "in \"password_env\"");
 	check_error(WITH_CACHE("[]", ""),
 	    "t.json:4:3: cache: expected an object, got an array");
+	check_error(WITH_CACHE("{\"redis\": {\"key_prefix\": \""
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "x\"}}", ""),
+	    "t.json:4:23: cache.redis.key_prefix: at most 256 bytes, got 257");
 }
 
 /* Routes r (m1, alias a1) and s (m2, alias a2), r with more keys. */
