@@ -1,6 +1,6 @@
 -- bench/cache: wrk script. Sends the same deterministic chat request on every
--- connection (each connection waiting SY_BENCH_DELAY_MS between requests
--- when set), counts responses that were not cache hits, and prints the
+-- connection (each connection waiting SY_BENCH_DELAY_MS on average between
+-- requests when set), counts responses that were not cache hits, and prints the
 -- run's totals and latency percentiles as one JSON line that starts with
 -- "SYBENCH ".
 
@@ -11,9 +11,11 @@ wrk.body = '{"model":"llama-3-8b","messages":[{"role":"user","content":"What is 
 local threads = {}
 local pace = tonumber(os.getenv("SY_BENCH_DELAY_MS") or "0")
 
+-- A wait drawn from 0..2 x the pace, so that the connections do not send
+-- in step (64 requests at once would measure the queue, not a hit).
 if pace > 0 then
 	function delay()
-		return pace
+		return math.random(0, 2 * pace)
 	end
 end
 
