@@ -20,6 +20,7 @@
 #include "util.h"
 
 #define FLIGHT_SLOTS	256	/* hash slots of the in-flight table */
+#define LOCK_POLL_MS	10	/* looks for another instance's answer this often */
 
 /* Requests in flight for one key: the one that went ahead and those waiting for it. */
 struct flight {
@@ -39,6 +40,7 @@ struct sy_cache {
 
 struct sy_cache_worker {
 	struct sy_cache *c;
+	struct event_base *base;
 	struct sy_cache_redis *redis;	/* NULL without Redis */
 	int wake_fd;			/* eventfd: the mailbox has mail */
 	struct event *wake;
@@ -67,7 +69,10 @@ struct sy_cache_ctx {
 	struct flight *flight;		/* WAIT_FLIGHT: the flight waited for */
 	TAILQ_ENTRY(sy_cache_ctx) link;
 	struct sy_cache_value *mail;	/* WAIT_MAIL: the answer, or NULL */
-	struct sy_cache_get *get;	/* a Redis lookup in flight */
+	struct sy_cache_get *get;	/* a Redis lookup or lock in flight */
+	int locked;			/* it holds the Redis lock of its key */
+	struct event *poll;		/* waiting for another instance's answer */
+	uint64_t poll_until_us;		/* until the lock expires */
 	struct sy_cache_capture *cap;	/* a streamed miss being captured */
 	struct sy_cache_value *served;	/* the value answered with */
 	sy_cache_answer_fn answer;
@@ -155,7 +160,8 @@ sy_cache_settings_differ(const struct sy_cache_settings *a,
 	    str_differ(a->redis_password, b->redis_password) ||
 	    str_differ(a->key_prefix, b->key_prefix) ||
 	    a->connect_timeout_ms != b->connect_timeout_ms ||
-	    a->command_timeout_ms != b->command_timeout_ms;
+	    a->command_timeout_ms != b->command_timeout_ms ||
+	    a->lock_ms != b->lock_ms;
 }
 
 static void deliver(struct sy_cache_ctx *ctx, struct sy_cache_value *v);
@@ -195,6 +201,7 @@ sy_cache_worker_new(struct sy_cache *c, struct event_base *base)
 		return NULL;
 	cw = sy_xcalloc(1, sizeof *cw);
 	cw->c = c;
+	cw->base = base;
 	TAILQ_INIT(&cw->mailbox);
 	if ((cw->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		sy_log(SY_LOG_ERROR, "cache: eventfd: %s", strerror(errno));
@@ -373,23 +380,93 @@ deliver(struct sy_cache_ctx *ctx, struct sy_cache_value *v)
 		go_on(ctx);
 }
 
-/* Redis answered a lookup (v: a reference, or NULL). */
+/*
+ * Answers with v, found in Redis (a reference), as result; else (v NULL,
+ * or not suitable) returns 0.
+ */
+static int
+serve_found(struct sy_cache_ctx *ctx, struct sy_cache_value *v,
+    enum sy_cache_result result)
+{
+	int served;
+
+	if (v == NULL)
+		return 0;
+	l1_put(ctx, v);
+	served = serve(ctx, v, result);
+	sy_cache_value_unref(v);
+	return served;
+}
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg);
+static void on_redis(void *arg, struct sy_cache_value *v);
+
+/* Looks for the answer again LOCK_POLL_MS from now. */
+static void
+poll_arm(struct sy_cache_ctx *ctx)
+{
+	struct timeval tv = { 0, LOCK_POLL_MS * 1000 };
+
+	if (ctx->poll == NULL)
+		ctx->poll = evtimer_new(ctx->cw->base, poll_cb, ctx);
+	evtimer_add(ctx->poll, &tv);
+}
+
+static void
+poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_cache_ctx *ctx = arg;
+
+	if ((ctx->get = sy_cache_redis_get(ctx->cw->redis, ctx->key, on_redis,
+	    ctx)) == NULL)
+		go_on(ctx);
+}
+
+/*
+ * The Redis lock of the key: taken (1) or failed (-1), on to a backend;
+ * held by another instance (0), look for its answer every LOCK_POLL_MS,
+ * for lock_ms at most.
+ */
+static void
+on_locked(void *arg, int taken)
+{
+	struct sy_cache_ctx *ctx = arg;
+	uint64_t now = sy_now_us();
+
+	ctx->get = NULL;
+	if (taken == 0 && ctx->poll_until_us == 0)
+		ctx->poll_until_us = now +
+		    (uint64_t)ctx->cw->c->s.lock_ms * 1000;
+	if (taken != 0 || now >= ctx->poll_until_us) {
+		ctx->locked = taken == 1;
+		go_on(ctx);
+		return;
+	}
+	poll_arm(ctx);
+}
+
+/*
+ * Redis answered a lookup, or a poll for another instance's answer (v: a
+ * reference, or NULL).  On a miss, with lock_ms, the request that leads
+ * its key here tries the Redis lock (again, when polling: it is free when
+ * that instance gave up), so that one instance goes to a backend.
+ */
 static void
 on_redis(void *arg, struct sy_cache_value *v)
 {
 	struct sy_cache_ctx *ctx = arg;
-	int served;
+	struct sy_cache_worker *cw = ctx->cw;
+	int found = v != NULL;
 
 	ctx->get = NULL;
-	if (v == NULL) {
-		go_on(ctx);
+	if (serve_found(ctx, v, ctx->poll_until_us != 0 ? SY_CACHE_COALESCED :
+	    SY_CACHE_HIT))
 		return;
-	}
-	l1_put(ctx, v);
-	served = serve(ctx, v, SY_CACHE_HIT);
-	sy_cache_value_unref(v);
-	if (!served)
-		go_on(ctx);
+	if (!found && ctx->lead != NULL && cw->c->s.lock_ms > 0 &&
+	    (ctx->get = sy_cache_redis_lock(cw->redis, ctx->key,
+	    cw->c->s.lock_ms, on_locked, ctx)) != NULL)
+		return;
+	go_on(ctx);
 }
 
 /* Fills the decision of ctx for req; 0 when it may use the cache, -1: bypass. */
@@ -464,6 +541,15 @@ sy_cache_result(const struct sy_cache_ctx *ctx)
 
 /* ==== Storing ==== */
 
+/* Gives back the Redis lock ctx holds, if it does. */
+static void
+unlock(struct sy_cache_ctx *ctx)
+{
+	if (ctx->locked)
+		sy_cache_redis_unlock(ctx->cw->redis, ctx->key);
+	ctx->locked = 0;
+}
+
 /* Stores the answer body (len bytes) of req and hands it to the flight ctx leads. */
 static void
 store(struct sy_cache_ctx *ctx, const struct sy_req *req, const char *body,
@@ -480,6 +566,7 @@ store(struct sy_cache_ctx *ctx, const struct sy_req *req, const char *body,
 			sy_cache_redis_set(ctx->cw->redis, ctx->key, v,
 			    ctx->rc->ttl_s);
 	}
+	unlock(ctx);
 	flight_end(ctx, v);
 	sy_cache_value_unref(v);
 }
@@ -528,6 +615,9 @@ sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
 		return;
 	sy_cache_capture_free(ctx->cap);
 	flight_end(ctx, NULL);
+	unlock(ctx);
+	if (ctx->poll != NULL)
+		event_free(ctx->poll);
 	if (ctx->get != NULL)
 		sy_cache_redis_cancel(ctx->get);
 	if (ctx->wait != WAIT_NONE)

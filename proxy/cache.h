@@ -216,7 +216,26 @@ struct sy_cache_get *sy_cache_redis_get(struct sy_cache_redis *r,
     const unsigned char key[SY_CACHE_KEY_LEN], sy_cache_got_fn got,
     void *arg);
 
-/* Forgets a lookup whose got has not been called yet. */
+/*
+ * Called once with whether the lock was taken: 1, 0 when another holds
+ * it, -1 when Redis failed or the command timeout struck.
+ */
+typedef void (*sy_cache_locked_fn)(void *arg, int taken);
+
+/*
+ * Takes the lock of key for ms (SET KEY:lock NX PX ms), so that gateway
+ * instances that share Redis send one request for key to a backend.
+ * locked is called as got is for sy_cache_redis_get; returns as it does.
+ */
+struct sy_cache_get *sy_cache_redis_lock(struct sy_cache_redis *r,
+    const unsigned char key[SY_CACHE_KEY_LEN], unsigned ms,
+    sy_cache_locked_fn locked, void *arg);
+
+/* Gives back the lock of key, without waiting. */
+void sy_cache_redis_unlock(struct sy_cache_redis *r,
+    const unsigned char key[SY_CACHE_KEY_LEN]);
+
+/* Forgets a lookup or lock whose callback has not been called yet. */
 void sy_cache_redis_cancel(struct sy_cache_get *g);
 
 /* Stores v under key for ttl_s seconds, without waiting; failures are counted. */

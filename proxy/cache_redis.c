@@ -1,4 +1,5 @@
 /* The prompt cache's L2: one hiredis async connection per worker on its event base, with connect and command timeouts, reconnection with backoff, and failing open. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #define BACKOFF_MAX_MS	5000
 #define MAX_TIMEOUTS	3	/* timeouts in a row that drop the connection */
 #define MAX_PENDING	4096	/* lookups in flight; more go to the backend */
-#define KEY_MAX		(256 + 2 * SY_CACHE_KEY_LEN + 1)	/* prefix, hex, NUL */
+#define KEY_MAX		(256 + 2 * SY_CACHE_KEY_LEN + 6)	/* prefix, hex, ":lock", NUL */
 
 struct sy_cache_redis {
 	struct event_base *base;
@@ -33,9 +34,11 @@ struct sy_cache_redis {
 	struct event *timer;		/* connect timeout, or reconnect wait */
 };
 
+/* A command whose reply someone waits for: a lookup (GET) or a lock (SET NX). */
 struct sy_cache_get {
 	struct sy_cache_redis *r;
-	sy_cache_got_fn got;		/* NULL once told or cancelled */
+	sy_cache_got_fn got;		/* a lookup's caller, or */
+	sy_cache_locked_fn locked;	/* a lock's; both NULL once told or cancelled */
 	void *arg;
 	struct event *timer;		/* the command timeout */
 };
@@ -214,34 +217,59 @@ sy_cache_redis_free(struct sy_cache_redis *r)
 	free(r);
 }
 
-/* Writes the Redis key of key (prefix and hex) into buf; returns its length. */
+/*
+ * Writes the Redis key of key (prefix and hex, then suffix) into buf;
+ * returns its length.
+ */
 static size_t
 redis_key(const struct sy_cache_redis *r, const unsigned char *key,
-    char buf[KEY_MAX])
+    const char *suffix, char buf[KEY_MAX])
 {
 	char hex[2 * SY_CACHE_KEY_LEN + 1];
 	int n;
 
 	sy_cache_key_hex(key, hex);
-	n = snprintf(buf, KEY_MAX, "%s%s", r->s->key_prefix, hex);
+	n = snprintf(buf, KEY_MAX, "%s%s%s", r->s->key_prefix, hex, suffix);
 	return (size_t)n;
 }
 
-/* Tells g's caller (once) and stops its timer. */
+/*
+ * Tells g's caller (once) and stops its timer: v (a reference passed on)
+ * to a lookup's, taken to a lock's.
+ */
 static void
-get_tell(struct sy_cache_get *g, struct sy_cache_value *v)
+tell(struct sy_cache_get *g, struct sy_cache_value *v, int taken)
 {
 	sy_cache_got_fn got = g->got;
+	sy_cache_locked_fn locked = g->locked;
 
 	g->got = NULL;
+	g->locked = NULL;
 	if (g->timer != NULL) {
 		event_free(g->timer);
 		g->timer = NULL;
 	}
 	if (got != NULL)
 		got(g->arg, v);
-	else
+	else {
 		sy_cache_value_unref(v);
+		if (locked != NULL)
+			locked(g->arg, taken);
+	}
+}
+
+/* Whether rep is a failure (counted); a reply counts as Redis answering. */
+static int
+failed(struct sy_cache_redis *r, const redisReply *rep)
+{
+	r->pending--;
+	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+		if (!r->closing)
+			count(&r->stats->errors);
+		return 1;
+	}
+	r->timeouts = 0;
+	return 0;
 }
 
 static void
@@ -252,17 +280,24 @@ on_get(redisAsyncContext *ac, void *reply, void *arg)
 	redisReply *rep = reply;
 	struct sy_cache_value *v = NULL;
 
-	r->pending--;
-	if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
-		if (!r->closing)
-			count(&r->stats->errors);
-	} else {
-		r->timeouts = 0;
-		if (rep->type == REDIS_REPLY_STRING &&
-		    (v = sy_cache_value_decode(rep->str, rep->len)) == NULL)
-			count(&r->stats->errors);	/* not a value of ours */
-	}
-	get_tell(g, v);
+	if (!failed(r, rep) && rep->type == REDIS_REPLY_STRING &&
+	    (v = sy_cache_value_decode(rep->str, rep->len)) == NULL)
+		count(&r->stats->errors);	/* not a value of ours */
+	tell(g, v, -1);
+	free(g);
+}
+
+static void
+on_lock(redisAsyncContext *ac, void *reply, void *arg)
+{
+	struct sy_cache_get *g = arg;
+	redisReply *rep = reply;
+	int taken = -1;
+
+	if (!failed(g->r, rep))
+		taken = rep->type == REDIS_REPLY_STATUS &&
+		    strcmp(rep->str, "OK") == 0;
+	tell(g, NULL, taken);
 	free(g);
 }
 
@@ -273,31 +308,34 @@ get_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct sy_cache_redis *r = g->r;
 
 	count(&r->stats->timeouts);
-	get_tell(g, NULL);
+	tell(g, NULL, -1);
 	/* A Redis that stopped answering is dropped and tried again later. */
 	if (++r->timeouts >= MAX_TIMEOUTS)
 		drop(r);
 }
 
-struct sy_cache_get *
-sy_cache_redis_get(struct sy_cache_redis *r,
-    const unsigned char key[SY_CACHE_KEY_LEN], sy_cache_got_fn got, void *arg)
+/*
+ * Sends the command of fmt with its reply to cb for g (filled but for its
+ * timer), under the command timeout.  Returns g, or NULL (g freed) when
+ * Redis is not connected or the command cannot be sent.
+ */
+static struct sy_cache_get *
+send_waited(struct sy_cache_get *g, redisCallbackFn *cb, const char *fmt, ...)
 {
+	struct sy_cache_redis *r = g->r;
 	unsigned ms = r->s->command_timeout_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	struct sy_cache_get *g;
-	char k[KEY_MAX];
-	size_t klen;
+	va_list ap;
+	int rc;
 
-	if (!r->connected || r->pending >= MAX_PENDING)
+	if (!r->connected || r->pending >= MAX_PENDING) {
+		free(g);
 		return NULL;
-	klen = redis_key(r, key, k);
-	g = sy_xcalloc(1, sizeof *g);
-	g->r = r;
-	g->got = got;
-	g->arg = arg;
-	if (redisAsyncCommand(r->ac, on_get, g, "GET %b", k, klen) !=
-	    REDIS_OK) {
+	}
+	va_start(ap, fmt);
+	rc = redisvAsyncCommand(r->ac, cb, g, fmt, ap);
+	va_end(ap);
+	if (rc != REDIS_OK) {
 		free(g);
 		count(&r->stats->errors);
 		return NULL;
@@ -308,10 +346,60 @@ sy_cache_redis_get(struct sy_cache_redis *r,
 	return g;
 }
 
+/* A new command of r for arg, told through got or locked. */
+static struct sy_cache_get *
+get_new(struct sy_cache_redis *r, sy_cache_got_fn got,
+    sy_cache_locked_fn locked, void *arg)
+{
+	struct sy_cache_get *g = sy_xcalloc(1, sizeof *g);
+
+	g->r = r;
+	g->got = got;
+	g->locked = locked;
+	g->arg = arg;
+	return g;
+}
+
+struct sy_cache_get *
+sy_cache_redis_get(struct sy_cache_redis *r,
+    const unsigned char key[SY_CACHE_KEY_LEN], sy_cache_got_fn got, void *arg)
+{
+	char k[KEY_MAX];
+	size_t klen = redis_key(r, key, "", k);
+
+	return send_waited(get_new(r, got, NULL, arg), on_get, "GET %b", k,
+	    klen);
+}
+
+struct sy_cache_get *
+sy_cache_redis_lock(struct sy_cache_redis *r,
+    const unsigned char key[SY_CACHE_KEY_LEN], unsigned ms,
+    sy_cache_locked_fn locked, void *arg)
+{
+	char k[KEY_MAX];
+	size_t klen = redis_key(r, key, ":lock", k);
+
+	return send_waited(get_new(r, NULL, locked, arg), on_lock,
+	    "SET %b 1 NX PX %u", k, klen, ms);
+}
+
+void
+sy_cache_redis_unlock(struct sy_cache_redis *r,
+    const unsigned char key[SY_CACHE_KEY_LEN])
+{
+	char k[KEY_MAX];
+	size_t klen = redis_key(r, key, ":lock", k);
+
+	if (r->connected && redisAsyncCommand(r->ac, on_reply_checked, r,
+	    "DEL %b", k, klen) != REDIS_OK)
+		count(&r->stats->errors);
+}
+
 void
 sy_cache_redis_cancel(struct sy_cache_get *g)
 {
 	g->got = NULL;
+	g->locked = NULL;
 	if (g->timer != NULL) {
 		event_free(g->timer);
 		g->timer = NULL;
@@ -329,7 +417,7 @@ sy_cache_redis_set(struct sy_cache_redis *r,
 
 	if (!r->connected)
 		return;
-	klen = redis_key(r, key, k);
+	klen = redis_key(r, key, "", k);
 	b = evbuffer_new();
 	sy_cache_value_encode(v, b);
 	if (redisAsyncCommand(r->ac, on_reply_checked, r, "SET %b %b EX %u", k,

@@ -65,7 +65,7 @@ static const char *const cache_keys[] = {
 };
 static const char *const redis_keys[] = {
 	"host", "port", "unix", "db", "password_env", "key_prefix",
-	"connect_timeout_ms", "command_timeout_ms", NULL
+	"connect_timeout_ms", "command_timeout_ms", "lock_ms", NULL
 };
 static const char *const route_cache_keys[] = {
 	"enabled", "ttl_s", "max_entry_bytes", "deterministic_only",
@@ -2313,6 +2313,7 @@ cache_redis(struct ctx *c, const json_t *o, struct sy_cache_settings *s)
 	    &s->connect_timeout_ms);
 	get_uint(c, r, "cache.redis", "command_timeout_ms", 1, 60000,
 	    &s->command_timeout_ms);
+	get_uint(c, r, "cache.redis", "lock_ms", 0, 600000, &s->lock_ms);
 	if (s->redis_host == NULL && s->redis_unix == NULL)
 		s->redis_host = sy_xstrdup("127.0.0.1");
 }

@@ -216,6 +216,7 @@ struct sy_cache_settings {
 	char *key_prefix;		/* default "sy:cache:" */
 	unsigned connect_timeout_ms;	/* default 200 */
 	unsigned command_timeout_ms;	/* default 50 */
+	unsigned lock_ms;		/* coalescing across instances; default 0: off */
 };
 
 struct sy_config {

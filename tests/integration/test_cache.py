@@ -68,6 +68,14 @@ class CacheCase(unittest.TestCase):
                 return float(line.rsplit(" ", 1)[1])
         return None
 
+    def wait_metric(self, gw, name, want, timeout=3.0):
+        """Waits until the sample name is want (a request is counted just
+        after its answer is sent); returns its last value."""
+        deadline = time.time() + timeout
+        while (value := self.metric(gw, name)) != want and time.time() < deadline:
+            time.sleep(0.02)
+        return value
+
 
 class Basics(CacheCase):
     def test_a_repeated_request_is_a_hit_with_the_same_answer_and_no_backend_call(self):
@@ -259,24 +267,31 @@ class Streams(CacheCase):
         self.assertEqual(self.backend_calls(), 1)
 
 
+def burst(calls, post, stagger=0.0):
+    """Sends post(gw, body) for each (gw, body) of calls at once (the i-th
+    stagger × i seconds later) from threads; returns the responses in order."""
+    results = [None] * len(calls)
+    go = threading.Event()
+
+    def one(i):
+        go.wait()
+        time.sleep(stagger * i)
+        results[i] = post(*calls[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    go.set()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 class Coalescing(CacheCase):
     speed = "3"  # an answer takes a few hundred ms: the others arrive meanwhile
 
     def burst(self, gw, n, body):
-        results = [None] * n
-        go = threading.Event()
-
-        def one(i):
-            go.wait()
-            results[i] = self.post(gw, body)
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        go.set()
-        for t in threads:
-            t.join(60)
-        return results
+        return burst([(gw, body)] * n, self.post)
 
     def test_a_hundred_identical_concurrent_requests_make_one_backend_call(self):
         gw = self.gateway(route_cache={})
@@ -289,8 +304,8 @@ class Coalescing(CacheCase):
         self.assertGreater(words.count("coalesced"), 0)
         log = request(self.sim_port, "GET", "/sim/requests").json()
         self.assertEqual(len([e for e in log if e["path"] == "/v1/chat/completions"]), 1)
-        self.assertIn('switchyard_cache_requests_total{route="chat",result="coalesced"} %d'
-                      % words.count("coalesced"), self.metrics(gw))
+        self.assertEqual(self.wait_metric(gw, 'switchyard_cache_requests_total{route="chat",result="coalesced"}',
+                                          words.count("coalesced")), words.count("coalesced"))
 
     def test_followers_of_a_failed_request_go_to_the_backend_themselves(self):
         gw = self.gateway(route_cache={}, route={"retries": {"max": 0}})
@@ -306,8 +321,15 @@ class WithRedis(CacheCase):
         super().setUp()
         self.redis = RedisServer(self)
 
-    def redis_cache(self, **kw):
+    def slow_sim(self):
+        """A second sy-sim whose answers take a few hundred ms, in place of the first."""
+        self.sim_port = free_ports(1)
+        start(self, [binary("sy-sim"), "--port", str(self.sim_port), "--models", ",".join(MODELS),
+                     "--speed", "3", "--quiet"], port=self.sim_port, name="sy-sim")
+
+    def redis_cache(self, redis=None, **kw):
         c = {"l1_max_bytes": 0, "redis": {"port": self.redis.port, "command_timeout_ms": 50}}
+        c["redis"].update(redis or {})
         c.update(kw)
         return c
 
@@ -351,9 +373,7 @@ class WithRedis(CacheCase):
 
     def test_a_longest_key_prefix_is_kept_whole(self):
         prefix = "p" * 255 + ":"
-        cache = self.redis_cache()
-        cache["redis"]["key_prefix"] = prefix
-        gw = self.gateway(cache=cache, route_cache={})
+        gw = self.gateway(cache=self.redis_cache(redis={"key_prefix": prefix}), route_cache={})
         self.wait_connected(gw)
         self.post(gw, ask())
         deadline = time.time() + 3
@@ -386,6 +406,34 @@ class WithRedis(CacheCase):
         time.sleep(0.1)
         self.assertEqual(self.post(other, ask()).headers["x-switchyard-cache"], "hit")
         self.assertEqual(len(self.redis.command("KEYS", "sy:cache:*")), 2)
+        self.assertEqual(self.backend_calls(), 2)
+
+    def test_gateways_sharing_redis_with_a_lock_make_one_backend_call(self):
+        self.slow_sim()
+        gws = [self.gateway(cache=self.redis_cache(redis={"lock_ms": 5000}), route_cache={}) for _ in range(2)]
+        for gw in gws:
+            self.wait_connected(gw)
+        results = burst([(gw, ask()) for gw in gws for _ in range(10)], self.post)
+        self.assertTrue(all(r.status == 200 for r in results))
+        self.assertEqual(len({content_of(r.body) for r in results}), 1)
+        words = [r.headers["x-switchyard-cache"] for r in results]
+        self.assertEqual(words.count("miss"), 1)
+        self.assertEqual(words.count("coalesced") + words.count("hit"), 19)
+        self.assertEqual(self.backend_calls(), 1)
+
+    def test_when_the_instance_holding_the_lock_fails_the_others_go_on_at_once(self):
+        self.slow_sim()
+        a, b = [self.gateway(cache=self.redis_cache(redis={"lock_ms": 5000}), route_cache={},
+                             route={"retries": {"max": 0}}) for _ in range(2)]
+        for gw in (a, b):
+            self.wait_connected(gw)
+        # Each answer fails after 4 tokens, 100 ms apart.
+        request(self.sim_port, "POST", "/sim/faults", {"slow_stream_ms": 100, "drop_after_tokens": 4})
+        t = time.time()
+        results = burst([(a, ask()), (b, ask())], self.post, stagger=0.1)
+        self.assertEqual([r.status for r in results], [502, 502])
+        self.assertEqual([r.headers["x-switchyard-cache"] for r in results], ["miss", "miss"])
+        self.assertLess(time.time() - t, 2.5)
         self.assertEqual(self.backend_calls(), 2)
 
     def test_redis_killed_mid_test_and_restarted_fails_no_request(self):
@@ -444,6 +492,7 @@ class WithRedis(CacheCase):
         time.sleep(0.1)
         self.post(gw, ask())
         self.post(gw, ask(temperature=1))
+        self.wait_metric(gw, 'switchyard_cache_requests_total{route="chat",result="bypass"}', 1)
         body = request(gw.admin, "GET", "/metrics").body
         p = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)

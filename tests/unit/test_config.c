@@ -1726,6 +1726,7 @@ SY_TEST(cache_keys_take_their_defaults)
 	SY_CHECK_STR(cfg->cache.key_prefix, "sy:cache:");
 	SY_CHECK_INT(cfg->cache.connect_timeout_ms, 200);
 	SY_CHECK_INT(cfg->cache.command_timeout_ms, 50);
+	SY_CHECK_INT(cfg->cache.lock_ms, 0);
 	sy_config_unref(cfg);
 }
 
@@ -1746,7 +1747,8 @@ SY_TEST(every_cache_key_is_read)
 	cfg = load(WITH_CACHE("{\"l1_max_bytes\": 0, \"coalesce\": false, "
 	    "\"redis\": {\"host\": \"10.0.0.7\", \"port\": 6380, \"db\": 2, "
 	    "\"password_env\": \"SY_TEST_REDIS_PASSWORD\", \"key_prefix\": "
-	    "\"gw:\", \"connect_timeout_ms\": 300, \"command_timeout_ms\": 7}}",
+	    "\"gw:\", \"connect_timeout_ms\": 300, \"command_timeout_ms\": 7, "
+	    "\"lock_ms\": 1500}}",
 	    ", \"cache\": {\"enabled\": false, \"ttl_s\": 60, "
 	    "\"max_entry_bytes\": 4096, \"deterministic_only\": false, "
 	    "\"replay_chunk_tokens\": 1, \"replay_interval_ms\": 25, "
@@ -1772,6 +1774,7 @@ SY_TEST(every_cache_key_is_read)
 	SY_CHECK_STR(cfg->cache.key_prefix, "gw:");
 	SY_CHECK_INT(cfg->cache.connect_timeout_ms, 300);
 	SY_CHECK_INT(cfg->cache.command_timeout_ms, 7);
+	SY_CHECK_INT(cfg->cache.lock_ms, 1500);
 	sy_config_unref(cfg);
 }
 
