@@ -199,14 +199,14 @@ put_time(char *o, uint64_t time_us)
 	return PUT_LIT(o, "Z\"");
 }
 
-/* Writes the cost with %.10g's digits, or null when unknown. */
+/* Writes key and a cost in USD with %.10g's digits, or null when unknown. */
 static char *
-put_cost(char *o, double cost)
+put_cost(char *o, const char *key, double cost)
 {
 	char num[32];
 	int n;
 
-	o = PUT_LIT(o, ",\"cost_usd\":");
+	o = sy_put_bytes(o, key, strlen(key));
 	if (!(cost >= 0 && isfinite(cost)) ||
 	    (n = snprintf(num, sizeof num, "%.10g", cost)) <= 0 ||
 	    (size_t)n >= sizeof num)
@@ -235,7 +235,7 @@ line_buffer(const struct sy_record *r, char **own)
 	    str_len(r->client_model) + str_len(r->model) +
 	    str_len(r->endpoint) + str_len(r->backend_kind) +
 	    str_len(r->policy_reason) + str_len(r->select_reason) +
-	    str_len(r->escalated_from) + str_len(r->error);
+	    str_len(r->escalated_from) + str_len(r->error) + str_len(r->cache);
 	need = LINE_FIXED + 6 * strings;
 	*own = NULL;
 	if (need <= sizeof line_buf)
@@ -251,7 +251,8 @@ line_buffer(const struct sy_record *r, char **own)
  * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
  * ttft_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
- * retries, fallbacks, queue_ms, error, batch_size, batch_wait_ms.
+ * retries, fallbacks, queue_ms, error, batch_size, batch_wait_ms, cache,
+ * saved_tokens, saved_usd.
  */
 static char *
 line_format(const struct sy_record *r, char *o)
@@ -277,7 +278,7 @@ line_format(const struct sy_record *r, char *o)
 	o = PUT_COUNT(o, ",\"completion_tokens\":",
 	    r->usage.completion_tokens);
 	o = PUT_COUNT(o, ",\"cached_tokens\":", r->usage.cached_tokens);
-	o = put_cost(o, r->cost_usd);
+	o = put_cost(o, ",\"cost_usd\":", r->cost_usd);
 	if (r->ttft_us >= 0)
 		o = PUT_MS(o, ",\"ttft_ms\":", (uint64_t)r->ttft_us);
 	else
@@ -301,6 +302,9 @@ line_format(const struct sy_record *r, char *o)
 		o = PUT_MS(o, ",\"batch_wait_ms\":", r->batch_wait_us);
 	} else
 		o = PUT_LIT(o, ",\"batch_size\":null,\"batch_wait_ms\":null");
+	o = PUT_STR(o, ",\"cache\":", r->cache);
+	o = PUT_COUNT(o, ",\"saved_tokens\":", r->saved_tokens);
+	o = put_cost(o, ",\"saved_usd\":", r->saved_usd);
 	*o++ = '}';
 	return o;
 }

@@ -29,7 +29,7 @@
 
 static const char *const root_keys[] = {
 	"listen", "admin", "workers", "access_log", "timeouts", "limits",
-	"backends", "routes", "prices", "models", NULL
+	"backends", "routes", "prices", "models", "cache", NULL
 };
 static const char *const timeout_keys[] = {
 	"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "drain_ms",
@@ -52,7 +52,7 @@ static const char *const scrape_keys[] = {
 static const char *const route_keys[] = {
 	"name", "models", "aliases", "backends", "policy", "selection",
 	"retries", "ejection", "queue", "fallbacks", "deadline_ms", "batch",
-	NULL
+	"cache", NULL
 };
 static const char *const retry_keys[] = {
 	"max", "budget", "min_per_s", "backoff_ms", "max_backoff_ms", "on",
@@ -66,6 +66,17 @@ static const char *const queue_keys[] = { "max", "timeout_ms", NULL };
 static const char *const batch_keys[] = {
 	"policy", "max_batch_size", "max_batch_tokens", "max_wait_us",
 	"max_queue", NULL
+};
+static const char *const cache_keys[] = {
+	"l1_max_bytes", "coalesce", "redis", NULL
+};
+static const char *const redis_keys[] = {
+	"host", "port", "unix", "db", "password_env", "key_prefix",
+	"connect_timeout_ms", "command_timeout_ms", "lock_ms", NULL
+};
+static const char *const route_cache_keys[] = {
+	"enabled", "ttl_s", "max_entry_bytes", "deterministic_only",
+	"replay_chunk_tokens", "replay_interval_ms", "namespace", NULL
 };
 
 /* The conditions a route may retry on, in the order messages list them. */
@@ -737,10 +748,12 @@ check_keys(struct ctx *c, const json_t *obj, const char *path,
 		if (keys[i] != NULL)
 			continue;
 		path_key(p, path, key);
-		if (strcmp(key, "api_key") == 0) {
-			fail(c, p, "an API key does not belong in the config "
-			    "file; put it in an environment variable and name "
-			    "that in \"api_key_env\"");
+		if (strcmp(key, "api_key") == 0 ||
+		    strcmp(key, "password") == 0) {
+			fail(c, p, "%s does not belong in the config file; put "
+			    "it in an environment variable and name that in "
+			    "\"%s_env\"", key[0] == 'a' ? "an API key" :
+			    "a password", key);
 			continue;
 		}
 		known[0] = '\0';
@@ -926,6 +939,43 @@ get_fraction(struct ctx *c, const json_t *obj, const char *parent,
 	}
 	*out = json_number_value(v);
 	return 1;
+}
+
+/* As get_string, for true or false into *out (left alone unless read). */
+static int
+get_bool(struct ctx *c, const json_t *obj, const char *parent,
+    const char *key, int *out)
+{
+	const json_t *v = json_object_get(obj, key);
+	char p[PATHLEN];
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v)) {
+		fail(c, path_key(p, parent, key), "expected true or false, "
+		    "got %s", type_name(v));
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 1;
+}
+
+/*
+ * The value of environment variable name (a secret the config names at
+ * path), malloc'd, or NULL after reporting that it is unset or empty.
+ */
+static char *
+env_secret(struct ctx *c, const char *path, const char *name)
+{
+	const char *s = getenv(name);
+
+	if (s == NULL)
+		fail(c, path, "environment variable %s is not set", name);
+	else if (*s == '\0')
+		fail(c, path, "environment variable %s is empty", name);
+	else
+		return sy_xstrdup(s);
+	return NULL;
 }
 
 /*
@@ -1353,7 +1403,7 @@ static void
 backend_tls(struct ctx *c, const json_t *b, const char *path,
     struct sy_endpoint *ep, int url_ok)
 {
-	const json_t *o, *v;
+	const json_t *o;
 	const char *s;
 	char p[PATHLEN], q[PATHLEN];
 
@@ -1369,13 +1419,7 @@ backend_tls(struct ctx *c, const json_t *b, const char *path,
 			fail(c, path_key(q, p, "ca_file"), "cannot read "
 			    "\"%s\": %s", s, strerror(errno));
 	}
-	if ((v = json_object_get(o, "verify")) != NULL) {
-		if (json_is_boolean(v))
-			ep->tls_verify = json_is_true(v);
-		else
-			fail(c, path_key(q, p, "verify"), "expected true or "
-			    "false, got %s", type_name(v));
-	}
+	get_bool(c, o, p, "verify", &ep->tls_verify);
 }
 
 /*
@@ -1493,13 +1537,8 @@ load_backend(struct ctx *c, const json_t *b, const char *path,
 
 	if (get_string(c, b, path, "api_key_env", 0, &key) == 1) {
 		ep->api_key_env = sy_xstrdup(key);
-		path_key(p, path, "api_key_env");
-		if ((s = getenv(key)) == NULL)
-			fail(c, p, "environment variable %s is not set", key);
-		else if (*s == '\0')
-			fail(c, p, "environment variable %s is empty", key);
-		else
-			ep->api_key = sy_xstrdup(s);
+		ep->api_key = env_secret(c, path_key(p, path, "api_key_env"),
+		    key);
 	}
 	if (get_string(c, b, path, "api_version", 0, &key) == 1) {
 		path_key(p, path, "api_version");
@@ -1890,6 +1929,10 @@ route_defaults(const struct sy_config *cfg, struct sy_route *r)
 	r->queue.max = 0;
 	r->queue.timeout_ms = 5000;
 	r->deadline_ms = cfg->timeouts.total_ms;
+	r->cache.ttl_s = 3600;
+	r->cache.max_entry_bytes = 1048576;
+	r->cache.deterministic_only = 1;
+	r->cache.replay_chunk_tokens = 4;
 	atomic_init(&r->budget_start_us, 0);
 	atomic_init(&r->requests, 0);
 	atomic_init(&r->retries, 0);
@@ -2047,6 +2090,35 @@ route_batch(struct ctx *c, const json_t *o, const char *path,
 	}
 }
 
+/* Reads the cache object of route o (at path) into r->cache. */
+static void
+route_cache(struct ctx *c, const json_t *o, const char *path,
+    struct sy_route *r)
+{
+	struct sy_route_cache *rc = &r->cache;
+	const json_t *obj;
+	const char *s;
+	char p[PATHLEN];
+	json_int_t n;
+
+	if ((obj = get_object(c, o, path, "cache")) == NULL)
+		return;
+	path_key(p, path, "cache");
+	check_keys(c, obj, p, route_cache_keys);
+	rc->enabled = 1;
+	get_bool(c, obj, p, "enabled", &rc->enabled);
+	get_uint(c, obj, p, "ttl_s", 1, 31536000, &rc->ttl_s);
+	if (get_int(c, obj, p, "max_entry_bytes", 1, 67108864, &n) == 1)
+		rc->max_entry_bytes = (size_t)n;
+	get_bool(c, obj, p, "deterministic_only", &rc->deterministic_only);
+	get_uint(c, obj, p, "replay_chunk_tokens", 1, 4096,
+	    &rc->replay_chunk_tokens);
+	get_uint(c, obj, p, "replay_interval_ms", 0, 10000,
+	    &rc->replay_interval_ms);
+	if (get_string(c, obj, p, "namespace", 0, &s) == 1)
+		rc->namespace = sy_xstrdup(s);
+}
+
 /*
  * The model name fallback s of route ri stands for (borrowed), or NULL
  * after reporting why it cannot be one (at path).  Model names and aliases
@@ -2195,6 +2267,7 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
 		route_ejection(c, o, p, r);
 		route_queue(c, o, p, r);
 		route_batch(c, o, p, r);
+		route_cache(c, o, p, r);
 		get_uint(c, o, p, "deadline_ms", 1, DAY_MS, &r->deadline_ms);
 		for (j = 0; j < r->nmodels; j++)
 			json_object_set_new(cfg->model_index, r->models[j],
@@ -2305,6 +2378,76 @@ load_prices(struct ctx *c, const json_t *root, struct sy_config *cfg)
 	}
 }
 
+/* ==== Cache store ==== */
+
+/* Reads the redis object of the cache object o into s. */
+static void
+cache_redis(struct ctx *c, const json_t *o, struct sy_cache_settings *s)
+{
+	const json_t *r;
+	const char *str;
+	char p[PATHLEN];
+	json_int_t n;
+
+	if ((r = get_object(c, o, "cache", "redis")) == NULL)
+		return;
+	s->redis = 1;
+	check_keys(c, r, "cache.redis", redis_keys);
+	if (get_string(c, r, "cache.redis", "host", 0, &str) == 1)
+		s->redis_host = sy_xstrdup(str);
+	if (get_int(c, r, "cache.redis", "port", 1, 65535, &n) == 1)
+		s->redis_port = (int)n;
+	if (get_string(c, r, "cache.redis", "unix", 0, &str) == 1) {
+		s->redis_unix = sy_xstrdup(str);
+		if (s->redis_host != NULL || json_object_get(r, "port") != NULL)
+			fail(c, "cache.redis.unix", "give either a unix socket "
+			    "or host and port");
+	}
+	get_uint(c, r, "cache.redis", "db", 0, 65535, &s->redis_db);
+	if (get_string(c, r, "cache.redis", "password_env", 0, &str) == 1) {
+		s->redis_password = env_secret(c, path_key(p, "cache.redis",
+		    "password_env"), str);
+	}
+	if (get_string(c, r, "cache.redis", "key_prefix", 0, &str) == 1) {
+		if (strlen(str) > 256)
+			fail(c, "cache.redis.key_prefix", "at most 256 bytes, "
+			    "got %zu", strlen(str));
+		free(s->key_prefix);
+		s->key_prefix = sy_xstrdup(str);
+	}
+	get_uint(c, r, "cache.redis", "connect_timeout_ms", 1, 60000,
+	    &s->connect_timeout_ms);
+	get_uint(c, r, "cache.redis", "command_timeout_ms", 1, 60000,
+	    &s->command_timeout_ms);
+	get_uint(c, r, "cache.redis", "lock_ms", 0, 600000, &s->lock_ms);
+	if (s->redis_host == NULL && s->redis_unix == NULL)
+		s->redis_host = sy_xstrdup("127.0.0.1");
+}
+
+/* Reads the top-level cache object into cfg->cache, defaults first. */
+static void
+load_cache(struct ctx *c, const json_t *root, struct sy_config *cfg)
+{
+	struct sy_cache_settings *s = &cfg->cache;
+	const json_t *o;
+	json_int_t n;
+
+	s->l1_max_bytes = 64 * 1024 * 1024;
+	s->coalesce = 1;
+	s->redis_port = 6379;
+	s->key_prefix = sy_xstrdup("sy:cache:");
+	s->connect_timeout_ms = 200;
+	s->command_timeout_ms = 50;
+	if ((o = get_object(c, root, "", "cache")) == NULL)
+		return;
+	check_keys(c, o, "cache", cache_keys);
+	if (get_int(c, o, "cache", "l1_max_bytes", 0, (json_int_t)1 << 40,
+	    &n) == 1)
+		s->l1_max_bytes = (size_t)n;
+	get_bool(c, o, "cache", "coalesce", &s->coalesce);
+	cache_redis(c, o, s);
+}
+
 /* ==== Snapshots ==== */
 
 /* Frees cfg and all it holds; cfg may be partly built. */
@@ -2338,6 +2481,7 @@ config_free(struct sy_config *cfg)
 		for (j = 0; j < r->nfallbacks; j++)
 			free(r->fallbacks[j]);
 		free(r->fallbacks);
+		free(r->cache.namespace);
 		free(r->endpoints);
 		json_decref(r->policy_params);
 		json_decref(r->selection_params);
@@ -2371,6 +2515,10 @@ config_free(struct sy_config *cfg)
 	for (i = 0; i < cfg->nmodels; i++)
 		free(cfg->models[i].model);
 	free(cfg->models);
+	free(cfg->cache.redis_host);
+	free(cfg->cache.redis_unix);
+	free(cfg->cache.redis_password);
+	free(cfg->cache.key_prefix);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->admin);
@@ -2466,6 +2614,7 @@ config_build(struct ctx *c, const json_t *root)
 	load_routes(c, root, cfg);
 	load_prices(c, root, cfg);
 	load_models(c, root, cfg);
+	load_cache(c, root, cfg);
 	if (c->nerrs == 0)
 		config_start(c, cfg);
 	return cfg;

@@ -151,6 +151,17 @@ struct sy_batching {
 	struct sy_batcher *batcher;	/* shared by every worker; NULL when off */
 };
 
+/* The prompt cache of a route (see proxy/cache.h). */
+struct sy_route_cache {
+	int enabled;			/* default 0 */
+	unsigned ttl_s;			/* default 3600 */
+	size_t max_entry_bytes;		/* largest answer stored; default 1 MiB */
+	int deterministic_only;		/* default 1: temperature 0, a seed, or embeddings */
+	unsigned replay_chunk_tokens;	/* words per replayed stream chunk; default 4 */
+	unsigned replay_interval_ms;	/* between replayed chunks; default 0: at once */
+	char *namespace;		/* default: the route's name */
+};
+
 /* A route: which model names go to which endpoints, under which policies. */
 struct sy_route {
 	const struct sy_config *cfg;	/* the snapshot it belongs to */
@@ -180,6 +191,7 @@ struct sy_route {
 	unsigned deadline_ms;		/* whole request across tries, queue and
 					   fallbacks; default: timeouts.total_ms */
 	struct sy_batching batch;	/* off unless the route has a batch object */
+	struct sy_route_cache cache;
 	atomic_ullong budget_start_us;	/* the retry budget's current window */
 	atomic_ulong requests;		/* requests and retries in that window */
 	atomic_ulong retries;
@@ -216,6 +228,22 @@ struct sy_limits {
 	unsigned max_connections;	/* client connections, all workers; default 4096 */
 };
 
+/* The process's prompt cache store: the memory L1 and Redis (startup only). */
+struct sy_cache_settings {
+	size_t l1_max_bytes;		/* default 64 MiB; 0: no L1 */
+	int coalesce;			/* default 1 */
+	int redis;			/* a "redis" object is given */
+	char *redis_host;		/* default 127.0.0.1 */
+	int redis_port;			/* default 6379 */
+	char *redis_unix;		/* a socket path instead of host and port */
+	unsigned redis_db;		/* default 0 */
+	char *redis_password;		/* from password_env at load, or NULL */
+	char *key_prefix;		/* default "sy:cache:" */
+	unsigned connect_timeout_ms;	/* default 200 */
+	unsigned command_timeout_ms;	/* default 50 */
+	unsigned lock_ms;		/* coalescing across instances; default 0: off */
+};
+
 struct sy_config {
 	atomic_int refs;
 	char *path;			/* file it came from; NULL in zero-config mode */
@@ -233,6 +261,7 @@ struct sy_config {
 	size_t nprices;
 	struct sy_model_info *models;
 	size_t nmodels;
+	struct sy_cache_settings cache;
 	json_t *model_index;		/* private: client model name → route index */
 };
 

@@ -14,6 +14,7 @@
 
 #include "accesslog.h"
 #include "admin.h"
+#include "cache.h"
 #include "config.h"
 #include "evmem.h"
 #include "metrics.h"
@@ -90,9 +91,10 @@ reload(void *arg, char **err)
 	    (next->admin == NULL) != (m->cfg->admin == NULL) ||
 	    (next->admin != NULL && strcmp(next->admin, m->cfg->admin) != 0) ||
 	    next->workers != m->cfg->workers ||
-	    strcmp(next->access_log, m->cfg->access_log) != 0)
-		sy_log(SY_LOG_WARN, "reload: changes to listen, admin, workers "
-		    "and access_log take effect at the next restart");
+	    strcmp(next->access_log, m->cfg->access_log) != 0 ||
+	    sy_cache_settings_differ(&next->cache, &m->cfg->cache))
+		sy_log(SY_LOG_WARN, "reload: changes to listen, admin, workers, "
+		    "access_log and cache take effect at the next restart");
 	for (i = 0; i < m->nworkers; i++)
 		sy_worker_post_config(&m->workers[i], next);
 	sy_probes_stop(m->probes);
@@ -285,6 +287,7 @@ main(int argc, char **argv)
 	if (m.nworkers == 0)
 		m.nworkers = 1;
 	m.rt.metrics = sy_metrics_new(m.nworkers);
+	m.rt.cache = sy_cache_new(&m.cfg->cache);
 	atomic_init(&m.rt.conns, 0);
 	RAND_bytes((unsigned char *)&m.rt.boot_id, sizeof m.rt.boot_id);
 	m.base = event_base_new();
@@ -354,6 +357,7 @@ main(int argc, char **argv)
 	event_free(ev_int);
 	event_base_free(m.base);
 	sy_metrics_free(m.rt.metrics);
+	sy_cache_free(m.rt.cache);
 	sy_accesslog_close(m.rt.log);
 	sy_config_unref(m.cfg);
 	sy_log(SY_LOG_INFO, "stopped");

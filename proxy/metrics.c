@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "cache.h"
 #include "config.h"
 #include "hist.h"
 #include "metrics.h"
@@ -25,6 +26,13 @@
 enum { TOK_PROMPT, TOK_COMPLETION, TOK_CACHED, NTOK };
 
 static const char *const tok_names[NTOK] = { "prompt", "completion", "cached" };
+
+/* The cache's results, as the access log names them (record.h). */
+enum { CACHE_BYPASS, CACHE_MISS, CACHE_HIT, CACHE_COALESCED, NCACHE };
+
+static const char *const cache_names[NCACHE] = {
+	"bypass", "miss", "hit", "coalesced"
+};
 
 /*
  * The counters of one route or endpoint.  In a shard only the owning worker
@@ -54,6 +62,10 @@ struct series {
 	struct sy_hist batch_wait;	/* each batched request's wait */
 	atomic_ullong flushes[SY_FLUSH_NREASONS];	/* batches by reason */
 	atomic_ullong shed;		/* requests the batcher shed */
+	atomic_ullong cache[NCACHE];	/* requests by cache result */
+	atomic_ullong saved_tokens;	/* tokens hits did not spend */
+	_Atomic double saved_usd;
+	struct sy_hist cache_hit;	/* latency of cache hits */
 };
 
 /*
@@ -102,19 +114,18 @@ get(const atomic_ullong *a)
 	return atomic_load_explicit(a, memory_order_relaxed);
 }
 
-/* Reads the cost of se (USD). */
+/* Reads a sum of USD (a cost, or savings). */
 static double
-get_cost(const struct series *se)
+get_usd(const _Atomic double *a)
 {
-	return atomic_load_explicit(&se->cost_usd, memory_order_relaxed);
+	return atomic_load_explicit(a, memory_order_relaxed);
 }
 
-/* Adds usd to the cost of se; se's only writer. */
+/* Adds usd to a sum that only the calling thread writes. */
 static void
-add_cost(struct series *se, double usd)
+add_usd(_Atomic double *a, double usd)
 {
-	atomic_store_explicit(&se->cost_usd, get_cost(se) + usd,
-	    memory_order_relaxed);
+	atomic_store_explicit(a, get_usd(a) + usd, memory_order_relaxed);
 }
 
 /* FNV-1a of s, reduced to a slot. */
@@ -148,6 +159,8 @@ series_new(const char *name)
 	for (i = 0; i < NTOK; i++)
 		atomic_init(&se->tokens[i], 0);
 	atomic_init(&se->cost_usd, 0.0);
+	atomic_init(&se->saved_usd, 0.0);
+	sy_hist_init(&se->cache_hit);
 	sy_hist_init(&se->latency);
 	sy_hist_init(&se->ttft);
 	sy_hist_init(&se->overhead);
@@ -276,6 +289,25 @@ series_count_batch(struct series *se, const struct sy_record *r)
 			bump(&se->flushes[i], 1);
 }
 
+/* Counts the cache's part of r in se. */
+static void
+count_cache(struct series *se, const struct sy_record *r)
+{
+	size_t i;
+
+	for (i = 0; i < NCACHE && strcmp(cache_names[i], r->cache) != 0; i++)
+		;
+	if (i == NCACHE)
+		return;
+	bump(&se->cache[i], 1);
+	if (r->saved_tokens > 0)
+		bump(&se->saved_tokens, (uint64_t)r->saved_tokens);
+	if (r->saved_usd > 0 && isfinite(r->saved_usd))
+		add_usd(&se->saved_usd, r->saved_usd);
+	if (i == CACHE_HIT)
+		sy_hist_add(&se->cache_hit, r->latency_us);
+}
+
 /* Counts r in se. */
 static void
 series_count(struct series *se, const struct sy_record *r)
@@ -295,7 +327,7 @@ series_count(struct series *se, const struct sy_record *r)
 	if (u->cached_tokens > 0)
 		bump(&se->tokens[TOK_CACHED], (uint64_t)u->cached_tokens);
 	if (r->cost_usd > 0 && isfinite(r->cost_usd))
-		add_cost(se, r->cost_usd);
+		add_usd(&se->cost_usd, r->cost_usd);
 	sy_hist_add(&se->latency, r->latency_us);
 	sy_hist_add(&se->overhead, r->overhead_us);
 	if (r->stream && r->ttft_us >= 0)
@@ -311,6 +343,8 @@ series_count(struct series *se, const struct sy_record *r)
 	if (r->policy_reason != NULL)
 		count_reason(se, r->policy_reason, 1);
 	series_count_batch(se, r);
+	if (r->cache != NULL)
+		count_cache(se, r);
 }
 
 /* Adds src's counts to dst (private to the caller). */
@@ -325,7 +359,12 @@ series_merge(struct series *dst, const struct series *src)
 		bump(&dst->codes[i], get(&src->codes[i]));
 	for (i = 0; i < NTOK; i++)
 		bump(&dst->tokens[i], get(&src->tokens[i]));
-	add_cost(dst, get_cost(src));
+	add_usd(&dst->cost_usd, get_usd(&src->cost_usd));
+	for (i = 0; i < NCACHE; i++)
+		bump(&dst->cache[i], get(&src->cache[i]));
+	bump(&dst->saved_tokens, get(&src->saved_tokens));
+	add_usd(&dst->saved_usd, get_usd(&src->saved_usd));
+	sy_hist_merge(&dst->cache_hit, &src->cache_hit);
 	bump(&dst->retries, get(&src->retries));
 	bump(&dst->escalations, get(&src->escalations));
 	bump(&dst->fallbacks, get(&src->fallbacks));
@@ -497,8 +536,9 @@ find_endpoint(const struct sy_config *cfg, const char *name)
 enum fam_kind {
 	FAM_REQUESTS, FAM_ERRORS, FAM_TOKENS, FAM_COST, FAM_RETRIES,
 	FAM_FALLBACKS, FAM_ESCALATIONS, FAM_REASONS, FAM_FLUSHES, FAM_SHED,
+	FAM_CACHE, FAM_SAVED_TOKENS, FAM_SAVED_USD,
 	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE,	/* histograms */
-	FAM_BATCH_SIZE, FAM_BATCH_WAIT
+	FAM_BATCH_SIZE, FAM_BATCH_WAIT, FAM_CACHE_HIT
 };
 
 struct family {
@@ -546,6 +586,14 @@ static const struct family route_families[] = {
 	  "Batches the route's batcher sent, by the reason they went." },
 	{ "switchyard_batch_shed_total", FAM_SHED,
 	  "Requests the route's batcher shed (queue full or deadline)." },
+	{ "switchyard_cache_requests_total", FAM_CACHE,
+	  "Requests by route and prompt cache result (hit, miss, bypass, coalesced)." },
+	{ "switchyard_cache_saved_tokens_total", FAM_SAVED_TOKENS,
+	  "Prompt and completion tokens that cache hits did not spend, by route." },
+	{ "switchyard_cache_saved_usd_total", FAM_SAVED_USD,
+	  "What the answers served from the cache cost, in USD, by route." },
+	{ "switchyard_cache_hit_duration_seconds", FAM_CACHE_HIT,
+	  "Time from arrival to last byte of requests answered from the cache, by route." },
 };
 
 static const struct family endpoint_families[] = {
@@ -678,7 +726,7 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 		break;
 	case FAM_COST:
 		put_start(out, f->name, "", label, se->name);
-		evbuffer_add_printf(out, "} %.17g\n", get_cost(se));
+		evbuffer_add_printf(out, "} %.17g\n", get_usd(&se->cost_usd));
 		break;
 	case FAM_LATENCY:
 		put_histogram(out, f->name, label, se->name, &se->latency,
@@ -738,6 +786,27 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 		put_start(out, f->name, "", label, se->name);
 		evbuffer_add_printf(out, "} %llu\n",
 		    (unsigned long long)get(&se->shed));
+		break;
+	case FAM_CACHE:
+		for (i = 0; i < NCACHE; i++) {
+			put_start(out, f->name, "", label, se->name);
+			evbuffer_add_printf(out, ",result=\"%s\"} %llu\n",
+			    cache_names[i],
+			    (unsigned long long)get(&se->cache[i]));
+		}
+		break;
+	case FAM_SAVED_TOKENS:
+		put_start(out, f->name, "", label, se->name);
+		evbuffer_add_printf(out, "} %llu\n",
+		    (unsigned long long)get(&se->saved_tokens));
+		break;
+	case FAM_SAVED_USD:
+		put_start(out, f->name, "", label, se->name);
+		evbuffer_add_printf(out, "} %.17g\n", get_usd(&se->saved_usd));
+		break;
+	case FAM_CACHE_HIT:
+		put_histogram(out, f->name, label, se->name, &se->cache_hit,
+		    overhead_bounds);
 		break;
 	}
 }
@@ -818,6 +887,7 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 		    "1 while the endpoint is ejected for failing.",
 		    sy_outlier_ejected);
 	}
+	sy_cache_prometheus(out);
 	snapshot_free(&snap);
 }
 
@@ -861,6 +931,32 @@ batch_json(const struct series *se)
 	return o;
 }
 
+/*
+ * {"hit": n, "miss": n, "bypass": n, "coalesced": n, "hit_ratio": hits and
+ * coalesced over lookups (null before any), "saved_tokens", "saved_usd",
+ * "hit_latency_ms": quantiles} of se.
+ */
+static json_t *
+cache_json(const struct series *se)
+{
+	uint64_t served = get(&se->cache[CACHE_HIT]) +
+	    get(&se->cache[CACHE_COALESCED]);
+	uint64_t looked = served + get(&se->cache[CACHE_MISS]);
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; i < NCACHE; i++)
+		json_object_set_new(o, cache_names[i],
+		    json_integer((json_int_t)get(&se->cache[i])));
+	json_object_set_new(o, "hit_ratio", looked ?
+	    json_real((double)served / (double)looked) : json_null());
+	json_object_set_new(o, "saved_tokens",
+	    json_integer((json_int_t)get(&se->saved_tokens)));
+	json_object_set_new(o, "saved_usd", json_real(get_usd(&se->saved_usd)));
+	json_object_set_new(o, "hit_latency_ms", quantiles_json(&se->cache_hit));
+	return o;
+}
+
 /* A new JSON object with the counts, tokens, cost and quantiles of se. */
 static json_t *
 series_json(const struct series *se)
@@ -888,7 +984,7 @@ series_json(const struct series *se)
 	    json_integer((json_int_t)get(&se->errors)));
 	json_object_set_new(o, "status", status);
 	json_object_set_new(o, "tokens", tokens);
-	json_object_set_new(o, "cost_usd", json_real(get_cost(se)));
+	json_object_set_new(o, "cost_usd", json_real(get_usd(&se->cost_usd)));
 	json_object_set_new(o, "latency_ms", quantiles_json(&se->latency));
 	json_object_set_new(o, "ttft_ms", quantiles_json(&se->ttft));
 	json_object_set_new(o, "overhead_ms", quantiles_json(&se->overhead));
@@ -910,6 +1006,7 @@ series_json(const struct series *se)
 	}
 	json_object_set_new(o, "reasons", reasons);
 	json_object_set_new(o, "batch", batch_json(se));
+	json_object_set_new(o, "cache", cache_json(se));
 	return o;
 }
 

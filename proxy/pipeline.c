@@ -12,6 +12,7 @@
 #include "accesslog.h"
 #include "backend.h"
 #include "batch.h"
+#include "cache.h"
 #include "clientapi.h"
 #include "config.h"
 #include "http1.h"
@@ -52,7 +53,11 @@ struct exchange {
 	uint64_t t_try;			/* this try's start */
 	char method[sizeof ((struct sy_http1_msg *)0)->method];
 	char *path;
-	char headers[320];		/* extra response headers */
+	char headers[320];		/* extra response headers: set_headers */
+	const char *header_model;	/* for X-Switchyard-Model, or NULL */
+	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
+	struct sy_cache_ctx *cache;	/* the prompt cache's part, or NULL */
+	struct evbuffer *replay;	/* a paced cache hit's events still to send */
 
 	/* The current try. */
 	int counted;			/* it holds one of the endpoint's slots */
@@ -111,6 +116,10 @@ static void start_route(struct exchange *x, struct sy_route *route,
 static void new_request_id(struct sy_worker *w, char buf[static 21]);
 static void batch_delivered(void *owner, const struct sy_batch_result *r);
 static void batch_send(void *arg, struct sy_batch *bt);
+static void replay_next(struct exchange *x);
+static void to_backend(struct exchange *x);
+static void set_headers(struct exchange *x);
+static void cache_header(struct exchange *x, const char *word);
 static void fallback_or_give_up(struct exchange *x);
 static const char *escalation_target(const struct sy_req *req);
 static int maybe_escalate(struct exchange *x, int status,
@@ -202,6 +211,7 @@ finish(struct exchange *x)
 	/* A batch's call is logged in its members' lines. */
 	if (!x->batch_call) {
 		sy_req_record(req, &rec);
+		sy_cache_end(x->cache, req, &rec);	/* the cache's accounting */
 		rec.method = x->method;
 		rec.path = x->path;
 		sy_accesslog_write(x->w->rt->log, &rec);
@@ -217,6 +227,8 @@ finish(struct exchange *x)
 	}
 	if (x->canon != NULL)
 		evbuffer_free(x->canon);
+	if (x->replay != NULL)
+		evbuffer_free(x->replay);
 	free(x->path);
 	sy_req_clear(req);
 	free(x);
@@ -381,6 +393,7 @@ stream_flush(struct exchange *x)
 		x->req.t_first_byte = sy_now_us();
 		sy_conn_stream_start(x->conn, 200, "text/event-stream", x->headers);
 	}
+	sy_cache_capture(x->cache, &x->req, x->out);	/* cache store, streams */
 	out = client_events(x);
 	x->req.bytes_out += evbuffer_get_length(out);
 	sy_conn_stream_write(x->conn, out);
@@ -421,6 +434,8 @@ client_end(struct exchange *x)
 		sy_conn_stream_start(x->conn, 200, "text/event-stream",
 		    x->headers);
 	}
+	if (x->out != NULL && x->streaming)
+		sy_cache_capture(x->cache, &x->req, x->out);	/* cache store */
 	out = x->out != NULL ? client_events(x) : NULL;
 	x->req.bytes_out += out != NULL ? evbuffer_get_length(out) : 0;
 	sy_conn_stream_end(x->conn, out);
@@ -604,6 +619,8 @@ on_done(void *arg)
 		evbuffer_free(out);
 		return;
 	}
+	if (x->upstream_status == 200)
+		sy_cache_store(x->cache, req, out);
 	snprintf(ra, sizeof ra, "%s%s%s", x->retry_after[0] ? "Retry-After: " : "",
 	    x->retry_after, x->retry_after[0] ? "\r\n" : "");
 	respond_body(x, x->upstream_status, out, ra);
@@ -799,6 +816,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct exchange *x = arg;
 
+	if (x->replay != NULL) {
+		replay_next(x);	/* a paced cache hit's next event */
+		return;
+	}
 	if (!x->queued) {
 		try_next(x);	/* a retry's backoff is over */
 		return;
@@ -1004,6 +1025,7 @@ sy_pipeline_worker_init(struct sy_worker *w)
 	TAILQ_INIT(&q->list);
 	q->poll = event_new(w->base, -1, EV_PERSIST, waitq_poll_cb, q);
 	w->waitq = q;
+	w->cache = sy_cache_worker_new(w->rt->cache, w->base);
 }
 
 void
@@ -1014,6 +1036,8 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	w->waitq = NULL;
 	sy_batch_port_close(w->batching);
 	w->batching = NULL;
+	sy_cache_worker_free(w->cache);
+	w->cache = NULL;
 }
 
 /* ==== Batching ==== */
@@ -1092,6 +1116,8 @@ batch_delivered(void *owner, const struct sy_batch_result *r)
 	req->usage = r->usage;
 	if (r->status >= 400)
 		set_error(x, "batch failed");
+	else if (r->status == 200)
+		sy_cache_store(x->cache, req, r->body);
 	respond_body(x, r->status, r->body, r->headers);
 }
 
@@ -1135,6 +1161,30 @@ batch_send(void *arg, struct sy_batch *bt)
 /* ==== Model selection ==== */
 
 /*
+ * Writes the extra headers of x's response: its request id, the model that
+ * answers (X-Switchyard-Model) and what the prompt cache did, when known.
+ */
+static void
+set_headers(struct exchange *x)
+{
+	char *o = sy_put_str(SY_PUT_LIT(x->headers, "X-Request-Id: "),
+	    x->req.id);
+
+	o = SY_PUT_LIT(o, "\r\n");
+	if (x->header_model != NULL) {
+		o = sy_put_str(SY_PUT_LIT(o, "X-Switchyard-Model: "),
+		    x->header_model);
+		o = SY_PUT_LIT(o, "\r\n");
+	}
+	if (x->cache_word != NULL) {
+		o = sy_put_str(SY_PUT_LIT(o, "X-Switchyard-Cache: "),
+		    x->cache_word);
+		o = SY_PUT_LIT(o, "\r\n");
+	}
+	*o = '\0';
+}
+
+/*
  * Makes model (NULL: the name being routed) the one that answers req: its
  * pool, and the X-Switchyard-Model header of the response (when the name
  * is fit for a header).
@@ -1144,19 +1194,15 @@ use_model(struct exchange *x, const char *model)
 {
 	struct sy_req *req = &x->req;
 	const char *p;
-	char *o;
 
 	req->model = model != NULL ? model : req->lookup_model;
 	req->pool = sy_route_pool(req->route, req->route->wildcard ? NULL :
 	    req->model);
 	for (p = req->model; *p > ' ' && *p < 0x7f; p++)
 		;
-	if (*p == '\0' && p - req->model <= 200) {
-		o = sy_put_str(SY_PUT_LIT(x->headers, "X-Request-Id: "), req->id);
-		o = sy_put_str(SY_PUT_LIT(o, "\r\nX-Switchyard-Model: "),
-		    req->model);
-		*SY_PUT_LIT(o, "\r\n") = '\0';
-	}
+	x->header_model = *p == '\0' && p - req->model <= 200 ? req->model :
+	    NULL;
+	set_headers(x);
 }
 
 /*
@@ -1291,6 +1337,63 @@ maybe_escalate(struct exchange *x, int status, struct evbuffer *data,
 
 /* ==== Routes ==== */
 
+/* Says in x-switchyard-cache what the cache did (word: its result). */
+static void
+cache_header(struct exchange *x, const char *word)
+{
+	x->cache_word = word;
+	set_headers(x);
+}
+/*
+ * The cache lookup's outcome: an answer (a whole canonical body, or the
+ * canonical events of a stream) sent as a backend's would be, or NULL: on
+ * to the backend.
+ */
+static void
+cache_answered(void *arg, struct evbuffer *answer)
+{
+	struct exchange *x = arg;
+
+	cache_header(x, sy_cache_result_name(sy_cache_result(x->cache)));
+	if (answer == NULL) {
+		to_backend(x);
+		return;
+	}
+	if (!x->req.stream) {
+		respond_body(x, 200, answer, NULL);
+		evbuffer_free(answer);
+		return;
+	}
+	x->out = evbuffer_new();
+	x->replay = answer;
+	replay_next(x);
+}
+
+/*
+ * Sends the next event of a cache hit's stream, and the rest one at a time
+ * every replay_interval_ms of the route (all at once when 0).
+ */
+static void
+replay_next(struct exchange *x)
+{
+	unsigned ms = x->req.route->cache.replay_interval_ms;
+	struct evbuffer_ptr end;
+	size_t n;
+
+	end = evbuffer_search(x->replay, "\n\n", 2, NULL);
+	n = ms == 0 || end.pos < 0 ? evbuffer_get_length(x->replay) :
+	    (size_t)end.pos + 2;
+	evbuffer_remove_buffer(x->replay, x->out, n);
+	if (evbuffer_get_length(x->replay) == 0) {
+		evbuffer_free(x->replay);
+		x->replay = NULL;
+		stream_end(x);
+		return;
+	}
+	stream_flush(x);
+	arm(x, ms);
+}
+
 /* Routes x by name (the client's model or a fallback) over route. */
 static void
 start_route(struct exchange *x, struct sy_route *route, const char *name)
@@ -1311,7 +1414,21 @@ start_route(struct exchange *x, struct sy_route *route, const char *name)
 	}
 	req->ntried = 0;
 	req->endpoint = NULL;
-	if (route->batch.batcher != NULL && !x->batch_call &&
+	/* Cache lookup: the client's route only, not its fallbacks. */
+	if (x->nvisited == 1 && !x->batch_call) {
+		sy_cache_lookup(x->w->cache, req, &x->cache, cache_answered, x);
+		return;
+	}
+	to_backend(x);
+}
+
+/* After the cache: the route's batcher (routes that batch), else an endpoint. */
+static void
+to_backend(struct exchange *x)
+{
+	struct sy_req *req = &x->req;
+
+	if (req->route->batch.batcher != NULL && !x->batch_call &&
 	    x->nvisited == 1 && req->pool != NULL && enter_batcher(x))
 		return;
 	try_next(x);
@@ -1565,8 +1682,7 @@ sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 	plen = strcspn(head->target, "?");
 	x->path = strndup(head->target, plen);
 	request_id(x, head);
-	*SY_PUT_LIT(sy_put_str(SY_PUT_LIT(x->headers, "X-Request-Id: "),
-	    req->id), "\r\n") = '\0';
+	cache_header(x, "bypass");
 	sy_conn_set_owner(c, x, client_gone, client_drained);
 	get = strcmp(head->method, "GET") == 0 || strcmp(head->method, "HEAD") == 0;
 	post = strcmp(head->method, "POST") == 0;

@@ -51,6 +51,9 @@ struct sy_record {
 	uint64_t batch_wait_us;		/* time waiting in the batcher */
 	const char *batch_flush;	/* why its batch went, on one member per batch */
 	int batch_shed;			/* shed by the batcher (429/503) */
+	const char *cache;		/* "hit", "miss", "bypass", "coalesced"; NULL: no lookup */
+	int64_t saved_tokens;		/* hits: prompt + completion tokens not spent */
+	double saved_usd;		/* hits: what the answer cost (< 0: no price) */
 };
 
 #endif

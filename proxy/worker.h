@@ -16,11 +16,14 @@ struct sy_upstream;
 struct sy_metrics;
 struct sy_metrics_shard;
 struct sy_accesslog;
+struct sy_cache;
+struct sy_cache_worker;
 
 /* What every worker shares: set up by main before the workers start. */
 struct sy_runtime {
 	struct sy_metrics *metrics;
 	struct sy_accesslog *log;
+	struct sy_cache *cache;		/* the prompt cache's store, or NULL */
 	atomic_uint conns;		/* open client connections, all workers */
 	uint32_t boot_id;		/* random, prefixes request ids */
 };
@@ -37,6 +40,7 @@ struct sy_worker {
 	struct sy_config *cfg;		/* snapshot new requests take */
 	struct sy_waitq *waitq;		/* requests waiting for a free endpoint */
 	struct sy_batch_port *batching;	/* batched answers arrive here */
+	struct sy_cache_worker *cache;	/* its Redis connection and mailbox */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */
 

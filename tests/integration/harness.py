@@ -154,6 +154,66 @@ def start(testcase, argv, port=None, env=None, name=None, timeout=10.0):
     return proc
 
 
+class RedisServer:
+    """A redis-server on a free loopback port, without persistence, stopped
+    at cleanup.  kill() ends it at once (SIGKILL, by PID), start() brings it
+    back on the same port, empty; pause()/resume() stop and continue it
+    (SIGSTOP/SIGCONT), a Redis that stops answering."""
+
+    def __init__(self, testcase, port=None):
+        self.testcase = testcase
+        self.port = port or free_port()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = start(self.testcase, ["/usr/bin/redis-server", "--save", "", "--appendonly", "no",
+                                          "--bind", "127.0.0.1", "--port", str(self.port)],
+                          port=self.port, name="redis-server")
+
+    def kill(self):
+        self.proc.p.kill()
+        self.proc.p.wait()
+
+    def pause(self):
+        self.proc.signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.signal(signal.SIGCONT)
+
+    def command(self, *args, timeout=5.0):
+        """Sends one command, returns its reply: str, int, list, None; raises on an error reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            return _resp_read(s.makefile("rb"))
+
+
+def _resp_read(f):
+    """One RESP reply from the file f."""
+    line = f.readline().rstrip(b"\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RuntimeError("redis: " + rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:n]
+        return data.decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise RuntimeError("redis: unexpected reply %r" % line)
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status

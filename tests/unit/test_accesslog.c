@@ -23,7 +23,8 @@ static const char *const field_names[] = {
 	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
 	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
 	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
-	"queue_ms", "error", "batch_size", "batch_wait_ms", NULL
+	"queue_ms", "error", "batch_size", "batch_wait_ms", "cache",
+	"saved_tokens", "saved_usd", NULL
 };
 
 /* A streamed chat request that went well. */
@@ -177,6 +178,32 @@ SY_TEST(line_carries_the_record_values)
 	SY_CHECK_INT(num(j, "batch_size"), 12);
 	SY_CHECK(real(j, "batch_wait_ms") == 2.25);
 	SY_CHECK(strstr(line, "\"upstream_ms\":1200.000,") != NULL);
+	json_decref(j);
+	free(line);
+}
+
+SY_TEST(a_cache_hit_carries_what_it_saved)
+{
+	struct sy_record r = full_record();
+	char *line;
+	json_t *j;
+
+	r.cache = "hit";
+	r.saved_tokens = 120;
+	r.saved_usd = 0.0042;
+	line = line_of(&r);
+	j = parse(line);
+	SY_CHECK_STR(str(j, "cache"), "hit");
+	SY_CHECK_INT(num(j, "saved_tokens"), 120);
+	SY_CHECK(real(j, "saved_usd") == 0.0042);
+	json_decref(j);
+	free(line);
+	r.cache = NULL;
+	r.saved_usd = -1;
+	line = line_of(&r);
+	j = parse(line);
+	SY_CHECK(json_is_null(json_object_get(j, "cache")));
+	SY_CHECK(json_is_null(json_object_get(j, "saved_usd")));
 	json_decref(j);
 	free(line);
 }
@@ -492,6 +519,7 @@ int
 main(void)
 {
 	SY_RUN(line_has_every_field_in_order);
+	SY_RUN(a_cache_hit_carries_what_it_saved);
 	SY_RUN(line_carries_the_record_values);
 	SY_RUN(absent_values_are_null);
 	SY_RUN(zero_cost_is_a_number_and_tiny_costs_keep_precision);

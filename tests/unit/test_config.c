@@ -286,7 +286,7 @@ SY_TEST(comments_keep_error_positions)
 	    "}\n",
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
 	    "admin, workers, access_log, timeouts, limits, backends, routes, "
-	    "prices, models");
+	    "prices, models, cache");
 }
 
 SY_TEST(positions_count_characters_not_bytes)
@@ -297,7 +297,8 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "\"http://127.0.0.1:9001\"}],\n"
 	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
-	    "workers, access_log, timeouts, limits, backends, routes, prices, models");
+	    "workers, access_log, timeouts, limits, backends, routes, prices, models, "
+	    "cache");
 }
 
 /* ==== Defaults ==== */
@@ -513,7 +514,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
 	    "}\n",
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
-	    "workers, access_log, timeouts, limits, backends, routes, prices, models\n"
+	    "workers, access_log, timeouts, limits, backends, routes, prices, models, "
+	    "cache\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
 	    "client_header_ms, client_body_ms, keepalive_ms\n"
@@ -526,7 +528,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "ca_file, verify\n"
 	    "t.json:7:45: routes[0].polcy: unknown key \"polcy\"; known: name, "
 	    "models, aliases, backends, policy, selection, retries, ejection, "
-	    "queue, fallbacks, deadline_ms, batch\n"
+	    "queue, fallbacks, deadline_ms, batch, cache\n"
 	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
 	    "output, cached_input");
 }
@@ -1664,7 +1666,7 @@ SY_TEST(unknown_keys_in_the_new_objects_are_rejected)
 	    "max, timeout_ms\n"
 	    "t.json:9:5: routes[0].deadline: unknown key \"deadline\"; known: "
 	    "name, models, aliases, backends, policy, selection, retries, "
-	    "ejection, queue, fallbacks, deadline_ms, batch");
+	    "ejection, queue, fallbacks, deadline_ms, batch, cache");
 }
 
 SY_TEST(health_must_be_an_object)
@@ -1904,6 +1906,169 @@ SY_TEST(batch_must_be_an_object)
 	check_error(WITH_ROUTES(ROUTE_R("\"batch\": true")),
 	    "t.json:7:37: routes[0].batch: expected an object, got a "
 	    "boolean");
+}
+
+/* Routes r (m1, alias a1) and s (m2, alias a2), r with more keys. */
+#define R_AND_S(more)							\
+	WITH_ROUTES("{\"name\": \"r\", \"models\": [\"m1\"], \"aliases\": " \
+	    "{\"a1\": \"m1\"},\n      " more "},\n"			\
+	    "    {\"name\": \"s\", \"models\": [\"m2\"], \"aliases\": "	\
+	    "{\"a2\": \"m2\"}}")
+
+/* ==== Prompt cache ==== */
+
+/* MINIMAL with a top-level cache object and route keys. */
+#define WITH_CACHE(cache, route)					\
+	"{\n"								\
+	"  \"backends\": [{\"name\": \"a\", \"url\": \"http://127.0.0.1:9001\"}],\n" \
+	"  \"routes\": [{\"name\": \"chat\", \"models\": [\"m\"]" route "}],\n" \
+	"  \"cache\": " cache "\n"					\
+	"}\n"
+
+SY_TEST(cache_keys_take_their_defaults)
+{
+	struct sy_config *cfg = load(MINIMAL);
+	const struct sy_route_cache *rc;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	rc = &cfg->routes[0].cache;
+	SY_CHECK_INT(rc->enabled, 0);
+	SY_CHECK_INT(rc->ttl_s, 3600);
+	SY_CHECK_INT(rc->max_entry_bytes, 1048576);
+	SY_CHECK_INT(rc->deterministic_only, 1);
+	SY_CHECK_INT(rc->replay_chunk_tokens, 4);
+	SY_CHECK_INT(rc->replay_interval_ms, 0);
+	SY_CHECK(rc->namespace == NULL);
+	SY_CHECK_INT(cfg->cache.l1_max_bytes, 64 * 1024 * 1024);
+	SY_CHECK_INT(cfg->cache.coalesce, 1);
+	SY_CHECK_INT(cfg->cache.redis, 0);
+	SY_CHECK_STR(cfg->cache.key_prefix, "sy:cache:");
+	SY_CHECK_INT(cfg->cache.connect_timeout_ms, 200);
+	SY_CHECK_INT(cfg->cache.command_timeout_ms, 50);
+	SY_CHECK_INT(cfg->cache.lock_ms, 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(a_route_cache_object_turns_the_cache_on)
+{
+	struct sy_config *cfg = load(WITH_CACHE("{}", ", \"cache\": {}"));
+
+	SY_CHECK(cfg != NULL && cfg->routes[0].cache.enabled == 1);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(every_cache_key_is_read)
+{
+	struct sy_config *cfg;
+	const struct sy_route_cache *rc;
+
+	setenv("SY_TEST_REDIS_PASSWORD", "s3cret", 1);
+	cfg = load(WITH_CACHE("{\"l1_max_bytes\": 0, \"coalesce\": false, "
+	    "\"redis\": {\"host\": \"10.0.0.7\", \"port\": 6380, \"db\": 2, "
+	    "\"password_env\": \"SY_TEST_REDIS_PASSWORD\", \"key_prefix\": "
+	    "\"gw:\", \"connect_timeout_ms\": 300, \"command_timeout_ms\": 7, "
+	    "\"lock_ms\": 1500}}",
+	    ", \"cache\": {\"enabled\": false, \"ttl_s\": 60, "
+	    "\"max_entry_bytes\": 4096, \"deterministic_only\": false, "
+	    "\"replay_chunk_tokens\": 1, \"replay_interval_ms\": 25, "
+	    "\"namespace\": \"tenant-a\"}"));
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	rc = &cfg->routes[0].cache;
+	SY_CHECK_INT(rc->enabled, 0);
+	SY_CHECK_INT(rc->ttl_s, 60);
+	SY_CHECK_INT(rc->max_entry_bytes, 4096);
+	SY_CHECK_INT(rc->deterministic_only, 0);
+	SY_CHECK_INT(rc->replay_chunk_tokens, 1);
+	SY_CHECK_INT(rc->replay_interval_ms, 25);
+	SY_CHECK_STR(rc->namespace, "tenant-a");
+	SY_CHECK_INT(cfg->cache.l1_max_bytes, 0);
+	SY_CHECK_INT(cfg->cache.coalesce, 0);
+	SY_CHECK_INT(cfg->cache.redis, 1);
+	SY_CHECK_STR(cfg->cache.redis_host, "10.0.0.7");
+	SY_CHECK_INT(cfg->cache.redis_port, 6380);
+	SY_CHECK_INT(cfg->cache.redis_db, 2);
+	SY_CHECK_STR(cfg->cache.redis_password, "s3cret");
+	SY_CHECK_STR(cfg->cache.key_prefix, "gw:");
+	SY_CHECK_INT(cfg->cache.connect_timeout_ms, 300);
+	SY_CHECK_INT(cfg->cache.command_timeout_ms, 7);
+	SY_CHECK_INT(cfg->cache.lock_ms, 1500);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(redis_defaults_to_the_local_port_or_a_unix_socket)
+{
+	struct sy_config *cfg = load(WITH_CACHE("{\"redis\": {}}", ""));
+
+	SY_CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		SY_CHECK_STR(cfg->cache.redis_host, "127.0.0.1");
+		SY_CHECK_INT(cfg->cache.redis_port, 6379);
+		SY_CHECK(cfg->cache.redis_password == NULL);
+	}
+	sy_config_unref(cfg);
+	cfg = load(WITH_CACHE("{\"redis\": {\"unix\": \"/run/redis.sock\"}}",
+	    ""));
+	SY_CHECK(cfg != NULL);
+	if (cfg != NULL) {
+		SY_CHECK_STR(cfg->cache.redis_unix, "/run/redis.sock");
+		SY_CHECK(cfg->cache.redis_host == NULL);
+	}
+	sy_config_unref(cfg);
+}
+
+SY_TEST(bad_route_cache_keys_are_reported)
+{
+	check_error(WITH_CACHE("{}", ", \"cache\": {\"ttl\": 5, \"ttl_s\": 0, "
+	    "\"enabled\": \"yes\", \"max_entry_bytes\": 1e9, "
+	    "\"replay_chunk_tokens\": 0, \"namespace\": \"\"}"),
+	    "t.json:3:58: routes[0].cache.ttl: unknown key \"ttl\"; known: "
+	    "enabled, ttl_s, max_entry_bytes, deterministic_only, "
+	    "replay_chunk_tokens, replay_interval_ms, namespace\n"
+	    "t.json:3:68: routes[0].cache.ttl_s: must be from 1 to 31536000, "
+	    "got 0\n"
+	    "t.json:3:80: routes[0].cache.enabled: expected true or false, "
+	    "got a string\n"
+	    "t.json:3:98: routes[0].cache.max_entry_bytes: expected an "
+	    "integer, got a number\n"
+	    "t.json:3:122: routes[0].cache.replay_chunk_tokens: must be from "
+	    "1 to 4096, got 0\n"
+	    "t.json:3:148: routes[0].cache.namespace: must not be empty");
+}
+
+SY_TEST(bad_cache_store_keys_are_reported)
+{
+	unsetenv("SY_TEST_UNSET_PASSWORD");
+	check_error(WITH_CACHE("{\"l1_max_bytes\": -1, \"coalesce\": 1, "
+	    "\"redis\": {\"unix\": \"/s\", \"port\": 70000, "
+	    "\"password_env\": \"SY_TEST_UNSET_PASSWORD\", "
+	    "\"command_timeout_ms\": 0, \"password\": \"x\"}}", ""),
+	    "t.json:4:13: cache.l1_max_bytes: must be from 0 to 1099511627776, "
+	    "got -1\n"
+	    "t.json:4:33: cache.coalesce: expected true or false, got an "
+	    "integer\n"
+	    "t.json:4:58: cache.redis.unix: give either a unix socket or host "
+	    "and port\n"
+	    "t.json:4:72: cache.redis.port: must be from 1 to 65535, got 70000\n"
+	    "t.json:4:87: cache.redis.password_env: environment variable "
+	    "SY_TEST_UNSET_PASSWORD is not set\n"
+	    "t.json:4:129: cache.redis.command_timeout_ms: must be from 1 to "
+	    "60000, got 0\n"
+	    "t.json:4:154: cache.redis.password: a password does not belong in "
+	    "the config file; put it in an environment variable and name that "
+	    "in \"password_env\"");
+	check_error(WITH_CACHE("[]", ""),
+	    "t.json:4:3: cache: expected an object, got an array");
+	check_error(WITH_CACHE("{\"redis\": {\"key_prefix\": \""
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "x\"}}", ""),
+	    "t.json:4:23: cache.redis.key_prefix: at most 256 bytes, got 257");
 }
 
 /* Routes r (m1, alias a1) and s (m2, alias a2), r with more keys. */
@@ -2352,6 +2517,12 @@ main(void)
 	SY_RUN(batch_policy_parameters_are_checked);
 	SY_RUN(batch_is_refused_where_answers_are_checked);
 	SY_RUN(batch_must_be_an_object);
+	SY_RUN(cache_keys_take_their_defaults);
+	SY_RUN(a_route_cache_object_turns_the_cache_on);
+	SY_RUN(every_cache_key_is_read);
+	SY_RUN(redis_defaults_to_the_local_port_or_a_unix_socket);
+	SY_RUN(bad_route_cache_keys_are_reported);
+	SY_RUN(bad_cache_store_keys_are_reported);
 	SY_RUN(deadline_is_from_1_ms_to_a_day);
 	SY_RUN(fallbacks_keep_models_and_aliases_of_other_routes);
 	SY_RUN(fallback_route_name_stands_for_its_first_model);
