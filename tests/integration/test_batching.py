@@ -24,6 +24,7 @@ class BatchCase(unittest.TestCase):
     batch = {"policy": "window", "max_batch_size": 16, "max_wait_us": 40000}
     sim_args = ["--batch-base-us", "20000", "--batch-per-input-us", "500"]
     kind = "openai"
+    route_extra = {}
 
     def setUp(self):
         self.sim_port = free_port()
@@ -33,8 +34,8 @@ class BatchCase(unittest.TestCase):
         url = "http://127.0.0.1:%d" % self.sim_port
         backend = {"name": "sim", "url": url + ("/v1" if self.kind == "openai" else ""),
                    "kind": self.kind, "models": [MODEL]}
-        self.gw = Gateway(self, {"backends": [backend],
-                                 "routes": [{"name": "emb", "models": [MODEL], "batch": self.batch}],
+        route = dict({"name": "emb", "models": [MODEL], "batch": self.batch}, **self.route_extra)
+        self.gw = Gateway(self, {"backends": [backend], "routes": [route],
                                  "prices": {MODEL: {"input": PRICE, "output": 2 * PRICE}}})
 
     def direct(self, path, body):
@@ -352,6 +353,23 @@ class WithSelection(unittest.TestCase):
         calls = request(sim_port, "GET", "/sim/requests").json()
         self.assertEqual(sorted(c["body"]["model"] for c in calls
                                 for _ in c["body"]["input"]), ["e1"] * 6 + ["e2"] * 6)
+
+
+class WithCache(BatchCase):
+    """A route that caches and batches: a batched answer is stored, and the
+    same request again is a hit that no batch waits for."""
+
+    route_extra = {"cache": {}}
+
+    def test_a_batched_answer_is_cached(self):
+        got = concurrently([self.embed(texts(i, 1)) for i in range(4)])
+        self.assertEqual([r.headers["x-switchyard-cache"] for r in got], ["miss"] * 4)
+        calls = len(self.sim_calls("/v1/embeddings"))
+        again = self.embed(texts(2, 1))()
+        self.assertEqual(again.status, 200, again.body)
+        self.assertEqual(again.headers["x-switchyard-cache"], "hit")
+        self.assertEqual(again.json()["data"], got[2].json()["data"])
+        self.assertEqual(len(self.sim_calls("/v1/embeddings")), calls)
 
 
 class KServe(BatchCase):
