@@ -104,6 +104,7 @@ enum sy_flush {
 	SY_FLUSH_TOKENS,	/* max_batch_tokens estimated tokens */
 	SY_FLUSH_WAIT,		/* the longest wait since its first input */
 	SY_FLUSH_READY,		/* the policy judged it full enough (adaptive) */
+	SY_FLUSH_DEADLINE,	/* a member's deadline would pass waiting longer */
 	SY_FLUSH_NREASONS
 };
 

@@ -48,7 +48,7 @@ static const void *const batch_policies[] = {
 };
 
 static const char *const flush_words[SY_FLUSH_NREASONS] = {
-	"hold", "size", "tokens", "wait", "ready"
+	"hold", "size", "tokens", "wait", "ready", "deadline"
 };
 
 const struct sy_route_policy *

@@ -36,10 +36,11 @@
 /* Longest deadline a client may ask for, ms. */
 #define DEADLINE_MAX_MS 86400000
 
-/* Requests of one batch key (model and parameters), best first. */
+/* Requests of one batch key (API, model and parameters), best first. */
 struct lane {
 	TAILQ_ENTRY(lane) link;
-	char *key;
+	char *key;			/* the model and the parameters */
+	char *model;			/* the served model */
 	json_t *params;			/* the request without its inputs */
 	enum sy_api api;
 	TAILQ_HEAD(, sy_batch_member) queue;	/* by priority, then arrival */
@@ -249,6 +250,7 @@ static void
 lane_free(struct lane *l)
 {
 	free(l->key);
+	free(l->model);
 	json_decref(l->params);
 	free(l);
 }
@@ -359,7 +361,7 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 	bt->reason = reason;
 	bt->t_flush = now;
 	bt->params = json_incref(l->params);
-	bt->model = strndup(l->key, strcspn(l->key, "\n"));
+	bt->model = sy_xstrdup(l->model);
 	for (m = TAILQ_FIRST(&l->queue); !gone && m != NULL; m = next) {
 		next = TAILQ_NEXT(m, link);
 		if (bt->inputs + m->ninputs > b->bounds.max_batch_size ||
@@ -413,22 +415,38 @@ poll_lane(struct sy_batcher *b, struct lane *l, uint64_t now, uint64_t slack,
 	struct sy_batch_view v;
 	struct sy_batch_member *m;
 	enum sy_flush reason;
-	uint64_t oldest, due;
+	uint64_t oldest, due, start_by, start, reserve;
 
 	for (;;) {
 		oldest = now;
-		TAILQ_FOREACH(m, &l->queue, link)
+		start_by = UINT64_MAX;
+		TAILQ_FOREACH(m, &l->queue, link) {
 			if (m->t_enter < oldest)
 				oldest = m->t_enter;
+			/* The latest the batch may go for m's deadline: the
+			   service time before it (half of m's time until
+			   one was observed). */
+			reserve = b->service_us > 0 ? (uint64_t)b->service_us :
+			    m->deadline > m->t_enter ?
+			    (m->deadline - m->t_enter) / 2 : 0;
+			start = m->deadline > reserve ? m->deadline - reserve : 0;
+			if (start < start_by)
+				start_by = start;
+		}
 		v.inputs = l->inputs;
 		v.tokens = l->tokens;
 		v.age_us = now - oldest + slack;
 		v.in_flight = b->in_flight;
-		if ((reason = b->policy->decide(b->state, &v, &due)) ==
-		    SY_FLUSH_HOLD) {
+		reason = b->policy->decide(b->state, &v, &due);
+		if (reason == SY_FLUSH_HOLD && now + slack >= start_by)
+			reason = SY_FLUSH_DEADLINE;
+		if (reason == SY_FLUSH_HOLD) {
 			v.age_us += b->slack_us - slack;
 			*recheck_us = due > v.age_us + MIN_RECHECK_US ?
 			    due - v.age_us : MIN_RECHECK_US;
+			if (start_by - now < *recheck_us)
+				*recheck_us = start_by - now > MIN_RECHECK_US ?
+				    start_by - now : MIN_RECHECK_US;
 			return 1;
 		}
 		if (take_batch(b, l, reason, now, t))
@@ -612,12 +630,13 @@ read_headers(const struct sy_req *req, int *priority, uint64_t *deadline,
  * missing.
  */
 static struct lane *
-lane_get(struct sy_batcher *b, char *key, json_t *params, enum sy_api api)
+lane_get(struct sy_batcher *b, char *key, json_t *params, enum sy_api api,
+    const char *model)
 {
 	struct lane *l;
 
 	TAILQ_FOREACH(l, &b->lanes, link)
-		if (strcmp(l->key, key) == 0) {
+		if (l->api == api && strcmp(l->key, key) == 0) {
 			free(key);
 			json_decref(params);
 			return l;
@@ -626,6 +645,7 @@ lane_get(struct sy_batcher *b, char *key, json_t *params, enum sy_api api)
 	l->key = key;
 	l->params = params;
 	l->api = api;
+	l->model = sy_xstrdup(model);
 	TAILQ_INIT(&l->queue);
 	TAILQ_INSERT_TAIL(&b->lanes, l, link);
 	return l;
@@ -721,7 +741,7 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 	pthread_mutex_lock(&b->lock);
 	if (b->policy->arrive != NULL)
 		b->policy->arrive(b->state, m->ninputs, now);
-	l = lane_get(b, lane_key, params, req->api);
+	l = lane_get(b, lane_key, params, req->api, req->model);
 	est = wait_estimate(b, inputs_ahead(l, priority) + m->ninputs);
 	if (b->queued >= b->max_queue || (b->service_us > 0 &&
 	    now + est > *deadline)) {
@@ -980,6 +1000,9 @@ sy_batch_answer(struct sy_batch *bt, struct sy_batch_port *port, int status,
 		m = bt->members[i];
 		m->result.alone = alone;
 		m->result.endpoint = call->endpoint;
+		if (call->model != NULL &&
+		    strlen(call->model) < sizeof m->result.model)
+			strcpy(m->result.model, call->model);
 		m->result.pick_reason = call->pick_reason;
 		m->result.retries = call->retries;
 		m->result.fallbacks = call->fallbacks;

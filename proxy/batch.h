@@ -48,6 +48,7 @@ struct sy_batch_result {
 	char headers[64];		/* header lines for it ("Retry-After: ...") */
 	struct sy_usage usage;		/* its share of the batch's */
 	struct sy_endpoint *endpoint;	/* the batch's (NULL when none answered) */
+	char model[128];		/* the model that answered ("": too long) */
 	const char *pick_reason;
 	unsigned retries;
 	unsigned fallbacks;

@@ -56,6 +56,7 @@ struct exchange {
 	char headers[320];		/* extra response headers: set_headers */
 	const char *header_model;	/* for X-Switchyard-Model, or NULL */
 	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
+	char answered_model[128];	/* the model its batch's fallback took */
 	struct sy_cache_ctx *cache;	/* the prompt cache's part, or NULL */
 	struct evbuffer *replay;	/* a paced cache hit's events still to send */
 
@@ -118,6 +119,7 @@ static void batch_delivered(void *owner, const struct sy_batch_result *r);
 static void batch_send(void *arg, struct sy_batch *bt);
 static void replay_next(struct exchange *x);
 static void to_backend(struct exchange *x);
+static void use_model(struct exchange *x, const char *model);
 static void set_headers(struct exchange *x);
 static void cache_header(struct exchange *x, const char *word);
 static void fallback_or_give_up(struct exchange *x);
@@ -1109,6 +1111,11 @@ batch_delivered(void *owner, const struct sy_batch_result *r)
 		return;
 	}
 	req->endpoint = r->endpoint;
+	if (r->model[0] != '\0' && strcmp(r->model, req->model) != 0) {
+		/* A fallback of the batch's call answered. */
+		memcpy(x->answered_model, r->model, sizeof x->answered_model);
+		use_model(x, x->answered_model);
+	}
 	req->pick_reason = r->pick_reason;
 	req->retries = r->retries;
 	req->fallbacks = r->fallbacks;
@@ -1404,7 +1411,7 @@ start_route(struct exchange *x, struct sy_route *route, const char *name)
 	atomic_fetch_add(&route->requests, 1);
 	req->route = route;
 	req->lookup_model = name;
-	if (x->batch_call)
+	if (x->batch_call && x->nvisited == 1)
 		use_model(x, x->batch->model);	/* its members' */
 	else {
 		use_model(x, route->selection->select(route->selection_state,

@@ -355,6 +355,61 @@ class WithSelection(unittest.TestCase):
                                 for _ in c["body"]["input"]), ["e1"] * 6 + ["e2"] * 6)
 
 
+class DeadlineFlush(BatchCase):
+    batch = {"policy": "window", "max_batch_size": 16, "max_wait_us": 2000000}
+
+    def test_a_batch_goes_early_for_a_members_deadline(self):
+        t0 = time.time()
+        r = self.embed(texts(1, 1), headers={"x-switchyard-deadline-ms": "300"})()
+        took = time.time() - t0
+        self.assertEqual(r.status, 200, r.body)
+        self.assertLess(took, 1.0)		# not the 2 s window
+        self.assert_metrics('switchyard_batch_flushes_total{route="emb",reason="deadline"} 1')
+
+
+class MixedApis(BatchCase):
+    def test_embeddings_and_completions_never_share_a_batch(self):
+        calls = [self.embed(texts(i, 1)) for i in range(3)]
+        calls += [lambda i=i: self.gw.post("/v1/completions",
+                                           {"model": MODEL, "prompt": "tell %d" % i})
+                  for i in range(3)]
+        got = concurrently(calls)
+        for r in got:
+            self.assertEqual(r.status, 200, r.body)
+        for r in got[:3]:
+            self.assertEqual(r.json()["object"], "list")
+            self.assertEqual(len(r.json()["data"]), 1)
+        for r in got[3:]:
+            self.assertEqual(r.json()["object"], "text_completion")
+            self.assertEqual(len(r.json()["choices"]), 1)
+        paths = sorted(c["path"] for c in self.sim_calls())
+        self.assertIn("/v1/completions", paths)
+        self.assertIn("/v1/embeddings", paths)
+
+
+class WithFallback(unittest.TestCase):
+    def test_a_batch_whose_route_fails_goes_to_the_fallback(self):
+        sim_port, dead = free_port(), free_port()
+        start(self, [binary("sy-sim"), "--port", str(sim_port), "--models", "e5,e5b",
+                     "--quiet"], port=sim_port, name="sy-sim")
+        gw = Gateway(self, {
+            "backends": [{"name": "dead", "url": "http://127.0.0.1:%d/v1" % dead, "models": ["e5"]},
+                         {"name": "sim", "url": "http://127.0.0.1:%d/v1" % sim_port,
+                          "models": ["e5b"]}],
+            "routes": [{"name": "emb", "models": ["e5"], "fallbacks": ["e5b"],
+                        "retries": {"max": 0},
+                        "batch": {"max_batch_size": 8, "max_wait_us": 20000}},
+                       {"name": "emb2", "models": ["e5b"]}]})
+        got = concurrently([lambda i=i: gw.post("/v1/embeddings",
+                                                {"model": "e5", "input": ["t %d" % i]})
+                            for i in range(4)])
+        for r in got:
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.headers["x-switchyard-model"], "e5b")
+        calls = request(sim_port, "GET", "/sim/requests").json()
+        self.assertEqual(sum(len(c["body"]["input"]) for c in calls), 4)
+
+
 class WithCache(BatchCase):
     """A route that caches and batches: a batched answer is stored, and the
     same request again is a hit that no batch waits for."""
