@@ -752,9 +752,15 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 			TAILQ_REMOVE(&b->lanes, l, link);
 			lane_free(l);
 		}
-		if (why == SY_BATCH_FULL)
-			est = wait_estimate(b, b->queued *
-			    b->bounds.max_batch_size);
+		if (why == SY_BATCH_FULL) {
+			/* Until the inputs queued now have gone. */
+			unsigned queued = 0;
+			struct lane *q;
+
+			TAILQ_FOREACH(q, &b->lanes, link)
+				queued += q->inputs;
+			est = wait_estimate(b, queued);
+		}
 		pthread_mutex_unlock(&b->lock);
 		*retry_after = retry_seconds(est);
 		*msg = sy_xstrdup(why == SY_BATCH_FULL ? "the batch queue is "
