@@ -14,6 +14,7 @@
 
 #include "accesslog.h"
 #include "cache.h"
+#include "jscan.h"
 #include "config.h"
 #include "http1.h"
 #include "req.h"
@@ -73,6 +74,8 @@ struct sy_cache_ctx {
 	int locked;			/* it holds the Redis lock of its key */
 	struct event *poll;		/* waiting for another instance's answer */
 	uint64_t poll_until_us;		/* until the lock expires */
+	uint64_t deadline_us;		/* half of the request's deadline: the
+					   longest it polls another instance */
 	struct sy_cache_capture *cap;	/* a streamed miss being captured */
 	struct sy_cache_value *served;	/* the value answered with */
 	sy_cache_answer_fn answer;
@@ -249,7 +252,13 @@ flight_join_or_lead(struct sy_cache_ctx *ctx)
 	struct flight **pf, *f;
 
 	pthread_mutex_lock(&c->lock);
-	if ((f = *(pf = flight_slot(c, ctx->key))) != NULL) {
+	if ((f = *(pf = flight_slot(c, ctx->key))) != NULL && ctx->stream) {
+		/* A stream does not wait for the whole of another answer: it
+		   would see no token before that one ended. */
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	if (f != NULL) {
 		TAILQ_INSERT_TAIL(&f->waiters, ctx, link);
 		ctx->wait = WAIT_FLIGHT;
 		ctx->flight = f;
@@ -434,9 +443,13 @@ on_locked(void *arg, int taken)
 	uint64_t now = sy_now_us();
 
 	ctx->get = NULL;
-	if (taken == 0 && ctx->poll_until_us == 0)
+	if (taken == 0 && ctx->poll_until_us == 0) {
 		ctx->poll_until_us = now +
 		    (uint64_t)ctx->cw->c->s.lock_ms * 1000;
+		/* Not past half of the request's own deadline. */
+		if (ctx->poll_until_us > ctx->deadline_us)
+			ctx->poll_until_us = ctx->deadline_us;
+	}
 	if (taken != 0 || now >= ctx->poll_until_us) {
 		ctx->locked = taken == 1;
 		go_on(ctx);
@@ -512,6 +525,9 @@ sy_cache_lookup(struct sy_cache_worker *cw, struct sy_req *req,
 	ctx->answer = answer;
 	ctx->arg = arg;
 	ctx->result = SY_CACHE_BYPASS;
+	if (req->route != NULL)
+		ctx->deadline_us = req->t_arrival +
+		    (uint64_t)req->route->deadline_ms * 500;
 	if (ctx->rc == NULL || decide(ctx, req, &cc) != 0 || cc.no_cache) {
 		go_on(ctx);
 		return;
@@ -555,10 +571,21 @@ static void
 store(struct sy_cache_ctx *ctx, const struct sy_req *req, const char *body,
     size_t len)
 {
+	struct sy_jscan_member m[] = {
+		{ .key = "error" }, { .key = "choices" }, { .key = "data" }
+	};
 	struct sy_cache_value *v;
 
-	if (req->fallbacks > 0)
-		return;	/* another route's answer */
+	/* Not another route's answer, nor another model's (a cascade's),
+	   nor an error a backend sent with status 200. */
+	if (req->fallbacks > 0 || req->escalations > 0 ||
+	    sy_jscan(body, len, m, 3) != SY_JSON_OBJECT ||
+	    (m[0].kind != SY_JSON_NONE && m[0].kind != SY_JSON_NULL) ||
+	    (m[1].kind != SY_JSON_ARRAY && m[2].kind != SY_JSON_ARRAY)) {
+		unlock(ctx);
+		flight_end(ctx, NULL);
+		return;
+	}
 	v = sy_cache_value_new(body, len, &req->usage, now_ms());
 	if (len <= ctx->rc->max_entry_bytes) {
 		l1_put(ctx, v);
@@ -589,6 +616,10 @@ sy_cache_capture(struct sy_cache_ctx *ctx, const struct sy_req *req,
 	    &len)) != NULL) {
 		store(ctx, req, answer, len);
 		free(answer);
+	} else {
+		/* Not storable: those waiting for it go on at once. */
+		unlock(ctx);
+		flight_end(ctx, NULL);
 	}
 	sy_cache_capture_free(ctx->cap);
 	ctx->cap = NULL;

@@ -110,7 +110,8 @@ on_connect(const redisAsyncContext *ac, int status)
 	if (r->ever_connected)
 		count(&r->stats->reconnects);
 	r->ever_connected = 1;
-	r->backoff_ms = BACKOFF_MIN_MS;
+	/* The backoff starts again only when Redis answers a command: a
+	   server that accepts connections but hangs keeps it growing. */
 }
 
 static void
@@ -269,6 +270,7 @@ failed(struct sy_cache_redis *r, const redisReply *rep)
 		return 1;
 	}
 	r->timeouts = 0;
+	r->backoff_ms = BACKOFF_MIN_MS;
 	return 0;
 }
 

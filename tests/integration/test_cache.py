@@ -163,6 +163,20 @@ class Basics(CacheCase):
         self.assertEqual(events[-1]["data"], "[DONE]")
 
 
+    def test_an_error_a_backend_sends_with_status_200_is_not_stored(self):
+        def reply(path, headers, body):
+            out = {"error": {"message": "model overloaded", "type": "server_error"}}
+            return 200, {"Content-Type": "application/json"}, [json.dumps(out).encode()], 0, False
+        be = harness.ScriptedBackend(reply)
+        self.addCleanup(be.close)
+        gw = Gateway(self, {"backends": [{"name": "b", "url": "http://127.0.0.1:%d/v1" % be.port}],
+                            "routes": [{"name": "chat", "models": MODELS, "cache": {}}]})
+        for _ in range(2):
+            r = self.post(gw, ask())
+            self.assertEqual(r.headers["x-switchyard-cache"], "miss")
+        self.assertEqual(len(be.received), 2)
+
+
 class CacheControl(CacheCase):
     def test_no_store_does_not_store(self):
         gw = self.gateway(route_cache={})
@@ -306,6 +320,19 @@ class Coalescing(CacheCase):
         self.assertEqual(len([e for e in log if e["path"] == "/v1/chat/completions"]), 1)
         self.assertEqual(self.wait_metric(gw, 'switchyard_cache_requests_total{route="chat",result="coalesced"}',
                                           words.count("coalesced")), words.count("coalesced"))
+
+    def test_a_stream_does_not_wait_for_an_identical_request_in_flight(self):
+        gw = self.gateway(route_cache={})
+        leader = threading.Thread(target=self.post, args=(gw, ask(max_tokens=40)))
+        leader.start()
+        time.sleep(0.1)
+        status, headers, events, _ = harness.stream_events(gw.port, "/v1/chat/completions",
+                                                           ask(stream=True, max_tokens=40))
+        leader.join()
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["x-switchyard-cache"], "miss")
+        self.assertEqual(events[-1]["data"], "[DONE]")
+        self.assertEqual(self.backend_calls(), 2)
 
     def test_followers_of_a_failed_request_go_to_the_backend_themselves(self):
         gw = self.gateway(route_cache={}, route={"retries": {"max": 0}})
