@@ -512,10 +512,16 @@ void
 sy_cache_lookup(struct sy_cache_worker *cw, struct sy_req *req,
     struct sy_cache_ctx **ctxp, sy_cache_answer_fn answer, void *arg)
 {
-	struct sy_cache_ctx *ctx = sy_xcalloc(1, sizeof *ctx);
+	struct sy_cache_ctx *ctx;
 	struct sy_cache_control cc;
 	struct sy_cache_value *v;
 
+	if (cw == NULL || req->route == NULL || !req->route->cache.enabled) {
+		*ctxp = NULL;	/* bypass, at no cost */
+		answer(arg, NULL);
+		return;
+	}
+	ctx = sy_xcalloc(1, sizeof *ctx);
 	*ctxp = ctx;
 	ctx->cw = cw;
 	ctx->rc = req->route ? &req->route->cache : NULL;
@@ -642,8 +648,12 @@ sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
 	const struct sy_price *price;
 	const struct sy_usage *u;
 
-	if (ctx == NULL)
+	if (ctx == NULL) {
+		/* A route without a cache: a bypass. */
+		if (req->route != NULL)
+			rec->cache = sy_cache_result_name(SY_CACHE_BYPASS);
 		return;
+	}
 	sy_cache_capture_free(ctx->cap);
 	flight_end(ctx, NULL);
 	unlock(ctx);

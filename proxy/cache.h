@@ -278,9 +278,9 @@ typedef void (*sy_cache_answer_fn)(void *arg, struct evbuffer *answer);
  * it may use the cache (route, determinism, Cache-Control), looks in the
  * L1, joins an identical request in flight or leads one, then asks Redis
  * (bounded by its command timeout).  Sets *ctx (owned by the caller, freed
- * with sy_cache_end) and then calls answer exactly once, now or later, as
- * the last thing it does; not at all if sy_cache_end comes first.  cw NULL:
- * bypass.
+ * with sy_cache_end; NULL when the route has no cache: a bypass) and then
+ * calls answer exactly once, now or later, as the last thing it does; not
+ * at all if sy_cache_end comes first.  cw NULL: bypass.
  */
 void sy_cache_lookup(struct sy_cache_worker *cw, struct sy_req *req,
     struct sy_cache_ctx **ctx, sy_cache_answer_fn answer, void *arg);

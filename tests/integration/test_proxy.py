@@ -28,8 +28,8 @@ class Gateway:
 
     def __init__(self, test, config, env=None, extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="sy-gw-")
-        self.port = free_port()
-        self.admin = free_port()
+        self.port = free_ports(2)	# two distinct ports: listen, admin
+        self.admin = self.port + 1
         self.log_path = os.path.join(self.dir, "access.log")
         config.setdefault("listen", "127.0.0.1:%d" % self.port)
         config.setdefault("admin", "127.0.0.1:%d" % self.admin)
