@@ -1014,7 +1014,6 @@ sy_batch_answer(struct sy_batch *bt, struct sy_batch_port *port, int status,
 		m->result.fallbacks = call->fallbacks;
 		m->result.upstream_us = call->upstream_us;
 		m->result.batch_size = bt->inputs;
-		m->result.flush = i == 0 ? sy_flush_word(bt->reason) : NULL;
 		if (status >= 400 && !alone) {
 			m->result.status = status;
 			m->result.body = evbuffer_new();

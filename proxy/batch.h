@@ -55,7 +55,6 @@ struct sy_batch_result {
 	uint64_t upstream_us;
 	unsigned batch_size;		/* inputs in its batch */
 	uint64_t wait_us;		/* its time in the batcher */
-	const char *flush;		/* why the batch went: on its first member only */
 };
 
 /* What became of a request offered to its route's batcher. */

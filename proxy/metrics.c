@@ -270,23 +270,27 @@ count_reason(struct series *se, const char *reason, uint64_t n)
 	}
 }
 
-/* Counts r's batching in se: its wait, and its batch when r tells it. */
+/* Counts r's batching in se: its wait, or that it was shed. */
 static void
 series_count_batch(struct series *se, const struct sy_record *r)
 {
-	int i;
-
 	if (r->batch_shed)
 		bump(&se->shed, 1);
-	if (r->batch_size == 0)
+	if (r->batch_size != 0)
+		sy_hist_add(&se->batch_wait, r->batch_wait_us);
+}
+
+void
+sy_metrics_record_batch(struct sy_metrics_shard *s, const char *route,
+    unsigned inputs, enum sy_flush reason)
+{
+	struct series *se = table_get(&s->routes, route, &s->lock);
+
+	if (se == NULL)
 		return;
-	sy_hist_add(&se->batch_wait, r->batch_wait_us);
-	if (r->batch_flush == NULL)
-		return;
-	sy_hist_add(&se->batch_size, r->batch_size);
-	for (i = 0; i < SY_FLUSH_NREASONS; i++)
-		if (strcmp(r->batch_flush, sy_flush_word(i)) == 0)
-			bump(&se->flushes[i], 1);
+	sy_hist_add(&se->batch_size, inputs);
+	if (reason < SY_FLUSH_NREASONS)
+		bump(&se->flushes[reason], 1);
 }
 
 /* Counts the cache's part of r in se. */

@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include "policy.h"
 #include "record.h"
 
 struct evbuffer;
@@ -27,6 +28,13 @@ struct sy_metrics_shard *sy_metrics_shard(struct sy_metrics *m, unsigned i);
  * tokens, cost, total latency, overhead and (streams) TTFT histograms.
  */
 void sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r);
+
+/*
+ * Counts one batch a route's batcher sent (its inputs and why it went)
+ * in shard s; called where the batch is answered, whoever its members are.
+ */
+void sy_metrics_record_batch(struct sy_metrics_shard *s, const char *route,
+    unsigned inputs, enum sy_flush reason);
 
 /*
  * Appends every metric, merged over the shards, in the Prometheus text

@@ -1092,6 +1092,8 @@ batch_done(struct exchange *x, int status, struct evbuffer *body,
 
 	end_try(x);
 	x->batch = NULL;
+	sy_metrics_record_batch(x->w->metrics, bt->route->name, bt->inputs,
+	    bt->reason);
 	sy_batch_answer(bt, x->w->batching, status, body, headers, &x->req);
 }
 
@@ -1104,7 +1106,6 @@ batch_delivered(void *owner, const struct sy_batch_result *r)
 
 	req->batch_size = r->batch_size;
 	req->batch_wait_us = r->wait_us;
-	req->batch_flush = r->flush;
 	req->batch_shed = r->shed;
 	if (r->alone) {
 		try_next(x);

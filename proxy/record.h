@@ -49,7 +49,6 @@ struct sy_record {
 	uint64_t queue_us;		/* time waiting for a free endpoint */
 	unsigned batch_size;		/* inputs in the request's batch; 0: not batched */
 	uint64_t batch_wait_us;		/* time waiting in the batcher */
-	const char *batch_flush;	/* why its batch went, on one member per batch */
 	int batch_shed;			/* shed by the batcher (429/503) */
 	const char *cache;		/* "hit", "miss", "bypass", "coalesced"; NULL: no lookup */
 	int64_t saved_tokens;		/* hits: prompt + completion tokens not spent */

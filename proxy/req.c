@@ -219,7 +219,6 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	record_escalations(req, r);
 	r->batch_size = req->batch_size;
 	r->batch_wait_us = req->batch_wait_us;
-	r->batch_flush = req->batch_flush;
 	r->batch_shed = req->batch_shed;
 }
 

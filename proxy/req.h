@@ -68,7 +68,6 @@ struct sy_req {
 	/* Batching (proxy/batch.c). */
 	unsigned batch_size;		/* inputs in its batch; 0: not batched */
 	uint64_t batch_wait_us;
-	const char *batch_flush;	/* static word, on one member per batch */
 	int batch_shed;
 
 	/* Results. */
