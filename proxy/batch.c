@@ -26,9 +26,10 @@
 #define MIN_RECHECK_US 50
 /*
  * How much earlier than due a timer looks at a held batch: a tenth of
- * max_wait_us, at least 1 ms.  Timers ring late (epoll's millisecond
- * resolution, a busy machine), and a batch should not wait past
- * max_wait_us because of it.
+ * max_wait_us, at least 1 ms but at most a quarter of max_wait_us.
+ * Timers ring late (epoll's millisecond resolution, a busy machine), and a
+ * batch should not wait past max_wait_us because of it; nor go after half
+ * its wait when the wait is short.
  */
 #define SLACK_MIN_US 1000
 /* Priorities a client may ask for with a number. */
@@ -233,6 +234,8 @@ sy_batcher_new(struct sy_route *route, char **err)
 	b->max_queue = rule->max_queue;
 	b->slack_us = rule->max_wait_us / 10 > SLACK_MIN_US ?
 	    rule->max_wait_us / 10 : SLACK_MIN_US;
+	if (b->slack_us > rule->max_wait_us / 4)
+		b->slack_us = rule->max_wait_us / 4;
 	b->policy = rule->policy;
 	*err = NULL;
 	b->state = b->policy->create(rule->params, &b->bounds,
