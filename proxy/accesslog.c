@@ -19,12 +19,22 @@
 struct sy_accesslog {
 	int fd;				/* -1 when off */
 	int owned;			/* fd was opened here, closed here */
+	unsigned flush_ms;		/* 0: each line at once */
 	pthread_mutex_t lock;		/* keeps lines whole on short writes */
 };
 
+/* A thread's gathered lines (flush_ms), written in one go. */
+#define PENDING_MAX	(64 * 1024)
+static _Thread_local struct {
+	struct sy_accesslog *log;	/* whose lines they are */
+	size_t len;
+	uint64_t since_us;		/* the first line's time, monotonic */
+	char buf[PENDING_MAX];
+} pending;
+
 /* Opens the target; the log owns a file it opened, never stdout. */
 struct sy_accesslog *
-sy_accesslog_open(const char *target, char **err)
+sy_accesslog_open(const char *target, unsigned flush_ms, char **err)
 {
 	struct sy_accesslog *log;
 	int fd, owned = 0;
@@ -56,6 +66,7 @@ sy_accesslog_open(const char *target, char **err)
 	}
 	log->fd = fd;
 	log->owned = owned;
+	log->flush_ms = flush_ms;
 	pthread_mutex_init(&log->lock, NULL);
 	return log;
 }
@@ -66,6 +77,7 @@ sy_accesslog_close(struct sy_accesslog *log)
 {
 	if (log == NULL)
 		return;
+	sy_accesslog_flush(log);
 	if (log->owned)
 		close(log->fd);
 	pthread_mutex_destroy(&log->lock);
@@ -327,19 +339,12 @@ sy_accesslog_format(const struct sy_record *r, struct evbuffer *out)
  * One write(2) normally; the lock keeps a line whole should the kernel take
  * only part of it (a pipe), and a line that cannot be written is dropped.
  */
-void
-sy_accesslog_write(struct sy_accesslog *log, const struct sy_record *r)
+/* Writes len bytes of whole lines to log, under its lock. */
+static void
+log_write(struct sy_accesslog *log, const char *p, size_t len)
 {
-	char *own, *buf, *p;
-	size_t len;
 	ssize_t n;
 
-	if (log == NULL || log->fd == -1 || (buf = line_buffer(r, &own)) == NULL)
-		return;
-	p = line_format(r, buf);
-	*p++ = '\n';
-	len = (size_t)(p - buf);
-	p = buf;
 	pthread_mutex_lock(&log->lock);
 	while (len > 0) {
 		n = write(log->fd, p, len);
@@ -351,7 +356,53 @@ sy_accesslog_write(struct sy_accesslog *log, const struct sy_record *r)
 		len -= (size_t)n;
 	}
 	pthread_mutex_unlock(&log->lock);
+}
+
+void
+sy_accesslog_write(struct sy_accesslog *log, const struct sy_record *r)
+{
+	char *own, *buf, *p;
+	uint64_t now;
+	size_t len;
+
+	if (log == NULL || log->fd == -1 || (buf = line_buffer(r, &own)) == NULL)
+		return;
+	p = line_format(r, buf);
+	*p++ = '\n';
+	len = (size_t)(p - buf);
+	if (log->flush_ms == 0 || len > PENDING_MAX) {
+		log_write(log, buf, len);
+		free(own);
+		return;
+	}
+	now = sy_now_us();
+	if (pending.len > 0 && (pending.log != log ||
+	    pending.len + len > PENDING_MAX))
+		sy_accesslog_flush(pending.log);
+	if (pending.len == 0) {
+		pending.log = log;
+		pending.since_us = now;
+	}
+	memcpy(pending.buf + pending.len, buf, len);
+	pending.len += len;
+	if (now - pending.since_us >= (uint64_t)log->flush_ms * 1000)
+		sy_accesslog_flush(log);
 	free(own);
+}
+
+void
+sy_accesslog_flush(struct sy_accesslog *log)
+{
+	if (log == NULL || pending.log != log || pending.len == 0)
+		return;
+	log_write(log, pending.buf, pending.len);
+	pending.len = 0;
+}
+
+unsigned
+sy_accesslog_flush_ms(const struct sy_accesslog *log)
+{
+	return log != NULL ? log->flush_ms : 0;
 }
 
 /* Prices uncached prompt, cached prompt and completion tokens separately. */

@@ -28,7 +28,8 @@
 #define MAX_BATCH_WAIT	60000000	/* longest batch wait, µs */
 
 static const char *const root_keys[] = {
-	"listen", "admin", "workers", "access_log", "timeouts", "limits",
+	"listen", "admin", "workers", "access_log", "access_log_flush_ms",
+	"timeouts", "limits",
 	"backends", "routes", "prices", "models", "cache", NULL
 };
 static const char *const timeout_keys[] = {
@@ -1218,7 +1219,7 @@ parse_url(struct ctx *c, const char *path, const char *url,
 
 /* ==== Top-level settings ==== */
 
-/* Reads listen, admin, workers and access_log. */
+/* Reads listen, admin, workers, access_log and access_log_flush_ms. */
 static void
 load_settings(struct ctx *c, const json_t *root, struct sy_config *cfg)
 {
@@ -1258,6 +1259,8 @@ load_settings(struct ctx *c, const json_t *root, struct sy_config *cfg)
 	s = "stdout";
 	get_string(c, root, "", "access_log", 0, &s);
 	cfg->access_log = sy_xstrdup(s);
+	get_uint(c, root, "", "access_log_flush_ms", 0, 60000,
+	    &cfg->access_log_flush_ms);
 }
 
 /* Reads timeouts into t, defaults first. */

@@ -251,6 +251,8 @@ struct sy_config {
 	char *admin;			/* "host:port", or NULL when disabled */
 	unsigned workers;		/* 0 in the file means: number of cores */
 	char *access_log;		/* path, "stdout", or "off" */
+	unsigned access_log_flush_ms;	/* 0: each line written at once; else
+					   gathered per worker, written within */
 	struct sy_timeouts timeouts;
 	struct sy_limits limits;
 	struct sy_endpoint *endpoints;

@@ -92,9 +92,11 @@ reload(void *arg, char **err)
 	    (next->admin != NULL && strcmp(next->admin, m->cfg->admin) != 0) ||
 	    next->workers != m->cfg->workers ||
 	    strcmp(next->access_log, m->cfg->access_log) != 0 ||
+	    next->access_log_flush_ms != m->cfg->access_log_flush_ms ||
 	    sy_cache_settings_differ(&next->cache, &m->cfg->cache))
 		sy_log(SY_LOG_WARN, "reload: changes to listen, admin, workers, "
-		    "access_log and cache take effect at the next restart");
+		    "access_log, access_log_flush_ms and cache take effect at "
+		    "the next restart");
 	for (i = 0; i < m->nworkers; i++)
 		sy_worker_post_config(&m->workers[i], next);
 	sy_probes_stop(m->probes);
@@ -278,7 +280,8 @@ main(int argc, char **argv)
 		    m.cfg->admin ? m.cfg->admin : "", strerror(errno));
 		return 1;
 	}
-	if ((m.rt.log = sy_accesslog_open(m.cfg->access_log, &err)) == NULL) {
+	if ((m.rt.log = sy_accesslog_open(m.cfg->access_log,
+	    m.cfg->access_log_flush_ms, &err)) == NULL) {
 		fprintf(stderr, "switchyard: access log: %s\n", err);
 		return 1;
 	}

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "batch.h"
+#include "accesslog.h"
 #include "config.h"
 #include "metrics.h"
 #include "server.h"
@@ -85,11 +86,27 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Writes this worker's gathered access-log lines, every flush_ms. */
+static void
+log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_worker *w = arg;
+
+	sy_accesslog_flush(w->rt->log);
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct sy_worker *w = arg;
+	unsigned ms = sy_accesslog_flush_ms(w->rt->log);
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
+	if (ms != 0) {
+		w->log_flush = event_new(w->base, -1, EV_PERSIST, log_flush_cb,
+		    w);
+		event_add(w->log_flush, &tv);
+	}
 	event_base_dispatch(w->base);
 	/* Whatever is still in flight ends here (its client is told nothing more). */
 	sy_server_free(w->server);
@@ -97,6 +114,7 @@ worker_main(void *arg)
 	sy_upstream_free(w->upstream);
 	w->upstream = NULL;
 	sy_pipeline_worker_free(w);
+	sy_accesslog_flush(w->rt->log);		/* lines of the last requests */
 	atomic_store(&w->done, 1);
 	return NULL;
 }
@@ -190,6 +208,8 @@ sy_worker_join(struct sy_worker *w)
 	pthread_join(w->thread, NULL);
 	if (w->drain_timer != NULL)
 		event_free(w->drain_timer);
+	if (w->log_flush != NULL)
+		event_free(w->log_flush);
 	event_free(w->wake);
 	close(w->wake_fd);
 	if (w->next_cfg != NULL)

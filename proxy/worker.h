@@ -49,6 +49,7 @@ struct sy_worker {
 	int wake_fd;			/* eventfd */
 	struct event *wake;
 	struct event *drain_timer;
+	struct event *log_flush;	/* writes gathered access-log lines */
 	struct sy_config *next_cfg;	/* a new snapshot to switch to */
 	int drain;			/* stop accepting, exit when idle */
 	int stop;			/* exit now */

@@ -582,6 +582,21 @@ class Admin(SimCase):
         self.assertGreater(s["routes"]["chat"]["latency_ms"]["p99"], 0)
 
 
+class BufferedAccessLog(SimCase):
+    def config(self):
+        return dict(sim_config(self.sim_port, self.replicas), access_log_flush_ms=300)
+
+    def test_gathered_lines_arrive_whole_and_a_stop_writes_the_rest(self):
+        for i in range(5):
+            self.assertEqual(self.gw.post("/v1/chat/completions", chat()).status, 200)
+        lines = self.gw.log_lines(5)
+        self.assertEqual([l["status"] for l in lines], [200] * 5)
+        for i in range(3):
+            self.assertEqual(self.gw.post("/v1/chat/completions", chat()).status, 200)
+        self.assertEqual(self.gw.proc.stop(), 0)
+        self.assertEqual(len(self.gw.log_lines(8, timeout=0)), 8)
+
+
 class Lifecycle(SimCase):
     speed = "1"
 

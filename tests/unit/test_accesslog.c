@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -380,13 +381,13 @@ SY_TEST(file_target_is_created_0640_and_appended)
 
 	snprintf(path, sizeof path, "%s/access.log", dir);
 	old = umask(022);
-	log = sy_accesslog_open(path, &err);
+	log = sy_accesslog_open(path, 0, &err);
 	umask(old);
 	SY_CHECK(log != NULL);
 	sy_accesslog_write(log, &r);
 	sy_accesslog_close(log);
 	SY_CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0640);
-	log = sy_accesslog_open(path, &err);
+	log = sy_accesslog_open(path, 0, &err);
 	sy_accesslog_write(log, &r);
 	sy_accesslog_close(log);
 	text = slurp(path, &len);
@@ -399,12 +400,59 @@ SY_TEST(file_target_is_created_0640_and_appended)
 	rmdir(dir);
 }
 
+/* Lines of a buffered log: written together, at a flush or when old enough. */
+SY_TEST(a_buffered_log_writes_its_lines_together)
+{
+	char *dir = temp_dir(), path[128], *text, *err = NULL;
+	struct sy_record r = full_record();
+	struct sy_accesslog *log;
+	struct timespec pause = { 0, 5 * 1000000 };
+	size_t len, i, lines;
+
+	snprintf(path, sizeof path, "%s/access.log", dir);
+	log = sy_accesslog_open(path, 1000, &err);
+	SY_CHECK(log != NULL);
+	SY_CHECK_INT(sy_accesslog_flush_ms(log), 1000);
+	for (i = 0; i < 3; i++)
+		sy_accesslog_write(log, &r);
+	text = slurp(path, &len);
+	SY_CHECK(text != NULL && len == 0);	/* gathered, not written */
+	free(text);
+	sy_accesslog_flush(log);
+	text = slurp(path, &len);
+	for (i = 0, lines = 0; text != NULL && i < len; i++)
+		lines += text[i] == '\n';
+	SY_CHECK_INT(lines, 3);
+	free(text);
+	sy_accesslog_close(log);
+	/* With a short flush_ms, a line past it writes what was gathered. */
+	log = sy_accesslog_open(path, 1, &err);
+	sy_accesslog_write(log, &r);
+	nanosleep(&pause, NULL);
+	sy_accesslog_write(log, &r);
+	text = slurp(path, &len);
+	for (i = 0, lines = 0; text != NULL && i < len; i++)
+		lines += text[i] == '\n';
+	SY_CHECK_INT(lines, 5);
+	free(text);
+	/* Closing writes the rest. */
+	sy_accesslog_write(log, &r);
+	sy_accesslog_close(log);
+	text = slurp(path, &len);
+	for (i = 0, lines = 0; text != NULL && i < len; i++)
+		lines += text[i] == '\n';
+	SY_CHECK_INT(lines, 6);
+	free(text);
+	unlink(path);
+	rmdir(dir);
+}
+
 SY_TEST(open_fails_with_a_message_naming_the_path)
 {
 	static const char path[] = "/nonexistent-sy-dir/access.log";
 	char *err = NULL;
 
-	SY_CHECK(sy_accesslog_open(path, &err) == NULL);
+	SY_CHECK(sy_accesslog_open(path, 0, &err) == NULL);
 	SY_CHECK(err != NULL && strstr(err, path) != NULL);
 	free(err);
 }
@@ -418,8 +466,8 @@ SY_TEST(stdout_target_writes_and_off_target_does_not)
 	size_t len;
 
 	snprintf(path, sizeof path, "%s/stdout", dir);
-	out = sy_accesslog_open("stdout", &err);
-	off = sy_accesslog_open("off", &err);
+	out = sy_accesslog_open("stdout", 0, &err);
+	off = sy_accesslog_open("off", 0, &err);
 	SY_CHECK(out != NULL && off != NULL);
 	fflush(stdout);
 	saved = dup(STDOUT_FILENO);
@@ -483,7 +531,7 @@ SY_TEST(four_threads_write_whole_lines)
 	json_t *j;
 
 	snprintf(path, sizeof path, "%s/access.log", dir);
-	w[0].log = sy_accesslog_open(path, &err);
+	w[0].log = sy_accesslog_open(path, 0, &err);
 	SY_CHECK(w[0].log != NULL);
 	for (i = 0; i < THREADS; i++) {
 		w[i].log = w[0].log;
@@ -529,6 +577,7 @@ main(void)
 	SY_RUN(cost_never_charges_negative_uncached_prompt);
 	SY_RUN(cost_is_unknown_without_price_or_counts);
 	SY_RUN(file_target_is_created_0640_and_appended);
+	SY_RUN(a_buffered_log_writes_its_lines_together);
 	SY_RUN(open_fails_with_a_message_naming_the_path);
 	SY_RUN(stdout_target_writes_and_off_target_does_not);
 	SY_RUN(four_threads_write_whole_lines);

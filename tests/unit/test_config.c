@@ -285,8 +285,28 @@ SY_TEST(comments_keep_error_positions)
 	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
 	    "}\n",
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
-	    "admin, workers, access_log, timeouts, limits, backends, routes, "
+	    "admin, workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "backends, routes, "
 	    "prices, models, cache");
+}
+
+SY_TEST(access_log_flush_ms_is_read_and_bounded)
+{
+	struct sy_config *cfg = load(
+	    "{\"access_log_flush_ms\": 250,\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}");
+
+	SY_CHECK(cfg != NULL && cfg->access_log_flush_ms == 250);
+	sy_config_unref(cfg);
+	check_error(
+	    "{\"access_log_flush_ms\": 60001,\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:2: access_log_flush_ms: must be from 0 to 60000, got "
+	    "60001");
 }
 
 SY_TEST(positions_count_characters_not_bytes)
@@ -297,7 +317,8 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "\"http://127.0.0.1:9001\"}],\n"
 	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
-	    "workers, access_log, timeouts, limits, backends, routes, prices, models, "
+	    "workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "backends, routes, prices, models, "
 	    "cache");
 }
 
@@ -514,7 +535,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
 	    "}\n",
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
-	    "workers, access_log, timeouts, limits, backends, routes, prices, models, "
+	    "workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "backends, routes, prices, models, "
 	    "cache\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
@@ -2400,6 +2422,7 @@ main(void)
 	SY_RUN(hash_and_slash_comments_are_ignored);
 	SY_RUN(comment_markers_inside_strings_are_kept);
 	SY_RUN(comments_keep_error_positions);
+	SY_RUN(access_log_flush_ms_is_read_and_bounded);
 	SY_RUN(positions_count_characters_not_bytes);
 
 	SY_RUN(omitted_keys_take_their_defaults);
