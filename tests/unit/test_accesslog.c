@@ -400,6 +400,20 @@ SY_TEST(file_target_is_created_0640_and_appended)
 	rmdir(dir);
 }
 
+/* The lines of the file at path. */
+static int
+count_lines(const char *path)
+{
+	size_t len, i;
+	char *text = slurp(path, &len);
+	int lines = 0;
+
+	for (i = 0; text != NULL && i < len; i++)
+		lines += text[i] == '\n';
+	free(text);
+	return lines;
+}
+
 /* Lines of a buffered log: written together, at a flush or when old enough. */
 SY_TEST(a_buffered_log_writes_its_lines_together)
 {
@@ -407,7 +421,7 @@ SY_TEST(a_buffered_log_writes_its_lines_together)
 	struct sy_record r = full_record();
 	struct sy_accesslog *log;
 	struct timespec pause = { 0, 5 * 1000000 };
-	size_t len, i, lines;
+	size_t len, i;
 
 	snprintf(path, sizeof path, "%s/access.log", dir);
 	log = sy_accesslog_open(path, 1000, &err);
@@ -419,30 +433,18 @@ SY_TEST(a_buffered_log_writes_its_lines_together)
 	SY_CHECK(text != NULL && len == 0);	/* gathered, not written */
 	free(text);
 	sy_accesslog_flush(log);
-	text = slurp(path, &len);
-	for (i = 0, lines = 0; text != NULL && i < len; i++)
-		lines += text[i] == '\n';
-	SY_CHECK_INT(lines, 3);
-	free(text);
+	SY_CHECK_INT(count_lines(path), 3);
 	sy_accesslog_close(log);
 	/* With a short flush_ms, a line past it writes what was gathered. */
 	log = sy_accesslog_open(path, 1, &err);
 	sy_accesslog_write(log, &r);
 	nanosleep(&pause, NULL);
 	sy_accesslog_write(log, &r);
-	text = slurp(path, &len);
-	for (i = 0, lines = 0; text != NULL && i < len; i++)
-		lines += text[i] == '\n';
-	SY_CHECK_INT(lines, 5);
-	free(text);
+	SY_CHECK_INT(count_lines(path), 5);
 	/* Closing writes the rest. */
 	sy_accesslog_write(log, &r);
 	sy_accesslog_close(log);
-	text = slurp(path, &len);
-	for (i = 0, lines = 0; text != NULL && i < len; i++)
-		lines += text[i] == '\n';
-	SY_CHECK_INT(lines, 6);
-	free(text);
+	SY_CHECK_INT(count_lines(path), 6);
 	unlink(path);
 	rmdir(dir);
 }
