@@ -28,7 +28,8 @@ function init(args)
 end
 
 function response(status, headers, body)
-	if headers["x-switchyard-cache"] ~= "hit" then
+	-- Header names are case-insensitive; wrk keeps them as sent.
+	if (headers["X-Switchyard-Cache"] or headers["x-switchyard-cache"]) ~= "hit" then
 		not_hit = not_hit + 1
 	end
 end
