@@ -57,6 +57,7 @@ struct exchange {
 	const char *header_model;	/* for X-Switchyard-Model, or NULL */
 	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
 	char answered_model[128];	/* the model its batch's fallback took */
+	int batch_answered;		/* its batch's part has arrived */
 	struct sy_cache_ctx *cache;	/* the prompt cache's part, or NULL */
 	struct evbuffer *replay;	/* a paced cache hit's events still to send */
 
@@ -822,6 +823,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		replay_next(x);	/* a paced cache hit's next event */
 		return;
 	}
+	if (x->member != NULL && !x->batch_answered) {
+		/* Its deadline passed while its batch was out. */
+		set_error(x, "deadline passed waiting for its batch");
+		fail(x, 504, "server_error", "gateway_timeout", "the request's "
+		    "deadline passed while its batch was at the backend", NULL);
+		return;
+	}
 	if (!x->queued) {
 		try_next(x);	/* a retry's backoff is over */
 		return;
@@ -1054,6 +1062,7 @@ enter_batcher(struct exchange *x)
 	enum sy_batch_entry e;
 	char *msg = NULL, ra[64];
 	unsigned after = 1;
+	uint64_t now;
 	int rc = 1;
 
 	e = sy_batch_enter(x->req.route->batch.batcher, x->w->batching, x,
@@ -1062,6 +1071,10 @@ enter_batcher(struct exchange *x)
 	x->req.batch_shed = e == SY_BATCH_FULL || e == SY_BATCH_LATE;
 	switch (e) {
 	case SY_BATCH_QUEUED:
+		/* Its own deadline holds while its batch is out. */
+		now = sy_now_us();
+		arm(x, x->deadline > now ?
+		    (unsigned)((x->deadline - now) / 1000) + 1 : 1);
 		break;
 	case SY_BATCH_ALONE:
 		rc = 0;
@@ -1104,6 +1117,9 @@ batch_delivered(void *owner, const struct sy_batch_result *r)
 	struct exchange *x = owner;
 	struct sy_req *req = &x->req;
 
+	x->batch_answered = 1;
+	if (x->timer != NULL)
+		evtimer_del(x->timer);	/* the deadline's; tries arm their own */
 	req->batch_size = r->batch_size;
 	req->batch_wait_us = r->wait_us;
 	req->batch_shed = r->shed;

@@ -367,6 +367,23 @@ class DeadlineFlush(BatchCase):
         self.assert_metrics('switchyard_batch_flushes_total{route="emb",reason="deadline"} 1')
 
 
+class MemberDeadline(BatchCase):
+    sim_args = ["--batch-base-us", "1500000", "--batch-per-input-us", "500"]
+
+    def test_a_member_keeps_its_own_deadline_while_its_batch_is_out(self):
+        timed = later(0, self.embed(texts(1, 1), headers={"x-switchyard-deadline-ms": "300"}))
+        patient = later(0.005, self.embed(texts(2, 1)))
+        t0 = time.time()
+        got = concurrently([timed, patient])
+        self.assertEqual(got[0].status, 504, got[0].body)
+        self.assertEqual(got[0].json()["error"]["code"], "gateway_timeout")
+        self.assertEqual(got[1].status, 200, got[1].body)
+        self.assertEqual(len(self.sim_calls("/v1/embeddings")), 1)	# one batch
+        lines = {l["status"]: l for l in self.gw.log_lines(2)}
+        self.assertLess(lines[504]["latency_ms"], 1000)
+        self.assertGreater(time.time() - t0, 1.4)
+
+
 class MixedApis(BatchCase):
     def test_embeddings_and_completions_never_share_a_batch(self):
         calls = [self.embed(texts(i, 1)) for i in range(3)]
