@@ -372,7 +372,8 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 		    tokens + m->tokens > b->bounds.max_batch_tokens))
 			break;
 		gone = lane_remove(b, m);
-		m->result.wait_us = now - m->t_enter;
+		/* now may be a moment older than a member that just came. */
+		m->result.wait_us = now > m->t_enter ? now - m->t_enter : 0;
 		if (m->deadline <= now) {
 			m->state = M_DONE;
 			m->result.shed = 1;
