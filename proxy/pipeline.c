@@ -1,4 +1,4 @@
-/* The request's path, in one direction: parse → route → select model → batcher → pick endpoint → encode → upstream → decode or relay → account → respond; with retries, fallbacks and a wait queue on the way. */
+/* The request's path, in one direction: parse → route → select model → cache lookup → batcher → pick endpoint → encode → upstream → decode or relay → cache store → account → respond; with retries, fallbacks and a wait queue on the way. */
 #include <sys/queue.h>
 
 #include <stdatomic.h>
@@ -1359,9 +1359,9 @@ maybe_escalate(struct exchange *x, int status, struct evbuffer *data,
 	return 1;
 }
 
-/* ==== Routes ==== */
+/* ==== Prompt cache ==== */
 
-/* Says in x-switchyard-cache what the cache did (word: its result). */
+/* Says in X-Switchyard-Cache what the cache did (word: its result). */
 static void
 cache_header(struct exchange *x, const char *word)
 {
@@ -1417,6 +1417,8 @@ replay_next(struct exchange *x)
 	stream_flush(x);
 	arm(x, ms);
 }
+
+/* ==== Routes ==== */
 
 /* Routes x by name (the client's model or a fallback) over route. */
 static void
