@@ -47,6 +47,7 @@ struct exchange {
 	struct sy_upstream_call *call;	/* NULL when no backend call runs */
 	struct event *timer;		/* a retry's backoff, or the queue deadline */
 	TAILQ_ENTRY(exchange) qlink;	/* in the worker's wait queue */
+	TAILQ_ENTRY(exchange) blink;	/* a batch's call: in the worker's list */
 	int queued;
 	uint64_t t_queued;
 	uint64_t deadline;		/* monotonic µs: the whole request */
@@ -108,6 +109,7 @@ struct sy_waitq {
 	TAILQ_HEAD(, exchange) list;
 	size_t n;
 	struct event *poll;
+	TAILQ_HEAD(, exchange) batch_calls;	/* batches this worker sent */
 };
 
 static void try_next(struct exchange *x);
@@ -211,6 +213,8 @@ finish(struct exchange *x)
 		event_free(x->timer);
 	if (x->member != NULL)
 		sy_batch_release(x->member);
+	if (x->batch_call)
+		TAILQ_REMOVE(&x->w->waitq->batch_calls, x, blink);
 	/* A batch's call is logged in its members' lines. */
 	if (!x->batch_call) {
 		sy_req_record(req, &rec);
@@ -1033,9 +1037,30 @@ sy_pipeline_worker_init(struct sy_worker *w)
 	w->batching = sy_batch_port_new(w->base, batch_delivered, batch_send,
 	    w);
 	TAILQ_INIT(&q->list);
+	TAILQ_INIT(&q->batch_calls);
 	q->poll = event_new(w->base, -1, EV_PERSIST, waitq_poll_cb, q);
 	w->waitq = q;
 	w->cache = sy_cache_worker_new(w->rt->cache, w->base);
+}
+
+void
+sy_pipeline_worker_stop(struct sy_worker *w)
+{
+	struct exchange *x;
+
+	/* No client waits on a batch's call: its members are told here. */
+	while ((x = TAILQ_FIRST(&w->waitq->batch_calls)) != NULL) {
+		if (x->call != NULL) {
+			sy_upstream_cancel(x->call);
+			x->call = NULL;
+		}
+		if (x->batch != NULL)
+			fail(x, 503, "server_error", "shutting_down",
+			    "switchyard stopped before the batch was answered",
+			    "Retry-After: 1\r\n");
+		else
+			finish(x);
+	}
 }
 
 void
@@ -1160,6 +1185,7 @@ batch_send(void *arg, struct sy_batch *bt)
 	x->w = w;
 	x->batch = bt;
 	x->batch_call = 1;
+	TAILQ_INSERT_TAIL(&w->waitq->batch_calls, x, blink);
 	req->t_arrival = sy_now_us();
 	req->wall_arrival = sy_wall_us();
 	req->cfg = bt->cfg;

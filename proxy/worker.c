@@ -111,6 +111,7 @@ worker_main(void *arg)
 	/* Whatever is still in flight ends here (its client is told nothing more). */
 	sy_server_free(w->server);
 	w->server = NULL;
+	sy_pipeline_worker_stop(w);
 	sy_upstream_free(w->upstream);
 	w->upstream = NULL;
 	sy_pipeline_worker_free(w);

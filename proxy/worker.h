@@ -88,6 +88,12 @@ void sy_pipeline_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 void sy_pipeline_worker_init(struct sy_worker *w);
 void sy_pipeline_worker_free(struct sy_worker *w);
 
+/*
+ * At a stop, before the upstream pools go: ends the calls of batches this
+ * worker sent (no client of its own waits on them), their members told 503.
+ */
+void sy_pipeline_worker_stop(struct sy_worker *w);
+
 /* Logs and counts a request the listener rejected itself (arg: the worker). */
 void sy_pipeline_reject(void *arg, int status, const char *method,
     const char *target, const char *message, uint64_t bytes_out);
