@@ -66,6 +66,50 @@ sy_cache_deterministic(int api, const json_t *body)
 	return json_is_number(t) && json_number_value(t) == 0;
 }
 
+/* Whether e is a real that holds a whole number, set in *n. */
+static int
+whole_real(const json_t *e, json_int_t *n)
+{
+	double d;
+
+	if (!json_is_real(e))
+		return 0;
+	d = json_real_value(e);
+	if (!(d > -9e15 && d < 9e15) || d != (double)(json_int_t)d)
+		return 0;
+	*n = (json_int_t)d;
+	return 1;
+}
+
+/*
+ * Writes every real of v that holds a whole number as that integer, so that
+ * 0 and 0.0 (which clients send alike) make one key.
+ */
+static void
+whole_reals(json_t *v)
+{
+	const char *k;
+	json_int_t n;
+	json_t *e;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, e) {
+			if (whole_real(e, &n))
+				json_object_set_new(v, k, json_integer(n));
+			else
+				whole_reals(e);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e) {
+			if (whole_real(e, &n))
+				json_array_set_new(v, i, json_integer(n));
+			else
+				whole_reals(e);
+		}
+	}
+}
+
 int
 sy_cache_key(const char *ns, int api, const char *model, const json_t *body,
     unsigned char key[SY_CACHE_KEY_LEN])
@@ -77,11 +121,13 @@ sy_cache_key(const char *ns, int api, const char *model, const json_t *body,
 	EVP_MD_CTX *md;
 	int rc = -1;
 
-	if (!json_is_object(body) || (copy = json_copy((json_t *)body)) == NULL)
+	if (!json_is_object(body) ||
+	    (copy = json_deep_copy((json_t *)body)) == NULL)
 		return -1;
 	json_object_del(copy, "model");
 	json_object_del(copy, "stream");
 	json_object_del(copy, "stream_options");
+	whole_reals(copy);
 	text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS |
 	    JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 	json_decref(copy);

@@ -55,6 +55,16 @@ SY_TEST(keys_in_another_order_give_the_same_key)
 	    "\"user\"}],\"model\":\"m\"}"), 1);
 }
 
+SY_TEST(a_whole_number_written_as_a_real_gives_the_same_key)
+{
+	SY_CHECK_INT(same_key("{" BASE ",\"temperature\":0,\"top_p\":1,"
+	    "\"logit_bias\":{\"50256\":-100}}",
+	    "{" BASE ",\"temperature\":0.0,\"top_p\":1.0,"
+	    "\"logit_bias\":{\"50256\":-100.0}}"), 1);
+	SY_CHECK_INT(same_key("{" BASE ",\"temperature\":0}",
+	    "{" BASE ",\"temperature\":0.5}"), 0);
+}
+
 SY_TEST(every_parameter_that_changes_the_answer_changes_the_key)
 {
 	static const char *const variants[] = {
@@ -614,6 +624,7 @@ int
 main(void)
 {
 	SY_RUN(keys_in_another_order_give_the_same_key);
+	SY_RUN(a_whole_number_written_as_a_real_gives_the_same_key);
 	SY_RUN(every_parameter_that_changes_the_answer_changes_the_key);
 	SY_RUN(namespace_api_and_selected_model_are_in_the_key);
 	SY_RUN(stream_and_stream_options_share_the_key_of_a_whole_request);
