@@ -81,6 +81,29 @@ whole_real(const json_t *e, json_int_t *n)
 	return 1;
 }
 
+/* Whether v holds a real that holds a whole number, at any depth. */
+static int
+has_whole_reals(const json_t *v)
+{
+	const char *k;
+	json_int_t n;
+	json_t *e;
+	size_t i;
+
+	if (whole_real(v, &n))
+		return 1;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e)
+			if (has_whole_reals(e))
+				return 1;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if (has_whole_reals(e))
+				return 1;
+	}
+	return 0;
+}
+
 /*
  * Writes every real of v that holds a whole number as that integer, so that
  * 0 and 0.0 (which clients send alike) make one key.
@@ -119,15 +142,20 @@ sy_cache_key(const char *ns, int api, const char *model, const json_t *body,
 	char *text, apiname[8];
 	unsigned len = 0;
 	EVP_MD_CTX *md;
-	int rc = -1;
+	int rc = -1, deep;
 
-	if (!json_is_object(body) ||
-	    (copy = json_deep_copy((json_t *)body)) == NULL)
+	/* A copy of the top level, deep only when some numbers change. */
+	if (!json_is_object(body))
+		return -1;
+	deep = has_whole_reals(body);
+	if ((copy = deep ? json_deep_copy(body) :
+	    json_copy((json_t *)body)) == NULL)
 		return -1;
 	json_object_del(copy, "model");
 	json_object_del(copy, "stream");
 	json_object_del(copy, "stream_options");
-	whole_reals(copy);
+	if (deep)
+		whole_reals(copy);
 	text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS |
 	    JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 	json_decref(copy);
