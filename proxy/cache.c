@@ -274,36 +274,89 @@ flight_join_or_lead(struct sy_cache_ctx *ctx)
 	return 0;
 }
 
+/* Under c->lock: puts w in its worker's mailbox with v (taken) and wakes it. */
+static void
+mail_locked(struct sy_cache_ctx *w, struct sy_cache_value *v)
+{
+	uint64_t one = 1;
+
+	w->wait = WAIT_MAIL;
+	w->flight = NULL;
+	w->mail = v;
+	TAILQ_INSERT_TAIL(&w->cw->mailbox, w, link);
+	if (write(w->cw->wake_fd, &one, sizeof one) < 0)
+		sy_log(SY_LOG_WARN, "cache: mailbox write: %s", strerror(errno));
+}
+
 /*
- * Ends the flight ctx leads: each waiter gets v (a reference each; NULL:
- * go to a backend) in its worker's mailbox.
+ * Under c->lock: f's leader is gone without an answer.  Its first waiter
+ * leads it now (told through its mailbox to go to a backend), the others
+ * go on waiting; without waiters the flight ends.
+ */
+static void
+flight_pass(struct sy_cache *c, struct flight *f)
+{
+	struct sy_cache_ctx *w;
+	struct flight **pf;
+
+	if ((w = TAILQ_FIRST(&f->waiters)) != NULL) {
+		TAILQ_REMOVE(&f->waiters, w, link);
+		w->lead = f;
+		mail_locked(w, NULL);
+		return;
+	}
+	pf = flight_slot(c, f->key);
+	*pf = f->next;
+	free(f);
+}
+
+/*
+ * Ends the flight ctx leads: each waiter gets v (a reference each; NULL: an
+ * answer that is not for the cache, so each goes to a backend) in its
+ * worker's mailbox.
  */
 static void
 flight_end(struct sy_cache_ctx *ctx, struct sy_cache_value *v)
 {
 	struct sy_cache *c = ctx->cw->c;
-	struct flight *f = ctx->lead, **pf;
+	struct flight *f, **pf;
 	struct sy_cache_ctx *w;
-	uint64_t one = 1;
 
-	if (f == NULL)
-		return;
-	ctx->lead = NULL;
 	pthread_mutex_lock(&c->lock);
+	/* Under the lock: a waiter's lead is set by the thread that passes
+	   a flight to it. */
+	if ((f = ctx->lead) == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	ctx->lead = NULL;
 	pf = flight_slot(c, f->key);
 	*pf = f->next;
 	while ((w = TAILQ_FIRST(&f->waiters)) != NULL) {
 		TAILQ_REMOVE(&f->waiters, w, link);
-		w->wait = WAIT_MAIL;
-		w->flight = NULL;
-		w->mail = v != NULL ? sy_cache_value_ref(v) : NULL;
-		TAILQ_INSERT_TAIL(&w->cw->mailbox, w, link);
-		if (write(w->cw->wake_fd, &one, sizeof one) < 0)
-			sy_log(SY_LOG_WARN, "cache: mailbox write: %s",
-			    strerror(errno));
+		mail_locked(w, v != NULL ? sy_cache_value_ref(v) : NULL);
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(f);
+}
+
+/*
+ * The request leading a flight failed or its client left: the flight
+ * passes to its first waiter, the others go on waiting (one backend call
+ * at a time, not one each).
+ */
+static void
+flight_abandon(struct sy_cache_ctx *ctx)
+{
+	struct sy_cache *c = ctx->cw->c;
+	struct flight *f;
+
+	pthread_mutex_lock(&c->lock);
+	if ((f = ctx->lead) != NULL) {
+		ctx->lead = NULL;
+		flight_pass(c, f);
+	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* Takes ctx out of whatever it waits in. */
@@ -311,6 +364,7 @@ static void
 wait_leave(struct sy_cache_ctx *ctx)
 {
 	struct sy_cache *c = ctx->cw->c;
+	struct flight *f;
 
 	pthread_mutex_lock(&c->lock);
 	if (ctx->wait == WAIT_FLIGHT)
@@ -321,6 +375,11 @@ wait_leave(struct sy_cache_ctx *ctx)
 		ctx->mail = NULL;
 	}
 	ctx->wait = WAIT_NONE;
+	/* A flight passed to ctx that it will not lead: to the next. */
+	if ((f = ctx->lead) != NULL) {
+		ctx->lead = NULL;
+		flight_pass(c, f);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -655,14 +714,13 @@ sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
 		return;
 	}
 	sy_cache_capture_free(ctx->cap);
-	flight_end(ctx, NULL);
+	flight_abandon(ctx);	/* it still leads one: it failed or left */
 	unlock(ctx);
 	if (ctx->poll != NULL)
 		event_free(ctx->poll);
 	if (ctx->get != NULL)
 		sy_cache_redis_cancel(ctx->get);
-	if (ctx->wait != WAIT_NONE)
-		wait_leave(ctx);
+	wait_leave(ctx);	/* under the lock: a flight may pass to ctx now */
 	rec->cache = sy_cache_result_name(ctx->result);
 	if (ctx->served != NULL) {
 		/* Nothing was spent; what the answer cost is saved. */

@@ -334,6 +334,29 @@ class Coalescing(CacheCase):
         self.assertEqual(events[-1]["data"], "[DONE]")
         self.assertEqual(self.backend_calls(), 2)
 
+    def test_when_the_leaders_client_leaves_one_follower_takes_over(self):
+        import socket
+        gw = self.gateway(route_cache={})
+        body = json.dumps(ask(max_tokens=40)).encode()
+        leader = socket.create_connection(("127.0.0.1", gw.port))
+        leader.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                       % len(body) + body)
+        time.sleep(0.1)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(self.post(gw, ask(max_tokens=40))))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        leader.close()		# the leader's client leaves
+        for t in threads:
+            t.join(30)
+        self.assertEqual([r.status for r in results], [200] * 4)
+        words = sorted(r.headers["x-switchyard-cache"] for r in results)
+        self.assertEqual(words, ["coalesced", "coalesced", "coalesced", "miss"])
+        self.assertEqual(self.backend_calls(), 2)	# the leader's, then one
+
     def test_followers_of_a_failed_request_go_to_the_backend_themselves(self):
         gw = self.gateway(route_cache={}, route={"retries": {"max": 0}})
         request(self.sim_port, "POST", "/sim/faults", {"error_rate": 1.0, "error_status": 500})
