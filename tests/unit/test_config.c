@@ -193,6 +193,28 @@ SY_TEST(example_config_is_valid_apart_from_name_resolution)
 	unsetenv("OPENAI_API_KEY");
 }
 
+SY_TEST(lab_example_config_is_valid)
+{
+	const char *src = getenv("SY_SRCDIR");
+	struct sy_config *cfg = NULL;
+	char path[4096], *err = NULL;
+
+	snprintf(path, sizeof path, "%s/conf/examples/lab.json",
+	    src ? src : ".");
+	SY_CHECK_INT(sy_config_load_file(path, &cfg, &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	SY_CHECK_STR(cfg->routes[0].selection->name, "cascade");
+	SY_CHECK(cfg->routes[1].batch.batcher != NULL);
+	SY_CHECK_INT(cfg->routes[0].cache.enabled, 1);
+	SY_CHECK_INT(cfg->cache.redis, 1);
+	SY_CHECK_INT(cfg->access_log_flush_ms, 200);
+	sy_config_unref(cfg);
+}
+
 SY_TEST(unreadable_file_reports_path_and_reason)
 {
 	struct sy_config *cfg;
@@ -2416,6 +2438,7 @@ main(void)
 	SY_RUN(default_config_file_loads);
 	SY_RUN(default_config_aliases_map_to_served_models);
 	SY_RUN(example_config_is_valid_apart_from_name_resolution);
+	SY_RUN(lab_example_config_is_valid);
 	SY_RUN(unreadable_file_reports_path_and_reason);
 	SY_RUN(file_errors_name_the_file);
 
