@@ -81,56 +81,42 @@ whole_real(const json_t *e, json_int_t *n)
 	return 1;
 }
 
-/* Whether v holds a real that holds a whole number, at any depth. */
-static int
-has_whole_reals(const json_t *v)
-{
-	const char *k;
-	json_int_t n;
-	json_t *e;
-	size_t i;
-
-	if (whole_real(v, &n))
-		return 1;
-	if (json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, e)
-			if (has_whole_reals(e))
-				return 1;
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, e)
-			if (has_whole_reals(e))
-				return 1;
-	}
-	return 0;
-}
-
 /*
- * Writes every real of v that holds a whole number as that integer, so that
- * 0 and 0.0 (which clients send alike) make one key.
+ * Whether v holds, at any depth, a real that holds a whole number; with
+ * rewrite, writes each as that integer, so that 0 and 0.0 (which clients
+ * send alike) make one key.
  */
-static void
-whole_reals(json_t *v)
+static int
+whole_reals(json_t *v, int rewrite)
 {
 	const char *k;
 	json_int_t n;
 	json_t *e;
 	size_t i;
+	int found = 0;
 
 	if (json_is_object(v)) {
 		json_object_foreach(v, k, e) {
-			if (whole_real(e, &n))
+			if (whole_real(e, &n) && rewrite)
 				json_object_set_new(v, k, json_integer(n));
-			else
-				whole_reals(e);
+			else if (!whole_real(e, &n) && !whole_reals(e, rewrite))
+				continue;
+			if (!rewrite)
+				return 1;
+			found = 1;
 		}
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, e) {
-			if (whole_real(e, &n))
+			if (whole_real(e, &n) && rewrite)
 				json_array_set_new(v, i, json_integer(n));
-			else
-				whole_reals(e);
+			else if (!whole_real(e, &n) && !whole_reals(e, rewrite))
+				continue;
+			if (!rewrite)
+				return 1;
+			found = 1;
 		}
 	}
+	return found;
 }
 
 int
@@ -147,7 +133,7 @@ sy_cache_key(const char *ns, int api, const char *model, const json_t *body,
 	/* A copy of the top level, deep only when some numbers change. */
 	if (!json_is_object(body))
 		return -1;
-	deep = has_whole_reals(body);
+	deep = whole_reals((json_t *)body, 0);
 	if ((copy = deep ? json_deep_copy(body) :
 	    json_copy((json_t *)body)) == NULL)
 		return -1;
@@ -155,7 +141,7 @@ sy_cache_key(const char *ns, int api, const char *model, const json_t *body,
 	json_object_del(copy, "stream");
 	json_object_del(copy, "stream_options");
 	if (deep)
-		whole_reals(copy);
+		whole_reals(copy, 1);
 	text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS |
 	    JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 	json_decref(copy);

@@ -29,7 +29,7 @@ SY_TEST(a_freed_block_is_reused_for_the_next_of_its_size)
 	sy_evmem_free(NULL);
 }
 
-SY_TEST(blocks_are_aligned_and_large_ones_go_to_malloc)
+SY_TEST(blocks_of_every_size_are_aligned_and_writable)
 {
 	size_t sizes[] = { 0, 1, 511, 512, 513, 8192, 8193, 100000 };
 	void *p[8];
@@ -110,7 +110,7 @@ main(void)
 {
 	sy_evmem_init();
 	SY_RUN(a_freed_block_is_reused_for_the_next_of_its_size);
-	SY_RUN(blocks_are_aligned_and_large_ones_go_to_malloc);
+	SY_RUN(blocks_of_every_size_are_aligned_and_writable);
 	SY_RUN(realloc_keeps_the_bytes_and_grows_past_the_block);
 	SY_RUN(many_blocks_of_one_size_come_and_go);
 	SY_RUN(evbuffers_work_on_it);
