@@ -54,7 +54,7 @@ struct exchange {
 	uint64_t t_try;			/* this try's start */
 	char method[sizeof ((struct sy_http1_msg *)0)->method];
 	char *path;
-	char headers[320];		/* extra response headers: set_headers */
+	char headers[320];		/* extra response headers: headers_of */
 	const char *header_model;	/* for X-Switchyard-Model, or NULL */
 	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
 	char answered_model[128];	/* the model its batch's fallback took */
@@ -123,7 +123,7 @@ static void batch_send(void *arg, struct sy_batch *bt);
 static void replay_next(struct exchange *x);
 static void to_backend(struct exchange *x);
 static void use_model(struct exchange *x, const char *model);
-static void set_headers(struct exchange *x);
+static const char *headers_of(struct exchange *x);
 static void cache_header(struct exchange *x, const char *word);
 static void fallback_or_give_up(struct exchange *x);
 static const char *escalation_target(const struct sy_req *req);
@@ -265,7 +265,7 @@ fail(struct exchange *x, int status, const char *type, const char *code,
 		batch_done(x, status, body, more_headers);
 		evbuffer_free(body);
 	} else if (x->conn != NULL) {
-		snprintf(headers, sizeof headers, "%s%s", x->headers,
+		snprintf(headers, sizeof headers, "%s%s", headers_of(x),
 		    more_headers ? more_headers : "");
 		if (x->client == NULL) {
 			x->req.bytes_out = 0;
@@ -337,7 +337,7 @@ respond_body(struct exchange *x, int status, struct evbuffer *body,
 	}
 	if ((out = client_body(x, status, body)) == NULL)
 		return;
-	snprintf(headers, sizeof headers, "%s%s", x->headers,
+	snprintf(headers, sizeof headers, "%s%s", headers_of(x),
 	    more_headers ? more_headers : "");
 	x->req.status = status;
 	x->req.bytes_out = evbuffer_get_length(out);
@@ -398,7 +398,8 @@ stream_flush(struct exchange *x)
 		x->stream_started = 1;
 		x->req.status = 200;
 		x->req.t_first_byte = sy_now_us();
-		sy_conn_stream_start(x->conn, 200, "text/event-stream", x->headers);
+		sy_conn_stream_start(x->conn, 200, "text/event-stream",
+		    headers_of(x));
 	}
 	sy_cache_capture(x->cache, &x->req, x->out);	/* cache store, streams */
 	out = client_events(x);
@@ -439,7 +440,7 @@ client_end(struct exchange *x)
 		if (len > 0)
 			x->req.t_first_byte = sy_now_us();
 		sy_conn_stream_start(x->conn, 200, "text/event-stream",
-		    x->headers);
+		    headers_of(x));
 	}
 	if (x->out != NULL && x->streaming)
 		sy_cache_capture(x->cache, &x->req, x->out);	/* cache store */
@@ -1211,11 +1212,12 @@ batch_send(void *arg, struct sy_batch *bt)
 /* ==== Model selection ==== */
 
 /*
- * Writes the extra headers of x's response: its request id, the model that
- * answers (X-Switchyard-Model) and what the prompt cache did, when known.
+ * The extra headers of x's response, written into x->headers as it starts:
+ * its request id, the model that answers (X-Switchyard-Model) and what the
+ * prompt cache did, when known.
  */
-static void
-set_headers(struct exchange *x)
+static const char *
+headers_of(struct exchange *x)
 {
 	char *o = sy_put_str(SY_PUT_LIT(x->headers, "X-Request-Id: "),
 	    x->req.id);
@@ -1232,6 +1234,7 @@ set_headers(struct exchange *x)
 		o = SY_PUT_LIT(o, "\r\n");
 	}
 	*o = '\0';
+	return x->headers;
 }
 
 /*
@@ -1252,7 +1255,6 @@ use_model(struct exchange *x, const char *model)
 		;
 	x->header_model = *p == '\0' && p - req->model <= 200 ? req->model :
 	    NULL;
-	set_headers(x);
 }
 
 /*
@@ -1392,7 +1394,6 @@ static void
 cache_header(struct exchange *x, const char *word)
 {
 	x->cache_word = word;
-	set_headers(x);
 }
 /*
  * The cache lookup's outcome: an answer (a whole canonical body, or the
