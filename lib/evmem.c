@@ -7,7 +7,6 @@
 #include <event2/event.h>
 
 #include "evmem.h"
-#include "util.h"
 
 /*
  * An evbuffer allocates a chain of 1 KiB or more (a power of two) for each
