@@ -762,6 +762,12 @@ anthropic_decode(const struct sy_req *req, int status, struct evbuffer *body,
 		    finish_reason(stop, json_string_length(v)));
 	else
 		SY_ADD_LIT(out, "null");
+	/* The stop string, as vLLM names it in the choice. */
+	if (json_is_string(v = json_object_get(msg, "stop_sequence"))) {
+		SY_ADD_LIT(out, ",\"stop_reason\":\"");
+		string_escape(out, v);
+		SY_ADD_LIT(out, "\"");
+	}
 	SY_ADD_LIT(out, "}],");
 	usage_write(out, usage);
 	SY_ADD_LIT(out, "}");
@@ -856,7 +862,10 @@ chunk_member(const struct stream *st, struct evbuffer *out, const char *name,
 
 /* The members of a stream event's data, and of the objects in it. */
 enum { EV_TYPE, EV_MESSAGE, EV_BLOCK, EV_DELTA, EV_USAGE, EV_ERROR, EV_N };
-enum { IN_TYPE, IN_ID, IN_NAME, IN_TEXT, IN_JSON, IN_STOP, IN_USAGE, IN_N };
+enum {
+	IN_TYPE, IN_ID, IN_NAME, IN_TEXT, IN_JSON, IN_STOP, IN_USAGE,
+	IN_STOP_SEQ, IN_N
+};
 
 /* Finds the members above of the object text (len bytes) into m. */
 static enum sy_json_kind
@@ -864,7 +873,7 @@ scan_inner(const char *text, size_t len, struct sy_jscan_member m[IN_N])
 {
 	static const char *const keys[IN_N] = {
 		"type", "id", "name", "text", "partial_json", "stop_reason",
-		"usage"
+		"usage", "stop_sequence"
 	};
 	size_t i;
 
@@ -976,6 +985,11 @@ on_message_delta(struct stream *st, const struct sy_jscan_member *delta,
 	scan_inner(delta->value, delta->len, in);
 	chunk_begin(st, out);
 	SY_ADD_LIT(out, "{}");
+	/* The stop string, as vLLM names it in the choice. */
+	if (in[IN_STOP_SEQ].kind == SY_JSON_STRING) {
+		SY_ADD_LIT(out, ",\"stop_reason\":");
+		evbuffer_add(out, in[IN_STOP_SEQ].value, in[IN_STOP_SEQ].len);
+	}
 	chunk_end(out, stop->kind == SY_JSON_STRING ?
 	    finish_reason(stop->value + 1, stop->len - 2) : NULL);
 }
@@ -1072,5 +1086,6 @@ const struct sy_backend_kind sy_backend_anthropic = {
 	 * API) answers without spending tokens.
 	 */
 	.credentials = anthropic_credentials,
-	.health_path = "/models"
+	.health_path = "/models",
+	.models_path = "/models"
 };

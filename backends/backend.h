@@ -84,6 +84,12 @@ struct sy_backend_kind {
 	int (*credentials)(const struct sy_endpoint *ep, char *buf, size_t len);
 	/* Path probed by health checks, relative to the base path. */
 	const char *health_path;
+	/*
+	 * Path that lists the models the backend serves, relative to the
+	 * base path (GET /v1/models on a route that takes any model asks
+	 * it), or NULL when the protocol has none.
+	 */
+	const char *models_path;
 };
 
 /*

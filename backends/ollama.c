@@ -1000,5 +1000,6 @@ const struct sy_backend_kind sy_backend_ollama = {
 	.stream_open = ollama_stream_open,
 	.stream_event = ollama_stream_event,
 	.stream_close = ollama_stream_close,
-	.health_path = "/api/version"
+	.health_path = "/api/version",
+	.models_path = "/api/tags"
 };

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "canon.h"
 #include "config.h"
 #include "jscan.h"
 #include "req.h"
@@ -38,46 +39,29 @@ sy_openai_usage(const json_t *obj, struct sy_usage *u)
 }
 
 /* The top-level members of an answer or a stream chunk that matter here. */
-enum { MEMBER_USAGE, MEMBER_ERROR, MEMBER_CHOICES };
+enum { MEMBER_USAGE, MEMBER_ERROR, MEMBER_CHOICES, MEMBER_TIMINGS, MEMBERS };
 
 /*
  * The members above of the JSON text (len bytes) into m; returns the kind
  * of the text, SY_JSON_NONE when it is not JSON.
  */
 static enum sy_json_kind
-scan_members(const char *text, size_t len, struct sy_jscan_member m[3])
+scan_members(const char *text, size_t len, struct sy_jscan_member m[MEMBERS])
 {
 	m[MEMBER_USAGE].key = "usage";
 	m[MEMBER_ERROR].key = "error";
 	m[MEMBER_CHOICES].key = "choices";
-	return sy_jscan(text != NULL ? text : "", len, m, 3);
+	m[MEMBER_TIMINGS].key = "timings";
+	return sy_jscan(text != NULL ? text : "", len, m, MEMBERS);
 }
 
-/*
- * Reads the counts of a usage object (its text, len bytes, as sy_jscan
- * found it) into u, as sy_openai_usage reads them from a parsed one.
- */
+/* Reads the usage (and llama.cpp's timings) that scan_members found. */
 static void
-usage_read(const char *text, size_t len, struct sy_usage *u)
+usage_read(const struct sy_jscan_member m[MEMBERS], struct sy_usage *u)
 {
-	struct sy_jscan_member m[3] = {
-		{ .key = "prompt_tokens" },
-		{ .key = "completion_tokens" },
-		{ .key = "prompt_tokens_details" }
-	};
-	struct sy_jscan_member cached = { .key = "cached_tokens" };
-
-	sy_jscan(text, len, m, 3);
-	if (m[0].kind == SY_JSON_INTEGER)
-		u->prompt_tokens = sy_jscan_integer(m[0].value, m[0].len);
-	if (m[1].kind == SY_JSON_INTEGER)
-		u->completion_tokens = sy_jscan_integer(m[1].value, m[1].len);
-	if (m[2].kind == SY_JSON_OBJECT) {
-		sy_jscan(m[2].value, m[2].len, &cached, 1);
-		if (cached.kind == SY_JSON_INTEGER)
-			u->cached_tokens = sy_jscan_integer(cached.value,
-			    cached.len);
-	}
+	sy_canon_usage_read(m[MEMBER_USAGE].value, m[MEMBER_USAGE].len,
+	    m[MEMBER_TIMINGS].kind == SY_JSON_OBJECT ?
+	    m[MEMBER_TIMINGS].value : NULL, m[MEMBER_TIMINGS].len, u);
 }
 
 /*
@@ -207,7 +191,7 @@ sy_openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
     struct evbuffer *out, struct sy_usage *usage, char **err)
 {
 	size_t len = evbuffer_get_length(body);
-	struct sy_jscan_member m[3];
+	struct sy_jscan_member m[MEMBERS];
 	enum sy_json_kind kind;
 
 	kind = scan_members((const char *)evbuffer_pullup(body, -1), len, m);
@@ -220,7 +204,7 @@ sy_openai_decode(const struct sy_req *req, int status, struct evbuffer *body,
 		return -1;
 	}
 	if (status < 400 && m[MEMBER_USAGE].kind == SY_JSON_OBJECT)
-		usage_read(m[MEMBER_USAGE].value, m[MEMBER_USAGE].len, usage);
+		usage_read(m, usage);
 	evbuffer_add_buffer(out, body);
 	return 0;
 }
@@ -270,34 +254,94 @@ mentions_usage_or_error(const struct sy_sse_event *ev)
 	return 0;
 }
 
+/*
+ * llama.cpp ends a failed stream with a line "error: {...}" (not a data
+ * event): ev, an event without data, as OpenAI's error event in out.
+ * Returns 1 when ev was such a line.
+ */
+static int
+error_line(const struct sy_sse_event *ev, struct evbuffer *out)
+{
+	const char *p = ev->raw, *end = ev->raw + ev->raw_len, *eol;
+
+	if (ev->raw_len < 6 || memcmp(p, "error:", 6) != 0)
+		return 0;
+	for (p += 6; p < end && *p == ' '; p++)
+		;
+	for (eol = p; eol < end && *eol != '\r' && *eol != '\n'; eol++)
+		;
+	if (sy_jscan(p, (size_t)(eol - p), NULL, 0) == SY_JSON_OBJECT)
+		sy_canon_error_event(out, p, (size_t)(eol - p));
+	else {
+		SY_ADD_LIT(out, "data: {\"error\":{\"message\":\"");
+		sy_json_escape(out, p, (size_t)(eol - p));
+		SY_ADD_LIT(out, "\",\"type\":\"server_error\",\"code\":null}}\n\n");
+	}
+	return 1;
+}
+
+/*
+ * A chunk that carries usage the client did not ask for, beside choices
+ * (llama.cpp puts it on the finish chunk, and on every completions
+ * stream's last text chunk): the chunk without its usage member.
+ */
+static void
+without_usage(const struct sy_sse_event *ev, const struct sy_jscan_member *usage,
+    struct evbuffer *out)
+{
+	size_t from, to, i;
+	const char *d = ev->data;
+
+	sy_jscan_cut(d, ev->data_len, usage, &from, &to);
+	SY_ADD_LIT(out, "data: ");
+	/* Data of several lines: JSON whitespace, a space will do. */
+	for (i = 0; i < ev->data_len; i++) {
+		if (i == from)
+			i = to;
+		if (i == ev->data_len)
+			break;
+		if (d[i] == '\n')
+			SY_ADD_LIT(out, " ");
+		else
+			evbuffer_add(out, d + i, 1);
+	}
+	SY_ADD_LIT(out, "\n\n");
+}
+
 enum sy_stream_verdict
 sy_openai_stream_event(void *state, const struct sy_req *req,
     const struct sy_sse_event *ev,
     struct evbuffer *out, struct sy_usage *usage)
 {
-	enum sy_stream_verdict verdict = SY_STREAM_FORWARD;
-	struct sy_jscan_member m[3];
+	struct sy_jscan_member m[MEMBERS];
 
-	if (ev->data != NULL && strcmp(ev->data, "[DONE]") == 0)
-		verdict = SY_STREAM_DONE;
-	else if (ev->data != NULL && mentions_usage_or_error(ev)) {
+	if (ev->data == NULL) {
+		if (error_line(ev, out))
+			return SY_STREAM_ERROR;
+	} else if (strcmp(ev->data, "[DONE]") == 0) {
+		evbuffer_add(out, ev->raw, ev->raw_len);
+		return SY_STREAM_DONE;
+	} else if (mentions_usage_or_error(ev)) {
 		scan_members(ev->data, ev->data_len, m);
-		if (m[MEMBER_ERROR].kind == SY_JSON_OBJECT)
-			verdict = SY_STREAM_ERROR;
-		else if (m[MEMBER_USAGE].kind == SY_JSON_OBJECT) {
-			usage_read(m[MEMBER_USAGE].value, m[MEMBER_USAGE].len,
-			    usage);
-			/* The usage chunk we asked for on the client's behalf. */
-			if (!req->client_wants_usage &&
-			    m[MEMBER_CHOICES].kind == SY_JSON_ARRAY &&
-			    sy_jscan_empty(m[MEMBER_CHOICES].value,
-			    m[MEMBER_CHOICES].len))
-				verdict = SY_STREAM_DROP;
+		if (m[MEMBER_ERROR].kind == SY_JSON_OBJECT) {
+			evbuffer_add(out, ev->raw, ev->raw_len);
+			return SY_STREAM_ERROR;
+		}
+		if (m[MEMBER_USAGE].kind == SY_JSON_OBJECT) {
+			usage_read(m, usage);
+			/* The usage switchyard asked for on the client's behalf. */
+			if (!req->client_wants_usage) {
+				if (m[MEMBER_CHOICES].kind == SY_JSON_ARRAY &&
+				    sy_jscan_empty(m[MEMBER_CHOICES].value,
+				    m[MEMBER_CHOICES].len))
+					return SY_STREAM_DROP;
+				without_usage(ev, &m[MEMBER_USAGE], out);
+				return SY_STREAM_FORWARD;
+			}
 		}
 	}
-	if (verdict != SY_STREAM_DROP)
-		evbuffer_add(out, ev->raw, ev->raw_len);
-	return verdict;
+	evbuffer_add(out, ev->raw, ev->raw_len);
+	return SY_STREAM_FORWARD;
 }
 
 const struct sy_backend_kind sy_backend_openai = {
@@ -306,5 +350,6 @@ const struct sy_backend_kind sy_backend_openai = {
 	.encode = openai_encode,
 	.decode = sy_openai_decode,
 	.stream_event = sy_openai_stream_event,
-	.health_path = "/models"
+	.health_path = "/models",
+	.models_path = "/models"
 };

@@ -784,5 +784,6 @@ const struct sy_backend_kind sy_backend_tgi = {
 	.stream_open = tgi_stream_open,
 	.stream_event = tgi_stream_event,
 	.stream_close = tgi_stream_close,
-	.health_path = "/health"
+	.health_path = "/health",
+	.models_path = "/info"
 };

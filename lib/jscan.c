@@ -27,11 +27,18 @@ is_digit(unsigned char c)
 	return (unsigned char)(c - '0') < 10;
 }
 
+/* Whether c is JSON whitespace. */
+static int
+is_ws(unsigned char c)
+{
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
 /* Skips JSON whitespace from p; returns the first other byte, or e. */
 static const unsigned char *
 skip_ws(const unsigned char *p, const unsigned char *e)
 {
-	while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+	while (p < e && is_ws(*p))
 		p++;
 	return p;
 }
@@ -379,6 +386,7 @@ members_clear(struct sy_jscan_member *members, size_t n)
 		members[i].kind = SY_JSON_NONE;
 		members[i].value = NULL;
 		members[i].len = 0;
+		members[i].member = NULL;
 	}
 }
 
@@ -393,7 +401,7 @@ sy_jscan(const char *text, size_t len, struct sy_jscan_member *members,
     size_t n)
 {
 	const unsigned char *p = (const unsigned char *)text, *e = p + len;
-	const unsigned char *start = p, *key;
+	const unsigned char *start = p, *key, *mstart = p;
 	unsigned char objects[JSCAN_MAX_DEPTH / 8];
 	enum sy_json_kind kind = SY_JSON_NONE;
 	size_t depth = 0, want = n;
@@ -457,6 +465,7 @@ done:
 		members[want].kind = kind;
 		members[want].value = (const char *)start;
 		members[want].len = (size_t)(p - start);
+		members[want].member = (const char *)mstart;
 	}
 	p = skip_ws(p, e);
 	if (depth == 0) {
@@ -487,8 +496,10 @@ key:
 	key = p + 1;
 	if ((p = scan_string(key, e, &escaped)) == NULL)
 		goto invalid;
-	if (depth == 1)
+	if (depth == 1) {
 		want = member_index(key, p - 1, escaped, members, n);
+		mstart = key - 1;
+	}
 	p = skip_ws(p, e);
 	if (p == e || *p != ':')
 		goto invalid;
@@ -523,4 +534,27 @@ sy_jscan_empty(const char *text, size_t len)
 		return 1;
 	p = skip_ws(p + 1, e);
 	return p == e || *p == ']' || *p == '}';
+}
+
+void
+sy_jscan_cut(const char *text, size_t len, const struct sy_jscan_member *m,
+    size_t *from, size_t *to)
+{
+	const unsigned char *t = (const unsigned char *)text;
+	size_t a = (size_t)(m->member - text), b = (size_t)(m->value - text) +
+	    m->len, i;
+
+	for (i = b; i < len && is_ws(t[i]); i++)
+		;
+	if (i < len && t[i] == ',') {
+		/* Not the last member: its comma goes with it. */
+		*from = a;
+		*to = i + 1;
+		return;
+	}
+	/* The last member: the comma before it goes, if there is one. */
+	for (i = a; i > 0 && is_ws(t[i - 1]); i--)
+		;
+	*from = i > 0 && t[i - 1] == ',' ? i - 1 : a;
+	*to = b;
 }

@@ -24,6 +24,8 @@ struct sy_jscan_member {
 	enum sy_json_kind kind;		/* out: its value's kind, NONE when absent */
 	const char *value;		/* out: its value's text, inside the input */
 	size_t len;			/* out: bytes of that text */
+	const char *member;		/* out: where the member starts (its
+					   key's opening quote) */
 };
 
 /*
@@ -47,6 +49,14 @@ enum sy_json_kind sy_jscan(const char *text, size_t len,
  * SY_JSON_INTEGER; such text always fits in int64_t.
  */
 int64_t sy_jscan_integer(const char *text, size_t len);
+
+/*
+ * The bytes [*from, *to) of text (len bytes, an object sy_jscan scanned)
+ * whose removal takes member m (found, kind not SY_JSON_NONE) out of it
+ * and leaves valid JSON: the member and one comma beside it.
+ */
+void sy_jscan_cut(const char *text, size_t len,
+    const struct sy_jscan_member *m, size_t *from, size_t *to);
 
 /*
  * Whether the text (len bytes) of a value sy_jscan found of kind

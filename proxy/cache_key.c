@@ -398,7 +398,6 @@ struct sy_cache_capture {
 	struct evbuffer *text;	/* content (chat) or text (completions) */
 	json_t *finish;		/* the finish reason seen, or NULL */
 	json_t *usage;		/* the usage chunk's, or NULL */
-	int role_seen;
 	int done;		/* [DONE] seen */
 	int bad;		/* something a whole answer would not tell alike */
 };
@@ -445,11 +444,10 @@ capture_delta(struct sy_cache_capture *cap, const json_t *delta)
 		return 0;
 	if (!json_is_object(delta) || !only_keys(delta, keys))
 		return -1;
-	if (json_is_string(role)) {
-		if (strcmp(json_string_value(role), "assistant") != 0)
-			return -1;
-		cap->role_seen = 1;
-	}
+	/* The role chunk is optional (llama.cpp sends none). */
+	if (json_is_string(role) && strcmp(json_string_value(role),
+	    "assistant") != 0)
+		return -1;
 	if (json_is_string(content))
 		evbuffer_add(cap->text, json_string_value(content),
 		    json_string_length(content));
@@ -555,8 +553,7 @@ sy_cache_capture_answer(struct sy_cache_capture *cap, const struct sy_usage *u,
 	json_t *a, *ch, *text, *usage;
 	char *out;
 
-	if (cap->bad || !cap->done || cap->head == NULL ||
-	    cap->finish == NULL || (cap->api == SY_API_CHAT && !cap->role_seen))
+	if (cap->bad || !cap->done || cap->head == NULL || cap->finish == NULL)
 		return NULL;
 	text = json_stringn((const char *)evbuffer_pullup(cap->text, -1),
 	    evbuffer_get_length(cap->text));

@@ -7,6 +7,7 @@
 
 #include <event2/buffer.h>
 
+#include "canon.h"
 #include "clientapi.h"
 #include "jscan.h"
 #include "sse.h"
@@ -695,14 +696,26 @@ anthropic_request(const char *text, size_t len, char **err)
 
 /* ==== Whole answers ==== */
 
-/* A non-negative integer member of obj, 0 when absent. */
-static json_int_t
-count(json_t *obj, const char *key)
+/*
+ * The stop string that ended a whole answer's choice, when its backend
+ * said which (a new JSON string), or NULL.  answer: the answer's text.
+ */
+static json_t *
+stop_sequence(json_t *choice, const char *answer, size_t len)
 {
-	json_t *v = json_object_get(obj, key);
+	const char *lit, *finish;
+	char *ctext;
+	size_t n;
+	json_t *v = NULL;
 
-	return json_is_integer(v) && json_integer_value(v) > 0 ?
-	    json_integer_value(v) : 0;
+	finish = json_string_value(json_object_get(choice, "finish_reason"));
+	if (finish == NULL || strcmp(finish, "stop") != 0 ||
+	    (ctext = json_dumps(choice, JSON_COMPACT)) == NULL)
+		return NULL;
+	if (sy_canon_stop_string(ctext, strlen(ctext), answer, len, &lit, &n))
+		v = json_loadb(lit, n, JSON_DECODE_ANY, NULL);
+	free(ctext);
+	return v;
 }
 
 /* The text of a message's content: a string, or the texts of its parts. */
@@ -761,7 +774,8 @@ anthropic_response(struct evbuffer *body, const char *model,
 {
 	size_t len = evbuffer_get_length(body);
 	const char *text = (const char *)evbuffer_pullup(body, -1);
-	json_t *in, *msg, *choice, *usage, *content, *calls, *call, *block, *res;
+	json_t *in, *msg, *choice, *content, *calls, *call, *block, *res, *stop;
+	struct sy_usage u = { -1, -1, -1 };
 	struct evbuffer *buf;
 	const char *finish, *id;
 	char idbuf[128], *dump;
@@ -797,19 +811,21 @@ anthropic_response(struct evbuffer *body, const char *model,
 	id = json_string_value(json_object_get(in, "id"));
 	message_id(id, id != NULL ? strlen(id) : 0, idbuf, sizeof idbuf);
 	finish = json_string_value(json_object_get(choice, "finish_reason"));
-	usage = json_object_get(in, "usage");
-	prompt = count(usage, "prompt_tokens");
-	cached = count(json_object_get(usage, "prompt_tokens_details"),
-	    "cached_tokens");
+	sy_canon_answer_usage(text, len, &u);
+	prompt = u.prompt_tokens > 0 ? u.prompt_tokens : 0;
+	cached = u.cached_tokens > 0 ? u.cached_tokens : 0;
 	if (cached > prompt)
 		cached = prompt;
-	res = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:n,s:{s:I,s:I,s:I,s:I}}",
+	stop = stop_sequence(choice, text, len);
+	res = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:o,s:{s:I,s:I,s:I,s:I}}",
 	    "id", idbuf, "type", "message", "role", "assistant",
 	    "model", model != NULL ? model : "", "content", content,
-	    "stop_reason", stop_reason(finish, finish != NULL ? strlen(finish) :
-	    0, json_array_size(calls) > 0), "stop_sequence",
+	    "stop_reason", stop != NULL ? "stop_sequence" : stop_reason(finish,
+	    finish != NULL ? strlen(finish) : 0, json_array_size(calls) > 0),
+	    "stop_sequence", stop != NULL ? stop : json_null(),
 	    "usage", "input_tokens", prompt - cached,
-	    "output_tokens", count(usage, "completion_tokens"),
+	    "output_tokens", (json_int_t)(u.completion_tokens > 0 ?
+	    u.completion_tokens : 0),
 	    "cache_read_input_tokens", cached,
 	    "cache_creation_input_tokens", (json_int_t)0);
 	json_decref(in);
@@ -838,6 +854,8 @@ struct stream {
 	int64_t max_k;		/* highest OpenAI tool index started, -1 */
 	char tool_id[128];	/* its id's JSON text, "" when it had none */
 	char stop[24];		/* Anthropic's stop_reason, "" until known */
+	char *stop_seq;		/* JSON string of the stop string that ended
+				   it, when the backend said; or NULL */
 	int64_t prompt, completion, cached;
 };
 
@@ -859,6 +877,7 @@ anthropic_stream_close(void *state)
 	if (st == NULL)
 		return;
 	free(st->model);
+	free(st->stop_seq);
 	free(st);
 }
 
@@ -874,18 +893,6 @@ static void
 event_end(struct evbuffer *out)
 {
 	SY_ADD_LIT(out, "}\n\n");
-}
-
-/* A non-negative integer member that jscan found, else 0. */
-static int64_t
-member_count(const struct sy_jscan_member *m)
-{
-	int64_t v;
-
-	if (m->kind != SY_JSON_INTEGER)
-		return 0;
-	v = sy_jscan_integer(m->value, m->len);
-	return v > 0 ? v : 0;
 }
 
 /*
@@ -1062,7 +1069,7 @@ on_tool_call(struct stream *st, const char *text, size_t len,
 /* The first choice of a chunk: its delta's text and tool calls, its finish reason. */
 static void
 on_choice(struct stream *st, const char *text, size_t len,
-    struct evbuffer *out)
+    const char *chunk, size_t chunk_len, struct evbuffer *out)
 {
 	enum { C_DELTA, C_FINISH, C_N };
 	enum { D_CONTENT, D_TOOLS, D_N };
@@ -1088,31 +1095,31 @@ on_choice(struct stream *st, const char *text, size_t len,
 				on_tool_call(st, v, n, out);
 		}
 	}
-	if (c[C_FINISH].kind == SY_JSON_STRING)
-		snprintf(st->stop, sizeof st->stop, "%s", stop_reason(
-		    c[C_FINISH].value + 1, c[C_FINISH].len - 2,
-		    st->max_k >= 0));
+	if (c[C_FINISH].kind != SY_JSON_STRING)
+		return;
+	snprintf(st->stop, sizeof st->stop, "%s", stop_reason(
+	    c[C_FINISH].value + 1, c[C_FINISH].len - 2, st->max_k >= 0));
+	if (is(c[C_FINISH].value + 1, c[C_FINISH].len - 2, "stop") &&
+	    sy_canon_stop_string(text, len, chunk, chunk_len, &p, &n)) {
+		snprintf(st->stop, sizeof st->stop, "stop_sequence");
+		free(st->stop_seq);
+		st->stop_seq = sy_xstrndup(p, n);
+	}
 }
 
-/* The counts of an OpenAI usage object (JSON text). */
+/* The counts of an OpenAI usage object and llama.cpp's timings (JSON texts). */
 static void
-on_usage(struct stream *st, const char *text, size_t len)
+on_usage(struct stream *st, const struct sy_jscan_member *usage,
+    const struct sy_jscan_member *timings)
 {
-	enum { U_PROMPT, U_COMPLETION, U_DETAILS, U_N };
-	struct sy_jscan_member u[U_N] = {
-		{ .key = "prompt_tokens" }, { .key = "completion_tokens" },
-		{ .key = "prompt_tokens_details" }
-	};
-	struct sy_jscan_member cached = { .key = "cached_tokens" };
+	struct sy_usage u = { -1, -1, -1 };
 
-	sy_jscan(text, len, u, U_N);
-	st->prompt = member_count(&u[U_PROMPT]);
-	st->completion = member_count(&u[U_COMPLETION]);
-	st->cached = 0;
-	if (u[U_DETAILS].kind == SY_JSON_OBJECT) {
-		sy_jscan(u[U_DETAILS].value, u[U_DETAILS].len, &cached, 1);
-		st->cached = member_count(&cached);
-	}
+	sy_canon_usage_read(usage->value, usage->len,
+	    timings->kind == SY_JSON_OBJECT ? timings->value : NULL,
+	    timings->len, &u);
+	st->prompt = u.prompt_tokens > 0 ? u.prompt_tokens : 0;
+	st->completion = u.completion_tokens > 0 ? u.completion_tokens : 0;
+	st->cached = u.cached_tokens > 0 ? u.cached_tokens : 0;
 	if (st->cached > st->prompt)
 		st->cached = st->prompt;
 }
@@ -1125,10 +1132,15 @@ on_done(struct stream *st, struct evbuffer *out)
 	block_stop(st, out);
 	event_begin(out, "message_delta");
 	evbuffer_add_printf(out, ",\"delta\":{\"stop_reason\":\"%s\","
-	    "\"stop_sequence\":null},\"usage\":{\"input_tokens\":%lld,"
+	    "\"stop_sequence\":", st->stop[0] != '\0' ? st->stop :
+	    stop_reason(NULL, 0, st->max_k >= 0));
+	if (st->stop_seq != NULL)
+		evbuffer_add(out, st->stop_seq, strlen(st->stop_seq));
+	else
+		SY_ADD_LIT(out, "null");
+	evbuffer_add_printf(out, "},\"usage\":{\"input_tokens\":%lld,"
 	    "\"output_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-	    "\"cache_creation_input_tokens\":0}", st->stop[0] != '\0' ?
-	    st->stop : stop_reason(NULL, 0, st->max_k >= 0),
+	    "\"cache_creation_input_tokens\":0}",
 	    (long long)(st->prompt - st->cached), (long long)st->completion,
 	    (long long)st->cached);
 	event_end(out);
@@ -1175,11 +1187,11 @@ static void
 anthropic_stream_event(void *state, const struct sy_sse_event *ev,
     struct evbuffer *out)
 {
-	enum { K_ID, K_CHOICES, K_USAGE, K_ERROR, K_N };
+	enum { K_ID, K_CHOICES, K_USAGE, K_ERROR, K_TIMINGS, K_N };
 	struct stream *st = state;
 	struct sy_jscan_member m[K_N] = {
 		{ .key = "id" }, { .key = "choices" }, { .key = "usage" },
-		{ .key = "error" }
+		{ .key = "error" }, { .key = "timings" }
 	};
 	const char *p, *end, *v;
 	size_t n;
@@ -1209,10 +1221,10 @@ anthropic_stream_event(void *state, const struct sy_sse_event *ev,
 		end = m[K_CHOICES].value + m[K_CHOICES].len;
 		/* n is always 1: only the first choice is the message. */
 		if (element_next(&p, end, &v, &n))
-			on_choice(st, v, n, out);
+			on_choice(st, v, n, ev->data, ev->data_len, out);
 	}
 	if (m[K_USAGE].kind == SY_JSON_OBJECT)
-		on_usage(st, m[K_USAGE].value, m[K_USAGE].len);
+		on_usage(st, &m[K_USAGE], &m[K_TIMINGS]);
 }
 
 const struct sy_client_api sy_client_anthropic = {
@@ -1222,5 +1234,6 @@ const struct sy_client_api sy_client_anthropic = {
 	.stream_open = anthropic_stream_open,
 	.stream_event = anthropic_stream_event,
 	.stream_close = anthropic_stream_close,
-	.error = anthropic_error
+	.error = anthropic_error,
+	.request_id_header = "request-id"
 };

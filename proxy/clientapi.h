@@ -49,6 +49,11 @@ struct sy_client_api {
 	 */
 	void (*error)(struct evbuffer *out, int status, const char *type,
 	    const char *code, const char *message);
+	/*
+	 * The response header its SDKs read the request id from, sent
+	 * besides X-Request-Id (NULL: none).
+	 */
+	const char *request_id_header;
 };
 
 /* The Anthropic Messages dialect (POST /v1/messages). */

@@ -104,3 +104,26 @@ sy_outlier_rest(struct sy_endpoint *ep, unsigned seconds)
 	atomic_store(&ep->stats->limited_until_us,
 	    sy_now_us() + (uint64_t)seconds * 1000000);
 }
+
+unsigned
+sy_outlier_retry_after(const struct sy_pool *pool)
+{
+	uint64_t now = sy_now_us(), soonest = UINT64_MAX, until, e;
+	const struct sy_endpoint_stats *st;
+	size_t i;
+
+	for (i = 0; pool != NULL && i < pool->nendpoints; i++) {
+		st = pool->endpoints[i]->stats;
+		until = atomic_load(&st->limited_until_us);
+		e = atomic_load(&st->ejected_until_us);
+		if (e > until)
+			until = e;
+		if (until <= now)
+			return 1;
+		if (until < soonest)
+			soonest = until;
+	}
+	if (soonest == UINT64_MAX)
+		return 1;
+	return (unsigned)((soonest - now + 999999) / 1000000);
+}

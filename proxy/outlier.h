@@ -21,6 +21,14 @@ int sy_outlier_observe(const struct sy_route *route, const struct sy_pool *pool,
 /* Makes ep rest (no traffic) for seconds: a 429 with Retry-After. */
 void sy_outlier_rest(struct sy_endpoint *ep, unsigned seconds);
 
+/*
+ * The seconds a client should wait before pool can take a request again
+ * (for Retry-After): the time left until its first endpoint's rest after
+ * a 429 or ejection ends, rounded up; 1 when an endpoint is neither
+ * (busy, or down by health checks).  Any worker thread.
+ */
+unsigned sy_outlier_retry_after(const struct sy_pool *pool);
+
 /* Whether ep is ejected now. */
 int sy_outlier_ejected(const struct sy_endpoint *ep);
 

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http1.h"
 #include "metrics.h"
+#include "models.h"
 #include "outlier.h"
 #include "policy.h"
 #include "req.h"
@@ -54,13 +55,14 @@ struct exchange {
 	uint64_t t_try;			/* this try's start */
 	char method[sizeof ((struct sy_http1_msg *)0)->method];
 	char *path;
-	char headers[320];		/* extra response headers: headers_of */
+	char headers[400];		/* extra response headers: headers_of */
 	const char *header_model;	/* for X-Switchyard-Model, or NULL */
 	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
 	char answered_model[128];	/* the model its batch's fallback took */
 	int batch_answered;		/* its batch's part has arrived */
 	struct sy_cache_ctx *cache;	/* the prompt cache's part, or NULL */
 	struct evbuffer *replay;	/* a paced cache hit's events still to send */
+	struct sy_models_ask *models;	/* GET /v1/models asking the backends */
 
 	/* The current try. */
 	int counted;			/* it holds one of the endpoint's slots */
@@ -236,6 +238,7 @@ finish(struct exchange *x)
 		evbuffer_free(x->canon);
 	if (x->replay != NULL)
 		evbuffer_free(x->replay);
+	sy_models_cancel(x->models);
 	free(x->path);
 	sy_req_clear(req);
 	free(x);
@@ -929,8 +932,11 @@ give_up(struct exchange *x)
 		snprintf(x->last_msg, sizeof x->last_msg,
 		    "no backend endpoint can take the request now");
 	}
+	/* Say how long until an endpoint of the pool rests no more. */
+	snprintf(ra, sizeof ra, "Retry-After: %u\r\n",
+	    sy_outlier_retry_after(req->pool));
 	fail(x, x->last_status, "server_error", x->last_code, x->last_msg,
-	    x->last_status == 503 ? "Retry-After: 1\r\n" : NULL);
+	    x->last_status == 503 ? ra : NULL);
 }
 
 /* ==== Waiting for a free endpoint ==== */
@@ -1223,6 +1229,11 @@ headers_of(struct exchange *x)
 	    x->req.id);
 
 	o = SY_PUT_LIT(o, "\r\n");
+	if (x->client != NULL && x->client->request_id_header != NULL) {
+		o = sy_put_str(sy_put_str(o, x->client->request_id_header),
+		    ": ");
+		o = SY_PUT_LIT(sy_put_str(o, x->req.id), "\r\n");
+	}
 	if (x->header_model != NULL) {
 		o = sy_put_str(SY_PUT_LIT(o, "X-Switchyard-Model: "),
 		    x->header_model);
@@ -1606,13 +1617,16 @@ proxy_client(struct exchange *x, const struct sy_client_api *client,
 	proxy(x, SY_API_CHAT, x->canon);
 }
 
-/* GET /v1/models: the models this config serves, in OpenAI's list shape. */
+/* Answers names (a JSON array of strings) in OpenAI's list shape. */
 static void
-list_models(struct exchange *x)
+models_answer(void *arg, json_t *names)
 {
+	struct exchange *x = arg;
 	struct evbuffer *body = evbuffer_new();
-	json_t *names = sy_config_model_names(x->req.cfg), *v;
+	json_t *v;
 	size_t i;
+
+	x->models = NULL;
 
 	SY_ADD_LIT(body, "{\"object\":\"list\",\"data\":[");
 	json_array_foreach(names, i, v) {
@@ -1625,9 +1639,26 @@ list_models(struct exchange *x)
 		    "\"owned_by\":\"switchyard\"}");
 	}
 	SY_ADD_LIT(body, "]}");
-	json_decref(names);
 	respond_body(x, 200, body, NULL);
 	evbuffer_free(body);
+}
+
+/*
+ * GET /v1/models: the models this config serves, and on routes that take
+ * any model those their backends report.
+ */
+static void
+list_models(struct exchange *x)
+{
+	json_t *names;
+
+	x->models = sy_models_collect(x->w->upstream, x->req.cfg,
+	    models_answer, x);
+	if (x->models != NULL)
+		return;
+	names = sy_config_model_names(x->req.cfg);
+	models_answer(x, names);
+	json_decref(names);
 }
 
 /* Answers with a fixed JSON body and ends the exchange. */

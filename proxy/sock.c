@@ -120,7 +120,9 @@ sock_write_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->cbs->on_connected != NULL)
 			s->cbs->on_connected(s, s->arg);
 	}
-	if (evbuffer_write(s->out, fd) < 0 && !again()) {
+	/* An empty buffer's write returns -1 without setting errno. */
+	if (evbuffer_get_length(s->out) > 0 && evbuffer_write(s->out, fd) < 0 &&
+	    !again()) {
 		sock_end(s, SY_SOCK_ERROR, errno);
 		return;
 	}
@@ -255,6 +257,9 @@ sy_sock_send(struct sy_sock *s, struct evbuffer *data)
 		evbuffer_drain(data, evbuffer_get_length(data));
 		return;
 	}
+	/* Nothing to write: evbuffer_write would say -1 with a stale errno. */
+	if (evbuffer_get_length(data) == 0)
+		return;
 	if (!s->connecting && evbuffer_get_length(s->out) == 0 &&
 	    evbuffer_write(data, s->fd) < 0 && !again()) {
 		/* Told from the loop, never from inside the caller. */

@@ -209,6 +209,16 @@ sy_xstrdup(const char *s)
 	return p;
 }
 
+char *
+sy_xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
 const void *
 sy_registry_find(const void *const *table, const char *name)
 {

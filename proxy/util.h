@@ -57,6 +57,8 @@ int64_t sy_text_tokens(const char *s, size_t len);
 void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);
 char *sy_xstrdup(const char *s);
+/* The first n bytes of s (at most) as a new string; aborts when out of memory. */
+char *sy_xstrndup(const char *s, size_t n);
 
 /*
  * Writers into a caller's array, for heads and log lines built without

@@ -285,7 +285,7 @@ SY_TEST(reals_overflow_exactly_where_strtod_says)
 static struct sy_jscan_member
 member(const char *text, const char *key)
 {
-	struct sy_jscan_member m = { key, SY_JSON_NONE, NULL, 0 };
+	struct sy_jscan_member m = { key, SY_JSON_NONE, NULL, 0, NULL };
 
 	sy_jscan(text, strlen(text), &m, 1);
 	return m;
@@ -363,8 +363,8 @@ SY_TEST(escaped_key_matches_its_decoded_name)
 
 SY_TEST(no_member_is_found_in_what_is_not_json)
 {
-	struct sy_jscan_member m[2] = { { "usage", SY_JSON_NONE, NULL, 0 },
-	    { "id", SY_JSON_NONE, NULL, 0 } };
+	struct sy_jscan_member m[2] = { { "usage", SY_JSON_NONE, NULL, 0, NULL },
+	    { "id", SY_JSON_NONE, NULL, 0, NULL } };
 
 	SY_CHECK_INT(sy_jscan("{\"usage\":{},\"id\":1,}", 20, m, 2),
 	    SY_JSON_NONE);
@@ -395,7 +395,7 @@ check_recorded(const char *name, const char *key, enum sy_json_kind kind)
 {
 	size_t len, i;
 	char *text = sy_test_fixture(name, &len);
-	struct sy_jscan_member m = { key, SY_JSON_NONE, NULL, 0 };
+	struct sy_jscan_member m = { key, SY_JSON_NONE, NULL, 0, NULL };
 	int failed = 0;
 
 	SY_CHECK_INT(sy_jscan(text, len, &m, 1), SY_JSON_OBJECT);
@@ -425,10 +425,10 @@ SY_TEST(recorded_usage_reads_as_jansson_reads_it)
 {
 	size_t len;
 	char *text = sy_test_fixture("llama-server/chat.json", &len);
-	struct sy_jscan_member top = { "usage", SY_JSON_NONE, NULL, 0 };
+	struct sy_jscan_member top = { "usage", SY_JSON_NONE, NULL, 0, NULL };
 	struct sy_jscan_member u[2] = {
-		{ "prompt_tokens", SY_JSON_NONE, NULL, 0 },
-		{ "completion_tokens", SY_JSON_NONE, NULL, 0 }
+		{ "prompt_tokens", SY_JSON_NONE, NULL, 0, NULL },
+		{ "completion_tokens", SY_JSON_NONE, NULL, 0, NULL }
 	};
 
 	SY_CHECK_INT(sy_jscan(text, len, &top, 1), SY_JSON_OBJECT);
@@ -521,6 +521,40 @@ SY_TEST(mutations_are_judged_as_jansson_judges_them)
 		SY_CHECK(check_mutations(seeds[i], 20000, &state));
 }
 
+/* Removes member key from text with sy_jscan_cut into out (NUL-terminated). */
+static void
+cut_member(const char *text, const char *key, char *out)
+{
+	struct sy_jscan_member m = { .key = key };
+	size_t len = strlen(text), from, to;
+
+	sy_jscan(text, len, &m, 1);
+	sy_jscan_cut(text, len, &m, &from, &to);
+	memcpy(out, text, from);
+	strcpy(out + from, text + to);
+}
+
+SY_TEST(cut_takes_a_member_out_wherever_it_stands)
+{
+	char out[256];
+	json_t *parsed;
+
+	cut_member("{\"usage\":{\"a\":1},\"b\":2}", "usage", out);
+	SY_CHECK_STR(out, "{\"b\":2}");
+	cut_member("{\"b\":2, \"usage\" : {\"a\":[1,2]} , \"c\":3}", "usage",
+	    out);
+	SY_CHECK_STR(out, "{\"b\":2,  \"c\":3}");
+	cut_member("{\"b\":2 , \"usage\":{\"a\":1} }", "usage", out);
+	SY_CHECK_STR(out, "{\"b\":2  }");
+	cut_member("{ \"usage\":null }", "usage", out);
+	SY_CHECK_STR(out, "{  }");
+	cut_member("{\"u\\u0073age\":1,\"x\":{\"usage\":1}}", "usage", out);
+	SY_CHECK_STR(out, "{\"x\":{\"usage\":1}}");
+	parsed = json_loads(out, 0, NULL);
+	SY_CHECK(json_is_object(parsed));
+	json_decref(parsed);
+}
+
 int
 main(void)
 {
@@ -541,5 +575,6 @@ main(void)
 	SY_RUN(recorded_answers_are_objects_and_their_prefixes_are_not);
 	SY_RUN(recorded_usage_reads_as_jansson_reads_it);
 	SY_RUN(mutations_are_judged_as_jansson_judges_them);
+	SY_RUN(cut_takes_a_member_out_wherever_it_stands);
 	return sy_test_done();
 }
