@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "jscan.h"
 #include "req.h"
@@ -1075,7 +1076,7 @@ anthropic_stream_event(void *state, const struct sy_req *req,
 
 const struct sy_backend_kind sy_backend_anthropic = {
 	.name = "anthropic",
-	.framing = SY_FRAMING_SSE,
+	.framing = &sy_framing_sse,
 	.encode = anthropic_encode,
 	.decode = anthropic_decode,
 	.stream_open = anthropic_stream_open,

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "req.h"
 
@@ -44,7 +45,7 @@ azure_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 
 const struct sy_backend_kind sy_backend_azure = {
 	.name = "azure",
-	.framing = SY_FRAMING_SSE,
+	.framing = &sy_framing_sse,
 	.encode = azure_encode,
 	.decode = sy_openai_decode,
 	.stream_event = sy_openai_stream_event,

@@ -12,6 +12,7 @@ struct evbuffer;
 struct sy_req;
 struct sy_endpoint;
 struct sy_sse_event;
+struct sy_framing;
 
 /* What an adapter makes of one stream event. */
 enum sy_stream_verdict {
@@ -19,12 +20,6 @@ enum sy_stream_verdict {
 	SY_STREAM_DROP,		/* nothing to send for this event */
 	SY_STREAM_DONE,		/* the terminal event ([DONE]); out holds it */
 	SY_STREAM_ERROR		/* an error event; out holds it for the client */
-};
-
-/* How a backend frames a streamed answer. */
-enum sy_stream_framing {
-	SY_FRAMING_SSE,		/* Server-Sent Events (OpenAI, Anthropic, TGI) */
-	SY_FRAMING_NDJSON	/* one JSON object a line (Ollama) */
 };
 
 /* What an adapter decides about the upstream request besides its body. */
@@ -37,7 +32,8 @@ struct sy_upstream_req {
 
 struct sy_backend_kind {
 	const char *name;
-	enum sy_stream_framing framing;
+	/* How its streams are cut into events (lib/framing.h). */
+	const struct sy_framing *framing;
 	/*
 	 * Encodes req (canonical form, selected model) for this backend at
 	 * ep: appends the body to out and fills *up (zeroed by the caller):

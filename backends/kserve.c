@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "jscan.h"
 #include "req.h"
@@ -470,7 +471,7 @@ kserve_stream_event(void *state, const struct sy_req *req,
 
 const struct sy_backend_kind sy_backend_kserve = {
 	.name = "kserve",
-	.framing = SY_FRAMING_SSE,
+	.framing = &sy_framing_sse,
 	.encode = kserve_encode,
 	.decode = kserve_decode,
 	.stream_event = kserve_stream_event,

@@ -28,6 +28,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "jscan.h"
 #include "req.h"
@@ -994,7 +995,7 @@ ollama_stream_event(void *state, const struct sy_req *req,
 
 const struct sy_backend_kind sy_backend_ollama = {
 	.name = "ollama",
-	.framing = SY_FRAMING_NDJSON,
+	.framing = &sy_framing_ndjson,
 	.encode = ollama_encode,
 	.decode = ollama_decode,
 	.stream_open = ollama_stream_open,

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "canon.h"
 #include "config.h"
 #include "jscan.h"
@@ -346,7 +347,7 @@ sy_openai_stream_event(void *state, const struct sy_req *req,
 
 const struct sy_backend_kind sy_backend_openai = {
 	.name = "openai",
-	.framing = SY_FRAMING_SSE,
+	.framing = &sy_framing_sse,
 	.encode = openai_encode,
 	.decode = sy_openai_decode,
 	.stream_event = sy_openai_stream_event,

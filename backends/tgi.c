@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "jscan.h"
 #include "req.h"
@@ -778,7 +779,7 @@ tgi_stream_event(void *state, const struct sy_req *req,
 
 const struct sy_backend_kind sy_backend_tgi = {
 	.name = "tgi",
-	.framing = SY_FRAMING_SSE,
+	.framing = &sy_framing_sse,
 	.encode = tgi_encode,
 	.decode = tgi_decode,
 	.stream_open = tgi_stream_open,

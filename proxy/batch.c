@@ -1,5 +1,4 @@
 /* The batcher: requests of every worker queue per route and per batch key; a batch goes when its policy says, as one canonical request, and each member gets its own slice back on its own worker. */
-#include <sys/eventfd.h>
 #include <sys/queue.h>
 
 #include <errno.h>
@@ -15,6 +14,7 @@
 #include <jansson.h>
 
 #include "batch.h"
+#include "wake.h"
 #include "config.h"
 #include "http1.h"
 #include "server.h"
@@ -89,8 +89,7 @@ struct sy_batch_port {
 	pthread_mutex_t lock;
 	TAILQ_HEAD(, sy_batch_member) inbox;
 	int alive;
-	int fd;				/* eventfd */
-	struct event *ev;
+	struct sy_wake *wake;
 	struct event_base *base;
 	sy_batch_deliver_fn deliver;
 	sy_batch_send_fn send;
@@ -132,7 +131,6 @@ static void
 port_post(struct sy_batch_member *m)
 {
 	struct sy_batch_port *p = m->port;
-	uint64_t one = 1;
 	int first;
 
 	pthread_mutex_lock(&p->lock);
@@ -143,22 +141,19 @@ port_post(struct sy_batch_member *m)
 	}
 	first = TAILQ_EMPTY(&p->inbox);
 	TAILQ_INSERT_TAIL(&p->inbox, m, link);
-	if (first && write(p->fd, &one, sizeof one) < 0)
-		sy_log(SY_LOG_WARN, "batch inbox: %s", strerror(errno));
+	if (first)
+		sy_wake_post(p->wake);
 	pthread_mutex_unlock(&p->lock);
 }
 
 /* Delivers every answer that arrived, on the port's worker. */
 static void
-port_cb(evutil_socket_t fd, short what, void *arg)
+port_cb(void *arg)
 {
 	struct sy_batch_port *p = arg;
 	TAILQ_HEAD(, sy_batch_member) list;
 	struct sy_batch_member *m;
-	uint64_t n;
 
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		sy_log(SY_LOG_WARN, "batch inbox: %s", strerror(errno));
 	TAILQ_INIT(&list);
 	pthread_mutex_lock(&p->lock);
 	TAILQ_CONCAT(&list, &p->inbox, link);
@@ -185,12 +180,10 @@ sy_batch_port_new(struct event_base *base, sy_batch_deliver_fn deliver,
 	p->deliver = deliver;
 	p->send = send;
 	p->arg = arg;
-	if ((p->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		sy_log(SY_LOG_ERROR, "batch inbox: eventfd: %s", strerror(errno));
+	if ((p->wake = sy_wake_new(base, port_cb, p)) == NULL) {
+		sy_log(SY_LOG_ERROR, "batch inbox: %s", strerror(errno));
 		abort();
 	}
-	p->ev = event_new(base, p->fd, EV_READ | EV_PERSIST, port_cb, p);
-	event_add(p->ev, NULL);
 	return p;
 }
 
@@ -207,8 +200,8 @@ sy_batch_port_close(struct sy_batch_port *p)
 
 	pthread_mutex_lock(&p->lock);
 	p->alive = 0;
-	event_free(p->ev);
-	close(p->fd);
+	sy_wake_free(p->wake);
+	p->wake = NULL;
 	while ((m = TAILQ_FIRST(&p->inbox)) != NULL) {
 		TAILQ_REMOVE(&p->inbox, m, link);
 		pthread_mutex_unlock(&p->lock);

@@ -1,5 +1,4 @@
 /* The prompt cache stage: whether a request may use the cache, its lookup (L1, then Redis), coalescing of identical requests in flight across workers, storing answers, and the cache's accounting. */
-#include <sys/eventfd.h>
 #include <sys/queue.h>
 
 #include <errno.h>
@@ -14,6 +13,7 @@
 
 #include "accesslog.h"
 #include "cache.h"
+#include "wake.h"
 #include "jscan.h"
 #include "config.h"
 #include "http1.h"
@@ -43,8 +43,7 @@ struct sy_cache_worker {
 	struct sy_cache *c;
 	struct event_base *base;
 	struct sy_cache_redis *redis;	/* NULL without Redis */
-	int wake_fd;			/* eventfd: the mailbox has mail */
-	struct event *wake;
+	struct sy_wake *wake;		/* the mailbox has mail */
 	TAILQ_HEAD(, sy_cache_ctx) mailbox;	/* answered waiters, under c->lock */
 };
 
@@ -171,15 +170,12 @@ static void deliver(struct sy_cache_ctx *ctx, struct sy_cache_value *v);
 
 /* Hands the worker's answered waiters their answers, one at a time. */
 static void
-mailbox_cb(evutil_socket_t fd, short what, void *arg)
+mailbox_cb(void *arg)
 {
 	struct sy_cache_worker *cw = arg;
 	struct sy_cache_ctx *ctx;
 	struct sy_cache_value *v;
-	uint64_t n;
 
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		sy_log(SY_LOG_WARN, "cache: mailbox read: %s", strerror(errno));
 	for (;;) {
 		pthread_mutex_lock(&cw->c->lock);
 		if ((ctx = TAILQ_FIRST(&cw->mailbox)) != NULL) {
@@ -206,13 +202,10 @@ sy_cache_worker_new(struct sy_cache *c, struct event_base *base)
 	cw->c = c;
 	cw->base = base;
 	TAILQ_INIT(&cw->mailbox);
-	if ((cw->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
-		sy_log(SY_LOG_ERROR, "cache: eventfd: %s", strerror(errno));
+	if ((cw->wake = sy_wake_new(base, mailbox_cb, cw)) == NULL) {
+		sy_log(SY_LOG_ERROR, "cache: mailbox: %s", strerror(errno));
 		abort();
 	}
-	cw->wake = event_new(base, cw->wake_fd, EV_READ | EV_PERSIST,
-	    mailbox_cb, cw);
-	event_add(cw->wake, NULL);
 	cw->redis = sy_cache_redis_new(base, &c->s, &c->redis);
 	return cw;
 }
@@ -223,8 +216,7 @@ sy_cache_worker_free(struct sy_cache_worker *cw)
 	if (cw == NULL)
 		return;
 	sy_cache_redis_free(cw->redis);
-	event_free(cw->wake);
-	close(cw->wake_fd);
+	sy_wake_free(cw->wake);
 	free(cw);
 }
 
@@ -278,14 +270,11 @@ flight_join_or_lead(struct sy_cache_ctx *ctx)
 static void
 mail_locked(struct sy_cache_ctx *w, struct sy_cache_value *v)
 {
-	uint64_t one = 1;
-
 	w->wait = WAIT_MAIL;
 	w->flight = NULL;
 	w->mail = v;
 	TAILQ_INSERT_TAIL(&w->cw->mailbox, w, link);
-	if (write(w->cw->wake_fd, &one, sizeof one) < 0)
-		sy_log(SY_LOG_WARN, "cache: mailbox write: %s", strerror(errno));
+	sy_wake_post(w->cw->wake);
 }
 
 /*

@@ -23,8 +23,7 @@
 #include "req.h"
 #include "select.h"
 #include "server.h"
-#include "ndjson.h"
-#include "sse.h"
+#include "framing.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -70,8 +69,7 @@ struct exchange {
 	int transport_failed;		/* it ended in a transport error */
 	char retry_after[32];		/* the backend's Retry-After, or "" */
 	struct evbuffer *resp;		/* whole response body */
-	struct sy_sse sse;		/* SSE relay (SY_FRAMING_SSE) */
-	struct sy_ndjson nd;		/* line relay (SY_FRAMING_NDJSON) */
+	struct sy_framer framer;	/* splits the backend's stream */
 	void *stream_state;		/* the adapter's, for this stream */
 	struct evbuffer *out;		/* events translated for the client */
 	int streaming;
@@ -191,10 +189,7 @@ stream_drop(struct exchange *x)
 	if (!x->streaming)
 		return;
 	kind = x->req.endpoint->kind;
-	if (kind->framing == SY_FRAMING_NDJSON)
-		sy_ndjson_free(&x->nd);
-	else
-		sy_sse_free(&x->sse);
+	sy_framer_free(&x->framer);
 	if (kind->stream_close != NULL)
 		kind->stream_close(x->stream_state);
 	x->stream_state = NULL;
@@ -501,14 +496,9 @@ on_head(void *arg, const struct sy_http1_msg *head)
 	if (ra != NULL && *ra != '\0' && strspn(ra, "0123456789") == strlen(ra))
 		snprintf(x->retry_after, sizeof x->retry_after, "%s", ra);
 	if (x->req.stream && head->status == 200 && ct != NULL &&
-	    (kind->framing == SY_FRAMING_NDJSON ?
-	    strstr(ct, "json") != NULL :
-	    strncasecmp(ct, "text/event-stream", 17) == 0)) {
+	    kind->framing->is_stream(ct)) {
 		x->streaming = 1;
-		if (kind->framing == SY_FRAMING_NDJSON)
-			sy_ndjson_init(&x->nd, 0);
-		else
-			sy_sse_init(&x->sse, 0);
+		sy_framer_init(&x->framer, kind->framing, 0);
 		x->stream_state = kind->stream_open != NULL ?
 		    kind->stream_open(&x->req) : NULL;
 		x->out = evbuffer_new();
@@ -551,11 +541,8 @@ on_body(void *arg, struct evbuffer *data)
 		}
 		return;
 	}
-	if ((x->req.endpoint->kind->framing == SY_FRAMING_NDJSON ?
-	    sy_ndjson_feed(&x->nd, (const char *)evbuffer_pullup(data, -1), len,
-	    on_sse_event, x) :
-	    sy_sse_feed(&x->sse, (const char *)evbuffer_pullup(data, -1), len,
-	    on_sse_event, x)) < 0) {
+	if (sy_framer_feed(&x->framer, (const char *)evbuffer_pullup(data, -1),
+	    len, on_sse_event, x) < 0) {
 		evbuffer_drain(data, len);
 		sy_upstream_cancel(x->call);
 		x->call = NULL;
@@ -594,9 +581,8 @@ on_done(void *arg)
 
 	x->call = NULL;
 	if (x->streaming) {
-		if (req->endpoint->kind->framing == SY_FRAMING_NDJSON &&
-		    !x->stream_ended)
-			sy_ndjson_finish(&x->nd, on_sse_event, x);
+		if (!x->stream_ended)
+			sy_framer_finish(&x->framer, on_sse_event, x);
 		if (!x->stream_ended)
 			set_error(x, "backend stream ended without its last event");
 		if (x->holding && maybe_escalate(x, 200, x->out, 1))
@@ -772,8 +758,7 @@ send_try(struct exchange *x)
 		t.total_ms = (unsigned)((x->deadline - now) / 1000) + 1;
 	o = sy_put_str(SY_PUT_LIT(headers, "X-Request-Id: "), req->id);
 	o = sy_put_str(SY_PUT_LIT(o, "\r\nAccept: "), !req->stream ?
-	    "application/json" : req->endpoint->kind->framing ==
-	    SY_FRAMING_NDJSON ? "application/x-ndjson" : "text/event-stream");
+	    "application/json" : req->endpoint->kind->framing->accept);
 	*sy_put_str(SY_PUT_LIT(o, "\r\n"), up.headers) = '\0';
 	o = sy_put_str(target, req->endpoint->base_path);
 	*sy_put_str(o, up.path) = '\0';

@@ -56,7 +56,6 @@ struct sy_conn {
 	void *owner;
 	sy_gone_fn gone;
 	sy_drained_fn drained;
-	char peer[64];
 };
 
 struct sy_server {
@@ -278,22 +277,10 @@ sy_conn_stream_end(struct sy_conn *c, struct evbuffer *last)
 	conn_end_exchange(c);
 }
 
-void
-sy_conn_abort(struct sy_conn *c)
-{
-	conn_free(c);
-}
-
 size_t
 sy_conn_pending(const struct sy_conn *c)
 {
 	return sy_sock_pending(c->sock);
-}
-
-const char *
-sy_conn_peer(const struct sy_conn *c)
-{
-	return c->peer;
 }
 
 void
@@ -515,9 +502,6 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->scratch = evbuffer_new();
 	c->timer = evtimer_new(s->base, conn_timer_cb, c);
 	sy_http1_init(&c->msg, SY_HTTP1_REQUEST, 0, 0);
-	evutil_inet_ntop(sa->sa_family, sa->sa_family == AF_INET6 ?
-	    (void *)&((struct sockaddr_in6 *)sa)->sin6_addr :
-	    (void *)&((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
 	c->state = CONN_HEAD;

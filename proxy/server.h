@@ -14,8 +14,8 @@ struct sy_http1_msg;
 
 /*
  * Called once per complete request (head and body read).  The handler owns
- * the exchange until it ends it with sy_conn_respond or sy_conn_stream_end
- * (or sy_conn_abort); head and body stay valid until then.
+ * the exchange until it ends it with sy_conn_respond or sy_conn_stream_end;
+ * head and body stay valid until then.
  */
 typedef void (*sy_handler_fn)(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
@@ -118,13 +118,9 @@ void sy_conn_stream_write(struct sy_conn *c, struct evbuffer *data);
  */
 void sy_conn_stream_end(struct sy_conn *c, struct evbuffer *last);
 
-/* Ends the exchange by closing the connection (an unfinishable stream). */
-void sy_conn_abort(struct sy_conn *c);
 
 /* Bytes written but not yet sent to the client. */
 size_t sy_conn_pending(const struct sy_conn *c);
 
-/* The peer's address as text, for logs. */
-const char *sy_conn_peer(const struct sy_conn *c);
 
 #endif

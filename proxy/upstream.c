@@ -752,17 +752,6 @@ sy_upstream_pause(struct sy_upstream_call *call, int paused)
 	call_arm(call);
 }
 
-size_t
-sy_upstream_idle(const struct sy_upstream *u)
-{
-	const struct pool *p;
-	size_t n = 0;
-
-	LIST_FOREACH(p, &u->pools, link)
-		n += p->nidle;
-	return n;
-}
-
 /* Closes p's idle connections and frees it (no call may use it). */
 static void
 pool_free(struct pool *p)

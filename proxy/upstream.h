@@ -72,7 +72,4 @@ void sy_upstream_pause(struct sy_upstream_call *call, int paused);
 struct sy_config;
 void sy_upstream_sweep(struct sy_upstream *u, const struct sy_config *cfg);
 
-/* Idle connections kept, over all endpoints (for tests and stats). */
-size_t sy_upstream_idle(const struct sy_upstream *u);
-
 #endif

@@ -1,5 +1,4 @@
 /* Workers: one thread each, with its own event base, listener, upstream pools and metrics shard. */
-#include <sys/eventfd.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
+#include "wake.h"
 #include "worker.h"
 
 /* How often a draining worker looks whether its connections are gone. */
@@ -48,17 +48,13 @@ server_opts(struct sy_worker *w, struct sy_server_opts *opts)
 
 /* Reads the mailbox: a new snapshot, a drain or a stop. */
 static void
-wake_cb(evutil_socket_t fd, short what, void *arg)
+wake_cb(void *arg)
 {
 	struct sy_worker *w = arg;
 	struct timeval poll = { 0, DRAIN_POLL_MS * 1000 };
 	struct sy_config *next;
-	uint64_t n;
 	int drain, stop;
 
-	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
-		sy_log(SY_LOG_WARN, "worker %u: mailbox read: %s", w->index,
-		    strerror(errno));
 	pthread_mutex_lock(&w->lock);
 	next = w->next_cfg;
 	w->next_cfg = NULL;
@@ -147,13 +143,11 @@ sy_worker_start(struct sy_worker *w, unsigned index, struct sy_runtime *rt,
 	w->server = sy_server_new(w->base, fd, &opts, sy_pipeline_handle, w);
 	w->upstream = sy_upstream_new(w->base);
 	sy_pipeline_worker_init(w);
-	w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->server == NULL || w->wake_fd < 0) {
+	w->wake = sy_wake_new(w->base, wake_cb, w);
+	if (w->server == NULL || w->wake == NULL) {
 		*err = sy_xstrdup("cannot set up the worker's listener");
 		return -1;
 	}
-	w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
-	event_add(w->wake, NULL);
 	if ((errno = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
 		snprintf(buf, sizeof buf, "cannot start worker thread: %s",
 		    strerror(errno));
@@ -161,17 +155,6 @@ sy_worker_start(struct sy_worker *w, unsigned index, struct sy_runtime *rt,
 		return -1;
 	}
 	return 0;
-}
-
-/* Wakes w to read its mailbox. */
-static void
-wake(struct sy_worker *w)
-{
-	uint64_t one = 1;
-
-	if (write(w->wake_fd, &one, sizeof one) < 0)
-		sy_log(SY_LOG_WARN, "worker %u: mailbox write: %s", w->index,
-		    strerror(errno));
 }
 
 void
@@ -182,7 +165,7 @@ sy_worker_post_config(struct sy_worker *w, struct sy_config *cfg)
 		sy_config_unref(w->next_cfg);
 	w->next_cfg = sy_config_ref(cfg);
 	pthread_mutex_unlock(&w->lock);
-	wake(w);
+	sy_wake_post(w->wake);
 }
 
 void
@@ -191,7 +174,7 @@ sy_worker_post_drain(struct sy_worker *w)
 	pthread_mutex_lock(&w->lock);
 	w->drain = 1;
 	pthread_mutex_unlock(&w->lock);
-	wake(w);
+	sy_wake_post(w->wake);
 }
 
 void
@@ -200,7 +183,7 @@ sy_worker_post_stop(struct sy_worker *w)
 	pthread_mutex_lock(&w->lock);
 	w->stop = 1;
 	pthread_mutex_unlock(&w->lock);
-	wake(w);
+	sy_wake_post(w->wake);
 }
 
 void
@@ -211,8 +194,7 @@ sy_worker_join(struct sy_worker *w)
 		event_free(w->drain_timer);
 	if (w->log_flush != NULL)
 		event_free(w->log_flush);
-	event_free(w->wake);
-	close(w->wake_fd);
+	sy_wake_free(w->wake);
 	if (w->next_cfg != NULL)
 		sy_config_unref(w->next_cfg);
 	sy_config_unref(w->cfg);

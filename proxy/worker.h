@@ -18,6 +18,7 @@ struct sy_metrics_shard;
 struct sy_accesslog;
 struct sy_cache;
 struct sy_cache_worker;
+struct sy_wake;
 
 /* What every worker shares: set up by main before the workers start. */
 struct sy_runtime {
@@ -46,8 +47,7 @@ struct sy_worker {
 
 	/* Mailbox from the main thread. */
 	pthread_mutex_t lock;
-	int wake_fd;			/* eventfd */
-	struct event *wake;
+	struct sy_wake *wake;
 	struct event *drain_timer;
 	struct event *log_flush;	/* writes gathered access-log lines */
 	struct sy_config *next_cfg;	/* a new snapshot to switch to */

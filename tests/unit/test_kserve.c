@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "req.h"
 #include "sse.h"
@@ -73,7 +74,7 @@ SY_TEST(kind_is_found_by_name_and_probes_v2_health_ready)
 	SY_CHECK(kserve != NULL);
 	SY_CHECK_STR(kserve->name, "kserve");
 	SY_CHECK_STR(kserve->health_path, "/v2/health/ready");
-	SY_CHECK_INT(kserve->framing, SY_FRAMING_SSE);
+	SY_CHECK(kserve->framing == &sy_framing_sse);
 }
 
 SY_TEST(a_string_input_becomes_a_bytes_tensor_of_one)

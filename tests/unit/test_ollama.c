@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "ndjson.h"
 #include "req.h"
@@ -751,7 +752,7 @@ SY_TEST(a_line_that_is_not_json_is_an_error_event)
 SY_TEST(kind_is_registered_with_ndjson_framing_and_health_path)
 {
 	SY_CHECK_STR(ollama->name, "ollama");
-	SY_CHECK_INT(ollama->framing, SY_FRAMING_NDJSON);
+	SY_CHECK(ollama->framing == &sy_framing_ndjson);
 	SY_CHECK_STR(ollama->health_path, "/api/version");
 }
 

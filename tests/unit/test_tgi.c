@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "framing.h"
 #include "config.h"
 #include "req.h"
 #include "sse.h"
@@ -646,7 +647,7 @@ SY_TEST(kind_is_registered_with_its_health_path)
 {
 	SY_CHECK_STR(tgi->name, "tgi");
 	SY_CHECK_STR(tgi->health_path, "/health");
-	SY_CHECK_INT(tgi->framing, SY_FRAMING_SSE);
+	SY_CHECK(tgi->framing == &sy_framing_sse);
 }
 
 int
