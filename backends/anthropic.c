@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "canon.h"
 #include "framing.h"
 #include "config.h"
 #include "jscan.h"
@@ -639,14 +640,8 @@ counts_usage(const struct counts *c, struct sy_usage *u)
 static void
 usage_write(struct evbuffer *out, const struct sy_usage *u)
 {
-	long long p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
-	long long c = u->completion_tokens > 0 ? u->completion_tokens : 0;
-	long long k = u->cached_tokens > 0 ? u->cached_tokens : 0;
-
-	evbuffer_add_printf(out, "\"usage\":{\"prompt_tokens\":%lld,"
-	    "\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-	    "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}", p, c, p + c,
-	    k);
+	SY_ADD_LIT(out, "\"usage\":");
+	sy_canon_usage_put(out, u, SY_USAGE_DETAILS);
 }
 
 /* Appends the inside of JSON string s (nothing when s is no string). */

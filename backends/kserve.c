@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "backend.h"
+#include "canon.h"
 #include "framing.h"
 #include "config.h"
 #include "jscan.h"
@@ -354,19 +355,6 @@ add_rows(struct evbuffer *out, const struct tensor *t, int base64)
 	return why;
 }
 
-/* OpenAI's error type for an HTTP status. */
-static const char *
-error_type(int status)
-{
-	switch (status) {
-	case 401: return "authentication_error";
-	case 403: return "permission_error";
-	case 404: return "not_found_error";
-	case 429: return "rate_limit_error";
-	}
-	return status >= 500 ? "server_error" : "invalid_request_error";
-}
-
 /*
  * Appends OpenAI's error for a backend error answer (status, body of the
  * given kind, its "error" member e): KServe's {"error": "message"} keeps its
@@ -396,8 +384,10 @@ error_add(struct evbuffer *out, int status, enum sy_json_kind kind,
 		}
 		SY_ADD_LIT(out, "\"");
 	}
+	/* KServe's 404 names a model the server does not have. */
 	evbuffer_add_printf(out, ",\"type\":\"%s\",\"code\":%d}}",
-	    error_type(status), status);
+	    status == 404 ? "not_found_error" : sy_canon_error_type(status),
+	    status);
 	evbuffer_drain(body, evbuffer_get_length(body));
 }
 
@@ -446,9 +436,10 @@ kserve_decode(const struct sy_req *req, int status, struct evbuffer *body,
 		    json_string_length(input_text(input, i)));
 	SY_ADD_LIT(out, "],\"model\":\"");
 	sy_json_escape(out, req->model, strlen(req->model));
-	evbuffer_add_printf(out, "\",\"usage\":{\"prompt_tokens\":%lld,"
-	    "\"total_tokens\":%lld}}", (long long)tokens, (long long)tokens);
 	usage->prompt_tokens = tokens;
+	SY_ADD_LIT(out, "\",\"usage\":");
+	sy_canon_usage_put(out, usage, SY_USAGE_EMBEDDING);
+	SY_ADD_LIT(out, "}");
 	evbuffer_drain(body, len);
 	return 0;
 }

@@ -28,6 +28,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "canon.h"
 #include "framing.h"
 #include "config.h"
 #include "jscan.h"
@@ -474,22 +475,6 @@ finish_of(const struct sy_jscan_member *m)
 	    memcmp(m->value, "\"length\"", 8) == 0 ? "length" : "stop";
 }
 
-/* The error type OpenAI gives a status. */
-static const char *
-error_type(int status)
-{
-	switch (status) {
-	case 401:
-		return "authentication_error";
-	case 403:
-		return "permission_error";
-	case 429:
-		return "rate_limit_error";
-	default:
-		return status >= 500 ? "server_error" : "invalid_request_error";
-	}
-}
-
 /*
  * The client's body for an error answer: Ollama's {"error": "..."} in
  * OpenAI's shape, an OpenAI-shaped error passed on, anything else wrapped
@@ -517,7 +502,7 @@ decode_error(int status, const struct sy_jscan_member *error,
 		}
 		SY_ADD_LIT(out, "\"");
 	}
-	evbuffer_add_printf(out, ",\"type\":\"%s\",\"code\":", error_type(status));
+	evbuffer_add_printf(out, ",\"type\":\"%s\",\"code\":", sy_canon_error_type(status));
 	if (status == 404 && error->kind == SY_JSON_STRING)
 		SY_ADD_LIT(out, "\"model_not_found\"}}");
 	else
@@ -561,11 +546,11 @@ add_head(struct evbuffer *out, const struct sy_req *req, const char *object,
 static void
 add_usage(struct evbuffer *out, const struct sy_usage *u)
 {
-	evbuffer_add_printf(out, "\"usage\":{\"prompt_tokens\":%lld,"
-	    "\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-	    "\"prompt_tokens_details\":{\"cached_tokens\":0}}",
-	    (long long)u->prompt_tokens, (long long)u->completion_tokens,
-	    (long long)(u->prompt_tokens + u->completion_tokens));
+	struct sy_usage v = *u;
+
+	v.cached_tokens = 0;	/* Ollama does not say */
+	SY_ADD_LIT(out, "\"usage\":");
+	sy_canon_usage_put(out, &v, SY_USAGE_DETAILS);
 }
 
 /* Reads the counts of a final answer or line into u. */
@@ -788,8 +773,9 @@ decode_embed(const struct sy_req *req, const struct sy_jscan_member m[M_COUNT],
 	evbuffer_free(data);
 	SY_ADD_LIT(out, "],\"model\":");
 	add_model(out, req, &m[M_MODEL]);
-	evbuffer_add_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,"
-	    "\"total_tokens\":%lld}}", (long long)prompt, (long long)prompt);
+	SY_ADD_LIT(out, ",\"usage\":");
+	sy_canon_usage_put(out, usage, SY_USAGE_EMBEDDING);
+	SY_ADD_LIT(out, "}");
 	return 0;
 }
 

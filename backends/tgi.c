@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "canon.h"
 #include "framing.h"
 #include "config.h"
 #include "jscan.h"
@@ -448,30 +449,6 @@ details_read(const char *text, size_t len, struct sy_usage *u,
 		    m[D_PROMPT].len);
 }
 
-/* Appends a count, or null when unknown (< 0). */
-static void
-count_put(struct evbuffer *out, int64_t n)
-{
-	if (n < 0)
-		SY_ADD_LIT(out, "null");
-	else
-		evbuffer_add_printf(out, "%" PRId64, n);
-}
-
-/* Appends OpenAI's usage object for u; unknown counts are null. */
-static void
-usage_put(struct evbuffer *out, const struct sy_usage *u)
-{
-	SY_ADD_LIT(out, "{\"prompt_tokens\":");
-	count_put(out, u->prompt_tokens);
-	SY_ADD_LIT(out, ",\"completion_tokens\":");
-	count_put(out, u->completion_tokens);
-	SY_ADD_LIT(out, ",\"total_tokens\":");
-	count_put(out, u->prompt_tokens < 0 || u->completion_tokens < 0 ? -1 :
-	    u->prompt_tokens + u->completion_tokens);
-	SY_ADD_LIT(out, "}");
-}
-
 /* Appends a finish reason, quoted, or null. */
 static void
 finish_put(struct evbuffer *out, const char *finish)
@@ -618,7 +595,7 @@ tgi_decode(const struct sy_req *req, int status, struct evbuffer *body,
 	SY_ADD_LIT(out, ",\"logprobs\":null,\"finish_reason\":");
 	finish_put(out, finish);
 	SY_ADD_LIT(out, "}],\"usage\":");
-	usage_put(out, &u);
+	sy_canon_usage_put(out, &u, SY_USAGE_NULLS);
 	SY_ADD_LIT(out, "}");
 	evbuffer_drain(body, len);
 	*usage = u;
@@ -770,7 +747,7 @@ tgi_stream_event(void *state, const struct sy_req *req,
 	if (st->wants_usage) {
 		evbuffer_add(out, st->head, st->head_len);
 		SY_ADD_LIT(out, "],\"usage\":");
-		usage_put(out, &u);
+		sy_canon_usage_put(out, &u, SY_USAGE_NULLS);
 		SY_ADD_LIT(out, "}\n\n");
 	}
 	SY_ADD_LIT(out, "data: [DONE]\n\n");

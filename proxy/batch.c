@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "canon.h"
 #include "batch.h"
 #include "wake.h"
 #include "config.h"
@@ -330,7 +331,7 @@ result_error(struct sy_batch_member *m, int status, const char *type,
 {
 	struct evbuffer *body = evbuffer_new();
 
-	sy_error_body(body, type, code, message);
+	sy_canon_error_body(body, status, type, code, message);
 	m->result.status = status;
 	m->result.body = body;
 }
@@ -886,19 +887,9 @@ items_in_order(const json_t *items, size_t inputs, size_t *per)
 static json_t *
 usage_json(const struct sy_usage *u, enum sy_api api, int details)
 {
-	json_t *o = json_object();
-	int64_t p = u->prompt_tokens > 0 ? u->prompt_tokens : 0;
-	int64_t c = u->completion_tokens > 0 ? u->completion_tokens : 0;
-
-	json_object_set_new(o, "prompt_tokens", json_integer(p));
-	if (api == SY_API_COMPLETIONS)
-		json_object_set_new(o, "completion_tokens", json_integer(c));
-	json_object_set_new(o, "total_tokens", json_integer(p + c));
-	if (details && u->cached_tokens >= 0)
-		json_object_set_new(o, "prompt_tokens_details",
-		    json_pack("{s:I}", "cached_tokens",
-		    (json_int_t)u->cached_tokens));
-	return o;
+	return sy_canon_usage_json(u, (api == SY_API_EMBEDDINGS ?
+	    SY_USAGE_EMBEDDING : 0) | (details && u->cached_tokens >= 0 ?
+	    SY_USAGE_DETAILS : 0));
 }
 
 /*

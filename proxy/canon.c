@@ -1,4 +1,5 @@
 /* The canonical form (OpenAI's chat/completions/embeddings shapes): reading and writing its usage, finish details and errors, for adapters and client dialects alike. */
+#include <inttypes.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -106,4 +107,103 @@ sy_canon_error_event(struct evbuffer *out, const char *error, size_t elen)
 	SY_ADD_LIT(out, "data: {\"error\":");
 	evbuffer_add(out, error, elen);
 	SY_ADD_LIT(out, "}\n\n");
+}
+
+/* ==== Usage ==== */
+
+/* Appends count n, or its stand-in when unknown (< 0). */
+static void
+count_put(struct evbuffer *out, int64_t n, unsigned flags)
+{
+	if (n >= 0)
+		evbuffer_add_printf(out, "%" PRId64, n);
+	else if (flags & SY_USAGE_NULLS)
+		SY_ADD_LIT(out, "null");
+	else
+		SY_ADD_LIT(out, "0");
+}
+
+void
+sy_canon_usage_put(struct evbuffer *out, const struct sy_usage *u,
+    unsigned flags)
+{
+	int64_t p = u->prompt_tokens, c = u->completion_tokens, t;
+
+	if (flags & SY_USAGE_EMBEDDING)
+		t = p;
+	else if (flags & SY_USAGE_NULLS)
+		t = p < 0 || c < 0 ? -1 : p + c;
+	else
+		t = (p > 0 ? p : 0) + (c > 0 ? c : 0);
+	SY_ADD_LIT(out, "{\"prompt_tokens\":");
+	count_put(out, p, flags);
+	if (!(flags & SY_USAGE_EMBEDDING)) {
+		SY_ADD_LIT(out, ",\"completion_tokens\":");
+		count_put(out, c, flags);
+	}
+	SY_ADD_LIT(out, ",\"total_tokens\":");
+	count_put(out, t, flags);
+	if (flags & SY_USAGE_DETAILS) {
+		SY_ADD_LIT(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+		count_put(out, u->cached_tokens, flags);
+		SY_ADD_LIT(out, "}");
+	}
+	SY_ADD_LIT(out, "}");
+}
+
+json_t *
+sy_canon_usage_json(const struct sy_usage *u, unsigned flags)
+{
+	struct evbuffer *b = evbuffer_new();
+	json_t *o;
+
+	sy_canon_usage_put(b, u, flags);
+	o = json_loadb((const char *)evbuffer_pullup(b, -1),
+	    evbuffer_get_length(b), 0, NULL);
+	evbuffer_free(b);
+	return o;
+}
+
+/* ==== Errors ==== */
+
+const char *
+sy_canon_error_type(int status)
+{
+	switch (status) {
+	case 401:
+		return "authentication_error";
+	case 403:
+		return "permission_error";
+	case 429:
+		return "rate_limit_error";
+	default:
+		return status >= 500 ? "server_error" : "invalid_request_error";
+	}
+}
+
+void
+sy_canon_error_body(struct evbuffer *out, int status, const char *type,
+    const char *code, const char *message)
+{
+	SY_ADD_LIT(out, "{\"error\":{\"message\":\"");
+	sy_json_escape(out, message, strlen(message));
+	SY_ADD_LIT(out, "\",\"type\":\"");
+	sy_json_escape(out, type != NULL ? type : sy_canon_error_type(status),
+	    strlen(type != NULL ? type : sy_canon_error_type(status)));
+	SY_ADD_LIT(out, "\",\"code\":");
+	if (code != NULL) {
+		SY_ADD_LIT(out, "\"");
+		sy_json_escape(out, code, strlen(code));
+		SY_ADD_LIT(out, "\"}}");
+	} else
+		SY_ADD_LIT(out, "null}}");
+}
+
+void
+sy_canon_stream_error(struct evbuffer *out, const char *code,
+    const char *message)
+{
+	SY_ADD_LIT(out, "data: ");
+	sy_canon_error_body(out, 500, "server_error", code, message);
+	SY_ADD_LIT(out, "\n\n");
 }

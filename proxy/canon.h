@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "record.h"
 
 struct evbuffer;
@@ -39,11 +41,48 @@ int sy_canon_answer_usage(const char *text, size_t len, struct sy_usage *u);
 int sy_canon_stop_string(const char *choice, size_t len, const char *answer,
     size_t alen, const char **s, size_t *slen);
 
+/* How sy_canon_usage_put writes a usage object. */
+enum {
+	SY_USAGE_NULLS = 1,	/* unknown counts are null (else 0) */
+	SY_USAGE_EMBEDDING = 2,	/* no completion_tokens (embeddings) */
+	SY_USAGE_DETAILS = 4	/* prompt_tokens_details.cached_tokens too */
+};
+
+/*
+ * Appends OpenAI's usage object for u (its value, without the key):
+ * prompt_tokens, completion_tokens, total_tokens, and with
+ * SY_USAGE_DETAILS prompt_tokens_details.cached_tokens; flags as above.
+ */
+void sy_canon_usage_put(struct evbuffer *out, const struct sy_usage *u,
+    unsigned flags);
+
+/* The same object as a new JSON tree (the caller owns the reference). */
+json_t *sy_canon_usage_json(const struct sy_usage *u, unsigned flags);
+
+/*
+ * OpenAI's error type for an HTTP status: 401 authentication_error, 403
+ * permission_error, 429 rate_limit_error, other 4xx invalid_request_error
+ * (OpenAI's own for 404), 5xx server_error.
+ */
+const char *sy_canon_error_type(int status);
+
+/*
+ * Appends OpenAI's error body {"error":{"message","type","code"}}: type
+ * (NULL: the status's, see sy_canon_error_type), code (NULL: null),
+ * message (escaped).
+ */
+void sy_canon_error_body(struct evbuffer *out, int status, const char *type,
+    const char *code, const char *message);
+
 /*
  * Appends OpenAI's error event for an error object's JSON text (elen
  * bytes): "data: {"error":<object>}\n\n".
  */
 void sy_canon_error_event(struct evbuffer *out, const char *error,
     size_t elen);
+
+/* Appends a server_error event with code and message, for a stream that fails. */
+void sy_canon_stream_error(struct evbuffer *out, const char *code,
+    const char *message);
 
 #endif

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "canon.h"
 #include "accesslog.h"
 #include "backend.h"
 #include "batch.h"
@@ -259,7 +260,7 @@ fail(struct exchange *x, int status, const char *type, const char *code,
 	x->req.status = status;
 	if (x->batch != NULL) {
 		body = evbuffer_new();
-		sy_error_body(body, type, code, message);
+		sy_canon_error_body(body, status, type, code, message);
 		batch_done(x, status, body, more_headers);
 		evbuffer_free(body);
 	} else if (x->conn != NULL) {
@@ -410,16 +411,6 @@ stream_flush(struct exchange *x)
 	}
 }
 
-/* Appends an OpenAI-shaped error event for the client. */
-static void
-stream_error_event(struct exchange *x, const char *code, const char *message)
-{
-	SY_ADD_LIT(x->out, "data: {\"error\":{\"message\":\"");
-	sy_json_escape(x->out, message, strlen(message));
-	evbuffer_add_printf(x->out, "\",\"type\":\"server_error\","
-	    "\"code\":\"%s\"}}\n\n", code);
-}
-
 /*
  * Ends the client's stream (the exchange may still wait for the backend to
  * end its response, for the connection's sake).
@@ -548,7 +539,7 @@ on_body(void *arg, struct evbuffer *data)
 		x->call = NULL;
 		x->transport_failed = 1;
 		set_error(x, "backend stream event is larger than the limit");
-		stream_error_event(x, "bad_gateway",
+		sy_canon_stream_error(x->out, "bad_gateway",
 		    "backend stream event is larger than the limit");
 		stream_end(x);
 		return;
@@ -641,7 +632,7 @@ on_error(void *arg, enum sy_upstream_error e, const char *msg)
 		/* After [DONE] the client has its answer: not an error. */
 		if (!x->stream_ended) {
 			set_error(x, msg);
-			stream_error_event(x, timeout ? "gateway_timeout" :
+			sy_canon_stream_error(x->out, timeout ? "gateway_timeout" :
 			    "bad_gateway", msg);
 		}
 		stream_end(x);

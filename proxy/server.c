@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "canon.h"
 #include "config.h"
 #include "http1.h"
 #include "server.h"
@@ -293,25 +294,12 @@ sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
 }
 
 void
-sy_error_body(struct evbuffer *body, const char *type, const char *code,
-    const char *message)
-{
-	SY_ADD_LIT(body, "{\"error\":{\"message\":\"");
-	sy_json_escape(body, message, strlen(message));
-	evbuffer_add_printf(body, "\",\"type\":\"%s\",\"code\":", type);
-	if (code != NULL)
-		evbuffer_add_printf(body, "\"%s\"}}", code);
-	else
-		SY_ADD_LIT(body, "null}}");
-}
-
-void
 sy_respond_error(struct sy_conn *c, int status, const char *type,
     const char *code, const char *message, const char *headers)
 {
 	struct evbuffer *body = evbuffer_new();
 
-	sy_error_body(body, type, code, message);
+	sy_canon_error_body(body, status, type, code, message);
 	sy_conn_respond(c, status, "application/json", headers, body);
 	evbuffer_free(body);
 }

@@ -93,9 +93,6 @@ void sy_conn_set_owner(struct sy_conn *c, void *owner, sy_gone_fn gone,
 void sy_conn_respond(struct sy_conn *c, int status, const char *content_type,
     const char *headers, struct evbuffer *body);
 
-/* Appends an OpenAI-shaped error body {"error":{"message","type","code"}} to body. */
-void sy_error_body(struct evbuffer *body, const char *type, const char *code,
-    const char *message);
 
 /*
  * Sends an OpenAI-shaped error {"error":{"message","type","code"}} with
