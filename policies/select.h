@@ -94,19 +94,4 @@ int sy_select_regex(regex_t *re, const char *path, const json_t *v,
 int sy_select_named(const struct sy_route *route, const char *policy,
     char **err);
 
-/* ==== Answers ==== */
-
-/*
- * Reads an answer of status from data: a whole canonical (OpenAI) body, or
- * when stream is set the canonical SSE events of a stream.  Fills a with
- * the first choice's finish_reason and text (malloc'd; sy_answer_clear
- * frees them) and whether it is an error (status >= 400, an error member
- * or event, no finish_reason in a stream).  Leaves data unchanged.
- */
-void sy_answer_read(struct sy_answer *a, int status, struct evbuffer *data,
-    int stream);
-
-/* Frees what sy_answer_read gave a. */
-void sy_answer_clear(struct sy_answer *a);
-
 #endif

@@ -6,12 +6,12 @@
 
 #include <event2/buffer.h>
 
+#include "canon.h"
 #include "config.h"
 #include "outlier.h"
 #include "policy.h"
 #include "req.h"
 #include "select.h"
-#include "sse.h"
 #include "util.h"
 
 /* ==== Request features ==== */
@@ -132,27 +132,6 @@ sy_select_max_tokens(const struct sy_req *req)
 	return (uint64_t)req->max_tokens;
 }
 
-/* Appends the text of v (a string, or text parts) to out. */
-static void
-add_text(struct evbuffer *out, const json_t *v)
-{
-	const json_t *e, *t;
-	size_t i;
-
-	if (json_is_string(v)) {
-		evbuffer_add(out, json_string_value(v), json_string_length(v));
-		return;
-	}
-	json_array_foreach(v, i, e) {
-		t = json_is_string(e) ? e : json_object_get(e, "text");
-		if (!json_is_string(t))
-			continue;
-		if (i > 0)
-			SY_ADD_LIT(out, "\n");
-		evbuffer_add(out, json_string_value(t), json_string_length(t));
-	}
-}
-
 /* out's bytes as a malloc'd string (NUL bytes end it early); frees out. */
 static char *
 take_string(struct evbuffer *out)
@@ -182,7 +161,7 @@ sy_select_last_user(const struct sy_req *req)
 	if (msgs == NULL)
 		last = json_object_get(body, "prompt");
 	if (last != NULL)
-		add_text(out, last);
+		sy_canon_text(out, last);
 	return take_string(out);
 }
 
@@ -296,90 +275,4 @@ sy_select_regex(regex_t *re, const char *path, const json_t *v, char **err)
 		    path, json_string_value(v), msg);
 	}
 	return 0;
-}
-
-/* ==== Answers ==== */
-
-/* Reads the first choice of one canonical chunk or body (o) into a and text. */
-static void
-read_choice(struct sy_answer *a, const json_t *o, struct evbuffer *text,
-    char **finish)
-{
-	const json_t *choice, *part, *fr;
-
-	if (json_object_get(o, "error") != NULL)
-		a->error = 1;
-	choice = json_array_get(json_object_get(o, "choices"), 0);
-	if ((part = json_object_get(choice, "delta")) == NULL)
-		part = json_object_get(choice, "message");
-	if (part != NULL)
-		add_text(text, json_object_get(part, "content"));
-	else
-		add_text(text, json_object_get(choice, "text"));
-	fr = json_object_get(choice, "finish_reason");
-	if (json_is_string(fr)) {
-		free(*finish);
-		*finish = sy_xstrdup(json_string_value(fr));
-	}
-}
-
-/* What one answer's reading collects. */
-struct answer_read {
-	struct sy_answer *a;
-	struct evbuffer *text;
-	char *finish;
-};
-
-static int
-answer_event(const struct sy_sse_event *ev, void *arg)
-{
-	struct answer_read *r = arg;
-	json_t *o;
-
-	if (ev->data == NULL || strcmp(ev->data, "[DONE]") == 0)
-		return 0;
-	if ((o = json_loadb(ev->data, ev->data_len, 0, NULL)) == NULL) {
-		r->a->error = 1;
-		return 0;
-	}
-	read_choice(r->a, o, r->text, &r->finish);
-	json_decref(o);
-	return 0;
-}
-
-void
-sy_answer_read(struct sy_answer *a, int status, struct evbuffer *data,
-    int stream)
-{
-	struct answer_read r = { a, evbuffer_new(), NULL };
-	size_t len = data != NULL ? evbuffer_get_length(data) : 0;
-	const char *bytes = len ? (const char *)evbuffer_pullup(data, -1) : "";
-	struct sy_sse sse;
-	json_t *o;
-
-	memset(a, 0, sizeof *a);
-	a->status = status;
-	a->error = status == 0 || status >= 400;
-	if (stream) {
-		sy_sse_init(&sse, 0);
-		sy_sse_feed(&sse, bytes, len, answer_event, &r);
-		sy_sse_free(&sse);
-		if (r.finish == NULL)
-			a->error = 1;
-	} else if (len > 0 && (o = json_loadb(bytes, len, 0, NULL)) != NULL) {
-		read_choice(a, o, r.text, &r.finish);
-		json_decref(o);
-	} else
-		a->error = 1;
-	a->len = evbuffer_get_length(r.text);
-	a->text = take_string(r.text);
-	a->finish_reason = r.finish;
-}
-
-void
-sy_answer_clear(struct sy_answer *a)
-{
-	free((char *)a->text);
-	free((char *)a->finish_reason);
-	memset(a, 0, sizeof *a);
 }

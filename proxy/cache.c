@@ -13,6 +13,7 @@
 
 #include "accesslog.h"
 #include "cache.h"
+#include "canon.h"
 #include "wake.h"
 #include "jscan.h"
 #include "config.h"
@@ -75,7 +76,7 @@ struct sy_cache_ctx {
 	uint64_t poll_until_us;		/* until the lock expires */
 	uint64_t deadline_us;		/* half of the request's deadline: the
 					   longest it polls another instance */
-	struct sy_cache_capture *cap;	/* a streamed miss being captured */
+	struct sy_canon_capture *cap;	/* a streamed miss being captured */
 	struct sy_cache_value *served;	/* the value answered with */
 	sy_cache_answer_fn answer;
 	void *arg;
@@ -404,7 +405,7 @@ serve(struct sy_cache_ctx *ctx, struct sy_cache_value *v,
 {
 	struct evbuffer *out = evbuffer_new();
 
-	if (!fresh(ctx, v) || (ctx->stream ? sy_cache_replay(v, ctx->api,
+	if (!fresh(ctx, v) || (ctx->stream ? sy_canon_replay(v->body, v->len, ctx->api,
 	    ctx->rc->replay_chunk_tokens, ctx->with_usage, out) :
 	    evbuffer_add(out, v->body, v->len)) != 0) {
 		evbuffer_free(out);
@@ -412,7 +413,7 @@ serve(struct sy_cache_ctx *ctx, struct sy_cache_value *v,
 	}
 	ctx->result = result;
 	ctx->served = sy_cache_value_ref(v);
-	sy_cache_capture_free(ctx->cap);
+	sy_canon_capture_free(ctx->cap);
 	ctx->cap = NULL;
 	flight_end(ctx, v);
 	ctx->answer(ctx->arg, out);
@@ -552,7 +553,7 @@ decide(struct sy_cache_ctx *ctx, struct sy_req *req,
 	ctx->may_store = !cc->no_store;
 	ctx->result = SY_CACHE_MISS;
 	if (req->stream && ctx->may_store)
-		ctx->cap = sy_cache_capture_new(req->api);
+		ctx->cap = sy_canon_capture_new(req->api);
 	return 0;
 }
 
@@ -662,11 +663,11 @@ sy_cache_capture(struct sy_cache_ctx *ctx, const struct sy_req *req,
 	if (ctx == NULL || ctx->cap == NULL ||
 	    (len = evbuffer_get_length(events)) == 0)
 		return;
-	sy_cache_capture_feed(ctx->cap,
+	sy_canon_capture_feed(ctx->cap,
 	    (const char *)evbuffer_pullup(events, -1), len);
-	if (!sy_cache_capture_done(ctx->cap))
+	if (!sy_canon_capture_done(ctx->cap))
 		return;
-	if ((answer = sy_cache_capture_answer(ctx->cap, &req->usage,
+	if ((answer = sy_canon_capture_answer(ctx->cap, &req->usage,
 	    &len)) != NULL) {
 		store(ctx, req, answer, len);
 		free(answer);
@@ -675,7 +676,7 @@ sy_cache_capture(struct sy_cache_ctx *ctx, const struct sy_req *req,
 		unlock(ctx);
 		flight_end(ctx, NULL);
 	}
-	sy_cache_capture_free(ctx->cap);
+	sy_canon_capture_free(ctx->cap);
 	ctx->cap = NULL;
 }
 
@@ -702,7 +703,7 @@ sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
 			rec->cache = sy_cache_result_name(SY_CACHE_BYPASS);
 		return;
 	}
-	sy_cache_capture_free(ctx->cap);
+	sy_canon_capture_free(ctx->cap);
 	flight_abandon(ctx);	/* it still leads one: it failed or left */
 	unlock(ctx);
 	if (ctx->poll != NULL)

@@ -101,44 +101,6 @@ void sy_cache_value_encode(const struct sy_cache_value *v,
  */
 struct sy_cache_value *sy_cache_value_decode(const char *buf, size_t len);
 
-/*
- * Appends to out the canonical SSE events of a stream that carries the
- * whole answer v->body for api (chat or completions): content in pieces of
- * chunk_tokens words, the finish reason, a usage chunk when with_usage,
- * then [DONE].  Returns 0, or -1 (out untouched) when the answer cannot be
- * told as such a stream without losing something (several choices, tool
- * calls, logprobs, fields a delta would drop).
- */
-int sy_cache_replay(const struct sy_cache_value *v, int api,
-    unsigned chunk_tokens, int with_usage, struct evbuffer *out);
-
-/*
- * Reassembles a canonical stream (OpenAI SSE chunks) into the whole
- * answer it tells, for storing a streamed miss.
- */
-struct sy_cache_capture;
-
-/* A new capture for api (chat or completions). */
-struct sy_cache_capture *sy_cache_capture_new(int api);
-
-/* Feeds the len event bytes at buf (any split); keeps nothing of buf. */
-void sy_cache_capture_feed(struct sy_cache_capture *cap, const char *buf,
-    size_t len);
-
-/*
- * The whole answer (a new canonical JSON text, malloc'd, *len set) of a
- * stream that ended with [DONE] and told only what a whole answer holds
- * the same way, with usage u (counts < 0 left out); NULL otherwise.
- */
-char *sy_cache_capture_answer(struct sy_cache_capture *cap,
-    const struct sy_usage *u, size_t *len);
-
-/* Whether cap has seen [DONE] or something that makes it useless: feeding more changes nothing. */
-int sy_cache_capture_done(const struct sy_cache_capture *cap);
-
-/* Frees cap (NULL is ignored). */
-void sy_cache_capture_free(struct sy_cache_capture *cap);
-
 /* ==== The memory L1 (proxy/cache_lru.c) ==== */
 
 struct sy_cache_lru;

@@ -9,6 +9,7 @@
 #include "record.h"
 
 struct evbuffer;
+struct sy_answer;
 
 /*
  * Reads the token counts of an answer or a stream chunk into u from the
@@ -84,5 +85,69 @@ void sy_canon_error_event(struct evbuffer *out, const char *error,
 /* Appends a server_error event with code and message, for a stream that fails. */
 void sy_canon_stream_error(struct evbuffer *out, const char *code,
     const char *message);
+
+/* ==== Streams and whole answers (proxy/canon_stream.c) ==== */
+
+/*
+ * Appends the text of a message's content v (a string, or its text parts
+ * joined by newlines) to out.
+ */
+void sy_canon_text(struct evbuffer *out, const json_t *v);
+
+/*
+ * Appends to out the canonical SSE events of a stream that carries the
+ * whole answer body (len bytes of JSON) for api (chat or completions):
+ * content in pieces of chunk_tokens words, the finish reason, a usage
+ * chunk when with_usage, then [DONE].  Returns 0, or -1 (out untouched) when the answer cannot be
+ * told as such a stream without losing something (several choices, tool
+ * calls, logprobs, fields a delta would drop).
+ */
+int sy_canon_replay(const char *body, size_t len, int api,
+    unsigned chunk_tokens, int with_usage, struct evbuffer *out);
+
+/*
+ * Reassembles a canonical stream (OpenAI SSE chunks) into the whole
+ * answer it tells, for storing a streamed miss.
+ */
+struct sy_canon_capture;
+
+/* A new capture for api (chat or completions). */
+struct sy_canon_capture *sy_canon_capture_new(int api);
+
+/* Feeds the len event bytes at buf (any split); keeps nothing of buf. */
+void sy_canon_capture_feed(struct sy_canon_capture *cap, const char *buf,
+    size_t len);
+
+/*
+ * The whole answer (a new canonical JSON text, malloc'd, *len set) of a
+ * stream that ended with [DONE] and told only what a whole answer holds
+ * the same way, with usage u (counts < 0 left out); NULL otherwise.
+ */
+char *sy_canon_capture_answer(struct sy_canon_capture *cap,
+    const struct sy_usage *u, size_t *len);
+
+/*
+ * Whether cap has seen [DONE] or something that makes it useless:
+ * feeding more changes nothing.
+ */
+int sy_canon_capture_done(const struct sy_canon_capture *cap);
+
+/* Frees cap (NULL is ignored). */
+void sy_canon_capture_free(struct sy_canon_capture *cap);
+
+/* ==== First choices, for checks of answers (proxy/canon_stream.c) ==== */
+
+/*
+ * Reads an answer of status from data: a whole canonical (OpenAI) body, or
+ * when stream is set the canonical SSE events of a stream.  Fills a with
+ * the first choice's finish_reason and text (malloc'd;
+ * sy_canon_answer_clear frees them) and whether it is an error (status >= 400, an error member
+ * or event, no finish_reason in a stream).  Leaves data unchanged.
+ */
+void sy_canon_answer_read(struct sy_answer *a, int status,
+    struct evbuffer *data, int stream);
+
+/* Frees what sy_canon_answer_read gave a. */
+void sy_canon_answer_clear(struct sy_answer *a);
 
 #endif

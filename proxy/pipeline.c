@@ -1341,9 +1341,9 @@ maybe_escalate(struct exchange *x, int status, struct evbuffer *data,
 
 	if (next == NULL || x->conn == NULL || sy_now_us() >= x->deadline)
 		return 0;
-	sy_answer_read(&a, status, data, stream);
+	sy_canon_answer_read(&a, status, data, stream);
 	esc = sp->check(req->route->selection_state, req, &a, &reason);
-	sy_answer_clear(&a);
+	sy_canon_answer_clear(&a);
 	if (!esc)
 		return 0;
 	end_try(x);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cache.h"
+#include "canon.h"
 #include "req.h"
 #include "sy_test.h"
 
@@ -410,7 +411,7 @@ SY_TEST(a_chat_answer_replays_as_chunks_with_the_same_content)
 	size_t n, i;
 	char content[256] = "";
 
-	SY_CHECK_INT(sy_cache_replay(v, SY_API_CHAT, 2, 1, out), 0);
+	SY_CHECK_INT(sy_canon_replay(v->body, v->len, SY_API_CHAT, 2, 1, out), 0);
 	n = events_of(out, ev, 32);
 	SY_CHECK(n >= 6);
 	SY_CHECK_STR(json_string_value(json_object_get(json_object_get(
@@ -444,7 +445,7 @@ SY_TEST(a_replay_carries_usage_only_when_asked)
 	struct sy_cache_value *v = value_text(CHAT_ANSWER);
 	struct evbuffer *out = evbuffer_new();
 
-	SY_CHECK_INT(sy_cache_replay(v, SY_API_CHAT, 4, 0, out), 0);
+	SY_CHECK_INT(sy_canon_replay(v->body, v->len, SY_API_CHAT, 4, 0, out), 0);
 	SY_CHECK(evbuffer_search(out, "\"usage\"", 7, NULL).pos == -1);
 	evbuffer_free(out);
 	sy_cache_value_unref(v);
@@ -474,7 +475,7 @@ SY_TEST(answers_a_stream_cannot_tell_alike_are_not_replayed)
 
 	for (i = 0; i < sizeof answers / sizeof answers[0]; i++) {
 		v = value_text(answers[i]);
-		SY_CHECK_INT(sy_cache_replay(v, SY_API_CHAT, 4, 1, out), -1);
+		SY_CHECK_INT(sy_canon_replay(v->body, v->len, SY_API_CHAT, 4, 1, out), -1);
 		sy_cache_value_unref(v);
 	}
 	SY_CHECK_INT(evbuffer_get_length(out), 0);
@@ -486,17 +487,17 @@ static char *
 capture_all(int api, struct evbuffer *out, size_t step,
     const struct sy_usage *u)
 {
-	struct sy_cache_capture *cap = sy_cache_capture_new(api);
+	struct sy_canon_capture *cap = sy_canon_capture_new(api);
 	const char *p = (const char *)evbuffer_pullup(out, -1);
 	size_t len = evbuffer_get_length(out), i, n, alen;
 	char *answer;
 
 	for (i = 0; i < len; i += n) {
 		n = len - i < step ? len - i : step;
-		sy_cache_capture_feed(cap, p + i, n);
+		sy_canon_capture_feed(cap, p + i, n);
 	}
-	answer = sy_cache_capture_answer(cap, u, &alen);
-	sy_cache_capture_free(cap);
+	answer = sy_canon_capture_answer(cap, u, &alen);
+	sy_canon_capture_free(cap);
 	return answer;
 }
 
@@ -508,7 +509,7 @@ SY_TEST(a_replayed_stream_captured_again_is_the_same_answer)
 	json_t *a, *b;
 	char *answer;
 
-	SY_CHECK_INT(sy_cache_replay(v, SY_API_CHAT, 3, 1, out), 0);
+	SY_CHECK_INT(sy_canon_replay(v->body, v->len, SY_API_CHAT, 3, 1, out), 0);
 	answer = capture_all(SY_API_CHAT, out, 7, &none);
 	SY_CHECK(answer != NULL);
 	a = json_loads(CHAT_ANSWER, 0, NULL);
@@ -557,19 +558,19 @@ SY_TEST(a_capture_is_done_at_done_or_at_what_spoils_it)
 	static const char chunk[] = "data: {\"id\":\"c\",\"choices\":[{\"index\":"
 	    "0,\"delta\":{\"role\":\"assistant\",\"content\":\"a\"},"
 	    "\"finish_reason\":\"stop\"}]}\n\n";
-	struct sy_cache_capture *cap = sy_cache_capture_new(SY_API_CHAT);
+	struct sy_canon_capture *cap = sy_canon_capture_new(SY_API_CHAT);
 
-	sy_cache_capture_feed(cap, chunk, sizeof chunk - 1);
-	SY_CHECK(!sy_cache_capture_done(cap));
-	sy_cache_capture_feed(cap, "data: [DO", 9);
-	SY_CHECK(!sy_cache_capture_done(cap));
-	sy_cache_capture_feed(cap, "NE]\n\n", 5);
-	SY_CHECK(sy_cache_capture_done(cap));
-	sy_cache_capture_free(cap);
-	cap = sy_cache_capture_new(SY_API_CHAT);
-	sy_cache_capture_feed(cap, "data: {\"error\":{}}\n\n", 21);
-	SY_CHECK(sy_cache_capture_done(cap));
-	sy_cache_capture_free(cap);
+	sy_canon_capture_feed(cap, chunk, sizeof chunk - 1);
+	SY_CHECK(!sy_canon_capture_done(cap));
+	sy_canon_capture_feed(cap, "data: [DO", 9);
+	SY_CHECK(!sy_canon_capture_done(cap));
+	sy_canon_capture_feed(cap, "NE]\n\n", 5);
+	SY_CHECK(sy_canon_capture_done(cap));
+	sy_canon_capture_free(cap);
+	cap = sy_canon_capture_new(SY_API_CHAT);
+	sy_canon_capture_feed(cap, "data: {\"error\":{}}\n\n", 21);
+	SY_CHECK(sy_canon_capture_done(cap));
+	sy_canon_capture_free(cap);
 }
 
 SY_TEST(streams_that_cannot_be_stored_give_no_answer)

@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 
+#include "canon.h"
 #include "config.h"
 #include "http1.h"
 #include "policy.h"
@@ -244,9 +245,9 @@ verdict(struct sy_config *cfg, const char *text, int status,
 
 	req->route = r;
 	evbuffer_add(data, answer, strlen(answer));
-	sy_answer_read(&a, status, data, stream);
+	sy_canon_answer_read(&a, status, data, stream);
 	esc = r->selection->check(r->selection_state, req, &a, &why);
-	sy_answer_clear(&a);
+	sy_canon_answer_clear(&a);
 	evbuffer_free(data);
 	return esc ? why : "kept";
 }
