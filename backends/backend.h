@@ -13,6 +13,7 @@ struct sy_req;
 struct sy_endpoint;
 struct sy_sse_event;
 struct sy_framing;
+struct sy_conf_table;
 
 /* What an adapter makes of one stream event. */
 enum sy_stream_verdict {
@@ -86,6 +87,12 @@ struct sy_backend_kind {
 	 * it), or NULL when the protocol has none.
 	 */
 	const char *models_path;
+	/*
+	 * The kind's own keys on a backend object, beside the common ones
+	 * (path "backends[]", owner: the kind's name), read into a struct of
+	 * params->size bytes at ep->params; NULL when it takes none.
+	 */
+	const struct sy_conf_table *params;
 };
 
 /*
@@ -93,6 +100,14 @@ struct sy_backend_kind {
  * ("" otherwise); returns the bytes written, or -1 when it does not fit.
  */
 int sy_backend_bearer(const struct sy_endpoint *ep, char *buf, size_t len);
+
+/*
+ * Writes "<name><key>\r\n" into buf when ep has an API key ("" otherwise),
+ * name being the header's name and what precedes the key ("api-key: ");
+ * returns the bytes written, or -1 when it does not fit.
+ */
+int sy_backend_key_header(const struct sy_endpoint *ep, const char *name,
+    char *buf, size_t len);
 
 /* Writes the credential header lines of kind for ep into buf (see credentials). */
 int sy_backend_credentials(const struct sy_backend_kind *kind,
@@ -103,6 +118,9 @@ const struct sy_backend_kind *sy_backend_kind_find(const char *name);
 
 /* Writes the known kind names, comma separated, into buf. */
 void sy_backend_kind_names(char *buf, size_t len);
+
+/* Writes the params tables of the kinds that have one into out (at most max); how many. */
+size_t sy_backend_kind_params(const struct sy_conf_table **out, size_t max);
 
 /* ==== Shared by the OpenAI-shaped kinds (openai, azure) ==== */
 

@@ -34,8 +34,23 @@ sy_backend_kind_names(char *buf, size_t len)
 	sy_registry_names(kinds, buf, len);
 }
 
+size_t
+sy_backend_kind_params(const struct sy_conf_table **out, size_t max)
+{
+	const struct sy_backend_kind *kind;
+	size_t i, n = 0;
+
+	for (i = 0; kinds[i] != NULL && n < max; i++) {
+		kind = kinds[i];
+		if (kind->params != NULL)
+			out[n++] = kind->params;
+	}
+	return n;
+}
+
 int
-sy_backend_bearer(const struct sy_endpoint *ep, char *buf, size_t len)
+sy_backend_key_header(const struct sy_endpoint *ep, const char *name,
+    char *buf, size_t len)
 {
 	int n;
 
@@ -44,12 +59,18 @@ sy_backend_bearer(const struct sy_endpoint *ep, char *buf, size_t len)
 	buf[0] = '\0';
 	if (ep->api_key == NULL)
 		return 0;
-	n = snprintf(buf, len, "Authorization: Bearer %s\r\n", ep->api_key);
+	n = snprintf(buf, len, "%s%s\r\n", name, ep->api_key);
 	if (n < 0 || (size_t)n >= len) {
 		buf[0] = '\0';
 		return -1;
 	}
 	return n;
+}
+
+int
+sy_backend_bearer(const struct sy_endpoint *ep, char *buf, size_t len)
+{
+	return sy_backend_key_header(ep, "Authorization: Bearer ", buf, len);
 }
 
 int

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "endstats.h"
 #include "policy.h"
 #include "util.h"
 
@@ -13,17 +14,32 @@ static const char *const p2c_params[] = {
 	"decay_ms", "failure_penalty_ms", NULL
 };
 
+/*
+ * What p2c_ewma learns of an endpoint, in its stats (kept across
+ * reloads): the peak-EWMA of the upstream latency in µs (the bits of a
+ * double, 0: no sample yet) and the time of its last update.
+ */
+struct p2c_learn {
+	atomic_ullong ewma_bits;
+	atomic_ullong at_us;		/* monotonic µs */
+};
+
 struct p2c_state {
 	double tau_us;			/* decay time constant */
 	double penalty_us;		/* latency a failure counts as */
 	struct sy_wdraw draw;
+	const struct sy_pool *pool;
+	struct p2c_learn **learn;	/* of pool->endpoints[i] */
 };
+
+extern const struct sy_route_policy sy_route_p2c_ewma;
 
 static void *
 p2c_create(const json_t *params, const struct sy_pool *pool, char **err)
 {
 	struct p2c_state *st;
 	long long decay_ms, penalty_ms;
+	size_t i;
 
 	if (sy_params_check(params, "p2c_ewma", p2c_params, err) == -1 ||
 	    sy_param_int(params, "p2c_ewma", "decay_ms", 10000, 1, 86400000,
@@ -35,11 +51,40 @@ p2c_create(const json_t *params, const struct sy_pool *pool, char **err)
 		return sy_policy_fail(err, "out of memory");
 	st->tau_us = (double)decay_ms * 1000;
 	st->penalty_us = (double)penalty_ms * 1000;
+	st->pool = pool;
+	if ((st->learn = calloc(pool->nendpoints ? pool->nendpoints : 1,
+	    sizeof *st->learn)) == NULL) {
+		free(st);
+		return sy_policy_fail(err, "out of memory");
+	}
+	for (i = 0; i < pool->nendpoints; i++) {
+		st->learn[i] = sy_endstats_slot(pool->endpoints[i]->stats,
+		    &sy_route_p2c_ewma, sizeof *st->learn[i]);
+		if (st->learn[i] == NULL) {
+			free(st->learn);
+			free(st);
+			return sy_policy_fail(err, "p2c_ewma: no room for its "
+			    "state in the stats of endpoint %s",
+			    pool->endpoints[i]->name);
+		}
+	}
 	if (sy_wdraw_init(&st->draw, pool, err) == -1) {
+		free(st->learn);
 		free(st);
 		return NULL;
 	}
 	return st;
+}
+
+/* What st learned of ep, an endpoint of its pool. */
+static struct p2c_learn *
+p2c_learned(const struct p2c_state *st, const struct sy_endpoint *ep)
+{
+	size_t i;
+
+	for (i = 0; st->pool->endpoints[i] != ep; i++)
+		;
+	return st->learn[i];
 }
 
 /* The bits of a double, and back: how the EWMA lives in an atomic integer. */
@@ -71,10 +116,10 @@ static double
 p2c_ewma_now(const struct p2c_state *st, const struct sy_endpoint *ep,
     uint64_t now)
 {
-	uint64_t bits = atomic_load_explicit(&ep->stats->ewma_bits,
+	struct p2c_learn *l = p2c_learned(st, ep);
+	uint64_t bits = atomic_load_explicit(&l->ewma_bits,
 	    memory_order_relaxed);
-	uint64_t at = atomic_load_explicit(&ep->stats->ewma_at_us,
-	    memory_order_relaxed);
+	uint64_t at = atomic_load_explicit(&l->at_us, memory_order_relaxed);
 
 	if (bits == 0)
 		return 0;
@@ -146,7 +191,7 @@ p2c_observe(void *state, struct sy_endpoint *ep,
     const struct sy_outcome *outcome)
 {
 	struct p2c_state *st = state;
-	struct sy_endpoint_stats *stats = ep->stats;
+	struct p2c_learn *l = p2c_learned(st, ep);
 	uint64_t now = sy_now_us(), old, at;
 	double sample = (double)outcome->latency_us, avg, w, next;
 
@@ -155,10 +200,9 @@ p2c_observe(void *state, struct sy_endpoint *ep,
 		sample = st->penalty_us;
 	if (sample < 1)
 		sample = 1;		/* 0 means "no sample" */
-	old = atomic_load_explicit(&stats->ewma_bits, memory_order_relaxed);
+	old = atomic_load_explicit(&l->ewma_bits, memory_order_relaxed);
 	do {
-		at = atomic_load_explicit(&stats->ewma_at_us,
-		    memory_order_relaxed);
+		at = atomic_load_explicit(&l->at_us, memory_order_relaxed);
 		avg = bits_double(old);
 		if (old == 0 || sample > avg)
 			next = sample;
@@ -166,10 +210,10 @@ p2c_observe(void *state, struct sy_endpoint *ep,
 			w = now > at ? exp(-(double)(now - at) / st->tau_us) : 1;
 			next = avg * w + sample * (1 - w);
 		}
-	} while (!atomic_compare_exchange_weak_explicit(&stats->ewma_bits,
+	} while (!atomic_compare_exchange_weak_explicit(&l->ewma_bits,
 	    &old, double_bits(next), memory_order_relaxed,
 	    memory_order_relaxed));
-	atomic_store_explicit(&stats->ewma_at_us, now, memory_order_relaxed);
+	atomic_store_explicit(&l->at_us, now, memory_order_relaxed);
 }
 
 static void
@@ -178,6 +222,7 @@ p2c_destroy(void *state)
 	struct p2c_state *st = state;
 
 	sy_wdraw_free(&st->draw);
+	free(st->learn);
 	free(st);
 }
 

@@ -1,5 +1,6 @@
 /* The access log: one JSON line per finished request, formatted by hand in a per-thread buffer, written with one write(2). */
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "accesslog.h"
+#include "confrow.h"
 #include "config.h"
 #include "util.h"
 
@@ -422,3 +424,36 @@ sy_cost_usd(const struct sy_price *price, const struct sy_usage *u)
 	    (double)cached * price->cached_input +
 	    (double)completion * price->output) / 1e6;
 }
+
+/* ==== Config ==== */
+
+/* Cached prompt tokens cost what others do unless priced. */
+static void
+price_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	struct sy_price *pr = base;
+
+	if (json_object_get(obj, "cached_input") == NULL)
+		pr->cached_input = pr->input;
+}
+
+#define PRICE(key, req, text) {						\
+	.name = #key, .type = SY_CONF_NUMBER,				\
+	.offset = offsetof(struct sy_price, key), .required = (req),	\
+	.lo = 0, .hi = DBL_MAX, .doc = (text) }
+
+static const struct sy_conf_row price_rows[] = {
+	PRICE(input, 1, "USD per 1M prompt tokens"),
+	PRICE(output, 1, "USD per 1M completion tokens"),
+	PRICE(cached_input, 0, "USD per 1M cached prompt tokens; "
+	    "default: input"),
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_price_table = {
+	.path = "prices.*",
+	.rows = price_rows,
+	.size = sizeof(struct sy_price),
+	.check = price_check
+};

@@ -2,6 +2,7 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,8 +17,10 @@
 #include "canon.h"
 #include "batch.h"
 #include "wake.h"
+#include "confrow.h"
 #include "config.h"
 #include "http1.h"
+#include "policy.h"
 #include "server.h"
 #include "util.h"
 
@@ -1037,3 +1040,54 @@ sy_batch_answer(struct sy_batch *bt, struct sy_batch_port *port, int status,
 	free(bt);
 	send_taken(port, &t);
 }
+
+/* ==== Config ==== */
+
+/* The batching policy of a route's batch object (v at path; NULL: the default). */
+static int
+batch_policy(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	struct sy_batching *b = base;
+	const char *name;
+	char names[256];
+
+	if (sy_conf_policy(c, row, v, path, &name, &b->params) == -1)
+		return -1;
+	if ((b->policy = sy_batch_policy_find(name)) == NULL) {
+		sy_batch_policy_names(names, sizeof names);
+		sy_conf_unknown_policy(c, v, path, "batching policy", name,
+		    names);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct sy_conf_row batch_rows[] = {
+	{ .name = "policy", .type = SY_CONF_CUSTOM, .always = 1,
+	  .def.s = "window", .parse = batch_policy,
+	  .doc = "batching policy: a name or {\"name\", parameters}" },
+	{ .name = "max_batch_size", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_batching, max_batch_size),
+	  .def.u = 32, .min = 1, .max = 2048,
+	  .doc = "most inputs in one batch" },
+	{ .name = "max_batch_tokens", .type = SY_CONF_UINT64,
+	  .offset = offsetof(struct sy_batching, max_batch_tokens),
+	  .max = 1000000000,
+	  .doc = "most estimated tokens in one batch; 0: no limit" },
+	{ .name = "max_wait_us", .type = SY_CONF_UINT64,
+	  .offset = offsetof(struct sy_batching, max_wait_us),
+	  .def.u = 2000, .max = 60000000,
+	  .doc = "longest wait of a batch's first input" },
+	{ .name = "max_queue", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_batching, max_queue),
+	  .def.u = 1024, .min = 1, .max = 100000,
+	  .doc = "requests waiting in the batcher, all workers" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_batch_table = {
+	.path = "routes[].batch",
+	.rows = batch_rows,
+	.size = sizeof(struct sy_batching)
+};

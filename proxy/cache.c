@@ -2,6 +2,7 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "canon.h"
 #include "wake.h"
 #include "jscan.h"
+#include "confrow.h"
 #include "config.h"
 #include "http1.h"
 #include "req.h"
@@ -32,8 +34,7 @@ struct flight {
 };
 
 struct sy_cache {
-	struct sy_cache_settings s;	/* strings borrowed from strs below */
-	char *strs[4];			/* copies of the settings' strings */
+	struct sy_cache_settings s;	/* a copy of the startup config's */
 	struct sy_cache_lru *l1;	/* NULL without an L1 */
 	pthread_mutex_t lock;		/* flights and every worker's mailbox */
 	struct flight *flights[FLIGHT_SLOTS];
@@ -104,23 +105,13 @@ now_ms(void)
 
 /* ==== Process and workers ==== */
 
-/* A copy of s kept in c (NULL stays NULL). */
-static char *
-keep(struct sy_cache *c, size_t i, const char *s)
-{
-	return c->strs[i] = s != NULL ? sy_xstrdup(s) : NULL;
-}
-
 struct sy_cache *
 sy_cache_new(const struct sy_cache_settings *s)
 {
 	struct sy_cache *c = sy_xcalloc(1, sizeof *c);
 
-	c->s = *s;
-	c->s.redis_host = keep(c, 0, s->redis_host);
-	c->s.redis_unix = keep(c, 1, s->redis_unix);
-	c->s.redis_password = keep(c, 2, s->redis_password);
-	c->s.key_prefix = keep(c, 3, s->key_prefix);
+	sy_conf_copy(&sy_cache_table, &c->s, s);
+	c->s.redis = s->redis;
 	if (s->l1_max_bytes > 0)
 		c->l1 = sy_cache_lru_new(s->l1_max_bytes);
 	pthread_mutex_init(&c->lock, NULL);
@@ -131,40 +122,20 @@ sy_cache_new(const struct sy_cache_settings *s)
 void
 sy_cache_free(struct sy_cache *c)
 {
-	size_t i;
-
 	if (c == NULL)
 		return;
 	atomic_store(&process_cache, NULL);
 	sy_cache_lru_free(c->l1);
-	for (i = 0; i < sizeof c->strs / sizeof c->strs[0]; i++)
-		free(c->strs[i]);
+	sy_conf_free(&sy_cache_table, &c->s);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
-}
-
-/* Whether two strings, either maybe NULL, differ. */
-static int
-str_differ(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
 int
 sy_cache_settings_differ(const struct sy_cache_settings *a,
     const struct sy_cache_settings *b)
 {
-	return a->l1_max_bytes != b->l1_max_bytes ||
-	    a->coalesce != b->coalesce || a->redis != b->redis ||
-	    str_differ(a->redis_host, b->redis_host) ||
-	    a->redis_port != b->redis_port ||
-	    str_differ(a->redis_unix, b->redis_unix) ||
-	    a->redis_db != b->redis_db ||
-	    str_differ(a->redis_password, b->redis_password) ||
-	    str_differ(a->key_prefix, b->key_prefix) ||
-	    a->connect_timeout_ms != b->connect_timeout_ms ||
-	    a->command_timeout_ms != b->command_timeout_ms ||
-	    a->lock_ms != b->lock_ms;
+	return a->redis != b->redis || sy_conf_differ(&sy_cache_table, a, b);
 }
 
 static void deliver(struct sy_cache_ctx *ctx, struct sy_cache_value *v);
@@ -773,3 +744,69 @@ sy_cache_prometheus(struct evbuffer *out)
 		    fams[i].name, fams[i].help, fams[i].name, fams[i].type,
 		    fams[i].name, (unsigned long long)v[i]);
 }
+
+/* ==== Config ==== */
+
+/* A route's cache is off unless its object is given. */
+static void
+route_cache_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	struct sy_route_cache *rc = base;
+
+	if (obj == NULL)
+		rc->enabled = 0;
+}
+
+static const struct sy_conf_row route_cache_rows[] = {
+	{ .name = "enabled", .type = SY_CONF_BOOL,
+	  .offset = offsetof(struct sy_route_cache, enabled), .def.u = 1,
+	  .doc = "false keeps the object but turns the cache off" },
+	{ .name = "ttl_s", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_route_cache, ttl_s), .def.u = 3600,
+	  .min = 1, .max = 31536000, .doc = "time to live of an entry" },
+	{ .name = "max_entry_bytes", .type = SY_CONF_SIZE,
+	  .offset = offsetof(struct sy_route_cache, max_entry_bytes),
+	  .def.u = 1048576, .min = 1, .max = 67108864,
+	  .doc = "largest answer stored" },
+	{ .name = "deterministic_only", .type = SY_CONF_BOOL,
+	  .offset = offsetof(struct sy_route_cache, deterministic_only),
+	  .def.u = 1, .doc = "only requests that ask for one answer" },
+	{ .name = "replay_chunk_tokens", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_route_cache, replay_chunk_tokens),
+	  .def.u = 4, .min = 1, .max = 4096,
+	  .doc = "words per chunk of a replayed stream" },
+	{ .name = "replay_interval_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_route_cache, replay_interval_ms),
+	  .max = 10000, .doc = "time between replayed chunks" },
+	{ .name = "namespace", .type = SY_CONF_STRING,
+	  .offset = offsetof(struct sy_route_cache, namespace),
+	  .doc = "key space of the entries; default: the route's name" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_route_cache_table = {
+	.path = "routes[].cache",
+	.rows = route_cache_rows,
+	.size = sizeof(struct sy_route_cache),
+	.check = route_cache_check
+};
+
+static const struct sy_conf_row cache_rows[] = {
+	{ .name = "l1_max_bytes", .type = SY_CONF_SIZE,
+	  .offset = offsetof(struct sy_cache_settings, l1_max_bytes),
+	  .def.u = 64 * 1024 * 1024, .max = (long long)1 << 40,
+	  .doc = "bytes of the memory L1; 0: no L1" },
+	{ .name = "coalesce", .type = SY_CONF_BOOL,
+	  .offset = offsetof(struct sy_cache_settings, coalesce), .def.u = 1,
+	  .doc = "identical requests in flight wait for the first" },
+	{ .name = "redis", .type = SY_CONF_OBJECT, .table = &sy_redis_table,
+	  .doc = "the L2 shared by gateway instances; absent: none" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_cache_table = {
+	.path = "cache",
+	.rows = cache_rows,
+	.size = sizeof(struct sy_cache_settings)
+};

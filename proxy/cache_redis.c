@@ -1,5 +1,6 @@
 /* The prompt cache's L2: one hiredis async connection per worker on its event base, with connect and command timeouts, reconnection with backoff, and failing open. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include "cache.h"
+#include "confrow.h"
 #include "config.h"
 #include "util.h"
 
@@ -428,3 +430,63 @@ sy_cache_redis_set(struct sy_cache_redis *r,
 		count(&r->stats->errors);
 	evbuffer_free(b);
 }
+
+/* ==== Config ==== */
+
+/*
+ * Redis is on when the object is given: at host and port, or at a unix
+ * socket (not both), 127.0.0.1 when neither is given.
+ */
+static void
+redis_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	struct sy_cache_settings *s = base;
+	char p[SY_CONF_PATHLEN];
+
+	if ((s->redis = obj != NULL) == 0)
+		return;
+	if (s->redis_unix != NULL && (s->redis_host != NULL ||
+	    json_object_get(obj, "port") != NULL))
+		sy_conf_fail(c, sy_conf_path_key(p, path, "unix"), "give "
+		    "either a unix socket or host and port");
+	if (s->redis_host == NULL && s->redis_unix == NULL)
+		s->redis_host = sy_xstrdup("127.0.0.1");
+}
+
+#define REDIS_AT(field) offsetof(struct sy_cache_settings, field)
+
+/* Its fields are the cache store's own (struct sy_cache_settings). */
+static const struct sy_conf_row redis_rows[] = {
+	{ .name = "host", .type = SY_CONF_STRING, .offset = REDIS_AT(redis_host),
+	  .doc = "Redis host; default 127.0.0.1" },
+	{ .name = "port", .type = SY_CONF_INT, .offset = REDIS_AT(redis_port),
+	  .def.u = 6379, .min = 1, .max = 65535, .doc = "Redis port" },
+	{ .name = "unix", .type = SY_CONF_STRING,
+	  .offset = REDIS_AT(redis_unix),
+	  .doc = "a unix socket instead of host and port" },
+	{ .name = "db", .type = SY_CONF_UINT, .offset = REDIS_AT(redis_db),
+	  .max = 65535, .doc = "database number (SELECT)" },
+	{ .name = "password_env", .type = SY_CONF_SECRET,
+	  .offset = REDIS_AT(redis_password), .what = "a password",
+	  .doc = "environment variable holding the password (AUTH)" },
+	{ .name = "key_prefix", .type = SY_CONF_STRING,
+	  .offset = REDIS_AT(key_prefix), .def.s = "sy:cache:", .max = 256,
+	  .doc = "prefix of every key" },
+	{ .name = "connect_timeout_ms", .type = SY_CONF_MS,
+	  .offset = REDIS_AT(connect_timeout_ms), .def.u = 200, .min = 1,
+	  .max = 60000, .doc = "longest connect" },
+	{ .name = "command_timeout_ms", .type = SY_CONF_MS,
+	  .offset = REDIS_AT(command_timeout_ms), .def.u = 50, .min = 1,
+	  .max = 60000, .doc = "longest wait for a lookup's reply" },
+	{ .name = "lock_ms", .type = SY_CONF_MS, .offset = REDIS_AT(lock_ms),
+	  .max = 600000, .doc = "coalescing across instances; 0: off" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_redis_table = {
+	.path = "cache.redis",
+	.rows = redis_rows,
+	.size = sizeof(struct sy_cache_settings),
+	.check = redis_check
+};

@@ -1,10 +1,10 @@
-/* Configuration: parses and validates the JSON config file into reference-counted snapshots. */
+/* Configuration: loads the JSON config file into reference-counted snapshots, reading each object against the row tables of the modules that own its keys. */
 #include <sys/types.h>
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <float.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,87 +14,21 @@
 
 #include "backend.h"
 #include "batch.h"
+#include "confrow.h"
 #include "config.h"
+#include "endstats.h"
 #include "policy.h"
 #include "req.h"
 #include "util.h"
 
-#define PATHLEN		512		/* longest JSON path kept whole */
+#define PATHLEN		SY_CONF_PATHLEN
 #define DAY_MS		86400000	/* largest timeout */
 #define ALLOWED_MAX	1000000		/* largest weight and max_concurrency */
 #define MAX_FALLBACKS	8		/* fallbacks of one route */
-#define MAX_QUEUE	100000		/* longest queue, per worker and pool */
-#define MAX_BATCH	2048		/* most inputs in one batch */
-#define MAX_BATCH_WAIT	60000000	/* longest batch wait, µs */
+#define MAX_PLUGINS	16		/* plug-in tables beside one object */
 
-static const char *const root_keys[] = {
-	"listen", "admin", "workers", "access_log", "access_log_flush_ms",
-	"timeouts", "limits",
-	"backends", "routes", "prices", "models", "cache", NULL
-};
-static const char *const timeout_keys[] = {
-	"connect_ms", "first_byte_ms", "idle_ms", "total_ms", "drain_ms",
-	"client_header_ms", "client_body_ms", "keepalive_ms", NULL
-};
-static const char *const limit_keys[] = {
-	"max_body_bytes", "max_json_depth", "max_connections", NULL
-};
-static const char *const backend_keys[] = {
-	"name", "url", "kind", "models", "weight", "max_concurrency",
-	"api_key_env", "api_version", "tls", "health", "metrics", NULL
-};
-static const char *const tls_keys[] = { "ca_file", "verify", NULL };
-static const char *const health_keys[] = {
-	"path", "interval_ms", "timeout_ms", "healthy", "unhealthy", NULL
-};
-static const char *const scrape_keys[] = {
-	"path", "interval_ms", "timeout_ms", NULL
-};
-static const char *const route_keys[] = {
-	"name", "models", "aliases", "backends", "policy", "selection",
-	"retries", "ejection", "queue", "fallbacks", "deadline_ms", "batch",
-	"cache", NULL
-};
-static const char *const retry_keys[] = {
-	"max", "budget", "min_per_s", "backoff_ms", "max_backoff_ms", "on",
-	NULL
-};
-static const char *const ejection_keys[] = {
-	"consecutive_failures", "error_rate", "min_requests", "window_ms",
-	"cooldown_ms", "max_cooldown_ms", "min_available", NULL
-};
-static const char *const queue_keys[] = { "max", "timeout_ms", NULL };
-static const char *const batch_keys[] = {
-	"policy", "max_batch_size", "max_batch_tokens", "max_wait_us",
-	"max_queue", NULL
-};
-static const char *const cache_keys[] = {
-	"l1_max_bytes", "coalesce", "redis", NULL
-};
-static const char *const redis_keys[] = {
-	"host", "port", "unix", "db", "password_env", "key_prefix",
-	"connect_timeout_ms", "command_timeout_ms", "lock_ms", NULL
-};
-static const char *const route_cache_keys[] = {
-	"enabled", "ttl_s", "max_entry_bytes", "deterministic_only",
-	"replay_chunk_tokens", "replay_interval_ms", "namespace", NULL
-};
-
-/* The conditions a route may retry on, in the order messages list them. */
-static const struct {
-	const char *name;
-	unsigned bit;
-} retry_conds[] = {
-	{ "connect", SY_RETRY_ON_CONNECT },
-	{ "5xx", SY_RETRY_ON_5XX },
-	{ "429", SY_RETRY_ON_429 },
-	{ "timeout", SY_RETRY_ON_TIMEOUT }
-};
-#define NRETRY_CONDS	(sizeof retry_conds / sizeof retry_conds[0])
-static const char *const price_keys[] = {
-	"input", "output", "cached_input", NULL
-};
-static const char *const model_keys[] = { "context_length", NULL };
+/* The place of a field of struct type in its table's struct. */
+#define AT(type, field)	offsetof(struct type, field)
 
 /* Where a JSON path starts in the text: its key, or its array element. */
 struct pos {
@@ -107,11 +41,12 @@ struct cfg_error {
 	int line;
 	int col;
 	size_t seq;
+	char *path;			/* the JSON path it is about */
 	char *text;			/* the whole line of *err */
 };
 
 /* One load: what it reads, and the errors it found so far. */
-struct ctx {
+struct sy_conf {
 	const char *name;		/* file name; NULL for --upstream */
 	const json_t *root;
 	const char *text;		/* comment-free text, for positions */
@@ -123,6 +58,8 @@ struct ctx {
 	struct cfg_error *errs;
 	size_t nerrs;
 	size_t caperrs;
+	struct sy_config *cfg;		/* the snapshot being built */
+	const json_t *obj;		/* the object whose row is being read */
 	json_t *served;			/* served model → route index */
 	json_t *aliased;		/* alias → route index */
 	int wildcard;			/* a route is a wildcard */
@@ -130,7 +67,7 @@ struct ctx {
 
 /* Walks the JSON text, recording where each path starts. */
 struct scan {
-	struct ctx *c;
+	struct sy_conf *c;
 	const char *p;
 	const char *end;
 	int line;
@@ -138,9 +75,9 @@ struct scan {
 	char path[PATHLEN];
 };
 
-static char *xasprintf(const char *, ...) __attribute__((format(printf, 1, 2)));
-static void fail(struct ctx *, const char *, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
+#define fail sy_conf_fail
+
+static const struct sy_conf_table root_table;
 
 /* ==== Small helpers ==== */
 
@@ -151,20 +88,6 @@ xreallocarray(void *p, size_t n, size_t size)
 	if ((p = reallocarray(p, n ? n : 1, size)) == NULL)
 		abort();
 	return p;
-}
-
-/* asprintf that aborts on failure; returns the new string. */
-static char *
-xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		abort();
-	va_end(ap);
-	return s;
 }
 
 /* Whether s is a valid backend or route name: [A-Za-z0-9_.-]+. */
@@ -190,9 +113,8 @@ route_label(const struct sy_route *r)
 	return r->name != NULL ? r->name : "(unnamed)";
 }
 
-/* "a string", "an object", ... for messages. */
-static const char *
-type_name(const json_t *v)
+const char *
+sy_conf_type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -213,81 +135,20 @@ type_name(const json_t *v)
 	}
 	return "null";
 }
+#define type_name sy_conf_type_name
 
-/* ==== Endpoint statistics, shared across snapshots by name ==== */
-
-static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sy_endpoint_stats **stats_table;
-static size_t stats_n;
-static size_t stats_cap;
-
-/* The stats of the endpoint called name, with one more reference. */
-static struct sy_endpoint_stats *
-stats_acquire(const char *name)
+/* asprintf that aborts on failure; returns the new string. */
+static char *
+xasprintf(const char *fmt, ...)
 {
-	struct sy_endpoint_stats *st;
-	size_t i;
+	va_list ap;
+	char *s;
 
-	pthread_mutex_lock(&stats_lock);
-	for (i = 0; i < stats_n; i++) {
-		st = stats_table[i];
-		if (strcmp(st->name, name) == 0) {
-			atomic_fetch_add(&st->refs, 1);
-			pthread_mutex_unlock(&stats_lock);
-			return st;
-		}
-	}
-	st = sy_xcalloc(1, sizeof *st);
-	st->name = sy_xstrdup(name);
-	atomic_init(&st->refs, 1);
-	atomic_init(&st->in_flight, 0);
-	atomic_init(&st->ewma_bits, 0);
-	atomic_init(&st->ewma_at_us, 0);
-	atomic_init(&st->scraped_running, -1);
-	atomic_init(&st->scraped_waiting, -1);
-	atomic_init(&st->scraped_kv_permille, -1);
-	atomic_init(&st->scraped_at_us, 0);
-	atomic_init(&st->unhealthy, 0);
-	atomic_init(&st->ejected_until_us, 0);
-	atomic_init(&st->consecutive_failures, 0);
-	atomic_init(&st->ejections, 0);
-	atomic_init(&st->limited_until_us, 0);
-	atomic_init(&st->window_start_us, 0);
-	atomic_init(&st->window_requests, 0);
-	atomic_init(&st->window_failures, 0);
-	if (stats_n == stats_cap) {
-		stats_cap = stats_cap ? stats_cap * 2 : 16;
-		stats_table = xreallocarray(stats_table, stats_cap,
-		    sizeof *stats_table);
-	}
-	stats_table[stats_n++] = st;
-	pthread_mutex_unlock(&stats_lock);
-	return st;
-}
-
-/* Drops a reference to st, freeing it when no snapshot uses it. */
-static void
-stats_release(struct sy_endpoint_stats *st)
-{
-	size_t i;
-
-	pthread_mutex_lock(&stats_lock);
-	if (atomic_fetch_sub(&st->refs, 1) == 1) {
-		for (i = 0; i < stats_n; i++) {
-			if (stats_table[i] == st) {
-				stats_table[i] = stats_table[--stats_n];
-				break;
-			}
-		}
-		if (stats_n == 0) {
-			free(stats_table);
-			stats_table = NULL;
-			stats_cap = 0;
-		}
-		free(st->name);
-		free(st);
-	}
-	pthread_mutex_unlock(&stats_lock);
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	return s;
 }
 
 /* ==== JSON paths and where they are in the text ==== */
@@ -343,23 +204,24 @@ path_add_index(char *path, size_t i)
 	snprintf(path + n, PATHLEN - n, "[%zu]", i);
 }
 
-/* Writes parent + member key into buf (PATHLEN bytes); returns buf. */
-static char *
-path_key(char *buf, const char *parent, const char *key)
+char *
+sy_conf_path_key(char *buf, const char *parent, const char *key)
 {
 	snprintf(buf, PATHLEN, "%s", parent);
 	path_add_key(buf, key);
 	return buf;
 }
 
-/* Writes parent + [i] into buf (PATHLEN bytes); returns buf. */
-static char *
-path_index(char *buf, const char *parent, size_t i)
+char *
+sy_conf_path_index(char *buf, const char *parent, size_t i)
 {
 	snprintf(buf, PATHLEN, "%s", parent);
 	path_add_index(buf, i);
 	return buf;
 }
+
+#define path_key sy_conf_path_key
+#define path_index sy_conf_path_index
 
 /*
  * Copies text (len bytes) with each // or # comment outside strings replaced
@@ -420,7 +282,7 @@ scan_ws(struct scan *s)
 static void
 scan_record(struct scan *s, int line, int col)
 {
-	struct ctx *c = s->c;
+	struct sy_conf *c = s->c;
 
 	if (c->npos == c->cappos) {
 		c->cappos = c->cappos ? c->cappos * 2 : 64;
@@ -556,7 +418,7 @@ scan_value(struct scan *s)
 
 /* Builds the position index of c's text (which jansson accepted). */
 static void
-index_text(struct ctx *c)
+index_text(struct sy_conf *c)
 {
 	struct scan s;
 
@@ -576,7 +438,7 @@ index_text(struct ctx *c)
  * recorded ancestor (a missing key is reported at its parent).
  */
 static void
-find_pos(struct ctx *c, const char *path, int *line, int *col)
+find_pos(struct sy_conf *c, const char *path, int *line, int *col)
 {
 	size_t i, l, best = 0;
 	int found = 0;
@@ -603,9 +465,9 @@ find_pos(struct ctx *c, const char *path, int *line, int *col)
 
 /* ==== Errors ==== */
 
-/* Adds an error line (text, taken) found at line:col. */
+/* Adds an error line (text, taken) about path, found at line:col. */
 static void
-add_error(struct ctx *c, int line, int col, char *text)
+add_error(struct sy_conf *c, const char *path, int line, int col, char *text)
 {
 	if (c->nerrs == c->caperrs) {
 		c->caperrs = c->caperrs ? c->caperrs * 2 : 8;
@@ -614,22 +476,22 @@ add_error(struct ctx *c, int line, int col, char *text)
 	c->errs[c->nerrs].line = line;
 	c->errs[c->nerrs].col = col;
 	c->errs[c->nerrs].seq = c->nerrs;
+	c->errs[c->nerrs].path = sy_xstrdup(path);
 	c->errs[c->nerrs].text = text;
 	c->nerrs++;
 }
 
 /* On the command line: the flag and value that path came from; caller frees. */
 static char *
-flag_of(struct ctx *c, const char *path)
+flag_of(struct sy_conf *c, const char *path)
 {
 	static const struct {
 		const char *key;
 		const char *flag;
-		const char *def;
 	} flags[] = {
-		{ "listen", "--listen", "127.0.0.1:8080" },
-		{ "admin", "--admin", "127.0.0.1:8081" },
-		{ "access_log", "--access-log", "stdout" }
+		{ "listen", "--listen" },
+		{ "admin", "--admin" },
+		{ "access_log", "--access-log" }
 	};
 	const json_t *b, *v;
 	size_t i;
@@ -645,38 +507,60 @@ flag_of(struct ctx *c, const char *path)
 			continue;
 		if ((v = json_object_get(c->root, path)) == NULL)
 			return xasprintf("%s %s (the default)", flags[i].flag,
-			    flags[i].def);
+			    sy_conf_row_find(&root_table, path)->def.s);
 		return xasprintf("%s %s", flags[i].flag, json_string_value(v));
 	}
 	return sy_xstrdup(path);
 }
 
-/* Reports an error about path: "FILE:LINE:COL: path: message". */
+/* As sy_conf_fail, with a va_list. */
+static void vfail(struct sy_conf *, const char *, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
-fail(struct ctx *c, const char *path, const char *fmt, ...)
+vfail(struct sy_conf *c, const char *path, const char *fmt, va_list ap)
 {
-	va_list ap;
 	char *msg, *flag;
 	int line = 0, col = 0;
 
-	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) == -1)
 		abort();
-	va_end(ap);
 	if (c->name == NULL) {
 		flag = flag_of(c, path);
-		add_error(c, 0, 0, xasprintf("%s: %s", flag, msg));
+		add_error(c, path, 0, 0, xasprintf("%s: %s", flag, msg));
 		free(flag);
 	} else {
 		find_pos(c, path, &line, &col);
 		if (*path == '\0')
-			add_error(c, line, col, xasprintf("%s:%d:%d: %s",
+			add_error(c, path, line, col, xasprintf("%s:%d:%d: %s",
 			    c->name, line, col, msg));
 		else
-			add_error(c, line, col, xasprintf("%s:%d:%d: %s: %s",
+			add_error(c, path, line, col, xasprintf("%s:%d:%d: %s: %s",
 			    c->name, line, col, path, msg));
 	}
 	free(msg);
+}
+
+void
+sy_conf_fail(struct sy_conf *c, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(c, path, fmt, ap);
+	va_end(ap);
+}
+
+/* Whether an error about path was reported already. */
+static int
+failed_at(const struct sy_conf *c, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < c->nerrs; i++)
+		if (strcmp(c->errs[i].path, path) == 0)
+			return 1;
+	return 0;
 }
 
 /* Orders errors by position, then by discovery. */
@@ -694,7 +578,7 @@ error_cmp(const void *a, const void *b)
 
 /* Joins c's errors, in file order, one per line; caller frees. */
 static char *
-join_errors(struct ctx *c)
+join_errors(struct sy_conf *c)
 {
 	size_t i, n = 0;
 	char *s;
@@ -716,248 +600,368 @@ join_errors(struct ctx *c)
 
 /* Frees what c holds (not c). */
 static void
-ctx_free(struct ctx *c)
+ctx_free(struct sy_conf *c)
 {
 	size_t i;
 
 	for (i = 0; i < c->npos; i++)
 		free(c->pos[i].path);
 	free(c->pos);
-	for (i = 0; i < c->nerrs; i++)
+	for (i = 0; i < c->nerrs; i++) {
+		free(c->errs[i].path);
 		free(c->errs[i].text);
+	}
 	free(c->errs);
 	json_decref(c->served);
 	json_decref(c->aliased);
 }
 
-/* ==== Typed members ==== */
+/* ==== The row engine ==== */
 
-/* Reports every key of obj (at path) that is not in keys. */
-static void
-check_keys(struct ctx *c, const json_t *obj, const char *path,
-    const char *const *keys)
+/* The field of row in base, as a type. */
+#define FIELD(type, base, row) ((type *)(void *)((char *)(base) + (row)->offset))
+
+const struct sy_conf_row *
+sy_conf_row_find(const struct sy_conf_table *t, const char *name)
 {
-	const char *key;
-	char p[PATHLEN], known[256];
-	json_t *v;
+	const struct sy_conf_row *row;
+
+	for (row = t->rows; row->name != NULL; row++)
+		if (row->type != SY_CONF_PLUGIN && strcmp(row->name, name) == 0)
+			return row;
+	return NULL;
+}
+
+const void *
+sy_conf_field(const struct sy_conf_table *t, const void *base,
+    const char *name)
+{
+	const struct sy_conf_row *row = sy_conf_row_find(t, name);
+
+	return row != NULL ? (const char *)base + row->offset : NULL;
+}
+
+/* The tables of the plug-ins of row (a PLUGIN row) into out; how many. */
+static size_t
+plugin_tables(const struct sy_conf_row *row,
+    const struct sy_conf_table **out)
+{
+	return row->plugins(out, MAX_PLUGINS);
+}
+
+/* Whether key is a key of t: one of its rows or of its plug-ins' tables. */
+static int
+known_key(const struct sy_conf_table *t, const char *key)
+{
+	const struct sy_conf_table *ext[MAX_PLUGINS];
+	const struct sy_conf_row *row;
 	size_t i, n;
 
-	json_object_foreach((json_t *)obj, key, v) {
-		for (i = 0; keys[i] != NULL; i++)
-			if (strcmp(keys[i], key) == 0)
-				break;
-		if (keys[i] != NULL)
-			continue;
-		path_key(p, path, key);
-		if (strcmp(key, "api_key") == 0 ||
-		    strcmp(key, "password") == 0) {
-			fail(c, p, "%s does not belong in the config file; put "
-			    "it in an environment variable and name that in "
-			    "\"%s_env\"", key[0] == 'a' ? "an API key" :
-			    "a password", key);
+	for (row = t->rows; row->name != NULL; row++) {
+		if (row->type != SY_CONF_PLUGIN) {
+			if (strcmp(row->name, key) == 0)
+				return 1;
 			continue;
 		}
-		known[0] = '\0';
-		for (i = 0, n = 0; keys[i] != NULL && n < sizeof known; i++)
-			n += (size_t)snprintf(known + n, sizeof known - n,
-			    "%s%s", i ? ", " : "", keys[i]);
+		n = plugin_tables(row, ext);
+		for (i = 0; i < n; i++)
+			if (sy_conf_row_find(ext[i], key) != NULL)
+				return 1;
+	}
+	return 0;
+}
+
+/* Appends name to the list in buf (len bytes) unless it is there. */
+static void
+list_add(char *buf, size_t len, const char *name)
+{
+	size_t n = strlen(buf), l = strlen(name);
+	const char *p;
+
+	for (p = buf; (p = strstr(p, name)) != NULL; p += l)
+		if ((p == buf || p[-1] == ' ') && (p[l] == ',' || p[l] == '\0'))
+			return;
+	snprintf(buf + n, len - n, "%s%s", n ? ", " : "", name);
+}
+
+/* Writes the keys of t, in row order, comma separated, into buf. */
+static void
+known_keys(const struct sy_conf_table *t, char *buf, size_t len)
+{
+	const struct sy_conf_table *ext[MAX_PLUGINS];
+	const struct sy_conf_row *row, *r;
+	size_t i, n;
+
+	buf[0] = '\0';
+	for (row = t->rows; row->name != NULL; row++) {
+		if (row->type != SY_CONF_PLUGIN) {
+			list_add(buf, len, row->name);
+			continue;
+		}
+		n = plugin_tables(row, ext);
+		for (i = 0; i < n; i++)
+			for (r = ext[i]->rows; r->name != NULL; r++)
+				list_add(buf, len, r->name);
+	}
+}
+
+/* Reports every key of obj (at path) that is no key of t. */
+static void
+check_keys(struct sy_conf *c, const struct sy_conf_table *t, const json_t *obj,
+    const char *path)
+{
+	const struct sy_conf_row *secret;
+	char p[PATHLEN], env[64], known[512];
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		if (known_key(t, key))
+			continue;
+		path_key(p, path, key);
+		snprintf(env, sizeof env, "%s_env", key);
+		if ((secret = sy_conf_row_find(t, env)) != NULL &&
+		    secret->type == SY_CONF_SECRET) {
+			fail(c, p, "%s does not belong in the config file; put "
+			    "it in an environment variable and name that in "
+			    "\"%s\"", secret->what, env);
+			continue;
+		}
+		known_keys(t, known, sizeof known);
 		fail(c, p, "unknown key \"%s\"; known: %s", key, known);
 	}
 }
 
-/*
- * Finds member key of obj (at parent) into *v: 1 when there, 0 when absent
- * and optional, -1 after reporting a missing required key.
- */
-static int
-lookup(struct ctx *c, const json_t *obj, const char *parent, const char *key,
-    int required, const json_t **v)
+/* Frees a list of n strings. */
+static void
+free_strings(char **list, size_t n)
 {
-	char p[PATHLEN];
+	size_t i;
 
-	if ((*v = json_object_get(obj, key)) != NULL)
-		return 1;
-	if (!required)
-		return 0;
-	fail(c, path_key(p, parent, key), "required key is missing");
-	return -1;
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
 }
 
-/*
- * Reads member key of obj (at parent) into *out if it is a non-empty
- * string.  Returns 1 when read, 0 when absent and optional, -1 after
- * reporting an error.
- */
-static int
-get_string(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, int required, const char **out)
+/* The bytes of a field of row copied as they are; 0 for the others. */
+static size_t
+plain_size(const struct sy_conf_row *row)
 {
-	const json_t *v;
-	char p[PATHLEN];
-	int r;
+	switch (row->type) {
+	case SY_CONF_UINT:
+	case SY_CONF_MS:
+	case SY_CONF_WORD:
+	case SY_CONF_FLAGS:
+		return sizeof(unsigned);
+	case SY_CONF_UINT64:
+		return sizeof(uint64_t);
+	case SY_CONF_SIZE:
+		return sizeof(size_t);
+	case SY_CONF_INT:
+	case SY_CONF_BOOL:
+		return sizeof(int);
+	case SY_CONF_NUMBER:
+	case SY_CONF_FRACTION:
+		return sizeof(double);
+	default:
+		return 0;
+	}
+}
 
-	if ((r = lookup(c, obj, parent, key, required, &v)) != 1)
-		return r;
+/* Whether row's field is a char * (a secret's value). */
+static int
+is_string(const struct sy_conf_row *row)
+{
+	return row->type == SY_CONF_STRING ||
+	    row->type == SY_CONF_STRING_OR_NULL ||
+	    row->type == SY_CONF_PATH || row->type == SY_CONF_SECRET;
+}
+
+/* The char * that keeps the variable's name of secret row, or NULL. */
+static char **
+secret_name(const struct sy_conf_row *row, const void *base)
+{
+	if (row->type != SY_CONF_SECRET || !row->keep_name)
+		return NULL;
+	return (char **)(void *)((char *)base + row->name_at);
+}
+
+/* The count of STRINGS row in base. */
+static size_t *
+strings_count(const struct sy_conf_row *row, const void *base)
+{
+	return (size_t *)(void *)((char *)base + row->count);
+}
+
+/* Frees what the field of row in base holds, leaving it empty. */
+static void
+clear_field(const struct sy_conf_row *row, void *base)
+{
+	char **s = FIELD(char *, base, row), **name;
+
+	if (is_string(row)) {
+		free(*s);
+		*s = NULL;
+		if ((name = secret_name(row, base)) != NULL) {
+			free(*name);
+			*name = NULL;
+		}
+	} else if (row->type == SY_CONF_STRINGS) {
+		free_strings(*FIELD(char **, base, row),
+		    *strings_count(row, base));
+		*FIELD(char **, base, row) = NULL;
+		*strings_count(row, base) = 0;
+	} else if (row->type == SY_CONF_OBJECT && row->table != NULL)
+		sy_conf_free(row->table, FIELD(char, base, row));
+}
+
+/* Gives the field of row in base its default, freeing what it held. */
+static void
+row_default(const struct sy_conf_row *row, void *base)
+{
+	clear_field(row, base);
+	switch (row->type) {
+	case SY_CONF_UINT:
+	case SY_CONF_MS:
+	case SY_CONF_WORD:
+	case SY_CONF_FLAGS:
+		*FIELD(unsigned, base, row) = (unsigned)row->def.u;
+		break;
+	case SY_CONF_UINT64:
+		*FIELD(uint64_t, base, row) = row->def.u;
+		break;
+	case SY_CONF_SIZE:
+		*FIELD(size_t, base, row) = (size_t)row->def.u;
+		break;
+	case SY_CONF_INT:
+	case SY_CONF_BOOL:
+		*FIELD(int, base, row) = (int)row->def.u;
+		break;
+	case SY_CONF_NUMBER:
+	case SY_CONF_FRACTION:
+		*FIELD(double, base, row) = row->def.d;
+		break;
+	case SY_CONF_STRING:
+	case SY_CONF_STRING_OR_NULL:
+	case SY_CONF_PATH:
+		if (row->def.s != NULL)
+			*FIELD(char *, base, row) = sy_xstrdup(row->def.s);
+		break;
+	case SY_CONF_OBJECT:
+		if (row->table != NULL)
+			sy_conf_defaults(row->table, FIELD(char, base, row));
+		break;
+	default:
+		break;		/* none, or their parse function's */
+	}
+}
+
+void
+sy_conf_defaults(const struct sy_conf_table *t, void *base)
+{
+	const struct sy_conf_row *row;
+
+	for (row = t->rows; row->name != NULL; row++)
+		row_default(row, base);
+}
+
+/* Reads v (at path) as an integer within row's bounds into base. */
+static void
+read_integer(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v)) {
+		fail(c, path, "expected an integer, got %s", type_name(v));
+		return;
+	}
+	n = json_integer_value(v);
+	if (n < row->min || n > row->max) {
+		fail(c, path, "must be from %lld to %lld, got %lld", row->min,
+		    row->max, (long long)n);
+		return;
+	}
+	switch (row->type) {
+	case SY_CONF_UINT64:
+		*FIELD(uint64_t, base, row) = (uint64_t)n;
+		break;
+	case SY_CONF_SIZE:
+		*FIELD(size_t, base, row) = (size_t)n;
+		break;
+	case SY_CONF_INT:
+		*FIELD(int, base, row) = (int)n;
+		break;
+	default:
+		*FIELD(unsigned, base, row) = (unsigned)n;
+	}
+}
+
+/* Reads v (at path) as a number within row's bounds into base. */
+static void
+read_number(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	double lo = row->type == SY_CONF_FRACTION ? 0 : row->lo;
+	double hi = row->type == SY_CONF_FRACTION ? 1 : row->hi;
+	double d;
+
+	if (!json_is_number(v)) {
+		if (row->type == SY_CONF_FRACTION)
+			fail(c, path, "expected a number from 0 to 1, got %s",
+			    type_name(v));
+		else
+			fail(c, path, "expected a number, got %s",
+			    type_name(v));
+		return;
+	}
+	d = json_number_value(v);
+	if (d < lo || d > hi) {
+		if (hi == DBL_MAX && lo == 0)
+			fail(c, path, "must not be negative, got %g", d);
+		else if (hi == DBL_MAX)
+			fail(c, path, "must be at least %g, got %g", lo, d);
+		else
+			fail(c, path, "must be from %g to %g, got %g", lo, hi,
+			    d);
+		return;
+	}
+	*FIELD(double, base, row) = d;
+}
+
+int
+sy_conf_string(struct sy_conf *c, const json_t *v, const char *path,
+    const char **s)
+{
 	if (!json_is_string(v)) {
-		fail(c, path_key(p, parent, key), "expected a string, got %s",
-		    type_name(v));
+		fail(c, path, "expected a string, got %s", type_name(v));
 		return -1;
 	}
 	if (*json_string_value(v) == '\0') {
-		fail(c, path_key(p, parent, key), "must not be empty");
+		fail(c, path, "must not be empty");
 		return -1;
 	}
-	*out = json_string_value(v);
-	return 1;
+	*s = json_string_value(v);
+	return 0;
 }
 
-/* As get_string, for an integer from min to max. */
+/* Whether s is an HTTP path; reports why not at path. */
 static int
-get_int(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, json_int_t min, json_int_t max, json_int_t *out)
+http_path(struct sy_conf *c, const char *path, const char *s)
 {
-	const json_t *v = json_object_get(obj, key);
-	char p[PATHLEN];
+	const char *q;
 
-	if (v == NULL)
+	if (*s != '/') {
+		fail(c, path, "must start with '/', got \"%s\"", s);
 		return 0;
-	if (!json_is_integer(v)) {
-		fail(c, path_key(p, parent, key), "expected an integer, got %s",
-		    type_name(v));
-		return -1;
 	}
-	if (json_integer_value(v) < min || json_integer_value(v) > max) {
-		fail(c, path_key(p, parent, key), "must be from %"
-		    JSON_INTEGER_FORMAT " to %" JSON_INTEGER_FORMAT ", got %"
-		    JSON_INTEGER_FORMAT, min, max, json_integer_value(v));
-		return -1;
+	for (q = s; *q != '\0'; q++) {
+		if ((unsigned char)*q <= ' ' || *q == 0x7f) {
+			fail(c, path, "must not contain spaces or control "
+			    "characters");
+			return 0;
+		}
 	}
-	*out = json_integer_value(v);
-	return 1;
-}
-
-/* As get_string, for a number ≥ 0 (a price). */
-static int
-get_price(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, int required, double *out)
-{
-	const json_t *v;
-	char p[PATHLEN];
-	int r;
-
-	if ((r = lookup(c, obj, parent, key, required, &v)) != 1)
-		return r;
-	if (!json_is_number(v)) {
-		fail(c, path_key(p, parent, key), "expected a number, got %s",
-		    type_name(v));
-		return -1;
-	}
-	if (json_number_value(v) < 0) {
-		fail(c, path_key(p, parent, key), "must not be negative, "
-		    "got %g", json_number_value(v));
-		return -1;
-	}
-	*out = json_number_value(v);
-	return 1;
-}
-
-/* As get_string, for an object (returned borrowed, or NULL). */
-static const json_t *
-get_object(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key)
-{
-	const json_t *v = json_object_get(obj, key);
-	char p[PATHLEN];
-
-	if (v == NULL || json_is_object(v))
-		return v;
-	fail(c, path_key(p, parent, key), "expected an object, got %s",
-	    type_name(v));
-	return NULL;
-}
-
-/*
- * As get_string, for a non-empty array (returned borrowed, or NULL); what
- * says what the array lists, for the message when it is missing or empty.
- */
-static const json_t *
-get_list(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, int required, const char *what)
-{
-	const json_t *v = json_object_get(obj, key);
-	char p[PATHLEN];
-
-	path_key(p, parent, key);
-	if (v == NULL) {
-		if (required)
-			fail(c, p, "required key is missing; list at least "
-			    "one %s", what);
-		return NULL;
-	}
-	if (!json_is_array(v)) {
-		fail(c, p, "expected an array, got %s", type_name(v));
-		return NULL;
-	}
-	if (json_array_size(v) == 0) {
-		fail(c, p, "must list at least one %s", what);
-		return NULL;
-	}
-	return v;
-}
-
-/* As get_int, into an unsigned *out (left alone unless read). */
-static int
-get_uint(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, json_int_t min, json_int_t max, unsigned *out)
-{
-	json_int_t n;
-	int rc;
-
-	if ((rc = get_int(c, obj, parent, key, min, max, &n)) == 1)
-		*out = (unsigned)n;
-	return rc;
-}
-
-/* As get_string, for a number (an integer too) from 0 to 1. */
-static int
-get_fraction(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, double *out)
-{
-	const json_t *v = json_object_get(obj, key);
-	char p[PATHLEN];
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_number(v)) {
-		fail(c, path_key(p, parent, key), "expected a number from 0 "
-		    "to 1, got %s", type_name(v));
-		return -1;
-	}
-	if (json_number_value(v) < 0 || json_number_value(v) > 1) {
-		fail(c, path_key(p, parent, key), "must be from 0 to 1, got %g",
-		    json_number_value(v));
-		return -1;
-	}
-	*out = json_number_value(v);
-	return 1;
-}
-
-/* As get_string, for true or false into *out (left alone unless read). */
-static int
-get_bool(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, int *out)
-{
-	const json_t *v = json_object_get(obj, key);
-	char p[PATHLEN];
-
-	if (v == NULL)
-		return 0;
-	if (!json_is_boolean(v)) {
-		fail(c, path_key(p, parent, key), "expected true or false, "
-		    "got %s", type_name(v));
-		return -1;
-	}
-	*out = json_is_true(v);
 	return 1;
 }
 
@@ -966,7 +970,7 @@ get_bool(struct ctx *c, const json_t *obj, const char *parent,
  * path), malloc'd, or NULL after reporting that it is unset or empty.
  */
 static char *
-env_secret(struct ctx *c, const char *path, const char *name)
+env_secret(struct sy_conf *c, const char *path, const char *name)
 {
 	const char *s = getenv(name);
 
@@ -979,60 +983,370 @@ env_secret(struct ctx *c, const char *path, const char *name)
 	return NULL;
 }
 
+/* Reads v (at path) as a string row (string, path, secret) into base. */
+static void
+read_string(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	char **field = FIELD(char *, base, row), **name = secret_name(row, base);
+	const char *s;
+
+	if (row->type == SY_CONF_STRING_OR_NULL && json_is_null(v)) {
+		free(*field);
+		*field = NULL;
+		return;
+	}
+	if (row->type == SY_CONF_STRING_OR_NULL && !json_is_string(v)) {
+		fail(c, path, "expected %s or null, got %s", row->what,
+		    type_name(v));
+		return;
+	}
+	if (sy_conf_string(c, v, path, &s) == -1)
+		return;
+	if (row->max > 0 && strlen(s) > (size_t)row->max) {
+		fail(c, path, "at most %lld bytes, got %zu", row->max,
+		    strlen(s));
+		return;
+	}
+	if (row->type == SY_CONF_PATH && !http_path(c, path, s))
+		return;
+	free(*field);
+	if (row->type != SY_CONF_SECRET) {
+		*field = sy_xstrdup(s);
+		return;
+	}
+	*field = env_secret(c, path, s);
+	if (name != NULL) {
+		free(*name);
+		*name = sy_xstrdup(s);
+	}
+}
+
+/* The index of word in words, or -1; known gets the list for messages. */
+static int
+word_index(const char *const *words, const char *word, char *known,
+    size_t len)
+{
+	int i;
+
+	known[0] = '\0';
+	for (i = 0; words[i] != NULL; i++)
+		if (strcmp(words[i], word) == 0)
+			return i;
+	for (i = 0; words[i] != NULL; i++)
+		list_add(known, len, words[i]);
+	return -1;
+}
+
+/* Reads v (at path) as one word of row->words into base. */
+static void
+read_word(struct sy_conf *c, const struct sy_conf_row *row, const json_t *v,
+    const char *path, void *base)
+{
+	char known[256];
+	int i;
+
+	if (!json_is_string(v)) {
+		fail(c, path, "expected %s, got %s", row->what, type_name(v));
+		return;
+	}
+	if ((i = word_index(row->words, json_string_value(v), known,
+	    sizeof known)) == -1) {
+		fail(c, path, "unknown %s \"%s\"; known: %s", row->what,
+		    json_string_value(v), known);
+		return;
+	}
+	*FIELD(unsigned, base, row) = (unsigned)i;
+}
+
+/* Reads v (at path), a non-empty array, as flags of row->words into base. */
+static void
+read_flags(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	char q[PATHLEN], known[256];
+	const json_t *e;
+	unsigned bits = 0;
+	size_t i;
+	int w;
+
+	json_array_foreach(v, i, e) {
+		path_index(q, path, i);
+		if (!json_is_string(e)) {
+			fail(c, q, "expected a %s, got %s", row->what,
+			    type_name(e));
+			continue;
+		}
+		if ((w = word_index(row->words, json_string_value(e), known,
+		    sizeof known)) == -1) {
+			fail(c, q, "unknown %s \"%s\"; known: %s", row->what,
+			    json_string_value(e), known);
+			continue;
+		}
+		if (bits & (1u << w)) {
+			fail(c, q, "duplicate %s \"%s\"", row->what,
+			    json_string_value(e));
+			continue;
+		}
+		bits |= 1u << w;
+	}
+	*FIELD(unsigned, base, row) = bits;
+}
+
+/* Reads v (at path) as a list of distinct non-empty strings into base. */
+static void
+read_strings(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	size_t *n = strings_count(row, base);
+	char ***list = FIELD(char **, base, row);
+	char q[PATHLEN];
+	const json_t *e;
+	const char *s;
+	size_t i, j;
+
+	if (!json_is_array(v)) {
+		fail(c, path, "expected an array of %ss, got %s", row->what,
+		    type_name(v));
+		return;
+	}
+	row_default(row, base);
+	*list = sy_xcalloc(json_array_size(v), sizeof **list);
+	json_array_foreach(v, i, e) {
+		path_index(q, path, i);
+		if (!json_is_string(e) || *json_string_value(e) == '\0') {
+			fail(c, q, "expected a %s, got %s", row->what,
+			    json_is_string(e) ? "\"\"" : type_name(e));
+			continue;
+		}
+		s = json_string_value(e);
+		for (j = 0; j < *n; j++)
+			if (strcmp((*list)[j], s) == 0)
+				break;
+		if (j < *n) {
+			fail(c, q, "duplicate %s \"%s\"", row->what, s);
+			continue;
+		}
+		(*list)[(*n)++] = sy_xstrdup(s);
+	}
+}
+
+static void read_table(struct sy_conf *, const struct sy_conf_table *,
+    const json_t *, const char *, void *, unsigned, int);
+
+/* Reads the member of obj (at path) that row describes into base. */
+static void
+read_row(struct sy_conf *c, const struct sy_conf_row *row, const json_t *obj,
+    const char *path, void *base)
+{
+	const json_t *v = obj != NULL ? json_object_get(obj, row->name) : NULL;
+	char p[PATHLEN];
+
+	path_key(p, path, row->name);
+	if (row->type == SY_CONF_OBJECT && row->table != NULL) {
+		if (v != NULL && !json_is_object(v)) {
+			fail(c, p, "expected an object, got %s", type_name(v));
+			v = NULL;
+		}
+		read_table(c, row->table, v, p, FIELD(char, base, row), 0, 1);
+		return;
+	}
+	if (v == NULL) {
+		if (row->required && row->type == SY_CONF_ARRAY)
+			fail(c, p, "required key is missing; list at least "
+			    "one %s", row->what);
+		else if (row->required)
+			fail(c, p, "required key is missing");
+		else if (row->always)
+			row->parse(c, row, NULL, p, base);
+		return;
+	}
+	switch (row->type) {
+	case SY_CONF_UINT:
+	case SY_CONF_UINT64:
+	case SY_CONF_SIZE:
+	case SY_CONF_INT:
+	case SY_CONF_MS:
+		read_integer(c, row, v, p, base);
+		break;
+	case SY_CONF_NUMBER:
+	case SY_CONF_FRACTION:
+		read_number(c, row, v, p, base);
+		break;
+	case SY_CONF_BOOL:
+		if (!json_is_boolean(v))
+			fail(c, p, "expected true or false, got %s",
+			    type_name(v));
+		else
+			*FIELD(int, base, row) = json_is_true(v);
+		break;
+	case SY_CONF_STRING:
+	case SY_CONF_STRING_OR_NULL:
+	case SY_CONF_PATH:
+	case SY_CONF_SECRET:
+		read_string(c, row, v, p, base);
+		break;
+	case SY_CONF_WORD:
+		read_word(c, row, v, p, base);
+		break;
+	case SY_CONF_STRINGS:
+		read_strings(c, row, v, p, base);
+		break;
+	case SY_CONF_FLAGS:
+	case SY_CONF_ARRAY:
+		if (!json_is_array(v))
+			fail(c, p, "expected an array, got %s", type_name(v));
+		else if (json_array_size(v) == 0)
+			fail(c, p, "must list at least one %s", row->what);
+		else if (row->type == SY_CONF_FLAGS)
+			read_flags(c, row, v, p, base);
+		else
+			row->parse(c, row, v, p, base);
+		break;
+	case SY_CONF_OBJECT:
+		if (!json_is_object(v))
+			fail(c, p, "expected an object, got %s", type_name(v));
+		else
+			row->parse(c, row, v, p, base);
+		break;
+	case SY_CONF_CUSTOM:
+		row->parse(c, row, v, p, base);
+		break;
+	case SY_CONF_PLUGIN:
+		break;
+	}
+}
+
 /*
- * Checks that lo (member lokey of obj, or its default) is below hi (member
- * hikey), or at most hi unless strict.  Reports the error at lokey when
- * obj has it, else at hikey.
+ * Reads the rows of pass of t from obj (at path; NULL: left out) into
+ * base; pass 0 gives the defaults first, checks the keys (when keys) and
+ * ends with t->check.
  */
 static void
-check_order(struct ctx *c, const json_t *obj, const char *parent,
-    const char *lokey, unsigned lo, const char *hikey, unsigned hi,
-    int strict)
+read_table(struct sy_conf *c, const struct sy_conf_table *t,
+    const json_t *obj, const char *path, void *base, unsigned pass, int keys)
 {
-	char p[PATHLEN];
+	const struct sy_conf_row *row;
+	const json_t *outer = c->obj;
 
-	if (lo < hi || (!strict && lo == hi))
-		return;
-	if (json_object_get(obj, lokey) != NULL)
-		fail(c, path_key(p, parent, lokey), "must be %s %s (%u), got "
-		    "%u", strict ? "less than" : "at most", hikey, hi, lo);
-	else
-		fail(c, path_key(p, parent, hikey), "must be %s %s (%u), got "
-		    "%u", strict ? "greater than" : "at least", lokey, lo, hi);
+	if (pass == 0) {
+		sy_conf_defaults(t, base);
+		if (obj != NULL && keys)
+			check_keys(c, t, obj, path);
+	}
+	c->obj = obj;
+	for (row = t->rows; row->name != NULL; row++)
+		if (row->pass == pass && row->type != SY_CONF_PLUGIN)
+			read_row(c, row, obj, path, base);
+	c->obj = outer;
+	if (pass == 0 && t->check != NULL)
+		t->check(c, obj, path, base);
 }
 
-/*
- * Reads member key of obj (at parent), an HTTP path, into *out (malloc'd,
- * replacing what was there): it starts with '/' and holds no space or
- * control character.  Returns as get_string.
- */
+void
+sy_conf_read(struct sy_conf *c, const struct sy_conf_table *t,
+    const json_t *obj, const char *path, void *base)
+{
+	read_table(c, t, obj, path, base, 0, 1);
+}
+
+void
+sy_conf_read_more(struct sy_conf *c, const struct sy_conf_table *t,
+    const json_t *obj, const char *path, void *base, unsigned pass)
+{
+	read_table(c, t, obj, path, base, pass, 1);
+}
+
+void
+sy_conf_read_shared(struct sy_conf *c, const struct sy_conf_table *t,
+    const json_t *obj, const char *path, void *base)
+{
+	read_table(c, t, obj, path, base, 0, 0);
+}
+
+void
+sy_conf_free(const struct sy_conf_table *t, void *base)
+{
+	const struct sy_conf_row *row;
+
+	for (row = t->rows; row->name != NULL; row++)
+		clear_field(row, base);
+}
+
+/* A copy of s, which may be NULL. */
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? sy_xstrdup(s) : NULL;
+}
+
+void
+sy_conf_copy(const struct sy_conf_table *t, void *dst, const void *src)
+{
+	const struct sy_conf_row *row;
+	char **d, *const *s;
+	size_t i, n;
+
+	for (row = t->rows; row->name != NULL; row++) {
+		if (plain_size(row) != 0)
+			memcpy(FIELD(char, dst, row),
+			    FIELD(const char, src, row), plain_size(row));
+		else if (is_string(row)) {
+			*FIELD(char *, dst, row) = dup_or_null(
+			    *FIELD(char *const, src, row));
+			if ((d = secret_name(row, dst)) != NULL)
+				*d = dup_or_null(*secret_name(row, src));
+		} else if (row->type == SY_CONF_STRINGS) {
+			n = *strings_count(row, dst) = *strings_count(row, src);
+			s = *FIELD(char **const, src, row);
+			d = *FIELD(char **, dst, row) = sy_xcalloc(n, sizeof *d);
+			for (i = 0; i < n; i++)
+				d[i] = sy_xstrdup(s[i]);
+		} else if (row->type == SY_CONF_OBJECT && row->table != NULL)
+			sy_conf_copy(row->table, FIELD(char, dst, row),
+			    FIELD(const char, src, row));
+	}
+}
+
+/* Whether two strings, either maybe NULL, differ. */
 static int
-get_http_path(struct ctx *c, const json_t *obj, const char *parent,
-    const char *key, char **out)
+str_differ(const char *a, const char *b)
 {
-	const char *s, *q;
-	char p[PATHLEN];
-	int rc;
-
-	if ((rc = get_string(c, obj, parent, key, 0, &s)) != 1)
-		return rc;
-	path_key(p, parent, key);
-	if (*s != '/') {
-		fail(c, p, "must start with '/', got \"%s\"", s);
-		return -1;
-	}
-	for (q = s; *q != '\0'; q++) {
-		if ((unsigned char)*q <= ' ' || *q == 0x7f) {
-			fail(c, p, "must not contain spaces or control "
-			    "characters");
-			return -1;
-		}
-	}
-	free(*out);
-	*out = sy_xstrdup(s);
-	return 1;
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
 }
 
+int
+sy_conf_differ(const struct sy_conf_table *t, const void *a, const void *b)
+{
+	const struct sy_conf_row *row;
+	char *const *x, *const *y;
+	size_t i, n;
+
+	for (row = t->rows; row->name != NULL; row++) {
+		if (plain_size(row) != 0) {
+			if (memcmp(FIELD(const char, a, row),
+			    FIELD(const char, b, row), plain_size(row)) != 0)
+				return 1;
+		} else if (is_string(row)) {
+			if (str_differ(*FIELD(char *const, a, row),
+			    *FIELD(char *const, b, row)))
+				return 1;
+		} else if (row->type == SY_CONF_STRINGS) {
+			if ((n = *strings_count(row, a)) !=
+			    *strings_count(row, b))
+				return 1;
+			x = *FIELD(char **const, a, row);
+			y = *FIELD(char **const, b, row);
+			for (i = 0; i < n; i++)
+				if (strcmp(x[i], y[i]) != 0)
+					return 1;
+		} else if (row->type == SY_CONF_OBJECT && row->table != NULL &&
+		    sy_conf_differ(row->table, FIELD(const char, a, row),
+		    FIELD(const char, b, row)))
+			return 1;
+	}
+	return 0;
+}
 /* ==== Addresses and URLs ==== */
 
 /*
@@ -1151,7 +1465,7 @@ parse_address(const char *s, struct sockaddr_storage *ss, socklen_t *sslen,
  * Returns 0, or -1 after reporting the error.
  */
 static int
-parse_url(struct ctx *c, const char *path, const char *url,
+parse_url(struct sy_conf *c, const char *path, const char *url,
     struct sy_endpoint *ep)
 {
 	const char *p, *auth, *end, *why;
@@ -1217,107 +1531,102 @@ parse_url(struct ctx *c, const char *path, const char *url,
 	return 0;
 }
 
-/* ==== Top-level settings ==== */
+/* ==== Checks across keys, policies ==== */
 
-/* Reads listen, admin, workers, access_log and access_log_flush_ms. */
-static void
-load_settings(struct ctx *c, const json_t *root, struct sy_config *cfg)
+void
+sy_conf_order(struct sy_conf *c, const json_t *obj, const char *path,
+    const char *lokey, unsigned lo, const char *hikey, unsigned hi,
+    int strict)
 {
-	struct sockaddr_storage lss, ass;
-	socklen_t llen = 0, alen = 0;
-	const char *s, *why;
-	const json_t *v;
-	json_int_t n;
-	char buf[256];
+	char lp[PATHLEN], hp[PATHLEN];
 
-	s = "127.0.0.1:8080";
-	get_string(c, root, "", "listen", 0, &s);
-	cfg->listen = sy_xstrdup(s);
-	if ((why = parse_address(s, &lss, &llen, buf, sizeof buf)) != NULL) {
-		fail(c, "listen", "%s", why);
-		llen = 0;
-	}
-
-	v = json_object_get(root, "admin");
-	if (v != NULL && !json_is_null(v) && !json_is_string(v))
-		fail(c, "admin", "expected \"HOST:PORT\" or null, got %s",
-		    type_name(v));
-	else if (v == NULL || json_is_string(v)) {
-		s = v != NULL ? json_string_value(v) : "127.0.0.1:8081";
-		cfg->admin = sy_xstrdup(s);
-		if ((why = parse_address(s, &ass, &alen, buf,
-		    sizeof buf)) != NULL)
-			fail(c, "admin", "%s", why);
-		else if (llen != 0 && alen == llen &&
-		    memcmp(&ass, &lss, llen) == 0)
-			fail(c, "admin", "the admin listener needs an address "
-			    "of its own; listen is %s too", cfg->listen);
-	}
-
-	if (get_int(c, root, "", "workers", 0, 256, &n) == 1)
-		cfg->workers = (unsigned)n;
-	s = "stdout";
-	get_string(c, root, "", "access_log", 0, &s);
-	cfg->access_log = sy_xstrdup(s);
-	get_uint(c, root, "", "access_log_flush_ms", 0, 60000,
-	    &cfg->access_log_flush_ms);
+	path_key(lp, path, lokey);
+	path_key(hp, path, hikey);
+	if (lo < hi || (!strict && lo == hi) || failed_at(c, lp) ||
+	    failed_at(c, hp))
+		return;
+	if (json_object_get(obj, lokey) != NULL)
+		fail(c, lp, "must be %s %s (%u), got %u", strict ? "less than" :
+		    "at most", hikey, hi, lo);
+	else
+		fail(c, hp, "must be %s %s (%u), got %u", strict ?
+		    "greater than" : "at least", lokey, lo, hi);
 }
 
-/* Reads timeouts into t, defaults first. */
-static void
-load_timeouts(struct ctx *c, const json_t *root, struct sy_timeouts *t)
+int
+sy_conf_policy(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, const char **name, json_t **params)
 {
-	const json_t *o;
-	json_int_t n;
+	const json_t *n, *x;
+	char q[PATHLEN];
+	const char *k;
 
-	t->connect_ms = 5000;
-	t->first_byte_ms = 300000;
-	t->idle_ms = 60000;
-	t->total_ms = 600000;
-	t->drain_ms = 30000;
-	t->client_header_ms = 30000;
-	t->client_body_ms = 120000;
-	t->keepalive_ms = 75000;
-	if ((o = get_object(c, root, "", "timeouts")) == NULL)
-		return;
-	check_keys(c, o, "timeouts", timeout_keys);
-	if (get_int(c, o, "timeouts", "connect_ms", 1, DAY_MS, &n) == 1)
-		t->connect_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "first_byte_ms", 1, DAY_MS, &n) == 1)
-		t->first_byte_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "idle_ms", 1, DAY_MS, &n) == 1)
-		t->idle_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "total_ms", 1, DAY_MS, &n) == 1)
-		t->total_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "drain_ms", 0, DAY_MS, &n) == 1)
-		t->drain_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "client_header_ms", 1, DAY_MS, &n) == 1)
-		t->client_header_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "client_body_ms", 1, DAY_MS, &n) == 1)
-		t->client_body_ms = (unsigned)n;
-	if (get_int(c, o, "timeouts", "keepalive_ms", 1, DAY_MS, &n) == 1)
-		t->keepalive_ms = (unsigned)n;
+	if (v != NULL && !json_is_string(v) && !json_is_object(v)) {
+		fail(c, path, "expected a policy name or an object with "
+		    "\"name\", got %s", type_name(v));
+		return -1;
+	}
+	*params = json_object();
+	if (!json_is_object(v)) {
+		*name = v != NULL ? json_string_value(v) : row->def.s;
+		return 0;
+	}
+	if ((n = json_object_get(v, "name")) == NULL) {
+		fail(c, path_key(q, path, "name"), "required key is missing");
+		return -1;
+	}
+	if (!json_is_string(n)) {
+		fail(c, path_key(q, path, "name"), "expected a policy name, "
+		    "got %s", type_name(n));
+		return -1;
+	}
+	*name = json_string_value(n);
+	json_object_foreach((json_t *)v, k, x)
+		if (strcmp(k, "name") != 0)
+			json_object_set_new(*params, k, json_deep_copy(x));
+	return 0;
 }
 
-/* Reads limits into l, defaults first. */
-static void
-load_limits(struct ctx *c, const json_t *root, struct sy_limits *l)
+void
+sy_conf_unknown_policy(struct sy_conf *c, const json_t *v, const char *path,
+    const char *what, const char *name, const char *names)
 {
-	const json_t *o;
-	json_int_t n;
+	char p[PATHLEN];
 
-	l->max_body_bytes = 8388608;
-	l->max_json_depth = 64;
-	l->max_connections = 4096;
-	if ((o = get_object(c, root, "", "limits")) == NULL)
-		return;
-	check_keys(c, o, "limits", limit_keys);
-	if (get_int(c, o, "limits", "max_body_bytes", 1, 1073741824, &n) == 1)
-		l->max_body_bytes = (size_t)n;
-	if (get_int(c, o, "limits", "max_json_depth", 1, 1024, &n) == 1)
-		l->max_json_depth = (unsigned)n;
-	if (get_int(c, o, "limits", "max_connections", 1, 1048576, &n) == 1)
-		l->max_connections = (unsigned)n;
+	snprintf(p, sizeof p, "%s", path);
+	if (json_is_object(v))
+		path_add_key(p, "name");
+	fail(c, p, "unknown %s \"%s\"; known: %s", what, name, names);
+}
+
+/*
+ * Reads v (at path), the name of element i of an array of structs of
+ * stride bytes whose names start at first, into *out: letters, digits,
+ * '_', '.' and '-', unlike the names before it (what: "backend").
+ */
+static int
+read_name(struct sy_conf *c, const json_t *v, const char *path,
+    const char *what, const void *first, size_t stride, size_t i, char **out)
+{
+	const char *s, *other;
+	size_t j;
+
+	if (sy_conf_string(c, v, path, &s) == -1)
+		return -1;
+	*out = sy_xstrdup(s);
+	if (!valid_name(s))
+		fail(c, path, "invalid name \"%s\": use letters, digits, '_', "
+		    "'.' and '-'", s);
+	for (j = 0; j < i; j++) {
+		other = *(char *const *)(const void *)((const char *)first +
+		    j * stride);
+		if (other != NULL && strcmp(other, s) == 0) {
+			fail(c, path, "duplicate %s name \"%s\" (also %ss[%zu])",
+			    what, s, what, j);
+			break;
+		}
+	}
+	return 0;
 }
 
 /* ==== Backends ==== */
@@ -1358,220 +1667,208 @@ backend_names(const struct sy_config *cfg)
 	return s;
 }
 
-/* Reads the models of backend b (at path) into ep. */
-static void
-backend_models(struct ctx *c, const json_t *b, const char *path,
-    struct sy_endpoint *ep)
+static int
+backend_name(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	const json_t *arr = json_object_get(b, "models"), *v;
-	char p[PATHLEN], q[PATHLEN];
-	const char *m;
-	size_t i, j;
+	struct sy_endpoint *ep = base;
 
-	if (arr == NULL)
-		return;
-	path_key(p, path, "models");
-	if (!json_is_array(arr)) {
-		fail(c, p, "expected an array of model names, got %s",
-		    type_name(arr));
-		return;
-	}
-	ep->models = sy_xcalloc(json_array_size(arr), sizeof *ep->models);
-	json_array_foreach(arr, i, v) {
-		path_index(q, p, i);
-		if (!json_is_string(v) || *json_string_value(v) == '\0') {
-			fail(c, q, "expected a model name, got %s",
-			    json_is_string(v) ? "\"\"" : type_name(v));
-			continue;
-		}
-		m = json_string_value(v);
-		if (strcmp(m, "*") == 0) {
-			fail(c, q, "\"*\" is for routes; to serve any model, "
-			    "leave \"models\" out");
-			continue;
-		}
-		for (j = 0; j < ep->nmodels; j++)
-			if (strcmp(ep->models[j], m) == 0)
-				break;
-		if (j < ep->nmodels) {
-			fail(c, q, "duplicate model \"%s\"", m);
-			continue;
-		}
-		ep->models[ep->nmodels++] = sy_xstrdup(m);
-	}
+	return read_name(c, v, path, "backend", &c->cfg->endpoints[0].name,
+	    sizeof *ep, ep->index, &ep->name);
 }
 
-/* Reads the tls object of backend b; url_ok says the URL parsed. */
-static void
-backend_tls(struct ctx *c, const json_t *b, const char *path,
-    struct sy_endpoint *ep, int url_ok)
+static int
+backend_url(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	const json_t *o;
+	struct sy_endpoint *ep = base;
 	const char *s;
-	char p[PATHLEN], q[PATHLEN];
 
-	if ((o = get_object(c, b, path, "tls")) == NULL)
-		return;
-	path_key(p, path, "tls");
-	if (url_ok && !ep->tls)
-		fail(c, p, "tls settings apply only to https URLs");
-	check_keys(c, o, p, tls_keys);
-	if (get_string(c, o, p, "ca_file", 0, &s) == 1) {
-		ep->ca_file = sy_xstrdup(s);
-		if (access(s, R_OK) != 0)
-			fail(c, path_key(q, p, "ca_file"), "cannot read "
-			    "\"%s\": %s", s, strerror(errno));
-	}
-	get_bool(c, o, p, "verify", &ep->tls_verify);
+	if (sy_conf_string(c, v, path, &s) == -1)
+		return -1;
+	ep->url = sy_xstrdup(s);
+	return parse_url(c, path, s, ep);
 }
 
-/*
- * Reads the health object of backend b into ep->health: absent, checks
- * are off; present, they run every interval_ms (default 5000).
- */
-static void
-backend_health(struct ctx *c, const json_t *b, const char *path,
-    struct sy_endpoint *ep)
+static int
+backend_kind(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	struct sy_health_check *h = &ep->health;
-	const json_t *o;
-	char p[PATHLEN];
-	int ok;
+	struct sy_endpoint *ep = base;
+	const char *s = row->def.s;
+	char names[256];
 
-	h->interval_ms = 0;
-	h->timeout_ms = 2000;
-	h->healthy = 2;
-	h->unhealthy = 3;
-	if (ep->kind != NULL)
-		h->path = sy_xstrdup(ep->kind->health_path);
-	if ((o = get_object(c, b, path, "health")) == NULL)
-		return;
-	path_key(p, path, "health");
-	check_keys(c, o, p, health_keys);
-	h->interval_ms = 5000;
-	get_http_path(c, o, p, "path", &h->path);
-	ok = get_uint(c, o, p, "interval_ms", 1, DAY_MS,
-	    &h->interval_ms) != -1;
-	ok &= get_uint(c, o, p, "timeout_ms", 1, DAY_MS, &h->timeout_ms) != -1;
-	if (ok)
-		check_order(c, o, p, "timeout_ms", h->timeout_ms,
-		    "interval_ms", h->interval_ms, 1);
-	get_uint(c, o, p, "healthy", 1, 100, &h->healthy);
-	get_uint(c, o, p, "unhealthy", 1, 100, &h->unhealthy);
-}
-
-/*
- * Reads the metrics object of backend b into ep->scrape: absent, the
- * endpoint's /metrics is not read; present, every interval_ms (default
- * 1000).
- */
-static void
-backend_scrape(struct ctx *c, const json_t *b, const char *path,
-    struct sy_endpoint *ep)
-{
-	struct sy_scrape *s = &ep->scrape;
-	const json_t *o;
-	char p[PATHLEN];
-
-	s->interval_ms = 0;
-	s->timeout_ms = 1000;
-	s->path = sy_xstrdup("/metrics");
-	if ((o = get_object(c, b, path, "metrics")) == NULL)
-		return;
-	path_key(p, path, "metrics");
-	check_keys(c, o, p, scrape_keys);
-	s->interval_ms = 1000;
-	get_http_path(c, o, p, "path", &s->path);
-	get_uint(c, o, p, "interval_ms", 50, DAY_MS, &s->interval_ms);
-	get_uint(c, o, p, "timeout_ms", 1, DAY_MS, &s->timeout_ms);
-}
-
-/* Reads backend b (at path) into ep, cfg->endpoints[ep->index]. */
-static void
-load_backend(struct ctx *c, const json_t *b, const char *path,
-    struct sy_config *cfg, struct sy_endpoint *ep)
-{
-	const char *s, *key;
-	char p[PATHLEN], names[256];
-	json_int_t n;
-	size_t i;
-	int url_ok = 0;
-
-	ep->weight = 1;
-	ep->tls_verify = 1;
-	if (!json_is_object(b)) {
-		fail(c, path, "expected an object, got %s", type_name(b));
-		return;
-	}
-	check_keys(c, b, path, backend_keys);
-
-	if (get_string(c, b, path, "name", 1, &s) == 1) {
-		ep->name = sy_xstrdup(s);
-		path_key(p, path, "name");
-		if (!valid_name(s))
-			fail(c, p, "invalid name \"%s\": use letters, digits, "
-			    "'_', '.' and '-'", s);
-		for (i = 0; i < ep->index; i++) {
-			if (cfg->endpoints[i].name != NULL &&
-			    strcmp(cfg->endpoints[i].name, s) == 0) {
-				fail(c, p, "duplicate backend name \"%s\" "
-				    "(also backends[%zu])", s, i);
-				break;
-			}
-		}
-	}
-	if (get_string(c, b, path, "url", 1, &s) == 1) {
-		ep->url = sy_xstrdup(s);
-		url_ok = parse_url(c, path_key(p, path, "url"), s, ep) == 0;
-	}
-
-	s = "openai";
-	if (get_string(c, b, path, "kind", 0, &s) != -1 &&
-	    (ep->kind = sy_backend_kind_find(s)) == NULL) {
+	if (v != NULL && sy_conf_string(c, v, path, &s) == -1)
+		return -1;
+	if ((ep->kind = sy_backend_kind_find(s)) == NULL) {
 		sy_backend_kind_names(names, sizeof names);
-		fail(c, path_key(p, path, "kind"), "unknown backend kind "
-		    "\"%s\"; known: %s", s, names);
+		fail(c, path, "unknown backend kind \"%s\"; known: %s", s,
+		    names);
+		return -1;
 	}
-	backend_models(c, b, path, ep);
-	if (get_int(c, b, path, "weight", 0, ALLOWED_MAX, &n) == 1)
-		ep->weight = (unsigned)n;
-	if (get_int(c, b, path, "max_concurrency", 0, ALLOWED_MAX, &n) == 1)
-		ep->max_concurrency = (unsigned)n;
-
-	if (get_string(c, b, path, "api_key_env", 0, &key) == 1) {
-		ep->api_key_env = sy_xstrdup(key);
-		ep->api_key = env_secret(c, path_key(p, path, "api_key_env"),
-		    key);
-	}
-	if (get_string(c, b, path, "api_version", 0, &key) == 1) {
-		path_key(p, path, "api_version");
-		if (strcmp(ep->kind ? ep->kind->name : "", "azure") != 0)
-			fail(c, p, "only the azure kind takes an api_version");
-		else
-			ep->api_version = sy_xstrdup(key);
-	}
-	backend_tls(c, b, path, ep, url_ok);
-	backend_health(c, b, path, ep);
-	backend_scrape(c, b, path, ep);
+	return 0;
 }
 
-/* Reads the backends array into cfg->endpoints. */
+/*
+ * Reports each key of backend object b (at path) that only other kinds
+ * than ep's take.
+ */
 static void
-load_backends(struct ctx *c, const json_t *root, struct sy_config *cfg)
+backend_foreign_keys(struct sy_conf *c, const json_t *b, const char *path,
+    const struct sy_endpoint *ep)
 {
-	const json_t *arr;
+	const struct sy_conf_table *kinds[MAX_PLUGINS];
+	const struct sy_conf_table *own = ep->kind ? ep->kind->params : NULL;
+	char p[PATHLEN], owners[256];
+	const char *key;
+	json_t *v;
+	size_t i, n = sy_backend_kind_params(kinds, MAX_PLUGINS), found;
+
+	json_object_foreach((json_t *)b, key, v) {
+		if (own != NULL && sy_conf_row_find(own, key) != NULL)
+			continue;
+		owners[0] = '\0';
+		for (i = 0, found = 0; i < n; i++) {
+			if (sy_conf_row_find(kinds[i], key) == NULL)
+				continue;
+			list_add(owners, sizeof owners, kinds[i]->owner);
+			found++;
+		}
+		if (found == 0)
+			continue;
+		fail(c, path_key(p, path, key), "only the %s kind%s take%s %s "
+		    "%s", owners, found > 1 ? "s" : "", found > 1 ? "" : "s",
+		    strchr("aeiou", key[0]) != NULL ? "an" : "a", key);
+	}
+}
+
+/*
+ * What a backend's rows cannot say alone: "*" is no model of a backend,
+ * the kind's own keys, the kind's health path by default.
+ */
+static void
+backend_check(struct sy_conf *c, const json_t *b, const char *path,
+    void *base)
+{
+	struct sy_endpoint *ep = base;
+	const json_t *e;
+	char p[PATHLEN], q[PATHLEN];
+	size_t i;
+
+	path_key(p, path, "models");
+	json_array_foreach(json_object_get(b, "models"), i, e)
+		if (json_is_string(e) && strcmp(json_string_value(e), "*") == 0)
+			fail(c, path_index(q, p, i), "\"*\" is for routes; to "
+			    "serve any model, leave \"models\" out");
+	if (ep->kind != NULL && ep->kind->params != NULL) {
+		ep->params = sy_xcalloc(1, ep->kind->params->size);
+		sy_conf_read_shared(c, ep->kind->params, b, path, ep->params);
+	}
+	backend_foreign_keys(c, b, path, ep);
+	if (ep->health.path == NULL && ep->kind != NULL)
+		ep->health.path = sy_xstrdup(ep->kind->health_path);
+}
+
+/* TLS of an https backend: only there, and a CA file that can be read. */
+static void
+tls_check(struct sy_conf *c, const json_t *o, const char *path, void *base)
+{
+	struct sy_endpoint *ep = base;
+	char p[PATHLEN];
+
+	if (o == NULL)
+		return;
+	if (ep->addrlen != 0 && !ep->tls)
+		fail(c, path, "tls settings apply only to https URLs");
+	if (ep->ca_file != NULL && access(ep->ca_file, R_OK) != 0)
+		fail(c, path_key(p, path, "ca_file"), "cannot read \"%s\": %s",
+		    ep->ca_file, strerror(errno));
+}
+
+static const struct sy_conf_row tls_rows[] = {
+	{ .name = "ca_file", .type = SY_CONF_STRING,
+	  .offset = AT(sy_endpoint, ca_file),
+	  .doc = "PEM file of the CA certificates to trust instead of the "
+	    "system's" },
+	{ .name = "verify", .type = SY_CONF_BOOL,
+	  .offset = AT(sy_endpoint, tls_verify), .def.u = 1,
+	  .doc = "verify the backend's certificate and host name" },
+	{ .name = NULL }
+};
+
+static const struct sy_conf_table tls_table = {
+	.path = "backends[].tls",
+	.rows = tls_rows,
+	.size = sizeof(struct sy_endpoint),
+	.check = tls_check
+};
+
+static const struct sy_conf_row backend_rows[] = {
+	{ .name = "name", .type = SY_CONF_CUSTOM, .required = 1,
+	  .parse = backend_name,
+	  .doc = "unique name of the endpoint in logs, metrics and stats" },
+	{ .name = "url", .type = SY_CONF_CUSTOM, .required = 1,
+	  .parse = backend_url, .doc = "base URL, e.g. http://h:8000/v1" },
+	{ .name = "kind", .type = SY_CONF_CUSTOM, .always = 1,
+	  .def.s = "openai", .parse = backend_kind,
+	  .doc = "wire protocol (backends/registry.c)" },
+	{ .name = "models", .type = SY_CONF_STRINGS,
+	  .offset = AT(sy_endpoint, models), .count = AT(sy_endpoint, nmodels),
+	  .what = "model name", .doc = "models served; none: any" },
+	{ .name = "weight", .type = SY_CONF_UINT,
+	  .offset = AT(sy_endpoint, weight), .def.u = 1, .max = ALLOWED_MAX,
+	  .doc = "share of traffic; 0 takes none" },
+	{ .name = "max_concurrency", .type = SY_CONF_UINT,
+	  .offset = AT(sy_endpoint, max_concurrency), .max = ALLOWED_MAX,
+	  .doc = "requests in flight, all workers; 0: no limit" },
+	{ .name = "api_key_env", .type = SY_CONF_SECRET,
+	  .offset = AT(sy_endpoint, api_key), .keep_name = 1,
+	  .name_at = AT(sy_endpoint, api_key_env), .what = "an API key",
+	  .doc = "environment variable holding the API key" },
+	{ .name = "(kind)", .type = SY_CONF_PLUGIN,
+	  .plugins = sy_backend_kind_params,
+	  .doc = "the keys of the backend's kind" },
+	{ .name = "tls", .type = SY_CONF_OBJECT, .table = &tls_table,
+	  .doc = "TLS settings of an https URL" },
+	{ .name = "health", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_endpoint, health), .table = &sy_health_table,
+	  .doc = "active health checks; absent: off" },
+	{ .name = "metrics", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_endpoint, scrape), .table = &sy_scrape_table,
+	  .doc = "reading the endpoint's load; absent: off" },
+	{ .name = NULL }
+};
+
+static const struct sy_conf_table backend_table = {
+	.path = "backends[]",
+	.rows = backend_rows,
+	.size = sizeof(struct sy_endpoint),
+	.check = backend_check
+};
+
+/* Reads the backends array (at path) into cfg->endpoints. */
+static int
+load_backends(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *arr, const char *path, void *base)
+{
+	struct sy_config *cfg = base;
+	struct sy_endpoint *ep;
+	const json_t *b;
 	char p[PATHLEN];
 	size_t i;
 
-	if ((arr = get_list(c, root, "", "backends", 1, "backend")) == NULL)
-		return;
 	cfg->nendpoints = json_array_size(arr);
 	cfg->endpoints = sy_xcalloc(cfg->nendpoints, sizeof *cfg->endpoints);
-	for (i = 0; i < cfg->nendpoints; i++) {
-		cfg->endpoints[i].index = i;
-		load_backend(c, json_array_get(arr, i), path_index(p,
-		    "backends", i), cfg, &cfg->endpoints[i]);
+	json_array_foreach(arr, i, b) {
+		ep = &cfg->endpoints[i];
+		ep->index = i;
+		path_index(p, path, i);
+		if (!json_is_object(b))
+			fail(c, p, "expected an object, got %s", type_name(b));
+		else
+			sy_conf_read(c, &backend_table, b, p, ep);
 	}
+	return 0;
 }
 
 /* ==== Routes ==== */
@@ -1604,41 +1901,31 @@ model_path(char *buf, const json_t *o, const char *path, const char *m)
 	return strcpy(buf, p);
 }
 
-/* Reads a route's name and models; ri is its index. */
-static void
-route_head(struct ctx *c, const json_t *o, const char *path,
-    struct sy_config *cfg, size_t ri)
+static int
+route_name(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	struct sy_route *r = &cfg->routes[ri];
-	const json_t *arr, *v;
-	const json_t *owner;
-	char p[PATHLEN], q[PATHLEN];
+	struct sy_route *r = base;
+
+	return read_name(c, v, path, "route", &c->cfg->routes[0].name,
+	    sizeof *r, r->index, &r->name);
+}
+
+/* Reads the served models of route r (array arr, at path). */
+static int
+route_models(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *arr, const char *path, void *base)
+{
+	struct sy_route *r = base;
+	struct sy_config *cfg = c->cfg;
+	const json_t *v, *owner;
+	char q[PATHLEN];
 	const char *s;
 	size_t i, j;
 
-	check_keys(c, o, path, route_keys);
-	if (get_string(c, o, path, "name", 1, &s) == 1) {
-		r->name = sy_xstrdup(s);
-		path_key(p, path, "name");
-		if (!valid_name(s))
-			fail(c, p, "invalid name \"%s\": use letters, digits, "
-			    "'_', '.' and '-'", s);
-		for (i = 0; i < ri; i++) {
-			if (cfg->routes[i].name != NULL &&
-			    strcmp(cfg->routes[i].name, s) == 0) {
-				fail(c, p, "duplicate route name \"%s\" "
-				    "(also routes[%zu])", s, i);
-				break;
-			}
-		}
-	}
-	if ((arr = get_list(c, o, path, "models", 1,
-	    "model (or \"*\")")) == NULL)
-		return;
-	path_key(p, path, "models");
 	r->models = sy_xcalloc(json_array_size(arr), sizeof *r->models);
 	json_array_foreach(arr, i, v) {
-		path_index(q, p, i);
+		path_index(q, path, i);
 		if (!json_is_string(v) || *json_string_value(v) == '\0') {
 			fail(c, q, "expected a model name, got %s",
 			    json_is_string(v) ? "\"\"" : type_name(v));
@@ -1650,7 +1937,7 @@ route_head(struct ctx *c, const json_t *o, const char *path,
 				fail(c, q, "\"*\" must be the only model of a "
 				    "wildcard route");
 			else if (c->wildcard) {
-				for (j = 0; j < ri; j++)
+				for (j = 0; j < r->index; j++)
 					if (cfg->routes[j].wildcard)
 						break;
 				fail(c, q, "only one route may be a wildcard; "
@@ -1672,35 +1959,32 @@ route_head(struct ctx *c, const json_t *o, const char *path,
 			    "\"%s\"", s, route_label(&cfg->routes[j]));
 			continue;
 		}
-		json_object_set_new(c->served, s, json_integer((json_int_t)ri));
+		json_object_set_new(c->served, s,
+		    json_integer((json_int_t)r->index));
 		r->models[r->nmodels++] = sy_xstrdup(s);
 	}
+	return 0;
 }
 
-/*
- * Reads the aliases of route o (cfg->routes[ri]): each maps a new name to
- * a model of the route.
- */
-static void
-route_aliases(struct ctx *c, const json_t *o, const char *path,
-    struct sy_config *cfg, size_t ri)
+/* Reads the aliases of route r (object obj, at path): new names of its models. */
+static int
+route_aliases(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *obj, const char *path, void *base)
 {
-	struct sy_route *r = &cfg->routes[ri];
-	const json_t *obj, *v, *owner;
-	char p[PATHLEN], q[PATHLEN];
+	struct sy_route *r = base;
+	struct sy_config *cfg = c->cfg;
+	const json_t *v, *owner;
+	char q[PATHLEN];
 	const char *from;
 
-	if ((obj = get_object(c, o, path, "aliases")) == NULL)
-		return;
-	path_key(p, path, "aliases");
 	if (r->wildcard && json_object_size(obj) != 0) {
-		fail(c, p, "a wildcard route has no aliases: it sends every "
+		fail(c, path, "a wildcard route has no aliases: it sends every "
 		    "model name on unchanged");
-		return;
+		return -1;
 	}
 	r->aliases = sy_xcalloc(json_object_size(obj), sizeof *r->aliases);
 	json_object_foreach((json_t *)obj, from, v) {
-		path_key(q, p, from);
+		path_key(q, path, from);
 		if (*from == '\0' || strcmp(from, "*") == 0) {
 			fail(c, q, "an alias must be a model name");
 			continue;
@@ -1728,11 +2012,12 @@ route_aliases(struct ctx *c, const json_t *o, const char *path,
 			continue;
 		}
 		json_object_set_new(c->aliased, from,
-		    json_integer((json_int_t)ri));
+		    json_integer((json_int_t)r->index));
 		r->aliases[r->naliases].from = sy_xstrdup(from);
 		r->aliases[r->naliases].to = sy_xstrdup(json_string_value(v));
 		r->naliases++;
 	}
+	return 0;
 }
 
 /* Whether ep serves at least one model of r (any, for a wildcard route). */
@@ -1749,63 +2034,70 @@ serves_route(const struct sy_endpoint *ep, const struct sy_route *r)
 	return 0;
 }
 
-/*
- * Reads a route's backends (or takes every one serving it) and builds its
- * pools.  A model without a backend is an error, unless the backends list
- * already had one.
- */
+/* Adds the endpoint named by v (at path) to route r's backends. */
 static void
-route_backends(struct ctx *c, const json_t *o, const char *path,
-    struct sy_config *cfg, struct sy_route *r)
+route_backend(struct sy_conf *c, const json_t *v, const char *path,
+    struct sy_route *r)
 {
-	const json_t *arr, *v;
+	struct sy_config *cfg = c->cfg;
 	struct sy_endpoint *ep;
-	struct sy_pool *pool;
-	char p[PATHLEN], q[PATHLEN], *names;
 	const char *s;
+	char *names;
+	size_t j;
+
+	if (!json_is_string(v)) {
+		fail(c, path, "expected a backend name, got %s", type_name(v));
+		return;
+	}
+	s = json_string_value(v);
+	for (j = 0, ep = NULL; j < cfg->nendpoints; j++)
+		if (cfg->endpoints[j].name != NULL &&
+		    strcmp(cfg->endpoints[j].name, s) == 0)
+			ep = &cfg->endpoints[j];
+	if (ep == NULL) {
+		names = backend_names(cfg);
+		fail(c, path, "unknown backend \"%s\"; known: %s", s, names);
+		free(names);
+		return;
+	}
+	for (j = 0; j < r->nendpoints; j++)
+		if (r->endpoints[j] == ep)
+			break;
+	if (j < r->nendpoints)
+		fail(c, path, "backend \"%s\" is listed twice", s);
+	else if (!serves_route(ep, r))
+		fail(c, path, "backend \"%s\" serves none of this route's "
+		    "models", s);
+	else
+		r->endpoints[r->nendpoints++] = ep;
+}
+
+/*
+ * Reads route r's backends (arr at path, or NULL: every one serving it)
+ * and builds its pools.  A model without a backend is an error, unless
+ * the backends list already had one.
+ */
+static int
+route_backends(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *arr, const char *path, void *base)
+{
+	struct sy_route *r = base;
+	struct sy_config *cfg = c->cfg;
+	const json_t *o = c->obj, *v;
+	struct sy_pool *pool;
+	char q[PATHLEN], rp[PATHLEN];
 	size_t i, j, nerrs = c->nerrs;
 
+	path_index(rp, "routes", r->index);
 	r->endpoints = sy_xcalloc(cfg->nendpoints, sizeof *r->endpoints);
-	if (json_object_get(o, "backends") == NULL) {
+	if (arr == NULL) {
 		for (i = 0; i < cfg->nendpoints; i++)
 			if (serves_route(&cfg->endpoints[i], r))
 				r->endpoints[r->nendpoints++] =
 				    &cfg->endpoints[i];
-	} else if ((arr = get_list(c, o, path, "backends", 0,
-	    "backend")) != NULL) {
-		path_key(p, path, "backends");
-		json_array_foreach(arr, i, v) {
-			path_index(q, p, i);
-			if (!json_is_string(v)) {
-				fail(c, q, "expected a backend name, got %s",
-				    type_name(v));
-				continue;
-			}
-			s = json_string_value(v);
-			for (j = 0, ep = NULL; j < cfg->nendpoints; j++)
-				if (cfg->endpoints[j].name != NULL &&
-				    strcmp(cfg->endpoints[j].name, s) == 0)
-					ep = &cfg->endpoints[j];
-			if (ep == NULL) {
-				names = backend_names(cfg);
-				fail(c, q, "unknown backend \"%s\"; known: %s",
-				    s, names);
-				free(names);
-				continue;
-			}
-			for (j = 0; j < r->nendpoints; j++)
-				if (r->endpoints[j] == ep)
-					break;
-			if (j < r->nendpoints)
-				fail(c, q, "backend \"%s\" is listed twice", s);
-			else if (!serves_route(ep, r))
-				fail(c, q, "backend \"%s\" serves none of this "
-				    "route's models", s);
-			else
-				r->endpoints[r->nendpoints++] = ep;
-		}
-	} else
-		return;
+	}
+	json_array_foreach(arr, i, v)
+		route_backend(c, v, path_index(q, path, i), r);
 
 	r->npools = r->wildcard ? 1 : r->nmodels;
 	r->pools = sy_xcalloc(r->npools, sizeof *r->pools);
@@ -1822,304 +2114,66 @@ route_backends(struct ctx *c, const json_t *o, const char *path,
 				    r->endpoints[j];
 		if (pool->nendpoints == 0 && pool->model != NULL &&
 		    cfg->nendpoints != 0 && c->nerrs == nerrs)
-			fail(c, model_path(q, o, path, pool->model),
+			fail(c, model_path(q, o, rp, pool->model),
 			    "no backend %sserves model \"%s\"",
-			    json_object_get(o, "backends") ? "of this route " :
-			    "", pool->model);
+			    arr != NULL ? "of this route " : "", pool->model);
 	}
-}
-
-/*
- * Reads a policy member (key of o): a name, or an object with "name" and
- * the policy's parameters.  Sets *name (borrowed; def when absent) and
- * *params (a new object without "name").  Returns 0, or -1 after
- * reporting an error.
- */
-static int
-get_policy(struct ctx *c, const json_t *o, const char *path, const char *key,
-    const char *def, const char **name, json_t **params)
-{
-	const json_t *v = json_object_get(o, key), *n, *x;
-	char p[PATHLEN], q[PATHLEN];
-	const char *k;
-
-	path_key(p, path, key);
-	if (v != NULL && !json_is_string(v) && !json_is_object(v)) {
-		fail(c, p, "expected a policy name or an object with "
-		    "\"name\", got %s", type_name(v));
-		return -1;
-	}
-	if (json_is_object(v)) {
-		if ((n = json_object_get(v, "name")) == NULL) {
-			fail(c, path_key(q, p, "name"), "required key is "
-			    "missing");
-			return -1;
-		}
-		if (!json_is_string(n)) {
-			fail(c, path_key(q, p, "name"), "expected a policy "
-			    "name, got %s", type_name(n));
-			return -1;
-		}
-		*name = json_string_value(n);
-		*params = json_object();
-		json_object_foreach((json_t *)v, k, x)
-			if (strcmp(k, "name") != 0)
-				json_object_set_new(*params, k,
-				    json_deep_copy(x));
-		return 0;
-	}
-	*name = v != NULL ? json_string_value(v) : def;
-	*params = json_object();
 	return 0;
 }
 
-/*
- * Reports that the policy name of member key of o (at path, a name or an
- * object with "name") is unknown, listing names; what says which policy.
- */
-static void
-unknown_policy(struct ctx *c, const json_t *o, const char *path,
-    const char *key, const char *what, const char *name, const char *names)
+static int
+route_policy(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	char p[PATHLEN];
-
-	path_key(p, path, key);
-	if (json_is_object(json_object_get(o, key)))
-		path_add_key(p, "name");
-	fail(c, p, "unknown %s \"%s\"; known: %s", what, name, names);
-}
-
-/* Finds the routing and selection policies of route o. */
-static void
-route_policies(struct ctx *c, const json_t *o, const char *path,
-    struct sy_route *r)
-{
+	struct sy_route *r = base;
 	const char *name;
 	char names[256];
 
-	if (get_policy(c, o, path, "policy", "round_robin", &name,
-	    &r->policy_params) == 0 &&
-	    (r->policy = sy_route_policy_find(name)) == NULL) {
+	if (sy_conf_policy(c, row, v, path, &name, &r->policy_params) == -1)
+		return -1;
+	if ((r->policy = sy_route_policy_find(name)) == NULL) {
 		sy_route_policy_names(names, sizeof names);
-		unknown_policy(c, o, path, "policy", "policy", name, names);
+		sy_conf_unknown_policy(c, v, path, "policy", name, names);
+		return -1;
 	}
-	if (get_policy(c, o, path, "selection", "alias", &name,
-	    &r->selection_params) == 0 &&
-	    (r->selection = sy_select_policy_find(name)) == NULL) {
-		sy_select_policy_names(names, sizeof names);
-		unknown_policy(c, o, path, "selection", "selection policy",
-		    name, names);
-	}
+	return 0;
 }
 
-/* Gives route r the defaults of its retries, ejection, queue and deadline. */
-static void
-route_defaults(const struct sy_config *cfg, struct sy_route *r)
+static int
+route_selection(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	r->retry.max = 2;
-	r->retry.budget = 0.2;
-	r->retry.min_per_s = 5;
-	r->retry.backoff_ms = 25;
-	r->retry.max_backoff_ms = 1000;
-	r->retry.on = SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX | SY_RETRY_ON_429;
-	r->ejection.consecutive_failures = 5;
-	r->ejection.error_rate = 0;
-	r->ejection.min_requests = 20;
-	r->ejection.window_ms = 10000;
-	r->ejection.cooldown_ms = 10000;
-	r->ejection.max_cooldown_ms = 300000;
-	r->ejection.min_available = 0.5;
-	r->queue.max = 0;
-	r->queue.timeout_ms = 5000;
-	r->deadline_ms = cfg->timeouts.total_ms;
-	r->cache.ttl_s = 3600;
-	r->cache.max_entry_bytes = 1048576;
-	r->cache.deterministic_only = 1;
-	r->cache.replay_chunk_tokens = 4;
-	atomic_init(&r->budget_start_us, 0);
-	atomic_init(&r->requests, 0);
-	atomic_init(&r->retries, 0);
-}
-
-/* Reads the conditions a route retries on (array on, at path) into *on. */
-static void
-retry_conditions(struct ctx *c, const json_t *arr, const char *path,
-    unsigned *on)
-{
-	const json_t *v;
-	char q[PATHLEN], known[64];
-	const char *s;
-	size_t i, j, n;
-	unsigned bits = 0;
-
-	json_array_foreach(arr, i, v) {
-		path_index(q, path, i);
-		if (!json_is_string(v)) {
-			fail(c, q, "expected a retry condition, got %s",
-			    type_name(v));
-			continue;
-		}
-		s = json_string_value(v);
-		for (j = 0; j < NRETRY_CONDS; j++)
-			if (strcmp(retry_conds[j].name, s) == 0)
-				break;
-		if (j == NRETRY_CONDS) {
-			known[0] = '\0';
-			for (j = 0, n = 0; j < NRETRY_CONDS; j++)
-				n += (size_t)snprintf(known + n,
-				    sizeof known - n, "%s%s", j ? ", " : "",
-				    retry_conds[j].name);
-			fail(c, q, "unknown retry condition \"%s\"; known: %s",
-			    s, known);
-			continue;
-		}
-		if (bits & retry_conds[j].bit) {
-			fail(c, q, "duplicate retry condition \"%s\"", s);
-			continue;
-		}
-		bits |= retry_conds[j].bit;
-	}
-	*on = bits;
-}
-
-/* Reads the retries object of route o (at path) into r->retry. */
-static void
-route_retries(struct ctx *c, const json_t *o, const char *path,
-    struct sy_route *r)
-{
-	struct sy_retry *rt = &r->retry;
-	const json_t *obj, *arr;
-	char p[PATHLEN], q[PATHLEN];
-	int ok;
-
-	if ((obj = get_object(c, o, path, "retries")) == NULL)
-		return;
-	path_key(p, path, "retries");
-	check_keys(c, obj, p, retry_keys);
-	get_uint(c, obj, p, "max", 0, SY_MAX_TRIES - 1, &rt->max);
-	get_fraction(c, obj, p, "budget", &rt->budget);
-	get_uint(c, obj, p, "min_per_s", 0, ALLOWED_MAX, &rt->min_per_s);
-	ok = get_uint(c, obj, p, "backoff_ms", 0, DAY_MS,
-	    &rt->backoff_ms) != -1;
-	ok &= get_uint(c, obj, p, "max_backoff_ms", 0, DAY_MS,
-	    &rt->max_backoff_ms) != -1;
-	if (ok)
-		check_order(c, obj, p, "backoff_ms", rt->backoff_ms,
-		    "max_backoff_ms", rt->max_backoff_ms, 0);
-	if ((arr = get_list(c, obj, p, "on", 0, "retry condition")) != NULL)
-		retry_conditions(c, arr, path_key(q, p, "on"), &rt->on);
-}
-
-/* Reads the ejection object of route o (at path) into r->ejection. */
-static void
-route_ejection(struct ctx *c, const json_t *o, const char *path,
-    struct sy_route *r)
-{
-	struct sy_ejection *e = &r->ejection;
-	const json_t *obj;
-	char p[PATHLEN];
-	int ok;
-
-	if ((obj = get_object(c, o, path, "ejection")) == NULL)
-		return;
-	path_key(p, path, "ejection");
-	check_keys(c, obj, p, ejection_keys);
-	get_uint(c, obj, p, "consecutive_failures", 0, ALLOWED_MAX,
-	    &e->consecutive_failures);
-	get_fraction(c, obj, p, "error_rate", &e->error_rate);
-	get_uint(c, obj, p, "min_requests", 1, ALLOWED_MAX, &e->min_requests);
-	get_uint(c, obj, p, "window_ms", 1, DAY_MS, &e->window_ms);
-	ok = get_uint(c, obj, p, "cooldown_ms", 1, DAY_MS,
-	    &e->cooldown_ms) != -1;
-	ok &= get_uint(c, obj, p, "max_cooldown_ms", 1, DAY_MS,
-	    &e->max_cooldown_ms) != -1;
-	if (ok)
-		check_order(c, obj, p, "cooldown_ms", e->cooldown_ms,
-		    "max_cooldown_ms", e->max_cooldown_ms, 0);
-	get_fraction(c, obj, p, "min_available", &e->min_available);
-}
-
-/* Reads the queue object of route o (at path) into r->queue. */
-static void
-route_queue(struct ctx *c, const json_t *o, const char *path,
-    struct sy_route *r)
-{
-	const json_t *obj;
-	char p[PATHLEN];
-
-	if ((obj = get_object(c, o, path, "queue")) == NULL)
-		return;
-	path_key(p, path, "queue");
-	check_keys(c, obj, p, queue_keys);
-	get_uint(c, obj, p, "max", 0, MAX_QUEUE, &r->queue.max);
-	get_uint(c, obj, p, "timeout_ms", 1, DAY_MS, &r->queue.timeout_ms);
-}
-
-/* Reads the batch object of route o (at path) into r->batch. */
-static void
-route_batch(struct ctx *c, const json_t *o, const char *path,
-    struct sy_route *r)
-{
-	struct sy_batching *b = &r->batch;
-	const json_t *obj;
+	struct sy_route *r = base;
 	const char *name;
-	char p[PATHLEN], names[256];
-	json_int_t n;
+	char names[256];
 
-	if ((obj = get_object(c, o, path, "batch")) == NULL)
-		return;
-	path_key(p, path, "batch");
+	if (sy_conf_policy(c, row, v, path, &name,
+	    &r->selection_params) == -1)
+		return -1;
+	if ((r->selection = sy_select_policy_find(name)) == NULL) {
+		sy_select_policy_names(names, sizeof names);
+		sy_conf_unknown_policy(c, v, path, "selection policy", name,
+		    names);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads route r's batch object (at path) unless its answers are checked. */
+static int
+route_batch(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
+{
+	struct sy_route *r = base;
+
 	if (r->selection != NULL && r->selection->check != NULL) {
 		/* A batch answers its members without their answers checked. */
-		fail(c, p, "a route whose selection policy checks its "
+		fail(c, path, "a route whose selection policy checks its "
 		    "answers (%s) cannot batch", r->selection->name);
-		return;
+		return -1;
 	}
-	check_keys(c, obj, p, batch_keys);
-	b->max_batch_size = 32;
-	b->max_wait_us = 2000;
-	b->max_queue = 1024;
-	get_uint(c, obj, p, "max_batch_size", 1, MAX_BATCH, &b->max_batch_size);
-	if (get_int(c, obj, p, "max_batch_tokens", 0, 1000000000, &n) == 1)
-		b->max_batch_tokens = (uint64_t)n;
-	if (get_int(c, obj, p, "max_wait_us", 0, MAX_BATCH_WAIT, &n) == 1)
-		b->max_wait_us = (uint64_t)n;
-	get_uint(c, obj, p, "max_queue", 1, MAX_QUEUE, &b->max_queue);
-	if (get_policy(c, obj, p, "policy", "window", &name, &b->params) == 0 &&
-	    (b->policy = sy_batch_policy_find(name)) == NULL) {
-		sy_batch_policy_names(names, sizeof names);
-		unknown_policy(c, obj, p, "policy", "batching policy", name,
-		    names);
-	}
-}
-
-/* Reads the cache object of route o (at path) into r->cache. */
-static void
-route_cache(struct ctx *c, const json_t *o, const char *path,
-    struct sy_route *r)
-{
-	struct sy_route_cache *rc = &r->cache;
-	const json_t *obj;
-	const char *s;
-	char p[PATHLEN];
-	json_int_t n;
-
-	if ((obj = get_object(c, o, path, "cache")) == NULL)
-		return;
-	path_key(p, path, "cache");
-	check_keys(c, obj, p, route_cache_keys);
-	rc->enabled = 1;
-	get_bool(c, obj, p, "enabled", &rc->enabled);
-	get_uint(c, obj, p, "ttl_s", 1, 31536000, &rc->ttl_s);
-	if (get_int(c, obj, p, "max_entry_bytes", 1, 67108864, &n) == 1)
-		rc->max_entry_bytes = (size_t)n;
-	get_bool(c, obj, p, "deterministic_only", &rc->deterministic_only);
-	get_uint(c, obj, p, "replay_chunk_tokens", 1, 4096,
-	    &rc->replay_chunk_tokens);
-	get_uint(c, obj, p, "replay_interval_ms", 0, 10000,
-	    &rc->replay_interval_ms);
-	if (get_string(c, obj, p, "namespace", 0, &s) == 1)
-		rc->namespace = sy_xstrdup(s);
+	sy_conf_read(c, &sy_batch_table, v, path, &r->batch);
+	return 0;
 }
 
 /*
@@ -2129,7 +2183,7 @@ route_cache(struct ctx *c, const json_t *o, const char *path,
  * one that route serves.
  */
 static const char *
-fallback_model(struct ctx *c, const struct sy_config *cfg, size_t ri,
+fallback_model(struct sy_conf *c, const struct sy_config *cfg, size_t ri,
     const char *path, const char *s)
 {
 	const struct sy_route *r = &cfg->routes[ri], *other;
@@ -2176,43 +2230,40 @@ fallback_model(struct ctx *c, const struct sy_config *cfg, size_t ri,
 }
 
 /*
- * Reads the fallbacks of route o (cfg->routes[ri], at path): model names
- * tried in order when the route cannot answer.  Runs once every route's
- * models and aliases are known.
+ * Reads the fallbacks of route r (v at path): model names tried in order
+ * when the route cannot answer.  Read once every route's models and
+ * aliases are known.
  */
-static void
-route_fallbacks(struct ctx *c, const json_t *o, const char *path,
-    struct sy_config *cfg, size_t ri)
+static int
+route_fallbacks(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *v, const char *path, void *base)
 {
-	struct sy_route *r = &cfg->routes[ri];
-	const json_t *arr = json_object_get(o, "fallbacks"), *v;
-	char p[PATHLEN], q[PATHLEN];
+	struct sy_route *r = base;
+	const json_t *e;
+	char q[PATHLEN];
 	const char *s, *m;
 	size_t i, j;
 
-	if (arr == NULL)
-		return;
-	path_key(p, path, "fallbacks");
-	if (!json_is_array(arr)) {
-		fail(c, p, "expected an array of model or route names, got %s",
-		    type_name(arr));
-		return;
+	if (!json_is_array(v)) {
+		fail(c, path, "expected an array of model or route names, got "
+		    "%s", type_name(v));
+		return -1;
 	}
-	if (json_array_size(arr) > MAX_FALLBACKS) {
-		fail(c, p, "at most %d fallbacks, got %zu", MAX_FALLBACKS,
-		    json_array_size(arr));
-		return;
+	if (json_array_size(v) > MAX_FALLBACKS) {
+		fail(c, path, "at most %d fallbacks, got %zu", MAX_FALLBACKS,
+		    json_array_size(v));
+		return -1;
 	}
-	r->fallbacks = sy_xcalloc(json_array_size(arr), sizeof *r->fallbacks);
-	json_array_foreach(arr, i, v) {
-		path_index(q, p, i);
-		if (!json_is_string(v) || *json_string_value(v) == '\0') {
+	r->fallbacks = sy_xcalloc(json_array_size(v), sizeof *r->fallbacks);
+	json_array_foreach(v, i, e) {
+		path_index(q, path, i);
+		if (!json_is_string(e) || *json_string_value(e) == '\0') {
 			fail(c, q, "expected a model or route name, got %s",
-			    json_is_string(v) ? "\"\"" : type_name(v));
+			    json_is_string(e) ? "\"\"" : type_name(e));
 			continue;
 		}
-		s = json_string_value(v);
-		if ((m = fallback_model(c, cfg, ri, q, s)) == NULL)
+		s = json_string_value(e);
+		if ((m = fallback_model(c, c->cfg, r->index, q, s)) == NULL)
 			continue;
 		for (j = 0; j < r->nfallbacks; j++)
 			if (strcmp(r->fallbacks[j], m) == 0)
@@ -2228,63 +2279,109 @@ route_fallbacks(struct ctx *c, const json_t *o, const char *path,
 		}
 		r->fallbacks[r->nfallbacks++] = sy_xstrdup(m);
 	}
+	return 0;
 }
 
 /*
- * Reads the routes array: names and models of every route first, so that
- * aliases, backends and pools can be checked against all of them.
+ * A route's keys in three passes: name and models of every route first
+ * (0), then what is checked against all of them (1), then fallbacks (2),
+ * which may name any route's model.
  */
-static void
-load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
+static const struct sy_conf_row route_rows[] = {
+	{ .name = "name", .type = SY_CONF_CUSTOM, .required = 1,
+	  .parse = route_name, .doc = "unique name in logs and metrics" },
+	{ .name = "models", .type = SY_CONF_ARRAY, .required = 1,
+	  .what = "model (or \"*\")", .parse = route_models,
+	  .doc = "served model names; [\"*\"]: a wildcard route" },
+	{ .name = "aliases", .type = SY_CONF_OBJECT, .pass = 1,
+	  .parse = route_aliases, .doc = "names clients may send" },
+	{ .name = "backends", .type = SY_CONF_ARRAY, .pass = 1, .always = 1,
+	  .what = "backend", .parse = route_backends,
+	  .doc = "backend names; default: every one serving a model" },
+	{ .name = "policy", .type = SY_CONF_CUSTOM, .pass = 1, .always = 1,
+	  .def.s = "round_robin", .parse = route_policy,
+	  .doc = "routing policy: a name or {\"name\", parameters}" },
+	{ .name = "selection", .type = SY_CONF_CUSTOM, .pass = 1,
+	  .always = 1, .def.s = "alias", .parse = route_selection,
+	  .doc = "model-selection policy, as policy" },
+	{ .name = "retries", .type = SY_CONF_OBJECT, .pass = 1,
+	  .offset = AT(sy_route, retry), .table = &sy_retry_table,
+	  .doc = "trying a failed request again elsewhere" },
+	{ .name = "ejection", .type = SY_CONF_OBJECT, .pass = 1,
+	  .offset = AT(sy_route, ejection), .table = &sy_ejection_table,
+	  .doc = "passive outlier ejection" },
+	{ .name = "queue", .type = SY_CONF_OBJECT, .pass = 1,
+	  .offset = AT(sy_route, queue), .table = &sy_queue_table,
+	  .doc = "waiting when every endpoint is full" },
+	{ .name = "fallbacks", .type = SY_CONF_CUSTOM, .pass = 2,
+	  .parse = route_fallbacks,
+	  .doc = "models of other routes tried in order" },
+	{ .name = "deadline_ms", .type = SY_CONF_MS, .pass = 1,
+	  .offset = AT(sy_route, deadline_ms), .min = 1, .max = DAY_MS,
+	  .doc = "the whole request; default: timeouts.total_ms" },
+	{ .name = "batch", .type = SY_CONF_OBJECT, .pass = 1,
+	  .parse = route_batch, .doc = "gateway-level batching" },
+	{ .name = "cache", .type = SY_CONF_OBJECT, .pass = 1,
+	  .offset = AT(sy_route, cache), .table = &sy_route_cache_table,
+	  .doc = "the prompt cache of the route" },
+	{ .name = NULL }
+};
+
+static const struct sy_conf_table route_table = {
+	.path = "routes[]",
+	.rows = route_rows,
+	.size = sizeof(struct sy_route)
+};
+
+/* Reads the routes array (at path), pass by pass over every route. */
+static int
+load_routes(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *arr, const char *path, void *base)
 {
-	const json_t *arr, *o;
+	struct sy_config *cfg = base;
 	struct sy_route *r;
+	const json_t *o;
 	char p[PATHLEN];
+	unsigned pass;
 	size_t i, j;
 
-	if ((arr = get_list(c, root, "", "routes", 1, "route")) == NULL)
-		return;
 	cfg->nroutes = json_array_size(arr);
 	cfg->routes = sy_xcalloc(cfg->nroutes, sizeof *cfg->routes);
-	for (i = 0; i < cfg->nroutes; i++) {
-		cfg->routes[i].cfg = cfg;
-		cfg->routes[i].index = i;
-		route_defaults(cfg, &cfg->routes[i]);
-		o = json_array_get(arr, i);
-		if (!json_is_object(o))
-			fail(c, path_index(p, "routes", i), "expected an "
-			    "object, got %s", type_name(o));
-		else
-			route_head(c, o, path_index(p, "routes", i), cfg, i);
+	for (pass = 0; pass < 3; pass++) {
+		json_array_foreach(arr, i, o) {
+			r = &cfg->routes[i];
+			path_index(p, path, i);
+			if (pass == 0) {
+				r->cfg = cfg;
+				r->index = i;
+				atomic_init(&r->budget_start_us, 0);
+				atomic_init(&r->requests, 0);
+				atomic_init(&r->retries, 0);
+				if (!json_is_object(o))
+					fail(c, p, "expected an object, got %s",
+					    type_name(o));
+			}
+			if (!json_is_object(o))
+				continue;
+			if (pass == 0)
+				sy_conf_read(c, &route_table, o, p, r);
+			else
+				sy_conf_read_more(c, &route_table, o, p, r,
+				    pass);
+			if (pass != 1)
+				continue;
+			if (r->deadline_ms == 0)
+				r->deadline_ms = cfg->timeouts.total_ms;
+			for (j = 0; j < r->nmodels; j++)
+				json_object_set_new(cfg->model_index,
+				    r->models[j], json_integer((json_int_t)i));
+			for (j = 0; j < r->naliases; j++)
+				json_object_set_new(cfg->model_index,
+				    r->aliases[j].from,
+				    json_integer((json_int_t)i));
+		}
 	}
-	for (i = 0; i < cfg->nroutes; i++) {
-		o = json_array_get(arr, i);
-		if (!json_is_object(o))
-			continue;
-		r = &cfg->routes[i];
-		path_index(p, "routes", i);
-		route_aliases(c, o, p, cfg, i);
-		route_backends(c, o, p, cfg, r);
-		route_policies(c, o, p, r);
-		route_retries(c, o, p, r);
-		route_ejection(c, o, p, r);
-		route_queue(c, o, p, r);
-		route_batch(c, o, p, r);
-		route_cache(c, o, p, r);
-		get_uint(c, o, p, "deadline_ms", 1, DAY_MS, &r->deadline_ms);
-		for (j = 0; j < r->nmodels; j++)
-			json_object_set_new(cfg->model_index, r->models[j],
-			    json_integer((json_int_t)i));
-		for (j = 0; j < r->naliases; j++)
-			json_object_set_new(cfg->model_index,
-			    r->aliases[j].from, json_integer((json_int_t)i));
-	}
-	for (i = 0; i < cfg->nroutes; i++) {
-		o = json_array_get(arr, i);
-		if (json_is_object(o))
-			route_fallbacks(c, o, path_index(p, "routes", i), cfg,
-			    i);
-	}
+	return 0;
 }
 
 /* ==== Prices and models ==== */
@@ -2295,7 +2392,7 @@ load_routes(struct ctx *c, const json_t *root, struct sy_config *cfg)
  * word the messages ("a price", "price").
  */
 static int
-served_model_entry(struct ctx *c, const struct sy_config *cfg,
+served_model_entry(struct sy_conf *c, const struct sy_config *cfg,
     const char *path, const char *model, const json_t *v, const char *what,
     const char *verb)
 {
@@ -2323,132 +2420,58 @@ served_model_entry(struct ctx *c, const struct sy_config *cfg,
 	return 1;
 }
 
-/* Reads the table of what is known of each model (its context length). */
+/*
+ * Reads a per-model table obj (at path): each member, named for a served
+ * model, against t into an element of the array *arr (stride bytes, its
+ * first member the model's name) that *n counts.  what and verb word the
+ * messages ("a price", "price").
+ */
 static void
-load_models(struct ctx *c, const json_t *root, struct sy_config *cfg)
+load_per_model(struct sy_conf *c, const json_t *obj, const char *path,
+    const struct sy_conf_table *t, void **arr, size_t *n, size_t stride,
+    const char *what, const char *verb)
 {
-	const json_t *obj, *v, *len;
-	struct sy_model_info *mi;
+	const json_t *v;
 	const char *model;
-	char p[PATHLEN];
+	char p[PATHLEN], *e;
+	size_t nerrs;
 
-	if ((obj = get_object(c, root, "", "models")) == NULL)
-		return;
-	cfg->models = sy_xcalloc(json_object_size(obj), sizeof *cfg->models);
+	*arr = sy_xcalloc(json_object_size(obj), stride);
 	json_object_foreach((json_t *)obj, model, v) {
-		path_key(p, "models", model);
-		if (!served_model_entry(c, cfg, p, model, v, "an entry",
-		    "describe"))
+		path_key(p, path, model);
+		if (!served_model_entry(c, c->cfg, p, model, v, what, verb))
 			continue;
-		check_keys(c, v, p, model_keys);
-		mi = &cfg->models[cfg->nmodels];
-		if (lookup(c, v, p, "context_length", 1, &len) != 1 ||
-		    get_uint(c, v, p, "context_length", 1, 1000000000,
-		    &mi->context_length) != 1)
+		e = (char *)*arr + *n * stride;
+		nerrs = c->nerrs;
+		sy_conf_read(c, t, v, p, e);
+		if (c->nerrs != nerrs)
 			continue;
-		mi->model = sy_xstrdup(model);
-		cfg->nmodels++;
+		*(char **)(void *)e = sy_xstrdup(model);
+		(*n)++;
 	}
 }
 
-/* Reads the price table. */
-static void
-load_prices(struct ctx *c, const json_t *root, struct sy_config *cfg)
+static int
+load_prices(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *obj, const char *path, void *base)
 {
-	const json_t *obj, *v;
-	struct sy_price *pr;
-	const char *model;
-	char p[PATHLEN];
+	struct sy_config *cfg = base;
 
-	if ((obj = get_object(c, root, "", "prices")) == NULL)
-		return;
-	cfg->prices = sy_xcalloc(json_object_size(obj), sizeof *cfg->prices);
-	json_object_foreach((json_t *)obj, model, v) {
-		path_key(p, "prices", model);
-		if (!served_model_entry(c, cfg, p, model, v, "a price",
-		    "price"))
-			continue;
-		check_keys(c, v, p, price_keys);
-		pr = &cfg->prices[cfg->nprices];
-		if (get_price(c, v, p, "input", 1, &pr->input) != 1 ||
-		    get_price(c, v, p, "output", 1, &pr->output) != 1)
-			continue;
-		if (get_price(c, v, p, "cached_input", 0,
-		    &pr->cached_input) == 0)
-			pr->cached_input = pr->input;
-		pr->model = sy_xstrdup(model);
-		cfg->nprices++;
-	}
+	load_per_model(c, obj, path, &sy_price_table, (void **)&cfg->prices,
+	    &cfg->nprices, sizeof *cfg->prices, "a price", "price");
+	return 0;
 }
 
-/* ==== Cache store ==== */
-
-/* Reads the redis object of the cache object o into s. */
-static void
-cache_redis(struct ctx *c, const json_t *o, struct sy_cache_settings *s)
+static int
+load_models(struct sy_conf *c, const struct sy_conf_row *row,
+    const json_t *obj, const char *path, void *base)
 {
-	const json_t *r;
-	const char *str;
-	char p[PATHLEN];
-	json_int_t n;
+	struct sy_config *cfg = base;
 
-	if ((r = get_object(c, o, "cache", "redis")) == NULL)
-		return;
-	s->redis = 1;
-	check_keys(c, r, "cache.redis", redis_keys);
-	if (get_string(c, r, "cache.redis", "host", 0, &str) == 1)
-		s->redis_host = sy_xstrdup(str);
-	if (get_int(c, r, "cache.redis", "port", 1, 65535, &n) == 1)
-		s->redis_port = (int)n;
-	if (get_string(c, r, "cache.redis", "unix", 0, &str) == 1) {
-		s->redis_unix = sy_xstrdup(str);
-		if (s->redis_host != NULL || json_object_get(r, "port") != NULL)
-			fail(c, "cache.redis.unix", "give either a unix socket "
-			    "or host and port");
-	}
-	get_uint(c, r, "cache.redis", "db", 0, 65535, &s->redis_db);
-	if (get_string(c, r, "cache.redis", "password_env", 0, &str) == 1) {
-		s->redis_password = env_secret(c, path_key(p, "cache.redis",
-		    "password_env"), str);
-	}
-	if (get_string(c, r, "cache.redis", "key_prefix", 0, &str) == 1) {
-		if (strlen(str) > 256)
-			fail(c, "cache.redis.key_prefix", "at most 256 bytes, "
-			    "got %zu", strlen(str));
-		free(s->key_prefix);
-		s->key_prefix = sy_xstrdup(str);
-	}
-	get_uint(c, r, "cache.redis", "connect_timeout_ms", 1, 60000,
-	    &s->connect_timeout_ms);
-	get_uint(c, r, "cache.redis", "command_timeout_ms", 1, 60000,
-	    &s->command_timeout_ms);
-	get_uint(c, r, "cache.redis", "lock_ms", 0, 600000, &s->lock_ms);
-	if (s->redis_host == NULL && s->redis_unix == NULL)
-		s->redis_host = sy_xstrdup("127.0.0.1");
-}
-
-/* Reads the top-level cache object into cfg->cache, defaults first. */
-static void
-load_cache(struct ctx *c, const json_t *root, struct sy_config *cfg)
-{
-	struct sy_cache_settings *s = &cfg->cache;
-	const json_t *o;
-	json_int_t n;
-
-	s->l1_max_bytes = 64 * 1024 * 1024;
-	s->coalesce = 1;
-	s->redis_port = 6379;
-	s->key_prefix = sy_xstrdup("sy:cache:");
-	s->connect_timeout_ms = 200;
-	s->command_timeout_ms = 50;
-	if ((o = get_object(c, root, "", "cache")) == NULL)
-		return;
-	check_keys(c, o, "cache", cache_keys);
-	if (get_int(c, o, "cache", "l1_max_bytes", 0, (json_int_t)1 << 40,
-	    &n) == 1)
-		s->l1_max_bytes = (size_t)n;
-	get_bool(c, o, "cache", "coalesce", &s->coalesce);
-	cache_redis(c, o, s);
+	load_per_model(c, obj, path, &sy_model_info_table,
+	    (void **)&cfg->models, &cfg->nmodels, sizeof *cfg->models,
+	    "an entry", "describe");
+	return 0;
 }
 
 /* ==== Snapshots ==== */
@@ -2484,13 +2507,13 @@ config_free(struct sy_config *cfg)
 		for (j = 0; j < r->nfallbacks; j++)
 			free(r->fallbacks[j]);
 		free(r->fallbacks);
-		free(r->cache.namespace);
 		free(r->endpoints);
 		json_decref(r->policy_params);
 		json_decref(r->selection_params);
 		if (r->batch.batcher != NULL)
 			sy_batcher_free(r->batch.batcher);
 		json_decref(r->batch.params);
+		sy_conf_free(&route_table, r);
 	}
 	free(cfg->routes);
 	for (i = 0; i < cfg->nendpoints; i++) {
@@ -2499,17 +2522,13 @@ config_free(struct sy_config *cfg)
 		free(ep->url);
 		free(ep->host);
 		free(ep->base_path);
-		for (j = 0; j < ep->nmodels; j++)
-			free(ep->models[j]);
-		free(ep->models);
-		free(ep->api_key_env);
-		free(ep->api_version);
-		free(ep->api_key);
-		free(ep->ca_file);
-		free(ep->health.path);
-		free(ep->scrape.path);
+		if (ep->params != NULL) {
+			sy_conf_free(ep->kind->params, ep->params);
+			free(ep->params);
+		}
+		sy_conf_free(&backend_table, ep);
 		if (ep->stats != NULL)
-			stats_release(ep->stats);
+			sy_endstats_release(ep->stats);
 	}
 	free(cfg->endpoints);
 	for (i = 0; i < cfg->nprices; i++)
@@ -2518,14 +2537,8 @@ config_free(struct sy_config *cfg)
 	for (i = 0; i < cfg->nmodels; i++)
 		free(cfg->models[i].model);
 	free(cfg->models);
-	free(cfg->cache.redis_host);
-	free(cfg->cache.redis_unix);
-	free(cfg->cache.redis_password);
-	free(cfg->cache.key_prefix);
+	sy_conf_free(&root_table, cfg);
 	free(cfg->path);
-	free(cfg->listen);
-	free(cfg->admin);
-	free(cfg->access_log);
 	json_decref(cfg->model_index);
 	free(cfg);
 }
@@ -2536,7 +2549,7 @@ config_free(struct sy_config *cfg)
  * '[' up to ": "), else at the object.
  */
 static void
-policy_fail(struct ctx *c, const char *path, const char *err)
+policy_fail(struct sy_conf *c, const char *path, const char *err)
 {
 	char p[PATHLEN];
 	const char *colon;
@@ -2554,7 +2567,7 @@ policy_fail(struct ctx *c, const char *path, const char *err)
 
 /* Takes the endpoints' stats and creates every policy state of a valid cfg. */
 static void
-config_start(struct ctx *c, struct sy_config *cfg)
+config_start(struct sy_conf *c, struct sy_config *cfg)
 {
 	struct sy_route *r;
 	char p[PATHLEN], q[PATHLEN];
@@ -2562,7 +2575,8 @@ config_start(struct ctx *c, struct sy_config *cfg)
 	size_t i, j;
 
 	for (i = 0; i < cfg->nendpoints; i++)
-		cfg->endpoints[i].stats = stats_acquire(cfg->endpoints[i].name);
+		cfg->endpoints[i].stats = sy_endstats_acquire(
+		    cfg->endpoints[i].name);
 	for (i = 0; i < cfg->nroutes; i++) {
 		r = &cfg->routes[i];
 		path_index(p, "routes", i);
@@ -2593,9 +2607,105 @@ config_start(struct ctx *c, struct sy_config *cfg)
 	}
 }
 
+/* ==== The top level ==== */
+
+/* The listeners' addresses: each valid, and the admin one of its own. */
+static void
+root_check(struct sy_conf *c, const json_t *root, const char *path,
+    void *base)
+{
+	struct sy_config *cfg = base;
+	struct sockaddr_storage lss, ass;
+	socklen_t llen = 0, alen = 0;
+	const char *why;
+	char buf[256];
+
+	if ((why = parse_address(cfg->listen, &lss, &llen, buf,
+	    sizeof buf)) != NULL) {
+		fail(c, "listen", "%s", why);
+		llen = 0;
+	}
+	if (cfg->admin == NULL || failed_at(c, "admin"))
+		return;
+	if ((why = parse_address(cfg->admin, &ass, &alen, buf,
+	    sizeof buf)) != NULL)
+		fail(c, "admin", "%s", why);
+	else if (llen != 0 && alen == llen && memcmp(&ass, &lss, llen) == 0)
+		fail(c, "admin", "the admin listener needs an address of its "
+		    "own; listen is %s too", cfg->listen);
+}
+
+/* The top level, in the order it is read: backends before routes, routes before prices. */
+static const struct sy_conf_row root_rows[] = {
+	{ .name = "listen", .type = SY_CONF_STRING,
+	  .offset = AT(sy_config, listen), .def.s = "127.0.0.1:8080",
+	  .doc = "address of the client listener, HOST:PORT" },
+	{ .name = "admin", .type = SY_CONF_STRING_OR_NULL,
+	  .offset = AT(sy_config, admin), .def.s = "127.0.0.1:8081",
+	  .what = "\"HOST:PORT\"",
+	  .doc = "address of the admin listener; null: off" },
+	{ .name = "workers", .type = SY_CONF_UINT,
+	  .offset = AT(sy_config, workers), .max = 256,
+	  .doc = "worker threads; 0: one per core" },
+	{ .name = "access_log", .type = SY_CONF_STRING,
+	  .offset = AT(sy_config, access_log), .def.s = "stdout",
+	  .doc = "\"stdout\", \"off\" or a file path" },
+	{ .name = "access_log_flush_ms", .type = SY_CONF_MS,
+	  .offset = AT(sy_config, access_log_flush_ms), .max = 60000,
+	  .doc = "0: each line at once; else gathered, written within" },
+	{ .name = "timeouts", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, timeouts), .table = &sy_timeouts_table,
+	  .doc = "timeouts of clients and backends" },
+	{ .name = "limits", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, limits), .table = &sy_limits_table,
+	  .doc = "limits of client requests" },
+	{ .name = "backends", .type = SY_CONF_ARRAY, .required = 1,
+	  .what = "backend", .parse = load_backends,
+	  .doc = "the backend endpoints" },
+	{ .name = "routes", .type = SY_CONF_ARRAY, .required = 1,
+	  .what = "route", .parse = load_routes,
+	  .doc = "which model names go to which backends" },
+	{ .name = "prices", .type = SY_CONF_OBJECT, .parse = load_prices,
+	  .doc = "price per served model" },
+	{ .name = "models", .type = SY_CONF_OBJECT, .parse = load_models,
+	  .doc = "what is known of each served model" },
+	{ .name = "cache", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, cache), .table = &sy_cache_table,
+	  .doc = "the prompt cache's store" },
+	{ .name = NULL }
+};
+
+static const struct sy_conf_table root_table = {
+	.path = "",
+	.rows = root_rows,
+	.size = sizeof(struct sy_config),
+	.check = root_check
+};
+
+const struct sy_conf_table *const sy_conf_tables[] = {
+	&root_table,
+	&sy_timeouts_table,
+	&sy_limits_table,
+	&backend_table,
+	&tls_table,
+	&sy_health_table,
+	&sy_scrape_table,
+	&route_table,
+	&sy_retry_table,
+	&sy_ejection_table,
+	&sy_queue_table,
+	&sy_batch_table,
+	&sy_route_cache_table,
+	&sy_price_table,
+	&sy_model_info_table,
+	&sy_cache_table,
+	&sy_redis_table,
+	NULL
+};
+
 /* Builds a snapshot from root; returns it (even partial), or NULL. */
 static struct sy_config *
-config_build(struct ctx *c, const json_t *root)
+config_build(struct sy_conf *c, const json_t *root)
 {
 	struct sy_config *cfg;
 
@@ -2607,17 +2717,10 @@ config_build(struct ctx *c, const json_t *root)
 	cfg = sy_xcalloc(1, sizeof *cfg);
 	atomic_init(&cfg->refs, 1);
 	cfg->model_index = json_object();
+	c->cfg = cfg;
 	c->served = json_object();
 	c->aliased = json_object();
-	check_keys(c, root, "", root_keys);
-	load_settings(c, root, cfg);
-	load_timeouts(c, root, &cfg->timeouts);
-	load_limits(c, root, &cfg->limits);
-	load_backends(c, root, cfg);
-	load_routes(c, root, cfg);
-	load_prices(c, root, cfg);
-	load_models(c, root, cfg);
-	load_cache(c, root, cfg);
+	sy_conf_read(c, &root_table, root, "", cfg);
 	if (c->nerrs == 0)
 		config_start(c, cfg);
 	return cfg;
@@ -2625,7 +2728,7 @@ config_build(struct ctx *c, const json_t *root)
 
 /* Hands cfg or the errors of c to the caller; returns 0 or -1. */
 static int
-config_finish(struct ctx *c, struct sy_config *cfg, struct sy_config **out,
+config_finish(struct sy_conf *c, struct sy_config *cfg, struct sy_config **out,
     char **err)
 {
 	int rc = 0;
@@ -2643,33 +2746,72 @@ config_finish(struct ctx *c, struct sy_config *cfg, struct sy_config **out,
 	return rc;
 }
 
+/*
+ * Starts c on text (comments allowed) named name in errors; returns the
+ * JSON it holds (caller frees), or NULL after reporting why not.  *clean
+ * gets the comment-free text positions are read from (caller frees).
+ */
+static json_t *
+conf_open(struct sy_conf *c, const char *text, const char *name,
+    char **clean)
+{
+	json_error_t je;
+	json_t *root;
+	size_t len = strlen(text);
+
+	memset(c, 0, sizeof *c);
+	c->name = name;
+	c->text = *clean = strip_comments(text, len);
+	c->len = len;
+	if ((root = json_loadb(*clean, len, JSON_REJECT_DUPLICATES,
+	    &je)) == NULL)
+		add_error(c, "", je.line, je.column, xasprintf("%s:%d:%d: %s",
+		    name, je.line, je.column > 0 ? je.column : 1, je.text));
+	c->root = root;
+	return root;
+}
+
 int
 sy_config_load_string(const char *text, const char *name,
     struct sy_config **out, char **err)
 {
 	struct sy_config *cfg = NULL;
-	json_error_t je;
+	struct sy_conf c;
 	json_t *root;
 	char *clean;
-	struct ctx c;
-	size_t len = strlen(text);
 
-	memset(&c, 0, sizeof c);
-	c.name = name;
-	clean = strip_comments(text, len);
-	c.text = clean;
-	c.len = len;
-	if ((root = json_loadb(clean, len, JSON_REJECT_DUPLICATES,
-	    &je)) == NULL)
-		add_error(&c, je.line, je.column, xasprintf("%s:%d:%d: %s",
-		    name, je.line, je.column > 0 ? je.column : 1, je.text));
-	else {
-		c.root = root;
+	if ((root = conf_open(&c, text, name, &clean)) != NULL)
 		cfg = config_build(&c, root);
-	}
 	json_decref(root);
 	free(clean);
 	return config_finish(&c, cfg, out, err);
+}
+
+int
+sy_conf_load(const char *text, const char *name,
+    const struct sy_conf_table *t, void *base, char **err)
+{
+	struct sy_conf c;
+	json_t *root;
+	char *clean;
+	int rc = 0;
+
+	if ((root = conf_open(&c, text, name, &clean)) != NULL) {
+		if (!json_is_object(root))
+			fail(&c, "", "expected an object, got %s",
+			    type_name(root));
+		else
+			sy_conf_read(&c, t, root, "", base);
+	}
+	*err = NULL;
+	if (c.nerrs != 0) {
+		*err = join_errors(&c);
+		rc = -1;
+	}
+	json_decref(root);
+	free(clean);
+	ctx_free(&c);
+	return rc;
 }
 
 int
@@ -2720,7 +2862,7 @@ sy_config_from_upstreams(const char *const *urls, size_t nurls,
 {
 	struct sy_config *cfg;
 	json_t *root, *backends, *b, *route;
-	struct ctx c;
+	struct sy_conf c;
 	char name[32];
 	size_t i;
 

@@ -9,43 +9,13 @@
 
 #include <jansson.h>
 
+#include "endstats.h"
+
 struct sy_route_policy;
 struct sy_select_policy;
 struct sy_batch_policy;
 struct sy_batcher;
 struct sy_backend_kind;
-
-/*
- * Per-endpoint state shared by every worker and kept across reloads by the
- * endpoint's name (so a reload does not forget the fleet's load).
- */
-struct sy_endpoint_stats {
-	char *name;
-	atomic_int refs;
-	atomic_long in_flight;		/* requests in flight, all workers */
-
-	/* Latency learning (p2c_ewma): peak-EWMA of the upstream latency in
-	   µs (the bits of a double, 0: no sample yet) and its update time. */
-	atomic_ullong ewma_bits;
-	atomic_ullong ewma_at_us;	/* monotonic µs */
-
-	/* Load read from the endpoint's own /metrics (load_aware); -1 while
-	   unknown.  kv_permille is KV-cache usage × 1000. */
-	atomic_long scraped_running;
-	atomic_long scraped_waiting;
-	atomic_int scraped_kv_permille;
-	atomic_ullong scraped_at_us;	/* monotonic µs of the last scrape, 0: never */
-
-	/* Health: active checks and passive outlier ejection. */
-	atomic_int unhealthy;		/* active checks say it is down */
-	atomic_ullong ejected_until_us;	/* monotonic µs; 0 or past: not ejected */
-	atomic_int consecutive_failures;
-	atomic_int ejections;		/* ejections in a row (cooldown grows) */
-	atomic_ullong limited_until_us;	/* answered 429 with Retry-After until */
-	atomic_ullong window_start_us;	/* error-rate window of the ejection */
-	atomic_uint window_requests;
-	atomic_uint window_failures;
-};
 
 /* Active health checks of an endpoint; off when interval_ms is 0. */
 struct sy_health_check {
@@ -85,11 +55,12 @@ struct sy_endpoint {
 	unsigned max_concurrency;	/* 0: unlimited */
 	char *api_key_env;		/* NULL or the variable's name */
 	char *api_key;			/* its value at load time, or NULL */
-	char *api_version;		/* the azure kind's api-version, or NULL */
 	char *ca_file;			/* NULL: the system's CA store */
 	int tls_verify;			/* default 1 */
 	struct sy_health_check health;
 	struct sy_scrape scrape;
+	void *params;			/* the kind's own keys (kind->params),
+					   or NULL */
 	struct sy_endpoint_stats *stats;
 };
 

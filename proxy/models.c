@@ -1,10 +1,12 @@
 /* The model names a gateway serves: its config's, and on routes that take any model the names its backends report (GET /v1/models, asked of every endpoint at once). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "confrow.h"
 #include "config.h"
 #include "http1.h"
 #include "models.h"
@@ -207,3 +209,19 @@ sy_models_cancel(struct sy_models_ask *a)
 	json_decref(a->names);
 	free(a);
 }
+
+/* ==== Config ==== */
+
+static const struct sy_conf_row model_info_rows[] = {
+	{ .name = "context_length", .type = SY_CONF_UINT, .required = 1,
+	  .offset = offsetof(struct sy_model_info, context_length),
+	  .min = 1, .max = 1000000000,
+	  .doc = "tokens of prompt and answer in one request" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_model_info_table = {
+	.path = "models.*",
+	.rows = model_info_rows,
+	.size = sizeof(struct sy_model_info)
+};

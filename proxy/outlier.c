@@ -1,7 +1,9 @@
 /* Passive outlier ejection: endpoints that keep failing get no traffic for a growing cooldown. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 
+#include "confrow.h"
 #include "config.h"
 #include "outlier.h"
 #include "util.h"
@@ -127,3 +129,56 @@ sy_outlier_retry_after(const struct sy_pool *pool)
 		return 1;
 	return (unsigned)((soonest - now + 999999) / 1000000);
 }
+
+/* ==== Config ==== */
+
+#define DAY_MS	86400000	/* largest duration */
+
+/* The first cooldown at most the longest. */
+static void
+ejection_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	const struct sy_ejection *e = base;
+
+	if (obj != NULL)
+		sy_conf_order(c, obj, path, "cooldown_ms", e->cooldown_ms,
+		    "max_cooldown_ms", e->max_cooldown_ms, 0);
+}
+
+static const struct sy_conf_row ejection_rows[] = {
+	{ .name = "consecutive_failures", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_ejection, consecutive_failures),
+	  .def.u = 5, .max = 1000000,
+	  .doc = "failures in a row that eject; 0: off" },
+	{ .name = "error_rate", .type = SY_CONF_FRACTION,
+	  .offset = offsetof(struct sy_ejection, error_rate),
+	  .doc = "failed share of the window that ejects; 0: off" },
+	{ .name = "min_requests", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_ejection, min_requests),
+	  .def.u = 20, .min = 1, .max = 1000000,
+	  .doc = "requests in the window before error_rate counts" },
+	{ .name = "window_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_ejection, window_ms),
+	  .def.u = 10000, .min = 1, .max = DAY_MS,
+	  .doc = "length of the error-rate window" },
+	{ .name = "cooldown_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_ejection, cooldown_ms),
+	  .def.u = 10000, .min = 1, .max = DAY_MS,
+	  .doc = "time out of the first ejection, doubling" },
+	{ .name = "max_cooldown_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_ejection, max_cooldown_ms),
+	  .def.u = 300000, .min = 1, .max = DAY_MS,
+	  .doc = "longest time out" },
+	{ .name = "min_available", .type = SY_CONF_FRACTION,
+	  .offset = offsetof(struct sy_ejection, min_available),
+	  .def.d = 0.5, .doc = "share of the pool never ejected" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_ejection_table = {
+	.path = "routes[].ejection",
+	.rows = ejection_rows,
+	.size = sizeof(struct sy_ejection),
+	.check = ejection_check
+};

@@ -1,5 +1,6 @@
 /* Active probes of the fleet: health checks and scrapes of each endpoint's load, on the main thread. */
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "confrow.h"
 #include "config.h"
 #include "http1.h"
 #include "probe.h"
@@ -221,3 +223,84 @@ sy_probes_stop(struct sy_probes *ps)
 	free(ps->probes);
 	free(ps);
 }
+
+/* ==== Config ==== */
+
+#define DAY_MS	86400000	/* largest duration */
+
+/* Health checks: off unless the object is given; a probe ends before the next. */
+static void
+health_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	struct sy_health_check *h = base;
+
+	if (obj == NULL)
+		h->interval_ms = 0;
+	else
+		sy_conf_order(c, obj, path, "timeout_ms", h->timeout_ms,
+		    "interval_ms", h->interval_ms, 1);
+}
+
+static const struct sy_conf_row health_rows[] = {
+	{ .name = "path", .type = SY_CONF_PATH,
+	  .offset = offsetof(struct sy_health_check, path),
+	  .doc = "path probed after the base path; default: the kind's" },
+	{ .name = "interval_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_health_check, interval_ms),
+	  .def.u = 5000, .min = 1, .max = DAY_MS,
+	  .doc = "time between two probes" },
+	{ .name = "timeout_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_health_check, timeout_ms),
+	  .def.u = 2000, .min = 1, .max = DAY_MS,
+	  .doc = "a probe without a whole answer within this fails" },
+	{ .name = "healthy", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_health_check, healthy),
+	  .def.u = 2, .min = 1, .max = 100,
+	  .doc = "successes in a row that bring it back" },
+	{ .name = "unhealthy", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_health_check, unhealthy),
+	  .def.u = 3, .min = 1, .max = 100,
+	  .doc = "failures in a row that mark it down" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_health_table = {
+	.path = "backends[].health",
+	.rows = health_rows,
+	.size = sizeof(struct sy_health_check),
+	.check = health_check
+};
+
+/* Scrapes: off unless the object is given. */
+static void
+scrape_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	struct sy_scrape *s = base;
+
+	if (obj == NULL)
+		s->interval_ms = 0;
+}
+
+static const struct sy_conf_row scrape_rows[] = {
+	{ .name = "path", .type = SY_CONF_PATH,
+	  .offset = offsetof(struct sy_scrape, path), .def.s = "/metrics",
+	  .doc = "path from the URL's root" },
+	{ .name = "interval_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_scrape, interval_ms),
+	  .def.u = 1000, .min = 50, .max = DAY_MS,
+	  .doc = "time between two scrapes" },
+	{ .name = "timeout_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_scrape, timeout_ms),
+	  .def.u = 1000, .min = 1, .max = DAY_MS,
+	  .doc = "a scrape without a whole answer within this fails" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_scrape_table = {
+	.path = "backends[].metrics",
+	.rows = scrape_rows,
+	.size = sizeof(struct sy_scrape),
+	.check = scrape_check
+};

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "confrow.h"
 #include "config.h"
 #include "policy.h"
 #include "sy_test.h"
@@ -896,7 +897,8 @@ SY_TEST(api_version_is_read_for_azure)
 	if (cfg == NULL)
 		return;
 	SY_CHECK_STR(cfg->endpoints[0].kind->name, "azure");
-	SY_CHECK_STR(cfg->endpoints[0].api_version, "2025-01-01");
+	SY_CHECK_STR(*(char *const *)sy_conf_field(cfg->endpoints[0].kind->params,
+	    cfg->endpoints[0].params, "api_version"), "2025-01-01");
 	sy_config_unref(cfg);
 }
 

@@ -1,14 +1,17 @@
 /* Unit tests of the OpenAI adapter: usage extraction, encoding and stream events, on recorded llama.cpp payloads. */
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
 #include "backend.h"
+#include "confrow.h"
 #include "config.h"
 #include "req.h"
 #include "sse.h"
 #include "sy_test.h"
 #include "sy_test_req.h"
+#include "util.h"
 
 static const struct sy_backend_kind *openai;
 
@@ -120,16 +123,21 @@ SY_TEST(azure_puts_the_api_version_in_the_query_and_the_key_in_api_key)
 	struct sy_req *req = sy_test_req(SY_API_CHAT,
 	    "{\"model\":\"m\",\"messages\":[]}", NULL);
 	struct evbuffer *out = evbuffer_new();
-	char *err = NULL, creds[64];
+	char *err = NULL, creds[64], **version;
 
 	SY_CHECK(azure != NULL);
 	if (azure == NULL)
 		return;
+	ep.params = sy_xcalloc(1, azure->params->size);
+	sy_conf_defaults(azure->params, ep.params);
 	memset(&up, 0, sizeof up);
 	SY_CHECK_INT(azure->encode(req, &ep, out, &up, &err), 0);
 	SY_CHECK_STR(up.path, "/chat/completions?api-version=2024-10-21");
 	SY_CHECK_STR(up.headers, "api-key: az-key\r\n");
-	ep.api_version = "2025-01-01";
+	version = (char **)sy_conf_field(azure->params, ep.params,
+	    "api_version");
+	free(*version);
+	*version = sy_xstrdup("2025-01-01");
 	memset(&up, 0, sizeof up);
 	SY_CHECK_INT(azure->encode(req, &ep, out, &up, &err), 0);
 	SY_CHECK_STR(up.path, "/chat/completions?api-version=2025-01-01");
@@ -137,6 +145,8 @@ SY_TEST(azure_puts_the_api_version_in_the_query_and_the_key_in_api_key)
 	SY_CHECK_STR(creds, "api-key: az-key\r\n");
 	SY_CHECK(sy_backend_credentials(openai, &ep, creds, sizeof creds) > 0);
 	SY_CHECK_STR(creds, "Authorization: Bearer az-key\r\n");
+	sy_conf_free(azure->params, ep.params);
+	free(ep.params);
 	evbuffer_free(out);
 }
 

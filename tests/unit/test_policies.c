@@ -34,27 +34,6 @@ static const char *const ep_names[MAXEP] = {
 	"a", "b", "c", "d", "e", "f", "g", "h"
 };
 
-/* Fresh stats: nothing in flight, no sample, no scrape, healthy. */
-static void
-stats_init(struct sy_endpoint_stats *s, const char *name)
-{
-	memset(s, 0, sizeof *s);
-	s->name = (char *)name;
-	atomic_init(&s->refs, 1);
-	atomic_init(&s->in_flight, 0);
-	atomic_init(&s->ewma_bits, 0);
-	atomic_init(&s->ewma_at_us, 0);
-	atomic_init(&s->scraped_running, -1);
-	atomic_init(&s->scraped_waiting, -1);
-	atomic_init(&s->scraped_kv_permille, -1);
-	atomic_init(&s->scraped_at_us, 0);
-	atomic_init(&s->unhealthy, 0);
-	atomic_init(&s->ejected_until_us, 0);
-	atomic_init(&s->consecutive_failures, 0);
-	atomic_init(&s->ejections, 0);
-	atomic_init(&s->limited_until_us, 0);
-}
-
 /* Builds a pool of n endpoints with the given weights (NULL: all 1). */
 static void
 fleet_init(struct fleet *f, size_t n, const unsigned *weights)
@@ -63,7 +42,7 @@ fleet_init(struct fleet *f, size_t n, const unsigned *weights)
 
 	memset(f, 0, sizeof *f);
 	for (i = 0; i < n; i++) {
-		stats_init(&f->stats[i], ep_names[i]);
+		sy_endstats_init(&f->stats[i], ep_names[i]);
 		f->eps[i].index = i;
 		f->eps[i].name = (char *)ep_names[i];
 		f->eps[i].weight = weights != NULL ? weights[i] : 1;

@@ -1,0 +1,66 @@
+/* Endpoint statistics: per-endpoint counters shared by every worker and kept across reloads by the endpoint's name. */
+#ifndef SY_ENDSTATS_H
+#define SY_ENDSTATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* Learning states a policy may keep in one endpoint's stats, and their size. */
+#define SY_ENDSTATS_SLOTS	4
+#define SY_ENDSTATS_SLOT_BYTES	32
+
+/* A policy's learning state about one endpoint (see sy_endstats_slot). */
+struct sy_endstats_slot {
+	_Atomic(const void *) owner;	/* the policy it belongs to, or NULL */
+	_Alignas(16) unsigned char data[SY_ENDSTATS_SLOT_BYTES];
+};
+
+struct sy_endpoint_stats {
+	char *name;
+	atomic_int refs;
+	atomic_long in_flight;		/* requests in flight, all workers */
+
+	/* Load read from the endpoint's own /metrics by the probe; -1
+	   while unknown.  kv_permille is KV-cache usage × 1000. */
+	atomic_long scraped_running;
+	atomic_long scraped_waiting;
+	atomic_int scraped_kv_permille;
+	atomic_ullong scraped_at_us;	/* monotonic µs of the last scrape, 0: never */
+
+	/* Health: active checks and passive outlier ejection. */
+	atomic_int unhealthy;		/* active checks say it is down */
+	atomic_ullong ejected_until_us;	/* monotonic µs; 0 or past: not ejected */
+	atomic_int consecutive_failures;
+	atomic_int ejections;		/* ejections in a row (cooldown grows) */
+	atomic_ullong limited_until_us;	/* answered 429 with Retry-After until */
+	atomic_ullong window_start_us;	/* error-rate window of the ejection */
+	atomic_uint window_requests;
+	atomic_uint window_failures;
+
+	/* What learning policies keep of this endpoint, opaque here. */
+	struct sy_endstats_slot slots[SY_ENDSTATS_SLOTS];
+};
+
+/*
+ * The stats of the endpoint called name, with one more reference: those
+ * a snapshot before had under that name, or fresh ones (nothing in
+ * flight, no scrape, healthy).  Thread safe.
+ */
+struct sy_endpoint_stats *sy_endstats_acquire(const char *name);
+
+/* Drops a reference to st, freeing it when no snapshot uses it; thread safe. */
+void sy_endstats_release(struct sy_endpoint_stats *st);
+
+/* Gives st (any memory) the state of fresh stats called name (borrowed). */
+void sy_endstats_init(struct sy_endpoint_stats *st, const char *name);
+
+/*
+ * The learning state of owner (a policy's address) in st: size bytes
+ * (at most SY_ENDSTATS_SLOT_BYTES, 16-byte aligned), zero until owner
+ * writes it, kept as long as st (across reloads).  Returns NULL when size
+ * is too large or every slot belongs to another owner.  Lock-free.
+ */
+void *sy_endstats_slot(struct sy_endpoint_stats *st, const void *owner,
+    size_t size);
+
+#endif
