@@ -1,11 +1,9 @@
-/* Configuration: loads the JSON config file into reference-counted snapshots, reading each object against the row tables of the modules that own its keys. */
+/* Configuration: the snapshot's structure (backends, routes and the references between them, aliases, fallbacks, policies, pools), read through the row tables, and snapshots' lifetimes. */
 #include <sys/types.h>
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <float.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,73 +20,32 @@
 #include "util.h"
 
 #define PATHLEN		SY_CONF_PATHLEN
-#define DAY_MS		86400000	/* largest timeout */
 #define ALLOWED_MAX	1000000		/* largest weight and max_concurrency */
+#define DAY_MS		86400000	/* largest duration */
 #define MAX_FALLBACKS	8		/* fallbacks of one route */
-#define MAX_PLUGINS	16		/* plug-in tables beside one object */
+#define MAX_KINDS	16		/* kinds with keys of their own */
 
 /* The place of a field of struct type in its table's struct. */
 #define AT(type, field)	offsetof(struct type, field)
 
-/* Where a JSON path starts in the text: its key, or its array element. */
-struct pos {
-	char *path;
-	int line;
-	int col;
-};
+#define fail		sy_conf_fail
+#define type_name	sy_conf_type_name
+#define path_key	sy_conf_path_key
+#define path_index	sy_conf_path_index
 
-struct cfg_error {
-	int line;
-	int col;
-	size_t seq;
-	char *path;			/* the JSON path it is about */
-	char *text;			/* the whole line of *err */
-};
-
-/* One load: what it reads, and the errors it found so far. */
-struct sy_conf {
-	const char *name;		/* file name; NULL for --upstream */
-	const json_t *root;
-	const char *text;		/* comment-free text, for positions */
-	size_t len;
-	int indexed;
-	struct pos *pos;
-	size_t npos;
-	size_t cappos;
-	struct cfg_error *errs;
-	size_t nerrs;
-	size_t caperrs;
+/* What a load of a snapshot keeps beside the rows (sy_conf_user). */
+struct load {
 	struct sy_config *cfg;		/* the snapshot being built */
-	const json_t *obj;		/* the object whose row is being read */
 	json_t *served;			/* served model → route index */
 	json_t *aliased;		/* alias → route index */
 	int wildcard;			/* a route is a wildcard */
 };
 
-/* Walks the JSON text, recording where each path starts. */
-struct scan {
-	struct sy_conf *c;
-	const char *p;
-	const char *end;
-	int line;
-	int col;			/* code points read on this line */
-	char path[PATHLEN];
-};
-
-#define fail sy_conf_fail
+#define LOAD(c)		((struct load *)sy_conf_user(c))
 
 static const struct sy_conf_table root_table;
 
 /* ==== Small helpers ==== */
-
-/* reallocarray that aborts on failure. */
-static void *
-xreallocarray(void *p, size_t n, size_t size)
-{
-	if ((p = reallocarray(p, n ? n : 1, size)) == NULL)
-		abort();
-	return p;
-}
 
 /* Whether s is a valid backend or route name: [A-Za-z0-9_.-]+. */
 static int
@@ -113,1240 +70,6 @@ route_label(const struct sy_route *r)
 	return r->name != NULL ? r->name : "(unnamed)";
 }
 
-const char *
-sy_conf_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-		break;
-	}
-	return "null";
-}
-#define type_name sy_conf_type_name
-
-/* asprintf that aborts on failure; returns the new string. */
-static char *
-xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		abort();
-	va_end(ap);
-	return s;
-}
-
-/* ==== JSON paths and where they are in the text ==== */
-
-/* Whether key can follow a '.' unquoted in a path. */
-static int
-plain_key(const char *key)
-{
-	if (*key == '\0')
-		return 0;
-	for (; *key != '\0'; key++) {
-		if ((*key >= 'a' && *key <= 'z') ||
-		    (*key >= 'A' && *key <= 'Z') ||
-		    (*key >= '0' && *key <= '9') || *key == '_' || *key == '-')
-			continue;
-		return 0;
-	}
-	return 1;
-}
-
-/* Appends member key to path (PATHLEN bytes): .key, or ["key"] if needed. */
-static void
-path_add_key(char *path, const char *key)
-{
-	size_t n = strlen(path);
-
-	if (plain_key(key)) {
-		snprintf(path + n, PATHLEN - n, "%s%s", n ? "." : "", key);
-		return;
-	}
-	if (n + 2 < PATHLEN) {
-		path[n++] = '[';
-		path[n++] = '"';
-	}
-	for (; *key != '\0' && n + 3 < PATHLEN; key++) {
-		if ((*key == '"' || *key == '\\') && n + 4 < PATHLEN)
-			path[n++] = '\\';
-		path[n++] = *key;
-	}
-	if (n + 2 < PATHLEN) {
-		path[n++] = '"';
-		path[n++] = ']';
-	}
-	path[n] = '\0';
-}
-
-/* Appends [i] to path (PATHLEN bytes). */
-static void
-path_add_index(char *path, size_t i)
-{
-	size_t n = strlen(path);
-
-	snprintf(path + n, PATHLEN - n, "[%zu]", i);
-}
-
-char *
-sy_conf_path_key(char *buf, const char *parent, const char *key)
-{
-	snprintf(buf, PATHLEN, "%s", parent);
-	path_add_key(buf, key);
-	return buf;
-}
-
-char *
-sy_conf_path_index(char *buf, const char *parent, size_t i)
-{
-	snprintf(buf, PATHLEN, "%s", parent);
-	path_add_index(buf, i);
-	return buf;
-}
-
-#define path_key sy_conf_path_key
-#define path_index sy_conf_path_index
-
-/*
- * Copies text (len bytes) with each // or # comment outside strings replaced
- * by spaces up to the end of its line, so positions stay as they were.
- * Returns the copy (NUL-terminated); caller frees.
- */
-static char *
-strip_comments(const char *text, size_t len)
-{
-	char *out = sy_xmalloc(len + 1);
-	int instr = 0;
-	size_t i;
-
-	memcpy(out, text, len);
-	out[len] = '\0';
-	for (i = 0; i < len; i++) {
-		if (instr) {
-			if (out[i] == '\\' && i + 1 < len)
-				i++;
-			else if (out[i] == '"')
-				instr = 0;
-			continue;
-		}
-		if (out[i] == '"')
-			instr = 1;
-		else if (out[i] == '#' || (out[i] == '/' && i + 1 < len &&
-		    out[i + 1] == '/')) {
-			while (i < len && out[i] != '\n')
-				out[i++] = ' ';
-		}
-	}
-	return out;
-}
-
-/* Reads one byte, counting lines and code points as jansson does. */
-static void
-scan_advance(struct scan *s)
-{
-	unsigned char ch = (unsigned char)*s->p++;
-
-	if (ch == '\n') {
-		s->line++;
-		s->col = 0;
-	} else if ((ch & 0xc0) != 0x80)
-		s->col++;
-}
-
-/* Skips JSON whitespace. */
-static void
-scan_ws(struct scan *s)
-{
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
-	    *s->p == '\n' || *s->p == '\r'))
-		scan_advance(s);
-}
-
-/* Records that the current path starts at line:col. */
-static void
-scan_record(struct scan *s, int line, int col)
-{
-	struct sy_conf *c = s->c;
-
-	if (c->npos == c->cappos) {
-		c->cappos = c->cappos ? c->cappos * 2 : 64;
-		c->pos = xreallocarray(c->pos, c->cappos, sizeof *c->pos);
-	}
-	c->pos[c->npos].path = sy_xstrdup(s->path);
-	c->pos[c->npos].line = line;
-	c->pos[c->npos].col = col;
-	c->npos++;
-}
-
-/* Skips the string at s->p, quotes included. */
-static void
-scan_string(struct scan *s)
-{
-	scan_advance(s);
-	while (s->p < s->end && *s->p != '"') {
-		if (*s->p == '\\' && s->p + 1 < s->end)
-			scan_advance(s);
-		scan_advance(s);
-	}
-	if (s->p < s->end)
-		scan_advance(s);
-}
-
-/* The decoded value of the JSON string literal at p (n bytes); caller frees. */
-static char *
-decode_key(const char *p, size_t n)
-{
-	json_t *v;
-	char *key;
-
-	if (n < 2)
-		return sy_xstrdup("");
-	if (memchr(p, '\\', n) == NULL) {
-		if ((key = strndup(p + 1, n - 2)) == NULL)
-			abort();
-		return key;
-	}
-	v = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	key = sy_xstrdup(json_is_string(v) ? json_string_value(v) : "");
-	json_decref(v);
-	return key;
-}
-
-static void scan_value(struct scan *);
-
-/* Reads the object at s->p, recording each member's key. */
-static void
-scan_object(struct scan *s)
-{
-	size_t len = strlen(s->path);
-	const char *start;
-	char *key;
-	int line, col;
-
-	scan_advance(s);
-	for (;;) {
-		scan_ws(s);
-		if (s->p >= s->end || *s->p == '}')
-			break;
-		if (*s->p == ',') {
-			scan_advance(s);
-			continue;
-		}
-		if (*s->p != '"')
-			break;
-		line = s->line;
-		col = s->col + 1;
-		start = s->p;
-		scan_string(s);
-		key = decode_key(start, (size_t)(s->p - start));
-		path_add_key(s->path, key);
-		free(key);
-		scan_record(s, line, col);
-		scan_ws(s);
-		if (s->p < s->end && *s->p == ':')
-			scan_advance(s);
-		scan_ws(s);
-		scan_value(s);
-		s->path[len] = '\0';
-	}
-	if (s->p < s->end)
-		scan_advance(s);
-}
-
-/* Reads the array at s->p, recording each element. */
-static void
-scan_array(struct scan *s)
-{
-	size_t len = strlen(s->path), i = 0;
-
-	scan_advance(s);
-	for (;;) {
-		scan_ws(s);
-		if (s->p >= s->end || *s->p == ']')
-			break;
-		if (*s->p == ',') {
-			scan_advance(s);
-			continue;
-		}
-		path_add_index(s->path, i++);
-		scan_record(s, s->line, s->col + 1);
-		scan_value(s);
-		s->path[len] = '\0';
-	}
-	if (s->p < s->end)
-		scan_advance(s);
-}
-
-/* Reads the value at s->p. */
-static void
-scan_value(struct scan *s)
-{
-	if (s->p >= s->end)
-		return;
-	switch (*s->p) {
-	case '{':
-		scan_object(s);
-		break;
-	case '[':
-		scan_array(s);
-		break;
-	case '"':
-		scan_string(s);
-		break;
-	default:
-		do
-			scan_advance(s);
-		while (s->p < s->end && strchr(",]} \t\r\n", *s->p) == NULL);
-	}
-}
-
-/* Builds the position index of c's text (which jansson accepted). */
-static void
-index_text(struct sy_conf *c)
-{
-	struct scan s;
-
-	memset(&s, 0, sizeof s);
-	s.c = c;
-	s.p = c->text;
-	s.end = c->text + c->len;
-	s.line = 1;
-	scan_ws(&s);
-	scan_record(&s, s.line, s.col + 1);
-	scan_value(&s);
-	c->indexed = 1;
-}
-
-/*
- * Finds where path starts: its own position, or that of its nearest
- * recorded ancestor (a missing key is reported at its parent).
- */
-static void
-find_pos(struct sy_conf *c, const char *path, int *line, int *col)
-{
-	size_t i, l, best = 0;
-	int found = 0;
-
-	if (!c->indexed)
-		index_text(c);
-	*line = 1;
-	*col = 1;
-	for (i = 0; i < c->npos; i++) {
-		l = strlen(c->pos[i].path);
-		if (strncmp(c->pos[i].path, path, l) != 0)
-			continue;
-		if (l != 0 && path[l] != '\0' && path[l] != '.' &&
-		    path[l] != '[')
-			continue;
-		if (!found || l > best) {
-			found = 1;
-			best = l;
-			*line = c->pos[i].line;
-			*col = c->pos[i].col;
-		}
-	}
-}
-
-/* ==== Errors ==== */
-
-/* Adds an error line (text, taken) about path, found at line:col. */
-static void
-add_error(struct sy_conf *c, const char *path, int line, int col, char *text)
-{
-	if (c->nerrs == c->caperrs) {
-		c->caperrs = c->caperrs ? c->caperrs * 2 : 8;
-		c->errs = xreallocarray(c->errs, c->caperrs, sizeof *c->errs);
-	}
-	c->errs[c->nerrs].line = line;
-	c->errs[c->nerrs].col = col;
-	c->errs[c->nerrs].seq = c->nerrs;
-	c->errs[c->nerrs].path = sy_xstrdup(path);
-	c->errs[c->nerrs].text = text;
-	c->nerrs++;
-}
-
-/* On the command line: the flag and value that path came from; caller frees. */
-static char *
-flag_of(struct sy_conf *c, const char *path)
-{
-	static const struct {
-		const char *key;
-		const char *flag;
-	} flags[] = {
-		{ "listen", "--listen" },
-		{ "admin", "--admin" },
-		{ "access_log", "--access-log" }
-	};
-	const json_t *b, *v;
-	size_t i;
-
-	if (strncmp(path, "backends[", 9) == 0) {
-		b = json_array_get(json_object_get(c->root, "backends"),
-		    strtoul(path + 9, NULL, 10));
-		return xasprintf("--upstream %s",
-		    json_string_value(json_object_get(b, "url")));
-	}
-	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-		if (strcmp(path, flags[i].key) != 0)
-			continue;
-		if ((v = json_object_get(c->root, path)) == NULL)
-			return xasprintf("%s %s (the default)", flags[i].flag,
-			    sy_conf_row_find(&root_table, path)->def.s);
-		return xasprintf("%s %s", flags[i].flag, json_string_value(v));
-	}
-	return sy_xstrdup(path);
-}
-
-/* As sy_conf_fail, with a va_list. */
-static void vfail(struct sy_conf *, const char *, const char *, va_list)
-    __attribute__((format(printf, 3, 0)));
-
-static void
-vfail(struct sy_conf *c, const char *path, const char *fmt, va_list ap)
-{
-	char *msg, *flag;
-	int line = 0, col = 0;
-
-	if (vasprintf(&msg, fmt, ap) == -1)
-		abort();
-	if (c->name == NULL) {
-		flag = flag_of(c, path);
-		add_error(c, path, 0, 0, xasprintf("%s: %s", flag, msg));
-		free(flag);
-	} else {
-		find_pos(c, path, &line, &col);
-		if (*path == '\0')
-			add_error(c, path, line, col, xasprintf("%s:%d:%d: %s",
-			    c->name, line, col, msg));
-		else
-			add_error(c, path, line, col, xasprintf("%s:%d:%d: %s: %s",
-			    c->name, line, col, path, msg));
-	}
-	free(msg);
-}
-
-void
-sy_conf_fail(struct sy_conf *c, const char *path, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfail(c, path, fmt, ap);
-	va_end(ap);
-}
-
-/* Whether an error about path was reported already. */
-static int
-failed_at(const struct sy_conf *c, const char *path)
-{
-	size_t i;
-
-	for (i = 0; i < c->nerrs; i++)
-		if (strcmp(c->errs[i].path, path) == 0)
-			return 1;
-	return 0;
-}
-
-/* Orders errors by position, then by discovery. */
-static int
-error_cmp(const void *a, const void *b)
-{
-	const struct cfg_error *x = a, *y = b;
-
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	if (x->col != y->col)
-		return x->col < y->col ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* Joins c's errors, in file order, one per line; caller frees. */
-static char *
-join_errors(struct sy_conf *c)
-{
-	size_t i, n = 0;
-	char *s;
-
-	qsort(c->errs, c->nerrs, sizeof *c->errs, error_cmp);
-	for (i = 0; i < c->nerrs; i++)
-		n += strlen(c->errs[i].text) + 1;
-	s = sy_xmalloc(n);
-	n = 0;
-	for (i = 0; i < c->nerrs; i++) {
-		if (i != 0)
-			s[n++] = '\n';
-		strcpy(s + n, c->errs[i].text);
-		n += strlen(c->errs[i].text);
-	}
-	s[n] = '\0';
-	return s;
-}
-
-/* Frees what c holds (not c). */
-static void
-ctx_free(struct sy_conf *c)
-{
-	size_t i;
-
-	for (i = 0; i < c->npos; i++)
-		free(c->pos[i].path);
-	free(c->pos);
-	for (i = 0; i < c->nerrs; i++) {
-		free(c->errs[i].path);
-		free(c->errs[i].text);
-	}
-	free(c->errs);
-	json_decref(c->served);
-	json_decref(c->aliased);
-}
-
-/* ==== The row engine ==== */
-
-/* The field of row in base, as a type. */
-#define FIELD(type, base, row) ((type *)(void *)((char *)(base) + (row)->offset))
-
-const struct sy_conf_row *
-sy_conf_row_find(const struct sy_conf_table *t, const char *name)
-{
-	const struct sy_conf_row *row;
-
-	for (row = t->rows; row->name != NULL; row++)
-		if (row->type != SY_CONF_PLUGIN && strcmp(row->name, name) == 0)
-			return row;
-	return NULL;
-}
-
-const void *
-sy_conf_field(const struct sy_conf_table *t, const void *base,
-    const char *name)
-{
-	const struct sy_conf_row *row = sy_conf_row_find(t, name);
-
-	return row != NULL ? (const char *)base + row->offset : NULL;
-}
-
-/* The tables of the plug-ins of row (a PLUGIN row) into out; how many. */
-static size_t
-plugin_tables(const struct sy_conf_row *row,
-    const struct sy_conf_table **out)
-{
-	return row->plugins(out, MAX_PLUGINS);
-}
-
-/* Whether key is a key of t: one of its rows or of its plug-ins' tables. */
-static int
-known_key(const struct sy_conf_table *t, const char *key)
-{
-	const struct sy_conf_table *ext[MAX_PLUGINS];
-	const struct sy_conf_row *row;
-	size_t i, n;
-
-	for (row = t->rows; row->name != NULL; row++) {
-		if (row->type != SY_CONF_PLUGIN) {
-			if (strcmp(row->name, key) == 0)
-				return 1;
-			continue;
-		}
-		n = plugin_tables(row, ext);
-		for (i = 0; i < n; i++)
-			if (sy_conf_row_find(ext[i], key) != NULL)
-				return 1;
-	}
-	return 0;
-}
-
-/* Appends name to the list in buf (len bytes) unless it is there. */
-static void
-list_add(char *buf, size_t len, const char *name)
-{
-	size_t n = strlen(buf), l = strlen(name);
-	const char *p;
-
-	for (p = buf; (p = strstr(p, name)) != NULL; p += l)
-		if ((p == buf || p[-1] == ' ') && (p[l] == ',' || p[l] == '\0'))
-			return;
-	snprintf(buf + n, len - n, "%s%s", n ? ", " : "", name);
-}
-
-/* Writes the keys of t, in row order, comma separated, into buf. */
-static void
-known_keys(const struct sy_conf_table *t, char *buf, size_t len)
-{
-	const struct sy_conf_table *ext[MAX_PLUGINS];
-	const struct sy_conf_row *row, *r;
-	size_t i, n;
-
-	buf[0] = '\0';
-	for (row = t->rows; row->name != NULL; row++) {
-		if (row->type != SY_CONF_PLUGIN) {
-			list_add(buf, len, row->name);
-			continue;
-		}
-		n = plugin_tables(row, ext);
-		for (i = 0; i < n; i++)
-			for (r = ext[i]->rows; r->name != NULL; r++)
-				list_add(buf, len, r->name);
-	}
-}
-
-/* Reports every key of obj (at path) that is no key of t. */
-static void
-check_keys(struct sy_conf *c, const struct sy_conf_table *t, const json_t *obj,
-    const char *path)
-{
-	const struct sy_conf_row *secret;
-	char p[PATHLEN], env[64], known[512];
-	const char *key;
-	json_t *v;
-
-	json_object_foreach((json_t *)obj, key, v) {
-		if (known_key(t, key))
-			continue;
-		path_key(p, path, key);
-		snprintf(env, sizeof env, "%s_env", key);
-		if ((secret = sy_conf_row_find(t, env)) != NULL &&
-		    secret->type == SY_CONF_SECRET) {
-			fail(c, p, "%s does not belong in the config file; put "
-			    "it in an environment variable and name that in "
-			    "\"%s\"", secret->what, env);
-			continue;
-		}
-		known_keys(t, known, sizeof known);
-		fail(c, p, "unknown key \"%s\"; known: %s", key, known);
-	}
-}
-
-/* Frees a list of n strings. */
-static void
-free_strings(char **list, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(list[i]);
-	free(list);
-}
-
-/* The bytes of a field of row copied as they are; 0 for the others. */
-static size_t
-plain_size(const struct sy_conf_row *row)
-{
-	switch (row->type) {
-	case SY_CONF_UINT:
-	case SY_CONF_MS:
-	case SY_CONF_WORD:
-	case SY_CONF_FLAGS:
-		return sizeof(unsigned);
-	case SY_CONF_UINT64:
-		return sizeof(uint64_t);
-	case SY_CONF_SIZE:
-		return sizeof(size_t);
-	case SY_CONF_INT:
-	case SY_CONF_BOOL:
-		return sizeof(int);
-	case SY_CONF_NUMBER:
-	case SY_CONF_FRACTION:
-		return sizeof(double);
-	default:
-		return 0;
-	}
-}
-
-/* Whether row's field is a char * (a secret's value). */
-static int
-is_string(const struct sy_conf_row *row)
-{
-	return row->type == SY_CONF_STRING ||
-	    row->type == SY_CONF_STRING_OR_NULL ||
-	    row->type == SY_CONF_PATH || row->type == SY_CONF_SECRET;
-}
-
-/* The char * that keeps the variable's name of secret row, or NULL. */
-static char **
-secret_name(const struct sy_conf_row *row, const void *base)
-{
-	if (row->type != SY_CONF_SECRET || !row->keep_name)
-		return NULL;
-	return (char **)(void *)((char *)base + row->name_at);
-}
-
-/* The count of STRINGS row in base. */
-static size_t *
-strings_count(const struct sy_conf_row *row, const void *base)
-{
-	return (size_t *)(void *)((char *)base + row->count);
-}
-
-/* Frees what the field of row in base holds, leaving it empty. */
-static void
-clear_field(const struct sy_conf_row *row, void *base)
-{
-	char **s = FIELD(char *, base, row), **name;
-
-	if (is_string(row)) {
-		free(*s);
-		*s = NULL;
-		if ((name = secret_name(row, base)) != NULL) {
-			free(*name);
-			*name = NULL;
-		}
-	} else if (row->type == SY_CONF_STRINGS) {
-		free_strings(*FIELD(char **, base, row),
-		    *strings_count(row, base));
-		*FIELD(char **, base, row) = NULL;
-		*strings_count(row, base) = 0;
-	} else if (row->type == SY_CONF_OBJECT && row->table != NULL)
-		sy_conf_free(row->table, FIELD(char, base, row));
-}
-
-/* Gives the field of row in base its default, freeing what it held. */
-static void
-row_default(const struct sy_conf_row *row, void *base)
-{
-	clear_field(row, base);
-	switch (row->type) {
-	case SY_CONF_UINT:
-	case SY_CONF_MS:
-	case SY_CONF_WORD:
-	case SY_CONF_FLAGS:
-		*FIELD(unsigned, base, row) = (unsigned)row->def.u;
-		break;
-	case SY_CONF_UINT64:
-		*FIELD(uint64_t, base, row) = row->def.u;
-		break;
-	case SY_CONF_SIZE:
-		*FIELD(size_t, base, row) = (size_t)row->def.u;
-		break;
-	case SY_CONF_INT:
-	case SY_CONF_BOOL:
-		*FIELD(int, base, row) = (int)row->def.u;
-		break;
-	case SY_CONF_NUMBER:
-	case SY_CONF_FRACTION:
-		*FIELD(double, base, row) = row->def.d;
-		break;
-	case SY_CONF_STRING:
-	case SY_CONF_STRING_OR_NULL:
-	case SY_CONF_PATH:
-		if (row->def.s != NULL)
-			*FIELD(char *, base, row) = sy_xstrdup(row->def.s);
-		break;
-	case SY_CONF_OBJECT:
-		if (row->table != NULL)
-			sy_conf_defaults(row->table, FIELD(char, base, row));
-		break;
-	default:
-		break;		/* none, or their parse function's */
-	}
-}
-
-void
-sy_conf_defaults(const struct sy_conf_table *t, void *base)
-{
-	const struct sy_conf_row *row;
-
-	for (row = t->rows; row->name != NULL; row++)
-		row_default(row, base);
-}
-
-/* Reads v (at path) as an integer within row's bounds into base. */
-static void
-read_integer(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, void *base)
-{
-	json_int_t n;
-
-	if (!json_is_integer(v)) {
-		fail(c, path, "expected an integer, got %s", type_name(v));
-		return;
-	}
-	n = json_integer_value(v);
-	if (n < row->min || n > row->max) {
-		fail(c, path, "must be from %lld to %lld, got %lld", row->min,
-		    row->max, (long long)n);
-		return;
-	}
-	switch (row->type) {
-	case SY_CONF_UINT64:
-		*FIELD(uint64_t, base, row) = (uint64_t)n;
-		break;
-	case SY_CONF_SIZE:
-		*FIELD(size_t, base, row) = (size_t)n;
-		break;
-	case SY_CONF_INT:
-		*FIELD(int, base, row) = (int)n;
-		break;
-	default:
-		*FIELD(unsigned, base, row) = (unsigned)n;
-	}
-}
-
-/* Reads v (at path) as a number within row's bounds into base. */
-static void
-read_number(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, void *base)
-{
-	double lo = row->type == SY_CONF_FRACTION ? 0 : row->lo;
-	double hi = row->type == SY_CONF_FRACTION ? 1 : row->hi;
-	double d;
-
-	if (!json_is_number(v)) {
-		if (row->type == SY_CONF_FRACTION)
-			fail(c, path, "expected a number from 0 to 1, got %s",
-			    type_name(v));
-		else
-			fail(c, path, "expected a number, got %s",
-			    type_name(v));
-		return;
-	}
-	d = json_number_value(v);
-	if (d < lo || d > hi) {
-		if (hi == DBL_MAX && lo == 0)
-			fail(c, path, "must not be negative, got %g", d);
-		else if (hi == DBL_MAX)
-			fail(c, path, "must be at least %g, got %g", lo, d);
-		else
-			fail(c, path, "must be from %g to %g, got %g", lo, hi,
-			    d);
-		return;
-	}
-	*FIELD(double, base, row) = d;
-}
-
-int
-sy_conf_string(struct sy_conf *c, const json_t *v, const char *path,
-    const char **s)
-{
-	if (!json_is_string(v)) {
-		fail(c, path, "expected a string, got %s", type_name(v));
-		return -1;
-	}
-	if (*json_string_value(v) == '\0') {
-		fail(c, path, "must not be empty");
-		return -1;
-	}
-	*s = json_string_value(v);
-	return 0;
-}
-
-/* Whether s is an HTTP path; reports why not at path. */
-static int
-http_path(struct sy_conf *c, const char *path, const char *s)
-{
-	const char *q;
-
-	if (*s != '/') {
-		fail(c, path, "must start with '/', got \"%s\"", s);
-		return 0;
-	}
-	for (q = s; *q != '\0'; q++) {
-		if ((unsigned char)*q <= ' ' || *q == 0x7f) {
-			fail(c, path, "must not contain spaces or control "
-			    "characters");
-			return 0;
-		}
-	}
-	return 1;
-}
-
-/*
- * The value of environment variable name (a secret the config names at
- * path), malloc'd, or NULL after reporting that it is unset or empty.
- */
-static char *
-env_secret(struct sy_conf *c, const char *path, const char *name)
-{
-	const char *s = getenv(name);
-
-	if (s == NULL)
-		fail(c, path, "environment variable %s is not set", name);
-	else if (*s == '\0')
-		fail(c, path, "environment variable %s is empty", name);
-	else
-		return sy_xstrdup(s);
-	return NULL;
-}
-
-/* Reads v (at path) as a string row (string, path, secret) into base. */
-static void
-read_string(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, void *base)
-{
-	char **field = FIELD(char *, base, row), **name = secret_name(row, base);
-	const char *s;
-
-	if (row->type == SY_CONF_STRING_OR_NULL && json_is_null(v)) {
-		free(*field);
-		*field = NULL;
-		return;
-	}
-	if (row->type == SY_CONF_STRING_OR_NULL && !json_is_string(v)) {
-		fail(c, path, "expected %s or null, got %s", row->what,
-		    type_name(v));
-		return;
-	}
-	if (sy_conf_string(c, v, path, &s) == -1)
-		return;
-	if (row->max > 0 && strlen(s) > (size_t)row->max) {
-		fail(c, path, "at most %lld bytes, got %zu", row->max,
-		    strlen(s));
-		return;
-	}
-	if (row->type == SY_CONF_PATH && !http_path(c, path, s))
-		return;
-	free(*field);
-	if (row->type != SY_CONF_SECRET) {
-		*field = sy_xstrdup(s);
-		return;
-	}
-	*field = env_secret(c, path, s);
-	if (name != NULL) {
-		free(*name);
-		*name = sy_xstrdup(s);
-	}
-}
-
-/* The index of word in words, or -1; known gets the list for messages. */
-static int
-word_index(const char *const *words, const char *word, char *known,
-    size_t len)
-{
-	int i;
-
-	known[0] = '\0';
-	for (i = 0; words[i] != NULL; i++)
-		if (strcmp(words[i], word) == 0)
-			return i;
-	for (i = 0; words[i] != NULL; i++)
-		list_add(known, len, words[i]);
-	return -1;
-}
-
-/* Reads v (at path) as one word of row->words into base. */
-static void
-read_word(struct sy_conf *c, const struct sy_conf_row *row, const json_t *v,
-    const char *path, void *base)
-{
-	char known[256];
-	int i;
-
-	if (!json_is_string(v)) {
-		fail(c, path, "expected %s, got %s", row->what, type_name(v));
-		return;
-	}
-	if ((i = word_index(row->words, json_string_value(v), known,
-	    sizeof known)) == -1) {
-		fail(c, path, "unknown %s \"%s\"; known: %s", row->what,
-		    json_string_value(v), known);
-		return;
-	}
-	*FIELD(unsigned, base, row) = (unsigned)i;
-}
-
-/* Reads v (at path), a non-empty array, as flags of row->words into base. */
-static void
-read_flags(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, void *base)
-{
-	char q[PATHLEN], known[256];
-	const json_t *e;
-	unsigned bits = 0;
-	size_t i;
-	int w;
-
-	json_array_foreach(v, i, e) {
-		path_index(q, path, i);
-		if (!json_is_string(e)) {
-			fail(c, q, "expected a %s, got %s", row->what,
-			    type_name(e));
-			continue;
-		}
-		if ((w = word_index(row->words, json_string_value(e), known,
-		    sizeof known)) == -1) {
-			fail(c, q, "unknown %s \"%s\"; known: %s", row->what,
-			    json_string_value(e), known);
-			continue;
-		}
-		if (bits & (1u << w)) {
-			fail(c, q, "duplicate %s \"%s\"", row->what,
-			    json_string_value(e));
-			continue;
-		}
-		bits |= 1u << w;
-	}
-	*FIELD(unsigned, base, row) = bits;
-}
-
-/* Reads v (at path) as a list of distinct non-empty strings into base. */
-static void
-read_strings(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, void *base)
-{
-	size_t *n = strings_count(row, base);
-	char ***list = FIELD(char **, base, row);
-	char q[PATHLEN];
-	const json_t *e;
-	const char *s;
-	size_t i, j;
-
-	if (!json_is_array(v)) {
-		fail(c, path, "expected an array of %ss, got %s", row->what,
-		    type_name(v));
-		return;
-	}
-	row_default(row, base);
-	*list = sy_xcalloc(json_array_size(v), sizeof **list);
-	json_array_foreach(v, i, e) {
-		path_index(q, path, i);
-		if (!json_is_string(e) || *json_string_value(e) == '\0') {
-			fail(c, q, "expected a %s, got %s", row->what,
-			    json_is_string(e) ? "\"\"" : type_name(e));
-			continue;
-		}
-		s = json_string_value(e);
-		for (j = 0; j < *n; j++)
-			if (strcmp((*list)[j], s) == 0)
-				break;
-		if (j < *n) {
-			fail(c, q, "duplicate %s \"%s\"", row->what, s);
-			continue;
-		}
-		(*list)[(*n)++] = sy_xstrdup(s);
-	}
-}
-
-static void read_table(struct sy_conf *, const struct sy_conf_table *,
-    const json_t *, const char *, void *, unsigned, int);
-
-/* Reads the member of obj (at path) that row describes into base. */
-static void
-read_row(struct sy_conf *c, const struct sy_conf_row *row, const json_t *obj,
-    const char *path, void *base)
-{
-	const json_t *v = obj != NULL ? json_object_get(obj, row->name) : NULL;
-	char p[PATHLEN];
-
-	path_key(p, path, row->name);
-	if (row->type == SY_CONF_OBJECT && row->table != NULL) {
-		if (v != NULL && !json_is_object(v)) {
-			fail(c, p, "expected an object, got %s", type_name(v));
-			v = NULL;
-		}
-		read_table(c, row->table, v, p, FIELD(char, base, row), 0, 1);
-		return;
-	}
-	if (v == NULL) {
-		if (row->required && row->type == SY_CONF_ARRAY)
-			fail(c, p, "required key is missing; list at least "
-			    "one %s", row->what);
-		else if (row->required)
-			fail(c, p, "required key is missing");
-		else if (row->always)
-			row->parse(c, row, NULL, p, base);
-		return;
-	}
-	switch (row->type) {
-	case SY_CONF_UINT:
-	case SY_CONF_UINT64:
-	case SY_CONF_SIZE:
-	case SY_CONF_INT:
-	case SY_CONF_MS:
-		read_integer(c, row, v, p, base);
-		break;
-	case SY_CONF_NUMBER:
-	case SY_CONF_FRACTION:
-		read_number(c, row, v, p, base);
-		break;
-	case SY_CONF_BOOL:
-		if (!json_is_boolean(v))
-			fail(c, p, "expected true or false, got %s",
-			    type_name(v));
-		else
-			*FIELD(int, base, row) = json_is_true(v);
-		break;
-	case SY_CONF_STRING:
-	case SY_CONF_STRING_OR_NULL:
-	case SY_CONF_PATH:
-	case SY_CONF_SECRET:
-		read_string(c, row, v, p, base);
-		break;
-	case SY_CONF_WORD:
-		read_word(c, row, v, p, base);
-		break;
-	case SY_CONF_STRINGS:
-		read_strings(c, row, v, p, base);
-		break;
-	case SY_CONF_FLAGS:
-	case SY_CONF_ARRAY:
-		if (!json_is_array(v))
-			fail(c, p, "expected an array, got %s", type_name(v));
-		else if (json_array_size(v) == 0)
-			fail(c, p, "must list at least one %s", row->what);
-		else if (row->type == SY_CONF_FLAGS)
-			read_flags(c, row, v, p, base);
-		else
-			row->parse(c, row, v, p, base);
-		break;
-	case SY_CONF_OBJECT:
-		if (!json_is_object(v))
-			fail(c, p, "expected an object, got %s", type_name(v));
-		else
-			row->parse(c, row, v, p, base);
-		break;
-	case SY_CONF_CUSTOM:
-		row->parse(c, row, v, p, base);
-		break;
-	case SY_CONF_PLUGIN:
-		break;
-	}
-}
-
-/*
- * Reads the rows of pass of t from obj (at path; NULL: left out) into
- * base; pass 0 gives the defaults first, checks the keys (when keys) and
- * ends with t->check.
- */
-static void
-read_table(struct sy_conf *c, const struct sy_conf_table *t,
-    const json_t *obj, const char *path, void *base, unsigned pass, int keys)
-{
-	const struct sy_conf_row *row;
-	const json_t *outer = c->obj;
-
-	if (pass == 0) {
-		sy_conf_defaults(t, base);
-		if (obj != NULL && keys)
-			check_keys(c, t, obj, path);
-	}
-	c->obj = obj;
-	for (row = t->rows; row->name != NULL; row++)
-		if (row->pass == pass && row->type != SY_CONF_PLUGIN)
-			read_row(c, row, obj, path, base);
-	c->obj = outer;
-	if (pass == 0 && t->check != NULL)
-		t->check(c, obj, path, base);
-}
-
-void
-sy_conf_read(struct sy_conf *c, const struct sy_conf_table *t,
-    const json_t *obj, const char *path, void *base)
-{
-	read_table(c, t, obj, path, base, 0, 1);
-}
-
-void
-sy_conf_read_more(struct sy_conf *c, const struct sy_conf_table *t,
-    const json_t *obj, const char *path, void *base, unsigned pass)
-{
-	read_table(c, t, obj, path, base, pass, 1);
-}
-
-void
-sy_conf_read_shared(struct sy_conf *c, const struct sy_conf_table *t,
-    const json_t *obj, const char *path, void *base)
-{
-	read_table(c, t, obj, path, base, 0, 0);
-}
-
-void
-sy_conf_free(const struct sy_conf_table *t, void *base)
-{
-	const struct sy_conf_row *row;
-
-	for (row = t->rows; row->name != NULL; row++)
-		clear_field(row, base);
-}
-
-/* A copy of s, which may be NULL. */
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? sy_xstrdup(s) : NULL;
-}
-
-void
-sy_conf_copy(const struct sy_conf_table *t, void *dst, const void *src)
-{
-	const struct sy_conf_row *row;
-	char **d, *const *s;
-	size_t i, n;
-
-	for (row = t->rows; row->name != NULL; row++) {
-		if (plain_size(row) != 0)
-			memcpy(FIELD(char, dst, row),
-			    FIELD(const char, src, row), plain_size(row));
-		else if (is_string(row)) {
-			*FIELD(char *, dst, row) = dup_or_null(
-			    *FIELD(char *const, src, row));
-			if ((d = secret_name(row, dst)) != NULL)
-				*d = dup_or_null(*secret_name(row, src));
-		} else if (row->type == SY_CONF_STRINGS) {
-			n = *strings_count(row, dst) = *strings_count(row, src);
-			s = *FIELD(char **const, src, row);
-			d = *FIELD(char **, dst, row) = sy_xcalloc(n, sizeof *d);
-			for (i = 0; i < n; i++)
-				d[i] = sy_xstrdup(s[i]);
-		} else if (row->type == SY_CONF_OBJECT && row->table != NULL)
-			sy_conf_copy(row->table, FIELD(char, dst, row),
-			    FIELD(const char, src, row));
-	}
-}
-
-/* Whether two strings, either maybe NULL, differ. */
-static int
-str_differ(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
-}
-
-int
-sy_conf_differ(const struct sy_conf_table *t, const void *a, const void *b)
-{
-	const struct sy_conf_row *row;
-	char *const *x, *const *y;
-	size_t i, n;
-
-	for (row = t->rows; row->name != NULL; row++) {
-		if (plain_size(row) != 0) {
-			if (memcmp(FIELD(const char, a, row),
-			    FIELD(const char, b, row), plain_size(row)) != 0)
-				return 1;
-		} else if (is_string(row)) {
-			if (str_differ(*FIELD(char *const, a, row),
-			    *FIELD(char *const, b, row)))
-				return 1;
-		} else if (row->type == SY_CONF_STRINGS) {
-			if ((n = *strings_count(row, a)) !=
-			    *strings_count(row, b))
-				return 1;
-			x = *FIELD(char **const, a, row);
-			y = *FIELD(char **const, b, row);
-			for (i = 0; i < n; i++)
-				if (strcmp(x[i], y[i]) != 0)
-					return 1;
-		} else if (row->type == SY_CONF_OBJECT && row->table != NULL &&
-		    sy_conf_differ(row->table, FIELD(const char, a, row),
-		    FIELD(const char, b, row)))
-			return 1;
-	}
-	return 0;
-}
 /* ==== Addresses and URLs ==== */
 
 /*
@@ -1531,73 +254,7 @@ parse_url(struct sy_conf *c, const char *path, const char *url,
 	return 0;
 }
 
-/* ==== Checks across keys, policies ==== */
-
-void
-sy_conf_order(struct sy_conf *c, const json_t *obj, const char *path,
-    const char *lokey, unsigned lo, const char *hikey, unsigned hi,
-    int strict)
-{
-	char lp[PATHLEN], hp[PATHLEN];
-
-	path_key(lp, path, lokey);
-	path_key(hp, path, hikey);
-	if (lo < hi || (!strict && lo == hi) || failed_at(c, lp) ||
-	    failed_at(c, hp))
-		return;
-	if (json_object_get(obj, lokey) != NULL)
-		fail(c, lp, "must be %s %s (%u), got %u", strict ? "less than" :
-		    "at most", hikey, hi, lo);
-	else
-		fail(c, hp, "must be %s %s (%u), got %u", strict ?
-		    "greater than" : "at least", lokey, lo, hi);
-}
-
-int
-sy_conf_policy(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, const char **name, json_t **params)
-{
-	const json_t *n, *x;
-	char q[PATHLEN];
-	const char *k;
-
-	if (v != NULL && !json_is_string(v) && !json_is_object(v)) {
-		fail(c, path, "expected a policy name or an object with "
-		    "\"name\", got %s", type_name(v));
-		return -1;
-	}
-	*params = json_object();
-	if (!json_is_object(v)) {
-		*name = v != NULL ? json_string_value(v) : row->def.s;
-		return 0;
-	}
-	if ((n = json_object_get(v, "name")) == NULL) {
-		fail(c, path_key(q, path, "name"), "required key is missing");
-		return -1;
-	}
-	if (!json_is_string(n)) {
-		fail(c, path_key(q, path, "name"), "expected a policy name, "
-		    "got %s", type_name(n));
-		return -1;
-	}
-	*name = json_string_value(n);
-	json_object_foreach((json_t *)v, k, x)
-		if (strcmp(k, "name") != 0)
-			json_object_set_new(*params, k, json_deep_copy(x));
-	return 0;
-}
-
-void
-sy_conf_unknown_policy(struct sy_conf *c, const json_t *v, const char *path,
-    const char *what, const char *name, const char *names)
-{
-	char p[PATHLEN];
-
-	snprintf(p, sizeof p, "%s", path);
-	if (json_is_object(v))
-		path_add_key(p, "name");
-	fail(c, p, "unknown %s \"%s\"; known: %s", what, name, names);
-}
+/* ==== Names ==== */
 
 /*
  * Reads v (at path), the name of element i of an array of structs of
@@ -1621,8 +278,8 @@ read_name(struct sy_conf *c, const json_t *v, const char *path,
 		other = *(char *const *)(const void *)((const char *)first +
 		    j * stride);
 		if (other != NULL && strcmp(other, s) == 0) {
-			fail(c, path, "duplicate %s name \"%s\" (also %ss[%zu])",
-			    what, s, what, j);
+			fail(c, path, "duplicate %s name \"%s\" (also "
+			    "%ss[%zu])", what, s, what, j);
 			break;
 		}
 	}
@@ -1673,8 +330,9 @@ backend_name(struct sy_conf *c, const struct sy_conf_row *row,
 {
 	struct sy_endpoint *ep = base;
 
-	return read_name(c, v, path, "backend", &c->cfg->endpoints[0].name,
-	    sizeof *ep, ep->index, &ep->name);
+	return read_name(c, v, path, "backend",
+	    &LOAD(c)->cfg->endpoints[0].name, sizeof *ep, ep->index,
+	    &ep->name);
 }
 
 static int
@@ -1717,12 +375,12 @@ static void
 backend_foreign_keys(struct sy_conf *c, const json_t *b, const char *path,
     const struct sy_endpoint *ep)
 {
-	const struct sy_conf_table *kinds[MAX_PLUGINS];
+	const struct sy_conf_table *kinds[MAX_KINDS];
 	const struct sy_conf_table *own = ep->kind ? ep->kind->params : NULL;
 	char p[PATHLEN], owners[256];
 	const char *key;
 	json_t *v;
-	size_t i, n = sy_backend_kind_params(kinds, MAX_PLUGINS), found;
+	size_t i, n = sy_backend_kind_params(kinds, MAX_KINDS), found;
 
 	json_object_foreach((json_t *)b, key, v) {
 		if (own != NULL && sy_conf_row_find(own, key) != NULL)
@@ -1731,7 +389,9 @@ backend_foreign_keys(struct sy_conf *c, const json_t *b, const char *path,
 		for (i = 0, found = 0; i < n; i++) {
 			if (sy_conf_row_find(kinds[i], key) == NULL)
 				continue;
-			list_add(owners, sizeof owners, kinds[i]->owner);
+			snprintf(owners + strlen(owners), sizeof owners -
+			    strlen(owners), "%s%s", found ? ", " : "",
+			    kinds[i]->owner);
 			found++;
 		}
 		if (found == 0)
@@ -1907,7 +567,7 @@ route_name(struct sy_conf *c, const struct sy_conf_row *row,
 {
 	struct sy_route *r = base;
 
-	return read_name(c, v, path, "route", &c->cfg->routes[0].name,
+	return read_name(c, v, path, "route", &LOAD(c)->cfg->routes[0].name,
 	    sizeof *r, r->index, &r->name);
 }
 
@@ -1917,7 +577,7 @@ route_models(struct sy_conf *c, const struct sy_conf_row *row,
     const json_t *arr, const char *path, void *base)
 {
 	struct sy_route *r = base;
-	struct sy_config *cfg = c->cfg;
+	struct sy_config *cfg = LOAD(c)->cfg;
 	const json_t *v, *owner;
 	char q[PATHLEN];
 	const char *s;
@@ -1936,14 +596,14 @@ route_models(struct sy_conf *c, const struct sy_conf_row *row,
 			if (json_array_size(arr) != 1)
 				fail(c, q, "\"*\" must be the only model of a "
 				    "wildcard route");
-			else if (c->wildcard) {
+			else if (LOAD(c)->wildcard) {
 				for (j = 0; j < r->index; j++)
 					if (cfg->routes[j].wildcard)
 						break;
 				fail(c, q, "only one route may be a wildcard; "
 				    "routes[%zu] is one already", j);
 			} else {
-				c->wildcard = 1;
+				LOAD(c)->wildcard = 1;
 				r->wildcard = 1;
 				r->models[r->nmodels++] = sy_xstrdup(s);
 			}
@@ -1953,26 +613,26 @@ route_models(struct sy_conf *c, const struct sy_conf_row *row,
 			fail(c, q, "duplicate model \"%s\"", s);
 			continue;
 		}
-		if ((owner = json_object_get(c->served, s)) != NULL) {
+		if ((owner = json_object_get(LOAD(c)->served, s)) != NULL) {
 			j = (size_t)json_integer_value(owner);
 			fail(c, q, "model \"%s\" is already served by route "
 			    "\"%s\"", s, route_label(&cfg->routes[j]));
 			continue;
 		}
-		json_object_set_new(c->served, s,
+		json_object_set_new(LOAD(c)->served, s,
 		    json_integer((json_int_t)r->index));
 		r->models[r->nmodels++] = sy_xstrdup(s);
 	}
 	return 0;
 }
 
-/* Reads the aliases of route r (object obj, at path): new names of its models. */
+/* Reads the aliases of route r (obj, at path): other names of its models. */
 static int
 route_aliases(struct sy_conf *c, const struct sy_conf_row *row,
     const json_t *obj, const char *path, void *base)
 {
 	struct sy_route *r = base;
-	struct sy_config *cfg = c->cfg;
+	struct sy_config *cfg = LOAD(c)->cfg;
 	const json_t *v, *owner;
 	char q[PATHLEN];
 	const char *from;
@@ -1989,13 +649,13 @@ route_aliases(struct sy_conf *c, const struct sy_conf_row *row,
 			fail(c, q, "an alias must be a model name");
 			continue;
 		}
-		if ((owner = json_object_get(c->served, from)) != NULL) {
+		if ((owner = json_object_get(LOAD(c)->served, from)) != NULL) {
 			fail(c, q, "alias \"%s\" is a model served by route "
 			    "\"%s\"", from, route_label(&cfg->routes[
 			    json_integer_value(owner)]));
 			continue;
 		}
-		if ((owner = json_object_get(c->aliased, from)) != NULL) {
+		if ((owner = json_object_get(LOAD(c)->aliased, from)) != NULL) {
 			fail(c, q, "alias \"%s\" is already an alias in route "
 			    "\"%s\"", from, route_label(&cfg->routes[
 			    json_integer_value(owner)]));
@@ -2011,7 +671,7 @@ route_aliases(struct sy_conf *c, const struct sy_conf_row *row,
 			    json_string_value(v));
 			continue;
 		}
-		json_object_set_new(c->aliased, from,
+		json_object_set_new(LOAD(c)->aliased, from,
 		    json_integer((json_int_t)r->index));
 		r->aliases[r->naliases].from = sy_xstrdup(from);
 		r->aliases[r->naliases].to = sy_xstrdup(json_string_value(v));
@@ -2039,7 +699,7 @@ static void
 route_backend(struct sy_conf *c, const json_t *v, const char *path,
     struct sy_route *r)
 {
-	struct sy_config *cfg = c->cfg;
+	struct sy_config *cfg = LOAD(c)->cfg;
 	struct sy_endpoint *ep;
 	const char *s;
 	char *names;
@@ -2082,11 +742,11 @@ route_backends(struct sy_conf *c, const struct sy_conf_row *row,
     const json_t *arr, const char *path, void *base)
 {
 	struct sy_route *r = base;
-	struct sy_config *cfg = c->cfg;
-	const json_t *o = c->obj, *v;
+	struct sy_config *cfg = LOAD(c)->cfg;
+	const json_t *o = sy_conf_object(c), *v;
 	struct sy_pool *pool;
 	char q[PATHLEN], rp[PATHLEN];
-	size_t i, j, nerrs = c->nerrs;
+	size_t i, j, nerrs = sy_conf_nerrs(c);
 
 	path_index(rp, "routes", r->index);
 	r->endpoints = sy_xcalloc(cfg->nendpoints, sizeof *r->endpoints);
@@ -2113,7 +773,7 @@ route_backends(struct sy_conf *c, const struct sy_conf_row *row,
 				pool->endpoints[pool->nendpoints++] =
 				    r->endpoints[j];
 		if (pool->nendpoints == 0 && pool->model != NULL &&
-		    cfg->nendpoints != 0 && c->nerrs == nerrs)
+		    cfg->nendpoints != 0 && sy_conf_nerrs(c) == nerrs)
 			fail(c, model_path(q, o, rp, pool->model),
 			    "no backend %sserves model \"%s\"",
 			    arr != NULL ? "of this route " : "", pool->model);
@@ -2195,8 +855,8 @@ fallback_model(struct sy_conf *c, const struct sy_config *cfg, size_t ri,
 		    "wildcard route should ask for");
 		return NULL;
 	}
-	if ((owner = json_object_get(c->served, s)) == NULL)
-		owner = json_object_get(c->aliased, s);
+	if ((owner = json_object_get(LOAD(c)->served, s)) == NULL)
+		owner = json_object_get(LOAD(c)->aliased, s);
 	if (owner != NULL) {
 		if ((size_t)json_integer_value(owner) == ri) {
 			fail(c, path, "\"%s\" is served by this route; a "
@@ -2222,7 +882,7 @@ fallback_model(struct sy_conf *c, const struct sy_config *cfg, size_t ri,
 			return NULL;	/* its models' error is reported */
 		return other->models[0];
 	}
-	if (c->wildcard && !r->wildcard)
+	if (LOAD(c)->wildcard && !r->wildcard)
 		return s;
 	fail(c, path, "\"%s\" is no model, alias or route name of another "
 	    "route", s);
@@ -2263,7 +923,8 @@ route_fallbacks(struct sy_conf *c, const struct sy_conf_row *row,
 			continue;
 		}
 		s = json_string_value(e);
-		if ((m = fallback_model(c, c->cfg, r->index, q, s)) == NULL)
+		if ((m = fallback_model(c, LOAD(c)->cfg, r->index, q,
+		    s)) == NULL)
 			continue;
 		for (j = 0; j < r->nfallbacks; j++)
 			if (strcmp(r->fallbacks[j], m) == 0)
@@ -2402,14 +1063,14 @@ served_model_entry(struct sy_conf *c, const struct sy_config *cfg,
 		fail(c, path, "%s is for one model: name it", what);
 		return 0;
 	}
-	if ((owner = json_object_get(c->aliased, model)) != NULL) {
+	if ((owner = json_object_get(LOAD(c)->aliased, model)) != NULL) {
 		fail(c, path, "\"%s\" is an alias in route \"%s\"; %s the "
 		    "model it maps to", model, route_label(
 		    &cfg->routes[json_integer_value(owner)]), verb);
 		return 0;
 	}
-	if (cfg->nroutes != 0 && !c->wildcard &&
-	    json_object_get(c->served, model) == NULL) {
+	if (cfg->nroutes != 0 && !LOAD(c)->wildcard &&
+	    json_object_get(LOAD(c)->served, model) == NULL) {
 		fail(c, path, "no route serves model \"%s\"", model);
 		return 0;
 	}
@@ -2439,12 +1100,13 @@ load_per_model(struct sy_conf *c, const json_t *obj, const char *path,
 	*arr = sy_xcalloc(json_object_size(obj), stride);
 	json_object_foreach((json_t *)obj, model, v) {
 		path_key(p, path, model);
-		if (!served_model_entry(c, c->cfg, p, model, v, what, verb))
+		if (!served_model_entry(c, LOAD(c)->cfg, p, model, v, what,
+		    verb))
 			continue;
 		e = (char *)*arr + *n * stride;
-		nerrs = c->nerrs;
+		nerrs = sy_conf_nerrs(c);
 		sy_conf_read(c, t, v, p, e);
-		if (c->nerrs != nerrs)
+		if (sy_conf_nerrs(c) != nerrs)
 			continue;
 		*(char **)(void *)e = sy_xstrdup(model);
 		(*n)++;
@@ -2570,7 +1232,7 @@ static void
 config_start(struct sy_conf *c, struct sy_config *cfg)
 {
 	struct sy_route *r;
-	char p[PATHLEN], q[PATHLEN];
+	char p[PATHLEN], q[PATHLEN], b[PATHLEN];
 	char *err;
 	size_t i, j;
 
@@ -2599,9 +1261,8 @@ config_start(struct sy_conf *c, struct sy_config *cfg)
 		}
 		if (r->batch.policy != NULL &&
 		    (r->batch.batcher = sy_batcher_new(r, &err)) == NULL) {
-			path_key(q, p, "batch");
-			path_add_key(q, "policy");
-			fail(c, q, "%s", err);
+			fail(c, path_key(q, path_key(b, p, "batch"), "policy"),
+			    "%s", err);
 			free(err);
 		}
 	}
@@ -2625,7 +1286,7 @@ root_check(struct sy_conf *c, const json_t *root, const char *path,
 		fail(c, "listen", "%s", why);
 		llen = 0;
 	}
-	if (cfg->admin == NULL || failed_at(c, "admin"))
+	if (cfg->admin == NULL || sy_conf_failed(c, "admin"))
 		return;
 	if ((why = parse_address(cfg->admin, &ass, &alen, buf,
 	    sizeof buf)) != NULL)
@@ -2635,7 +1296,7 @@ root_check(struct sy_conf *c, const json_t *root, const char *path,
 		    "own; listen is %s too", cfg->listen);
 }
 
-/* The top level, in the order it is read: backends before routes, routes before prices. */
+/* The top level, read in order: backends, then routes, then prices. */
 static const struct sy_conf_row root_rows[] = {
 	{ .name = "listen", .type = SY_CONF_STRING,
 	  .offset = AT(sy_config, listen), .def.s = "127.0.0.1:8080",
@@ -2703,152 +1364,98 @@ const struct sy_conf_table *const sy_conf_tables[] = {
 	NULL
 };
 
-/* Builds a snapshot from root; returns it (even partial), or NULL. */
-static struct sy_config *
-config_build(struct sy_conf *c, const json_t *root)
+/* On the command line: the flag and value that path came from; caller frees. */
+static char *
+flag_of(const json_t *root, const char *path)
 {
-	struct sy_config *cfg;
+	static const struct {
+		const char *key;
+		const char *flag;
+	} flags[] = {
+		{ "listen", "--listen" },
+		{ "admin", "--admin" },
+		{ "access_log", "--access-log" }
+	};
+	const json_t *b, *v;
+	size_t i;
 
-	if (!json_is_object(root)) {
-		fail(c, "", "the top level must be an object, not %s",
-		    type_name(root));
-		return NULL;
+	if (strncmp(path, "backends[", 9) == 0) {
+		b = json_array_get(json_object_get(root, "backends"),
+		    strtoul(path + 9, NULL, 10));
+		return sy_xasprintf("--upstream %s",
+		    json_string_value(json_object_get(b, "url")));
 	}
-	cfg = sy_xcalloc(1, sizeof *cfg);
-	atomic_init(&cfg->refs, 1);
-	cfg->model_index = json_object();
-	c->cfg = cfg;
-	c->served = json_object();
-	c->aliased = json_object();
-	sy_conf_read(c, &root_table, root, "", cfg);
-	if (c->nerrs == 0)
-		config_start(c, cfg);
-	return cfg;
-}
-
-/* Hands cfg or the errors of c to the caller; returns 0 or -1. */
-static int
-config_finish(struct sy_conf *c, struct sy_config *cfg, struct sy_config **out,
-    char **err)
-{
-	int rc = 0;
-
-	*out = NULL;
-	*err = NULL;
-	if (c->nerrs != 0) {
-		*err = join_errors(c);
-		if (cfg != NULL)
-			config_free(cfg);
-		rc = -1;
-	} else
-		*out = cfg;
-	ctx_free(c);
-	return rc;
+	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+		if (strcmp(path, flags[i].key) != 0)
+			continue;
+		if ((v = json_object_get(root, path)) == NULL)
+			return sy_xasprintf("%s %s (the default)",
+			    flags[i].flag,
+			    sy_conf_row_find(&root_table, path)->def.s);
+		return sy_xasprintf("%s %s", flags[i].flag,
+		    json_string_value(v));
+	}
+	return sy_xstrdup(path);
 }
 
 /*
- * Starts c on text (comments allowed) named name in errors; returns the
- * JSON it holds (caller frees), or NULL after reporting why not.  *clean
- * gets the comment-free text positions are read from (caller frees).
+ * Builds a snapshot from root (NULL: c found no JSON) and ends load c:
+ * returns 0 with the snapshot in *out, or -1 with *err (malloc'd) holding
+ * c's errors.
  */
-static json_t *
-conf_open(struct sy_conf *c, const char *text, const char *name,
-    char **clean)
+static int
+config_build(struct sy_conf *c, const json_t *root, struct sy_config **out,
+    char **err)
 {
-	json_error_t je;
-	json_t *root;
-	size_t len = strlen(text);
+	struct sy_config *cfg = NULL;
+	struct load l;
 
-	memset(c, 0, sizeof *c);
-	c->name = name;
-	c->text = *clean = strip_comments(text, len);
-	c->len = len;
-	if ((root = json_loadb(*clean, len, JSON_REJECT_DUPLICATES,
-	    &je)) == NULL)
-		add_error(c, "", je.line, je.column, xasprintf("%s:%d:%d: %s",
-		    name, je.line, je.column > 0 ? je.column : 1, je.text));
-	c->root = root;
-	return root;
+	memset(&l, 0, sizeof l);
+	sy_conf_set_user(c, &l);
+	if (root != NULL && !json_is_object(root))
+		fail(c, "", "the top level must be an object, not %s",
+		    type_name(root));
+	else if (root != NULL) {
+		cfg = l.cfg = sy_xcalloc(1, sizeof *cfg);
+		atomic_init(&cfg->refs, 1);
+		cfg->model_index = json_object();
+		l.served = json_object();
+		l.aliased = json_object();
+		sy_conf_read(c, &root_table, root, "", cfg);
+		if (sy_conf_nerrs(c) == 0)
+			config_start(c, cfg);
+	}
+	json_decref(l.served);
+	json_decref(l.aliased);
+	*out = NULL;
+	if ((*err = sy_conf_close(c)) != NULL) {
+		if (cfg != NULL)
+			config_free(cfg);
+		return -1;
+	}
+	*out = cfg;
+	return 0;
 }
 
 int
 sy_config_load_string(const char *text, const char *name,
     struct sy_config **out, char **err)
 {
-	struct sy_config *cfg = NULL;
-	struct sy_conf c;
-	json_t *root;
-	char *clean;
+	const json_t *root;
+	struct sy_conf *c = sy_conf_open(text, name, &root);
 
-	if ((root = conf_open(&c, text, name, &clean)) != NULL)
-		cfg = config_build(&c, root);
-	json_decref(root);
-	free(clean);
-	return config_finish(&c, cfg, out, err);
-}
-
-int
-sy_conf_load(const char *text, const char *name,
-    const struct sy_conf_table *t, void *base, char **err)
-{
-	struct sy_conf c;
-	json_t *root;
-	char *clean;
-	int rc = 0;
-
-	if ((root = conf_open(&c, text, name, &clean)) != NULL) {
-		if (!json_is_object(root))
-			fail(&c, "", "expected an object, got %s",
-			    type_name(root));
-		else
-			sy_conf_read(&c, t, root, "", base);
-	}
-	*err = NULL;
-	if (c.nerrs != 0) {
-		*err = join_errors(&c);
-		rc = -1;
-	}
-	json_decref(root);
-	free(clean);
-	ctx_free(&c);
-	return rc;
+	return config_build(c, root, out, err);
 }
 
 int
 sy_config_load_file(const char *path, struct sy_config **out, char **err)
 {
-	char *text = NULL;
-	size_t len = 0, cap = 0, n;
-	FILE *f;
+	char *text;
 	int rc;
 
 	*out = NULL;
-	if ((f = fopen(path, "rb")) == NULL) {
-		*err = xasprintf("%s: cannot read: %s", path, strerror(errno));
+	if ((text = sy_conf_read_file(path, err)) == NULL)
 		return -1;
-	}
-	do {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			text = xreallocarray(text, cap, 1);
-		}
-		n = fread(text + len, 1, cap - len - 1, f);
-		len += n;
-	} while (n != 0);
-	if (ferror(f)) {
-		*err = xasprintf("%s: cannot read: %s", path, strerror(errno));
-		fclose(f);
-		free(text);
-		return -1;
-	}
-	fclose(f);
-	text[len] = '\0';
-	if (strlen(text) != len) {
-		*err = xasprintf("%s: cannot read: the file holds a NUL byte",
-		    path);
-		free(text);
-		return -1;
-	}
 	if ((rc = sy_config_load_string(text, path, out, err)) == 0)
 		(*out)->path = sy_xstrdup(path);
 	free(text);
@@ -2860,11 +1467,10 @@ sy_config_from_upstreams(const char *const *urls, size_t nurls,
     const char *listen, const char *admin, const char *access_log,
     struct sy_config **out, char **err)
 {
-	struct sy_config *cfg;
 	json_t *root, *backends, *b, *route;
-	struct sy_conf c;
 	char name[32];
 	size_t i;
+	int rc;
 
 	*out = NULL;
 	if (nurls == 0) {
@@ -2891,12 +1497,9 @@ sy_config_from_upstreams(const char *const *urls, size_t nurls,
 	json_object_set_new(root, "backends", backends);
 	route = json_pack("{s:s, s:[s]}", "name", "default", "models", "*");
 	json_object_set_new(root, "routes", json_pack("[o]", route));
-
-	memset(&c, 0, sizeof c);
-	c.root = root;
-	cfg = config_build(&c, root);
+	rc = config_build(sy_conf_open_json(root, flag_of), root, out, err);
 	json_decref(root);
-	return config_finish(&c, cfg, out, err);
+	return rc;
 }
 
 struct sy_config *

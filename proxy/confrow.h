@@ -86,18 +86,20 @@ struct sy_conf_row {
 	enum sy_conf_type type;
 	size_t offset;			/* of the field in the table's struct */
 	union sy_conf_default def;
-	long long min, max;		/* integer bounds; .max: longest string */
+	long long min, max;		/* integer bounds; .max: longest
+					   string */
 	double lo, hi;			/* number bounds */
 	int required;			/* missing is an error */
 	int always;			/* .parse is called when missing too */
 	unsigned pass;			/* read by sy_conf_read_more(pass) */
 	const char *const *words;	/* WORD, FLAGS: NULL-terminated */
 	const char *what;		/* see the types */
-	size_t count;			/* STRINGS: offset of the size_t count */
+	size_t count;			/* STRINGS: offset of its count */
 	int keep_name;			/* SECRET: keep the variable's name */
 	size_t name_at;			/* SECRET: offset of that char * */
 	const struct sy_conf_table *table;	/* OBJECT */
-	sy_conf_parse_fn parse;		/* OBJECT without .table, ARRAY, CUSTOM */
+	sy_conf_parse_fn parse;		/* OBJECT without .table, ARRAY,
+					   CUSTOM */
 	sy_conf_plugins_fn plugins;	/* PLUGIN */
 	const char *doc;		/* one line; the reference is
 					   docs/configuration.md */
@@ -133,6 +135,55 @@ extern const struct sy_conf_table sy_cache_table;	/* cache.c */
 extern const struct sy_conf_table sy_redis_table;	/* cache_redis.c */
 extern const struct sy_conf_table sy_price_table;	/* accesslog.c */
 extern const struct sy_conf_table sy_model_info_table;	/* models.c */
+
+/* ==== Loads ==== */
+
+/*
+ * Names where path came from when a load has no file (a command-line
+ * flag); returns a malloc'd string.
+ */
+typedef char *(*sy_conf_describe_fn)(const json_t *root, const char *path);
+
+/*
+ * Starts a load of text (JSON with // and # comments) named name in
+ * errors.  Sets *root to its JSON (owned by the load), or NULL after
+ * reporting where the parser stopped.
+ */
+struct sy_conf *sy_conf_open(const char *text, const char *name,
+    const json_t **root);
+
+/*
+ * Starts a load of root (borrowed), built in memory; its errors name
+ * describe(root, path).
+ */
+struct sy_conf *sy_conf_open_json(const json_t *root,
+    sy_conf_describe_fn describe);
+
+/* What the loader keeps beside the load (for its parse functions). */
+void sy_conf_set_user(struct sy_conf *c, void *user);
+void *sy_conf_user(const struct sy_conf *c);
+
+/* How many errors the load found so far. */
+size_t sy_conf_nerrs(const struct sy_conf *c);
+
+/* Whether an error about path was reported already. */
+int sy_conf_failed(const struct sy_conf *c, const char *path);
+
+/* The object whose row is being read (for a parse function). */
+const json_t *sy_conf_object(const struct sy_conf *c);
+
+/*
+ * Ends the load: returns its errors in file order, one
+ * "FILE:LINE:COL: path: message" line each (malloc'd), or NULL when it
+ * found none.
+ */
+char *sy_conf_close(struct sy_conf *c);
+
+/*
+ * The text of the file at path (malloc'd), or NULL with *err (malloc'd)
+ * "PATH: cannot read: REASON".
+ */
+char *sy_conf_read_file(const char *path, char **err);
 
 /* ==== The engine ==== */
 
@@ -194,7 +245,10 @@ void sy_conf_fail(struct sy_conf *c, const char *path, const char *fmt, ...)
 /* "a string", "an object", ... for messages. */
 const char *sy_conf_type_name(const json_t *v);
 
-/* Writes parent + member key (parent + [i]) into buf (SY_CONF_PATHLEN bytes); returns buf. */
+/*
+ * Writes parent + member key (parent + [i]) into buf (SY_CONF_PATHLEN
+ * bytes); returns buf.
+ */
 char *sy_conf_path_key(char *buf, const char *parent,
     const char *key);
 char *sy_conf_path_index(char *buf, const char *parent,
@@ -218,8 +272,9 @@ void sy_conf_order(struct sy_conf *c, const json_t *obj, const char *path,
 
 /*
  * Reads a policy value v of row (at path): a name, or an object with
- * "name" and the policy's parameters; NULL: row's default name.  Sets
- * *name (borrowed) and *params (a new object without "name").  Returns 0, or -1 after reporting an error.
+ * "name" and the policy's parameters; NULL: the row's default name.
+ * Sets *name (borrowed) and *params (a new object without "name").
+ * Returns 0, or -1 after reporting an error.
  */
 int sy_conf_policy(struct sy_conf *c, const struct sy_conf_row *row,
     const json_t *v, const char *path, const char **name, json_t **params);

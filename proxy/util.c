@@ -219,6 +219,19 @@ sy_xstrndup(const char *s, size_t n)
 	return p;
 }
 
+char *
+sy_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		abort();
+	va_end(ap);
+	return s;
+}
+
 const void *
 sy_registry_find(const void *const *table, const char *name)
 {

@@ -59,6 +59,8 @@ void *sy_xcalloc(size_t n, size_t size);
 char *sy_xstrdup(const char *s);
 /* The first n bytes of s (at most) as a new string; aborts when out of memory. */
 char *sy_xstrndup(const char *s, size_t n);
+/* A new printf-style string; aborts when out of memory. */
+char *sy_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
  * Writers into a caller's array, for heads and log lines built without
