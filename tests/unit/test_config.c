@@ -13,6 +13,7 @@
 #include "confrow.h"
 #include "config.h"
 #include "policy.h"
+#include "req.h"
 #include "sy_test.h"
 
 /* A valid config in few lines; tests that need an error build their own. */
@@ -2293,6 +2294,54 @@ SY_TEST(endpoint_stats_are_shared_across_snapshots_by_name)
 	sy_config_unref(b);
 }
 
+/* Picks n times from the first pool of cfg; returns how often it took name. */
+static int
+picks_of(struct sy_config *cfg, const char *name, int n)
+{
+	const struct sy_pool *pool = &cfg->routes[0].pools[0];
+	const struct sy_endpoint *ep;
+	struct sy_req req;
+	const char *reason;
+	int i, k = 0;
+
+	memset(&req, 0, sizeof req);
+	for (i = 0; i < n; i++) {
+		ep = cfg->routes[0].policy->pick(pool->policy_state, pool, &req,
+		    &reason);
+		k += ep != NULL && strcmp(ep->name, name) == 0;
+	}
+	return k;
+}
+
+SY_TEST(p2c_ewma_remembers_latencies_across_a_reload)
+{
+	const char *text = "{\"backends\": [{\"name\": \"slow\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}, {\"name\": \"fast\", \"url\": "
+	    "\"http://127.0.0.1:9002\"}], \"routes\": [{\"name\": \"r\", "
+	    "\"models\": [\"*\"], \"policy\": \"p2c_ewma\"}]}";
+	struct sy_config *a = load(text), *b;
+	struct sy_outcome slow = { .status = 200, .latency_us = 900000 };
+	struct sy_outcome fast = { .status = 200, .latency_us = 1000 };
+	struct sy_pool *pool;
+
+	SY_CHECK(a != NULL);
+	if (a == NULL)
+		return;
+	pool = &a->routes[0].pools[0];
+	a->routes[0].policy->observe(pool->policy_state, &a->endpoints[0],
+	    &slow);
+	a->routes[0].policy->observe(pool->policy_state, &a->endpoints[1],
+	    &fast);
+	SY_CHECK_INT(picks_of(a, "fast", 20), 20);
+	b = load(text);
+	sy_config_unref(a);
+	SY_CHECK(b != NULL);
+	if (b == NULL)
+		return;
+	SY_CHECK_INT(picks_of(b, "fast", 20), 20);
+	sy_config_unref(b);
+}
+
 SY_TEST(endpoint_stats_are_freed_with_the_last_snapshot)
 {
 	struct sy_config *a = load(TWO_SIMS("sim0", "sim1")), *b;
@@ -2585,6 +2634,7 @@ main(void)
 
 	SY_RUN(snapshot_references_are_counted);
 	SY_RUN(endpoint_stats_are_shared_across_snapshots_by_name);
+	SY_RUN(p2c_ewma_remembers_latencies_across_a_reload);
 	SY_RUN(endpoint_stats_are_freed_with_the_last_snapshot);
 	SY_RUN(failed_load_leaves_shared_stats_alone);
 
