@@ -476,24 +476,18 @@ static void
 send_taken(struct sy_batch_port *port, struct taken *t)
 {
 	struct sy_batch *bt;
-	json_t *obj, *all;
-	char *text;
+	json_t **inputs;
 	size_t i, j;
 
 	for (i = 0; i < t->n; i++) {
 		bt = t->v[i];
-		obj = json_copy(bt->params);
-		all = json_array();
+		inputs = sy_xcalloc(bt->nmembers, sizeof *inputs);
 		for (j = 0; j < bt->nmembers; j++)
-			json_array_extend(all, bt->members[j]->inputs);
-		json_object_set_new(obj, bt->api == SY_API_EMBEDDINGS ?
-		    "input" : "prompt", all);
-		text = json_dumps(obj, JSON_COMPACT);
-		json_decref(obj);
+			inputs[j] = bt->members[j]->inputs;
 		bt->body = evbuffer_new();
-		if (text != NULL)
-			evbuffer_add(bt->body, text, strlen(text));
-		free(text);
+		sy_canon_batch_request(bt->api, bt->params, inputs,
+		    bt->nmembers, bt->body);
+		free(inputs);
 		port->calls++;
 		port->send(port->arg, bt);
 	}
@@ -530,56 +524,6 @@ member_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ==== Entering ==== */
-
-/*
- * Why input (the member key of a request) cannot be batched, or NULL
- * with *out set to a new array of its inputs: a string, an array of token
- * ids (one input), or a non-empty array of strings and token-id arrays.
- */
-static const char *
-inputs_of(const json_t *input, const char *key, json_t **out)
-{
-	const char *msg = strcmp(key, "input") == 0 ?
-	    "'input' must be a string, an array of strings, or token ids" :
-	    "'prompt' must be a string, an array of strings, or token ids";
-	const json_t *v, *t;
-	size_t i, j;
-
-	if (json_is_string(input)) {
-		*out = json_pack("[O]", input);
-		return NULL;
-	}
-	if (!json_is_array(input) || json_array_size(input) == 0)
-		return msg;
-	if (json_is_integer(json_array_get(input, 0))) {
-		json_array_foreach(input, i, v)
-			if (!json_is_integer(v))
-				return msg;
-		*out = json_pack("[O]", input);
-		return NULL;
-	}
-	json_array_foreach(input, i, v) {
-		if (json_is_string(v))
-			continue;
-		if (!json_is_array(v) || json_array_size(v) == 0)
-			return msg;
-		json_array_foreach(v, j, t)
-			if (!json_is_integer(t))
-				return msg;
-	}
-	*out = json_copy((json_t *)input);
-	return NULL;
-}
-
-/* Estimated tokens of one input: its token ids, or its text's estimate. */
-static uint64_t
-input_tokens(const json_t *v)
-{
-	if (json_is_array(v))
-		return json_array_size(v);
-	return (uint64_t)sy_text_tokens(json_string_value(v),
-	    json_string_length(v));
-}
 
 /*
  * Reads the batching headers of req: priority (high, normal, low, or an
@@ -700,7 +644,7 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 
 	if (req->api == SY_API_CHAT || req->stream || !json_is_object(body))
 		return SY_BATCH_ALONE;
-	if ((problem = inputs_of(json_object_get(body, key), key,
+	if ((problem = sy_canon_batch_inputs(req->api, body,
 	    &inputs)) != NULL) {
 		*msg = sy_xstrdup(problem);
 		return SY_BATCH_BAD;
@@ -731,7 +675,7 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 	m->inputs = inputs;
 	m->ninputs = (unsigned)json_array_size(inputs);
 	for (i = 0; i < m->ninputs; i++)
-		m->tokens += input_tokens(json_array_get(inputs, i));
+		m->tokens += sy_canon_input_tokens(json_array_get(inputs, i));
 	m->priority = priority;
 	m->deadline = *deadline;
 	m->t_enter = now = sy_now_us();
@@ -811,166 +755,30 @@ sy_batch_release(struct sy_batch_member *m)
 /* ==== Answers ==== */
 
 /*
- * Splits total among n parts in proportion to weights w (all 0: evenly),
- * by largest remainder, so that the parts add up to total exactly; every
- * part is -1 when total is (unknown).
- */
-static void
-shares(int64_t total, const uint64_t *w, size_t n, int64_t *out)
-{
-	uint64_t sum = 0;
-	double *frac = sy_xcalloc(n, sizeof *frac), best;
-	int64_t given = 0;
-	size_t i, k;
-
-	for (i = 0; i < n; i++)
-		sum += w[i];
-	for (i = 0; i < n; i++) {
-		double exact = total < 0 ? 0 : sum == 0 ? (double)total / n :
-		    (double)total * (double)w[i] / (double)sum;
-
-		out[i] = total < 0 ? -1 : (int64_t)exact;
-		frac[i] = exact - (double)out[i];
-		given += out[i];
-	}
-	for (; total >= 0 && given < total; given++) {
-		for (i = 0, k = 0, best = -1; i < n; i++)
-			if (frac[i] > best) {
-				best = frac[i];
-				k = i;
-			}
-		out[k]++;
-		frac[k] = -1;
-	}
-	free(frac);
-}
-
-/* Bytes of text in the choices of one member (at least 1 each), for shares. */
-static uint64_t
-choices_text(json_t *const *items, size_t n)
-{
-	uint64_t bytes = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		bytes += json_string_length(json_object_get(items[i], "text")) + 1;
-	return bytes;
-}
-
-/*
- * The answer's items (data or choices) in the order of their "index"
- * (their position when they carry none), into a new array of borrowed
- * pointers, and in *per how many there are per input (completions' "n"
- * choices per prompt, as many as the backend gave); NULL when they are
- * not the same number for each of the inputs.
- */
-static json_t **
-items_in_order(const json_t *items, size_t inputs, size_t *per)
-{
-	json_t **v, *it, *ix;
-	size_t i, at, n = json_array_size(items);
-
-	if (!json_is_array(items) || inputs == 0 || n == 0 || n % inputs != 0)
-		return NULL;
-	*per = n / inputs;
-	v = sy_xcalloc(n, sizeof *v);
-	json_array_foreach(items, i, it) {
-		ix = json_object_get(it, "index");
-		at = json_is_integer(ix) ? (size_t)json_integer_value(ix) : i;
-		if (!json_is_object(it) || at >= n || v[at] != NULL) {
-			free(v);
-			return NULL;
-		}
-		v[at] = it;
-	}
-	return v;
-}
-
-/* The usage object of one member's share. */
-static json_t *
-usage_json(const struct sy_usage *u, enum sy_api api, int details)
-{
-	return sy_canon_usage_json(u, (api == SY_API_EMBEDDINGS ?
-	    SY_USAGE_EMBEDDING : 0) | (details && u->cached_tokens >= 0 ?
-	    SY_USAGE_DETAILS : 0));
-}
-
-/*
- * Gives each member of bt its slice of a successful answer (status,
- * body): its items re-indexed from 0, in order, and its share of the
- * usage.  Returns 0, or -1 when the answer does not hold the same number
- * of items for each input.
+ * Gives each member of bt its part of a successful answer (status, body)
+ * and its share of the usage total.  Returns 0, or -1 when the answer
+ * does not hold one item per input.
  */
 static int
 split_answer(struct sy_batch *bt, int status, struct evbuffer *body,
     const struct sy_usage *total)
 {
-	const char *member = bt->api == SY_API_EMBEDDINGS ? "data" : "choices";
-	size_t n = bt->nmembers, i, j, off = 0, k, per;
-	uint64_t *wp = sy_xcalloc(n, sizeof *wp), *wc = sy_xcalloc(n, sizeof *wc);
-	int64_t *sp = sy_xcalloc(n, sizeof *sp), *sc = sy_xcalloc(n, sizeof *sc);
-	int64_t *sk = sy_xcalloc(n, sizeof *sk);
-	json_t *root, **items, *arr, *out, *it;
-	struct sy_batch_member *m;
-	int details, rc = -1;
-	char *text;
+	struct sy_canon_part *parts = sy_xcalloc(bt->nmembers, sizeof *parts);
+	size_t i;
+	int rc;
 
-	root = json_loadb((const char *)evbuffer_pullup(body, -1),
-	    evbuffer_get_length(body), 0, NULL);
-	items = items_in_order(json_object_get(root, member), bt->inputs, &per);
-	if (items == NULL)
-		goto done;
-	for (i = 0; i < n; i++) {
-		m = bt->members[i];
-		wp[i] = m->tokens;
-		wc[i] = choices_text(items + off * per, m->ninputs * per);
-		off += m->ninputs;
+	for (i = 0; i < bt->nmembers; i++) {
+		parts[i].ninputs = bt->members[i]->ninputs;
+		parts[i].prompt_weight = bt->members[i]->tokens;
 	}
-	shares(total->prompt_tokens, wp, n, sp);
-	shares(total->completion_tokens, wc, n, sc);
-	shares(total->cached_tokens, wp, n, sk);
-	details = json_object_get(json_object_get(root, "usage"),
-	    "prompt_tokens_details") != NULL;
-	for (i = 0, off = 0; i < n; i++) {
-		m = bt->members[i];
-		arr = json_array();
-		for (j = 0; j < m->ninputs * per; j++) {
-			k = off * per + j;
-			it = json_copy(items[k]);
-			json_object_set_new(it, "index", json_integer(
-			    (json_int_t)j));
-			json_array_append_new(arr, it);
+	if ((rc = sy_canon_batch_split(bt->api, body, total, parts,
+	    bt->nmembers)) == 0)
+		for (i = 0; i < bt->nmembers; i++) {
+			bt->members[i]->result.status = status;
+			bt->members[i]->result.body = parts[i].body;
+			bt->members[i]->result.usage = parts[i].usage;
 		}
-		off += m->ninputs;
-		m->result.usage.prompt_tokens = sp[i];
-		m->result.usage.completion_tokens =
-		    bt->api == SY_API_COMPLETIONS ? sc[i] : -1;
-		m->result.usage.cached_tokens = sk[i];
-		out = json_copy(root);
-		json_object_set_new(out, member, arr);
-		/* Never the batch's own figures: the member's share, or none. */
-		if (total->prompt_tokens >= 0 || total->completion_tokens >= 0)
-			json_object_set_new(out, "usage", usage_json(
-			    &m->result.usage, bt->api, details));
-		else
-			json_object_del(out, "usage");
-		text = json_dumps(out, JSON_COMPACT);
-		json_decref(out);
-		m->result.status = status;
-		m->result.body = evbuffer_new();
-		if (text != NULL)
-			evbuffer_add(m->result.body, text, strlen(text));
-		free(text);
-	}
-	rc = 0;
-done:
-	free(items);
-	json_decref(root);
-	free(wp);
-	free(wc);
-	free(sp);
-	free(sc);
-	free(sk);
+	free(parts);
 	return rc;
 }
 

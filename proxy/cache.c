@@ -662,8 +662,7 @@ sy_cache_store(struct sy_cache_ctx *ctx, const struct sy_req *req,
 }
 
 void
-sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
-    struct sy_record *rec)
+sy_cache_end(struct sy_cache_ctx *ctx, struct sy_req *req)
 {
 	const struct sy_price *price;
 	const struct sy_usage *u;
@@ -671,7 +670,7 @@ sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
 	if (ctx == NULL) {
 		/* A route without a cache: a bypass. */
 		if (req->route != NULL)
-			rec->cache = sy_cache_result_name(SY_CACHE_BYPASS);
+			req->cache = sy_cache_result_name(SY_CACHE_BYPASS);
 		return;
 	}
 	sy_canon_capture_free(ctx->cap);
@@ -682,18 +681,17 @@ sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
 	if (ctx->get != NULL)
 		sy_cache_redis_cancel(ctx->get);
 	wait_leave(ctx);	/* under the lock: a flight may pass to ctx now */
-	rec->cache = sy_cache_result_name(ctx->result);
+	req->cache = sy_cache_result_name(ctx->result);
 	if (ctx->served != NULL) {
 		/* Nothing was spent; what the answer cost is saved. */
 		u = &ctx->served->usage;
 		price = req->model ? sy_config_price(req->cfg, req->model) :
 		    NULL;
-		rec->saved_tokens = (u->prompt_tokens > 0 ? u->prompt_tokens :
+		req->saved_tokens = (u->prompt_tokens > 0 ? u->prompt_tokens :
 		    0) + (u->completion_tokens > 0 ? u->completion_tokens : 0);
-		rec->saved_usd = sy_cost_usd(price, u);
-		rec->usage.prompt_tokens = rec->usage.completion_tokens =
-		    rec->usage.cached_tokens = 0;
-		rec->cost_usd = price != NULL ? 0 : -1;
+		req->saved_usd = sy_cost_usd(price, u);
+		req->usage.prompt_tokens = req->usage.completion_tokens =
+		    req->usage.cached_tokens = 0;
 		sy_cache_value_unref(ctx->served);
 	}
 	free(ctx);

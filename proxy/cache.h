@@ -268,11 +268,11 @@ void sy_cache_store(struct sy_cache_ctx *ctx, const struct sy_req *req,
 
 /*
  * Ends the request's part: lets requests still waiting for it go on to a
- * backend, adds the cache's fields to rec (result, saved tokens and USD),
- * and frees ctx.  ctx NULL: rec->cache stays NULL.
+ * backend, leaves the cache's fields on req for its log line (result,
+ * saved tokens and USD; a hit's usage becomes 0: nothing was spent), and
+ * frees ctx.  ctx NULL: a bypass when req has a route.
  */
-void sy_cache_end(struct sy_cache_ctx *ctx, const struct sy_req *req,
-    struct sy_record *rec);
+void sy_cache_end(struct sy_cache_ctx *ctx, struct sy_req *req);
 
 /*
  * Appends the process-wide cache metrics (L1 size, evictions, Redis

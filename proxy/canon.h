@@ -3,6 +3,7 @@
 #define SY_CANON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -149,5 +150,44 @@ void sy_canon_answer_read(struct sy_answer *a, int status,
 
 /* Frees what sy_canon_answer_read gave a. */
 void sy_canon_answer_clear(struct sy_answer *a);
+
+/* ==== Batches (proxy/canon_batch.c) ==== */
+
+/*
+ * The inputs of a batchable request body of api (embeddings' "input",
+ * completions' "prompt"): NULL and *out a new array of its inputs (a
+ * string, an array of token ids as one input, or a non-empty array of
+ * strings and token-id arrays), or the message for the client's 400.
+ */
+const char *sy_canon_batch_inputs(int api, const json_t *body, json_t **out);
+
+/* The estimated tokens of one input: its token ids, or its text's estimate. */
+uint64_t sy_canon_input_tokens(const json_t *v);
+
+/*
+ * Appends the body of one request made of params (a request without its
+ * inputs) and the n arrays of inputs, concatenated in order.
+ */
+void sy_canon_batch_request(int api, const json_t *params,
+    json_t *const *inputs, size_t n, struct evbuffer *out);
+
+/* One request's part of a batch's answer. */
+struct sy_canon_part {
+	size_t ninputs;			/* in: its inputs, in order */
+	uint64_t prompt_weight;		/* in: its share of the prompt tokens */
+	struct sy_usage usage;		/* out: its share of the usage */
+	struct evbuffer *body;		/* out: its answer (new; the caller frees) */
+};
+
+/*
+ * Splits a batch's answer body (a success of api) among its n parts:
+ * each gets its items re-indexed from 0 and its share of total (by
+ * largest remainder, so that the shares add up: prompt and cached tokens
+ * by prompt_weight, completion tokens by text).  Returns 0, or -1 (no
+ * body made) when the answer does not hold exactly one embedding per
+ * input, or the same number of choices for each prompt.
+ */
+int sy_canon_batch_split(int api, struct evbuffer *body,
+    const struct sy_usage *total, struct sy_canon_part *parts, size_t n);
 
 #endif

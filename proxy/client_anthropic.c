@@ -691,6 +691,10 @@ anthropic_request(const char *text, size_t len, char **err)
 	}
 	json_object_set_new(out, "messages", msgs);
 	json_decref(in);
+	/* The usage for message_delta comes in a last chunk. */
+	if (json_is_true(json_object_get(out, "stream")))
+		json_object_set_new(out, "stream_options",
+		    json_pack("{s:b}", "include_usage", 1));
 	return out;
 }
 
@@ -1227,8 +1231,14 @@ anthropic_stream_event(void *state, const struct sy_sse_event *ev,
 		on_usage(st, &m[K_USAGE], &m[K_TIMINGS]);
 }
 
+static const struct sy_client_path anthropic_paths[] = {
+	{ "/v1/messages", SY_API_CHAT },
+	{ NULL, 0 }
+};
+
 const struct sy_client_api sy_client_anthropic = {
 	.name = "anthropic",
+	.paths = anthropic_paths,
 	.request = anthropic_request,
 	.response = anthropic_response,
 	.stream_open = anthropic_stream_open,

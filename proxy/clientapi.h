@@ -1,4 +1,4 @@
-/* Client-facing API dialects besides OpenAI's (the canonical form): their requests as canonical requests, canonical answers, streams and errors as theirs. */
+/* Client-facing API dialects and their registry: OpenAI's (the canonical form itself) and the others, whose requests become canonical requests and to which canonical answers, streams and errors are translated back. */
 #ifndef SY_CLIENTAPI_H
 #define SY_CLIENTAPI_H
 
@@ -6,19 +6,33 @@
 
 #include <jansson.h>
 
+#include "req.h"
 #include "sse.h"
 
 struct evbuffer;
 
-/* Client-facing API dialects besides OpenAI's (the canonical form). */
+/* A path a dialect serves (POST), and the canonical API it becomes. */
+struct sy_client_path {
+	const char *path;		/* "/v1/messages"; NULL ends a list */
+	enum sy_api api;
+};
+
+/*
+ * A client-facing API dialect.  The translations are NULL for OpenAI's,
+ * which is the canonical form: its requests, answers and streams pass as
+ * they are.
+ */
 struct sy_client_api {
-	/* "anthropic": the access log's client_api; first, for registries. */
+	/* "openai", "anthropic": the access log's client_api. */
 	const char *name;
+	/* The paths it serves, ending with a NULL path. */
+	const struct sy_client_path *paths;
 	/*
 	 * The client's request body (len bytes of JSON) as a new canonical
-	 * OpenAI chat/completions body (the caller owns the reference), or
-	 * NULL with *err malloc'd: the client gets a 400 in its shape
-	 * (error below) with *err as the message.
+	 * OpenAI chat/completions body (the caller owns the reference),
+	 * asking for usage in streams (the translation reports it), or NULL
+	 * with *err malloc'd: the client gets a 400 in its shape (error
+	 * below) with *err as the message.
 	 */
 	json_t *(*request)(const char *text, size_t len, char **err);
 	/*
@@ -56,7 +70,23 @@ struct sy_client_api {
 	const char *request_id_header;
 };
 
+/* OpenAI's chat completions, completions and embeddings: the canonical form. */
+extern const struct sy_client_api sy_client_openai;
+
 /* The Anthropic Messages dialect (POST /v1/messages). */
 extern const struct sy_client_api sy_client_anthropic;
+
+/* Every dialect, OpenAI's first, ending with NULL (proxy/clientapi.c). */
+extern const struct sy_client_api *const sy_client_apis[];
+
+/*
+ * The dialect serving path, with the canonical API it becomes in *api,
+ * or NULL when no dialect serves it.
+ */
+const struct sy_client_api *sy_client_api_for(const char *path,
+    enum sy_api *api);
+
+/* Writes the paths every dialect serves, comma separated, into buf. */
+void sy_client_api_paths(char *buf, size_t len);
 
 #endif

@@ -191,6 +191,8 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	memset(r, 0, sizeof *r);
 	r->time_us = req->wall_arrival;
 	r->request_id = req->id;
+	r->method = req->method;
+	r->path = req->path;
 	r->client_api = req->client_api;
 	r->route = req->route ? req->route->name : NULL;
 	r->client_model = req->client_model;
@@ -220,6 +222,9 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->batch_size = req->batch_size;
 	r->batch_wait_us = req->batch_wait_us;
 	r->batch_shed = req->batch_shed;
+	r->cache = req->cache;
+	r->saved_tokens = req->saved_tokens;
+	r->saved_usd = req->saved_usd;
 }
 
 void
@@ -228,6 +233,7 @@ sy_req_clear(struct sy_req *req)
 	if (req->body != NULL)
 		json_decref(req->body);
 	free(req->error);
+	free(req->path);
 	if (req->cfg != NULL)
 		sy_config_unref(req->cfg);
 	memset(req, 0, sizeof *req);

@@ -30,8 +30,9 @@ struct sy_req {
 	struct sy_config *cfg;		/* snapshot held for the request's life */
 	char id[40];			/* x-request-id */
 	const struct sy_http1_msg *head; /* the client's request head */
+	char method[16];		/* the client's method ("POST") */
+	char *path;			/* its target without the query, owned */
 	enum sy_api api;
-	const char *api_path;		/* "/chat/completions", ... */
 	const char *client_api;		/* "openai" */
 
 	/* Canonical form (OpenAI shape), from parse. */
@@ -69,6 +70,11 @@ struct sy_req {
 	unsigned batch_size;		/* inputs in its batch; 0: not batched */
 	uint64_t batch_wait_us;
 	int batch_shed;
+
+	/* Prompt cache (proxy/cache.c). */
+	const char *cache;		/* its result's word; NULL: no route */
+	int64_t saved_tokens;		/* a hit's: tokens not spent */
+	double saved_usd;		/* a hit's: what the answer cost */
 
 	/* Results. */
 	struct sy_usage usage;

@@ -9,6 +9,7 @@
 struct event;
 struct sy_waitq;
 struct sy_batch_port;
+struct sy_batch_calls;
 struct event_base;
 struct sy_config;
 struct sy_server;
@@ -41,6 +42,7 @@ struct sy_worker {
 	struct sy_config *cfg;		/* snapshot new requests take */
 	struct sy_waitq *waitq;		/* requests waiting for a free endpoint */
 	struct sy_batch_port *batching;	/* batched answers arrive here */
+	struct sy_batch_calls *batch_calls;	/* calls of batches it sent */
 	struct sy_cache_worker *cache;	/* its Redis connection and mailbox */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */

@@ -3,6 +3,7 @@ completions behind one sy-sim replica whose batch call costs a + b·n; each
 caller gets exactly its own answer, bad input and failed batches stay with
 their owners, deadlines and full queues shed at once; checked from the
 clients' side, sy-sim's request log, the access log and /metrics."""
+import json
 import signal
 import subprocess
 import time
@@ -486,6 +487,30 @@ class KServe(BatchCase):
         self.assertEqual(len(calls), 1)
         self.assertTrue(calls[0]["path"].endswith("/infer"))
         self.assertEqual(calls[0]["body"]["inputs"][0]["shape"], [8])
+
+
+class ItemsPerInput(unittest.TestCase):
+    """A batched embeddings answer must hold exactly one vector per input."""
+
+    def test_several_vectors_per_input_are_a_bad_gateway_for_each_caller(self):
+        def reply(path, headers, body):
+            n = len(json.loads(body)["input"])
+            data = [{"object": "embedding", "index": i, "embedding": [0.5, float(i)]}
+                    for i in range(2 * n)]
+            return (200, {"Content-Type": "application/json"},
+                    [json.dumps({"object": "list", "data": data, "model": MODEL,
+                                 "usage": {"prompt_tokens": n, "total_tokens": n}}).encode()], 0, False)
+        backend = harness.ScriptedBackend(reply)
+        self.addCleanup(backend.close)
+        gw = Gateway(self, {"backends": [{"name": "b", "url": "http://127.0.0.1:%d/v1" % backend.port,
+                                          "models": [MODEL]}],
+                            "routes": [{"name": "emb", "models": [MODEL],
+                                        "batch": {"max_batch_size": 8, "max_wait_us": 50000}}]})
+        results = concurrently([lambda i=i: gw.post("/v1/embeddings", {"model": MODEL, "input": ["a%d" % i]})
+                                for i in range(3)])
+        for r in results:
+            self.assertEqual(r.status, 502, r.body)
+            self.assertEqual(r.json()["error"]["code"], "bad_gateway")
 
 
 if __name__ == "__main__":

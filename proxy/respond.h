@@ -1,0 +1,28 @@
+/* The respond stage's writer, for the stages that stream an answer as it comes (relay, a cache hit's replay): canonical events out to the client in its dialect. */
+#ifndef SY_RESPOND_H
+#define SY_RESPOND_H
+
+struct evbuffer;
+struct sy_exchange;
+
+/* The buffer canonical stream events are appended to for x's client (made on first use). */
+struct evbuffer *sy_respond_events(struct sy_exchange *x);
+
+/*
+ * Sends the events waiting in sy_respond_events(x) to the client, in its
+ * dialect, starting the response when it has not started; nothing while
+ * the answer is held for its check.  Returns 1 when the client has more
+ * than its backlog's worth unsent (the sender should pause), else 0.
+ */
+int sy_respond_flush(struct sy_exchange *x);
+
+/*
+ * Ends the client's stream now, with what is still to send (the exchange
+ * goes on: its backend may end its response later).
+ */
+void sy_respond_end(struct sy_exchange *x);
+
+/* Whether the client has received anything of the answer. */
+int sy_respond_started(const struct sy_exchange *x);
+
+#endif

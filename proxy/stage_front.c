@@ -1,0 +1,189 @@
+/* The front stage: the path and method, the client's dialect, its request in the canonical form; and the paths that are answered here (models, health). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "clientapi.h"
+#include "config.h"
+#include "exchange.h"
+#include "models.h"
+#include "util.h"
+#include "worker.h"
+
+/* Paths answered without a backend's answer to the request itself. */
+enum front_path { PATH_MODELS, PATH_HEALTH };
+
+static const struct {
+	const char *path;
+	enum front_path what;
+} get_paths[] = {
+	{ "/v1/models", PATH_MODELS },
+	{ "/healthz", PATH_HEALTH }
+};
+
+/* The reply to GET /v1/models: names (a JSON array) in OpenAI's list shape. */
+static void
+models_reply(struct sy_exchange *x, json_t *names)
+{
+	struct evbuffer *body = evbuffer_new();
+	json_t *v;
+	size_t i;
+
+	SY_ADD_LIT(body, "{\"object\":\"list\",\"data\":[");
+	json_array_foreach(names, i, v) {
+		if (i > 0)
+			SY_ADD_LIT(body, ",");
+		SY_ADD_LIT(body, "{\"id\":\"");
+		sy_json_escape(body, json_string_value(v),
+		    json_string_length(v));
+		SY_ADD_LIT(body, "\",\"object\":\"model\",\"created\":0,"
+		    "\"owned_by\":\"switchyard\"}");
+	}
+	SY_ADD_LIT(body, "]}");
+	sy_exchange_reply(x, 200, body, NULL);
+}
+
+/* The backends told their models (sy_models_collect's callback). */
+static void
+models_told(void *arg, json_t *names)
+{
+	struct sy_exchange *x = arg;
+
+	x->front.models = NULL;
+	models_reply(x, names);
+	sy_drive(x, SY_RESPOND);
+}
+
+/*
+ * GET /v1/models: the models this config serves, and on routes that take
+ * any model those their backends report (then the stage waits for them).
+ */
+static enum sy_verdict
+list_models(struct sy_exchange *x)
+{
+	json_t *names;
+
+	x->front.models = sy_models_collect(x->w->upstream, x->req.cfg,
+	    models_told, x);
+	if (x->front.models != NULL)
+		return SY_WAIT;
+	names = sy_config_model_names(x->req.cfg);
+	models_reply(x, names);
+	json_decref(names);
+	return SY_RESPOND;
+}
+
+/* A path answered here; *verdict set when path is one. */
+static int
+get_path(struct sy_exchange *x, const char *path, enum sy_verdict *verdict)
+{
+	const char *m = x->req.method;
+	struct evbuffer *body;
+	size_t i;
+
+	for (i = 0; i < sizeof get_paths / sizeof get_paths[0]; i++) {
+		if (strcmp(path, get_paths[i].path) != 0)
+			continue;
+		if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+			*verdict = sy_exchange_fail(x, 405, NULL,
+			    "method_not_allowed", "use GET for this path",
+			    "Allow: GET, HEAD\r\n");
+		else if (get_paths[i].what == PATH_MODELS)
+			*verdict = list_models(x);
+		else {
+			body = evbuffer_new();
+			SY_ADD_LIT(body, "{\"status\":\"ok\"}");
+			sy_exchange_reply(x, 200, body, NULL);
+			*verdict = SY_RESPOND;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The request in the client's dialect as the canonical form: the body
+ * itself for OpenAI's, a translation for the others.  Returns 0, or -1
+ * after setting a 400 reply.
+ */
+static int
+to_canonical(struct sy_exchange *x, struct evbuffer *body)
+{
+	size_t len = evbuffer_get_length(body);
+	json_t *canon;
+	char *err = NULL, *text;
+
+	if (x->client->request == NULL)
+		return 0;
+	canon = x->client->request(len ? (const char *)evbuffer_pullup(body,
+	    -1) : "", len, &err);
+	if (canon == NULL) {
+		sy_exchange_fail(x, 400, "invalid_request_error", NULL, err,
+		    NULL);
+		free(err);
+		return -1;
+	}
+	text = json_dumps(canon, JSON_COMPACT);
+	json_decref(canon);
+	x->front.canon = evbuffer_new();
+	if (text != NULL)
+		evbuffer_add(x->front.canon, text, strlen(text));
+	free(text);
+	x->req.raw = x->front.canon;
+	return 0;
+}
+
+static enum sy_verdict
+front_enter(struct sy_exchange *x)
+{
+	struct sy_req *req = &x->req;
+	struct evbuffer *body = req->raw;
+	const struct sy_client_api *client;
+	enum sy_verdict v;
+	enum sy_api api;
+	char *err = NULL, paths[256], msg[400];
+	int status;
+
+	if (get_path(x, x->req.path, &v))
+		return v;
+	if ((client = sy_client_api_for(x->req.path, &api)) == NULL) {
+		sy_client_api_paths(paths, sizeof paths);
+		snprintf(msg, sizeof msg, "no such path; switchyard serves %s "
+		    "and /v1/models", paths);
+		return sy_exchange_fail(x, 404, "invalid_request_error",
+		    "not_found", msg, NULL);
+	}
+	x->client = client;
+	req->client_api = client->name;
+	if (strcmp(x->req.method, "POST") != 0)
+		return sy_exchange_fail(x, 405, "invalid_request_error",
+		    "method_not_allowed", "use POST for this path",
+		    "Allow: POST\r\n");
+	req->api = api;
+	if (to_canonical(x, body) != 0)
+		return SY_RESPOND;
+	if (sy_req_parse(req, req->raw, req->cfg->limits.max_json_depth,
+	    &status, &err) != 0) {
+		sy_exchange_fail(x, status, "invalid_request_error", NULL, err,
+		    NULL);
+		free(err);
+		return SY_RESPOND;
+	}
+	return SY_NEXT;
+}
+
+static void
+front_end(struct sy_exchange *x)
+{
+	sy_models_cancel(x->front.models);
+	if (x->front.canon != NULL)
+		evbuffer_free(x->front.canon);
+}
+
+const struct sy_stage sy_stage_front = {
+	.name = "front",
+	.enter = front_enter,
+	.end = front_end
+};

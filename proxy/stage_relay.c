@@ -1,0 +1,359 @@
+/* The relay stage: the backend adapter encodes the request, the upstream pool sends it, and what comes back is decoded (a whole answer) or translated event by event to the client (a stream), with backpressure; a failure before anything reached the client goes back to the tries. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "backend.h"
+#include "canon.h"
+#include "config.h"
+#include "exchange.h"
+#include "http1.h"
+#include "respond.h"
+#include "upstream.h"
+#include "util.h"
+#include "worker.h"
+
+/* The largest whole (non-streamed) response body accepted from a backend. */
+#define RESPONSE_MAX (64 * 1024 * 1024)
+
+/* Frees the current try's stream translation, if it had one. */
+static void
+stream_drop(struct sy_exchange *x)
+{
+	struct sy_relay_slice *r = &x->relay;
+	const struct sy_backend_kind *kind;
+
+	if (!r->streaming)
+		return;
+	kind = x->req.endpoint->kind;
+	sy_framer_free(&r->framer);
+	if (kind->stream_close != NULL)
+		kind->stream_close(r->stream_state);
+	r->stream_state = NULL;
+	r->streaming = 0;
+	r->stream_ended = 0;
+}
+
+/* Abandons the call under way, if any. */
+static void
+cancel(struct sy_exchange *x)
+{
+	if (x->relay.call != NULL) {
+		sy_upstream_cancel(x->relay.call);
+		x->relay.call = NULL;
+	}
+}
+
+/* The try failed before anything reached the client (cond: its SY_RETRY_ON_* class). */
+static enum sy_verdict
+failed(struct sy_exchange *x, unsigned cond)
+{
+	x->relay.failed = cond;
+	return SY_RETRY;
+}
+
+/* Notes a transport failure for the client, should nothing else answer. */
+static void
+note_failure(struct sy_exchange *x, int status, const char *code,
+    const char *msg)
+{
+	x->relay.transport_failed = 1;
+	x->last.status = status;
+	x->last.code = code;
+	snprintf(x->last.msg, sizeof x->last.msg, "%s", msg);
+}
+
+/* The header line of the backend's Retry-After, or "". */
+static const char *
+retry_after(struct sy_exchange *x, char buf[static 64])
+{
+	snprintf(buf, 64, "%s%s%s", x->relay.retry_after[0] ?
+	    "Retry-After: " : "", x->relay.retry_after,
+	    x->relay.retry_after[0] ? "\r\n" : "");
+	return buf;
+}
+
+/* ==== Streams ==== */
+
+static int
+on_event(const struct sy_sse_event *ev, void *arg)
+{
+	struct sy_exchange *x = arg;
+
+	if (x->relay.stream_ended)
+		return 0;
+	switch (x->req.endpoint->kind->stream_event(x->relay.stream_state,
+	    &x->req, ev, sy_respond_events(x), &x->req.usage)) {
+	case SY_STREAM_DONE:
+		x->relay.stream_ended = 1;
+		break;
+	case SY_STREAM_ERROR:
+		x->relay.stream_ended = 1;
+		sy_exchange_error(x, "backend sent an error event mid-stream");
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Sends the events translated so far, pausing the backend for a slow client. */
+static void
+flush(struct sy_exchange *x)
+{
+	if (sy_respond_flush(x) && !x->relay.paused && x->relay.call != NULL) {
+		x->relay.paused = 1;
+		sy_upstream_pause(x->relay.call, 1);
+	}
+}
+
+/*
+ * The stream ended without its last event (the backend closed early, or
+ * a read failed): the client is told with an error event, and the log.
+ */
+static void
+stream_cut(struct sy_exchange *x, const char *code, const char *msg)
+{
+	sy_exchange_error(x, msg);
+	sy_canon_stream_error(sy_respond_events(x), code, msg);
+	x->relay.stream_ended = 1;
+}
+
+/* ==== Backend callbacks ==== */
+
+static void
+on_head(void *arg, const struct sy_http1_msg *head)
+{
+	struct sy_exchange *x = arg;
+	struct sy_relay_slice *r = &x->relay;
+	const struct sy_backend_kind *kind = x->req.endpoint->kind;
+	const char *ct = sy_http1_header(head, "content-type");
+	const char *ra = sy_http1_header(head, "retry-after");
+
+	r->status = head->status;
+	/* Retry-After in seconds is passed on to the client. */
+	if (ra != NULL && *ra != '\0' && strspn(ra, "0123456789") == strlen(ra))
+		snprintf(r->retry_after, sizeof r->retry_after, "%s", ra);
+	if (x->req.stream && head->status == 200 && ct != NULL &&
+	    kind->framing->is_stream(ct)) {
+		r->streaming = 1;
+		sy_framer_init(&r->framer, kind->framing, 0);
+		r->stream_state = kind->stream_open != NULL ?
+		    kind->stream_open(&x->req) : NULL;
+		sy_respond_events(x);
+	} else
+		r->resp = evbuffer_new();
+}
+
+static void
+on_body(void *arg, struct evbuffer *data)
+{
+	struct sy_exchange *x = arg;
+	struct sy_relay_slice *r = &x->relay;
+	size_t len = evbuffer_get_length(data);
+
+	if (!r->streaming) {
+		evbuffer_add_buffer(r->resp, data);
+		if (evbuffer_get_length(r->resp) > RESPONSE_MAX) {
+			cancel(x);
+			r->transport_failed = 1;
+			sy_drive(x, sy_exchange_fail(x, 502, "server_error",
+			    "bad_gateway", "backend response is larger than "
+			    "the limit", NULL));
+		}
+		return;
+	}
+	if (sy_framer_feed(&r->framer, (const char *)evbuffer_pullup(data, -1),
+	    len, on_event, x) < 0) {
+		evbuffer_drain(data, len);
+		cancel(x);
+		r->transport_failed = 1;
+		stream_cut(x, "bad_gateway",
+		    "backend stream event is larger than the limit");
+		sy_drive(x, SY_RESPOND);
+		return;
+	}
+	evbuffer_drain(data, len);
+	if (r->stream_ended && x->select.hold) {
+		/* A held answer is checked at its last event, not when the
+		   backend ends its response (which it may do late). */
+		cancel(x);
+		sy_tries_done(x);
+		sy_drive(x, SY_ANSWER);
+		return;
+	}
+	flush(x);
+	/* The client has its whole answer now; the backend may linger. */
+	if (r->stream_ended)
+		sy_respond_end(x);
+}
+
+/* A whole response arrived: decoded, or a failure the tries may retry. */
+static enum sy_verdict
+whole(struct sy_exchange *x)
+{
+	struct sy_relay_slice *r = &x->relay;
+	struct sy_req *req = &x->req;
+	struct evbuffer *out = evbuffer_new();
+	char *err = NULL, ra[64];
+	int retryable;
+
+	/* 529: Anthropic's "overloaded", a 503 by another name. */
+	retryable = r->status == 429 || (r->status >= 500 && r->status <= 504) ||
+	    r->status == 529;
+	if (req->endpoint->kind->decode(req, r->status, r->resp, out,
+	    &req->usage, &err) != 0) {
+		evbuffer_free(out);
+		note_failure(x, 502, "bad_gateway", err);
+		free(err);
+		return failed(x, SY_RETRY_ON_5XX);
+	}
+	sy_exchange_reply(x, r->status, out, retry_after(x, ra));
+	if (retryable)
+		return failed(x, r->status == 429 ? SY_RETRY_ON_429 :
+		    SY_RETRY_ON_5XX);
+	if (r->status >= 400)
+		sy_exchange_error(x, "backend returned an error");
+	return SY_ANSWER;
+}
+
+static void
+on_done(void *arg)
+{
+	struct sy_exchange *x = arg;
+	struct sy_relay_slice *r = &x->relay;
+
+	r->call = NULL;
+	sy_tries_done(x);
+	if (!r->streaming) {
+		sy_drive(x, whole(x));
+		return;
+	}
+	if (!r->stream_ended)
+		sy_framer_finish(&r->framer, on_event, x);
+	if (!r->stream_ended)
+		stream_cut(x, "bad_gateway",
+		    "backend stream ended without its last event");
+	sy_drive(x, SY_ANSWER);
+}
+
+static void
+on_error(void *arg, enum sy_upstream_error e, const char *msg)
+{
+	struct sy_exchange *x = arg;
+	struct sy_relay_slice *r = &x->relay;
+	int timeout = e == SY_UP_TIMEOUT;
+
+	r->call = NULL;
+	r->transport_failed = !(x->select.hold && r->stream_ended);
+	sy_tries_done(x);
+	if (x->select.hold && r->stream_ended) {
+		/* A held answer was whole at its last event. */
+		sy_drive(x, SY_ANSWER);
+		return;
+	}
+	if (sy_respond_started(x)) {
+		/* After [DONE] the client has its answer: not an error. */
+		if (!r->stream_ended)
+			stream_cut(x, timeout ? "gateway_timeout" :
+			    "bad_gateway", msg);
+		sy_drive(x, SY_RESPOND);
+		return;
+	}
+	note_failure(x, timeout ? 504 : 502, timeout ? "gateway_timeout" :
+	    "bad_gateway", msg);
+	sy_drive(x, failed(x, timeout ? SY_RETRY_ON_TIMEOUT :
+	    e == SY_UP_PROTOCOL ? SY_RETRY_ON_5XX : SY_RETRY_ON_CONNECT));
+}
+
+static const struct sy_upstream_cbs upstream_cbs = {
+	.on_head = on_head,
+	.on_body = on_body,
+	.on_done = on_done,
+	.on_error = on_error
+};
+
+/* ==== Sending ==== */
+
+/* Forgets what an earlier try left. */
+static void
+try_reset(struct sy_exchange *x)
+{
+	struct sy_relay_slice *r = &x->relay;
+
+	r->status = 0;
+	r->transport_failed = 0;
+	r->retry_after[0] = '\0';
+	if (r->resp != NULL) {
+		evbuffer_free(r->resp);
+		r->resp = NULL;
+	}
+	stream_drop(x);
+	if (x->respond.out != NULL)
+		evbuffer_drain(x->respond.out,
+		    evbuffer_get_length(x->respond.out));
+	if (x->reply.body != NULL) {
+		evbuffer_free(x->reply.body);
+		x->reply.body = NULL;
+	}
+}
+
+/* Encodes the request for its endpoint (whose slot it holds) and sends it. */
+static enum sy_verdict
+relay_enter(struct sy_exchange *x)
+{
+	struct sy_req *req = &x->req;
+	struct sy_endpoint *ep = req->endpoint;
+	struct sy_timeouts t = req->cfg->timeouts;
+	struct sy_upstream_req up;
+	struct evbuffer *encoded = evbuffer_new();
+	char *err = NULL, *o, headers[sizeof up.headers + 128],
+	    target[SY_BASE_PATH_MAX + sizeof up.path];
+	uint64_t now = sy_now_us();
+
+	try_reset(x);
+	memset(&up, 0, sizeof up);
+	if (ep->kind->encode(req, ep, encoded, &up, &err) != 0) {
+		evbuffer_free(encoded);
+		/* Not a try: the endpoint's slot goes back untold. */
+		atomic_fetch_sub(&ep->stats->in_flight, 1);
+		x->tries.counted = 0;
+		sy_exchange_fail(x, 400, "invalid_request_error", NULL, err,
+		    NULL);
+		free(err);
+		return SY_RESPOND;
+	}
+	/* A try may not outlive the request's deadline. */
+	if (x->deadline > now && (x->deadline - now) / 1000 < t.total_ms)
+		t.total_ms = (unsigned)((x->deadline - now) / 1000) + 1;
+	o = sy_put_str(SY_PUT_LIT(headers, "X-Request-Id: "), req->id);
+	o = sy_put_str(SY_PUT_LIT(o, "\r\nAccept: "), !req->stream ?
+	    "application/json" : ep->kind->framing->accept);
+	*sy_put_str(SY_PUT_LIT(o, "\r\n"), up.headers) = '\0';
+	o = sy_put_str(target, ep->base_path);
+	*sy_put_str(o, up.path) = '\0';
+	if (req->t_upstream == 0)
+		req->t_upstream = now;
+	x->relay.call = sy_upstream_send(x->w->upstream, ep, &t, "POST",
+	    target, headers, encoded, &upstream_cbs, x);
+	evbuffer_free(encoded);
+	return SY_WAIT;
+}
+
+static void
+relay_end(struct sy_exchange *x)
+{
+	cancel(x);
+	if (x->relay.resp != NULL)
+		evbuffer_free(x->relay.resp);
+	stream_drop(x);
+}
+
+const struct sy_stage sy_stage_relay = {
+	.name = "relay",
+	.enter = relay_enter,
+	.end = relay_end
+};

@@ -1,0 +1,379 @@
+/* The tries stage: the routing policy picks an endpoint and the try takes one of its slots; a try that failed before anything reached the client is retried elsewhere after a backoff, within the route's retry budget; when every endpoint is only full the request waits in a bounded queue. */
+#include <sys/queue.h>
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "exchange.h"
+#include "outlier.h"
+#include "policy.h"
+#include "util.h"
+#include "worker.h"
+
+/* The retry budget's window. */
+#define BUDGET_WINDOW_US (10 * 1000000ULL)
+/* How often waiting requests look for capacity other workers freed. */
+#define QUEUE_POLL_MS 2
+
+/* Requests of one worker waiting for a free endpoint, oldest first. */
+struct sy_waitq {
+	TAILQ_HEAD(, sy_exchange) list;
+	size_t n;
+	struct event *poll;
+};
+
+/* A slot was given back on this worker: let the queue look soon. */
+static void
+waitq_kick(struct sy_worker *w)
+{
+	if (w->waitq->n > 0)
+		event_active(w->waitq->poll, EV_TIMEOUT, 0);
+}
+
+void
+sy_tries_done(struct sy_exchange *x)
+{
+	struct sy_req *req = &x->req;
+	const struct sy_relay_slice *r = &x->relay;
+	int failed = r->transport_failed || r->status >= 500;
+	uint64_t took = sy_now_us() - x->tries.t_try;
+	struct sy_outcome outcome = {
+		.status = r->transport_failed ? 0 : r->status,
+		.latency_us = took,
+		.ttft_us = req->t_first_byte && req->t_first_byte >
+		    x->tries.t_try ? req->t_first_byte - x->tries.t_try : 0
+	};
+
+	if (!x->tries.counted)
+		return;
+	x->tries.counted = 0;
+	req->upstream_us += took;
+	atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
+	if (req->route->policy->observe != NULL)
+		req->route->policy->observe(req->pool->policy_state,
+		    req->endpoint, &outcome);
+	if (req->route->selection->observe != NULL)
+		req->route->selection->observe(req->route->selection_state,
+		    req->model, &outcome);
+	sy_outlier_observe(req->route, req->pool, req->endpoint, failed);
+	if (r->status == 429)
+		sy_outlier_rest(req->endpoint, r->retry_after[0] ?
+		    (unsigned)atoi(r->retry_after) : 1);
+	waitq_kick(x->w);
+}
+
+/*
+ * Picks an endpoint of req's pool with the route's policy and takes one of
+ * its in-flight slots.  Another worker may take the last slot between the
+ * policy's look and ours: then the policy picks again without it.
+ * Returns the endpoint, or NULL when none can take req.
+ */
+static struct sy_endpoint *
+pick_endpoint(struct sy_req *req)
+{
+	const struct sy_route_policy *policy = req->route->policy;
+	unsigned ntried = req->ntried;
+	struct sy_endpoint *ep;
+	long before;
+
+	if (req->pool == NULL)
+		return NULL;
+	while ((ep = policy->pick(req->pool->policy_state, req->pool, req,
+	    &req->pick_reason)) != NULL) {
+		before = atomic_fetch_add(&ep->stats->in_flight, 1);
+		if (ep->max_concurrency == 0 || before < (long)ep->max_concurrency)
+			break;
+		atomic_fetch_sub(&ep->stats->in_flight, 1);
+		if (req->ntried == SY_MAX_TRIES) {
+			ep = NULL;
+			break;
+		}
+		req->tried[req->ntried++] = ep;
+	}
+	req->ntried = ntried;
+	return ep;
+}
+
+/* The endpoint chosen: the try begins (it holds the endpoint's slot). */
+static enum sy_verdict
+begin(struct sy_exchange *x, struct sy_endpoint *ep)
+{
+	x->req.endpoint = ep;
+	x->tries.counted = 1;
+	x->tries.t_try = sy_now_us();
+	return SY_NEXT;
+}
+
+/* Whether route's retry budget allows one more retry now (and spends it). */
+static int
+budget_allows(struct sy_route *route)
+{
+	uint64_t now = sy_now_us();
+	uint64_t start = atomic_load(&route->budget_start_us);
+	unsigned long requests, retries;
+
+	if (now - start > BUDGET_WINDOW_US &&
+	    atomic_compare_exchange_strong(&route->budget_start_us, &start, now)) {
+		atomic_store(&route->requests, 0);
+		atomic_store(&route->retries, 0);
+	}
+	requests = atomic_load(&route->requests);
+	retries = atomic_load(&route->retries);
+	if ((double)retries + 1 > route->retry.budget * (double)requests +
+	    route->retry.min_per_s * (BUDGET_WINDOW_US / 1000000))
+		return 0;
+	atomic_fetch_add(&route->retries, 1);
+	return 1;
+}
+
+/* A retry's wait: base × 2^(retry − 1), at most the cap, times 0.5..1.5. */
+static unsigned
+backoff_ms(const struct sy_retry *r, unsigned retry)
+{
+	uint64_t ms = r->backoff_ms;
+	uint64_t jitter;
+
+	while (--retry > 0 && ms < r->max_backoff_ms)
+		ms *= 2;
+	if (ms > r->max_backoff_ms)
+		ms = r->max_backoff_ms;
+	jitter = sy_rand64();
+	return (unsigned)(ms / 2 + (ms ? jitter % (ms + 1) : 0));
+}
+
+/* ==== Waiting for a free endpoint ==== */
+
+/*
+ * Whether req's pool has an endpoint that is only full: healthy, not
+ * ejected or resting, not tried, but at its max_concurrency.
+ */
+static int
+pool_only_full(const struct sy_req *req)
+{
+	const struct sy_endpoint *ep;
+	unsigned i, j;
+
+	for (i = 0; i < req->pool->nendpoints; i++) {
+		ep = req->pool->endpoints[i];
+		for (j = 0; j < req->ntried && req->tried[j] != ep; j++)
+			;
+		if (j == req->ntried && ep->max_concurrency != 0 &&
+		    atomic_load(&ep->stats->in_flight) >= (long)ep->max_concurrency &&
+		    ep->weight > 0 && !atomic_load(&ep->stats->unhealthy) &&
+		    !sy_outlier_ejected(ep))
+			return 1;
+	}
+	return 0;
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Arms x's timer ms from now. */
+static void
+arm(struct sy_exchange *x, unsigned ms, int backoff)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (x->tries.timer == NULL)
+		x->tries.timer = evtimer_new(x->w->base, timer_cb, x);
+	x->tries.backoff = backoff;
+	evtimer_add(x->tries.timer, &tv);
+}
+
+/* Puts x in its worker's wait queue when its route has one with room. */
+static int
+waitq_add(struct sy_exchange *x)
+{
+	struct sy_waitq *q = x->w->waitq;
+	const struct sy_queue *rule = &x->req.route->queue;
+	struct timeval poll = { 0, QUEUE_POLL_MS * 1000 };
+	uint64_t now = sy_now_us(), left;
+	struct sy_exchange *y;
+	size_t waiting = 0;
+
+	if (rule->max == 0 || now >= x->deadline || !pool_only_full(&x->req))
+		return 0;
+	TAILQ_FOREACH(y, &q->list, tries.qlink)
+		waiting += y->req.pool == x->req.pool;
+	if (waiting >= rule->max) {
+		x->last.status = 503;
+		x->last.code = "queue_full";
+		snprintf(x->last.msg, sizeof x->last.msg, "every backend "
+		    "endpoint is busy and the queue is full");
+		return 0;
+	}
+	x->tries.queued = 1;
+	x->tries.t_queued = now;
+	TAILQ_INSERT_TAIL(&q->list, x, tries.qlink);
+	if (q->n++ == 0)
+		event_add(q->poll, &poll);
+	left = (x->deadline - now) / 1000;
+	arm(x, left < rule->timeout_ms ? (unsigned)left + 1 : rule->timeout_ms,
+	    0);
+	return 1;
+}
+
+static void
+waitq_remove(struct sy_exchange *x)
+{
+	struct sy_waitq *q = x->w->waitq;
+
+	TAILQ_REMOVE(&q->list, x, tries.qlink);
+	x->tries.queued = 0;
+	x->req.queue_us += sy_now_us() - x->tries.t_queued;
+	if (--q->n == 0)
+		event_del(q->poll);
+	if (x->tries.timer != NULL)
+		evtimer_del(x->tries.timer);
+}
+
+/* Sends every waiting request that can now have an endpoint, oldest first. */
+static void
+waitq_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_waitq *q = arg;
+	struct sy_exchange *x, *next;
+	struct sy_endpoint *ep;
+
+	(void)fd;
+	(void)what;
+	for (x = TAILQ_FIRST(&q->list); x != NULL; x = next) {
+		next = TAILQ_NEXT(x, tries.qlink);
+		if ((ep = pick_endpoint(&x->req)) == NULL)
+			continue;
+		waitq_remove(x);
+		sy_drive(x, begin(x, ep));
+	}
+}
+
+/* The pool cannot take the request: its route's tries have failed. */
+static enum sy_verdict
+pool_failed(struct sy_exchange *x)
+{
+	x->reply.failed = 1;
+	return SY_ANSWER;
+}
+
+/* A retry's backoff is over, or the queue's timeout struck. */
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_exchange *x = arg;
+
+	(void)fd;
+	(void)what;
+	if (x->tries.backoff) {
+		sy_drive(x, SY_RETRY);
+		return;
+	}
+	waitq_remove(x);
+	x->last.status = 503;
+	x->last.code = "queue_timeout";
+	snprintf(x->last.msg, sizeof x->last.msg, "every backend endpoint "
+	    "stayed busy for the queue's timeout");
+	sy_drive(x, pool_failed(x));
+}
+
+/* Picks an endpoint, or waits for one, or says the pool cannot answer. */
+static enum sy_verdict
+try_next(struct sy_exchange *x)
+{
+	struct sy_endpoint *ep;
+
+	if ((ep = pick_endpoint(&x->req)) != NULL)
+		return begin(x, ep);
+	if (x->req.pool != NULL && waitq_add(x))
+		return SY_WAIT;
+	return pool_failed(x);
+}
+
+/* Whether req's pool has an endpoint req has not tried yet. */
+static int
+pool_has_untried(const struct sy_req *req)
+{
+	unsigned i, j;
+
+	for (i = 0; i < req->pool->nendpoints; i++) {
+		for (j = 0; j < req->ntried &&
+		    req->tried[j] != req->pool->endpoints[i]; j++)
+			;
+		if (j == req->ntried)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The try failed before anything reached the client (its SY_RETRY_ON_*
+ * class in x->relay.failed, which the relay set): a retry on another endpoint after a jittered
+ * backoff when the route allows it, else the pool has failed.
+ */
+static enum sy_verdict
+try_failed(struct sy_exchange *x)
+{
+	struct sy_req *req = &x->req;
+	const struct sy_retry *r = &req->route->retry;
+
+	unsigned cond = x->relay.failed;
+
+	x->relay.failed = 0;
+	sy_tries_done(x);
+	if (req->ntried < SY_MAX_TRIES)
+		req->tried[req->ntried++] = req->endpoint;
+	if ((r->on & cond) && req->retries < r->max &&
+	    req->ntried < SY_MAX_TRIES && pool_has_untried(req) &&
+	    sy_now_us() < x->deadline && budget_allows(req->route)) {
+		req->retries++;
+		arm(x, backoff_ms(r, req->retries), 1);
+		return SY_WAIT;
+	}
+	return pool_failed(x);
+}
+
+static enum sy_verdict
+tries_enter(struct sy_exchange *x)
+{
+	if (x->relay.failed != 0)
+		return try_failed(x);
+	sy_tries_done(x);	/* an escalation's first try */
+	return try_next(x);
+}
+
+static void
+tries_end(struct sy_exchange *x)
+{
+	sy_tries_done(x);
+	if (x->tries.queued)
+		waitq_remove(x);
+	if (x->tries.timer != NULL)
+		event_free(x->tries.timer);
+}
+
+const struct sy_stage sy_stage_tries = {
+	.name = "tries",
+	.enter = tries_enter,
+	.end = tries_end
+};
+
+void
+sy_tries_worker_init(struct sy_worker *w)
+{
+	struct sy_waitq *q = sy_xcalloc(1, sizeof *q);
+
+	TAILQ_INIT(&q->list);
+	q->poll = event_new(w->base, -1, EV_PERSIST, waitq_poll_cb, q);
+	w->waitq = q;
+}
+
+void
+sy_tries_worker_free(struct sy_worker *w)
+{
+	event_free(w->waitq->poll);
+	free(w->waitq);
+	w->waitq = NULL;
+}
