@@ -7,6 +7,16 @@
 
 #include <jansson.h>
 
+/*
+ * Adding a key to an object is one row in its table (the module that
+ * uses the key owns the table), the field it fills in that module's
+ * struct, and one line in the object's table in docs/configuration.md
+ * (tests/unit/test_confrow.c fails until the docs list it).  A new object
+ * is a table, an OBJECT row naming it in its parent's table, a line in
+ * sy_conf_tables (proxy/config.c) and a "<!-- keys: PATH -->" table in
+ * the docs.  A backend kind's own keys are its params table.
+ */
+
 /* The longest JSON path kept whole in messages. */
 #define SY_CONF_PATHLEN 512
 
