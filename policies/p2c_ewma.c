@@ -28,8 +28,7 @@ struct p2c_state {
 	double tau_us;			/* decay time constant */
 	double penalty_us;		/* latency a failure counts as */
 	struct sy_wdraw draw;
-	const struct sy_pool *pool;
-	struct p2c_learn **learn;	/* of pool->endpoints[i] */
+	struct p2c_learn **learn;	/* by the endpoint's index */
 };
 
 extern const struct sy_route_policy sy_route_p2c_ewma;
@@ -38,8 +37,9 @@ static void *
 p2c_create(const json_t *params, const struct sy_pool *pool, char **err)
 {
 	struct p2c_state *st;
+	const struct sy_endpoint *ep;
 	long long decay_ms, penalty_ms;
-	size_t i;
+	size_t i, n;
 
 	if (sy_params_check(params, "p2c_ewma", p2c_params, err) == -1 ||
 	    sy_param_int(params, "p2c_ewma", "decay_ms", 10000, 1, 86400000,
@@ -51,21 +51,22 @@ p2c_create(const json_t *params, const struct sy_pool *pool, char **err)
 		return sy_policy_fail(err, "out of memory");
 	st->tau_us = (double)decay_ms * 1000;
 	st->penalty_us = (double)penalty_ms * 1000;
-	st->pool = pool;
-	if ((st->learn = calloc(pool->nendpoints ? pool->nendpoints : 1,
-	    sizeof *st->learn)) == NULL) {
+	for (i = 0, n = 1; i < pool->nendpoints; i++)
+		if (pool->endpoints[i]->index >= n)
+			n = pool->endpoints[i]->index + 1;
+	if ((st->learn = calloc(n, sizeof *st->learn)) == NULL) {
 		free(st);
 		return sy_policy_fail(err, "out of memory");
 	}
 	for (i = 0; i < pool->nendpoints; i++) {
-		st->learn[i] = sy_endstats_slot(pool->endpoints[i]->stats,
-		    &sy_route_p2c_ewma, sizeof *st->learn[i]);
-		if (st->learn[i] == NULL) {
+		ep = pool->endpoints[i];
+		st->learn[ep->index] = sy_endstats_slot(ep->stats,
+		    &sy_route_p2c_ewma, sizeof **st->learn);
+		if (st->learn[ep->index] == NULL) {
 			free(st->learn);
 			free(st);
 			return sy_policy_fail(err, "p2c_ewma: no room for its "
-			    "state in the stats of endpoint %s",
-			    pool->endpoints[i]->name);
+			    "state in the stats of endpoint %s", ep->name);
 		}
 	}
 	if (sy_wdraw_init(&st->draw, pool, err) == -1) {
@@ -80,11 +81,7 @@ p2c_create(const json_t *params, const struct sy_pool *pool, char **err)
 static struct p2c_learn *
 p2c_learned(const struct p2c_state *st, const struct sy_endpoint *ep)
 {
-	size_t i;
-
-	for (i = 0; st->pool->endpoints[i] != ep; i++)
-		;
-	return st->learn[i];
+	return st->learn[ep->index];
 }
 
 /* The bits of a double, and back: how the EWMA lives in an atomic integer. */
