@@ -1078,7 +1078,8 @@ read_word(struct sy_conf *c, const struct sy_conf_row *row, const json_t *v,
 	int i;
 
 	if (!json_is_string(v)) {
-		fail(c, path, "expected %s, got %s", row->what, type_name(v));
+		fail(c, path, "expected a %s, got %s", row->what,
+		    type_name(v));
 		return;
 	}
 	if ((i = word_index(row->words, json_string_value(v), known,

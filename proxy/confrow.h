@@ -20,7 +20,7 @@
 /* The longest JSON path kept whole in messages. */
 #define SY_CONF_PATHLEN 512
 
-/* One load of a config: its text, positions and errors (proxy/config.c). */
+/* One load of a config: its text, positions and errors (proxy/confrow.c). */
 struct sy_conf;
 struct sy_conf_row;
 struct sy_conf_table;
@@ -79,8 +79,9 @@ enum sy_conf_type {
 	SY_CONF_ARRAY,		/* a non-empty array handed to .parse (.what:
 				   an element, for the messages) */
 	SY_CONF_CUSTOM,		/* any value, handed to .parse */
-	SY_CONF_PLUGIN		/* no key: the keys of .plugins' tables stand
-				   here in the object (read by its owner) */
+	SY_CONF_PLUGIN		/* no key (.name is a label): the keys of
+				   .plugins' tables stand here in the object,
+				   read by the object's check function */
 };
 
 /* The default of a row, by its type. */
