@@ -14,6 +14,7 @@
 
 #include "accesslog.h"
 #include "cache.h"
+#include "redis.h"
 #include "canon.h"
 #include "wake.h"
 #include "jscan.h"
@@ -38,7 +39,7 @@ struct sy_cache {
 	struct sy_cache_lru *l1;	/* NULL without an L1 */
 	pthread_mutex_t lock;		/* flights and every worker's mailbox */
 	struct flight *flights[FLIGHT_SLOTS];
-	struct sy_cache_redis_stats redis;
+	struct sy_redis_stats *redis;	/* the workers' connections' */
 };
 
 struct sy_cache_worker {
@@ -106,10 +107,12 @@ now_ms(void)
 /* ==== Process and workers ==== */
 
 struct sy_cache *
-sy_cache_new(const struct sy_cache_settings *s)
+sy_cache_new(const struct sy_cache_settings *s,
+    struct sy_redis_stats *redis_stats)
 {
 	struct sy_cache *c = sy_xcalloc(1, sizeof *c);
 
+	c->redis = redis_stats;
 	sy_conf_copy(&sy_cache_table, &c->s, s);
 	c->s.redis = s->redis;
 	if (s->l1_max_bytes > 0)
@@ -164,7 +167,8 @@ mailbox_cb(void *arg)
 }
 
 struct sy_cache_worker *
-sy_cache_worker_new(struct sy_cache *c, struct event_base *base)
+sy_cache_worker_new(struct sy_cache *c, struct event_base *base,
+    struct sy_redis *r)
 {
 	struct sy_cache_worker *cw;
 
@@ -178,7 +182,7 @@ sy_cache_worker_new(struct sy_cache *c, struct event_base *base)
 		sy_log(SY_LOG_ERROR, "cache: mailbox: %s", strerror(errno));
 		abort();
 	}
-	cw->redis = sy_cache_redis_new(base, &c->s, &c->redis);
+	cw->redis = sy_cache_redis_new(r, c->s.key_prefix, c->redis);
 	return cw;
 }
 
@@ -733,10 +737,10 @@ sy_cache_prometheus(struct evbuffer *out)
 	v[0] = st.entries;
 	v[1] = st.bytes;
 	v[2] = st.evictions;
-	v[3] = atomic_load(&c->redis.errors);
-	v[4] = atomic_load(&c->redis.timeouts);
-	v[5] = atomic_load(&c->redis.reconnects);
-	v[6] = (uint64_t)atomic_load(&c->redis.connected);
+	v[3] = atomic_load(&c->redis->errors);
+	v[4] = atomic_load(&c->redis->timeouts);
+	v[5] = atomic_load(&c->redis->reconnects);
+	v[6] = (uint64_t)atomic_load(&c->redis->connected);
 	for (i = 0; i < sizeof fams / sizeof fams[0]; i++)
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n",
 		    fams[i].name, fams[i].help, fams[i].name, fams[i].type,

@@ -144,24 +144,19 @@ void sy_cache_lru_stats(struct sy_cache_lru *l, struct sy_cache_lru_stats *st);
 struct sy_cache_redis;
 struct sy_cache_get;
 
-/* Process-wide counts of the Redis connections, for /metrics. */
-struct sy_cache_redis_stats {
-	atomic_ullong errors;		/* failed commands and connections */
-	atomic_ullong timeouts;		/* lookups that gave up waiting */
-	atomic_ullong reconnects;	/* connections made after a loss */
-	atomic_int connected;		/* workers connected now */
-};
+struct sy_redis;
+struct sy_redis_stats;
 
 /*
- * A connection of one worker to the Redis of s on base (the worker's),
- * counting in *stats; it connects at once and reconnects with backoff.
- * Returns NULL when s has no Redis.
+ * The cache's side of a worker's Redis connection r (NULL: no Redis, and
+ * NULL is returned), its keys prefixed with key_prefix (borrowed, outlives
+ * it); values that are not answers count in stats' errors.
  */
-struct sy_cache_redis *sy_cache_redis_new(struct event_base *base,
-    const struct sy_cache_settings *s, struct sy_cache_redis_stats *stats);
+struct sy_cache_redis *sy_cache_redis_new(struct sy_redis *r,
+    const char *key_prefix, struct sy_redis_stats *stats);
 
-/* Closes r (pending lookups are told nothing: cancel them first) and frees it. */
-void sy_cache_redis_free(struct sy_cache_redis *r);
+/* Frees cr (pending lookups are told nothing: cancel them first); NULL is ignored. */
+void sy_cache_redis_free(struct sy_cache_redis *cr);
 
 /*
  * Called once with the value found (a reference passed to the callee) or
@@ -197,7 +192,7 @@ struct sy_cache_get *sy_cache_redis_lock(struct sy_cache_redis *r,
 void sy_cache_redis_unlock(struct sy_cache_redis *r,
     const unsigned char key[SY_CACHE_KEY_LEN]);
 
-/* Forgets a lookup or lock whose callback has not been called yet. */
+/* Forgets a lookup or lock whose callback has not been called yet (and frees it). */
 void sy_cache_redis_cancel(struct sy_cache_get *g);
 
 /* Stores v under key for ttl_s seconds, without waiting; failures are counted. */
@@ -211,8 +206,13 @@ struct sy_cache;		/* process-wide: L1, in-flight table, counters */
 struct sy_cache_worker;		/* a worker's: its Redis connection, its mailbox */
 struct sy_cache_ctx;		/* one request's */
 
-/* The process's cache from the startup config's settings s (copied in part). */
-struct sy_cache *sy_cache_new(const struct sy_cache_settings *s);
+/*
+ * The process's cache from the startup config's settings s (copied in
+ * part); the workers' Redis connections count in redis_stats (borrowed,
+ * outlives it), which its metrics show.
+ */
+struct sy_cache *sy_cache_new(const struct sy_cache_settings *s,
+    struct sy_redis_stats *redis_stats);
 
 /* Whether two cache settings differ (a reload cannot change them). */
 int sy_cache_settings_differ(const struct sy_cache_settings *a,
@@ -221,9 +221,12 @@ int sy_cache_settings_differ(const struct sy_cache_settings *a,
 /* Frees c (after every worker's part is freed). */
 void sy_cache_free(struct sy_cache *c);
 
-/* A worker's part of c on its event base (c NULL: NULL, no cache). */
+/*
+ * A worker's part of c on its event base, using the worker's Redis
+ * connection r (NULL: no Redis); c NULL: NULL, no cache.
+ */
 struct sy_cache_worker *sy_cache_worker_new(struct sy_cache *c,
-    struct event_base *base);
+    struct event_base *base, struct sy_redis *r);
 
 /* Frees a worker's part (after its requests ended); NULL is ignored. */
 void sy_cache_worker_free(struct sy_cache_worker *cw);

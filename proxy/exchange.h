@@ -92,7 +92,6 @@ struct sy_route_slice {
 struct sy_select_slice {
 	const char *preset;		/* the model chosen already (a batch's) */
 	const char *escalate_to;	/* the next model, when set by check */
-	char answered_model[128];	/* the model a batch's fallback took */
 	int hold;			/* a stream is held until it is checked */
 };
 

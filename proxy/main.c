@@ -19,6 +19,7 @@
 #include "evmem.h"
 #include "metrics.h"
 #include "probe.h"
+#include "redis.h"
 #include "server.h"
 #include "util.h"
 #include "worker.h"
@@ -183,6 +184,25 @@ raise_fd_limit(unsigned max_connections)
 }
 
 /* Loads the config named on the command line; exits 1 on error. */
+/* The startup config's Redis (where the features that use Redis find it), copied. */
+static void
+redis_conf(const struct sy_config *cfg, struct sy_redis_conf *out)
+{
+	const struct sy_cache_settings *s = &cfg->cache;
+	struct sy_redis_conf c = {
+		.enabled = s->redis,
+		.host = s->redis_host,
+		.port = s->redis_port,
+		.unix_path = s->redis_unix,
+		.db = s->redis_db,
+		.password = s->redis_password,
+		.connect_timeout_ms = s->connect_timeout_ms,
+		.command_timeout_ms = s->command_timeout_ms
+	};
+
+	sy_redis_conf_copy(out, &c);
+}
+
 static struct sy_config *
 load(const char *path, const char *const *upstreams, size_t nup,
     const char *listen, const char *admin, const char *access_log)
@@ -290,7 +310,8 @@ main(int argc, char **argv)
 	if (m.nworkers == 0)
 		m.nworkers = 1;
 	m.rt.metrics = sy_metrics_new(m.nworkers);
-	m.rt.cache = sy_cache_new(&m.cfg->cache);
+	redis_conf(m.cfg, &m.rt.redis);
+	m.rt.cache = sy_cache_new(&m.cfg->cache, &m.rt.redis_stats);
 	atomic_init(&m.rt.conns, 0);
 	RAND_bytes((unsigned char *)&m.rt.boot_id, sizeof m.rt.boot_id);
 	m.base = event_base_new();
@@ -361,6 +382,7 @@ main(int argc, char **argv)
 	event_base_free(m.base);
 	sy_metrics_free(m.rt.metrics);
 	sy_cache_free(m.rt.cache);
+	sy_redis_conf_clear(&m.rt.redis);
 	sy_accesslog_close(m.rt.log);
 	sy_config_unref(m.cfg);
 	sy_log(SY_LOG_INFO, "stopped");

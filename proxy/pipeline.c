@@ -12,6 +12,7 @@
 #include "exchange.h"
 #include "http1.h"
 #include "metrics.h"
+#include "redis.h"
 #include "server.h"
 #include "upstream.h"
 #include "util.h"
@@ -304,7 +305,8 @@ sy_pipeline_worker_init(struct sy_worker *w)
 {
 	sy_tries_worker_init(w);
 	sy_batch_worker_init(w);
-	w->cache = sy_cache_worker_new(w->rt->cache, w->base);
+	w->redis = sy_redis_new(w->base, &w->rt->redis, &w->rt->redis_stats);
+	w->cache = sy_cache_worker_new(w->rt->cache, w->base, w->redis);
 }
 
 void
@@ -320,4 +322,6 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	sy_batch_worker_free(w);
 	sy_cache_worker_free(w->cache);
 	w->cache = NULL;
+	sy_redis_free(w->redis);
+	w->redis = NULL;
 }

@@ -234,6 +234,7 @@ sy_req_clear(struct sy_req *req)
 		json_decref(req->body);
 	free(req->error);
 	free(req->path);
+	free(req->model_owned);
 	if (req->cfg != NULL)
 		sy_config_unref(req->cfg);
 	memset(req, 0, sizeof *req);

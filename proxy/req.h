@@ -50,6 +50,8 @@ struct sy_req {
 	/* Decisions. */
 	struct sy_route *route;
 	const char *model;		/* served model (never NULL once selected) */
+	char *model_owned;		/* owned, when model is none of the
+					   config's (a batch's fallback's) */
 	const char *select_reason;
 	const char *escalated_from;	/* the model whose answer a cascade replaced */
 	unsigned escalations;		/* answers replaced */

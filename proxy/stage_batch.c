@@ -57,9 +57,7 @@ delivered(void *owner, const struct sy_batch_result *r)
 	req->endpoint = r->endpoint;
 	if (r->model[0] != '\0' && strcmp(r->model, req->model) != 0) {
 		/* A fallback of the batch's call answered. */
-		memcpy(x->select.answered_model, r->model,
-		    sizeof x->select.answered_model);
-		req->model = x->select.answered_model;
+		req->model = req->model_owned = sy_xstrdup(r->model);
 	}
 	req->pick_reason = r->pick_reason;
 	req->retries = r->retries;

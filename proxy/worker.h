@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "redis.h"
+
 struct event;
 struct sy_waitq;
 struct sy_batch_port;
@@ -26,6 +28,8 @@ struct sy_runtime {
 	struct sy_metrics *metrics;
 	struct sy_accesslog *log;
 	struct sy_cache *cache;		/* the prompt cache's store, or NULL */
+	struct sy_redis_conf redis;	/* where Redis is (startup settings) */
+	struct sy_redis_stats redis_stats;	/* the workers' connections */
 	atomic_uint conns;		/* open client connections, all workers */
 	uint32_t boot_id;		/* random, prefixes request ids */
 };
@@ -43,7 +47,8 @@ struct sy_worker {
 	struct sy_waitq *waitq;		/* requests waiting for a free endpoint */
 	struct sy_batch_port *batching;	/* batched answers arrive here */
 	struct sy_batch_calls *batch_calls;	/* calls of batches it sent */
-	struct sy_cache_worker *cache;	/* its Redis connection and mailbox */
+	struct sy_redis *redis;		/* its Redis connection, or NULL */
+	struct sy_cache_worker *cache;	/* the prompt cache's mailbox */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */
 
