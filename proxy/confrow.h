@@ -137,8 +137,8 @@ extern const struct sy_conf_table sy_timeouts_table;	/* settings.c */
 extern const struct sy_conf_table sy_limits_table;	/* settings.c */
 extern const struct sy_conf_table sy_health_table;	/* probe.c */
 extern const struct sy_conf_table sy_scrape_table;	/* probe.c */
-extern const struct sy_conf_table sy_retry_table;	/* tries_conf.c */
-extern const struct sy_conf_table sy_queue_table;	/* tries_conf.c */
+extern const struct sy_conf_table sy_retry_table;	/* stage_tries.c */
+extern const struct sy_conf_table sy_queue_table;	/* stage_tries.c */
 extern const struct sy_conf_table sy_ejection_table;	/* outlier.c */
 extern const struct sy_conf_table sy_batch_table;	/* batch.c */
 extern const struct sy_conf_table sy_route_cache_table;	/* cache.c */
