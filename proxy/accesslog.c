@@ -249,7 +249,8 @@ line_buffer(const struct sy_record *r, char **own)
 	    str_len(r->client_model) + str_len(r->model) +
 	    str_len(r->endpoint) + str_len(r->backend_kind) +
 	    str_len(r->policy_reason) + str_len(r->select_reason) +
-	    str_len(r->escalated_from) + str_len(r->error) + str_len(r->cache);
+	    str_len(r->escalated_from) + str_len(r->error) + str_len(r->cache) +
+	    str_len(r->key_id) + str_len(r->team);
 	need = LINE_FIXED + 6 * strings;
 	*own = NULL;
 	if (need <= sizeof line_buf)
@@ -260,7 +261,7 @@ line_buffer(const struct sy_record *r, char **own)
 /*
  * Writes the line of r (no newline) into buf, which line_buffer gave;
  * returns the byte after it.  Fields, in order: time (RFC 3339 UTC with
- * milliseconds), request_id, method, path, client_api, route,
+ * milliseconds), request_id, method, path, client_api, key_id, team, route,
  * client_model, model, endpoint, backend_kind, policy_reason,
  * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
@@ -276,6 +277,8 @@ line_format(const struct sy_record *r, char *o)
 	o = PUT_STR(o, ",\"method\":", r->method);
 	o = PUT_STR(o, ",\"path\":", r->path);
 	o = PUT_STR(o, ",\"client_api\":", r->client_api);
+	o = PUT_STR(o, ",\"key_id\":", r->key_id);
+	o = PUT_STR(o, ",\"team\":", r->team);
 	o = PUT_STR(o, ",\"route\":", r->route);
 	o = PUT_STR(o, ",\"client_model\":", r->client_model);
 	o = PUT_STR(o, ",\"model\":", r->model);

@@ -513,14 +513,21 @@ decide(struct sy_cache_ctx *ctx, struct sy_req *req,
 {
 	const struct sy_route_cache *rc = &req->route->cache;
 	const json_t *body;
+	const char *ns;
+	char team_ns[512];
 
 	if (ctx->cw == NULL || !rc->enabled ||
 	    (body = sy_req_body(req)) == NULL)
 		return -1;
 	if (rc->deterministic_only && !sy_cache_deterministic(req->api, body))
 		return -1;
-	if (sy_cache_key(rc->namespace != NULL ? rc->namespace :
-	    req->route->name, req->api, req->model, body, ctx->key) != 0)
+	/* Each team's entries are its own unless teams share them. */
+	ns = rc->namespace != NULL ? rc->namespace : req->route->name;
+	if (req->team != NULL && !req->cfg->tenancy.cache_shared) {
+		snprintf(team_ns, sizeof team_ns, "%s\nteam:%s", ns, req->team);
+		ns = team_ns;
+	}
+	if (sy_cache_key(ns, req->api, req->model, body, ctx->key) != 0)
 		return -1;
 	sy_cache_control_parse(req->head != NULL ?
 	    sy_http1_header(req->head, "cache-control") : NULL, cc);

@@ -1245,5 +1245,6 @@ const struct sy_client_api sy_client_anthropic = {
 	.stream_event = anthropic_stream_event,
 	.stream_close = anthropic_stream_close,
 	.error = anthropic_error,
-	.request_id_header = "request-id"
+	.request_id_header = "request-id",
+	.ratelimit_headers = SY_RATELIMIT_ANTHROPIC
 };

@@ -11,6 +11,12 @@
 
 struct evbuffer;
 
+/* How a dialect's clients are told their rate limits. */
+enum sy_ratelimit_headers {
+	SY_RATELIMIT_OPENAI,		/* x-ratelimit-{limit,remaining,reset}-* */
+	SY_RATELIMIT_ANTHROPIC		/* anthropic-ratelimit-*-{limit,...} */
+};
+
 /* A path a dialect serves (POST), and the canonical API it becomes. */
 struct sy_client_path {
 	const char *path;		/* "/v1/messages"; NULL ends a list */
@@ -68,6 +74,8 @@ struct sy_client_api {
 	 * besides X-Request-Id (NULL: none).
 	 */
 	const char *request_id_header;
+	/* The names of its rate-limit headers. */
+	enum sy_ratelimit_headers ratelimit_headers;
 };
 
 /* OpenAI's chat completions, completions and embeddings: the canonical form. */

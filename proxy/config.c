@@ -16,6 +16,7 @@
 #include "config.h"
 #include "endstats.h"
 #include "policy.h"
+#include "redis.h"
 #include "req.h"
 #include "util.h"
 
@@ -948,6 +949,11 @@ route_fallbacks(struct sy_conf *c, const struct sy_conf_row *row,
  * (0), then what is checked against all of them (1), then fallbacks (2),
  * which may name any route's model.
  */
+/* A route's limits while Redis is away: the tenancy's, open or closed. */
+static const char *const limits_fail_words[] = {
+	"inherit", "open", "closed", NULL
+};
+
 static const struct sy_conf_row route_rows[] = {
 	{ .name = "name", .type = SY_CONF_CUSTOM, .required = 1,
 	  .parse = route_name, .doc = "unique name in logs and metrics" },
@@ -985,6 +991,13 @@ static const struct sy_conf_row route_rows[] = {
 	{ .name = "cache", .type = SY_CONF_OBJECT, .pass = 1,
 	  .offset = AT(sy_route, cache), .table = &sy_route_cache_table,
 	  .doc = "the prompt cache of the route" },
+	{ .name = "rate_limits", .type = SY_CONF_ARRAY, .pass = 1,
+	  .offset = AT(sy_route, rate_limits), .what = "limit",
+	  .parse = sy_conf_rate_limits,
+	  .doc = "the route's limits, every key's requests together" },
+	{ .name = "limits_fail", .type = SY_CONF_WORD, .pass = 1,
+	  .offset = AT(sy_route, limits_fail), .words = limits_fail_words,
+	  .doc = "Redis away: the tenancy's fail, or open, or closed" },
 	{ .name = NULL }
 };
 
@@ -1175,6 +1188,7 @@ config_free(struct sy_config *cfg)
 		if (r->batch.batcher != NULL)
 			sy_batcher_free(r->batch.batcher);
 		json_decref(r->batch.params);
+		sy_quota_clear(&r->rate_limits);
 		sy_conf_free(&route_table, r);
 	}
 	free(cfg->routes);
@@ -1199,6 +1213,7 @@ config_free(struct sy_config *cfg)
 	for (i = 0; i < cfg->nmodels; i++)
 		free(cfg->models[i].model);
 	free(cfg->models);
+	sy_tenancy_clear(&cfg->tenancy);
 	sy_conf_free(&root_table, cfg);
 	free(cfg->path);
 	json_decref(cfg->model_index);
@@ -1296,6 +1311,9 @@ root_check(struct sy_conf *c, const json_t *root, const char *path,
 		    "own; listen is %s too", cfg->listen);
 }
 
+/* "auth": whether requests need an API key. */
+static const char *const auth_words[] = { "none", "keys", NULL };
+
 /* The top level, read in order: backends, then routes, then prices. */
 static const struct sy_conf_row root_rows[] = {
 	{ .name = "listen", .type = SY_CONF_STRING,
@@ -1333,6 +1351,26 @@ static const struct sy_conf_row root_rows[] = {
 	{ .name = "cache", .type = SY_CONF_OBJECT,
 	  .offset = AT(sy_config, cache), .table = &sy_cache_table,
 	  .doc = "the prompt cache's store" },
+	{ .name = "redis", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, redis), .table = &sy_redis_conf_table,
+	  .doc = "the Redis of the cache, keys, limits and budgets" },
+	{ .name = "auth", .type = SY_CONF_WORD,
+	  .offset = AT(sy_config, tenancy.keys_required), .words = auth_words,
+	  .doc = "\"keys\": every request needs an API key" },
+	{ .name = "tenancy", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, tenancy), .table = &sy_tenancy_table,
+	  .doc = "how keys, limits and budgets are kept" },
+	{ .name = "rate_limits", .type = SY_CONF_ARRAY,
+	  .offset = AT(sy_config, tenancy.global), .what = "limit",
+	  .parse = sy_conf_rate_limits,
+	  .doc = "the gateway's limits, every request's" },
+	{ .name = "teams", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, tenancy), .parse = sy_conf_teams,
+	  .doc = "teams by name, with their limits and budgets" },
+	{ .name = "keys", .type = SY_CONF_ARRAY,
+	  .offset = AT(sy_config, tenancy), .what = "key",
+	  .parse = sy_conf_keys,
+	  .doc = "API keys, as hashes" },
 	{ .name = NULL }
 };
 
@@ -1345,6 +1383,8 @@ static const struct sy_conf_table root_table = {
 
 const struct sy_conf_table *const sy_conf_tables[] = {
 	&root_table,
+	&sy_redis_conf_table,
+	&sy_tenancy_table,
 	&sy_timeouts_table,
 	&sy_limits_table,
 	&backend_table,

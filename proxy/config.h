@@ -10,6 +10,8 @@
 #include <jansson.h>
 
 #include "endstats.h"
+#include "redis.h"
+#include "tenants.h"
 
 struct sy_route_policy;
 struct sy_select_policy;
@@ -163,6 +165,8 @@ struct sy_route {
 					   fallbacks; default: timeouts.total_ms */
 	struct sy_batching batch;	/* off unless the route has a batch object */
 	struct sy_route_cache cache;
+	struct sy_quota rate_limits;	/* the route's own, every key's together */
+	unsigned limits_fail;		/* 0: the tenancy's; 1: open; 2: closed */
 	atomic_ullong budget_start_us;	/* the retry budget's current window */
 	atomic_ulong requests;		/* requests and retries in that window */
 	atomic_ulong retries;
@@ -235,6 +239,9 @@ struct sy_config {
 	struct sy_model_info *models;
 	size_t nmodels;
 	struct sy_cache_settings cache;
+	struct sy_tenancy tenancy;	/* keys, teams, limits and budgets */
+	struct sy_redis_conf redis;	/* the Redis every feature uses; with
+					   none, cache.redis's */
 	json_t *model_index;		/* private: client model name → route index */
 };
 

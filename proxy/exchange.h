@@ -21,6 +21,9 @@ struct sy_batch;
 struct sy_batch_member;
 struct sy_models_ask;
 struct sy_upstream_call;
+struct sy_keystore_op;
+struct sy_reservation;
+struct sy_reserve_op;
 
 /*
  * What a stage says when it is done with an exchange for now.  The driver
@@ -77,6 +80,19 @@ struct sy_failure {
 struct sy_front_slice {
 	struct evbuffer *canon;		/* a translated request, canonical */
 	struct sy_models_ask *models;	/* GET /v1/models asking the backends */
+};
+
+/* auth: a dynamic key being looked up. */
+struct sy_auth_slice {
+	struct sy_keystore_op *op;
+};
+
+/* admit: the request's limits and budgets, reserved. */
+struct sy_admit_slice {
+	struct sy_reservation *res;	/* NULL: no limit applies */
+	struct sy_reserve_op *op;	/* a reservation Redis is to answer */
+	int admitted;			/* reserved: settled at the end */
+	int64_t in, out, usd;		/* what was reserved: estimates */
 };
 
 /* route: the routes taken, the client's then fallbacks. */
@@ -144,6 +160,8 @@ struct sy_respond_slice {
 	char headers[400];		/* X-Request-Id, X-Switchyard-*: written once */
 	const char *header_model;	/* for X-Switchyard-Model, or NULL */
 	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
+	char *more_headers;		/* header lines stages add (the rate
+					   limits left), owned; or NULL */
 	struct evbuffer *out;		/* canonical events waiting to be sent */
 	int started;			/* the stream's head was sent */
 	int ended;			/* the client has its whole answer */
@@ -174,8 +192,10 @@ struct sy_exchange {
 	enum sy_verdict resume;
 
 	struct sy_front_slice front;
+	struct sy_auth_slice auth;
 	struct sy_route_slice route;
 	struct sy_select_slice select;
+	struct sy_admit_slice admit;
 	struct sy_cache_slice cache;
 	struct sy_batch_slice batch;
 	struct sy_tries_slice tries;
@@ -255,8 +275,10 @@ void sy_exchange_end(struct sy_exchange *x);
 /* ==== The stages, in the order of the request's path ==== */
 
 extern const struct sy_stage sy_stage_front;
+extern const struct sy_stage sy_stage_auth;
 extern const struct sy_stage sy_stage_route;
 extern const struct sy_stage sy_stage_select;
+extern const struct sy_stage sy_stage_admit;
 extern const struct sy_stage sy_stage_cache;
 extern const struct sy_stage sy_stage_batch;
 extern const struct sy_stage sy_stage_tries;

@@ -184,7 +184,10 @@ raise_fd_limit(unsigned max_connections)
 }
 
 /* Loads the config named on the command line; exits 1 on error. */
-/* The startup config's Redis (where the features that use Redis find it), copied. */
+/*
+ * The startup config's Redis, copied: the top-level redis object, else
+ * the connection keys of cache.redis.
+ */
 static void
 redis_conf(const struct sy_config *cfg, struct sy_redis_conf *out)
 {
@@ -200,7 +203,7 @@ redis_conf(const struct sy_config *cfg, struct sy_redis_conf *out)
 		.command_timeout_ms = s->command_timeout_ms
 	};
 
-	sy_redis_conf_copy(out, &c);
+	sy_redis_conf_copy(out, cfg->redis.enabled ? &cfg->redis : &c);
 }
 
 static struct sy_config *

@@ -9,6 +9,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "confrow.h"
 #include "redis.h"
 #include "util.h"
 
@@ -180,29 +181,66 @@ connect_start(struct sy_redis *r)
 	arm(r, s->connect_timeout_ms);
 }
 
-/* A copy of s, or NULL. */
-static char *
-dup_or_null(const char *s)
+/* ==== Config: the top-level "redis" object ==== */
+
+/* Redis is on when the object is given: at host and port, or a unix socket. */
+static void
+conf_check(struct sy_conf *c, const json_t *obj, const char *path, void *base)
 {
-	return s != NULL ? sy_xstrdup(s) : NULL;
+	struct sy_redis_conf *r = base;
+	char p[SY_CONF_PATHLEN];
+
+	if ((r->enabled = obj != NULL) == 0)
+		return;
+	if (r->unix_path != NULL && (r->host != NULL ||
+	    json_object_get(obj, "port") != NULL))
+		sy_conf_fail(c, sy_conf_path_key(p, path, "unix"), "give "
+		    "either a unix socket or host and port");
+	if (r->host == NULL && r->unix_path == NULL)
+		r->host = sy_xstrdup("127.0.0.1");
 }
+
+#define CONF_AT(field) offsetof(struct sy_redis_conf, field)
+
+static const struct sy_conf_row conf_rows[] = {
+	{ .name = "host", .type = SY_CONF_STRING, .offset = CONF_AT(host),
+	  .doc = "Redis host; default 127.0.0.1" },
+	{ .name = "port", .type = SY_CONF_INT, .offset = CONF_AT(port),
+	  .def.u = 6379, .min = 1, .max = 65535, .doc = "Redis port" },
+	{ .name = "unix", .type = SY_CONF_STRING, .offset = CONF_AT(unix_path),
+	  .doc = "a unix socket instead of host and port" },
+	{ .name = "db", .type = SY_CONF_UINT, .offset = CONF_AT(db),
+	  .max = 65535, .doc = "database number (SELECT)" },
+	{ .name = "password_env", .type = SY_CONF_SECRET,
+	  .offset = CONF_AT(password), .what = "a password",
+	  .doc = "environment variable holding the password (AUTH)" },
+	{ .name = "connect_timeout_ms", .type = SY_CONF_MS,
+	  .offset = CONF_AT(connect_timeout_ms), .def.u = 200, .min = 1,
+	  .max = 60000, .doc = "longest connect" },
+	{ .name = "command_timeout_ms", .type = SY_CONF_MS,
+	  .offset = CONF_AT(command_timeout_ms), .def.u = 50, .min = 1,
+	  .max = 60000, .doc = "longest wait for a reply" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_redis_conf_table = {
+	.path = "redis",
+	.rows = conf_rows,
+	.size = sizeof(struct sy_redis_conf),
+	.check = conf_check
+};
 
 void
 sy_redis_conf_copy(struct sy_redis_conf *dst, const struct sy_redis_conf *src)
 {
-	*dst = *src;
-	dst->host = dup_or_null(src->host);
-	dst->unix_path = dup_or_null(src->unix_path);
-	dst->password = dup_or_null(src->password);
+	sy_conf_copy(&sy_redis_conf_table, dst, src);
+	dst->enabled = src->enabled;
 }
 
 void
 sy_redis_conf_clear(struct sy_redis_conf *c)
 {
-	free(c->host);
-	free(c->unix_path);
-	free(c->password);
-	c->host = c->unix_path = c->password = NULL;
+	sy_conf_free(&sy_redis_conf_table, c);
 }
 
 struct sy_redis *

@@ -31,6 +31,10 @@ struct sy_redis_stats {
 struct sy_redis;
 struct sy_redis_cmd;
 
+/* The rows of the top-level "redis" object (struct sy_redis_conf). */
+struct sy_conf_table;
+extern const struct sy_conf_table sy_redis_conf_table;
+
 /* Copies src into dst (its strings duplicated); dst owns them. */
 void sy_redis_conf_copy(struct sy_redis_conf *dst,
     const struct sy_redis_conf *src);

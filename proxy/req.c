@@ -11,6 +11,7 @@
 #include "config.h"
 #include "jscan.h"
 #include "req.h"
+#include "tenants.h"
 #include "util.h"
 
 int
@@ -223,6 +224,8 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->batch_wait_us = req->batch_wait_us;
 	r->batch_shed = req->batch_shed;
 	r->cache = req->cache;
+	r->key_id = req->key_id;
+	r->team = req->team;
 	r->saved_tokens = req->saved_tokens;
 	r->saved_usd = req->saved_usd;
 }
@@ -235,6 +238,7 @@ sy_req_clear(struct sy_req *req)
 	free(req->error);
 	free(req->path);
 	free(req->model_owned);
+	sy_key_unref(req->key);
 	if (req->cfg != NULL)
 		sy_config_unref(req->cfg);
 	memset(req, 0, sizeof *req);

@@ -15,6 +15,7 @@ struct sy_route;
 struct sy_pool;
 struct sy_endpoint;
 struct sy_http1_msg;
+struct sy_key;
 
 /* Tries of one request (the first and its retries), at most. */
 #define SY_MAX_TRIES 8
@@ -73,6 +74,11 @@ struct sy_req {
 	uint64_t batch_wait_us;
 	int batch_shed;
 
+	/* Tenant (proxy/stage_auth.c): the key that made the request. */
+	struct sy_key *key;		/* a reference; NULL without keys */
+	const char *key_id;		/* key->id, for the log */
+	const char *team;		/* key->team, or NULL */
+
 	/* Prompt cache (proxy/cache.c). */
 	const char *cache;		/* its result's word; NULL: no route */
 	int64_t saved_tokens;		/* a hit's: tokens not spent */
@@ -80,6 +86,9 @@ struct sy_req {
 
 	/* Results. */
 	struct sy_usage usage;
+	uint64_t streamed_events;	/* content events relayed (a cut
+					   stream's tokens, about) */
+	int budget_warned;		/* a budget passed its soft mark */
 	int status;
 	char *error;			/* owned; short reason for the log */
 

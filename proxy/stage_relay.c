@@ -94,6 +94,9 @@ on_event(const struct sy_sse_event *ev, void *arg)
 		x->relay.stream_ended = 1;
 		sy_exchange_error(x, "backend sent an error event mid-stream");
 		break;
+	case SY_STREAM_FORWARD:
+		x->req.streamed_events += ev->data != NULL;
+		break;
 	default:
 		break;
 	}

@@ -15,6 +15,8 @@
 #define STREAM_BACKLOG_MAX (1024 * 1024)
 /* The longest answer held back for its check before it is sent as it is. */
 #define HOLD_MAX (64 * 1024 * 1024)
+/* The extra header lines of a response, at most. */
+#define HEADERS_MAX 1280
 
 /*
  * The extra headers of x's response, written once as it starts: its
@@ -48,6 +50,15 @@ headers_of(struct sy_exchange *x)
 	}
 	*o = '\0';
 	return x->respond.headers;
+}
+
+/* The headers of headers_of and those stages added, in buf (len bytes). */
+static const char *
+all_headers(struct sy_exchange *x, char *buf, size_t len, const char *more)
+{
+	snprintf(buf, len, "%s%s%s", headers_of(x), x->respond.more_headers ?
+	    x->respond.more_headers : "", more != NULL ? more : "");
+	return buf;
 }
 
 /* ==== Streams ==== */
@@ -103,11 +114,14 @@ client_events(struct sy_exchange *x)
 static void
 stream_start(struct sy_exchange *x)
 {
+	char headers[HEADERS_MAX];
+
 	if (x->respond.started)
 		return;
 	x->respond.started = 1;
 	x->req.status = 200;
-	sy_conn_stream_start(x->conn, 200, "text/event-stream", headers_of(x));
+	sy_conn_stream_start(x->conn, 200, "text/event-stream",
+	    all_headers(x, headers, sizeof headers, NULL));
 }
 
 int
@@ -200,17 +214,16 @@ static void
 reply_send(struct sy_exchange *x)
 {
 	struct evbuffer *out;
-	char headers[sizeof x->respond.headers + sizeof x->reply.headers];
+	char headers[HEADERS_MAX];
 
 	if ((out = client_body(x)) == NULL)
 		out = client_body(x);	/* the 502 it became */
 	x->req.status = x->reply.status;
 	x->req.bytes_out = evbuffer_get_length(out);
 	if (x->conn != NULL) {
-		*sy_put_str(sy_put_str(headers, headers_of(x)),
-		    x->reply.headers) = '\0';
 		sy_conn_respond(x->conn, x->reply.status, "application/json",
-		    headers, out);
+		    all_headers(x, headers, sizeof headers, x->reply.headers),
+		    out);
 		x->conn = NULL;
 	}
 	if (out != x->reply.body)
@@ -243,6 +256,7 @@ respond_end(struct sy_exchange *x)
 	}
 	if (x->respond.out != NULL)
 		evbuffer_free(x->respond.out);
+	free(x->respond.more_headers);
 }
 
 const struct sy_stage sy_stage_respond = {

@@ -19,7 +19,8 @@
 #include "sy_test.h"
 
 static const char *const field_names[] = {
-	"time", "request_id", "method", "path", "client_api", "route",
+	"time", "request_id", "method", "path", "client_api", "key_id",
+	"team", "route",
 	"client_model", "model", "endpoint", "backend_kind", "policy_reason",
 	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
 	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
@@ -40,6 +41,8 @@ full_record(void)
 	r.method = "POST";
 	r.path = "/v1/chat/completions";
 	r.client_api = "openai";
+	r.key_id = "alice";
+	r.team = "research";
 	r.route = "chat";
 	r.client_model = "gpt-4o";
 	r.model = "llama-3";

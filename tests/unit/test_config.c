@@ -311,7 +311,8 @@ SY_TEST(comments_keep_error_positions)
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
 	    "admin, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, "
-	    "prices, models, cache");
+	    "prices, models, cache, redis, auth, tenancy, rate_limits, teams, "
+	    "keys");
 }
 
 SY_TEST(access_log_flush_ms_is_read_and_bounded)
@@ -343,7 +344,7 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
 	    "workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
-	    "cache");
+	    "cache, redis, auth, tenancy, rate_limits, teams, keys");
 }
 
 /* ==== Defaults ==== */
@@ -561,7 +562,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
 	    "workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
-	    "cache\n"
+	    "cache, redis, auth, tenancy, rate_limits, teams, keys\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
 	    "client_header_ms, client_body_ms, keepalive_ms\n"
@@ -574,7 +575,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "ca_file, verify\n"
 	    "t.json:7:45: routes[0].polcy: unknown key \"polcy\"; known: name, "
 	    "models, aliases, backends, policy, selection, retries, ejection, "
-	    "queue, fallbacks, deadline_ms, batch, cache\n"
+	    "queue, fallbacks, deadline_ms, batch, cache, rate_limits, "
+	    "limits_fail\n"
 	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
 	    "output, cached_input");
 }
@@ -1713,7 +1715,8 @@ SY_TEST(unknown_keys_in_the_new_objects_are_rejected)
 	    "max, timeout_ms\n"
 	    "t.json:9:5: routes[0].deadline: unknown key \"deadline\"; known: "
 	    "name, models, aliases, backends, policy, selection, retries, "
-	    "ejection, queue, fallbacks, deadline_ms, batch, cache");
+	    "ejection, queue, fallbacks, deadline_ms, batch, cache, "
+	    "rate_limits, limits_fail");
 }
 
 SY_TEST(health_must_be_an_object)
