@@ -17,6 +17,7 @@
 #include "cache.h"
 #include "config.h"
 #include "evmem.h"
+#include "keystore.h"
 #include "metrics.h"
 #include "probe.h"
 #include "redis.h"
@@ -386,6 +387,7 @@ main(int argc, char **argv)
 	sy_metrics_free(m.rt.metrics);
 	sy_cache_free(m.rt.cache);
 	sy_redis_conf_clear(&m.rt.redis);
+	sy_keystore_free();
 	sy_accesslog_close(m.rt.log);
 	sy_config_unref(m.cfg);
 	sy_log(SY_LOG_INFO, "stopped");

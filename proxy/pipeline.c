@@ -9,6 +9,7 @@
 #include "canon.h"
 #include "clientapi.h"
 #include "config.h"
+#include "counters.h"
 #include "exchange.h"
 #include "http1.h"
 #include "metrics.h"
@@ -308,6 +309,10 @@ sy_pipeline_worker_init(struct sy_worker *w)
 	sy_tries_worker_init(w);
 	sy_batch_worker_init(w);
 	w->redis = sy_redis_new(w->base, &w->rt->redis, &w->rt->redis_stats);
+	/* The count of instances that share limits is learned from this. */
+	if (w->index == 0)
+		w->heartbeat = sy_counters_heartbeat(w->base, w->redis,
+		    w->cfg->tenancy.redis_prefix, w->rt->boot_id);
 	w->cache = sy_cache_worker_new(w->rt->cache, w->base, w->redis);
 }
 
@@ -324,6 +329,8 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	sy_batch_worker_free(w);
 	sy_cache_worker_free(w->cache);
 	w->cache = NULL;
+	sy_counters_heartbeat_stop(w->heartbeat);
+	w->heartbeat = NULL;
 	sy_redis_free(w->redis);
 	w->redis = NULL;
 }

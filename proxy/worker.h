@@ -22,6 +22,7 @@ struct sy_accesslog;
 struct sy_cache;
 struct sy_cache_worker;
 struct sy_wake;
+struct sy_heartbeat;
 
 /* What every worker shares: set up by main before the workers start. */
 struct sy_runtime {
@@ -48,6 +49,7 @@ struct sy_worker {
 	struct sy_batch_port *batching;	/* batched answers arrive here */
 	struct sy_batch_calls *batch_calls;	/* calls of batches it sent */
 	struct sy_redis *redis;		/* its Redis connection, or NULL */
+	struct sy_heartbeat *heartbeat;	/* the instance's, on worker 0 */
 	struct sy_cache_worker *cache;	/* the prompt cache's mailbox */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */

@@ -1,0 +1,351 @@
+"""Tenants end to end: API keys (hashes in the config), what a key may
+use, rate limits and budgets that hold across two gateway instances sharing
+one real redis-server, the headers that tell clients their limits, Redis
+going away (fail open, fail closed, never a hang), a stream cut by its
+client still charged, and prompt-cache entries kept per team."""
+import hashlib
+import json
+import socket
+import threading
+import time
+import unittest
+
+import harness
+from harness import RedisServer, binary, concurrently, free_ports, post_json, request, start
+from test_proxy import Gateway
+
+MODEL = "m"
+ALICE = "sk-alice-0123456789"		# team research
+BOB = "sk-bob-9876543210"		# team sales
+CAROL = "sk-carol-expired"		# expired
+
+
+def sha(key):
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def chat(content="hello", max_tokens=8, **kw):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": content}],
+            "max_tokens": max_tokens}
+    body.update(kw)
+    return body
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key}
+
+
+class TenantCase(unittest.TestCase):
+    """sy-sim replicas answering at once, a redis-server, gateways in front."""
+    redis = True
+
+    def setUp(self):
+        self.sim_port = free_ports(2)
+        start(self, [binary("sy-sim"), "--port", str(self.sim_port), "--replicas", "2",
+                     "--speed", "0", "--output-tokens", "fixed:8", "--quiet"],
+              port=self.sim_port, name="sy-sim")
+        harness.wait_port(self.sim_port + 1)
+        self.rs = RedisServer(self) if self.redis else None
+
+    def config(self, keys=None, teams=None, route=None, **top):
+        r = {"name": "chat", "models": [MODEL]}
+        r.update(route or {})
+        cfg = {"backends": [{"name": "s%d" % i, "url": "http://127.0.0.1:%d/v1" % (self.sim_port + i)}
+                            for i in range(2)],
+               "routes": [r, {"name": "other", "models": ["x"]}],
+               "prices": {MODEL: {"input": 1.0, "output": 2.0}},
+               "auth": "keys",
+               "keys": keys if keys is not None else [
+                   {"id": "alice", "hash": sha(ALICE), "team": "research",
+                    "metadata": {"env": "dev"}},
+                   {"id": "bob", "hash": sha(BOB), "team": "sales", "models": ["m"],
+                    "routes": ["chat"]},
+                   {"id": "carol", "hash": sha(CAROL), "expires": "2020-01-01T00:00:00Z"}],
+               "teams": teams or {"research": {}, "sales": {}}}
+        if self.rs is not None:
+            cfg["redis"] = {"port": self.rs.port, "command_timeout_ms": 100}
+        cfg.update(top)
+        return cfg
+
+    def gateway(self, **kw):
+        return Gateway(self, self.config(**kw))
+
+
+class Keys(TenantCase):
+    redis = False
+
+    def test_no_key_and_a_wrong_key_get_401_in_openai_shape(self):
+        gw = self.gateway()
+        for headers in ({}, bearer("garbage")):
+            r = gw.post("/v1/chat/completions", chat(), headers=headers)
+            self.assertEqual(r.status, 401)
+            self.assertIn(r.json()["error"]["code"], ("missing_api_key", "invalid_api_key"))
+            self.assertEqual(r.headers["www-authenticate"], "Bearer")
+
+    def test_a_configured_key_is_served_and_logged_by_id_never_by_key(self):
+        gw = self.gateway()
+        r = gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE))
+        self.assertEqual(r.status, 200, r.body)
+        line = gw.log_lines(1)[-1]
+        self.assertEqual((line["key_id"], line["team"]), ("alice", "research"))
+        with open(gw.log_path) as f:
+            log = f.read()
+        self.assertNotIn(ALICE, log)
+        self.assertNotIn(hashlib.sha256(ALICE.encode()).hexdigest(), log)
+        stats = request(gw.admin, "GET", "/admin/stats").body.decode()
+        self.assertNotIn(ALICE, stats)
+
+    def test_anthropic_clients_use_x_api_key_and_get_their_own_401(self):
+        gw = self.gateway()
+        hdr = {"anthropic-version": "2023-06-01"}
+        r = gw.post("/v1/messages", {"model": MODEL, "max_tokens": 8,
+                                     "messages": [{"role": "user", "content": "hi"}]},
+                    headers=dict(hdr, **{"x-api-key": BOB}))
+        self.assertEqual(r.status, 200, r.body)
+        r = gw.post("/v1/messages", {"model": MODEL, "max_tokens": 8,
+                                     "messages": [{"role": "user", "content": "hi"}]},
+                    headers=dict(hdr, **{"x-api-key": "nope"}))
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["type"], "error")
+        self.assertEqual(r.json()["error"]["type"], "authentication_error")
+
+    def test_an_expired_key_gets_401(self):
+        r = self.gateway().post("/v1/chat/completions", chat(), headers=bearer(CAROL))
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["error"]["code"], "expired_api_key")
+
+    def test_a_key_may_not_use_a_route_or_model_it_is_not_given(self):
+        gw = self.gateway()
+        r = gw.post("/v1/chat/completions", chat(model="x"), headers=bearer(BOB))
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.json()["error"]["code"], "route_not_allowed")
+        gw2 = self.gateway(keys=[{"id": "bob", "hash": sha(BOB), "models": ["other-*"]}], teams={})
+        r = gw2.post("/v1/chat/completions", chat(), headers=bearer(BOB))
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.json()["error"]["code"], "model_not_allowed")
+
+    def test_auth_none_keeps_the_gateway_open(self):
+        gw = Gateway(self, {"backends": [{"name": "s", "url": "http://127.0.0.1:%d/v1" % self.sim_port}],
+                            "routes": [{"name": "chat", "models": [MODEL]}]})
+        self.assertEqual(gw.post("/v1/chat/completions", chat()).status, 200)
+
+    def test_a_bad_key_object_is_a_config_error_at_its_path(self):
+        cfg = self.config(keys=[{"id": "a", "hash": "sha256:beef"}])
+        p = harness.Proc([binary("switchyard"), "-t", "-c", self._write(cfg)])
+        p.p.wait(10)
+        self.assertNotEqual(p.p.returncode, 0)
+        self.assertIn("keys[0].hash", p.output())
+
+    def _write(self, cfg):
+        import os, tempfile
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(cfg, f)
+        self.addCleanup(os.unlink, path)
+        return path
+
+
+class RateLimits(TenantCase):
+    redis = False
+
+    def test_over_the_requests_limit_is_429_with_retry_after_and_the_headers(self):
+        gw = self.gateway(keys=[{"id": "alice", "hash": sha(ALICE),
+                                 "rate_limits": [{"requests": 3, "window_s": 3600}]}], teams={})
+        seen = []
+        for _ in range(3):
+            r = gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE))
+            self.assertEqual(r.status, 200, r.body)
+            seen.append(int(r.headers["x-ratelimit-remaining-requests"]))
+            self.assertEqual(r.headers["x-ratelimit-limit-requests"], "3")
+        self.assertEqual(seen, [2, 1, 0])
+        r = gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE))
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.json()["error"]["code"], "rate_limit_exceeded")
+        self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
+        self.assertTrue(r.headers["x-ratelimit-reset-requests"].endswith("s"))
+
+    def test_anthropic_clients_get_anthropic_ratelimit_headers(self):
+        gw = self.gateway(keys=[{"id": "alice", "hash": sha(ALICE),
+                                 "rate_limits": [{"tokens": 100000, "window_s": 60}]}], teams={})
+        r = gw.post("/v1/messages", {"model": MODEL, "max_tokens": 8,
+                                     "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"x-api-key": ALICE, "anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.headers["anthropic-ratelimit-tokens-limit"], "100000")
+        self.assertLess(int(r.headers["anthropic-ratelimit-tokens-remaining"]), 100000)
+        self.assertTrue(r.headers["anthropic-ratelimit-tokens-reset"].endswith("Z"))
+
+    def test_a_team_limit_is_shared_by_its_keys(self):
+        gw = self.gateway(keys=[{"id": "a1", "hash": sha(ALICE), "team": "t"},
+                                {"id": "a2", "hash": sha(BOB), "team": "t"}],
+                          teams={"t": {"rate_limits": [{"requests": 2, "window_s": 3600}]}})
+        self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE)).status, 200)
+        self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(BOB)).status, 200)
+        r = gw.post("/v1/chat/completions", chat(), headers=bearer(BOB))
+        self.assertEqual(r.status, 429)
+        self.assertIn("team", r.json()["error"]["message"])
+
+    def test_tokens_are_settled_with_what_the_backend_reported(self):
+        # The backend answers 8 tokens whatever max_tokens asks for.
+        answer = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": MODEL,
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 5, "completion_tokens": 8,
+                                       "total_tokens": 13}}).encode()
+        backend = harness.ScriptedBackend(lambda p, h, b: (200, {"Content-Type": "application/json"},
+                                                           [answer], 0, False))
+        self.addCleanup(backend.close)
+        cfg = self.config(keys=[{"id": "alice", "hash": sha(ALICE),
+                                 "rate_limits": [{"tokens": 1200, "window_s": 3600}]}], teams={})
+        cfg["backends"] = [{"name": "b", "url": "http://127.0.0.1:%d/v1" % backend.port}]
+        # One worker: a request is settled just after its answer is sent,
+        # and the next one must not come first through another worker.
+        cfg["workers"] = 1
+        gw = Gateway(self, cfg)
+        ok = 0
+        for _ in range(20):
+            r = gw.post("/v1/chat/completions", chat(max_tokens=500), headers=bearer(ALICE))
+            self.assertEqual(r.status, 200, r.body)
+            ok += 1
+        # Each reserves ~520 tokens and is settled to the 13 it took: the
+        # limit admits all 20 (without settling it would admit 2).
+        self.assertEqual(ok, 20)
+        remaining = int(r.headers["x-ratelimit-remaining-tokens"])
+        # What is left: 19 settled requests and the last one's reservation.
+        self.assertEqual(remaining, 1200 - 19 * 13 - (500 + (len(json.dumps(chat(max_tokens=500))) + 3) // 4))
+
+    def test_a_budget_spent_is_429_insufficient_quota(self):
+        # $1 and $2 per 1M tokens: a request of ~10 prompt and 8 output
+        # tokens costs about $26e-6; a budget of $100e-6 admits a few.
+        gw = self.gateway(keys=[{"id": "alice", "hash": sha(ALICE),
+                                 "budget": {"usd": 0.0001, "period": "day"}}], teams={})
+        statuses = [gw.post("/v1/chat/completions", chat(max_tokens=8), headers=bearer(ALICE)).status
+                    for _ in range(12)]
+        self.assertIn(200, statuses)
+        self.assertEqual(statuses[-1], 429)
+        r = gw.post("/v1/chat/completions", chat(max_tokens=8), headers=bearer(ALICE))
+        self.assertEqual(r.json()["error"]["type"], "insufficient_quota")
+
+    def test_a_route_limit_counts_every_key(self):
+        gw = self.gateway(route={"rate_limits": [{"requests": 2, "window_s": 3600}]})
+        self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE)).status, 200)
+        self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(BOB)).status, 200)
+        self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE)).status, 429)
+
+
+class AcrossInstances(TenantCase):
+    """Two gateways sharing one Redis count together."""
+
+    def test_two_instances_admit_the_limit_and_no_more(self):
+        limit_req, limit_tok = 60, 2000
+        keys = [{"id": "alice", "hash": sha(ALICE),
+                 "rate_limits": [{"requests": limit_req, "window_s": 3600},
+                                 {"tokens": limit_tok, "window_s": 3600}]}]
+        gws = [self.gateway(keys=keys, teams={}) for _ in range(2)]
+        results = []
+        lock = threading.Lock()
+
+        def client(i):
+            gw = gws[i % 2]
+            for _ in range(20):
+                r = gw.post("/v1/chat/completions", chat(max_tokens=16), headers=bearer(ALICE))
+                with lock:
+                    results.append(r)
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = [r for r in results if r.status == 200]
+        refused = [r for r in results if r.status == 429]
+        self.assertEqual(len(ok) + len(refused), len(results))
+        self.assertLessEqual(len(ok), limit_req)
+        tokens = sum(r.json()["usage"]["total_tokens"] for r in ok)
+        # Each request reserves its estimate: at most one estimate over.
+        self.assertLessEqual(tokens, limit_tok + 16 + 40)
+        self.assertGreater(len(refused), 0)
+        used = int(self.rs.command("GET", self.counter("requests", 3600)))
+        self.assertEqual(used, len(ok))
+
+    def counter(self, kind, window):
+        return "sy:rl:key:alice:%s:%d:%d" % (kind, window, int(time.time()) // window)
+
+    def test_redis_away_fail_open_each_instance_takes_its_share(self):
+        keys = [{"id": "alice", "hash": sha(ALICE), "rate_limits": [{"requests": 4, "window_s": 3600}]}]
+        gw = self.gateway(keys=keys, teams={}, tenancy={"instances": 2})
+        self.rs.kill()
+        t0 = time.time()
+        statuses = [gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE)).status for _ in range(4)]
+        self.assertLess(time.time() - t0, 5)
+        self.assertEqual(statuses, [200, 200, 429, 429])
+
+    def test_redis_away_fail_closed_is_503(self):
+        keys = [{"id": "alice", "hash": sha(ALICE), "rate_limits": [{"requests": 4, "window_s": 3600}]}]
+        gw = self.gateway(keys=keys, teams={}, route={"limits_fail": "closed"})
+        self.rs.kill()
+        r = gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE))
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.json()["error"]["code"], "rate_limiter_unavailable")
+
+    def test_a_paused_redis_costs_the_command_timeout_not_a_hang(self):
+        keys = [{"id": "alice", "hash": sha(ALICE), "rate_limits": [{"requests": 100, "window_s": 3600}]}]
+        gw = self.gateway(keys=keys, teams={})
+        self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE)).status, 200)
+        self.rs.pause()
+        try:
+            t0 = time.time()
+            r = gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE), timeout=10)
+            self.assertEqual(r.status, 200)
+            self.assertLess(time.time() - t0, 2.0)
+        finally:
+            self.rs.resume()
+
+    def test_a_stream_its_client_cuts_is_still_charged(self):
+        keys = [{"id": "alice", "hash": sha(ALICE), "rate_limits": [{"tokens": 100000, "window_s": 3600}]}]
+        gw = self.gateway(keys=keys, teams={})
+        s = socket.create_connection(("127.0.0.1", gw.port))
+        body = json.dumps(chat(max_tokens=5000, stream=True)).encode()
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Authorization: Bearer " + ALICE.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        s.recv(4096)
+        s.close()
+        line = gw.log_lines(1)[-1]
+        key = "sy:rl:key:alice:tokens:3600:%d" % (int(time.time()) // 3600)
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            charged = int(self.rs.command("GET", key) or 0)
+            if charged < 5000:
+                break
+            time.sleep(0.05)
+        # The reservation (5000 and the prompt) is settled to what was sent.
+        self.assertLess(charged, 5000)
+        self.assertGreater(charged, 0)
+        self.assertEqual(line["key_id"], "alice")
+
+
+class CacheIsolation(TenantCase):
+    redis = False
+
+    def test_one_team_never_gets_another_teams_entry(self):
+        gw = self.gateway(route={"cache": {}})
+        body = chat(temperature=0)
+        r = gw.post("/v1/chat/completions", body, headers=bearer(ALICE))
+        self.assertEqual(r.headers["x-switchyard-cache"], "miss")
+        r = gw.post("/v1/chat/completions", body, headers=bearer(ALICE))
+        self.assertEqual(r.headers["x-switchyard-cache"], "hit")
+        r = gw.post("/v1/chat/completions", body, headers=bearer(BOB))
+        self.assertEqual(r.headers["x-switchyard-cache"], "miss")
+        status, h, _, _ = harness.stream_events(gw.port, "/v1/chat/completions",
+                                                dict(body, stream=True), headers=bearer(BOB))
+        self.assertEqual(h["x-switchyard-cache"], "hit")
+
+    def test_teams_share_entries_when_the_config_says_so(self):
+        gw = self.gateway(route={"cache": {}}, tenancy={"share_cache_across_teams": True})
+        body = chat(temperature=0)
+        gw.post("/v1/chat/completions", body, headers=bearer(ALICE))
+        r = gw.post("/v1/chat/completions", body, headers=bearer(BOB))
+        self.assertEqual(r.headers["x-switchyard-cache"], "hit")
+
+
+if __name__ == "__main__":
+    harness.main()
