@@ -57,6 +57,9 @@ struct sy_endpoint {
 	unsigned max_concurrency;	/* 0: unlimited */
 	char *api_key_env;		/* NULL or the variable's name */
 	char *api_key;			/* its value at load time, or NULL */
+	char **forward_headers;		/* client headers passed on */
+	size_t nforward_headers;
+	int forward_client_key;		/* the client's key, not api_key */
 	char *ca_file;			/* NULL: the system's CA store */
 	int tls_verify;			/* default 1 */
 	struct sy_health_check health;

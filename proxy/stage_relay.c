@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -281,6 +282,49 @@ static const struct sy_upstream_cbs upstream_cbs = {
 
 /* ==== Sending ==== */
 
+/* Bytes of client headers passed on to a backend, at most. */
+#define FORWARD_MAX 2048
+
+/* The API key the client presented (Bearer or x-api-key), or NULL. */
+static const char *
+client_key(const struct sy_http1_msg *head)
+{
+	const char *v;
+
+	if (head == NULL)
+		return NULL;
+	if ((v = sy_http1_header(head, "authorization")) != NULL &&
+	    strncasecmp(v, "Bearer ", 7) == 0)
+		return v + 7;
+	return sy_http1_header(head, "x-api-key");
+}
+
+/*
+ * Appends the client's headers that ep passes on (its forward_headers)
+ * at o, within len bytes (those that do not fit are left out); returns
+ * the end.
+ */
+static char *
+forwarded(const struct sy_endpoint *ep, const struct sy_http1_msg *head,
+    char *o, size_t len)
+{
+	const char *v;
+	size_t i, n;
+
+	for (i = 0; head != NULL && i < ep->nforward_headers; i++) {
+		if ((v = sy_http1_header(head, ep->forward_headers[i])) == NULL)
+			continue;
+		n = strlen(ep->forward_headers[i]) + 2 + strlen(v) + 2;
+		if (n + 1 > len)
+			break;
+		o = sy_put_str(o, ep->forward_headers[i]);
+		o = sy_put_str(SY_PUT_LIT(o, ": "), v);
+		o = SY_PUT_LIT(o, "\r\n");
+		len -= n;
+	}
+	return o;
+}
+
 /* Forgets what an earlier try left. */
 static void
 try_reset(struct sy_exchange *x)
@@ -309,17 +353,24 @@ static enum sy_verdict
 relay_enter(struct sy_exchange *x)
 {
 	struct sy_req *req = &x->req;
-	struct sy_endpoint *ep = req->endpoint;
+	struct sy_endpoint *ep = req->endpoint, byok;
+	const struct sy_endpoint *enc = ep;	/* whose key encode sends */
 	struct sy_timeouts t = req->cfg->timeouts;
 	struct sy_upstream_req up;
 	struct evbuffer *encoded = evbuffer_new();
-	char *err = NULL, *o, headers[sizeof up.headers + 128],
+	char *err = NULL, *o, headers[sizeof up.headers + 128 + FORWARD_MAX],
 	    target[SY_BASE_PATH_MAX + sizeof up.path];
 	uint64_t now = sy_now_us();
 
 	try_reset(x);
 	memset(&up, 0, sizeof up);
-	if (ep->kind->encode(req, ep, encoded, &up, &err) != 0) {
+	if (ep->forward_client_key) {
+		/* Bring your own key: the client's, in the kind's header. */
+		byok = *ep;
+		byok.api_key = (char *)client_key(req->head);
+		enc = &byok;
+	}
+	if (ep->kind->encode(req, enc, encoded, &up, &err) != 0) {
 		evbuffer_free(encoded);
 		/* Not a try: the endpoint's slot goes back untold. */
 		atomic_fetch_sub(&ep->stats->in_flight, 1);
@@ -335,7 +386,8 @@ relay_enter(struct sy_exchange *x)
 	o = sy_put_str(SY_PUT_LIT(headers, "X-Request-Id: "), req->id);
 	o = sy_put_str(SY_PUT_LIT(o, "\r\nAccept: "), !req->stream ?
 	    "application/json" : ep->kind->framing->accept);
-	*sy_put_str(SY_PUT_LIT(o, "\r\n"), up.headers) = '\0';
+	o = sy_put_str(SY_PUT_LIT(o, "\r\n"), up.headers);
+	*forwarded(ep, req->head, o, headers + sizeof headers - o) = '\0';
 	o = sy_put_str(target, ep->base_path);
 	*sy_put_str(o, up.path) = '\0';
 	if (req->t_upstream == 0)

@@ -323,6 +323,48 @@ class AcrossInstances(TenantCase):
         self.assertEqual(line["key_id"], "alice")
 
 
+class ClientHeaders(TenantCase):
+    redis = False
+
+    def scripted(self):
+        answer = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": MODEL,
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                       "total_tokens": 2}}).encode()
+        backend = harness.ScriptedBackend(lambda p, h, b: (200, {"Content-Type": "application/json"},
+                                                           [answer], 0, False))
+        self.addCleanup(backend.close)
+        return backend
+
+    def test_only_the_allowed_client_headers_reach_the_backend(self):
+        backend = self.scripted()
+        gw = Gateway(self, {"backends": [{"name": "b", "url": "http://127.0.0.1:%d/v1" % backend.port,
+                                          "api_key_env": "B_KEY",
+                                          "forward_headers": ["OpenAI-Organization", "user-agent"]}],
+                            "routes": [{"name": "chat", "models": [MODEL]}]},
+                     env={"B_KEY": "sk-ours"})
+        r = gw.post("/v1/chat/completions", chat(), headers={"OpenAI-Organization": "org-1",
+                                                              "User-Agent": "sdk/1", "X-Secret": "no",
+                                                              "Authorization": "Bearer client"})
+        self.assertEqual(r.status, 200)
+        got = backend.received[-1]["headers"]
+        self.assertEqual((got["openai-organization"], got["user-agent"]), ("org-1", "sdk/1"))
+        self.assertNotIn("x-secret", got)
+        self.assertEqual(got["authorization"], "Bearer sk-ours")
+
+    def test_bring_your_own_key_sends_the_clients_key(self):
+        backend = self.scripted()
+        gw = Gateway(self, {"backends": [{"name": "b", "url": "http://127.0.0.1:%d/v1" % backend.port,
+                                          "api_key_env": "B_KEY", "forward_client_key": True}],
+                            "routes": [{"name": "chat", "models": [MODEL]}]},
+                     env={"B_KEY": "sk-ours"})
+        gw.post("/v1/chat/completions", chat(), headers={"Authorization": "Bearer sk-theirs"})
+        self.assertEqual(backend.received[-1]["headers"]["authorization"], "Bearer sk-theirs")
+        with open(gw.log_path) as f:
+            self.assertNotIn("sk-theirs", f.read())
+
+
 class CacheIsolation(TenantCase):
     redis = False
 

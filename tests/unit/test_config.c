@@ -570,6 +570,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "max_body_bytes, max_json_depth, max_connections\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
 	    "name, url, kind, models, weight, max_concurrency, api_key_env, "
+	    "forward_headers, forward_client_key, "
 	    "api_version, tls, health, metrics\n"
 	    "t.json:6:25: backends[0].tls.verfy: unknown key \"verfy\"; known: "
 	    "ca_file, verify\n"
