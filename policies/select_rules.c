@@ -10,6 +10,7 @@
 #include "policy.h"
 #include "req.h"
 #include "select.h"
+#include "tenants.h"
 #include "util.h"
 
 #define MAX_RULES	64
@@ -20,7 +21,7 @@ static const char *const rules_params[] = { "rules", "default", NULL };
 static const char *const rule_keys[] = {
 	"model", "min_prompt_tokens", "max_prompt_tokens", "min_messages",
 	"max_messages", "tools", "images", "response_format", "last_user",
-	"headers", "metadata", NULL
+	"headers", "metadata", "tenant", NULL
 };
 
 /* A regex on a named value: a request header, or a metadata member. */
@@ -41,6 +42,8 @@ struct rule {
 	size_t nheaders;
 	struct match *metadata;
 	size_t nmetadata;
+	struct match *tenant;		/* key, team, metadata.NAME of the key */
+	size_t ntenant;
 };
 
 struct rules_state {
@@ -73,6 +76,7 @@ rules_destroy(void *state)
 		if (r->has_last_user)
 			regfree(&r->last_user);
 		matches_free(r->headers, r->nheaders);
+		matches_free(r->tenant, r->ntenant);
 		matches_free(r->metadata, r->nmetadata);
 	}
 	free(st->rules);
@@ -164,7 +168,8 @@ rule_read(const struct sy_route *route, const json_t *o, size_t i,
 			return sy_fail(err, "%s.%s: unknown condition; known: "
 			    "min_prompt_tokens, max_prompt_tokens, "
 			    "min_messages, max_messages, tools, images, "
-			    "response_format, last_user, headers, metadata",
+			    "response_format, last_user, headers, metadata, "
+			    "tenant",
 			    path, key);
 		conds += k > 0;
 	}
@@ -198,8 +203,16 @@ rule_read(const struct sy_route *route, const json_t *o, size_t i,
 	if (rule_matches(o, path, "headers", &r->headers, &r->nheaders,
 	    err) == -1 ||
 	    rule_matches(o, path, "metadata", &r->metadata, &r->nmetadata,
+	    err) == -1 ||
+	    rule_matches(o, path, "tenant", &r->tenant, &r->ntenant,
 	    err) == -1)
 		return -1;
+	for (k = 0; k < r->ntenant; k++)
+		if (strcmp(r->tenant[k].name, "key") != 0 &&
+		    strcmp(r->tenant[k].name, "team") != 0 &&
+		    strncmp(r->tenant[k].name, "metadata.", 9) != 0)
+			return sy_fail(err, "%s.tenant.%s: unknown; known: key, "
+			    "team, metadata.NAME", path, r->tenant[k].name);
 	return 0;
 }
 
@@ -264,6 +277,20 @@ metadata_of(const struct sy_req *req, const char *name)
 	    sy_req_body(req), "metadata"), name));
 }
 
+/* The request's key id, team, or a member of its key's metadata. */
+static const char *
+tenant_of(const struct sy_req *req, const char *name)
+{
+	if (strcmp(name, "key") == 0)
+		return req->key_id;
+	if (strcmp(name, "team") == 0)
+		return req->team;
+	if (req->key == NULL)
+		return NULL;
+	return json_string_value(json_object_get(req->key->metadata,
+	    name + 9));
+}
+
 /* Whether a tri-state condition (-1: either) agrees with have. */
 static int
 tri(int want, int have)
@@ -292,7 +319,8 @@ rule_matches_req(const struct rule *r, const struct sy_req *req,
 	    !tri(r->response_format, sy_select_has_response_format(req)))
 		return 0;
 	if (!all_match(r->headers, r->nheaders, req, header_of) ||
-	    !all_match(r->metadata, r->nmetadata, req, metadata_of))
+	    !all_match(r->metadata, r->nmetadata, req, metadata_of) ||
+	    !all_match(r->tenant, r->ntenant, req, tenant_of))
 		return 0;
 	if (!r->has_last_user)
 		return 1;

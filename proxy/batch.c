@@ -16,6 +16,7 @@
 
 #include "canon.h"
 #include "batch.h"
+#include "tenants.h"
 #include "wake.h"
 #include "confrow.h"
 #include "config.h"
@@ -83,6 +84,7 @@ struct sy_batch_member {
 	unsigned ninputs;
 	uint64_t tokens;		/* estimated */
 	int priority;
+	char *key;			/* its API key's id, or NULL */
 	uint64_t deadline;
 	uint64_t t_enter;
 	struct sy_batch_result result;
@@ -124,6 +126,7 @@ member_unref(struct sy_batch_member *m)
 	if (atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	json_decref(m->inputs);
+	free(m->key);
 	if (m->result.body != NULL)
 		evbuffer_free(m->result.body);
 	port_unref(m->port);
@@ -339,6 +342,69 @@ result_error(struct sy_batch_member *m, int status, const char *type,
 	m->result.body = body;
 }
 
+/* Whether a and b are the same API key's (NULL: no key). */
+static int
+same_key(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Members of the best priority ordered by key in turn, at most. */
+#define FAIR_MAX 256
+
+/* A member and its rank among the requests of its key. */
+struct ranked {
+	struct sy_batch_member *m;
+	size_t rank, at;
+};
+
+static int
+ranked_cmp(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/*
+ * The order in which the members of l go into batches (a new array of
+ * its *n members): the first ones of the best priority taken in turn from
+ * each API key (every key's first request, then every key's second, ...)
+ * so that one key's burst does not fill a batch ahead of the others; then
+ * the rest in queue order.
+ */
+static struct sy_batch_member **
+fair_order(struct lane *l, size_t *n)
+{
+	struct sy_batch_member *m, **v;
+	struct ranked top[FAIR_MAX];
+	size_t ntop = 0, k = 0, i, j;
+	int best;
+
+	*n = 0;
+	TAILQ_FOREACH(m, &l->queue, link)
+		(*n)++;
+	v = sy_xcalloc(*n ? *n : 1, sizeof *v);
+	m = TAILQ_FIRST(&l->queue);
+	best = m != NULL ? m->priority : 0;
+	for (; m != NULL && m->priority == best && ntop < FAIR_MAX;
+	    m = TAILQ_NEXT(m, link)) {
+		top[ntop].m = m;
+		top[ntop].at = ntop;
+		for (j = 0, top[ntop].rank = 0; j < ntop; j++)
+			top[ntop].rank += same_key(top[j].m->key, m->key);
+		ntop++;
+	}
+	qsort(top, ntop, sizeof *top, ranked_cmp);
+	for (i = 0; i < ntop; i++)
+		v[k++] = top[i].m;
+	for (; m != NULL; m = TAILQ_NEXT(m, link))
+		v[k++] = m;
+	return v;
+}
+
 /*
  * Takes the lane's first members (best first) that fit one batch, under
  * b->lock, into a new batch for t.  A member whose deadline passed is not
@@ -350,8 +416,9 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
     uint64_t now, struct taken *t)
 {
 	struct sy_batch *bt = sy_xcalloc(1, sizeof *bt);
-	struct sy_batch_member *m, *next;
+	struct sy_batch_member *m, **order;
 	uint64_t tokens = 0;
+	size_t i, norder;
 	int gone = 0;
 
 	bt->members = sy_xcalloc(b->bounds.max_batch_size, sizeof *bt->members);
@@ -362,8 +429,9 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 	bt->t_flush = now;
 	bt->params = json_incref(l->params);
 	bt->model = sy_xstrdup(l->model);
-	for (m = TAILQ_FIRST(&l->queue); !gone && m != NULL; m = next) {
-		next = TAILQ_NEXT(m, link);
+	order = fair_order(l, &norder);
+	for (i = 0; !gone && i < norder; i++) {
+		m = order[i];
 		if (bt->inputs + m->ninputs > b->bounds.max_batch_size ||
 		    (b->bounds.max_batch_tokens != 0 && bt->inputs > 0 &&
 		    tokens + m->tokens > b->bounds.max_batch_tokens))
@@ -390,6 +458,7 @@ take_batch(struct sy_batcher *b, struct lane *l, enum sy_flush reason,
 		if (m->deadline > bt->deadline)
 			bt->deadline = m->deadline;
 	}
+	free(order);
 	if (bt->nmembers == 0) {
 		json_decref(bt->params);
 		free(bt->model);
@@ -538,7 +607,8 @@ read_headers(const struct sy_req *req, int *priority, uint64_t *deadline,
 	char *end;
 	long n;
 
-	*priority = 0;
+	/* A key's priority, unless the request says its own. */
+	*priority = req->key != NULL ? req->key->priority : 0;
 	if (req->head == NULL)
 		return 0;
 	if ((v = sy_http1_header(req->head, "x-switchyard-priority")) != NULL) {
@@ -677,6 +747,7 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 	for (i = 0; i < m->ninputs; i++)
 		m->tokens += sy_canon_input_tokens(json_array_get(inputs, i));
 	m->priority = priority;
+	m->key = req->key_id != NULL ? sy_xstrdup(req->key_id) : NULL;
 	m->deadline = *deadline;
 	m->t_enter = now = sy_now_us();
 	m->result.usage.prompt_tokens = m->result.usage.completion_tokens =

@@ -323,6 +323,54 @@ class AcrossInstances(TenantCase):
         self.assertEqual(line["key_id"], "alice")
 
 
+class TenantsInRules(TenantCase):
+    redis = False
+
+    def test_a_rules_route_picks_the_model_by_team_and_key_metadata(self):
+        gw = self.gateway(route={"models": [MODEL, "big"], "selection": {"name": "rules", "rules": [
+            {"tenant": {"team": "^sales$"}, "model": "big"},
+            {"tenant": {"metadata.env": "^prod$"}, "model": "big"}]}})
+        r = gw.post("/v1/chat/completions", chat(), headers=bearer(BOB))
+        self.assertEqual(r.headers["x-switchyard-model"], "big")
+        r = gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE))
+        self.assertEqual(r.headers["x-switchyard-model"], MODEL)
+        self.assertEqual(gw.log_lines(2)[-1]["select_reason"], "direct")
+
+
+class BatchFairness(TenantCase):
+    """One slow replica: while a batch is at the backend the others queue."""
+    redis = False
+
+    def test_a_batch_takes_every_keys_requests_in_turn(self):
+        port = free_ports(1)
+        start(self, [binary("sy-sim"), "--port", str(port), "--quiet",
+                     "--batch-base-us", "300000", "--batch-per-input-us", "0"],
+              port=port, name="sy-sim slow")
+        cfg = self.config(route={"batch": {"policy": {"name": "adaptive", "max_in_flight": 1},
+                                           "max_batch_size": 4, "max_wait_us": 5000000}})
+        cfg["backends"] = [{"name": "slow", "url": "http://127.0.0.1:%d/v1" % port}]
+        gw = Gateway(self, cfg)
+
+        def emb(key, text, delay):
+            def run():
+                time.sleep(delay)
+                return gw.post("/v1/embeddings", {"model": MODEL, "input": text},
+                               headers=bearer(key))
+            return run
+        # Four inputs make a batch.  Alice's two requests (2 + 1 inputs) and
+        # Bob's (2) queue while the warm-up batch is at the backend; Bob's
+        # arrival passes the bound.  In queue order Alice's two would go and
+        # Bob's wait; taken in turn per key, Alice's first and Bob's go.
+        calls = [emb(ALICE, "alice warm", 0), emb(ALICE, ["alice a", "alice b"], 0.05),
+                 emb(ALICE, "alice c", 0.1), emb(BOB, ["bob a", "bob b"], 0.15)]
+        got = concurrently(calls)
+        self.assertTrue(all(r.status == 200 for r in got), [r.status for r in got])
+        reqs = [r for r in request(port, "GET", "/sim/requests").json()
+                if r["path"] == "/v1/embeddings"]
+        self.assertEqual([r["body"]["input"] for r in reqs],
+                         [["alice warm"], ["alice a", "alice b", "bob a", "bob b"], ["alice c"]])
+
+
 class ClientHeaders(TenantCase):
     redis = False
 
