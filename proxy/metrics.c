@@ -79,10 +79,12 @@ struct table {
 	size_t cap;
 };
 
+/* What series are kept by: a request counts once in each it has a name in. */
+enum dim { DIM_ROUTE, DIM_ENDPOINT, DIM_TEAM, DIM_KEY, NDIMS };
+
 struct sy_metrics_shard {
 	pthread_mutex_t lock;
-	struct table routes;
-	struct table endpoints;
+	struct table dims[NDIMS];
 };
 
 struct sy_metrics {
@@ -92,8 +94,7 @@ struct sy_metrics {
 
 /* Every series merged over the shards, at one scrape. */
 struct snapshot {
-	struct table routes;
-	struct table endpoints;
+	struct table dims[NDIMS];
 };
 
 /* ==== Series and tables ==== */
@@ -284,7 +285,7 @@ void
 sy_metrics_record_batch(struct sy_metrics_shard *s, const char *route,
     unsigned inputs, enum sy_flush reason)
 {
-	struct series *se = table_get(&s->routes, route, &s->lock);
+	struct series *se = table_get(&s->dims[DIM_ROUTE], route, &s->lock);
 
 	if (se == NULL)
 		return;
@@ -412,13 +413,13 @@ sy_metrics_new(unsigned nshards)
 void
 sy_metrics_free(struct sy_metrics *m)
 {
-	unsigned i;
+	unsigned i, d;
 
 	if (m == NULL)
 		return;
 	for (i = 0; i < m->nshards; i++) {
-		table_free(&m->shards[i].routes);
-		table_free(&m->shards[i].endpoints);
+		for (d = 0; d < NDIMS; d++)
+			table_free(&m->shards[i].dims[d]);
 		pthread_mutex_destroy(&m->shards[i].lock);
 	}
 	free(m->shards);
@@ -442,11 +443,19 @@ sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r)
 	struct series *se;
 	struct sy_record own;
 
-	se = table_get(&s->routes, r->route != NULL ? r->route : "-", &s->lock);
+	se = table_get(&s->dims[DIM_ROUTE], r->route != NULL ? r->route : "-",
+	    &s->lock);
 	if (se != NULL)
 		series_count(se, r);
+	if (r->team != NULL &&
+	    (se = table_get(&s->dims[DIM_TEAM], r->team, &s->lock)) != NULL)
+		series_count(se, r);
+	if (r->key_series && r->key_id != NULL &&
+	    (se = table_get(&s->dims[DIM_KEY], r->key_id, &s->lock)) != NULL)
+		series_count(se, r);
 	if (r->endpoint == NULL ||
-	    (se = table_get(&s->endpoints, r->endpoint, &s->lock)) == NULL)
+	    (se = table_get(&s->dims[DIM_ENDPOINT], r->endpoint, &s->lock)) ==
+	    NULL)
 		return;
 	if (r->escalations == 0) {
 		series_count(se, r);
@@ -483,34 +492,40 @@ snapshot_take(struct sy_metrics *m, const struct sy_config *cfg,
     struct snapshot *snap)
 {
 	struct sy_metrics_shard *s;
-	size_t i;
+	struct table *t;
+	size_t i, d;
 
 	memset(snap, 0, sizeof *snap);
 	for (i = 0; cfg != NULL && i < cfg->nroutes; i++)
-		table_get(&snap->routes, cfg->routes[i].name, NULL);
+		table_get(&snap->dims[DIM_ROUTE], cfg->routes[i].name, NULL);
 	for (i = 0; cfg != NULL && i < cfg->nendpoints; i++)
-		table_get(&snap->endpoints, cfg->endpoints[i].name, NULL);
+		table_get(&snap->dims[DIM_ENDPOINT], cfg->endpoints[i].name,
+		    NULL);
+	for (i = 0; cfg != NULL && i < cfg->tenancy.nteams; i++)
+		table_get(&snap->dims[DIM_TEAM], cfg->tenancy.teams[i].name,
+		    NULL);
 	for (i = 0; i < m->nshards; i++) {
 		s = &m->shards[i];
 		pthread_mutex_lock(&s->lock);
-		merge_table(&snap->routes, &s->routes);
-		merge_table(&snap->endpoints, &s->endpoints);
+		for (d = 0; d < NDIMS; d++)
+			merge_table(&snap->dims[d], &s->dims[d]);
 		pthread_mutex_unlock(&s->lock);
 	}
-	if (snap->routes.n > 1)
-		qsort(snap->routes.all, snap->routes.n,
-		    sizeof *snap->routes.all, series_cmp);
-	if (snap->endpoints.n > 1)
-		qsort(snap->endpoints.all, snap->endpoints.n,
-		    sizeof *snap->endpoints.all, series_cmp);
+	for (d = 0; d < NDIMS; d++) {
+		t = &snap->dims[d];
+		if (t->n > 1)
+			qsort(t->all, t->n, sizeof *t->all, series_cmp);
+	}
 }
 
 /* Frees the series of snap. */
 static void
 snapshot_free(struct snapshot *snap)
 {
-	table_free(&snap->routes);
-	table_free(&snap->endpoints);
+	size_t d;
+
+	for (d = 0; d < NDIMS; d++)
+		table_free(&snap->dims[d]);
 }
 
 /* The requests in flight to ep, all workers; 0 when it has no stats. */
@@ -613,6 +628,47 @@ static const struct family endpoint_families[] = {
 	  "Time from a request's arrival to its last byte sent, by endpoint." },
 	{ "switchyard_endpoint_ttft_seconds", FAM_TTFT,
 	  "Time to the first byte of streaming requests, by endpoint." },
+};
+
+static const struct family team_families[] = {
+	{ "switchyard_team_requests_total", FAM_REQUESTS,
+	  "Finished requests by team (of the API key) and HTTP status code." },
+	{ "switchyard_team_errors_total", FAM_ERRORS,
+	  "Finished requests with an HTTP status >= 400, by team." },
+	{ "switchyard_team_tokens_total", FAM_TOKENS,
+	  "Tokens by team and type (prompt, completion, cached prompt)." },
+	{ "switchyard_team_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by team, where a price is known." },
+	{ "switchyard_team_request_duration_seconds", FAM_LATENCY,
+	  "Time from a request's arrival to its last byte sent, by team." },
+};
+
+static const struct family key_families[] = {
+	{ "switchyard_key_requests_total", FAM_REQUESTS,
+	  "Finished requests by API key id and HTTP status code." },
+	{ "switchyard_key_errors_total", FAM_ERRORS,
+	  "Finished requests with an HTTP status >= 400, by API key id." },
+	{ "switchyard_key_tokens_total", FAM_TOKENS,
+	  "Tokens by API key id and type (prompt, completion, cached prompt)." },
+	{ "switchyard_key_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by API key id, where a price is known." },
+};
+
+#define NFAMS(a) (sizeof (a) / sizeof (a)[0])
+
+/* Each dimension's label, its name in /admin/stats, and its families. */
+static const struct {
+	const char *label;
+	const char *json;
+	const struct family *fams;
+	size_t nfams;
+} dims[NDIMS] = {
+	[DIM_ROUTE] = { "route", "routes", route_families,
+	    NFAMS(route_families) },
+	[DIM_ENDPOINT] = { "endpoint", "endpoints", endpoint_families,
+	    NFAMS(endpoint_families) },
+	[DIM_TEAM] = { "team", "teams", team_families, NFAMS(team_families) },
+	[DIM_KEY] = { "key", "keys", key_families, NFAMS(key_families) },
 };
 
 static const struct bound latency_bounds[] = {
@@ -866,15 +922,13 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 {
 	static const char gauge[] = "switchyard_endpoint_in_flight";
 	struct snapshot snap;
-	size_t i;
+	size_t i, d;
 
 	snapshot_take(m, cfg, &snap);
-	put_families(out, route_families,
-	    sizeof route_families / sizeof route_families[0], "route",
-	    &snap.routes);
-	put_families(out, endpoint_families,
-	    sizeof endpoint_families / sizeof endpoint_families[0], "endpoint",
-	    &snap.endpoints);
+	for (d = 0; d < NDIMS; d++)
+		if (d == DIM_ROUTE || d == DIM_ENDPOINT || snap.dims[d].n > 0)
+			put_families(out, dims[d].fams, dims[d].nfams,
+			    dims[d].label, &snap.dims[d]);
 	if (cfg != NULL) {
 		evbuffer_add_printf(out, "# HELP %s Requests in flight to the "
 		    "endpoint, all workers.\n# TYPE %s gauge\n", gauge, gauge);
@@ -1014,6 +1068,23 @@ series_json(const struct series *se)
 	return o;
 }
 
+/* Adds cfg's state of the endpoint called name to its object o (cfg: may be NULL). */
+static void
+endpoint_json(json_t *o, const struct sy_config *cfg, const char *name)
+{
+	const struct sy_endpoint *ep;
+
+	if (cfg == NULL)
+		return;
+	ep = find_endpoint(cfg, name);
+	json_object_set_new(o, "in_flight",
+	    json_integer(ep ? ep_in_flight(ep) : 0));
+	json_object_set_new(o, "healthy", json_boolean(ep == NULL ||
+	    ep_healthy(ep)));
+	json_object_set_new(o, "ejected", json_boolean(ep != NULL &&
+	    ep->stats != NULL && sy_outlier_ejected(ep)));
+}
+
 /*
  * Quantiles are null when nothing was measured; "in_flight" is present when
  * cfg is given.
@@ -1021,37 +1092,27 @@ series_json(const struct series *se)
 json_t *
 sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg)
 {
-	json_t *root, *routes, *endpoints, *o;
+	json_t *root, *all, *o;
 	struct snapshot snap;
 	const struct series *se;
-	size_t i;
+	size_t i, d;
 
 	snapshot_take(m, cfg, &snap);
-	routes = json_object();
-	for (i = 0; i < snap.routes.n; i++) {
-		se = snap.routes.all[i];
-		json_object_set_new(routes, se->name, series_json(se));
-	}
-	endpoints = json_object();
-	for (i = 0; i < snap.endpoints.n; i++) {
-		se = snap.endpoints.all[i];
-		o = series_json(se);
-		if (cfg != NULL) {
-			const struct sy_endpoint *ep = find_endpoint(cfg, se->name);
-
-			json_object_set_new(o, "in_flight",
-			    json_integer(ep ? ep_in_flight(ep) : 0));
-			json_object_set_new(o, "healthy",
-			    json_boolean(ep == NULL || ep_healthy(ep)));
-			json_object_set_new(o, "ejected",
-			    json_boolean(ep != NULL && ep->stats != NULL &&
-			    sy_outlier_ejected(ep)));
+	root = json_object();
+	for (d = 0; d < NDIMS; d++) {
+		if (d != DIM_ROUTE && d != DIM_ENDPOINT && snap.dims[d].n == 0)
+			continue;
+		all = json_object();
+		for (i = 0; i < snap.dims[d].n; i++) {
+			se = snap.dims[d].all[i];
+			o = series_json(se);
+			if (d == DIM_ENDPOINT)
+				endpoint_json(o, cfg, se->name);
+			json_object_set_new(all, se->name, o);
 		}
-		json_object_set_new(endpoints, se->name, o);
+		json_object_set_new(root, dims[d].json, all);
 	}
 	snapshot_free(&snap);
-	root = json_object();
-	json_object_set_new(root, "routes", routes);
-	json_object_set_new(root, "endpoints", endpoints);
 	return root;
 }
+

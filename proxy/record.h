@@ -23,6 +23,7 @@ struct sy_record {
 	const char *client_api;		/* "openai" */
 	const char *key_id;		/* the API key's id (never the key) */
 	const char *team;		/* its team */
+	int key_series;			/* /metrics keeps a series per key */
 	const char *route;		/* NULL when no route matched */
 	const char *client_model;	/* the model the client asked for */
 	const char *model;		/* the served model selected */

@@ -226,6 +226,8 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->cache = req->cache;
 	r->key_id = req->key_id;
 	r->team = req->team;
+	r->key_series = req->key_id != NULL && req->cfg != NULL &&
+	    req->cfg->tenancy.metrics_per_key;
 	r->saved_tokens = req->saved_tokens;
 	r->saved_usd = req->saved_usd;
 }

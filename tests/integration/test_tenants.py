@@ -323,6 +323,41 @@ class AcrossInstances(TenantCase):
         self.assertEqual(line["key_id"], "alice")
 
 
+class TeamSeries(TenantCase):
+    redis = False
+
+    def usage(self, gw):
+        for key in (ALICE, ALICE, BOB):
+            self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(key)).status, 200)
+        # Bob may not use the route "other".
+        self.assertEqual(gw.post("/v1/chat/completions", chat(model="x"), headers=bearer(BOB)).status,
+                         403)
+        gw.log_lines(4)
+        return (request(gw.admin, "GET", "/metrics").body.decode(),
+                request(gw.admin, "GET", "/admin/stats").json())
+
+    def test_metrics_and_stats_count_each_team(self):
+        metrics, stats = self.usage(self.gateway())
+        self.assertIn('switchyard_team_requests_total{team="research",code="200"} 2', metrics)
+        self.assertIn('switchyard_team_requests_total{team="sales",code="200"} 1', metrics)
+        self.assertIn('switchyard_team_requests_total{team="sales",code="403"} 1', metrics)
+        self.assertIn('switchyard_team_tokens_total{team="research",type="completion"} 16', metrics)
+        self.assertNotIn("switchyard_key_requests_total", metrics)
+        self.assertEqual(stats["teams"]["research"]["requests"], 2)
+        self.assertEqual(stats["teams"]["sales"]["errors"], 1)
+        self.assertGreater(stats["teams"]["research"]["cost_usd"], 0)
+        self.assertNotIn("keys", stats)
+
+    def test_series_per_key_only_when_configured(self):
+        metrics, stats = self.usage(self.gateway(tenancy={"metrics_per_key": True}))
+        self.assertIn('switchyard_key_requests_total{key="alice",code="200"} 2', metrics)
+        self.assertIn('switchyard_key_requests_total{key="bob",code="403"} 1', metrics)
+        self.assertEqual(stats["keys"]["alice"]["tokens"]["completion"], 16)
+        for secret in (ALICE, BOB):
+            self.assertNotIn(secret, metrics)
+            self.assertNotIn(secret, json.dumps(stats))
+
+
 class TenantsInRules(TenantCase):
     redis = False
 
