@@ -55,10 +55,13 @@ sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 			    "config_invalid", err, NULL);
 			free(err);
 		}
-	} else if (plen == 8 && strncmp(head->target, "/healthz", 8) == 0 && get)
+	} else if (sy_admin_tenants(a, c, head, body))
+		;
+	else if (plen == 8 && strncmp(head->target, "/healthz", 8) == 0 && get)
 		respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
 	else
 		sy_respond_error(c, 404, "invalid_request_error", "not_found",
 		    "admin paths: GET /metrics, GET /admin/stats, "
-		    "POST /admin/reload, GET /healthz", NULL);
+		    "POST /admin/reload, /admin/keys, GET /admin/usage, "
+		    "GET /healthz", NULL);
 }

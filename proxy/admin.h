@@ -7,6 +7,7 @@ struct sy_conn;
 struct sy_config;
 struct sy_http1_msg;
 struct sy_metrics;
+struct sy_redis;
 
 struct sy_admin {
 	struct sy_metrics *metrics;
@@ -15,6 +16,8 @@ struct sy_admin {
 	/* Reloads the config; 0, or -1 with *err malloc'd. */
 	int (*reload)(void *arg, char **err);
 	void *arg;
+	/* The main thread's Redis connection (dynamic keys, usage), or NULL. */
+	struct sy_redis *redis;
 };
 
 /*
@@ -23,5 +26,14 @@ struct sy_admin {
  */
 void sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
+
+/*
+ * Handles the tenant paths of the admin API: /admin/keys (GET, POST),
+ * /admin/keys/ID (GET, PATCH, DELETE) and GET /admin/usage.  Returns 1
+ * when the path is one of them (c is answered now or once Redis has
+ * replied), else 0 (c untouched).
+ */
+int sy_admin_tenants(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body);
 
 #endif

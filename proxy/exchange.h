@@ -92,6 +92,8 @@ struct sy_admit_slice {
 	struct sy_reservation *res;	/* NULL: no limit applies */
 	struct sy_reserve_op *op;	/* a reservation Redis is to answer */
 	int admitted;			/* reserved: settled at the end */
+	int passed;			/* admitted, limits or none: its
+					   usage is recorded at the end */
 	int64_t in, out, usd;		/* what was reserved: estimates */
 };
 

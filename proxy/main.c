@@ -344,6 +344,8 @@ main(int argc, char **argv)
 	m.admin.current = current_config;
 	m.admin.reload = reload;
 	m.admin.arg = &m;
+	m.admin.redis = m.cfg->admin != NULL ? sy_redis_new(m.base,
+	    &m.rt.redis, &m.rt.redis_stats) : NULL;
 	if (m.cfg->admin != NULL) {
 		if ((fd = sy_server_listen(m.cfg->admin)) < 0) {
 			fprintf(stderr, "switchyard: cannot listen on %s (admin): "
@@ -378,6 +380,8 @@ main(int argc, char **argv)
 	free(m.workers);
 	if (m.admin_server != NULL)
 		sy_server_free(m.admin_server);
+	if (m.admin.redis != NULL)
+		sy_redis_free(m.admin.redis);
 	if (m.drain_poll != NULL)
 		event_free(m.drain_poll);
 	event_free(ev_hup);

@@ -179,7 +179,7 @@ reserved(struct sy_exchange *x, enum sy_reserve_result r)
 {
 	switch (r) {
 	case SY_RESERVE_ADMITTED:
-		x->admit.admitted = 1;
+		x->admit.admitted = x->admit.passed = 1;
 		x->respond.more_headers = limit_headers(x, x->admit.res);
 		warn_soft(x);
 		return SY_NEXT;
@@ -260,8 +260,10 @@ admit_enter(struct sy_exchange *x)
 	scope_add(x, "route", req->route->name, &req->route->rate_limits, now,
 	    in, out, usd);
 	scope_add(x, "gateway", "all", &t->global, now, in, out, usd);
-	if (x->admit.res == NULL)
+	if (x->admit.res == NULL) {
+		x->admit.passed = 1;
 		return SY_NEXT;
+	}
 	closed = req->route->limits_fail == 0 ? (int)t->fail_closed :
 	    req->route->limits_fail == 2;
 	r = sy_reserve(x->w->redis, x->admit.res, closed, t->instances > 0 ?
@@ -270,44 +272,56 @@ admit_enter(struct sy_exchange *x)
 	return r == SY_RESERVE_PENDING ? SY_WAIT : reserved(x, r);
 }
 
-/* The tokens and cost the request really took (a cut stream: what it received). */
+/*
+ * The tokens and cost (micro-USD) the request really took: its answer's
+ * (a cut stream: what it received) and those of the answers a cascade
+ * replaced.
+ */
 static void
-settle(struct sy_exchange *x)
+spent(const struct sy_exchange *x, int64_t *in, int64_t *out, int64_t *musd)
 {
 	const struct sy_req *req = &x->req;
 	const struct sy_usage *u = &req->usage;
 	const struct sy_price *p;
+	int64_t cached = u->cached_tokens > 0 ? u->cached_tokens : 0;
 	double usd;
-	int64_t in, out;
 
-	/* This answer's tokens; a cut stream's, what it received. */
-	in = u->prompt_tokens >= 0 ? u->prompt_tokens :
+	*in = u->prompt_tokens >= 0 ? u->prompt_tokens :
 	    req->t_upstream != 0 ? x->admit.in : 0;
-	out = u->completion_tokens >= 0 ? u->completion_tokens :
+	*out = u->completion_tokens >= 0 ? u->completion_tokens :
 	    (int64_t)req->streamed_events;
 	p = req->model != NULL ? sy_config_price(req->cfg, req->model) : NULL;
-	usd = p != NULL ? ((double)(in - (u->cached_tokens > 0 ?
-	    u->cached_tokens : 0)) * p->input + (double)(u->cached_tokens > 0 ?
-	    u->cached_tokens : 0) * p->cached_input + (double)out * p->output) /
+	usd = p != NULL ? ((double)(*in - cached) * p->input +
+	    (double)cached * p->cached_input + (double)*out * p->output) /
 	    1e6 : 0;
-	/* And those of the answers a cascade replaced. */
 	if (req->escalations > 0) {
-		in += req->prior_usage.prompt_tokens > 0 ?
+		*in += req->prior_usage.prompt_tokens > 0 ?
 		    req->prior_usage.prompt_tokens : 0;
-		out += req->prior_usage.completion_tokens > 0 ?
+		*out += req->prior_usage.completion_tokens > 0 ?
 		    req->prior_usage.completion_tokens : 0;
 		usd += req->prior_cost_usd > 0 ? req->prior_cost_usd : 0;
 	}
-	sy_reservation_settle(x->w->redis, x->admit.res, in, out,
-	    (int64_t)(usd * 1e6 + 0.5));
+	*musd = (int64_t)(usd * 1e6 + 0.5);
 }
 
+/* Settles the reservation and adds the request to its key's and team's usage. */
 static void
 admit_end(struct sy_exchange *x)
 {
+	const struct sy_req *req = &x->req;
+	int64_t in, out, musd;
+
 	sy_reserve_cancel(x->admit.op);
-	if (x->admit.admitted)
-		settle(x);
+	if (x->admit.passed) {
+		spent(x, &in, &out, &musd);
+		if (x->admit.admitted)
+			sy_reservation_settle(x->w->redis, x->admit.res, in,
+			    out, musd);
+		if (req->key != NULL)
+			sy_usage_count(x->w->redis, req->cfg->tenancy.redis_prefix,
+			    req->key->id, req->key->team, sy_wall_us() / 1000,
+			    in, out, musd);
+	}
 	free(x->admit.res);
 }
 

@@ -358,6 +358,147 @@ class TeamSeries(TenantCase):
             self.assertNotIn(secret, json.dumps(stats))
 
 
+class AdminKeys(TenantCase):
+    """Dynamic keys made through one instance's admin API, seen by both."""
+
+    def admin(self, gw, method, path, body=None):
+        return request(gw.admin, method, path, body)
+
+    def status_within(self, gw, key, status, seconds):
+        """Seconds until a request with key gets status (None: not within)."""
+        t0 = time.time()
+        while time.time() - t0 <= seconds:
+            if gw.post("/v1/chat/completions", chat(), headers=bearer(key)).status == status:
+                return time.time() - t0
+            time.sleep(0.02)
+        return None
+
+    def test_a_key_made_on_one_instance_works_on_both_and_its_revocation_within_a_second(self):
+        gws = [self.gateway(), self.gateway()]
+        r = self.admin(gws[0], "POST", "/admin/keys",
+                       {"id": "dave", "team": "research", "models": [MODEL],
+                        "rate_limits": [{"requests": 100, "window_s": 60}]})
+        self.assertEqual(r.status, 201, r.body)
+        made = r.json()
+        key = made["key"]
+        self.assertTrue(key.startswith("sk-sy-"), key)
+        self.assertEqual(made["hash"], sha(key))
+        self.assertEqual(made["source"], "redis")
+        for gw in gws:
+            r = gw.post("/v1/chat/completions", chat(), headers=bearer(key))
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(gws[1].log_lines(1)[-1]["key_id"], "dave")
+        # Listed (without the key) with the keys of the file.
+        listed = self.admin(gws[1], "GET", "/admin/keys").json()["data"]
+        self.assertEqual({(k["id"], k["source"]) for k in listed},
+                         {("alice", "config"), ("bob", "config"), ("carol", "config"),
+                          ("dave", "redis")})
+        self.assertNotIn(key, json.dumps(listed))
+        one = self.admin(gws[1], "GET", "/admin/keys/dave").json()
+        self.assertEqual(one["rate_limits"], [{"requests": 100, "window_s": 60}])
+        # Revoked on one instance: both refuse it within a second.
+        r = self.admin(gws[0], "DELETE", "/admin/keys/dave")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["deleted"], True)
+        t0 = time.time()
+        for gw in gws:
+            took = self.status_within(gw, key, 401, 1.0 - (time.time() - t0))
+            self.assertIsNotNone(took, "the revoked key still worked after 1 s")
+        self.assertEqual(self.admin(gws[1], "GET", "/admin/keys/dave").status, 404)
+        self.assertEqual(self.admin(gws[1], "DELETE", "/admin/keys/dave").status, 404)
+
+    def test_a_changed_key_is_in_force_on_both_instances_within_a_second(self):
+        gws = [self.gateway(), self.gateway()]
+        key = self.admin(gws[0], "POST", "/admin/keys", {"id": "erin"}).json()["key"]
+        for gw in gws:
+            self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(key)).status, 200)
+        r = self.admin(gws[1], "PATCH", "/admin/keys/erin", {"models": ["other-*"], "name": "Erin"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["models"], ["other-*"])
+        self.assertEqual(r.json()["hash"], sha(key))
+        for gw in gws:
+            self.assertIsNotNone(self.status_within(gw, key, 403, 1.0))
+        r = self.admin(gws[0], "PATCH", "/admin/keys/erin", {"models": None})
+        self.assertNotIn("models", r.json())
+        self.assertEqual(r.json()["name"], "Erin")
+
+    def test_bad_admin_requests_get_clear_errors(self):
+        gw = self.gateway()
+        cases = [
+            ("POST", "/admin/keys", b"{not json", 400, "invalid_json"),
+            ("POST", "/admin/keys", {"id": "x", "hash": sha("k")}, 400, "invalid_key"),
+            ("POST", "/admin/keys", {"id": "x", "colour": "red"}, 400, "invalid_key"),
+            ("POST", "/admin/keys", {"id": "x", "team": "nobody"}, 400, "invalid_key"),
+            ("POST", "/admin/keys", {"id": "bad id!"}, 400, "invalid_key"),
+            ("POST", "/admin/keys", {"id": "x", "rate_limits": [{"requests": 1}]}, 400, "invalid_key"),
+            ("POST", "/admin/keys", {"id": "alice"}, 409, "key_exists"),
+            ("PATCH", "/admin/keys/alice", {"name": "A"}, 409, "key_in_config"),
+            ("DELETE", "/admin/keys/bob", None, 409, "key_in_config"),
+            ("PATCH", "/admin/keys/nobody", {"name": "A"}, 404, "key_not_found"),
+            ("PATCH", "/admin/keys/x", {"hash": sha("k")}, 400, "invalid_key"),
+            ("PUT", "/admin/keys", {}, 405, "method_not_allowed"),
+            ("GET", "/admin/usage?days=0", None, 400, "invalid_window"),
+            ("GET", "/admin/usage?from=2026-13-01", None, 400, "invalid_window"),
+        ]
+        for method, path, body, status, code in cases:
+            r = self.admin(gw, method, path, body)
+            self.assertEqual(r.status, status, (method, path, body, r.body))
+            self.assertEqual(r.json()["error"]["code"], code, (method, path, r.body))
+        self.assertIn("rate_limits[0]", self.admin(gw, "POST", "/admin/keys", {
+            "id": "x", "rate_limits": [{"requests": 1}]}).json()["error"]["message"])
+        self.assertEqual(self.admin(gw, "POST", "/admin/keys", {"id": "twice"}).status, 201)
+        self.assertEqual(self.admin(gw, "POST", "/admin/keys", {"id": "twice"}).status, 409)
+
+    def test_usage_per_key_and_team_summed_over_instances(self):
+        gws = [self.gateway(), self.gateway()]
+        made = self.admin(gws[0], "POST", "/admin/keys", {"id": "dave", "team": "research"}).json()
+        calls = [(gws[0], ALICE), (gws[1], ALICE), (gws[1], BOB), (gws[0], made["key"])]
+        for gw, key in calls:
+            self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(key)).status, 200)
+        for gw in gws:
+            gw.log_lines(2)
+        lines = gws[0].log_lines(2) + gws[1].log_lines(2)
+        time.sleep(0.2)
+        u = self.admin(gws[1], "GET", "/admin/usage").json()
+        self.assertEqual(u["source"], "redis")
+        self.assertEqual(u["from"], u["to"])
+        self.assertEqual(u["keys"]["alice"]["requests"], 2)
+        self.assertEqual(u["keys"]["alice"]["output_tokens"], 16)
+        self.assertEqual(u["keys"]["dave"]["requests"], 1)
+        self.assertEqual(u["teams"]["research"]["requests"], 3)
+        self.assertEqual(u["teams"]["sales"]["requests"], 1)
+        alice_cost = sum(l["cost_usd"] for l in lines if l["key_id"] == "alice")
+        self.assertAlmostEqual(u["keys"]["alice"]["cost_usd"], alice_cost, places=5)
+        self.assertEqual(u["keys"]["alice"]["input_tokens"],
+                         sum(l["prompt_tokens"] for l in lines if l["key_id"] == "alice"))
+        only = self.admin(gws[0], "GET", "/admin/usage?days=7&team=sales").json()
+        self.assertEqual(list(only["teams"]), ["sales"])
+        self.assertEqual(only["keys"], {})
+        self.assertNotIn(made["key"], json.dumps(u))
+
+
+class AdminKeysWithoutRedis(TenantCase):
+    redis = False
+
+    def test_keys_of_the_file_are_listed_and_usage_is_this_instances(self):
+        gw = self.gateway()
+        listed = request(gw.admin, "GET", "/admin/keys").json()["data"]
+        self.assertEqual(sorted(k["id"] for k in listed), ["alice", "bob", "carol"])
+        self.assertTrue(all(k["source"] == "config" and "key" not in k for k in listed))
+        r = request(gw.admin, "POST", "/admin/keys", {"id": "x"})
+        self.assertEqual(r.status, 409)
+        self.assertEqual(r.json()["error"]["code"], "no_redis")
+        for key in (ALICE, BOB, BOB):
+            gw.post("/v1/chat/completions", chat(), headers=bearer(key))
+        gw.log_lines(3)
+        u = request(gw.admin, "GET", "/admin/usage?key=bob").json()
+        self.assertEqual(u["source"], "memory")
+        self.assertEqual(u["keys"], {"bob": {"requests": 2, "input_tokens": u["keys"]["bob"]["input_tokens"],
+                                             "output_tokens": 16, "cost_usd": u["keys"]["bob"]["cost_usd"]}})
+        self.assertGreater(u["keys"]["bob"]["cost_usd"], 0)
+        self.assertEqual(u["teams"], {})
+
+
 class TenantsInRules(TenantCase):
     redis = False
 
