@@ -36,6 +36,7 @@ struct sy_main {
 	unsigned nworkers;
 	struct sy_server *admin_server;
 	struct sy_admin admin;
+	struct sy_redis_stats admin_redis_stats;
 	struct sy_probes *probes;	/* health checks and scrapes of cfg */
 	struct event *drain_poll;
 	uint64_t drain_deadline;
@@ -344,8 +345,9 @@ main(int argc, char **argv)
 	m.admin.current = current_config;
 	m.admin.reload = reload;
 	m.admin.arg = &m;
+	/* Its own counts: /metrics counts the workers' connections. */
 	m.admin.redis = m.cfg->admin != NULL ? sy_redis_new(m.base,
-	    &m.rt.redis, &m.rt.redis_stats) : NULL;
+	    &m.rt.redis, &m.admin_redis_stats) : NULL;
 	if (m.cfg->admin != NULL) {
 		if ((fd = sy_server_listen(m.cfg->admin)) < 0) {
 			fprintf(stderr, "switchyard: cannot listen on %s (admin): "

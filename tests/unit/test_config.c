@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "req.h"
 #include "sy_test.h"
+#include "tenants.h"
 
 /* A valid config in few lines; tests that need an error build their own. */
 #define MINIMAL								\
@@ -214,6 +215,35 @@ SY_TEST(lab_example_config_is_valid)
 	SY_CHECK_INT(cfg->routes[0].cache.enabled, 1);
 	SY_CHECK_INT(cfg->cache.redis, 1);
 	SY_CHECK_INT(cfg->access_log_flush_ms, 200);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tenants_example_config_is_valid)
+{
+	const char *src = getenv("SY_SRCDIR");
+	struct sy_config *cfg = NULL;
+	unsigned char hash[SY_KEY_HASH_LEN];
+	char path[4096], *err = NULL;
+
+	snprintf(path, sizeof path, "%s/conf/examples/tenants.json",
+	    src ? src : ".");
+	SY_CHECK_INT(sy_config_load_file(path, &cfg, &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	SY_CHECK_INT(cfg->tenancy.keys_required, 1);
+	SY_CHECK_INT((int)cfg->tenancy.nkeys, 2);
+	SY_CHECK_INT((int)cfg->tenancy.nteams, 2);
+	SY_CHECK_INT(cfg->redis.enabled, 1);
+	/* The keys its comments give are the keys of its hashes. */
+	sy_key_hash("sk-demo-research-4f9a1c", 23, hash);
+	SY_CHECK(sy_tenancy_key(&cfg->tenancy, hash) != NULL &&
+	    strcmp(sy_tenancy_key(&cfg->tenancy, hash)->id, "ada") == 0);
+	sy_key_hash("sk-demo-sales-7b2e0d", 20, hash);
+	SY_CHECK(sy_tenancy_key(&cfg->tenancy, hash) != NULL &&
+	    strcmp(sy_tenancy_key(&cfg->tenancy, hash)->id, "sam") == 0);
 	sy_config_unref(cfg);
 }
 
