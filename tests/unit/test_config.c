@@ -2524,6 +2524,7 @@ main(void)
 	SY_RUN(default_config_aliases_map_to_served_models);
 	SY_RUN(example_config_is_valid_apart_from_name_resolution);
 	SY_RUN(lab_example_config_is_valid);
+	SY_RUN(tenants_example_config_is_valid);
 	SY_RUN(unreadable_file_reports_path_and_reason);
 	SY_RUN(file_errors_name_the_file);
 
