@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
@@ -419,6 +420,36 @@ sy_reservation_settle(struct sy_redis *r, struct sy_reservation *res,
 			sy_redis_send(r, "INCRBY %s %lld", c->key,
 			    (long long)delta);
 	}
+}
+
+/* ==== Outcomes ==== */
+
+static atomic_ullong outcomes[SY_LIMIT_NOUTCOMES];
+
+void
+sy_limits_note(enum sy_limit_outcome o)
+{
+	if (o < SY_LIMIT_NOUTCOMES)
+		atomic_fetch_add_explicit(&outcomes[o], 1, memory_order_relaxed);
+}
+
+void
+sy_limits_prometheus(struct evbuffer *out)
+{
+	static const char *const words[SY_LIMIT_NOUTCOMES] = {
+		"admitted", "refused", "budget_spent", "in_memory", "unavailable"
+	};
+	static const char name[] = "switchyard_limit_decisions_total";
+	size_t i;
+
+	evbuffer_add_printf(out, "# HELP %s Requests the rate limits and "
+	    "budgets admitted or refused; in_memory: admitted on the "
+	    "instance's share while Redis was away; unavailable: refused "
+	    "(503) for it.\n# TYPE %s counter\n", name, name);
+	for (i = 0; i < SY_LIMIT_NOUTCOMES; i++)
+		evbuffer_add_printf(out, "%s{result=\"%s\"} %llu\n", name,
+		    words[i], (unsigned long long)atomic_load_explicit(
+		    &outcomes[i], memory_order_relaxed));
 }
 
 /* ==== Usage ==== */

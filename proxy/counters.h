@@ -107,6 +107,24 @@ struct sy_heartbeat *sy_counters_heartbeat(struct event_base *base,
     struct sy_redis *r, const char *prefix, uint32_t boot_id);
 void sy_counters_heartbeat_stop(struct sy_heartbeat *h);
 
+/* What the limits said of a request, as /metrics counts it. */
+enum sy_limit_outcome {
+	SY_LIMIT_ADMITTED,		/* within every limit */
+	SY_LIMIT_REFUSED,		/* over a rate limit: 429 */
+	SY_LIMIT_SPENT,			/* over a budget: 429 */
+	SY_LIMIT_IN_MEMORY,		/* Redis away: admitted on this
+					   instance's share */
+	SY_LIMIT_UNAVAILABLE,		/* Redis away, failing closed: 503 */
+	SY_LIMIT_NOUTCOMES
+};
+
+/* Counts one request's outcome (any thread). */
+void sy_limits_note(enum sy_limit_outcome o);
+
+/* Appends switchyard_limit_decisions_total{result} to out (Prometheus text). */
+struct evbuffer;
+void sy_limits_prometheus(struct evbuffer *out);
+
 /* ==== Usage of keys and teams, per day of UTC ==== */
 
 /* What one key or team used. */

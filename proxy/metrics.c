@@ -13,6 +13,7 @@
 #include "cache.h"
 #include "config.h"
 #include "hist.h"
+#include "counters.h"
 #include "metrics.h"
 #include "outlier.h"
 #include "policy.h"
@@ -946,6 +947,7 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 		    sy_outlier_ejected);
 	}
 	sy_cache_prometheus(out);
+	sy_limits_prometheus(out);
 	snapshot_free(&snap);
 }
 

@@ -179,13 +179,18 @@ reserved(struct sy_exchange *x, enum sy_reserve_result r)
 {
 	switch (r) {
 	case SY_RESERVE_ADMITTED:
+		sy_limits_note(x->w->redis != NULL && x->admit.res->local ?
+		    SY_LIMIT_IN_MEMORY : SY_LIMIT_ADMITTED);
 		x->admit.admitted = x->admit.passed = 1;
 		x->respond.more_headers = limit_headers(x, x->admit.res);
 		warn_soft(x);
 		return SY_NEXT;
 	case SY_RESERVE_REFUSED:
+		sy_limits_note(x->admit.res->c[x->admit.res->refused].unit ==
+		    SY_UNIT_MICRO_USD ? SY_LIMIT_SPENT : SY_LIMIT_REFUSED);
 		return over(x);
 	default:
+		sy_limits_note(SY_LIMIT_UNAVAILABLE);
 		return sy_exchange_fail(x, 503, "server_error",
 		    "rate_limiter_unavailable", "the rate limits cannot be "
 		    "checked now (Redis is away and this route fails closed); "

@@ -225,6 +225,10 @@ class RateLimits(TenantCase):
         self.assertEqual(statuses[-1], 429)
         r = gw.post("/v1/chat/completions", chat(max_tokens=8), headers=bearer(ALICE))
         self.assertEqual(r.json()["error"]["type"], "insufficient_quota")
+        m = request(gw.admin, "GET", "/metrics").body.decode()
+        self.assertIn('switchyard_limit_decisions_total{result="budget_spent"} %d'
+                      % (statuses.count(429) + 1), m)
+        self.assertIn('switchyard_limit_decisions_total{result="admitted"} %d' % statuses.count(200), m)
 
     def test_a_route_limit_counts_every_key(self):
         gw = self.gateway(route={"rate_limits": [{"requests": 2, "window_s": 3600}]})
@@ -355,6 +359,9 @@ class AcrossInstances(TenantCase):
         self.assertGreater(len(statuses), 20)
         self.assertEqual(set(statuses), {200})
         self.assertLess(slowest, 1.0)
+        m = request(gw.admin, "GET", "/metrics").body.decode()
+        self.assertRegex(m, r'switchyard_limit_decisions_total\{result="in_memory"\} [1-9]')
+        self.assertRegex(m, r'switchyard_limit_decisions_total\{result="admitted"\} [1-9]')
         # Back to counting in the new Redis.
         deadline = time.time() + 5
         while time.time() < deadline and not self.rs.command("GET", self.counter("requests", 3600)):
@@ -371,6 +378,8 @@ class AcrossInstances(TenantCase):
         self.assertEqual(statuses[-1], 200)
         m = request(gw.admin, "GET", "/metrics").body.decode()
         self.assertIn('switchyard_requests_total{route="chat",code="503"}', m)
+        self.assertRegex(m, r'switchyard_limit_decisions_total\{result="unavailable"\} [1-9]')
+        self.assertIn('switchyard_limit_decisions_total{result="in_memory"} 0', m)
 
     def test_a_stream_its_client_cuts_is_still_charged(self):
         keys = [{"id": "alice", "hash": sha(ALICE), "rate_limits": [{"tokens": 100000, "window_s": 3600}]}]
