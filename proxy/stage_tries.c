@@ -183,7 +183,7 @@ static int
 budget_allows(struct sy_route *route)
 {
 	uint64_t now = sy_now_us();
-	uint64_t start = atomic_load(&route->budget_start_us);
+	unsigned long long start = atomic_load(&route->budget_start_us);
 	unsigned long requests, retries;
 
 	if (now - start > BUDGET_WINDOW_US &&
