@@ -84,6 +84,8 @@ struct sy_load_spec {
 
 	int ignore_eos;
 	uint64_t seed;
+	uint64_t distinct_prompts;	/* 0: every request new; N: request k
+					   repeats request k mod N */
 };
 
 /* One line of a replayed trace. */

@@ -382,7 +382,8 @@ sy_load_session_new(struct sy_load_work *w, uint64_t id)
 	if (s == NULL)
 		abort();
 	s->id = id;
-	sy_load_rng_seed(&s->rng, spec->seed, id);
+	sy_load_rng_seed(&s->rng, spec->seed, spec->distinct_prompts > 0 ?
+	    id % spec->distinct_prompts : id);
 	s->model = draw_model(spec, &s->rng);
 	s->group = -1;
 	if (spec->prefix_count > 0)
