@@ -519,7 +519,7 @@ spec_root(struct reader *rd, struct sy_load_spec *spec, const json_t *root)
 	static const char *const keys[] = { "api", "model", "models",
 	    "prompt_tokens", "output_tokens", "prefix_groups", "sessions",
 	    "stream_fraction", "headers", "slo", "ignore_eos", "seed",
-	    "distinct_prompts", NULL };
+	    "distinct_prompts", "max_tokens", NULL };
 	const json_t *v;
 	const char *s;
 	double x;
@@ -588,6 +588,14 @@ spec_root(struct reader *rd, struct sy_load_spec *spec, const json_t *root)
 			return -1;
 		spec->seed = (uint64_t)x;
 	}
+	if ((v = json_object_get(root, "max_tokens")) != NULL) {
+		if (!json_is_boolean(v))
+			return fail(rd, "max_tokens", "expected true or false");
+		spec->no_max_tokens = json_is_false(v);
+	}
+	if (spec->no_max_tokens && spec->api == SY_LOAD_ANTHROPIC)
+		return fail(rd, "max_tokens", "the Anthropic API requires "
+		    "max_tokens");
 	if ((v = json_object_get(root, "distinct_prompts")) != NULL) {
 		if (integer(rd, "distinct_prompts", v, 1, 1e9, &x) < 0)
 			return -1;

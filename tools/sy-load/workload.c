@@ -594,8 +594,10 @@ sy_load_work_build(struct sy_load_work *w, struct sy_load_session *s,
 		break;
 	}
 	if (spec->api != SY_LOAD_EMBEDDINGS) {
-		evbuffer_add_printf(b, ",\"max_tokens\":%ld,\"stream\":%s",
-		    output, stream ? "true" : "false");
+		if (!spec->no_max_tokens)
+			evbuffer_add_printf(b, ",\"max_tokens\":%ld", output);
+		evbuffer_add_printf(b, ",\"stream\":%s", stream ? "true" :
+		    "false");
 		if (stream && spec->api != SY_LOAD_ANTHROPIC)
 			evbuffer_add_printf(b, ",\"stream_options\":"
 			    "{\"include_usage\":true}");
