@@ -649,7 +649,22 @@ plot_lines(struct plot *p, const char *title, const char *xlabel,
 	free(p->y);
 }
 
-/* Plot of y against x per variant over the loads (mean of repeats). */
+/* Whether e has both rates and concurrencies among its loads. */
+static int
+mixed_loads(const struct sy_exp *e)
+{
+	size_t li;
+
+	for (li = 1; li < e->nloads; li++)
+		if (e->loads[li].closed != e->loads[0].closed)
+			return 1;
+	return 0;
+}
+
+/*
+ * Plot of y against x per variant over the loads (mean of repeats); a
+ * NULL xkey plots against the load (its number when loads are mixed).
+ */
 static void
 plot_vs(const struct sy_exp *e, const json_t *runs, const char *xkey,
     const char *ykey, const char *title, const char *xlabel,
@@ -666,7 +681,8 @@ plot_vs(const struct sy_exp *e, const json_t *runs, const char *xkey,
 			if (xkey != NULL)
 				cx = cell_of(runs, vi, li, xkey);
 			else
-				cx.n = 1, cx.mean = e->loads[li].value;
+				cx.n = 1, cx.mean = mixed_loads(e) ?
+				    (double)(li + 1) : e->loads[li].value;
 			cy = cell_of(runs, vi, li, ykey);
 			p.x[vi * p.per + li] = cx.n ? cx.mean : -1;
 			p.y[vi * p.per + li] = cy.n ? cy.mean : -1;
@@ -743,8 +759,8 @@ report_html(const struct sy_exp *e, const json_t *runs, const char *md,
 {
 	char *s = NULL, title[160];
 	size_t last = e->nloads - 1;
-	const char *xload = e->loads[0].closed ? "concurrency" :
-	    "offered req/s";
+	const char *xload = mixed_loads(e) ? "load level (1: the first)" :
+	    e->loads[0].closed ? "concurrency" : "offered req/s";
 
 	*len = 0;
 	sy_str_add(&s, len, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
