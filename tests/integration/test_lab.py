@@ -1,0 +1,360 @@
+"""The policy lab: `sy-load experiment FILE -o DIR` runs every variant and
+load against fresh sy-sim fleets and switchyards, and writes report.md,
+report.html (inline SVG plots), results.json and results.csv."""
+import csv
+import html.parser
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+SY_LOAD = harness.binary("sy-load")
+PLOTS = 8
+
+FLEET = {
+    "seed": 1,
+    "defaults": {"slots": 4, "prefill_us_per_token": 50, "decode_base_us": 4000,
+                 "decode_per_seq_us": 200, "cache_tokens": 4096, "log_requests": 0,
+                 "cost_per_hour": 3.6, "power_watts": 500},
+    "replicas": [{"count": 2}],
+}
+WORKLOAD = {
+    "api": "chat", "model": "sim-llm",
+    "prefix_groups": {"count": 2, "tokens": 200},
+    "prompt_tokens": {"dist": "uniform", "min": 10, "max": 30},
+    "output_tokens": {"dist": "fixed", "value": 8},
+    "stream_fraction": 1, "seed": 3,
+}
+
+
+def tiny(**over):
+    """A 2-variant x 2-load experiment of about ten seconds in all."""
+    exp = {
+        "name": "tiny",
+        "title": "Tiny: round robin vs least outstanding",
+        "published": "nothing; a test",
+        "fleet": FLEET,
+        "workload": WORKLOAD,
+        "variants": [
+            {"name": "rr", "gateway": {"route": {"policy": "round_robin"}}},
+            {"name": "lo", "gateway": {"route": {"policy": "least_outstanding"}}},
+        ],
+        "loads": [{"rate": 5}, {"rate": 10}],
+        "warmup_s": 0.5,
+        "duration_s": 1.5,
+        "slo": {"ttft_ms": 5000, "latency_ms": 20000},
+    }
+    exp.update(over)
+    return exp
+
+
+class HTMLShape(html.parser.HTMLParser):
+    """Counts the tags of a page and the URLs it would fetch."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags = {}
+        self.fetches = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.fetches.append(value)
+
+
+class LabCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sy-lab-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def experiment(self, exp, name="exp.json"):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            json.dump(exp, f, indent=2)
+        return path
+
+    def run_lab(self, exp, nreps=2, timeout=120, extra=()):
+        out = os.path.join(self.dir, "out")
+        argv = [SY_LOAD, "experiment", self.experiment(exp), "-o", out, "--quiet",
+                "--ports", str(harness.free_ports(nreps + 2))] + list(extra)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return proc, out
+
+    def read_json(self, out):
+        with open(os.path.join(out, "results.json")) as f:
+            return json.load(f)
+
+
+class ExperimentReport(LabCase):
+    """One tiny experiment, every output file checked."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="sy-lab-")
+        path = os.path.join(cls.tmp, "tiny.json")
+        with open(path, "w") as f:
+            json.dump(tiny(), f)
+        cls.out = os.path.join(cls.tmp, "out")
+        t0 = time.monotonic()
+        cls.proc = subprocess.run(
+            [SY_LOAD, "experiment", path, "-o", cls.out, "--ports", str(harness.free_ports(4))],
+            capture_output=True, text=True, timeout=120)
+        cls.took = time.monotonic() - t0
+        cls.results = None
+        if cls.proc.returncode == 0:
+            with open(os.path.join(cls.out, "results.json")) as f:
+                cls.results = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, True)
+
+    def setUp(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+
+    def test_every_variant_at_every_load_once(self):
+        runs = self.results["runs"]
+        self.assertEqual(sorted((r["variant"], r["load"]) for r in runs),
+                         [("lo", "rate 10"), ("lo", "rate 5"), ("rr", "rate 10"), ("rr", "rate 5")])
+        self.assertTrue(self.results["complete"])
+        self.assertLess(self.took, 60)
+        self.assertIn("4 runs", self.proc.stderr)
+
+    def test_client_figures_are_sy_loads(self):
+        for run in self.results["runs"]:
+            with open(os.path.join(self.out, "runs", run["tag"] + ".load.json")) as f:
+                load = json.load(f)
+            self.assertEqual(run["requests_ok"], load["requests"]["ok"])
+            self.assertGreater(run["requests_ok"], 0)
+            self.assertAlmostEqual(run["rps"], load["throughput_rps"], places=3)
+            self.assertAlmostEqual(run["ttft_ms"]["p99"], load["ttft_ms"]["p99"], places=3)
+            self.assertAlmostEqual(run["itl_ms"]["p50"], load["itl_ms"]["p50"], places=3)
+            self.assertEqual(run["error_ratio"], 0)
+            # Offered rate 5 or 10 over 1.5 s: the measured rate is near it.
+            self.assertGreater(run["rps"], run["offered"] * 0.3)
+
+    def test_fleet_figures_count_each_replica(self):
+        for run in self.results["runs"]:
+            reps = run["replicas"]
+            self.assertEqual([r["name"] for r in reps], ["r0", "r1"])
+            # The fleet counts answers that ended in the window, the gateway
+            # requests that arrived in it: a request or two apart.
+            self.assertLessEqual(abs(sum(r["requests"] for r in reps) - run["gateway_requests"]), 3)
+            for r in reps:
+                self.assertGreaterEqual(r["utilization"], 0)
+                self.assertLessEqual(r["utilization"], 1)
+            self.assertGreater(run["prefix_cache_hit_ratio"], 0)
+            self.assertLess(run["prefix_cache_hit_ratio"], 1)
+            if run["variant"] == "rr":
+                self.assertLessEqual(run["replica_max_min"], 1.5)
+
+    def test_hourly_cost_is_the_fleets_hours_over_the_tokens(self):
+        for run in self.results["runs"]:
+            tokens = run["tokens"]["prompt"] + run["tokens"]["completion"]
+            usd = 2 * 3.6 * run["seconds"] / 3600
+            self.assertAlmostEqual(run["fleet_usd"], usd, places=9)
+            self.assertAlmostEqual(run["usd_per_mtok_hourly"], usd / tokens * 1e6, places=6)
+            self.assertEqual(run["usd_per_mtok"], run["usd_per_mtok_hourly"])
+            self.assertIsNone(run["usd_per_mtok_prices"])
+
+    def test_energy_counts_idle_and_busy_power(self):
+        for run in self.results["runs"]:
+            idle = 2 * 500 * 0.3 * run["seconds"]
+            full = 2 * 500 * run["seconds"]
+            self.assertGreaterEqual(run["joules"], idle - 1e-6)
+            self.assertLessEqual(run["joules"], full + 1e-6)
+            tokens = run["tokens"]["prompt"] + run["tokens"]["completion"]
+            self.assertAlmostEqual(run["tokens_per_joule"], tokens / run["joules"], places=6)
+
+    def test_per_model_series_from_the_access_log(self):
+        for run in self.results["runs"]:
+            m = run["models"]["sim-llm"]
+            self.assertEqual(m["requests"], run["gateway_requests"])
+            self.assertEqual(m["errors"], 0)
+            self.assertGreater(m["ttft_ms"]["p99"], 0)
+            self.assertIsNone(m["cost_usd"])
+
+    def test_summary_and_verdict(self):
+        res = self.results
+        self.assertEqual(len(res["summary"]), 4)
+        for cell in res["summary"]:
+            self.assertEqual(cell["figures"]["rps"]["n"], 1)
+            self.assertTrue(cell["meets_slo"])
+        v = res["verdict"]
+        self.assertEqual(v["ranked_by"], "usd_per_mtok")
+        self.assertIn(v["best"], ("rr", "lo"))
+        costs = {x["variant"]: x["usd_per_mtok"] for x in v["variants"]}
+        self.assertEqual(v["best"], min(costs, key=costs.get))
+        self.assertAlmostEqual(v["saving_usd_per_mtok"], costs["rr"] - costs[v["best"]], places=6)
+
+    def test_csv_has_a_row_per_run_and_the_columns(self):
+        with open(os.path.join(self.out, "results.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(len(rows), 4)
+        for col in ("variant", "load", "offered", "repeat", "rps", "output_tps", "goodput_rps",
+                    "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "itl_ms_p99", "latency_ms_p99",
+                    "gateway_cache_hit_ratio", "prefix_cache_hit_ratio", "replica_max_min",
+                    "usd_per_mtok", "tokens_per_joule", "usd_per_mtok_hourly"):
+            self.assertIn(col, rows[0])
+        by = {(r["variant"], r["load"]): r for r in rows}
+        for run in self.results["runs"]:
+            row = by[(run["variant"], run["load"])]
+            self.assertAlmostEqual(float(row["rps"]), run["rps"], places=2)
+            self.assertAlmostEqual(float(row["usd_per_mtok"]), run["usd_per_mtok"], places=4)
+
+    def test_markdown_has_a_table_per_load_and_the_verdict(self):
+        with open(os.path.join(self.out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("# Tiny: round robin vs least outstanding", md)
+        self.assertIn("Published: nothing; a test", md)
+        self.assertIn("### rate 5", md)
+        self.assertIn("### rate 10", md)
+        self.assertIn("| rr |", md)
+        self.assertIn("| lo |", md)
+        self.assertIn("$/1M tokens", md)
+        self.assertIn("Best variant under the SLO: **%s**" % self.results["verdict"]["best"], md)
+
+    def test_html_is_self_contained_with_one_svg_per_plot(self):
+        with open(os.path.join(self.out, "report.html")) as f:
+            page = f.read()
+        shape = HTMLShape()
+        shape.feed(page)
+        shape.close()
+        self.assertEqual(shape.tags.get("svg"), PLOTS)
+        self.assertEqual(shape.tags.get("figure"), PLOTS)
+        self.assertEqual(shape.fetches, [])
+        self.assertNotIn("<script", page)
+        self.assertEqual(shape.tags.get("table"), 3)    # two loads, per model
+        for title in ("Latency p99 vs throughput", "TTFT p99 vs throughput",
+                      "$/1M tokens vs load", "Goodput vs load", "TTFT CDF at rate 10",
+                      "Requests per replica at rate 10", "Output tokens/s vs load"):
+            self.assertIn("<title>%s</title>" % title.replace("&", "&amp;"), page)
+        # One curve per variant in a line chart.
+        first = page[page.index("<svg"):page.index("</svg>")]
+        self.assertEqual(first.count("<polyline"), 2)
+
+    def test_every_process_is_stopped(self):
+        mine = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if self.out.encode() in f.read():
+                        mine.append(pid)
+            except OSError:
+                pass
+        self.assertEqual(mine, [])
+
+
+class ExperimentOptions(LabCase):
+    """Costs from prices, models, repeats, errors and Ctrl-C."""
+
+    def test_prices_cost_and_per_model_series(self):
+        fleet = {"defaults": {"slots": 4, "prefill_us_per_token": 20, "decode_base_us": 2000,
+                              "decode_per_seq_us": 100, "log_requests": 0},
+                 "replicas": [{"name": "small", "models": ["small"], "cost_per_hour": 1},
+                              {"name": "big", "models": ["big"], "cost_per_hour": 4}]}
+        workload = dict(WORKLOAD, models=[{"name": "small", "weight": 3},
+                                          {"name": "big", "weight": 1}])
+        del workload["model"]
+        exp = tiny(fleet=fleet, workload=workload, cost="prices",
+                   variants=[{"name": "priced", "gateway": {"prices": {
+                       "small": {"input": 1, "output": 2},
+                       "big": {"input": 10, "output": 20}}}}],
+                   loads=[{"concurrency": 4}], repeats=2, duration_s=1)
+        proc, out = self.run_lab(exp)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        res = self.read_json(out)
+        self.assertEqual(len(res["runs"]), 2)
+        for run in res["runs"]:
+            models = run["models"]
+            self.assertEqual(sorted(models), ["big", "small"])
+            for name, (pin, pout) in (("small", (1, 2)), ("big", (10, 20))):
+                m = models[name]
+                self.assertAlmostEqual(m["cost_usd"], (m["prompt_tokens"] * pin +
+                                                       m["completion_tokens"] * pout) / 1e6, places=9)
+            self.assertAlmostEqual(run["price_usd"], models["small"]["cost_usd"] +
+                                   models["big"]["cost_usd"], places=9)
+            tokens = run["tokens"]["prompt"] + run["tokens"]["completion"]
+            self.assertAlmostEqual(run["usd_per_mtok_prices"], run["price_usd"] / tokens * 1e6,
+                                   places=6)
+            self.assertEqual(run["usd_per_mtok"], run["usd_per_mtok_prices"])
+            self.assertEqual([r["name"] for r in run["replicas"]], ["small", "big"])
+            self.assertLessEqual(abs(run["replicas"][0]["requests"] - models["small"]["requests"]), 3)
+            self.assertEqual(models["small"]["errors"] + models["big"]["errors"], 0)
+            self.assertIsNone(run["tokens_per_joule"])
+        cell = res["summary"][0]["figures"]["rps"]
+        self.assertEqual(cell["n"], 2)
+        self.assertLessEqual(cell["min"], cell["mean"])
+        self.assertLessEqual(cell["mean"], cell["max"])
+        self.assertEqual(cell["min"], min(r["rps"] for r in res["runs"]))
+        with open(os.path.join(out, "runs", "v0-l0-r0.switchyard.json")) as f:
+            gw = json.load(f)
+        self.assertEqual([b["models"] for b in gw["backends"]], [["small"], ["big"]])
+        self.assertEqual(gw["routes"][0]["models"], ["small", "big"])
+
+    def test_bad_experiment_names_the_key(self):
+        for exp, msg in (
+                (tiny(loads=[{"rate": 5, "concurrency": 2}]),
+                 "loads[0]: give one of rate and concurrency"),
+                (tiny(variants=[{"name": "a"}, {"name": "a"}]), 'variants[1]: name "a" is taken'),
+                (tiny(variants=[{"name": "a", "gatway": {}}]), 'variants[0]: unknown key "gatway"'),
+                (tiny(durations=3), "durations: unknown key"),
+                (tiny(fleet={"replicas": [{"port": 8000}]}), "fleet.replicas[0]: port:"),
+                (tiny(repeats=0), "repeats: must be a number from 1 to 20"),
+                (tiny(cost="free"), 'cost: must be "hourly"')):
+            proc, out = self.run_lab(exp)
+            self.assertEqual(proc.returncode, 2, proc.stderr)
+            self.assertIn("exp.json: " + msg, proc.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "report.html")))
+
+    def test_a_bad_gateway_fragment_fails_with_switchyards_words(self):
+        exp = tiny(variants=[{"name": "bad", "gateway": {"route": {"policy": "no_such"}}}],
+                   loads=[{"rate": 2}])
+        proc, out = self.run_lab(exp)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("switchyard exited before it answered", proc.stderr)
+        self.assertIn("no_such", proc.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "report.md")))
+
+    def test_interrupt_stops_everything_and_writes_what_it_has(self):
+        exp = tiny(loads=[{"rate": 5}], duration_s=1, warmup_s=0,
+                   variants=[{"name": "first"}, {"name": "second"}, {"name": "third"}])
+        out = os.path.join(self.dir, "out")
+        lab = subprocess.Popen([SY_LOAD, "experiment", self.experiment(exp), "-o", out, "--quiet",
+                                "--ports", str(harness.free_ports(4))],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: lab.poll() is None and lab.kill())
+        # Once the first run's record is on disk, the second run is under way.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not os.path.exists(
+                os.path.join(out, "runs", "v1-l0-r0.switchyard.json")):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        lab.send_signal(signal.SIGINT)
+        _, err = lab.communicate(timeout=30)
+        self.assertEqual(lab.returncode, 130, err)
+        self.assertIn("stopped; the report has the 1 runs done of 3", err)
+        res = self.read_json(out)
+        self.assertFalse(res["complete"])
+        self.assertEqual([r["variant"] for r in res["runs"]], ["first"])
+        with open(os.path.join(out, "report.md")) as f:
+            self.assertIn("Stopped early", f.read())
+        with open(os.path.join(out, "runs", "v1-l0-r0.switchyard.json")) as f:
+            port = int(json.load(f)["listen"].rsplit(":", 1)[1])
+        with self.assertRaises(OSError):
+            harness.request(port, "GET", "/v1/models", timeout=2)
+
+
+if __name__ == "__main__":
+    harness.main()
