@@ -89,6 +89,10 @@ struct sy_req {
 	uint64_t streamed_events;	/* content events relayed (a cut
 					   stream's tokens, about) */
 	int budget_warned;		/* a budget passed its soft mark */
+	int priority;			/* -100 to 100, higher first in the
+					   batch and wait queues: its
+					   x-switchyard-priority, else its
+					   key's */
 	int status;
 	char *error;			/* owned; short reason for the log */
 

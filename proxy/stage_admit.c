@@ -1,4 +1,5 @@
 /* The admit stage: a key may use only its routes and models; then the request's rate limits and budgets (its key's, its team's, its route's, the gateway's) are reserved together before the call, and settled with the real usage when it ends; over a limit is 429 with Retry-After, and every answer says the limits left. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "counters.h"
 #include "exchange.h"
+#include "http1.h"
 #include "tenants.h"
 #include "util.h"
 #include "worker.h"
@@ -223,6 +225,41 @@ scope_add(struct sy_exchange *x, const char *scope, const char *name,
 	    in, out, usd);
 }
 
+#define PRIORITY_MAX 100
+
+/*
+ * The request's priority: its x-switchyard-priority (high, normal, low or
+ * an integer from -100 to 100), else its key's.  0, or -1 when the header
+ * says something else.
+ */
+static int
+read_priority(struct sy_req *req)
+{
+	const char *v;
+	char *end;
+	long n;
+
+	req->priority = req->key != NULL ? req->key->priority : 0;
+	if (req->head == NULL ||
+	    (v = sy_http1_header(req->head, "x-switchyard-priority")) == NULL)
+		return 0;
+	if (strcmp(v, "high") == 0)
+		req->priority = 1;
+	else if (strcmp(v, "low") == 0)
+		req->priority = -1;
+	else if (strcmp(v, "normal") == 0)
+		req->priority = 0;
+	else {
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0 ||
+		    n < -PRIORITY_MAX || n > PRIORITY_MAX)
+			return -1;
+		req->priority = (int)n;
+	}
+	return 0;
+}
+
 static enum sy_verdict
 admit_enter(struct sy_exchange *x)
 {
@@ -236,6 +273,10 @@ admit_enter(struct sy_exchange *x)
 	char msg[300];
 	int closed;
 
+	if (read_priority(req) != 0)
+		return sy_exchange_fail(x, 400, "invalid_request_error",
+		    "invalid_priority", "x-switchyard-priority must be high, "
+		    "normal, low or an integer from -100 to 100", NULL);
 	if (k != NULL && !sy_key_allows_route(k, req->route->name)) {
 		snprintf(msg, sizeof msg, "the API key %s may not use the route "
 		    "%s", k->id, req->route->name);

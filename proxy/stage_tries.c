@@ -278,7 +278,14 @@ waitq_add(struct sy_exchange *x)
 	}
 	x->tries.queued = 1;
 	x->tries.t_queued = now;
-	TAILQ_INSERT_TAIL(&q->list, x, tries.qlink);
+	/* Higher priority first; equal ones in arrival order. */
+	TAILQ_FOREACH(y, &q->list, tries.qlink)
+		if (y->req.priority < x->req.priority)
+			break;
+	if (y != NULL)
+		TAILQ_INSERT_BEFORE(y, x, tries.qlink);
+	else
+		TAILQ_INSERT_TAIL(&q->list, x, tries.qlink);
 	if (q->n++ == 0)
 		event_add(q->poll, &poll);
 	left = (x->deadline - now) / 1000;
@@ -301,7 +308,7 @@ waitq_remove(struct sy_exchange *x)
 		evtimer_del(x->tries.timer);
 }
 
-/* Sends every waiting request that can now have an endpoint, oldest first. */
+/* Sends every waiting request that can now have an endpoint, in queue order. */
 static void
 waitq_poll_cb(evutil_socket_t fd, short what, void *arg)
 {

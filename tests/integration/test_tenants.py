@@ -628,6 +628,41 @@ class BatchFairness(TenantCase):
                          [["alice warm"], ["alice a", "alice b", "bob a", "bob b"], ["alice c"]])
 
 
+class QueuePriority(TenantCase):
+    """One slow replica taking one request at a time: the others wait."""
+    redis = False
+
+    def test_the_wait_queue_serves_higher_priority_keys_first(self):
+        port = free_ports(1)
+        start(self, [binary("sy-sim"), "--port", str(port), "--quiet", "--output-tokens", "fixed:4",
+                     "--decode-base-us", "60000"], port=port, name="sy-sim slow")
+        cfg = self.config(keys=[{"id": "alice", "hash": sha(ALICE)},
+                                {"id": "bob", "hash": sha(BOB), "priority": 5}], teams={},
+                          route={"queue": {"max": 10, "timeout_ms": 10000}})
+        cfg["backends"] = [{"name": "slow", "url": "http://127.0.0.1:%d/v1" % port,
+                            "max_concurrency": 1}]
+        cfg["workers"] = 1
+        gw = Gateway(self, cfg)
+
+        def ask(key, text, delay, headers=None):
+            def run():
+                time.sleep(delay)
+                h = bearer(key)
+                h.update(headers or {})
+                return gw.post("/v1/chat/completions", chat(content=text), headers=h)
+            return run
+        got = concurrently([ask(ALICE, "first", 0), ask(ALICE, "alice 1", 0.05),
+                            ask(ALICE, "alice 2", 0.08), ask(BOB, "bob", 0.11),
+                            ask(ALICE, "alice urgent", 0.14, {"x-switchyard-priority": "10"})])
+        self.assertTrue(all(r.status == 200 for r in got), [r.status for r in got])
+        order = [r["body"]["messages"][0]["content"] for r in request(port, "GET", "/sim/requests").json()
+                 if r["path"] == "/v1/chat/completions"]
+        self.assertEqual(order, ["first", "alice urgent", "bob", "alice 1", "alice 2"])
+        self.assertEqual(gw.post("/v1/chat/completions", chat(),
+                                 headers=dict(bearer(ALICE), **{"x-switchyard-priority": "soon"})).status,
+                         400)
+
+
 class ClientHeaders(TenantCase):
     redis = False
 
