@@ -124,7 +124,7 @@ anthropic_type(const char *t, size_t len)
  * Anthropic's error type for an error of HTTP status (0 within a stream)
  * with OpenAI's type and code (len bytes each, may be NULL): a code that
  * is already an Anthropic type (the anthropic backend keeps the original
- * there), else the status's, else a type that is already Anthropic's,
+ * there), billing_error for a spent budget, else the status's, else a type that is already Anthropic's,
  * else by the class of the status.
  */
 static const char *
@@ -135,6 +135,9 @@ error_type(int status, const char *type, size_t tlen, const char *code,
 
 	if ((t = anthropic_type(code, clen)) != NULL)
 		return t;
+	/* A spent budget: OpenAI's insufficient_quota is Anthropic's billing error. */
+	if (is(code, clen, "insufficient_quota"))
+		return "billing_error";
 	switch (status) {
 	case 400: return "invalid_request_error";
 	case 401: return "authentication_error";

@@ -225,9 +225,17 @@ class RateLimits(TenantCase):
         self.assertEqual(statuses[-1], 429)
         r = gw.post("/v1/chat/completions", chat(max_tokens=8), headers=bearer(ALICE))
         self.assertEqual(r.json()["error"]["type"], "insufficient_quota")
+        # An Anthropic client is told in its own terms: a billing error.
+        r = gw.post("/v1/messages", {"model": MODEL, "max_tokens": 8,
+                                     "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"x-api-key": ALICE, "anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.json()["type"], "error")
+        self.assertEqual(r.json()["error"]["type"], "billing_error")
+        self.assertIn("budget", r.json()["error"]["message"])
         m = request(gw.admin, "GET", "/metrics").body.decode()
         self.assertIn('switchyard_limit_decisions_total{result="budget_spent"} %d'
-                      % (statuses.count(429) + 1), m)
+                      % (statuses.count(429) + 2), m)
         self.assertIn('switchyard_limit_decisions_total{result="admitted"} %d' % statuses.count(200), m)
 
     def test_a_route_limit_counts_every_key(self):
