@@ -177,6 +177,15 @@ void sy_route_policy_names(char *buf, size_t len);
 void sy_select_policy_names(char *buf, size_t len);
 
 /*
+ * The registries in order, for whatever must visit every entry (the
+ * tests): the policy at index i (static, owned by the registry), or NULL
+ * past the last one.  for (i = 0; (p = sy_route_policy_at(i)); i++) ...
+ */
+const struct sy_route_policy *sy_route_policy_at(size_t i);
+const struct sy_select_policy *sy_select_policy_at(size_t i);
+const struct sy_batch_policy *sy_batch_policy_at(size_t i);
+
+/*
  * Whether ep can take one more request now: weight > 0, fewer than
  * max_concurrency requests in flight across all workers, not marked down
  * by health checks, not ejected, not rate-limited (429 Retry-After).

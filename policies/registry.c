@@ -138,3 +138,21 @@ sy_endpoint_usable(const struct sy_endpoint *ep, const struct sy_req *req)
 			return 0;
 	return sy_endpoint_available(ep);
 }
+
+const struct sy_route_policy *
+sy_route_policy_at(size_t i)
+{
+	return sy_registry_at(route_policies, i);
+}
+
+const struct sy_select_policy *
+sy_select_policy_at(size_t i)
+{
+	return sy_registry_at(select_policies, i);
+}
+
+const struct sy_batch_policy *
+sy_batch_policy_at(size_t i)
+{
+	return sy_registry_at(batch_policies, i);
+}

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "clientapi.h"
+#include "util.h"
 
 const struct sy_client_api *const sy_client_apis[] = {
 	&sy_client_openai,
@@ -37,4 +38,10 @@ sy_client_api_paths(char *buf, size_t len)
 		    p++)
 			n += (size_t)snprintf(buf + n, len - n, "%s%s",
 			    n > 0 ? ", " : "", p->path);
+}
+
+const struct sy_client_api *
+sy_client_api_at(size_t i)
+{
+	return sy_registry_at((const void *const *)sy_client_apis, i);
 }

@@ -88,6 +88,12 @@ extern const struct sy_client_api sy_client_anthropic;
 extern const struct sy_client_api *const sy_client_apis[];
 
 /*
+ * The dialects in registry order: the one at index i (static, owned by
+ * the registry), or NULL past the last one.
+ */
+const struct sy_client_api *sy_client_api_at(size_t i);
+
+/*
  * The dialect serving path, with the canonical API it becomes in *api,
  * or NULL when no dialect serves it.
  */

@@ -259,6 +259,17 @@ sy_registry_names(const void *const *table, char *buf, size_t len)
 	}
 }
 
+const void *
+sy_registry_at(const void *const *table, size_t i)
+{
+	size_t n;
+
+	for (n = 0; n < i; n++)
+		if (table[n] == NULL)
+			return NULL;
+	return table[i];
+}
+
 char *
 sy_put_bytes(char *o, const char *s, size_t n)
 {

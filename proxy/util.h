@@ -89,4 +89,7 @@ const void *sy_registry_find(const void *const *table, const char *name);
 /* Writes the names of table, comma separated, into buf (len > 0). */
 void sy_registry_names(const void *const *table, char *buf, size_t len);
 
+/* The entry at index i of table (owned by the table), or NULL past its end. */
+const void *sy_registry_at(const void *const *table, size_t i);
+
 #endif
