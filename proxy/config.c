@@ -1330,6 +1330,9 @@ static const struct sy_conf_row root_rows[] = {
 	  .offset = AT(sy_config, admin), .def.s = "127.0.0.1:8081",
 	  .what = "\"HOST:PORT\"",
 	  .doc = "address of the admin listener; null: off" },
+	{ .name = "admin_api", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, admin_api), .table = &sy_admin_conf_table,
+	  .doc = "who may use the admin API" },
 	{ .name = "workers", .type = SY_CONF_UINT,
 	  .offset = AT(sy_config, workers), .max = 256,
 	  .doc = "worker threads; 0: one per core" },
@@ -1390,6 +1393,7 @@ static const struct sy_conf_table root_table = {
 
 const struct sy_conf_table *const sy_conf_tables[] = {
 	&root_table,
+	&sy_admin_conf_table,
 	&sy_redis_conf_table,
 	&sy_tenancy_table,
 	&sy_timeouts_table,

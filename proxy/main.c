@@ -37,6 +37,7 @@ struct sy_main {
 	struct sy_server *admin_server;
 	struct sy_admin admin;
 	struct sy_redis_stats admin_redis_stats;
+	atomic_uint admin_conns;	/* the admin listener's own count */
 	struct sy_probes *probes;	/* health checks and scrapes of cfg */
 	struct event *drain_poll;
 	uint64_t drain_deadline;
@@ -229,6 +230,21 @@ load(const char *path, const char *const *upstreams, size_t nup,
 	return cfg;
 }
 
+/* Says so when the admin listener is reachable beyond this host. */
+static void
+warn_open_admin(const struct sy_config *cfg)
+{
+	const char *a = cfg->admin;
+
+	if (strncmp(a, "127.", 4) == 0 || strncmp(a, "[::1]:", 6) == 0 ||
+	    strncmp(a, "localhost:", 10) == 0)
+		return;
+	sy_log(SY_LOG_WARN, "the admin listener %s is not on a loopback "
+	    "address: %s", a, cfg->admin_api.token != NULL ? "its token "
+	    "guards it" : "anyone who reaches it can read the stats and "
+	    "reload the config (set admin_api.token_env)");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -355,6 +371,10 @@ main(int argc, char **argv)
 			return 1;
 		}
 		memset(&aopts, 0, sizeof aopts);
+		aopts.max_conns = m.cfg->admin_api.max_connections ?
+		    m.cfg->admin_api.max_connections : 64;
+		aopts.conn_count = &m.admin_conns;
+		warn_open_admin(m.cfg);
 		aopts.max_body = 64 * 1024;
 		aopts.idle_ms = 30000;
 		aopts.head_ms = 10000;
