@@ -19,7 +19,8 @@
 
 static const char *const all_policies[] = {
 	"weighted", "random", "least_outstanding", "p2c_ewma",
-	"session_affinity", "prefix_affinity", "load_aware", NULL
+	"session_affinity", "prefix_affinity", "load_aware", "prefix_aware",
+	NULL
 };
 
 /* A pool of endpoints named a, b, c, ... with their shared stats. */
