@@ -12,6 +12,7 @@ extern const struct sy_route_policy sy_route_p2c_ewma;
 extern const struct sy_route_policy sy_route_session_affinity;
 extern const struct sy_route_policy sy_route_prefix_affinity;
 extern const struct sy_route_policy sy_route_load_aware;
+extern const struct sy_route_policy sy_route_prefix_aware;
 extern const struct sy_select_policy sy_select_alias;
 extern const struct sy_select_policy sy_select_rules;
 extern const struct sy_select_policy sy_select_weighted;
@@ -29,6 +30,7 @@ static const void *const route_policies[] = {
 	&sy_route_session_affinity,
 	&sy_route_prefix_affinity,
 	&sy_route_load_aware,
+	&sy_route_prefix_aware,
 	NULL
 };
 

@@ -56,6 +56,7 @@ struct sy_endpoint {
 	size_t nmodels;
 	unsigned weight;		/* default 1; 0 takes no traffic */
 	unsigned max_concurrency;	/* 0: unlimited */
+	unsigned cache_tokens;		/* its prefix cache's size; 0: unknown */
 	char *api_key_env;		/* NULL or the variable's name */
 	char *api_key;			/* its value at load time, or NULL */
 	char **forward_headers;		/* client headers passed on */

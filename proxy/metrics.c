@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "outlier.h"
 #include "policy.h"
+#include "prefix_share.h"
 #include "record.h"
 #include "util.h"
 
@@ -713,6 +714,12 @@ put_label_value(struct evbuffer *out, const char *s)
 	}
 }
 
+void
+sy_metrics_put_label(struct evbuffer *out, const char *s)
+{
+	put_label_value(out, s);
+}
+
 /* Appends `name{label="value"` (the caller closes the braces). */
 static void
 put_start(struct evbuffer *out, const char *name, const char *suffix,
@@ -948,6 +955,7 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 	}
 	sy_cache_prometheus(out);
 	sy_limits_prometheus(out);
+	sy_prefix_prometheus(out);
 	snapshot_free(&snap);
 }
 

@@ -13,6 +13,7 @@
 #include "exchange.h"
 #include "http1.h"
 #include "metrics.h"
+#include "prefix_share.h"
 #include "redis.h"
 #include "server.h"
 #include "upstream.h"
@@ -310,9 +311,12 @@ sy_pipeline_worker_init(struct sy_worker *w)
 	sy_batch_worker_init(w);
 	w->redis = sy_redis_new(w->base, &w->rt->redis, &w->rt->redis_stats);
 	/* The count of instances that share limits is learned from this. */
-	if (w->index == 0)
+	if (w->index == 0) {
 		w->heartbeat = sy_counters_heartbeat(w->base, w->redis,
 		    w->cfg->tenancy.redis_prefix, w->rt->boot_id);
+		w->prefix_bus = sy_prefix_bus_start(w->base, w->redis,
+		    sy_rand64());
+	}
 	w->cache = sy_cache_worker_new(w->rt->cache, w->base, w->redis);
 }
 
@@ -331,6 +335,8 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	w->cache = NULL;
 	sy_counters_heartbeat_stop(w->heartbeat);
 	w->heartbeat = NULL;
+	sy_prefix_bus_stop(w->prefix_bus);
+	w->prefix_bus = NULL;
 	sy_redis_free(w->redis);
 	w->redis = NULL;
 }

@@ -61,6 +61,11 @@ struct sy_req {
 	struct sy_pool *pool;
 	struct sy_endpoint *endpoint;
 	const char *pick_reason;
+	/* The routing policy's own part of the request, which its pick may
+	   write (see sy_route_policy.pick). */
+	char pick_words[32];		/* a longer reason ("prefix:37/40"),
+					   logged instead of pick_reason */
+	uint64_t pick_note[2];		/* given back with the answer */
 	const struct sy_endpoint *tried[SY_MAX_TRIES];	/* endpoints tried so far */
 	unsigned ntried;
 

@@ -152,6 +152,7 @@ pick_endpoint(struct sy_req *req)
 
 	if (req->pool == NULL)
 		return NULL;
+	req->pick_words[0] = '\0';
 	while ((ep = policy->pick(req->pool->policy_state, req->pool, req,
 	    &req->pick_reason)) != NULL) {
 		before = atomic_fetch_add(&ep->stats->in_flight, 1);
@@ -423,7 +424,13 @@ tries_enter(struct sy_exchange *x)
 static void
 tries_end(struct sy_exchange *x)
 {
+	const struct sy_req *req = &x->req;
+
 	sy_tries_done(x);
+	if (req->endpoint != NULL && req->pool != NULL &&
+	    x->relay.status == 200 && req->route->policy->answered != NULL)
+		req->route->policy->answered(req->pool->policy_state,
+		    req->endpoint, req);
 	if (x->tries.queued)
 		waitq_remove(x);
 	if (x->tries.timer != NULL)

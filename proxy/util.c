@@ -199,6 +199,14 @@ sy_xcalloc(size_t n, size_t size)
 	return p;
 }
 
+void *
+sy_xrealloc(void *p, size_t n)
+{
+	if ((p = realloc(p, n ? n : 1)) == NULL)
+		abort();
+	return p;
+}
+
 char *
 sy_xstrdup(const char *s)
 {

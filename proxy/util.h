@@ -56,6 +56,7 @@ int64_t sy_text_tokens(const char *s, size_t len);
 /* Allocation that aborts on failure (startup and invariants only). */
 void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);
+void *sy_xrealloc(void *p, size_t n);
 char *sy_xstrdup(const char *s);
 /* The first n bytes of s (at most) as a new string; aborts when out of memory. */
 char *sy_xstrndup(const char *s, size_t n);
