@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+# tests/integration/test_hardening.py: what an adversarial run found — a status outside 100-599 and a malformed stream event reach the client as errors in its own dialect, never as successes.
+"""Regression tests of the hardening issue's bugs, against scripted
+backends that misbehave the way the adversarial run's did."""
+
+import json
+import unittest
+
+import harness
+from test_stream_fidelity import Fleet, messages, per_event
+from test_proxy import chat
+
+GOOD = b'data: {"id":"c","object":"chat.completion.chunk","model":"tiny-llama","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+CUT = b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"cont\n\n'
+TAIL = [b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"lo"}}]}\n\n',
+        b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',
+        b"data: [DONE]\n\n"]
+
+
+def stream_of(events):
+    return lambda p, h, b: (200, {"Content-Type": "text/event-stream",
+                                  "Transfer-Encoding": "chunked"}, events, 0.005, False)
+
+
+class StatusOutOfRange(Fleet):
+    def test_a_status_outside_100_to_599_is_a_502_not_relayed(self):
+        gw = self.gateway(lambda p, h, b: (999, {"Content-Type": "application/json"},
+                                           [b'{"x":1}'], 0, False), route={"retries": {"max": 0}})
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 502, r.body)
+        self.assertIn("error", r.json())
+        line = gw.log_lines(1)[-1]
+        self.assertEqual(line["status"], 502)
+        self.assertIsNotNone(line["error"])
+        r = gw.post("/v1/messages", messages(), headers={"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 502)
+        self.assertEqual(r.json()["type"], "error")
+
+
+class MalformedStreamEvent(Fleet):
+    def test_an_openai_client_gets_an_error_event_not_a_success(self):
+        gw = self.gateway(stream_of([GOOD, CUT] + TAIL))
+        status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions",
+                                                     chat(model="tiny-llama", stream=True))
+        self.assertEqual(status, 200)
+        datas = [e["data"] for e in events]
+        self.assertNotIn("[DONE]", datas)
+        last = json.loads(datas[-1])
+        self.assertIn("error", last)
+        self.assertEqual(last["error"]["code"], "bad_backend_event")
+        # The good chunk before it arrived as it was; nothing after it.
+        self.assertEqual(json.loads(datas[0])["choices"][0]["delta"]["content"], "Hel")
+        self.assertEqual(len(datas), 2)
+        line = gw.log_lines(1)[-1]
+        self.assertIsNotNone(line["error"])
+
+    def test_an_anthropic_client_gets_event_error(self):
+        self.gateway(stream_of([GOOD, CUT] + TAIL))
+        _, events = self.anthropic_stream()
+        names = [n for n, _ in events]
+        self.assertEqual(names[0], "message_start")
+        self.assertEqual(names[-1], "error")
+        self.assertNotIn("message_stop", names)
+        self.assertEqual(events[-1][1]["type"], "error")
+
+    def test_a_malformed_usage_chunk_is_an_error_too(self):
+        bad_usage = b'data: {"choices":[],"usage":{"prompt_tokens":3,\n\n'
+        gw = self.gateway(stream_of([GOOD, bad_usage, b"data: [DONE]\n\n"]))
+        status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions",
+                                                     chat(model="tiny-llama", stream=True))
+        self.assertEqual(json.loads(events[-1]["data"])["error"]["code"], "bad_backend_event")
+
+
+if __name__ == "__main__":
+    harness.main()
