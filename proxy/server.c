@@ -52,7 +52,9 @@ struct sy_conn {
 				   so the client sees the response, not a reset */
 	size_t lingered;	/* bytes read away */
 	uint64_t sent;		/* bytes sent on the connection */
-	int head_started;	/* bytes of the next request have arrived */
+	int head_started;	/* bytes of the next request have arrived
+				   (or it is the first: head_ms from accept) */
+	int fresh;		/* accepted, and no byte read yet */
 	struct event *timer;	/* idle, head, body or linger deadline */
 	void *owner;
 	sy_gone_fn gone;
@@ -339,6 +341,8 @@ conn_process(struct sy_conn *c)
 	int r;
 
 	if (c->state == CONN_HEAD) {
+		if (evbuffer_get_length(in) > 0)
+			c->fresh = 0;
 		if (!c->head_started && evbuffer_get_length(in) > 0) {
 			c->head_started = 1;
 			conn_arm(c, s->opts.head_ms);
@@ -494,6 +498,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	s->nconns++;
 	c->state = CONN_HEAD;
 	c->head_started = 1;
+	c->fresh = 1;
 	conn_arm(c, s->opts.head_ms);
 	sy_sock_read(c->sock, 1, 0);
 	if (over)
@@ -587,9 +592,10 @@ sy_server_drain(struct sy_server *s)
 	}
 	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->state != CONN_HEAD || c->head_started)
+		if (c->state != CONN_HEAD || (c->head_started && !c->fresh))
 			continue;
-		/* Idle between requests: close once the last response is out. */
+		/* Idle between requests, or never used: close once the last
+		   response is out. */
 		c->state = CONN_CLOSING;
 		sy_sock_read(c->sock, 0, 0);
 		conn_arm(c, 0);

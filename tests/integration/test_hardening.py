@@ -4,6 +4,9 @@
 backends that misbehave the way the adversarial run's did."""
 
 import json
+import signal
+import socket
+import time
 import unittest
 
 import harness
@@ -69,6 +72,32 @@ class MalformedStreamEvent(Fleet):
         status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions",
                                                      chat(model="tiny-llama", stream=True))
         self.assertEqual(json.loads(events[-1]["data"])["error"]["code"], "bad_backend_event")
+
+
+class Drain(Fleet):
+    def test_sigterm_closes_connections_that_never_sent_a_byte_at_once(self):
+        body = json.dumps({"id": "c", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"},
+             "finish_reason": "stop"}]}).encode()
+        gw = self.gateway(lambda p, h, b: (200, {"Content-Type": "application/json"}, [body], 0,
+                                           False))
+        gw.write(dict(gw.config, timeouts={"drain_ms": 20000}))
+        gw.proc.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        silent = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+        used = socket.create_connection(("127.0.0.1", gw.port))
+        req = json.dumps(chat(model="tiny-llama")).encode()
+        used.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: %d\r\n\r\n" % len(req) + req)
+        self.assertIn(b"200 OK", used.recv(65536))
+        t0 = time.time()
+        gw.proc.signal(signal.SIGTERM)
+        self.assertEqual(gw.proc.p.wait(10), 0)
+        self.assertLess(time.time() - t0, 2.0)
+        for s in silent + [used]:
+            s.settimeout(2)
+            self.assertEqual(s.recv(10), b"")
+            s.close()
 
 
 if __name__ == "__main__":
