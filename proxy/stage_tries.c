@@ -369,19 +369,18 @@ try_next(struct sy_exchange *x)
 	return pool_failed(x);
 }
 
-/* Whether req's pool has an endpoint req has not tried yet. */
+/*
+ * Whether req's pool has an endpoint a retry could go to now: one it has
+ * not tried that is usable (not drained, ejected, down or resting).
+ */
 static int
 pool_has_untried(const struct sy_req *req)
 {
-	unsigned i, j;
+	unsigned i;
 
-	for (i = 0; i < req->pool->nendpoints; i++) {
-		for (j = 0; j < req->ntried &&
-		    req->tried[j] != req->pool->endpoints[i]; j++)
-			;
-		if (j == req->ntried)
+	for (i = 0; i < req->pool->nendpoints; i++)
+		if (sy_endpoint_usable(req->pool->endpoints[i], req))
 			return 1;
-	}
 	return 0;
 }
 

@@ -74,6 +74,26 @@ class MalformedStreamEvent(Fleet):
         self.assertEqual(json.loads(events[-1]["data"])["error"]["code"], "bad_backend_event")
 
 
+class NoRetryWithoutAnEndpoint(Fleet):
+    def test_no_retry_is_counted_or_waited_for_when_no_other_endpoint_can_take_it(self):
+        gw = self.gateway(lambda p, h, b: (503, {"Content-Type": "application/json"},
+                                           [b'{"error":{"message":"busy"}}'], 0, False),
+                          route={"retries": {"max": 1, "backoff_ms": 400, "max_backoff_ms": 400}})
+        cfg = dict(gw.config)
+        # A second endpoint that takes nothing (weight 0: being drained).
+        cfg["backends"] = cfg["backends"] + [dict(cfg["backends"][0], name="spare", weight=0)]
+        gw.write(cfg)
+        gw.proc.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        t0 = time.time()
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        took = time.time() - t0
+        self.assertEqual(r.status, 503)
+        line = gw.log_lines(1)[-1]
+        self.assertEqual(line["retries"], 0)
+        self.assertLess(took, 0.35)
+
+
 class Drain(Fleet):
     def test_sigterm_closes_connections_that_never_sent_a_byte_at_once(self):
         body = json.dumps({"id": "c", "object": "chat.completion", "choices": [
