@@ -2,7 +2,7 @@
 # tests/chaos/test_chaos.py: a minute of chaos — many clients, faulty replicas, a misbehaving backend, reloads, Redis and a replica killed and restarted — after which every answer was whole or a well-formed error, none waited past its deadline, each request left one log line, and memory and file descriptors came back.
 """The chaos suite.
 
-For CHAOS_SECONDS (default 45) CLIENTS threads send requests as fast as
+For CHAOS_SECONDS (default 40) CLIENTS threads send requests as fast as
 they are answered: OpenAI chat (whole and streamed), completions,
 embeddings and Anthropic Messages (whole and streamed), with API keys
 under rate limits counted in Redis, the prompt cache on (in memory and in
@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 from harness import RedisServer, ScriptedBackend, binary, free_ports, request, start  # noqa: E402
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS", "45"))
+SECONDS = float(os.environ.get("CHAOS_SECONDS", "40"))
 CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "12"))
 KEY = "sk-chaos-0123456789"
 TOTAL_MS = 4000			# timeouts.total_ms: every request's bound upstream
