@@ -437,7 +437,8 @@ void
 sy_limits_prometheus(struct evbuffer *out)
 {
 	static const char *const words[SY_LIMIT_NOUTCOMES] = {
-		"admitted", "refused", "budget_spent", "in_memory", "unavailable"
+		"admitted", "refused", "budget_spent", "in_memory", "unavailable",
+		"past_soft_budget"
 	};
 	static const char name[] = "switchyard_limit_decisions_total";
 	size_t i;
@@ -445,7 +446,8 @@ sy_limits_prometheus(struct evbuffer *out)
 	evbuffer_add_printf(out, "# HELP %s Requests the rate limits and "
 	    "budgets admitted or refused; in_memory: admitted on the "
 	    "instance's share while Redis was away; unavailable: refused "
-	    "(503) for it.\n# TYPE %s counter\n", name, name);
+	    "(503) for it; past_soft_budget: admitted past a budget's soft "
+	    "mark.\n# TYPE %s counter\n", name, name);
 	for (i = 0; i < SY_LIMIT_NOUTCOMES; i++)
 		evbuffer_add_printf(out, "%s{result=\"%s\"} %llu\n", name,
 		    words[i], (unsigned long long)atomic_load_explicit(

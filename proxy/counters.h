@@ -115,6 +115,8 @@ enum sy_limit_outcome {
 	SY_LIMIT_IN_MEMORY,		/* Redis away: admitted on this
 					   instance's share */
 	SY_LIMIT_UNAVAILABLE,		/* Redis away, failing closed: 503 */
+	SY_LIMIT_SOFT,			/* admitted past a budget's soft mark
+					   (counted besides admitted) */
 	SY_LIMIT_NOUTCOMES
 };
 

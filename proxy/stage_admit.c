@@ -171,6 +171,7 @@ warn_soft(struct sy_exchange *x)
 			    (double)res->c[i].value / 1e6,
 			    (double)res->c[i].limit / 1e6);
 			x->req.budget_warned = 1;
+			sy_limits_note(SY_LIMIT_SOFT);
 			return;
 		}
 }

@@ -238,6 +238,18 @@ class RateLimits(TenantCase):
                       % (statuses.count(429) + 2), m)
         self.assertIn('switchyard_limit_decisions_total{result="admitted"} %d' % statuses.count(200), m)
 
+    def test_a_budget_past_its_soft_mark_is_logged_and_counted(self):
+        gw = self.gateway(keys=[{"id": "alice", "hash": sha(ALICE),
+                                 "budget": {"usd": 1, "soft_usd": 0.0001, "period": "day"}}],
+                          teams={})
+        # About $20e-6 a request: the soft mark is passed after the fourth.
+        statuses = [gw.post("/v1/chat/completions", chat(max_tokens=8), headers=bearer(ALICE)).status
+                    for _ in range(7)]
+        self.assertEqual(statuses, [200] * 7)
+        m = request(gw.admin, "GET", "/metrics").body.decode()
+        self.assertRegex(m, r'switchyard_limit_decisions_total\{result="past_soft_budget"\} [1-5]\n')
+        self.assertIn("past its soft mark", gw.proc.output())
+
     def test_a_route_limit_counts_every_key(self):
         gw = self.gateway(route={"rate_limits": [{"requests": 2, "window_s": 3600}]})
         self.assertEqual(gw.post("/v1/chat/completions", chat(), headers=bearer(ALICE)).status, 200)
