@@ -1,5 +1,6 @@
 /* Unit tests of each stage without sockets: an exchange on a config snapshot from JSON text, each stage's enter called by hand, and what it leaves on the exchange (verdict, reply, decisions, the access-log line its end writes). */
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,13 @@ worker_init(void)
 	w.rt = &rt;
 	w.base = event_base_new();
 	w.metrics = sy_metrics_shard(rt.metrics, 0);
+	sy_tries_worker_init(&w);
 }
 
 static void
 worker_free(void)
 {
+	sy_tries_worker_free(&w);
 	sy_cache_worker_free(w.cache);
 	if (rt.cache != NULL)
 		sy_cache_free(rt.cache);
@@ -673,6 +676,138 @@ SY_TEST(cache_misses_then_stores_then_hits_in_memory)
 	sy_config_unref(cfg);
 }
 
+/* ==== tries ==== */
+
+/* Route chat over endpoints a and b (one request each at most), one retry, a queue of one. */
+static const char tries_conf[] = "{\"backends\": ["
+    "{\"name\": \"a\", \"url\": \"http://127.0.0.1:9001/v1\", "
+    "\"max_concurrency\": 1},"
+    "{\"name\": \"b\", \"url\": \"http://127.0.0.1:9002/v1\", "
+    "\"max_concurrency\": 1}], \"routes\": [{\"name\": \"chat\", "
+    "\"models\": [\"small\"], \"retries\": {\"max\": 1, "
+    "\"backoff_ms\": 1, \"on\": [\"5xx\"]}, "
+    "\"queue\": {\"max\": 1, \"timeout_ms\": 20}}]}";
+
+/* Requests in flight on endpoint i of cfg's first route. */
+static long
+in_flight(const struct sy_config *cfg, size_t i)
+{
+	return atomic_load(&cfg->routes[0].endpoints[i]->stats->in_flight);
+}
+
+SY_TEST(tries_picks_an_endpoint_and_holds_its_slot_until_the_end)
+{
+	struct sy_config *cfg = config(tries_conf);
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	SY_CHECK(b.x->req.endpoint != NULL);
+	SY_CHECK(b.x->req.pick_reason != NULL);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 1);
+	bench_end(&b);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tries_retries_a_failed_try_on_the_other_endpoint_after_a_backoff)
+{
+	struct sy_config *cfg = config(tries_conf);
+	const struct sy_endpoint *first;
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	first = b.x->req.endpoint;
+	/* The relay saw a 502 before anything reached the client. */
+	b.x->relay.status = 502;
+	b.x->relay.failed = SY_RETRY_ON_5XX;
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_RETRY);
+	SY_CHECK_INT(b.x->req.retries, 1);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 0);
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_NEXT);
+	SY_CHECK(b.x->req.endpoint != NULL && b.x->req.endpoint != first);
+	/* The second failure: no retry left, the route's tries failed. */
+	b.x->relay.status = 502;
+	b.x->relay.failed = SY_RETRY_ON_5XX;
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_ANSWER);
+	SY_CHECK_INT(b.x->reply.failed, 1);
+	bench_end(&b);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tries_does_not_retry_a_failure_the_route_does_not_list)
+{
+	struct sy_config *cfg = config(tries_conf);
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	b.x->relay.transport_failed = 1;
+	b.x->relay.failed = SY_RETRY_ON_CONNECT;
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_ANSWER);
+	SY_CHECK_INT(b.x->req.retries, 0);
+	SY_CHECK_INT(b.x->reply.failed, 1);
+	bench_end(&b);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tries_queues_while_every_endpoint_is_full_until_the_timeout)
+{
+	struct sy_config *cfg = config(tries_conf);
+	struct bench b1, b2, b3, b4;
+	int turns;
+
+	SY_CHECK_INT(reach(&b1, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	SY_CHECK_INT(reach(&b2, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	SY_CHECK(b1.x->req.endpoint != b2.x->req.endpoint);
+	/* Both full: the third waits (a fourth finds the queue full). */
+	bench_new(&b3, cfg, "POST", "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL);
+	through(b3.x, &sy_stage_tries);
+	SY_CHECK_INT(sy_stage_tries.enter(b3.x), SY_WAIT);
+	SY_CHECK_INT(b3.x->tries.queued, 1);
+	SY_CHECK_INT(reach(&b4, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_ANSWER);
+	SY_CHECK_STR(b4.x->last.code, "queue_full");
+	bench_end(&b4);
+	/* Nothing frees a slot: the queue's timeout. */
+	b3.x->driving = 1;
+	for (turns = 0; !b3.x->resumed && turns < 10000; turns++)
+		event_base_loop(w.base, EVLOOP_ONCE);
+	b3.x->driving = 0;
+	SY_CHECK_INT(b3.x->resumed, 1);
+	SY_CHECK_INT(b3.x->resume, SY_ANSWER);
+	SY_CHECK_STR(b3.x->last.code, "queue_timeout");
+	SY_CHECK(b3.x->req.queue_us >= 15000);
+	bench_end(&b3);
+	bench_end(&b1);
+	bench_end(&b2);
+	sy_config_unref(cfg);
+}
+
+/* ==== check ==== */
+
+SY_TEST(check_sends_a_failed_route_to_its_fallbacks_and_an_answer_on)
+{
+	struct sy_config *cfg = config(base_conf);
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_cache), SY_NEXT);
+	b.x->reply.failed = 1;
+	SY_CHECK_INT(enter(b.x, &sy_stage_check), SY_FALLBACK);
+	b.x->reply.failed = 0;
+	sy_exchange_fail(b.x, 500, NULL, NULL, "the backend's own error",
+	    NULL);
+	SY_CHECK_INT(enter(b.x, &sy_stage_check), SY_NEXT);
+	SY_CHECK_INT(b.x->select.hold, 0);
+	bench_end(&b);
+	sy_config_unref(cfg);
+}
+
 /* ==== respond ==== */
 
 SY_TEST(respond_gives_each_dialect_its_error_body)
@@ -799,6 +934,11 @@ main(void)
 	SY_RUN(admit_refuses_a_route_the_key_may_not_use_with_403);
 	SY_RUN(admit_refuses_past_a_rate_limit_with_429_and_retry_after_in_memory);
 	SY_RUN(cache_misses_then_stores_then_hits_in_memory);
+	SY_RUN(tries_picks_an_endpoint_and_holds_its_slot_until_the_end);
+	SY_RUN(tries_retries_a_failed_try_on_the_other_endpoint_after_a_backoff);
+	SY_RUN(tries_does_not_retry_a_failure_the_route_does_not_list);
+	SY_RUN(tries_queues_while_every_endpoint_is_full_until_the_timeout);
+	SY_RUN(check_sends_a_failed_route_to_its_fallbacks_and_an_answer_on);
 	SY_RUN(respond_gives_each_dialect_its_error_body);
 	SY_RUN(respond_translates_an_answer_or_makes_it_a_502);
 	SY_RUN(account_writes_one_log_line_with_the_exchanges_decisions);
