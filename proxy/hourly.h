@@ -1,0 +1,106 @@
+/* Self-hosted cost: an endpoint's $/hour and power over each accounting interval, spread over the tokens it served in it. */
+#ifndef SY_HOURLY_H
+#define SY_HOURLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sy_usage;
+
+/* What one self-hosted endpoint costs and draws. */
+struct sy_hourly_rate {
+	double usd_per_hour;		/* the endpoint: GPUs, host, rack share */
+	double watts;			/* at full load; 0: unknown */
+	double idle_share;		/* of watts drawn while idle, 0..1 */
+	double prompt_weight;		/* units per uncached prompt token */
+	double completion_weight;	/* units per completion token */
+	double cached_weight;		/* units per cached prompt token */
+};
+
+/*
+ * The weighted token units of usage u under rate r (uncached prompt,
+ * cached prompt and completion tokens, each by its weight); 0 when u has
+ * no counts.
+ */
+double sy_hourly_units(const struct sy_hourly_rate *r,
+    const struct sy_usage *u);
+
+/*
+ * Sums of one endpoint, or of one (endpoint, route, model) share.  Money
+ * and energy are counted in whole nano-dollars and millijoules, so that
+ * the shares' sums and the idle sums add up to the endpoint's exactly.
+ */
+struct sy_hourly_sums {
+	int64_t nano_usd;	/* cost charged */
+	int64_t millijoules;	/* energy charged */
+	int64_t idle_nano_usd;	/* endpoints: cost of intervals without tokens */
+	int64_t idle_millijoules;
+	double usd;		/* nano_usd / 1e9 */
+	double joules;		/* millijoules / 1e3 */
+	double units;		/* weighted tokens served */
+	double idle_usd;	/* idle_nano_usd / 1e9 */
+	double idle_joules;	/* idle_millijoules / 1e3 */
+	double busy_s;		/* endpoints: length of intervals with tokens */
+	double elapsed_s;	/* endpoints: accounted time in all */
+};
+
+/*
+ * The accountant.  Not thread safe: its owner (the metrics) serialises
+ * the calls.
+ */
+struct sy_hourly;
+
+/* A new accountant; aborts when out of memory. */
+struct sy_hourly *sy_hourly_new(void);
+
+/* Frees h (NULL is fine). */
+void sy_hourly_free(struct sy_hourly *h);
+
+/*
+ * Declares that endpoint (copied) costs rate from now_us on; its first
+ * interval opens then.  A later call updates the rate (a reload).
+ */
+void sy_hourly_endpoint(struct sy_hourly *h, const char *endpoint,
+    const struct sy_hourly_rate *rate, uint64_t now_us);
+
+/*
+ * Reports that the share (endpoint, route, model) has served units in
+ * all so far, as counted by one of several counters (one per worker):
+ * sy_hourly_close sums the reports since the last close and charges the
+ * difference from the sum it saw then.  The endpoint must be declared.
+ */
+void sy_hourly_report(struct sy_hourly *h, const char *endpoint,
+    const char *route, const char *model, double units);
+
+/*
+ * Closes the interval of every endpoint at now_us: its cost (usd_per_hour
+ * × the interval) and energy (watts × the interval, the idle share of it
+ * when it served no token) go to its shares in proportion to the units
+ * each gained, so that the shares' sums and the idle sums add up to the
+ * endpoint's exactly.  Starts the next interval.
+ */
+void sy_hourly_close(struct sy_hourly *h, uint64_t now_us);
+
+/* Number of endpoints declared. */
+size_t sy_hourly_nendpoints(const struct sy_hourly *h);
+
+/* Endpoint i's name, and its sums into *s. */
+const char *sy_hourly_endpoint_sums(const struct sy_hourly *h, size_t i,
+    struct sy_hourly_sums *s);
+
+/*
+ * USD per unit over endpoint's last interval with tokens, or -1 before
+ * it had one.
+ */
+double sy_hourly_usd_per_unit(const struct sy_hourly *h,
+    const char *endpoint);
+
+/* Number of shares. */
+size_t sy_hourly_nshares(const struct sy_hourly *h);
+
+/* Share i: its endpoint, route and model, and its sums into *s. */
+void sy_hourly_share_sums(const struct sy_hourly *h, size_t i,
+    const char **endpoint, const char **route, const char **model,
+    struct sy_hourly_sums *s);
+
+#endif
