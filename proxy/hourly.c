@@ -3,9 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdatomic.h>
+
+#include "config.h"
+#include "endstats.h"
 #include "hourly.h"
 #include "record.h"
 #include "util.h"
+
+/* The owner of the endpoint stats slot that holds the published rate. */
+static const char rate_slot_owner;
+
+/* The published rate: a double's bits, 0 while none. */
+struct published {
+	atomic_ullong bits;
+};
 
 struct endpoint {
 	char *name;
@@ -53,6 +65,54 @@ sy_hourly_units(const struct sy_hourly_rate *r, const struct sy_usage *u)
 		cached = prompt;
 	return (prompt - cached) * r->prompt_weight + cached *
 	    r->cached_weight + completion * r->completion_weight;
+}
+
+int
+sy_hourly_rate_of(const struct sy_price *p, struct sy_hourly_rate *r)
+{
+	if (p == NULL || !(p->hourly_usd > 0))
+		return -1;
+	r->usd_per_hour = p->hourly_usd;
+	r->watts = p->power_watts;
+	r->idle_share = p->idle_power_share;
+	r->prompt_weight = p->prompt_weight;
+	r->completion_weight = p->completion_weight;
+	r->cached_weight = p->cached_weight;
+	return 0;
+}
+
+void
+sy_hourly_publish(struct sy_endpoint_stats *st, double usd_per_unit)
+{
+	struct published *pub;
+	unsigned long long bits;
+
+	if (st == NULL || !(usd_per_unit > 0) ||
+	    (pub = sy_endstats_slot(st, &rate_slot_owner, sizeof *pub)) ==
+	    NULL)
+		return;
+	memcpy(&bits, &usd_per_unit, sizeof bits);
+	atomic_store_explicit(&pub->bits, bits, memory_order_relaxed);
+}
+
+double
+sy_hourly_estimate(struct sy_endpoint_stats *st, const struct sy_price *p,
+    const struct sy_usage *u)
+{
+	struct sy_hourly_rate r;
+	struct published *pub;
+	unsigned long long bits;
+	double rate;
+
+	if (st == NULL || sy_hourly_rate_of(p, &r) < 0 ||
+	    (pub = sy_endstats_slot(st, &rate_slot_owner, sizeof *pub)) ==
+	    NULL)
+		return -1;
+	bits = atomic_load_explicit(&pub->bits, memory_order_relaxed);
+	if (bits == 0)
+		return -1;
+	memcpy(&rate, &bits, sizeof rate);
+	return sy_hourly_units(&r, u) * rate;
 }
 
 struct sy_hourly *

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sy_endpoint_stats;
+struct sy_price;
 struct sy_usage;
 
 /* What one self-hosted endpoint costs and draws. */
@@ -24,6 +26,26 @@ struct sy_hourly_rate {
  */
 double sy_hourly_units(const struct sy_hourly_rate *r,
     const struct sy_usage *u);
+
+/*
+ * The rate of price p into *r.  Returns 0, or -1 when p is NULL or a
+ * price per token.
+ */
+int sy_hourly_rate_of(const struct sy_price *p, struct sy_hourly_rate *r);
+
+/*
+ * Publishes usd_per_unit as the last rate of the endpoint whose shared
+ * stats are st, for sy_hourly_estimate on any thread (lock-free).
+ */
+void sy_hourly_publish(struct sy_endpoint_stats *st, double usd_per_unit);
+
+/*
+ * What usage u costs on the endpoint of st at the self-hosted price p:
+ * its weighted units at the endpoint's last published rate; -1 when p is
+ * not hourly or no rate is published yet.
+ */
+double sy_hourly_estimate(struct sy_endpoint_stats *st,
+    const struct sy_price *p, const struct sy_usage *u);
 
 /*
  * Sums of one endpoint, or of one (endpoint, route, model) share.  Money

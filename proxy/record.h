@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+struct sy_price;
+
 /* Token counts of one request; a count is -1 when the backend did not say. */
 struct sy_usage {
 	int64_t prompt_tokens;
@@ -36,6 +38,8 @@ struct sy_record {
 	int stream;			/* 1 for SSE responses */
 	struct sy_usage usage;
 	double cost_usd;		/* < 0 when unknown (no price or no usage) */
+	const char *cost_source;	/* "price", "hourly" (an estimate), NULL */
+	const struct sy_price *hourly_price; /* the model's when self-hosted */
 	struct sy_usage answer_usage;	/* the answer's own, without the answers
 					   a cascade replaced (escalations > 0) */
 	double answer_cost_usd;

@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "config.h"
 #include "jscan.h"
+#include "hourly.h"
 #include "req.h"
 #include "tenants.h"
 #include "util.h"
@@ -206,7 +207,15 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->stream = req->stream;
 	r->usage = req->usage;
 	price = req->model ? sy_config_price(req->cfg, req->model) : NULL;
-	r->cost_usd = sy_cost_usd(price, &req->usage);
+	if (price != NULL && price->hourly_usd > 0) {
+		r->hourly_price = price;
+		r->cost_source = "hourly";
+		r->cost_usd = req->endpoint != NULL ? sy_hourly_estimate(
+		    req->endpoint->stats, price, &req->usage) : -1;
+	} else {
+		r->cost_usd = sy_cost_usd(price, &req->usage);
+		r->cost_source = r->cost_usd >= 0 ? "price" : NULL;
+	}
 	r->ttft_us = req->stream && req->t_first_byte ?
 	    (int64_t)(req->t_first_byte - req->t_arrival) : -1;
 	r->latency_us = now - req->t_arrival;

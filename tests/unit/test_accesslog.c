@@ -23,7 +23,7 @@ static const char *const field_names[] = {
 	"team", "route",
 	"client_model", "model", "endpoint", "backend_kind", "policy_reason",
 	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
-	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
+	"cached_tokens", "cost_usd", "cost_source", "ttft_ms", "latency_ms", "upstream_ms",
 	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
 	"queue_ms", "error", "batch_size", "batch_wait_ms", "cache",
 	"saved_tokens", "saved_usd", NULL
@@ -58,6 +58,7 @@ full_record(void)
 	r.usage.completion_tokens = 20;
 	r.usage.cached_tokens = 40;
 	r.cost_usd = 0.00123;
+	r.cost_source = "hourly";
 	r.ttft_us = 12345;
 	r.latency_us = 1234567;
 	r.upstream_us = 1200000;
@@ -169,6 +170,7 @@ SY_TEST(line_carries_the_record_values)
 	SY_CHECK_INT(num(j, "completion_tokens"), 20);
 	SY_CHECK_INT(num(j, "cached_tokens"), 40);
 	SY_CHECK(real(j, "cost_usd") == 0.00123);
+	SY_CHECK_STR(str(j, "cost_source"), "hourly");
 	SY_CHECK(real(j, "ttft_ms") == 12.345);
 	SY_CHECK(real(j, "latency_ms") == 1234.567);
 	SY_CHECK(real(j, "upstream_ms") == 1200.0);
@@ -225,6 +227,7 @@ SY_TEST(absent_values_are_null)
 	r.usage.completion_tokens = -1;
 	r.usage.cached_tokens = -1;
 	r.cost_usd = -1;
+	r.cost_source = NULL;
 	r.ttft_us = -1;
 	r.error = "upstream connect failed";
 	line = line_of(&r);
@@ -237,6 +240,7 @@ SY_TEST(absent_values_are_null)
 	SY_CHECK(json_is_null(json_object_get(j, "completion_tokens")));
 	SY_CHECK(json_is_null(json_object_get(j, "cached_tokens")));
 	SY_CHECK(json_is_null(json_object_get(j, "cost_usd")));
+	SY_CHECK(json_is_null(json_object_get(j, "cost_source")));
 	SY_CHECK(json_is_null(json_object_get(j, "ttft_ms")));
 	SY_CHECK(json_is_null(json_object_get(j, "batch_size")));
 	SY_CHECK(json_is_null(json_object_get(j, "batch_wait_ms")));
