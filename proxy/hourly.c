@@ -325,3 +325,141 @@ sy_hourly_share_sums(const struct sy_hourly *h, size_t i,
 	*model = sh->model;
 	*s = sh->sums;
 }
+
+/* ==== Counting and metering ==== */
+
+/* c's count of (endpoint, route, model), or NULL. */
+static struct sy_hourly_count *
+count_find(struct sy_hourly_counts *c, const char *endpoint,
+    const char *route, const char *model)
+{
+	struct sy_hourly_count *n;
+
+	for (n = atomic_load_explicit(&c->head, memory_order_acquire);
+	    n != NULL; n = n->next)
+		if (strcmp(n->endpoint, endpoint) == 0 &&
+		    strcmp(n->route, route) == 0 &&
+		    strcmp(n->model, model) == 0)
+			return n;
+	return NULL;
+}
+
+void
+sy_hourly_count(struct sy_hourly_counts *c, const struct sy_record *r,
+    uint64_t now_us)
+{
+	struct sy_hourly_rate rate;
+	struct sy_hourly_count *n;
+	const char *route, *model;
+	double units;
+
+	if (r->endpoint == NULL ||
+	    sy_hourly_rate_of(r->hourly_price, &rate) < 0)
+		return;
+	route = name_or_empty(r->route);
+	model = name_or_empty(r->model);
+	units = sy_hourly_units(&rate, &r->usage);
+	if ((n = count_find(c, r->endpoint, route, model)) == NULL) {
+		n = sy_xcalloc(1, sizeof *n);
+		n->endpoint = sy_xstrdup(r->endpoint);
+		n->route = sy_xstrdup(route);
+		n->model = sy_xstrdup(model);
+		n->rate = rate;
+		n->t_first_us = now_us;
+		n->stats = sy_endstats_acquire(r->endpoint);
+		atomic_init(&n->units, 0.0);
+		n->next = atomic_load_explicit(&c->head, memory_order_relaxed);
+		atomic_store_explicit(&c->head, n, memory_order_release);
+	}
+	atomic_store_explicit(&n->units, atomic_load_explicit(&n->units,
+	    memory_order_relaxed) + units, memory_order_relaxed);
+}
+
+void
+sy_hourly_counts_free(struct sy_hourly_counts *c)
+{
+	struct sy_hourly_count *n, *next;
+
+	for (n = atomic_load(&c->head); n != NULL; n = next) {
+		next = n->next;
+		if (n->stats != NULL)
+			sy_endstats_release(n->stats);
+		free(n->endpoint);
+		free(n->route);
+		free(n->model);
+		free(n);
+	}
+	atomic_store(&c->head, NULL);
+}
+
+void
+sy_hourly_meter_init(struct sy_hourly_meter *m)
+{
+	pthread_mutex_init(&m->lock, NULL);
+	m->h = sy_hourly_new();
+	atomic_init(&m->next_close_us, 0);
+}
+
+void
+sy_hourly_meter_free(struct sy_hourly_meter *m)
+{
+	sy_hourly_free(m->h);
+	pthread_mutex_destroy(&m->lock);
+}
+
+int
+sy_hourly_meter_due(struct sy_hourly_meter *m, uint64_t now_us)
+{
+	unsigned long long next = atomic_load_explicit(&m->next_close_us,
+	    memory_order_relaxed);
+
+	/* The first interval ends one interval after the first request. */
+	if (next == 0) {
+		atomic_compare_exchange_strong(&m->next_close_us, &next,
+		    now_us + SY_HOURLY_INTERVAL_US);
+		return 0;
+	}
+	return now_us >= next;
+}
+
+void
+sy_hourly_meter_close(struct sy_hourly_meter *m,
+    struct sy_hourly_counts *(*counts)(void *arg, unsigned i), unsigned n,
+    void *arg, uint64_t now_us, int wait)
+{
+	struct sy_hourly_count *c;
+	unsigned i;
+	size_t k;
+
+	if (wait)
+		pthread_mutex_lock(&m->lock);
+	else if (pthread_mutex_trylock(&m->lock) != 0)
+		return;
+	for (i = 0; i < n; i++)
+		for (c = atomic_load_explicit(&counts(arg, i)->head,
+		    memory_order_acquire); c != NULL; c = c->next) {
+			if (find_endpoint(m->h, c->endpoint) == m->h->neps)
+				sy_hourly_endpoint(m->h, c->endpoint, &c->rate,
+				    c->t_first_us < now_us ? c->t_first_us :
+				    now_us);
+			sy_hourly_report(m->h, c->endpoint, c->route, c->model,
+			    atomic_load_explicit(&c->units,
+			    memory_order_relaxed));
+		}
+	if (m->h->neps > 0) {
+		sy_hourly_close(m->h, now_us);
+		atomic_store_explicit(&m->next_close_us, now_us +
+		    SY_HOURLY_INTERVAL_US, memory_order_relaxed);
+	}
+	/* Every endpoint's rate, through any count's stats of it. */
+	for (k = 0; k < m->h->neps; k++)
+		for (i = 0; i < n; i++)
+			for (c = atomic_load_explicit(&counts(arg, i)->head,
+			    memory_order_acquire); c != NULL; c = c->next)
+				if (c->stats != NULL &&
+				    strcmp(c->endpoint, m->h->eps[k].name) == 0)
+					sy_hourly_publish(c->stats,
+					    m->h->eps[k].usd_per_unit);
+	if (!wait)
+		pthread_mutex_unlock(&m->lock);
+}

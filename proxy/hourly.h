@@ -2,11 +2,14 @@
 #ifndef SY_HOURLY_H
 #define SY_HOURLY_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct sy_endpoint_stats;
 struct sy_price;
+struct sy_record;
 struct sy_usage;
 
 /* What one self-hosted endpoint costs and draws. */
@@ -124,5 +127,68 @@ size_t sy_hourly_nshares(const struct sy_hourly *h);
 void sy_hourly_share_sums(const struct sy_hourly *h, size_t i,
     const char **endpoint, const char **route, const char **model,
     struct sy_hourly_sums *s);
+
+/* ==== Counting and metering, for the metrics ==== */
+
+/* Seconds of an accounting interval when requests keep coming. */
+#define SY_HOURLY_INTERVAL_US 10000000ULL
+
+/* One worker's units of one (endpoint, route, model) share. */
+struct sy_hourly_count {
+	struct sy_hourly_count *next;
+	char *endpoint, *route, *model;
+	struct sy_hourly_rate rate;	/* its price's when first counted */
+	uint64_t t_first_us;		/* when first counted */
+	struct sy_endpoint_stats *stats; /* the endpoint's, by name (a ref) */
+	_Atomic double units;		/* in all; only the worker writes */
+};
+
+/*
+ * One worker's counts: the worker adds to them without a lock; the meter
+ * reads them on any thread.
+ */
+struct sy_hourly_counts {
+	_Atomic(struct sy_hourly_count *) head;
+};
+
+/*
+ * Counts r's weighted units when its model is self-hosted and an
+ * endpoint served it.  Only the owner of c may call it.
+ */
+void sy_hourly_count(struct sy_hourly_counts *c, const struct sy_record *r,
+    uint64_t now_us);
+
+/* Frees c's counts (no thread may use them any more). */
+void sy_hourly_counts_free(struct sy_hourly_counts *c);
+
+/* The accountant over every worker's counts, and when it next closes. */
+struct sy_hourly_meter {
+	pthread_mutex_t lock;
+	struct sy_hourly *h;
+	atomic_ullong next_close_us;
+};
+
+/* Initialises m (nothing accounted yet). */
+void sy_hourly_meter_init(struct sy_hourly_meter *m);
+
+/* Frees what m holds. */
+void sy_hourly_meter_free(struct sy_hourly_meter *m);
+
+/*
+ * Whether an interval of m has ended by now_us (one atomic load); the
+ * first call starts the first interval.
+ */
+int sy_hourly_meter_due(struct sy_hourly_meter *m, uint64_t now_us);
+
+/*
+ * Closes m's interval at now_us over the counts of n workers (counts(arg,
+ * i) is worker i's): declares the endpoints seen, reports every count,
+ * closes, publishes each endpoint's rate.  With wait 0 it gives up when
+ * another thread is closing, and returns unlocked; with wait 1 it returns
+ * with m->lock held, for the caller to read m->h and then unlock.
+ */
+void sy_hourly_meter_close(struct sy_hourly_meter *m,
+    struct sy_hourly_counts *(*counts)(void *arg, unsigned i), unsigned n,
+    void *arg, uint64_t now_us, int wait);
 
 #endif

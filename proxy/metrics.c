@@ -2,6 +2,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "cache.h"
 #include "config.h"
 #include "hist.h"
+#include "hourly.h"
 #include "metrics.h"
 #include "outlier.h"
 #include "policy.h"
@@ -83,11 +85,14 @@ struct sy_metrics_shard {
 	pthread_mutex_t lock;
 	struct table routes;
 	struct table endpoints;
+	struct sy_hourly_counts hourly;	/* self-hosted units (hourly.h) */
+	struct sy_metrics *owner;
 };
 
 struct sy_metrics {
 	unsigned nshards;
 	struct sy_metrics_shard *shards;
+	struct sy_hourly_meter hourly;	/* self-hosted cost over the shards */
 };
 
 /* Every series merged over the shards, at one scrape. */
@@ -330,7 +335,7 @@ series_count(struct series *se, const struct sy_record *r)
 		    (uint64_t)u->completion_tokens);
 	if (u->cached_tokens > 0)
 		bump(&se->tokens[TOK_CACHED], (uint64_t)u->cached_tokens);
-	if (r->cost_usd > 0 && isfinite(r->cost_usd))
+	if (r->cost_usd > 0 && isfinite(r->cost_usd) && r->hourly_price == NULL)
 		add_usd(&se->cost_usd, r->cost_usd);
 	sy_hist_add(&se->latency, r->latency_us);
 	sy_hist_add(&se->overhead, r->overhead_us);
@@ -403,8 +408,11 @@ sy_metrics_new(unsigned nshards)
 	m = sy_xcalloc(1, sizeof *m);
 	m->nshards = nshards;
 	m->shards = sy_xcalloc(nshards, sizeof *m->shards);
-	for (i = 0; i < nshards; i++)
+	for (i = 0; i < nshards; i++) {
 		pthread_mutex_init(&m->shards[i].lock, NULL);
+		m->shards[i].owner = m;
+	}
+	sy_hourly_meter_init(&m->hourly);
 	return m;
 }
 
@@ -419,8 +427,10 @@ sy_metrics_free(struct sy_metrics *m)
 	for (i = 0; i < m->nshards; i++) {
 		table_free(&m->shards[i].routes);
 		table_free(&m->shards[i].endpoints);
+		sy_hourly_counts_free(&m->shards[i].hourly);
 		pthread_mutex_destroy(&m->shards[i].lock);
 	}
+	sy_hourly_meter_free(&m->hourly);
 	free(m->shards);
 	free(m);
 }
@@ -436,11 +446,34 @@ sy_metrics_shard(struct sy_metrics *m, unsigned i)
  * Takes the shard's lock only to add a name it has not seen; a record that
  * cannot get memory for a new name is not counted.
  */
+/* Worker i's self-hosted counts in m (for the meter). */
+static struct sy_hourly_counts *
+hourly_counts(void *arg, unsigned i)
+{
+	struct sy_metrics *m = arg;
+
+	return &m->shards[i].hourly;
+}
+
+/* Closes m's self-hosted accounting interval (see hourly.h). */
+static void
+hourly_close(struct sy_metrics *m, int wait)
+{
+	sy_hourly_meter_close(&m->hourly, hourly_counts, m->nshards, m,
+	    sy_now_us(), wait);
+}
+
 void
 sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r)
 {
 	struct series *se;
 	struct sy_record own;
+
+	if (r->hourly_price != NULL) {
+		sy_hourly_count(&s->hourly, r, sy_now_us());
+		if (sy_hourly_meter_due(&s->owner->hourly, sy_now_us()))
+			hourly_close(s->owner, 0);
+	}
 
 	se = table_get(&s->routes, r->route != NULL ? r->route : "-", &s->lock);
 	if (se != NULL)
@@ -855,6 +888,185 @@ put_state_gauge(struct evbuffer *out, const struct sy_config *cfg,
 	}
 }
 
+/* ==== Self-hosted cost ==== */
+
+/* A family of the self-hosted sums: which double of sy_hourly_sums. */
+struct hourly_family {
+	const char *name;
+	size_t offset;
+	const char *help;
+};
+
+#define HOURLY_SUM(v) offsetof(struct sy_hourly_sums, v)
+
+static const struct hourly_family hourly_endpoint_families[] = {
+	{ "switchyard_endpoint_hourly_cost_usd_total", HOURLY_SUM(usd),
+	  "What the self-hosted endpoint cost by the hour, busy or idle, USD." },
+	{ "switchyard_endpoint_hourly_idle_cost_usd_total",
+	  HOURLY_SUM(idle_usd), "The part of it in intervals without tokens." },
+	{ "switchyard_endpoint_energy_joules_total", HOURLY_SUM(joules),
+	  "Energy of the self-hosted endpoint (power_watts over the time)." },
+	{ "switchyard_endpoint_busy_seconds_total", HOURLY_SUM(busy_s),
+	  "Accounted seconds in intervals in which the endpoint served tokens." },
+	{ "switchyard_endpoint_accounted_seconds_total", HOURLY_SUM(elapsed_s),
+	  "Seconds of the self-hosted endpoint accounted in all." },
+	{ "switchyard_endpoint_token_units_total", HOURLY_SUM(units),
+	  "Weighted tokens the self-hosted endpoint served." },
+};
+
+static const struct hourly_family hourly_share_families[] = {
+	{ "switchyard_hourly_cost_usd_total", HOURLY_SUM(usd),
+	  "Self-hosted cost spread over the tokens served, by endpoint, route "
+	  "and model, USD." },
+	{ "switchyard_hourly_energy_joules_total", HOURLY_SUM(joules),
+	  "Self-hosted energy spread over the tokens served, by endpoint, "
+	  "route and model." },
+	{ "switchyard_hourly_token_units_total", HOURLY_SUM(units),
+	  "Weighted tokens served by self-hosted endpoints, by endpoint, route "
+	  "and model." },
+};
+
+#define NHOURLY_EP (sizeof hourly_endpoint_families / \
+	sizeof hourly_endpoint_families[0])
+#define NHOURLY_SHARE (sizeof hourly_share_families / \
+	sizeof hourly_share_families[0])
+
+/* The double at offset of s. */
+static double
+hourly_value(const struct sy_hourly_sums *s, size_t offset)
+{
+	double v;
+
+	memcpy(&v, (const char *)s + offset, sizeof v);
+	return v;
+}
+
+/*
+ * Appends the self-hosted families, after closing the interval: per
+ * endpoint, and per (endpoint, route, model) share.
+ */
+static void
+put_hourly(struct evbuffer *out, struct sy_metrics *m)
+{
+	const struct sy_hourly *h;
+	struct sy_hourly_sums s;
+	const char *ep, *route, *model;
+	size_t f, i;
+
+	hourly_close(m, 1);
+	h = m->hourly.h;
+	for (f = 0; f < NHOURLY_EP; f++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n",
+		    hourly_endpoint_families[f].name,
+		    hourly_endpoint_families[f].help,
+		    hourly_endpoint_families[f].name);
+		for (i = 0; i < sy_hourly_nendpoints(h); i++) {
+			ep = sy_hourly_endpoint_sums(h, i, &s);
+			put_start(out, hourly_endpoint_families[f].name, "",
+			    "endpoint", ep);
+			evbuffer_add_printf(out, "} %.17g\n", hourly_value(&s,
+			    hourly_endpoint_families[f].offset));
+		}
+	}
+	for (f = 0; f < NHOURLY_SHARE; f++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n",
+		    hourly_share_families[f].name,
+		    hourly_share_families[f].help,
+		    hourly_share_families[f].name);
+		for (i = 0; i < sy_hourly_nshares(h); i++) {
+			sy_hourly_share_sums(h, i, &ep, &route, &model, &s);
+			put_start(out, hourly_share_families[f].name, "",
+			    "endpoint", ep);
+			SY_ADD_LIT(out, ",route=\"");
+			put_label_value(out, route);
+			SY_ADD_LIT(out, "\",model=\"");
+			put_label_value(out, model);
+			evbuffer_add_printf(out, "\"} %.17g\n", hourly_value(&s,
+			    hourly_share_families[f].offset));
+		}
+	}
+	pthread_mutex_unlock(&m->hourly.lock);
+}
+
+/* Tokens (prompt and completion) of the series called name in t. */
+static double
+table_tokens(const struct table *t, const char *name)
+{
+	const struct series *se = table_find(t, name, slot_of(name));
+
+	return se == NULL ? 0 : (double)(get(&se->tokens[TOK_PROMPT]) +
+	    get(&se->tokens[TOK_COMPLETION]));
+}
+
+/* x / y * scale, or null when y is 0. */
+static json_t *
+ratio(double x, double y, double scale)
+{
+	return y > 0 ? json_real(x / y * scale) : json_null();
+}
+
+/*
+ * The self-hosted sums as JSON, after closing the interval: per endpoint
+ * (with its utilisation, $/1M tokens and tokens per joule over snap's
+ * tokens), per route and per model.
+ */
+static json_t *
+hourly_json(struct sy_metrics *m, const struct snapshot *snap)
+{
+	json_t *eps = json_object(), *routes = json_object(), *models =
+	    json_object(), *o, *by;
+	const struct sy_hourly *h;
+	struct sy_hourly_sums s;
+	const char *ep, *route, *model, *key;
+	double tokens;
+	size_t i, k;
+
+	hourly_close(m, 1);
+	h = m->hourly.h;
+	for (i = 0; i < sy_hourly_nendpoints(h); i++) {
+		ep = sy_hourly_endpoint_sums(h, i, &s);
+		tokens = table_tokens(&snap->endpoints, ep);
+		json_object_set_new(eps, ep, json_pack("{s:f,s:f,s:f,s:f,s:f,"
+		    "s:f,s:o,s:o,s:o}", "cost_usd", s.usd, "idle_cost_usd",
+		    s.idle_usd, "energy_joules", s.joules, "busy_s", s.busy_s,
+		    "accounted_s", s.elapsed_s, "token_units", s.units,
+		    "utilization", ratio(s.busy_s, s.elapsed_s, 1),
+		    "usd_per_mtok", ratio(s.usd, tokens, 1e6),
+		    "tokens_per_joule", ratio(tokens, s.joules, 1)));
+	}
+	for (i = 0; i < sy_hourly_nshares(h); i++) {
+		sy_hourly_share_sums(h, i, &ep, &route, &model, &s);
+		for (k = 0; k < 2; k++) {
+			by = k == 0 ? routes : models;
+			key = k == 0 ? route : model;
+			if ((o = json_object_get(by, key)) == NULL) {
+				o = json_pack("{s:f,s:f,s:f}", "cost_usd", 0.0,
+				    "energy_joules", 0.0, "token_units", 0.0);
+				json_object_set_new(by, key, o);
+			}
+			json_object_set_new(o, "cost_usd", json_real(
+			    json_real_value(json_object_get(o, "cost_usd")) +
+			    s.usd));
+			json_object_set_new(o, "energy_joules", json_real(
+			    json_real_value(json_object_get(o,
+			    "energy_joules")) + s.joules));
+			json_object_set_new(o, "token_units", json_real(
+			    json_real_value(json_object_get(o,
+			    "token_units")) + s.units));
+		}
+	}
+	pthread_mutex_unlock(&m->hourly.lock);
+	json_object_foreach(routes, key, o) {
+		tokens = table_tokens(&snap->routes, key);
+		json_object_set_new(o, "usd_per_mtok", ratio(json_real_value(
+		    json_object_get(o, "cost_usd")), tokens, 1e6));
+		json_object_set_new(o, "tokens_per_joule", ratio(tokens,
+		    json_real_value(json_object_get(o, "energy_joules")), 1));
+	}
+	return json_pack("{s:o,s:o,s:o}", "endpoints", eps, "routes", routes,
+	    "models", models);
+}
+
 /*
  * Label values are escaped; a series exists for each name ever recorded and
  * each name of cfg.  Histogram buckets count whole internal buckets, so a
@@ -875,6 +1087,7 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 	put_families(out, endpoint_families,
 	    sizeof endpoint_families / sizeof endpoint_families[0], "endpoint",
 	    &snap.endpoints);
+	put_hourly(out, m);
 	if (cfg != NULL) {
 		evbuffer_add_printf(out, "# HELP %s Requests in flight to the "
 		    "endpoint, all workers.\n# TYPE %s gauge\n", gauge, gauge);
@@ -1049,9 +1262,10 @@ sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg)
 		}
 		json_object_set_new(endpoints, se->name, o);
 	}
-	snapshot_free(&snap);
 	root = json_object();
 	json_object_set_new(root, "routes", routes);
 	json_object_set_new(root, "endpoints", endpoints);
+	json_object_set_new(root, "hourly", hourly_json(m, &snap));
+	snapshot_free(&snap);
 	return root;
 }

@@ -356,5 +356,128 @@ class ExperimentOptions(LabCase):
             harness.request(port, "GET", "/v1/models", timeout=2)
 
 
+class GatewayHourlyCost(unittest.TestCase):
+    """A self-hosted model priced by the hour: the gateway spreads each
+    endpoint's cost over the tokens it served, in /metrics, /admin/stats
+    and the access log."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sy-hourly-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        base = harness.free_ports(4)
+        self.sim, self.port, self.admin = base, base + 2, base + 3
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(base), "--replicas", "2",
+                             "--models", "small,big", "--speed", "0", "--quiet",
+                             "--log-requests", "0"], port=base + 1)
+        self.log = os.path.join(self.dir, "access.log")
+        cfg = {"listen": "127.0.0.1:%d" % self.port, "admin": "127.0.0.1:%d" % self.admin,
+               "workers": 2, "access_log": self.log,
+               "backends": [{"name": "gpu0", "url": "http://127.0.0.1:%d/v1" % base,
+                             "models": ["small", "big"]},
+                            {"name": "gpu1", "url": "http://127.0.0.1:%d/v1" % (base + 1),
+                             "models": ["small", "big"]}],
+               "routes": [{"name": "chat", "models": ["small"]},
+                          {"name": "bulk", "models": ["big"]}],
+               "prices": {"small": {"hourly_usd": 3.6, "power_watts": 1000,
+                                    "cached_weight": 0, "completion_weight": 2},
+                          "big": {"input": 1, "output": 2}}}
+        path = os.path.join(self.dir, "switchyard.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.gw = harness.start(self, [harness.binary("switchyard"), "-c", path], port=self.port)
+
+    def chat(self, model, n=1):
+        for i in range(n):
+            r = harness.post_json(self.port, "/v1/chat/completions", {
+                "model": model, "max_tokens": 5,
+                "messages": [{"role": "user", "content": "count %d the words" % i}]})
+            self.assertEqual(r.status, 200, r.body)
+
+    def metrics(self):
+        r = harness.request(self.admin, "GET", "/metrics")
+        self.assertEqual(r.status, 200)
+        out = {}
+        for line in r.body.decode().splitlines():
+            if line.startswith("switchyard_hourly") or line.startswith("switchyard_endpoint_"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def log_lines(self):
+        lines = []
+        for _ in range(50):
+            if os.path.exists(self.log):
+                with open(self.log) as f:
+                    lines = [json.loads(l) for l in f if l.strip()]
+            if lines:
+                break
+            time.sleep(0.05)
+        return lines
+
+    def test_endpoint_cost_is_spread_over_routes_and_models_exactly(self):
+        t0 = time.monotonic()
+        self.chat("small", 6)
+        time.sleep(0.3)
+        m = self.metrics()
+        elapsed = time.monotonic() - t0
+        total = idle = shares = 0
+        for ep in ("gpu0", "gpu1"):
+            cost = m['switchyard_endpoint_hourly_cost_usd_total{endpoint="%s"}' % ep]
+            secs = m['switchyard_endpoint_accounted_seconds_total{endpoint="%s"}' % ep]
+            self.assertAlmostEqual(cost, 3.6 * secs / 3600, delta=1e-9)
+            self.assertLessEqual(secs, elapsed)
+            self.assertGreater(secs, 0)
+            total += cost
+            idle += m['switchyard_endpoint_hourly_idle_cost_usd_total{endpoint="%s"}' % ep]
+            joules = m['switchyard_endpoint_energy_joules_total{endpoint="%s"}' % ep]
+            self.assertAlmostEqual(joules, 1000 * secs, delta=1e-3)
+            shares += m['switchyard_hourly_cost_usd_total{endpoint="%s",route="chat",model="small"}' % ep]
+        self.assertAlmostEqual(shares + idle, total, delta=1e-12)
+        self.assertFalse(any('model="big"' in k for k in m))
+        # The weighted units: uncached prompt x 1 + completion x 2.
+        lines = [l for l in self.log_lines() if l["model"] == "small"]
+        self.assertEqual(len(lines), 6)
+        units = sum(l["prompt_tokens"] - l["cached_tokens"] + 2 * l["completion_tokens"]
+                    for l in lines)
+        self.assertAlmostEqual(sum(v for k, v in m.items()
+                                   if k.startswith("switchyard_hourly_token_units_total")), units)
+
+    def test_access_log_says_hourly_or_price(self):
+        self.chat("small", 2)
+        self.chat("big", 1)
+        time.sleep(0.2)
+        self.metrics()      # closes the first interval: the endpoints have a rate
+        stats = harness.request(self.admin, "GET", "/admin/stats").json()["hourly"]
+        rates = {}
+        for ep, st in stats["endpoints"].items():
+            self.assertGreater(st["cost_usd"], 0)
+            self.assertGreater(st["usd_per_mtok"], 0)
+            self.assertGreater(st["tokens_per_joule"], 0)
+            self.assertGreaterEqual(st["utilization"], 0)
+            self.assertLessEqual(st["utilization"], 1)
+            # One interval with tokens (then an idle one, closed by this read).
+            rates[ep] = ((st["cost_usd"] - st["idle_cost_usd"]) / st["token_units"]
+                         if st["token_units"] else None)
+        self.assertIn("chat", stats["routes"])
+        self.assertIn("small", stats["models"])
+        self.assertNotIn("big", stats["models"])
+        self.chat("small", 2)
+        lines = self.log_lines()
+        small = [l for l in lines if l["model"] == "small"]
+        big = [l for l in lines if l["model"] == "big"]
+        self.assertTrue(all(l["cost_source"] == "hourly" for l in small))
+        self.assertEqual([l["cost_usd"] for l in small[:2]], [None, None])
+        for l in small[2:]:
+            units = l["prompt_tokens"] - l["cached_tokens"] + 2 * l["completion_tokens"]
+            # At the rate of its endpoint's last interval with tokens.
+            self.assertIsNotNone(l["cost_usd"])
+            if rates.get(l["endpoint"]):
+                self.assertAlmostEqual(l["cost_usd"], units * rates[l["endpoint"]],
+                                       delta=1e-9)
+        self.assertEqual(big[0]["cost_source"], "price")
+        self.assertAlmostEqual(big[0]["cost_usd"], (big[0]["prompt_tokens"] +
+                                                    2 * big[0]["completion_tokens"]) / 1e6)
+
+
 if __name__ == "__main__":
     harness.main()
