@@ -258,6 +258,18 @@ line_buffer(const struct sy_record *r, char **own)
 	return *own = malloc(need);
 }
 
+/* The mean of r's inter-token gaps, µs (r has some). */
+static uint64_t
+itl_mean_us(const struct sy_record *r)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < r->n_itl; i++)
+		sum += r->itl_us[i];
+	return sum / r->n_itl;
+}
+
 /*
  * Writes the line of r (no newline) into buf, which line_buffer gave;
  * returns the byte after it.  Fields, in order: time (RFC 3339 UTC with
@@ -265,7 +277,7 @@ line_buffer(const struct sy_record *r, char **own)
  * client_model, model, endpoint, backend_kind, policy_reason,
  * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
- * cost_source, ttft_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
+ * cost_source, ttft_ms, itl_ms, tpot_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
  * retries, fallbacks, queue_ms, error, batch_size, batch_wait_ms, cache,
  * saved_tokens, saved_usd.
  */
@@ -301,6 +313,14 @@ line_format(const struct sy_record *r, char *o)
 		o = PUT_MS(o, ",\"ttft_ms\":", (uint64_t)r->ttft_us);
 	else
 		o = PUT_LIT(o, ",\"ttft_ms\":null");
+	if (r->n_itl > 0)
+		o = PUT_MS(o, ",\"itl_ms\":", itl_mean_us(r));
+	else
+		o = PUT_LIT(o, ",\"itl_ms\":null");
+	if (r->tpot_us >= 0)
+		o = PUT_MS(o, ",\"tpot_ms\":", (uint64_t)r->tpot_us);
+	else
+		o = PUT_LIT(o, ",\"tpot_ms\":null");
 	o = PUT_MS(o, ",\"latency_ms\":", r->latency_us);
 	o = PUT_MS(o, ",\"upstream_ms\":", r->upstream_us);
 	o = PUT_MS(o, ",\"overhead_ms\":", r->overhead_us);

@@ -68,6 +68,8 @@ struct series {
 	atomic_ullong saved_tokens;	/* tokens hits did not spend */
 	_Atomic double saved_usd;
 	struct sy_hist cache_hit;	/* latency of cache hits */
+	struct sy_hist itl;		/* gaps between stream writes */
+	struct sy_hist tpot;		/* time per output token */
 };
 
 /*
@@ -85,6 +87,7 @@ struct sy_metrics_shard {
 	pthread_mutex_t lock;
 	struct table routes;
 	struct table endpoints;
+	struct table models;		/* by served model */
 	struct sy_hourly_counts hourly;	/* self-hosted units (hourly.h) */
 	struct sy_metrics *owner;
 };
@@ -99,6 +102,7 @@ struct sy_metrics {
 struct snapshot {
 	struct table routes;
 	struct table endpoints;
+	struct table models;
 };
 
 /* ==== Series and tables ==== */
@@ -317,6 +321,18 @@ count_cache(struct series *se, const struct sy_record *r)
 		sy_hist_add(&se->cache_hit, r->latency_us);
 }
 
+/* Counts r's inter-token gaps and time per output token in se. */
+static void
+count_tokens_pace(struct series *se, const struct sy_record *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_itl; i++)
+		sy_hist_add(&se->itl, r->itl_us[i]);
+	if (r->tpot_us >= 0)
+		sy_hist_add(&se->tpot, (uint64_t)r->tpot_us);
+}
+
 /* Counts r in se. */
 static void
 series_count(struct series *se, const struct sy_record *r)
@@ -349,6 +365,7 @@ series_count(struct series *se, const struct sy_record *r)
 		bump(&se->escalations, r->escalations);
 	if (r->queue_us > 0)
 		sy_hist_add(&se->queue, r->queue_us);
+	count_tokens_pace(se, r);
 	if (r->policy_reason != NULL)
 		count_reason(se, r->policy_reason, 1);
 	series_count_batch(se, r);
@@ -389,6 +406,8 @@ series_merge(struct series *dst, const struct series *src)
 	sy_hist_merge(&dst->queue, &src->queue);
 	sy_hist_merge(&dst->batch_size, &src->batch_size);
 	sy_hist_merge(&dst->batch_wait, &src->batch_wait);
+	sy_hist_merge(&dst->itl, &src->itl);
+	sy_hist_merge(&dst->tpot, &src->tpot);
 	for (i = 0; i < SY_FLUSH_NREASONS; i++)
 		bump(&dst->flushes[i], get(&src->flushes[i]));
 	bump(&dst->shed, get(&src->shed));
@@ -427,6 +446,7 @@ sy_metrics_free(struct sy_metrics *m)
 	for (i = 0; i < m->nshards; i++) {
 		table_free(&m->shards[i].routes);
 		table_free(&m->shards[i].endpoints);
+		table_free(&m->shards[i].models);
 		sy_hourly_counts_free(&m->shards[i].hourly);
 		pthread_mutex_destroy(&m->shards[i].lock);
 	}
@@ -478,6 +498,9 @@ sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r)
 	se = table_get(&s->routes, r->route != NULL ? r->route : "-", &s->lock);
 	if (se != NULL)
 		series_count(se, r);
+	if (r->model != NULL &&
+	    (se = table_get(&s->models, r->model, &s->lock)) != NULL)
+		series_count(se, r);
 	if (r->endpoint == NULL ||
 	    (se = table_get(&s->endpoints, r->endpoint, &s->lock)) == NULL)
 		return;
@@ -528,8 +551,12 @@ snapshot_take(struct sy_metrics *m, const struct sy_config *cfg,
 		pthread_mutex_lock(&s->lock);
 		merge_table(&snap->routes, &s->routes);
 		merge_table(&snap->endpoints, &s->endpoints);
+		merge_table(&snap->models, &s->models);
 		pthread_mutex_unlock(&s->lock);
 	}
+	if (snap->models.n > 1)
+		qsort(snap->models.all, snap->models.n,
+		    sizeof *snap->models.all, series_cmp);
 	if (snap->routes.n > 1)
 		qsort(snap->routes.all, snap->routes.n,
 		    sizeof *snap->routes.all, series_cmp);
@@ -544,6 +571,7 @@ snapshot_free(struct snapshot *snap)
 {
 	table_free(&snap->routes);
 	table_free(&snap->endpoints);
+	table_free(&snap->models);
 }
 
 /* The requests in flight to ep, all workers; 0 when it has no stats. */
@@ -575,7 +603,7 @@ enum fam_kind {
 	FAM_FALLBACKS, FAM_ESCALATIONS, FAM_REASONS, FAM_FLUSHES, FAM_SHED,
 	FAM_CACHE, FAM_SAVED_TOKENS, FAM_SAVED_USD,
 	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE,	/* histograms */
-	FAM_BATCH_SIZE, FAM_BATCH_WAIT, FAM_CACHE_HIT
+	FAM_BATCH_SIZE, FAM_BATCH_WAIT, FAM_CACHE_HIT, FAM_ITL, FAM_TPOT
 };
 
 struct family {
@@ -603,6 +631,10 @@ static const struct family route_families[] = {
 	  "Time from a request's arrival to its last byte sent, by route." },
 	{ "switchyard_ttft_seconds", FAM_TTFT,
 	  "Time to the first byte of streaming requests, by route." },
+	{ "switchyard_itl_seconds", FAM_ITL,
+	  "Inter-token latency: time between two writes of a stream, by route." },
+	{ "switchyard_tpot_seconds", FAM_TPOT,
+	  "Time per output token after the first of streams, by route." },
 	{ "switchyard_overhead_seconds", FAM_OVERHEAD,
 	  "Time a request spent in switchyard, not upstream, by route." },
 	{ "switchyard_retries_total", FAM_RETRIES,
@@ -631,6 +663,24 @@ static const struct family route_families[] = {
 	  "What the answers served from the cache cost, in USD, by route." },
 	{ "switchyard_cache_hit_duration_seconds", FAM_CACHE_HIT,
 	  "Time from arrival to last byte of requests answered from the cache, by route." },
+};
+
+static const struct family model_families[] = {
+	{ "switchyard_model_requests_total", FAM_REQUESTS,
+	  "Finished requests by served model and HTTP status code." },
+	{ "switchyard_model_tokens_total", FAM_TOKENS,
+	  "Tokens by served model and type (prompt, completion, cached prompt)." },
+	{ "switchyard_model_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by served model, where a price per token "
+	  "is known." },
+	{ "switchyard_model_request_duration_seconds", FAM_LATENCY,
+	  "Time from a request's arrival to its last byte sent, by served model." },
+	{ "switchyard_model_ttft_seconds", FAM_TTFT,
+	  "Time to the first byte of streaming requests, by served model." },
+	{ "switchyard_model_itl_seconds", FAM_ITL,
+	  "Inter-token latency of streams, by served model." },
+	{ "switchyard_model_tpot_seconds", FAM_TPOT,
+	  "Time per output token after the first of streams, by served model." },
 };
 
 static const struct family endpoint_families[] = {
@@ -772,6 +822,14 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 	case FAM_TTFT:
 		put_histogram(out, f->name, label, se->name, &se->ttft,
 		    latency_bounds);
+		break;
+	case FAM_ITL:
+		put_histogram(out, f->name, label, se->name, &se->itl,
+		    overhead_bounds);
+		break;
+	case FAM_TPOT:
+		put_histogram(out, f->name, label, se->name, &se->tpot,
+		    overhead_bounds);
 		break;
 	case FAM_OVERHEAD:
 		put_histogram(out, f->name, label, se->name, &se->overhead,
@@ -1087,6 +1145,9 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 	put_families(out, endpoint_families,
 	    sizeof endpoint_families / sizeof endpoint_families[0], "endpoint",
 	    &snap.endpoints);
+	put_families(out, model_families,
+	    sizeof model_families / sizeof model_families[0], "model",
+	    &snap.models);
 	put_hourly(out, m);
 	if (cfg != NULL) {
 		evbuffer_add_printf(out, "# HELP %s Requests in flight to the "
@@ -1204,6 +1265,8 @@ series_json(const struct series *se)
 	json_object_set_new(o, "cost_usd", json_real(get_usd(&se->cost_usd)));
 	json_object_set_new(o, "latency_ms", quantiles_json(&se->latency));
 	json_object_set_new(o, "ttft_ms", quantiles_json(&se->ttft));
+	json_object_set_new(o, "itl_ms", quantiles_json(&se->itl));
+	json_object_set_new(o, "tpot_ms", quantiles_json(&se->tpot));
 	json_object_set_new(o, "overhead_ms", quantiles_json(&se->overhead));
 	json_object_set_new(o, "queue_ms", quantiles_json(&se->queue));
 	json_object_set_new(o, "retries",
@@ -1265,6 +1328,11 @@ sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg)
 	root = json_object();
 	json_object_set_new(root, "routes", routes);
 	json_object_set_new(root, "endpoints", endpoints);
+	o = json_object();
+	for (i = 0; i < snap.models.n; i++)
+		json_object_set_new(o, snap.models.all[i]->name,
+		    series_json(snap.models.all[i]));
+	json_object_set_new(root, "models", o);
 	json_object_set_new(root, "hourly", hourly_json(m, &snap));
 	snapshot_free(&snap);
 	return root;

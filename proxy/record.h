@@ -2,6 +2,7 @@
 #ifndef SY_RECORD_H
 #define SY_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct sy_price;
@@ -44,6 +45,10 @@ struct sy_record {
 					   a cascade replaced (escalations > 0) */
 	double answer_cost_usd;
 	int64_t ttft_us;		/* first streamed byte; -1 when not a stream */
+	const uint32_t *itl_us;		/* gaps between stream writes, µs */
+	size_t n_itl;
+	int64_t tpot_us;		/* (latency - ttft) / (completion - 1);
+					   -1 unless a stream of 2+ tokens */
 	uint64_t latency_us;		/* arrival to last byte sent */
 	uint64_t upstream_us;		/* time waiting on the backend */
 	uint64_t overhead_us;		/* latency_us - upstream_us: time in switchyard */

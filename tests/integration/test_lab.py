@@ -479,5 +479,76 @@ class GatewayHourlyCost(unittest.TestCase):
                                                     2 * big[0]["completion_tokens"]) / 1e6)
 
 
+class GatewayTokenPace(unittest.TestCase):
+    """Inter-token latency and time per output token, in the access log and
+    per route and served model in /metrics and /admin/stats."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sy-pace-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        base = harness.free_ports(3)
+        self.port, self.admin = base + 1, base + 2
+        # One sequence at a time decodes a token every 20 ms.
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(base), "--quiet",
+                             "--decode-base-us", "19500", "--decode-per-seq-us", "500",
+                             "--slots", "1", "--log-requests", "0"], port=base)
+        self.log = os.path.join(self.dir, "access.log")
+        cfg = {"listen": "127.0.0.1:%d" % self.port, "admin": "127.0.0.1:%d" % self.admin,
+               "workers": 1, "access_log": self.log,
+               "backends": [{"name": "sim", "url": "http://127.0.0.1:%d/v1" % base}],
+               "routes": [{"name": "chat", "models": ["a", "b"]}]}
+        path = os.path.join(self.dir, "switchyard.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        harness.start(self, [harness.binary("switchyard"), "-c", path], port=self.port)
+
+    def stream(self, model, tokens):
+        events = harness.stream_events(self.port, "/v1/chat/completions", {
+            "model": model, "max_tokens": tokens, "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "say something"}]})
+        self.assertTrue(events)
+
+    def test_itl_and_tpot_are_the_decode_step(self):
+        self.stream("a", 20)
+        self.stream("a", 20)
+        self.stream("b", 10)
+        time.sleep(0.2)
+        with open(self.log) as f:
+            lines = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual([l["model"] for l in lines], ["a", "a", "b"])
+        for l in lines:
+            self.assertGreater(l["itl_ms"], 10)
+            self.assertLess(l["itl_ms"], 40)
+            self.assertGreater(l["tpot_ms"], 15)
+            self.assertLess(l["tpot_ms"], 30)
+            self.assertAlmostEqual(l["tpot_ms"], (l["latency_ms"] - l["ttft_ms"]) /
+                                   (l["completion_tokens"] - 1), delta=0.01)
+        r = harness.request(self.admin, "GET", "/metrics")
+        text = r.body.decode()
+        vals = {}
+        for line in text.splitlines():
+            if not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                vals[name] = float(value)
+        self.assertEqual(vals['switchyard_model_ttft_seconds_count{model="a"}'], 2)
+        self.assertEqual(vals['switchyard_model_ttft_seconds_count{model="b"}'], 1)
+        self.assertEqual(vals['switchyard_model_tpot_seconds_count{model="a"}'], 2)
+        self.assertEqual(vals['switchyard_model_request_duration_seconds_count{model="b"}'], 1)
+        itl_a = vals['switchyard_model_itl_seconds_count{model="a"}']
+        itl_b = vals['switchyard_model_itl_seconds_count{model="b"}']
+        self.assertGreater(itl_a, 2 * 10)
+        self.assertLessEqual(itl_a, 2 * 21)
+        self.assertEqual(vals['switchyard_itl_seconds_count{route="chat"}'], itl_a + itl_b)
+        mean = vals['switchyard_model_itl_seconds_sum{model="a"}'] / itl_a
+        self.assertGreater(mean, 0.010)
+        self.assertLess(mean, 0.040)
+        stats = harness.request(self.admin, "GET", "/admin/stats").json()
+        self.assertEqual(sorted(stats["models"]), ["a", "b"])
+        self.assertEqual(stats["models"]["a"]["requests"], 2)
+        self.assertGreater(stats["models"]["b"]["itl_ms"]["p50"], 10)
+        self.assertGreater(stats["routes"]["chat"]["tpot_ms"]["p99"], 15)
+
+
 if __name__ == "__main__":
     harness.main()
