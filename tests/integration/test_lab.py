@@ -303,6 +303,30 @@ class ExperimentOptions(LabCase):
         self.assertEqual([b["models"] for b in gw["backends"]], [["small"], ["big"]])
         self.assertEqual(gw["routes"][0]["models"], ["small", "big"])
 
+    def test_a_sweep_stops_each_variant_at_its_first_load_over_the_slo(self):
+        fleet = dict(FLEET, defaults=dict(FLEET["defaults"], slots=1))
+        exp = tiny(fleet=fleet, sweep=True, warmup_s=0, duration_s=1,
+                   loads=[{"concurrency": 1}, {"concurrency": 16}, {"concurrency": 32}],
+                   slo={"latency_ms": 300})
+        proc, out = self.run_lab(exp)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        res = self.read_json(out)
+        self.assertTrue(res["complete"])
+        self.assertEqual(sorted((r["variant"], r["load"]) for r in res["runs"]),
+                         [("lo", "concurrency 1"), ("lo", "concurrency 16"),
+                          ("rr", "concurrency 1"), ("rr", "concurrency 16")])
+        for r in res["runs"]:
+            if r["load"] == "concurrency 16":
+                self.assertGreater(r["latency_ms"]["p99"], 300)
+        v = res["verdict"]
+        self.assertEqual(v["ranked_by"], "max_load_met")
+        self.assertEqual([x["max_load_met"] for x in v["variants"]], [1, 1])
+        with open(os.path.join(out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("Highest load within the SLO: **rr**. Each variant's: rr 1, lo 1.", md)
+        self.assertIn("### concurrency 32", md)
+        self.assertIn("| rr | - |", md)
+
     def test_bad_experiment_names_the_key(self):
         for exp, msg in (
                 (tiny(loads=[{"rate": 5, "concurrency": 2}]),
@@ -312,7 +336,8 @@ class ExperimentOptions(LabCase):
                 (tiny(durations=3), "durations: unknown key"),
                 (tiny(fleet={"replicas": [{"port": 8000}]}), "fleet.replicas[0]: port:"),
                 (tiny(repeats=0), "repeats: must be a number from 1 to 20"),
-                (tiny(cost="free"), 'cost: must be "hourly"')):
+                (tiny(cost="free"), 'cost: must be "hourly"'),
+                (tiny(sweep=True, slo={}), "sweep: a sweep needs an slo to break")):
             proc, out = self.run_lab(exp)
             self.assertEqual(proc.returncode, 2, proc.stderr)
             self.assertIn("exp.json: " + msg, proc.stderr)

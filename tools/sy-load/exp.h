@@ -42,6 +42,8 @@ struct sy_exp {
 	double slo_ttft_ms, slo_itl_ms, slo_latency_ms;	/* 0: no bound */
 	double idle_power_share;	/* of power_watts drawn when idle */
 	int cost_from_prices;	/* $/1M tokens from the gateway's prices */
+	int sweep;		/* a variant stops at its first load over
+				   the SLO */
 };
 
 /*
@@ -74,6 +76,14 @@ void sy_exp_merge(json_t *dst, const json_t *fragment);
  */
 int sy_exp_report(const struct sy_exp *e, json_t *runs, int complete,
     const char *dir);
+
+/*
+ * Whether variant vi meets the SLO at load li of runs: the means over the
+ * repeats of TTFT, ITL and latency p99 within e's bounds, at most 1% of
+ * requests failed.  0 without a run.
+ */
+int sy_exp_meets_slo(const struct sy_exp *e, const json_t *runs, size_t vi,
+    size_t li);
 
 /* ==== Statistics ==== */
 

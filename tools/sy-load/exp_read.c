@@ -340,7 +340,7 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 	static const char *const known[] = { "name", "title", "published",
 	    "fleet", "gateway", "workload", "variants", "loads", "warmup_s",
 	    "duration_s", "requests", "timeout_s", "repeats", "slo", "energy",
-	    "cost", NULL };
+	    "cost", "sweep", NULL };
 	static const char *const slo_keys[] = { "ttft_ms", "itl_ms",
 	    "latency_ms", NULL };
 	json_error_t je;
@@ -368,7 +368,7 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 		fail(err, path, bad, "unknown key (known: name, title, "
 		    "published, fleet, gateway, workload, variants, loads, "
 		    "warmup_s, duration_s, requests, timeout_s, repeats, slo, "
-		    "energy, cost)");
+		    "energy, cost, sweep)");
 		goto out;
 	}
 	base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
@@ -478,6 +478,17 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 	}
 	e->cost_from_prices = v != NULL &&
 	    strcmp(json_string_value(v), "prices") == 0;
+	v = json_object_get(root, "sweep");
+	if (v != NULL && !json_is_boolean(v)) {
+		fail(err, path, "sweep", "must be true or false");
+		goto out;
+	}
+	e->sweep = json_is_true(v);
+	if (e->sweep && e->slo_ttft_ms == 0 && e->slo_itl_ms == 0 &&
+	    e->slo_latency_ms == 0) {
+		fail(err, path, "sweep", "a sweep needs an slo to break");
+		goto out;
+	}
 	r = 0;
 out:
 	json_decref(root);

@@ -163,9 +163,9 @@ cell_text(char *buf, size_t len, const struct cell *c, int decimals)
 
 /* ==== The verdict ==== */
 
-/* Whether variant vi meets the SLO at load li (mean over repeats). */
-static int
-meets_slo(const struct sy_exp *e, const json_t *runs, size_t vi, size_t li)
+int
+sy_exp_meets_slo(const struct sy_exp *e, const json_t *runs, size_t vi,
+    size_t li)
 {
 	struct cell c;
 
@@ -199,9 +199,9 @@ verdict(const struct sy_exp *e, const json_t *runs)
 	size_t nv = json_array_size(e->variants), vi, li;
 	json_t *per = json_array(), *out;
 	double best_score = NAN, score, goodput, base_cost = NAN;
-	double best_cost = NAN;
+	double best_cost = NAN, maxload;
 	long best = -1;
-	int by_cost = 1, ok;
+	int by_cost = !e->sweep, ok;
 	struct cell c;
 
 	for (vi = 0; vi < nv && by_cost; vi++)
@@ -213,8 +213,13 @@ verdict(const struct sy_exp *e, const json_t *runs)
 		size_t ncost = 0;
 
 		ok = 1;
+		maxload = -1;
 		for (li = 0; li < e->nloads; li++) {
-			ok &= meets_slo(e, runs, vi, li);
+			if (sy_exp_meets_slo(e, runs, vi, li)) {
+				if (e->loads[li].value > maxload)
+					maxload = e->loads[li].value;
+			} else
+				ok = 0;
 			c = cell_of(runs, vi, li, "usd_per_mtok");
 			if (c.n > 0)
 				cost += c.mean, ncost++;
@@ -226,21 +231,26 @@ verdict(const struct sy_exp *e, const json_t *runs)
 		goodput = gp / (double)e->nloads;
 		if (vi == 0)
 			base_cost = score;
-		json_array_append_new(per, json_pack("{s:O,s:b,s:o,s:f}",
+		json_array_append_new(per, json_pack("{s:O,s:b,s:o,s:f,s:o}",
 		    "variant", json_object_get(json_array_get(e->variants, vi),
 		    "name"), "meets_slo", ok, "usd_per_mtok", isnan(score) ?
-		    json_null() : json_real(score), "goodput_rps", goodput));
-		if (!ok)
+		    json_null() : json_real(score), "goodput_rps", goodput,
+		    "max_load_met", maxload >= 0 ? json_real(maxload) :
+		    json_null()));
+		/* A sweep ranks by the highest load within the SLO. */
+		if (e->sweep ? maxload < 0 || (best >= 0 &&
+		    maxload <= best_score) : !ok)
 			continue;
-		if (by_cost ? (best < 0 || score < best_score) :
-		    (best < 0 || goodput > best_score)) {
+		if (e->sweep || (by_cost ? (best < 0 || score < best_score) :
+		    (best < 0 || goodput > best_score))) {
 			best = (long)vi;
-			best_score = by_cost ? score : goodput;
+			best_score = e->sweep ? maxload : by_cost ? score :
+			    goodput;
 			best_cost = score;
 		}
 	}
-	out = json_pack("{s:o,s:s}", "variants", per, "ranked_by", by_cost ?
-	    "usd_per_mtok" : "goodput_rps");
+	out = json_pack("{s:o,s:s}", "variants", per, "ranked_by", e->sweep ?
+	    "max_load_met" : by_cost ? "usd_per_mtok" : "goodput_rps");
 	if (best >= 0) {
 		json_object_set(out, "best", json_object_get(json_array_get(
 		    e->variants, (size_t)best), "name"));
@@ -263,8 +273,29 @@ verdict_text(char **out, size_t *len, const json_t *v, const char *base)
 	json_t *s = json_object_get(v, "saving_usd_per_mtok");
 
 	if (!json_is_string(best)) {
-		sy_str_add(out, len, "No variant meets the SLO at every "
-		    "load.");
+		sy_str_add(out, len, "No variant meets the SLO at %s load.",
+		    strcmp(json_string_value(json_object_get(v, "ranked_by")),
+		    "max_load_met") == 0 ? "any" : "every");
+		return;
+	}
+	if (strcmp(json_string_value(json_object_get(v, "ranked_by")),
+	    "max_load_met") == 0) {
+		json_t *per = json_object_get(v, "variants"), *x;
+		size_t i;
+
+		sy_str_add(out, len, "Highest load within the SLO: **%s**. "
+		    "Each variant's:", json_string_value(best));
+		json_array_foreach(per, i, x) {
+			json_t *m = json_object_get(x, "max_load_met");
+
+			sy_str_add(out, len, "%s %s ", i ? "," : "",
+			    json_string_value(json_object_get(x, "variant")));
+			if (json_is_number(m))
+				sy_str_add(out, len, "%g", json_number_value(m));
+			else
+				sy_str_add(out, len, "none");
+		}
+		sy_str_add(out, len, ".");
 		return;
 	}
 	sy_str_add(out, len, "Best variant under the SLO: **%s**",
@@ -411,7 +442,7 @@ table_md(const struct sy_exp *e, const json_t *runs, size_t li, char **out,
 			cell_text(buf, sizeof buf, &c, columns[k].decimals);
 			sy_str_add(out, len, " %s |", buf);
 		}
-		sy_str_add(out, len, " %s |\n", meets_slo(e, runs, vi, li) ?
+		sy_str_add(out, len, " %s |\n", sy_exp_meets_slo(e, runs, vi, li) ?
 		    "met" : "missed");
 	}
 }
@@ -825,7 +856,7 @@ sy_exp_report(const struct sy_exp *e, json_t *runs, int complete,
 			json_array_append_new(summary, json_pack(
 			    "{s:s,s:s,s:b,s:o}", "variant", vname(e, vi),
 			    "load", e->loads[li].label, "meets_slo",
-			    meets_slo(e, runs, vi, li), "figures", cells));
+			    sy_exp_meets_slo(e, runs, vi, li), "figures", cells));
 		}
 	root = json_pack("{s:{s:s,s:s,s:s,s:s?,s:O,s:o,s:i,s:f,s:f,s:s,"
 	    "s:{s:f,s:f,s:f}},s:b,s:O,s:o,s:o}", "experiment", "name",

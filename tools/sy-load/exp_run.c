@@ -1093,6 +1093,7 @@ sy_load_experiment_main(int argc, char **argv)
 	const char *bin = NULL;
 	json_t *runs, *run;
 	char *err = NULL;
+	int *broken;
 	size_t vi, li;
 	unsigned rep;
 	int ch, failed = 0;
@@ -1154,9 +1155,17 @@ sy_load_experiment_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	runs = json_array();
+	broken = calloc(json_array_size(e.variants), sizeof *broken);
+	if (broken == NULL)
+		abort();
 	for (li = 0; li < e.nloads && !stop_flag && !failed; li++)
 		for (vi = 0; vi < json_array_size(e.variants) && !stop_flag &&
-		    !failed; vi++)
+		    !failed; vi++) {
+			/* A sweep goes no further once over the SLO. */
+			if (broken[vi]) {
+				c.total -= e.repeats;
+				continue;
+			}
 			for (rep = 0; rep < e.repeats && !stop_flag &&
 			    !failed; rep++) {
 				run = run_one(&c, vi, li, rep);
@@ -1167,6 +1176,10 @@ sy_load_experiment_main(int argc, char **argv)
 				json_array_append_new(runs, run);
 				c.done++;
 			}
+			broken[vi] = e.sweep && !failed && !stop_flag &&
+			    !sy_exp_meets_slo(&e, runs, vi, li);
+		}
+	free(broken);
 	if (!c.quiet && c.tty)
 		fputs("\r\033[K", stderr);
 	if (stop_flag)
