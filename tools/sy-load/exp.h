@@ -41,7 +41,8 @@ struct sy_exp {
 	unsigned repeats;
 	double slo_ttft_ms, slo_itl_ms, slo_latency_ms;	/* 0: no bound */
 	double idle_power_share;	/* of power_watts drawn when idle */
-	int cost_from_prices;	/* $/1M tokens from the gateway's prices */
+	enum { SY_EXP_COST_HOURLY, SY_EXP_COST_PRICES, SY_EXP_COST_GATEWAY }
+	    cost_basis;		/* of usd_per_mtok (the "cost" key) */
 	int sweep;		/* a variant stops at its first load over
 				   the SLO */
 };

@@ -471,13 +471,18 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 	v = json_object_get(root, "cost");
 	if (v != NULL && (!json_is_string(v) ||
 	    (strcmp(json_string_value(v), "hourly") != 0 &&
-	    strcmp(json_string_value(v), "prices") != 0))) {
+	    strcmp(json_string_value(v), "prices") != 0 &&
+	    strcmp(json_string_value(v), "gateway") != 0))) {
 		fail(err, path, "cost", "must be \"hourly\" (the replicas' "
-		    "cost_per_hour) or \"prices\" (the gateway's prices)");
+		    "cost_per_hour), \"prices\" (the gateway's prices per "
+		    "token) or \"gateway\" (the gateway's self-hosted "
+		    "accounting)");
 		goto out;
 	}
-	e->cost_from_prices = v != NULL &&
-	    strcmp(json_string_value(v), "prices") == 0;
+	e->cost_basis = v == NULL ? SY_EXP_COST_HOURLY :
+	    strcmp(json_string_value(v), "prices") == 0 ? SY_EXP_COST_PRICES :
+	    strcmp(json_string_value(v), "gateway") == 0 ?
+	    SY_EXP_COST_GATEWAY : SY_EXP_COST_HOURLY;
 	v = json_object_get(root, "sweep");
 	if (v != NULL && !json_is_boolean(v)) {
 		fail(err, path, "sweep", "must be true or false");

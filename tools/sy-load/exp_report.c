@@ -392,7 +392,8 @@ write_csv(const struct sy_exp *e, const json_t *runs, const char *dir)
 	    "fleet_usd,price_usd,joules\n");
 	json_array_foreach((json_t *)runs, i, run) {
 		static const char *const tail[] = { "usd_per_mtok_hourly",
-		    "usd_per_mtok_prices", "fleet_usd", "price_usd", "joules" };
+		    "usd_per_mtok_prices", "usd_per_mtok_gateway", "fleet_usd",
+		    "price_usd", "gateway_hourly_usd", "joules" };
 
 		sy_str_add(&s, &len, "%s,%s,%s,%g,%lld,%.3f,%.0f,%.0f,%.0f",
 		    json_string_value(json_object_get(run, "variant")),
@@ -402,7 +403,7 @@ write_csv(const struct sy_exp *e, const json_t *runs, const char *dir)
 		    json_object_get(run, "repeat")), figure(run, "seconds"),
 		    figure(run, "requests_ok"), figure(run, "requests_failed"),
 		    figure(run, "requests_dropped"));
-		for (k = 0; k < NCOLUMNS + 5; k++) {
+		for (k = 0; k < NCOLUMNS + 7; k++) {
 			v = figure(run, k < NCOLUMNS ? columns[k].key :
 			    tail[k - NCOLUMNS]);
 			if (isnan(v))
@@ -458,9 +459,10 @@ models_md(const struct sy_exp *e, const json_t *runs, char **out,
 
 	sy_str_add(out, len, "\n## Per model\n\nFrom the gateway's access "
 	    "log (first repeat).\n\n| load | variant | model | requests | "
-	    "errors | TTFT p50 ms | TTFT p99 ms | latency p99 ms | "
-	    "prompt tokens | completion tokens | cost $ (prices) |\n"
-	    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	    "errors | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | TPOT p50 ms | "
+	    "latency p99 ms | prompt tokens | completion tokens | "
+	    "cost $ (prices) |\n"
+	    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (li = 0; li < e->nloads; li++)
 		for (vi = 0; vi < json_array_size(e->variants); vi++) {
 			if ((run = first_run(runs, vi, li)) == NULL)
@@ -469,21 +471,22 @@ models_md(const struct sy_exp *e, const json_t *runs, char **out,
 			    st) {
 				static const char *const keys[] = {
 				    "requests", "errors", "ttft_ms.p50",
-				    "ttft_ms.p99", "latency_ms.p99",
-				    "prompt_tokens", "completion_tokens",
-				    "cost_usd" };
+				    "ttft_ms.p99", "itl_ms.p50", "tpot_ms.p50",
+				    "latency_ms.p99", "prompt_tokens",
+				    "completion_tokens", "cost_usd" };
 				struct cell c;
 				char buf[64];
 				size_t k;
 
 				sy_str_add(out, len, "| %s | %s | %s |",
 				    e->loads[li].label, vname(e, vi), m);
-				for (k = 0; k < 8; k++) {
+				for (k = 0; k < 10; k++) {
 					c.mean = c.min = c.max = figure(st,
 					    keys[k]);
 					c.n = !isnan(c.mean);
 					cell_text(buf, sizeof buf, &c,
-					    k == 7 ? 4 : 0);
+					    k == 9 ? 4 : k == 4 || k == 5 ?
+					    1 : 0);
 					sy_str_add(out, len, " %s |", buf);
 				}
 				sy_str_add(out, len, "\n");
@@ -513,8 +516,10 @@ report_md(const struct sy_exp *e, const json_t *runs, const json_t *v,
 	    "%u repeat%s; a fresh fleet and gateway per run. $/1M tokens "
 	    "from the %s.", e->warmup_s, e->duration_s, e->requests > 0 ?
 	    " (or the request count)" : "", e->repeats, e->repeats > 1 ?
-	    "s (cells: mean (min–max))" : "", e->cost_from_prices ?
-	    "gateway's prices (access log cost_usd)" :
+	    "s (cells: mean (min–max))" : "", e->cost_basis ==
+	    SY_EXP_COST_PRICES ? "gateway's prices (access log cost_usd)" :
+	    e->cost_basis == SY_EXP_COST_GATEWAY ? "gateway's own "
+	    "self-hosted accounting (/admin/stats hourly)" :
 	    "replicas' cost per hour over the measured time");
 	sy_str_add(&s, len, " SLO:");
 	if (e->slo_ttft_ms > 0)
@@ -863,7 +868,8 @@ sy_exp_report(const struct sy_exp *e, json_t *runs, int complete,
 	    e->name, "title", e->title, "file", e->path, "published",
 	    e->published, "variants", e->variants, "loads", loads, "repeats",
 	    (int)e->repeats, "warmup_s", e->warmup_s, "duration_s",
-	    e->duration_s, "cost", e->cost_from_prices ? "prices" : "hourly",
+	    e->duration_s, "cost", e->cost_basis == SY_EXP_COST_PRICES ? "prices" :
+	    e->cost_basis == SY_EXP_COST_GATEWAY ? "gateway" : "hourly",
 	    "slo", "ttft_ms", e->slo_ttft_ms, "itl_ms", e->slo_itl_ms,
 	    "latency_ms", e->slo_latency_ms, "complete", complete, "runs",
 	    runs, "summary", summary, "verdict", v);

@@ -484,7 +484,7 @@ struct model_acc {
 	char *name;
 	double requests, errors, prompt, completion, cost;
 	int priced;		/* some line had a cost */
-	struct vec ttft, latency;
+	struct vec ttft, latency, itl, tpot;
 };
 
 /*
@@ -550,6 +550,10 @@ access_read(const char *path, double t0_ms, json_t *run)
 			vec_add(&m[i].ttft, json_number_value(v));
 		if (json_is_number(v = json_object_get(j, "latency_ms")))
 			vec_add(&m[i].latency, json_number_value(v));
+		if (json_is_number(v = json_object_get(j, "itl_ms")))
+			vec_add(&m[i].itl, json_number_value(v));
+		if (json_is_number(v = json_object_get(j, "tpot_ms")))
+			vec_add(&m[i].tpot, json_number_value(v));
 		json_decref(j);
 	}
 	free(line);
@@ -564,15 +568,20 @@ access_read(const char *path, double t0_ms, json_t *run)
 	models = json_object();
 	for (i = 0; i < nm; i++) {
 		json_object_set_new(models, m[i].name, json_pack(
-		    "{s:f,s:f,s:f,s:f,s:o,s:o,s:o}", "requests", m[i].requests,
+		    "{s:f,s:f,s:f,s:f,s:o,s:o,s:o,s:o,s:o}", "requests",
+		    m[i].requests,
 		    "errors", m[i].errors, "prompt_tokens", m[i].prompt,
 		    "completion_tokens", m[i].completion, "cost_usd",
 		    m[i].priced ? json_real(m[i].cost) : json_null(),
 		    "ttft_ms", percentiles(&m[i].ttft),
-		    "latency_ms", percentiles(&m[i].latency)));
+		    "latency_ms", percentiles(&m[i].latency), "itl_ms",
+		    percentiles(&m[i].itl), "tpot_ms",
+		    percentiles(&m[i].tpot)));
 		free(m[i].name);
 		free(m[i].ttft.v);
 		free(m[i].latency.v);
+		free(m[i].itl.v);
+		free(m[i].tpot.v);
 	}
 	free(m);
 	json_object_set_new(run, "models", models);
@@ -780,6 +789,45 @@ fleet_figures(const struct ctx *c, const struct sim_counts *before,
 	    json_real(tokens / joules) : json_null());
 }
 
+/* Sum of key over the endpoints of an /admin/stats "hourly" object. */
+static double
+hourly_sum(const json_t *stats, const char *key)
+{
+	json_t *eps = json_object_get(json_object_get(stats, "hourly"),
+	    "endpoints"), *ep;
+	const char *name;
+	double sum = 0;
+
+	json_object_foreach(eps, name, ep)
+		sum += json_number_value(json_object_get(ep, key));
+	return sum;
+}
+
+/*
+ * The gateway's own self-hosted accounting over the measured window (its
+ * /admin/stats before and after): cost, energy, and per token.
+ */
+static void
+gateway_hourly(const json_t *before, const json_t *after, json_t *run)
+{
+	double tokens, usd, joules;
+	int any = json_object_size(json_object_get(json_object_get(after,
+	    "hourly"), "endpoints")) > 0;
+
+	tokens = json_number_value(json_object_get(json_object_get(run,
+	    "tokens"), "prompt")) + json_number_value(json_object_get(
+	    json_object_get(run, "tokens"), "completion"));
+	usd = hourly_sum(after, "cost_usd") - hourly_sum(before, "cost_usd");
+	joules = hourly_sum(after, "energy_joules") -
+	    hourly_sum(before, "energy_joules");
+	json_object_set_new(run, "gateway_hourly_usd", any ? json_real(usd) :
+	    json_null());
+	json_object_set_new(run, "usd_per_mtok_gateway", any && tokens > 0 ?
+	    json_real(usd / tokens * 1e6) : json_null());
+	json_object_set_new(run, "gateway_joules", any && joules > 0 ?
+	    json_real(joules) : json_null());
+}
+
 /* $/1M tokens from the gateway's prices, and the basis the report uses. */
 static void
 cost_figures(const struct ctx *c, json_t *run)
@@ -794,7 +842,8 @@ cost_figures(const struct ctx *c, json_t *run)
 	    tokens > 0 ? json_real(json_number_value(usd) / tokens * 1e6) :
 	    json_null());
 	json_object_set(run, "usd_per_mtok", json_object_get(run,
-	    c->e->cost_from_prices ? "usd_per_mtok_prices" :
+	    c->e->cost_basis == SY_EXP_COST_PRICES ? "usd_per_mtok_prices" :
+	    c->e->cost_basis == SY_EXP_COST_GATEWAY ? "usd_per_mtok_gateway" :
 	    "usd_per_mtok_hourly"));
 }
 
@@ -875,7 +924,7 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	char tag[64], p_fleet[PATH_MAX], p_gw[PATH_MAX], p_acc[PATH_MAX];
 	char p_json[PATH_MAX], p_csv[PATH_MAX], p_log[PATH_MAX];
 	char args[40][PATH_MAX], *argv[40], *body;
-	json_t *cfg, *run = NULL, *summary;
+	json_t *cfg, *run = NULL, *summary, *gw_before = NULL;
 	unsigned samples = 0;
 	int base, sim_port, listen_port, admin_port, measuring = 0;
 	size_t n = e->nreps;
@@ -956,6 +1005,7 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 				goto out;
 			}
 			t0_wall = wall_ms();
+			gw_before = http_json(admin_port, "/admin/stats");
 			measuring = 1;
 		}
 		if (measuring && t >= next_sample && t < t_end) {
@@ -1009,6 +1059,7 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	    "/admin/stats"));
 	if (json_object_get(run, "gateway_stats") == NULL)
 		json_object_set_new(run, "gateway_stats", json_null());
+	gateway_hourly(gw_before, json_object_get(run, "gateway_stats"), run);
 	/* Stopped first, so that every access log line is written. */
 	proc_stop(&gw);
 	access_read(p_acc, t0_wall - 1, run);
@@ -1023,6 +1074,7 @@ out:
 	free(before);
 	free(after);
 	free(busy);
+	json_decref(gw_before);
 	return run;
 }
 
