@@ -351,6 +351,37 @@ class ExperimentOptions(LabCase):
         with open(os.path.join(out, "report.md")) as f:
             self.assertIn("self-hosted accounting", f.read())
 
+    def test_a_fleet_of_real_endpoints_is_used_as_it_is(self):
+        port = harness.free_ports(2)
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(port), "--replicas", "2",
+                             "--quiet", "--log-requests", "0", "--decode-base-us", "2000"],
+                      port=port + 1)
+        fleet = {"endpoints": [
+            {"name": "gpu-a", "url": "http://127.0.0.1:%d/v1" % port, "cost_per_hour": 3.6},
+            {"name": "gpu-b", "url": "http://127.0.0.1:%d/v1" % (port + 1), "cost_per_hour": 1.8,
+             "backend": {"max_concurrency": 8}}]}
+        exp = tiny(fleet=fleet, variants=[{"name": "rr"}], loads=[{"concurrency": 2}],
+                   duration_s=1)
+        proc, out = self.run_lab(exp, nreps=0)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        run = self.read_json(out)["runs"][0]
+        self.assertFalse(os.path.exists(os.path.join(out, "runs", "v0-l0-r0.sy-sim.log")))
+        with open(os.path.join(out, "runs", "v0-l0-r0.switchyard.json")) as f:
+            gw = json.load(f)
+        self.assertEqual([(b["name"], b["url"]) for b in gw["backends"]],
+                         [("gpu-a", "http://127.0.0.1:%d/v1" % port),
+                          ("gpu-b", "http://127.0.0.1:%d/v1" % (port + 1))])
+        self.assertEqual(gw["backends"][1]["max_concurrency"], 8)
+        reps = run["replicas"]
+        self.assertEqual([r["name"] for r in reps], ["gpu-a", "gpu-b"])
+        self.assertLessEqual(abs(sum(r["requests"] for r in reps) - run["gateway_requests"]), 3)
+        self.assertTrue(all(r["utilization"] is None for r in reps))
+        self.assertIsNone(run["tokens_per_joule"])
+        tokens = run["tokens"]["prompt"] + run["tokens"]["completion"]
+        self.assertAlmostEqual(run["usd_per_mtok_hourly"],
+                               5.4 * run["seconds"] / 3600 / tokens * 1e6, places=6)
+        self.assertGreaterEqual(run["prefix_cache_hit_ratio"], 0)
+
     def test_bad_experiment_names_the_key(self):
         for exp, msg in (
                 (tiny(loads=[{"rate": 5, "concurrency": 2}]),
@@ -361,7 +392,9 @@ class ExperimentOptions(LabCase):
                 (tiny(fleet={"replicas": [{"port": 8000}]}), "fleet.replicas[0]: port:"),
                 (tiny(repeats=0), "repeats: must be a number from 1 to 20"),
                 (tiny(cost="free"), 'cost: must be "hourly"'),
-                (tiny(sweep=True, slo={}), "sweep: a sweep needs an slo to break")):
+                (tiny(sweep=True, slo={}), "sweep: a sweep needs an slo to break"),
+                (tiny(fleet={"endpoints": [{"name": "a", "url": "ftp://x"}]}),
+                 "fleet.endpoints[0]: url: the endpoint's base URL")):
             proc, out = self.run_lab(exp)
             self.assertEqual(proc.returncode, 2, proc.stderr)
             self.assertIn("exp.json: " + msg, proc.stderr)

@@ -28,6 +28,7 @@ struct sy_exp {
 	char *title;
 	char *published;	/* the published figure it reproduces, or NULL */
 	json_t *fleet;		/* sy-sim config without the lab's keys */
+	int external;		/* real endpoints: no sy-sim */
 	json_t *replica_gw;	/* per replica: gateway backend keys (object) */
 	struct sy_exp_replica *reps;
 	size_t nreps;

@@ -422,6 +422,32 @@ sim_read(const struct sy_exp *e, int sim_port, struct sim_counts *c,
 	return 0;
 }
 
+/*
+ * Real endpoints' counters from the gateway's /admin/stats (stats):
+ * its requests and tokens per endpoint.
+ */
+static void
+gateway_counts(const struct sy_exp *e, const json_t *stats,
+    struct sim_counts *c)
+{
+	json_t *ep, *tok;
+	size_t i;
+
+	for (i = 0; i < e->nreps; i++) {
+		ep = json_object_get(json_object_get(stats, "endpoints"),
+		    e->reps[i].name);
+		tok = json_object_get(ep, "tokens");
+		c[i].llm_requests = json_number_value(json_object_get(ep,
+		    "requests"));
+		c[i].prompt_tokens = json_number_value(json_object_get(tok,
+		    "prompt"));
+		c[i].cached_tokens = json_number_value(json_object_get(tok,
+		    "cached"));
+		c[i].completion_tokens = json_number_value(json_object_get(tok,
+		    "completion"));
+	}
+}
+
 /* ==== The access log ==== */
 
 /* Milliseconds since the epoch of an RFC 3339 UTC time, or -1. */
@@ -761,16 +787,17 @@ fleet_figures(const struct ctx *c, const struct sim_counts *before,
 		prompt += after[i].prompt_tokens - before[i].prompt_tokens;
 		cached += after[i].cached_tokens - before[i].cached_tokens;
 		usd_h += e->reps[i].cost_per_hour;
-		if (e->reps[i].power_watts > 0) {
+		if (e->reps[i].power_watts > 0 && samples > 0) {
 			power = 1;
 			joules += sy_exp_joules(e->reps[i].power_watts,
 			    e->idle_power_share, util, secs);
 		}
 		rmax = r > rmax ? r : rmax;
 		rmin = r < rmin ? r : rmin;
-		json_array_append_new(reps, json_pack("{s:s,s:f,s:f,s:f,s:f}",
+		json_array_append_new(reps, json_pack("{s:s,s:f,s:o,s:f,s:f}",
 		    "name", e->reps[i].name, "requests", r, "utilization",
-		    util, "prompt_tokens", after[i].prompt_tokens -
+		    samples > 0 ? json_real(util) : json_null(),
+		    "prompt_tokens", after[i].prompt_tokens -
 		    before[i].prompt_tokens, "completion_tokens",
 		    after[i].completion_tokens - before[i].completion_tokens));
 	}
@@ -927,17 +954,18 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	json_t *cfg, *run = NULL, *summary, *gw_before = NULL;
 	unsigned samples = 0;
 	int base, sim_port, listen_port, admin_port, measuring = 0;
-	size_t n = e->nreps;
+	size_t n = e->nreps, nsim;
 
 	snprintf(tag, sizeof tag, "v%zu-l%zu-r%u", vi, li, rep);
+	nsim = e->external ? 0 : n;
 	base = c->port_base;
-	if (base == 0 && (base = free_ports((int)n + 2)) < 0) {
-		fprintf(stderr, "sy-load: no %zu free ports\n", n + 2);
+	if (base == 0 && (base = free_ports((int)nsim + 2)) < 0) {
+		fprintf(stderr, "sy-load: no %zu free ports\n", nsim + 2);
 		return NULL;
 	}
 	sim_port = base;
-	listen_port = base + (int)n;
-	admin_port = base + (int)n + 1;
+	listen_port = base + (int)nsim;
+	admin_port = base + (int)nsim + 1;
 #define RUNFILE(buf, suffix) do { char f_[96]; \
 	snprintf(f_, sizeof f_, "%s.%s", tag, suffix); \
 	join(buf, sizeof buf, c->runs, f_); } while (0)
@@ -948,12 +976,14 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	RUNFILE(p_csv, "load.csv");
 	unlink(p_acc);
 
-	cfg = sy_exp_fleet_config(e, sim_port);
-	if (dump(cfg, p_fleet) < 0) {
+	if (!e->external) {
+		cfg = sy_exp_fleet_config(e, sim_port);
+		if (dump(cfg, p_fleet) < 0) {
+			json_decref(cfg);
+			return NULL;
+		}
 		json_decref(cfg);
-		return NULL;
 	}
-	json_decref(cfg);
 	cfg = sy_exp_gateway_config(e, variant, listen_port, admin_port,
 	    sim_port, p_acc);
 	if (dump(cfg, p_gw) < 0) {
@@ -971,10 +1001,10 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	RUNFILE(p_log, "sy-sim.log");
 	argv[0] = c->sim, argv[1] = "--config", argv[2] = p_fleet;
 	argv[3] = "--quiet", argv[4] = NULL;
-	if (proc_start(&sim, "sy-sim", argv, p_log) < 0 ||
-	    wait_ready(&sim, sim_port, "/sim/stats") < 0)
+	if (!e->external && (proc_start(&sim, "sy-sim", argv, p_log) < 0 ||
+	    wait_ready(&sim, sim_port, "/sim/stats") < 0))
 		goto out;
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 1; i < nsim; i++)
 		if (wait_ready(&sim, sim_port + (int)i, "/sim/stats") < 0)
 			goto out;
 	RUNFILE(p_log, "switchyard.log");
@@ -1000,7 +1030,8 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 		if (stop_flag)
 			goto out;
 		if (!measuring && t >= t_measure) {
-			if (sim_read(e, sim_port, before, NULL) < 0) {
+			if (!e->external &&
+			    sim_read(e, sim_port, before, NULL) < 0) {
 				proc_blame(&sim, "stopped answering");
 				goto out;
 			}
@@ -1008,7 +1039,8 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 			gw_before = http_json(admin_port, "/admin/stats");
 			measuring = 1;
 		}
-		if (measuring && t >= next_sample && t < t_end) {
+		if (measuring && !e->external && t >= next_sample &&
+		    t < t_end) {
 			if (sim_read(e, sim_port, NULL, busy) == 0)
 				samples++;
 			next_sample += SAMPLE_S;
@@ -1029,7 +1061,7 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 		t0_wall = wall_ms();
 		memset(before, 0, n * sizeof *before);
 	}
-	if (sim_read(e, sim_port, after, NULL) < 0) {
+	if (!e->external && sim_read(e, sim_port, after, NULL) < 0) {
 		proc_blame(&sim, "stopped answering");
 		goto out;
 	}
@@ -1043,6 +1075,13 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	    "repeat", (int)rep);
 	load_figures(summary, run);
 	json_decref(summary);
+	if (e->external) {
+		json_t *gw_after = http_json(admin_port, "/admin/stats");
+
+		gateway_counts(e, gw_before, before);
+		gateway_counts(e, gw_after, after);
+		json_decref(gw_after);
+	}
 	fleet_figures(c, before, after, busy, samples, run);
 
 	if (http_get(admin_port, "/metrics", &body) == 200 && body != NULL) {
