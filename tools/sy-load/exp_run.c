@@ -1226,6 +1226,14 @@ sy_load_experiment_main(int argc, char **argv)
 		return SY_LOAD_EXIT_USAGE;
 	}
 	c.e = &e;
+	if (c.port_base > 0 && c.port_base + (int)(e.external ? 0 : e.nreps) +
+	    1 > 65535) {
+		fprintf(stderr, "sy-load experiment: --ports %d: the %zu "
+		    "ports from it go beyond 65535\n", c.port_base,
+		    (e.external ? 0 : e.nreps) + 2);
+		sy_exp_free(&e);
+		return SY_LOAD_EXIT_USAGE;
+	}
 	join(c.runs, sizeof c.runs, c.out, "runs");
 	join(c.spec, sizeof c.spec, c.runs, "workload.json");
 	if (find_programs(&c, bin) < 0 || make_dir(c.out) < 0 ||
