@@ -177,12 +177,21 @@ struct sy_route {
 	atomic_ulong retries;
 };
 
-/* Prices of one model, in USD per 1M tokens. */
+/*
+ * Prices of one model, in USD per 1M tokens; or, for a self-hosted model,
+ * what each endpoint serving it costs per hour (proxy/hourly.h).
+ */
 struct sy_price {
 	char *model;
 	double input;
 	double output;
 	double cached_input;		/* defaults to input when absent */
+	double hourly_usd;		/* > 0: self-hosted, input/output unused */
+	double power_watts;
+	double idle_power_share;
+	double prompt_weight;
+	double completion_weight;
+	double cached_weight;
 };
 
 /* What is known of one served model (the top-level "models"). */

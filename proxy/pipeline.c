@@ -296,6 +296,7 @@ sy_pipeline_reject(void *arg, int status, const char *method,
 	    rec.usage.cached_tokens = -1;
 	rec.cost_usd = -1;
 	rec.ttft_us = -1;
+	rec.tpot_us = -1;
 	rec.bytes_out = bytes_out;
 	rec.error = message;
 	sy_accesslog_write(w->rt->log, &rec);

@@ -2,7 +2,10 @@
 #ifndef SY_RECORD_H
 #define SY_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+struct sy_price;
 
 /* Token counts of one request; a count is -1 when the backend did not say. */
 struct sy_usage {
@@ -37,10 +40,16 @@ struct sy_record {
 	int stream;			/* 1 for SSE responses */
 	struct sy_usage usage;
 	double cost_usd;		/* < 0 when unknown (no price or no usage) */
+	const char *cost_source;	/* "price", "hourly" (an estimate), NULL */
+	const struct sy_price *hourly_price; /* the model's when self-hosted */
 	struct sy_usage answer_usage;	/* the answer's own, without the answers
 					   a cascade replaced (escalations > 0) */
 	double answer_cost_usd;
 	int64_t ttft_us;		/* first streamed byte; -1 when not a stream */
+	const uint32_t *itl_us;		/* gaps between stream writes, µs */
+	size_t n_itl;
+	int64_t tpot_us;		/* (latency - ttft) / (completion - 1);
+					   -1 unless a stream of 2+ tokens */
 	uint64_t latency_us;		/* arrival to last byte sent */
 	uint64_t upstream_us;		/* time waiting on the backend */
 	uint64_t overhead_us;		/* latency_us - upstream_us: time in switchyard */

@@ -107,6 +107,9 @@ struct sy_req {
 	uint64_t t_upstream;		/* request sent upstream */
 	uint64_t t_first_byte;		/* first body byte to the client (streams) */
 	uint64_t t_end;			/* last byte to the client, 0: at finish */
+	uint64_t t_last_write;		/* last stream write to the client */
+	uint32_t *itl_us;		/* owned: gaps between stream writes */
+	size_t n_itl, itl_cap;
 	uint64_t upstream_us;		/* time spent waiting on the backend */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
@@ -134,6 +137,12 @@ int sy_json_too_deep(const char *buf, size_t len, unsigned max_depth);
 
 /* Adds the counts of u to those of to, where -1 is unknown (none to add). */
 void sy_usage_add(struct sy_usage *to, const struct sy_usage *u);
+
+/*
+ * Notes a write of stream events to the client at now: the gap since the
+ * one before is an inter-token latency.
+ */
+void sy_req_stream_write(struct sy_req *req, uint64_t now);
 
 /* Fills r from req's fields (strings borrowed from req). */
 void sy_req_record(const struct sy_req *req, struct sy_record *r);

@@ -137,6 +137,7 @@ sy_respond_flush(struct sy_exchange *x)
 		return 0;
 	if (!x->respond.started)
 		x->req.t_first_byte = sy_now_us();
+	sy_req_stream_write(&x->req, sy_now_us());
 	stream_start(x);
 	sy_cache_capture(x->cache.ctx, &x->req, x->respond.out);
 	out = client_events(x);

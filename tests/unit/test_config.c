@@ -610,7 +610,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "queue, fallbacks, deadline_ms, batch, cache, rate_limits, "
 	    "limits_fail\n"
 	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
-	    "output, cached_input");
+	    "output, cached_input, hourly_usd, power_watts, idle_power_share, "
+	    "prompt_weight, completion_weight, cached_weight");
 }
 
 SY_TEST(several_errors_are_reported_in_file_order)
@@ -1368,7 +1369,40 @@ SY_TEST(prices_are_read_and_cached_input_defaults_to_input)
 SY_TEST(price_without_output_is_rejected)
 {
 	check_error(WITH_PRICES("\"m1\": {\"input\": 0.5}"),
-	    "t.json:5:5: prices.m1.output: required key is missing");
+	    "t.json:5:5: prices.m1.output: required key is missing (or give "
+	    "hourly_usd)");
+}
+
+SY_TEST(hourly_price_is_read_with_its_defaults)
+{
+	struct sy_config *cfg = load(WITH_PRICES(
+	    "\"m1\": {\"hourly_usd\": 2.5, \"power_watts\": 700}, "
+	    "\"m2\": {\"hourly_usd\": 1, \"cached_weight\": 0, "
+	    "\"completion_weight\": 3, \"idle_power_share\": 0.5}"));
+	const struct sy_price *p;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	p = sy_config_price(cfg, "m1");
+	SY_CHECK(p->hourly_usd == 2.5 && p->power_watts == 700 &&
+	    p->idle_power_share == 0.3 && p->prompt_weight == 1 &&
+	    p->completion_weight == 1 && p->cached_weight == 0.1);
+	p = sy_config_price(cfg, "m2");
+	SY_CHECK(p->hourly_usd == 1 && p->power_watts == 0 &&
+	    p->idle_power_share == 0.5 && p->completion_weight == 3 &&
+	    p->cached_weight == 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(hourly_price_has_no_price_per_token)
+{
+	check_error(WITH_PRICES("\"m1\": {\"hourly_usd\": 2, \"input\": 1}"),
+	    "t.json:5:29: prices.m1.input: a self-hosted model (hourly_usd) "
+	    "has no price per token");
+	check_error(WITH_PRICES("\"m1\": {\"hourly_usd\": 2, "
+	    "\"idle_power_share\": 2}"),
+	    "t.json:5:29: prices.m1.idle_power_share: must be from 0 to 1, got 2");
 }
 
 SY_TEST(negative_price_is_rejected)
@@ -2614,6 +2648,8 @@ main(void)
 
 	SY_RUN(prices_are_read_and_cached_input_defaults_to_input);
 	SY_RUN(price_without_output_is_rejected);
+	SY_RUN(hourly_price_is_read_with_its_defaults);
+	SY_RUN(hourly_price_has_no_price_per_token);
 	SY_RUN(negative_price_is_rejected);
 	SY_RUN(price_for_an_alias_is_rejected);
 	SY_RUN(price_for_a_model_no_route_serves_is_rejected);

@@ -28,6 +28,7 @@ struct sy_exp {
 	char *title;
 	char *published;	/* the published figure it reproduces, or NULL */
 	json_t *fleet;		/* sy-sim config without the lab's keys */
+	int external;		/* real endpoints: no sy-sim */
 	json_t *replica_gw;	/* per replica: gateway backend keys (object) */
 	struct sy_exp_replica *reps;
 	size_t nreps;
@@ -41,7 +42,10 @@ struct sy_exp {
 	unsigned repeats;
 	double slo_ttft_ms, slo_itl_ms, slo_latency_ms;	/* 0: no bound */
 	double idle_power_share;	/* of power_watts drawn when idle */
-	int cost_from_prices;	/* $/1M tokens from the gateway's prices */
+	enum { SY_EXP_COST_HOURLY, SY_EXP_COST_PRICES, SY_EXP_COST_GATEWAY }
+	    cost_basis;		/* of usd_per_mtok (the "cost" key) */
+	int sweep;		/* a variant stops at its first load over
+				   the SLO */
 };
 
 /*
@@ -74,6 +78,14 @@ void sy_exp_merge(json_t *dst, const json_t *fragment);
  */
 int sy_exp_report(const struct sy_exp *e, json_t *runs, int complete,
     const char *dir);
+
+/*
+ * Whether variant vi meets the SLO at load li of runs: the means over the
+ * repeats of TTFT, ITL and latency p99 within e's bounds, at most 1% of
+ * requests failed.  0 without a run.
+ */
+int sy_exp_meets_slo(const struct sy_exp *e, const json_t *runs, size_t vi,
+    size_t li);
 
 /* ==== Statistics ==== */
 

@@ -108,6 +108,79 @@ models_of(const json_t *v)
 }
 
 /*
+ * Reads a fleet of real endpoints (fleet.endpoints): each a name, a url
+ * and the lab's keys; no sy-sim is started for them.
+ */
+static int
+read_endpoints(struct sy_exp *e, const json_t *fleet, char **err)
+{
+	static const char *const known[] = { "name", "url", "cost_per_hour",
+	    "power_watts", "slots", "backend", NULL };
+	const json_t *eps = json_object_get(fleet, "endpoints"), *ep, *v;
+	const char *bad;
+	char path[64];
+	size_t i, k;
+
+	if (json_object_size(fleet) != 1)
+		return fail(err, e->path, "fleet", "a fleet of real endpoints "
+		    "has only \"endpoints\"");
+	if (!json_is_array(eps) || json_array_size(eps) == 0 ||
+	    json_array_size(eps) > REPLICAS_MAX)
+		return fail(err, e->path, "fleet.endpoints", "must be an array "
+		    "of 1 to %d endpoints", REPLICAS_MAX);
+	e->external = 1;
+	e->replica_gw = json_array();
+	e->reps = calloc(json_array_size(eps), sizeof *e->reps);
+	if (e->reps == NULL)
+		abort();
+	json_array_foreach(eps, i, ep) {
+		struct sy_exp_replica *r = &e->reps[i];
+		json_t *gw;
+
+		snprintf(path, sizeof path, "fleet.endpoints[%zu]", i);
+		if (!json_is_object(ep))
+			return fail(err, e->path, path, "must be an object");
+		if ((bad = unknown_key(ep, known)) != NULL)
+			return fail(err, e->path, path, "unknown key \"%s\" "
+			    "(known: name, url, cost_per_hour, power_watts, "
+			    "slots, backend)", bad);
+		v = json_object_get(ep, "name");
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= sizeof r->name)
+			return fail(err, e->path, path, "name: a string of 1 "
+			    "to %zu characters", sizeof r->name - 1);
+		snprintf(r->name, sizeof r->name, "%s", json_string_value(v));
+		for (k = 0; k < i; k++)
+			if (strcmp(e->reps[k].name, r->name) == 0)
+				return fail(err, e->path, path, "two endpoints "
+				    "named \"%s\"", r->name);
+		v = json_object_get(ep, "url");
+		if (!json_is_string(v) || (strncmp(json_string_value(v),
+		    "http://", 7) != 0 && strncmp(json_string_value(v),
+		    "https://", 8) != 0))
+			return fail(err, e->path, path, "url: the endpoint's "
+			    "base URL, http:// or https://");
+		r->slots = 16;
+		if (number(ep, "cost_per_hour", 0, 1e9, &r->cost_per_hour,
+		    e->path, path, err) < 0 ||
+		    number(ep, "power_watts", 0, 1e9, &r->power_watts, e->path,
+		    path, err) < 0 ||
+		    number(ep, "slots", 1, 65536, &r->slots, e->path, path,
+		    err) < 0)
+			return -1;
+		gw = json_object_get(ep, "backend");
+		if (gw != NULL && !json_is_object(gw))
+			return fail(err, e->path, path, "backend: must be an "
+			    "object (keys of the gateway's backend)");
+		gw = gw != NULL ? json_deep_copy(gw) : json_object();
+		json_object_set_new(gw, "url", json_string(json_string_value(v)));
+		json_array_append_new(e->replica_gw, gw);
+		e->nreps++;
+	}
+	return 0;
+}
+
+/*
  * Reads e's fleet: keeps a sy-sim config without the lab's own keys, and
  * one sy_exp_replica and gateway backend fragment per replica.
  */
@@ -124,7 +197,9 @@ read_fleet(struct sy_exp *e, const json_t *fleet, char **err)
 
 	if (!json_is_object(fleet))
 		return fail(err, file, "fleet", "must be an object (a sy-sim "
-		    "config: defaults, replicas)");
+		    "config: defaults, replicas; or endpoints)");
+	if (json_object_get(fleet, "endpoints") != NULL)
+		return read_endpoints(e, fleet, err);
 	e->fleet = json_deep_copy(fleet);
 	e->replica_gw = json_array();
 	defaults = json_object_get(e->fleet, "defaults");
@@ -340,7 +415,7 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 	static const char *const known[] = { "name", "title", "published",
 	    "fleet", "gateway", "workload", "variants", "loads", "warmup_s",
 	    "duration_s", "requests", "timeout_s", "repeats", "slo", "energy",
-	    "cost", NULL };
+	    "cost", "sweep", NULL };
 	static const char *const slo_keys[] = { "ttft_ms", "itl_ms",
 	    "latency_ms", NULL };
 	json_error_t je;
@@ -368,7 +443,7 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 		fail(err, path, bad, "unknown key (known: name, title, "
 		    "published, fleet, gateway, workload, variants, loads, "
 		    "warmup_s, duration_s, requests, timeout_s, repeats, slo, "
-		    "energy, cost)");
+		    "energy, cost, sweep)");
 		goto out;
 	}
 	base = strrchr(path, '/') != NULL ? strrchr(path, '/') + 1 : path;
@@ -471,13 +546,29 @@ sy_exp_read(struct sy_exp *e, const char *path, char **err)
 	v = json_object_get(root, "cost");
 	if (v != NULL && (!json_is_string(v) ||
 	    (strcmp(json_string_value(v), "hourly") != 0 &&
-	    strcmp(json_string_value(v), "prices") != 0))) {
+	    strcmp(json_string_value(v), "prices") != 0 &&
+	    strcmp(json_string_value(v), "gateway") != 0))) {
 		fail(err, path, "cost", "must be \"hourly\" (the replicas' "
-		    "cost_per_hour) or \"prices\" (the gateway's prices)");
+		    "cost_per_hour), \"prices\" (the gateway's prices per "
+		    "token) or \"gateway\" (the gateway's self-hosted "
+		    "accounting)");
 		goto out;
 	}
-	e->cost_from_prices = v != NULL &&
-	    strcmp(json_string_value(v), "prices") == 0;
+	e->cost_basis = v == NULL ? SY_EXP_COST_HOURLY :
+	    strcmp(json_string_value(v), "prices") == 0 ? SY_EXP_COST_PRICES :
+	    strcmp(json_string_value(v), "gateway") == 0 ?
+	    SY_EXP_COST_GATEWAY : SY_EXP_COST_HOURLY;
+	v = json_object_get(root, "sweep");
+	if (v != NULL && !json_is_boolean(v)) {
+		fail(err, path, "sweep", "must be true or false");
+		goto out;
+	}
+	e->sweep = json_is_true(v);
+	if (e->sweep && e->slo_ttft_ms == 0 && e->slo_itl_ms == 0 &&
+	    e->slo_latency_ms == 0) {
+		fail(err, path, "sweep", "a sweep needs an slo to break");
+		goto out;
+	}
 	r = 0;
 out:
 	json_decref(root);
@@ -583,6 +674,7 @@ sy_exp_gateway_config(const struct sy_exp *e, const json_t *variant,
 		snprintf(url, sizeof url, "http://127.0.0.1:%d/v1",
 		    sim_port + (int)i);
 		b = json_pack("{s:s,s:s}", "name", e->reps[i].name, "url", url);
+		/* A real endpoint's url is among its own keys. */
 		sy_exp_merge(b, json_array_get(e->replica_gw, i));
 		json_array_append_new(backends, b);
 	}

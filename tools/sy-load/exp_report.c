@@ -163,9 +163,9 @@ cell_text(char *buf, size_t len, const struct cell *c, int decimals)
 
 /* ==== The verdict ==== */
 
-/* Whether variant vi meets the SLO at load li (mean over repeats). */
-static int
-meets_slo(const struct sy_exp *e, const json_t *runs, size_t vi, size_t li)
+int
+sy_exp_meets_slo(const struct sy_exp *e, const json_t *runs, size_t vi,
+    size_t li)
 {
 	struct cell c;
 
@@ -199,9 +199,9 @@ verdict(const struct sy_exp *e, const json_t *runs)
 	size_t nv = json_array_size(e->variants), vi, li;
 	json_t *per = json_array(), *out;
 	double best_score = NAN, score, goodput, base_cost = NAN;
-	double best_cost = NAN;
+	double best_cost = NAN, maxload;
 	long best = -1;
-	int by_cost = 1, ok;
+	int by_cost = !e->sweep, ok;
 	struct cell c;
 
 	for (vi = 0; vi < nv && by_cost; vi++)
@@ -213,8 +213,13 @@ verdict(const struct sy_exp *e, const json_t *runs)
 		size_t ncost = 0;
 
 		ok = 1;
+		maxload = -1;
 		for (li = 0; li < e->nloads; li++) {
-			ok &= meets_slo(e, runs, vi, li);
+			if (sy_exp_meets_slo(e, runs, vi, li)) {
+				if (e->loads[li].value > maxload)
+					maxload = e->loads[li].value;
+			} else
+				ok = 0;
 			c = cell_of(runs, vi, li, "usd_per_mtok");
 			if (c.n > 0)
 				cost += c.mean, ncost++;
@@ -226,21 +231,26 @@ verdict(const struct sy_exp *e, const json_t *runs)
 		goodput = gp / (double)e->nloads;
 		if (vi == 0)
 			base_cost = score;
-		json_array_append_new(per, json_pack("{s:O,s:b,s:o,s:f}",
+		json_array_append_new(per, json_pack("{s:O,s:b,s:o,s:f,s:o}",
 		    "variant", json_object_get(json_array_get(e->variants, vi),
 		    "name"), "meets_slo", ok, "usd_per_mtok", isnan(score) ?
-		    json_null() : json_real(score), "goodput_rps", goodput));
-		if (!ok)
+		    json_null() : json_real(score), "goodput_rps", goodput,
+		    "max_load_met", maxload >= 0 ? json_real(maxload) :
+		    json_null()));
+		/* A sweep ranks by the highest load within the SLO. */
+		if (e->sweep ? maxload < 0 || (best >= 0 &&
+		    maxload <= best_score) : !ok)
 			continue;
-		if (by_cost ? (best < 0 || score < best_score) :
-		    (best < 0 || goodput > best_score)) {
+		if (e->sweep || (by_cost ? (best < 0 || score < best_score) :
+		    (best < 0 || goodput > best_score))) {
 			best = (long)vi;
-			best_score = by_cost ? score : goodput;
+			best_score = e->sweep ? maxload : by_cost ? score :
+			    goodput;
 			best_cost = score;
 		}
 	}
-	out = json_pack("{s:o,s:s}", "variants", per, "ranked_by", by_cost ?
-	    "usd_per_mtok" : "goodput_rps");
+	out = json_pack("{s:o,s:s}", "variants", per, "ranked_by", e->sweep ?
+	    "max_load_met" : by_cost ? "usd_per_mtok" : "goodput_rps");
 	if (best >= 0) {
 		json_object_set(out, "best", json_object_get(json_array_get(
 		    e->variants, (size_t)best), "name"));
@@ -263,8 +273,29 @@ verdict_text(char **out, size_t *len, const json_t *v, const char *base)
 	json_t *s = json_object_get(v, "saving_usd_per_mtok");
 
 	if (!json_is_string(best)) {
-		sy_str_add(out, len, "No variant meets the SLO at every "
-		    "load.");
+		sy_str_add(out, len, "No variant meets the SLO at %s load.",
+		    strcmp(json_string_value(json_object_get(v, "ranked_by")),
+		    "max_load_met") == 0 ? "any" : "every");
+		return;
+	}
+	if (strcmp(json_string_value(json_object_get(v, "ranked_by")),
+	    "max_load_met") == 0) {
+		json_t *per = json_object_get(v, "variants"), *x;
+		size_t i;
+
+		sy_str_add(out, len, "Highest load within the SLO: **%s**. "
+		    "Each variant's:", json_string_value(best));
+		json_array_foreach(per, i, x) {
+			json_t *m = json_object_get(x, "max_load_met");
+
+			sy_str_add(out, len, "%s %s ", i ? "," : "",
+			    json_string_value(json_object_get(x, "variant")));
+			if (json_is_number(m))
+				sy_str_add(out, len, "%g", json_number_value(m));
+			else
+				sy_str_add(out, len, "none");
+		}
+		sy_str_add(out, len, ".");
 		return;
 	}
 	sy_str_add(out, len, "Best variant under the SLO: **%s**",
@@ -361,7 +392,8 @@ write_csv(const struct sy_exp *e, const json_t *runs, const char *dir)
 	    "fleet_usd,price_usd,joules\n");
 	json_array_foreach((json_t *)runs, i, run) {
 		static const char *const tail[] = { "usd_per_mtok_hourly",
-		    "usd_per_mtok_prices", "fleet_usd", "price_usd", "joules" };
+		    "usd_per_mtok_prices", "usd_per_mtok_gateway", "fleet_usd",
+		    "price_usd", "gateway_hourly_usd", "joules" };
 
 		sy_str_add(&s, &len, "%s,%s,%s,%g,%lld,%.3f,%.0f,%.0f,%.0f",
 		    json_string_value(json_object_get(run, "variant")),
@@ -371,7 +403,7 @@ write_csv(const struct sy_exp *e, const json_t *runs, const char *dir)
 		    json_object_get(run, "repeat")), figure(run, "seconds"),
 		    figure(run, "requests_ok"), figure(run, "requests_failed"),
 		    figure(run, "requests_dropped"));
-		for (k = 0; k < NCOLUMNS + 5; k++) {
+		for (k = 0; k < NCOLUMNS + 7; k++) {
 			v = figure(run, k < NCOLUMNS ? columns[k].key :
 			    tail[k - NCOLUMNS]);
 			if (isnan(v))
@@ -411,7 +443,7 @@ table_md(const struct sy_exp *e, const json_t *runs, size_t li, char **out,
 			cell_text(buf, sizeof buf, &c, columns[k].decimals);
 			sy_str_add(out, len, " %s |", buf);
 		}
-		sy_str_add(out, len, " %s |\n", meets_slo(e, runs, vi, li) ?
+		sy_str_add(out, len, " %s |\n", sy_exp_meets_slo(e, runs, vi, li) ?
 		    "met" : "missed");
 	}
 }
@@ -427,9 +459,10 @@ models_md(const struct sy_exp *e, const json_t *runs, char **out,
 
 	sy_str_add(out, len, "\n## Per model\n\nFrom the gateway's access "
 	    "log (first repeat).\n\n| load | variant | model | requests | "
-	    "errors | TTFT p50 ms | TTFT p99 ms | latency p99 ms | "
-	    "prompt tokens | completion tokens | cost $ (prices) |\n"
-	    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	    "errors | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | TPOT p50 ms | "
+	    "latency p99 ms | prompt tokens | completion tokens | "
+	    "cost $ (prices) |\n"
+	    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (li = 0; li < e->nloads; li++)
 		for (vi = 0; vi < json_array_size(e->variants); vi++) {
 			if ((run = first_run(runs, vi, li)) == NULL)
@@ -438,21 +471,22 @@ models_md(const struct sy_exp *e, const json_t *runs, char **out,
 			    st) {
 				static const char *const keys[] = {
 				    "requests", "errors", "ttft_ms.p50",
-				    "ttft_ms.p99", "latency_ms.p99",
-				    "prompt_tokens", "completion_tokens",
-				    "cost_usd" };
+				    "ttft_ms.p99", "itl_ms.p50", "tpot_ms.p50",
+				    "latency_ms.p99", "prompt_tokens",
+				    "completion_tokens", "cost_usd" };
 				struct cell c;
 				char buf[64];
 				size_t k;
 
 				sy_str_add(out, len, "| %s | %s | %s |",
 				    e->loads[li].label, vname(e, vi), m);
-				for (k = 0; k < 8; k++) {
+				for (k = 0; k < 10; k++) {
 					c.mean = c.min = c.max = figure(st,
 					    keys[k]);
 					c.n = !isnan(c.mean);
 					cell_text(buf, sizeof buf, &c,
-					    k == 7 ? 4 : 0);
+					    k == 9 ? 4 : k == 4 || k == 5 ?
+					    1 : 0);
 					sy_str_add(out, len, " %s |", buf);
 				}
 				sy_str_add(out, len, "\n");
@@ -482,8 +516,10 @@ report_md(const struct sy_exp *e, const json_t *runs, const json_t *v,
 	    "%u repeat%s; a fresh fleet and gateway per run. $/1M tokens "
 	    "from the %s.", e->warmup_s, e->duration_s, e->requests > 0 ?
 	    " (or the request count)" : "", e->repeats, e->repeats > 1 ?
-	    "s (cells: mean (min–max))" : "", e->cost_from_prices ?
-	    "gateway's prices (access log cost_usd)" :
+	    "s (cells: mean (min–max))" : "", e->cost_basis ==
+	    SY_EXP_COST_PRICES ? "gateway's prices (access log cost_usd)" :
+	    e->cost_basis == SY_EXP_COST_GATEWAY ? "gateway's own "
+	    "self-hosted accounting (/admin/stats hourly)" :
 	    "replicas' cost per hour over the measured time");
 	sy_str_add(&s, len, " SLO:");
 	if (e->slo_ttft_ms > 0)
@@ -825,14 +861,15 @@ sy_exp_report(const struct sy_exp *e, json_t *runs, int complete,
 			json_array_append_new(summary, json_pack(
 			    "{s:s,s:s,s:b,s:o}", "variant", vname(e, vi),
 			    "load", e->loads[li].label, "meets_slo",
-			    meets_slo(e, runs, vi, li), "figures", cells));
+			    sy_exp_meets_slo(e, runs, vi, li), "figures", cells));
 		}
 	root = json_pack("{s:{s:s,s:s,s:s,s:s?,s:O,s:o,s:i,s:f,s:f,s:s,"
 	    "s:{s:f,s:f,s:f}},s:b,s:O,s:o,s:o}", "experiment", "name",
 	    e->name, "title", e->title, "file", e->path, "published",
 	    e->published, "variants", e->variants, "loads", loads, "repeats",
 	    (int)e->repeats, "warmup_s", e->warmup_s, "duration_s",
-	    e->duration_s, "cost", e->cost_from_prices ? "prices" : "hourly",
+	    e->duration_s, "cost", e->cost_basis == SY_EXP_COST_PRICES ? "prices" :
+	    e->cost_basis == SY_EXP_COST_GATEWAY ? "gateway" : "hourly",
 	    "slo", "ttft_ms", e->slo_ttft_ms, "itl_ms", e->slo_itl_ms,
 	    "latency_ms", e->slo_latency_ms, "complete", complete, "runs",
 	    runs, "summary", summary, "verdict", v);

@@ -422,6 +422,32 @@ sim_read(const struct sy_exp *e, int sim_port, struct sim_counts *c,
 	return 0;
 }
 
+/*
+ * Real endpoints' counters from the gateway's /admin/stats (stats):
+ * its requests and tokens per endpoint.
+ */
+static void
+gateway_counts(const struct sy_exp *e, const json_t *stats,
+    struct sim_counts *c)
+{
+	json_t *ep, *tok;
+	size_t i;
+
+	for (i = 0; i < e->nreps; i++) {
+		ep = json_object_get(json_object_get(stats, "endpoints"),
+		    e->reps[i].name);
+		tok = json_object_get(ep, "tokens");
+		c[i].llm_requests = json_number_value(json_object_get(ep,
+		    "requests"));
+		c[i].prompt_tokens = json_number_value(json_object_get(tok,
+		    "prompt"));
+		c[i].cached_tokens = json_number_value(json_object_get(tok,
+		    "cached"));
+		c[i].completion_tokens = json_number_value(json_object_get(tok,
+		    "completion"));
+	}
+}
+
 /* ==== The access log ==== */
 
 /* Milliseconds since the epoch of an RFC 3339 UTC time, or -1. */
@@ -484,7 +510,7 @@ struct model_acc {
 	char *name;
 	double requests, errors, prompt, completion, cost;
 	int priced;		/* some line had a cost */
-	struct vec ttft, latency;
+	struct vec ttft, latency, itl, tpot;
 };
 
 /*
@@ -550,6 +576,10 @@ access_read(const char *path, double t0_ms, json_t *run)
 			vec_add(&m[i].ttft, json_number_value(v));
 		if (json_is_number(v = json_object_get(j, "latency_ms")))
 			vec_add(&m[i].latency, json_number_value(v));
+		if (json_is_number(v = json_object_get(j, "itl_ms")))
+			vec_add(&m[i].itl, json_number_value(v));
+		if (json_is_number(v = json_object_get(j, "tpot_ms")))
+			vec_add(&m[i].tpot, json_number_value(v));
 		json_decref(j);
 	}
 	free(line);
@@ -564,15 +594,20 @@ access_read(const char *path, double t0_ms, json_t *run)
 	models = json_object();
 	for (i = 0; i < nm; i++) {
 		json_object_set_new(models, m[i].name, json_pack(
-		    "{s:f,s:f,s:f,s:f,s:o,s:o,s:o}", "requests", m[i].requests,
+		    "{s:f,s:f,s:f,s:f,s:o,s:o,s:o,s:o,s:o}", "requests",
+		    m[i].requests,
 		    "errors", m[i].errors, "prompt_tokens", m[i].prompt,
 		    "completion_tokens", m[i].completion, "cost_usd",
 		    m[i].priced ? json_real(m[i].cost) : json_null(),
 		    "ttft_ms", percentiles(&m[i].ttft),
-		    "latency_ms", percentiles(&m[i].latency)));
+		    "latency_ms", percentiles(&m[i].latency), "itl_ms",
+		    percentiles(&m[i].itl), "tpot_ms",
+		    percentiles(&m[i].tpot)));
 		free(m[i].name);
 		free(m[i].ttft.v);
 		free(m[i].latency.v);
+		free(m[i].itl.v);
+		free(m[i].tpot.v);
 	}
 	free(m);
 	json_object_set_new(run, "models", models);
@@ -752,16 +787,17 @@ fleet_figures(const struct ctx *c, const struct sim_counts *before,
 		prompt += after[i].prompt_tokens - before[i].prompt_tokens;
 		cached += after[i].cached_tokens - before[i].cached_tokens;
 		usd_h += e->reps[i].cost_per_hour;
-		if (e->reps[i].power_watts > 0) {
+		if (e->reps[i].power_watts > 0 && samples > 0) {
 			power = 1;
 			joules += sy_exp_joules(e->reps[i].power_watts,
 			    e->idle_power_share, util, secs);
 		}
 		rmax = r > rmax ? r : rmax;
 		rmin = r < rmin ? r : rmin;
-		json_array_append_new(reps, json_pack("{s:s,s:f,s:f,s:f,s:f}",
+		json_array_append_new(reps, json_pack("{s:s,s:f,s:o,s:f,s:f}",
 		    "name", e->reps[i].name, "requests", r, "utilization",
-		    util, "prompt_tokens", after[i].prompt_tokens -
+		    samples > 0 ? json_real(util) : json_null(),
+		    "prompt_tokens", after[i].prompt_tokens -
 		    before[i].prompt_tokens, "completion_tokens",
 		    after[i].completion_tokens - before[i].completion_tokens));
 	}
@@ -780,6 +816,45 @@ fleet_figures(const struct ctx *c, const struct sim_counts *before,
 	    json_real(tokens / joules) : json_null());
 }
 
+/* Sum of key over the endpoints of an /admin/stats "hourly" object. */
+static double
+hourly_sum(const json_t *stats, const char *key)
+{
+	json_t *eps = json_object_get(json_object_get(stats, "hourly"),
+	    "endpoints"), *ep;
+	const char *name;
+	double sum = 0;
+
+	json_object_foreach(eps, name, ep)
+		sum += json_number_value(json_object_get(ep, key));
+	return sum;
+}
+
+/*
+ * The gateway's own self-hosted accounting over the measured window (its
+ * /admin/stats before and after): cost, energy, and per token.
+ */
+static void
+gateway_hourly(const json_t *before, const json_t *after, json_t *run)
+{
+	double tokens, usd, joules;
+	int any = json_object_size(json_object_get(json_object_get(after,
+	    "hourly"), "endpoints")) > 0;
+
+	tokens = json_number_value(json_object_get(json_object_get(run,
+	    "tokens"), "prompt")) + json_number_value(json_object_get(
+	    json_object_get(run, "tokens"), "completion"));
+	usd = hourly_sum(after, "cost_usd") - hourly_sum(before, "cost_usd");
+	joules = hourly_sum(after, "energy_joules") -
+	    hourly_sum(before, "energy_joules");
+	json_object_set_new(run, "gateway_hourly_usd", any ? json_real(usd) :
+	    json_null());
+	json_object_set_new(run, "usd_per_mtok_gateway", any && tokens > 0 ?
+	    json_real(usd / tokens * 1e6) : json_null());
+	json_object_set_new(run, "gateway_joules", any && joules > 0 ?
+	    json_real(joules) : json_null());
+}
+
 /* $/1M tokens from the gateway's prices, and the basis the report uses. */
 static void
 cost_figures(const struct ctx *c, json_t *run)
@@ -794,7 +869,8 @@ cost_figures(const struct ctx *c, json_t *run)
 	    tokens > 0 ? json_real(json_number_value(usd) / tokens * 1e6) :
 	    json_null());
 	json_object_set(run, "usd_per_mtok", json_object_get(run,
-	    c->e->cost_from_prices ? "usd_per_mtok_prices" :
+	    c->e->cost_basis == SY_EXP_COST_PRICES ? "usd_per_mtok_prices" :
+	    c->e->cost_basis == SY_EXP_COST_GATEWAY ? "usd_per_mtok_gateway" :
 	    "usd_per_mtok_hourly"));
 }
 
@@ -875,20 +951,21 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	char tag[64], p_fleet[PATH_MAX], p_gw[PATH_MAX], p_acc[PATH_MAX];
 	char p_json[PATH_MAX], p_csv[PATH_MAX], p_log[PATH_MAX];
 	char args[40][PATH_MAX], *argv[40], *body;
-	json_t *cfg, *run = NULL, *summary;
+	json_t *cfg, *run = NULL, *summary, *gw_before = NULL;
 	unsigned samples = 0;
 	int base, sim_port, listen_port, admin_port, measuring = 0;
-	size_t n = e->nreps;
+	size_t n = e->nreps, nsim;
 
 	snprintf(tag, sizeof tag, "v%zu-l%zu-r%u", vi, li, rep);
+	nsim = e->external ? 0 : n;
 	base = c->port_base;
-	if (base == 0 && (base = free_ports((int)n + 2)) < 0) {
-		fprintf(stderr, "sy-load: no %zu free ports\n", n + 2);
+	if (base == 0 && (base = free_ports((int)nsim + 2)) < 0) {
+		fprintf(stderr, "sy-load: no %zu free ports\n", nsim + 2);
 		return NULL;
 	}
 	sim_port = base;
-	listen_port = base + (int)n;
-	admin_port = base + (int)n + 1;
+	listen_port = base + (int)nsim;
+	admin_port = base + (int)nsim + 1;
 #define RUNFILE(buf, suffix) do { char f_[96]; \
 	snprintf(f_, sizeof f_, "%s.%s", tag, suffix); \
 	join(buf, sizeof buf, c->runs, f_); } while (0)
@@ -899,12 +976,14 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	RUNFILE(p_csv, "load.csv");
 	unlink(p_acc);
 
-	cfg = sy_exp_fleet_config(e, sim_port);
-	if (dump(cfg, p_fleet) < 0) {
+	if (!e->external) {
+		cfg = sy_exp_fleet_config(e, sim_port);
+		if (dump(cfg, p_fleet) < 0) {
+			json_decref(cfg);
+			return NULL;
+		}
 		json_decref(cfg);
-		return NULL;
 	}
-	json_decref(cfg);
 	cfg = sy_exp_gateway_config(e, variant, listen_port, admin_port,
 	    sim_port, p_acc);
 	if (dump(cfg, p_gw) < 0) {
@@ -922,10 +1001,10 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	RUNFILE(p_log, "sy-sim.log");
 	argv[0] = c->sim, argv[1] = "--config", argv[2] = p_fleet;
 	argv[3] = "--quiet", argv[4] = NULL;
-	if (proc_start(&sim, "sy-sim", argv, p_log) < 0 ||
-	    wait_ready(&sim, sim_port, "/sim/stats") < 0)
+	if (!e->external && (proc_start(&sim, "sy-sim", argv, p_log) < 0 ||
+	    wait_ready(&sim, sim_port, "/sim/stats") < 0))
 		goto out;
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 1; i < nsim; i++)
 		if (wait_ready(&sim, sim_port + (int)i, "/sim/stats") < 0)
 			goto out;
 	RUNFILE(p_log, "switchyard.log");
@@ -951,14 +1030,17 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 		if (stop_flag)
 			goto out;
 		if (!measuring && t >= t_measure) {
-			if (sim_read(e, sim_port, before, NULL) < 0) {
+			if (!e->external &&
+			    sim_read(e, sim_port, before, NULL) < 0) {
 				proc_blame(&sim, "stopped answering");
 				goto out;
 			}
 			t0_wall = wall_ms();
+			gw_before = http_json(admin_port, "/admin/stats");
 			measuring = 1;
 		}
-		if (measuring && t >= next_sample && t < t_end) {
+		if (measuring && !e->external && t >= next_sample &&
+		    t < t_end) {
 			if (sim_read(e, sim_port, NULL, busy) == 0)
 				samples++;
 			next_sample += SAMPLE_S;
@@ -979,7 +1061,7 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 		t0_wall = wall_ms();
 		memset(before, 0, n * sizeof *before);
 	}
-	if (sim_read(e, sim_port, after, NULL) < 0) {
+	if (!e->external && sim_read(e, sim_port, after, NULL) < 0) {
 		proc_blame(&sim, "stopped answering");
 		goto out;
 	}
@@ -993,6 +1075,13 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	    "repeat", (int)rep);
 	load_figures(summary, run);
 	json_decref(summary);
+	if (e->external) {
+		json_t *gw_after = http_json(admin_port, "/admin/stats");
+
+		gateway_counts(e, gw_before, before);
+		gateway_counts(e, gw_after, after);
+		json_decref(gw_after);
+	}
 	fleet_figures(c, before, after, busy, samples, run);
 
 	if (http_get(admin_port, "/metrics", &body) == 200 && body != NULL) {
@@ -1009,6 +1098,7 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 	    "/admin/stats"));
 	if (json_object_get(run, "gateway_stats") == NULL)
 		json_object_set_new(run, "gateway_stats", json_null());
+	gateway_hourly(gw_before, json_object_get(run, "gateway_stats"), run);
 	/* Stopped first, so that every access log line is written. */
 	proc_stop(&gw);
 	access_read(p_acc, t0_wall - 1, run);
@@ -1023,6 +1113,7 @@ out:
 	free(before);
 	free(after);
 	free(busy);
+	json_decref(gw_before);
 	return run;
 }
 
@@ -1093,6 +1184,7 @@ sy_load_experiment_main(int argc, char **argv)
 	const char *bin = NULL;
 	json_t *runs, *run;
 	char *err = NULL;
+	int *broken;
 	size_t vi, li;
 	unsigned rep;
 	int ch, failed = 0;
@@ -1134,6 +1226,14 @@ sy_load_experiment_main(int argc, char **argv)
 		return SY_LOAD_EXIT_USAGE;
 	}
 	c.e = &e;
+	if (c.port_base > 0 && c.port_base + (int)(e.external ? 0 : e.nreps) +
+	    1 > 65535) {
+		fprintf(stderr, "sy-load experiment: --ports %d: the %zu "
+		    "ports from it go beyond 65535\n", c.port_base,
+		    (e.external ? 0 : e.nreps) + 2);
+		sy_exp_free(&e);
+		return SY_LOAD_EXIT_USAGE;
+	}
 	join(c.runs, sizeof c.runs, c.out, "runs");
 	join(c.spec, sizeof c.spec, c.runs, "workload.json");
 	if (find_programs(&c, bin) < 0 || make_dir(c.out) < 0 ||
@@ -1154,9 +1254,17 @@ sy_load_experiment_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	runs = json_array();
+	broken = calloc(json_array_size(e.variants), sizeof *broken);
+	if (broken == NULL)
+		abort();
 	for (li = 0; li < e.nloads && !stop_flag && !failed; li++)
 		for (vi = 0; vi < json_array_size(e.variants) && !stop_flag &&
-		    !failed; vi++)
+		    !failed; vi++) {
+			/* A sweep goes no further once over the SLO. */
+			if (broken[vi]) {
+				c.total -= e.repeats;
+				continue;
+			}
 			for (rep = 0; rep < e.repeats && !stop_flag &&
 			    !failed; rep++) {
 				run = run_one(&c, vi, li, rep);
@@ -1167,6 +1275,10 @@ sy_load_experiment_main(int argc, char **argv)
 				json_array_append_new(runs, run);
 				c.done++;
 			}
+			broken[vi] = e.sweep && !failed && !stop_flag &&
+			    !sy_exp_meets_slo(&e, runs, vi, li);
+		}
+	free(broken);
 	if (!c.quiet && c.tty)
 		fputs("\r\033[K", stderr);
 	if (stop_flag)
