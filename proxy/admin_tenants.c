@@ -117,11 +117,11 @@ op_free(struct op *op)
 
 /* The client left: Redis' reply is for nobody. */
 static void
-on_gone(void *owner, int timed_out)
+on_gone(void *owner, int why)
 {
 	struct op *op = owner;
 
-	(void)timed_out;
+	(void)why;
 	if (op->cmd != NULL)
 		sy_redis_cancel(op->cmd);
 	op_free(op);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "counters.h"
 #include "exchange.h"
+#include "respond.h"
 #include "http1.h"
 #include "metrics.h"
 #include "prefix_share.h"
@@ -234,15 +235,41 @@ client_request_id(struct sy_exchange *x, const struct sy_http1_msg *head)
 
 /* ==== The client's connection ==== */
 
+/*
+ * The gateway stops at the drain timeout with x unanswered: the client
+ * gets a 503, or a stream its last event, an error; the log says why.
+ */
 static void
-client_gone(void *owner, int timed_out)
+stopping(struct sy_exchange *x)
+{
+	static const char msg[] = "the gateway is stopping: its drain "
+	    "timeout ended the request";
+
+	/* What the log says, whatever an earlier try said. */
+	free(x->req.error);
+	x->req.error = sy_xstrdup("drain timeout");
+	if (sy_respond_started(x))
+		sy_canon_stream_error(sy_respond_events(x), "drain_timeout", msg);
+	else
+		sy_exchange_fail(x, 503, "server_error", "drain_timeout", msg,
+		    "Retry-After: 1\r\n");
+	sy_stage_respond.enter(x);
+	finish(x);
+}
+
+static void
+client_gone(void *owner, int why)
 {
 	struct sy_exchange *x = owner;
 
+	if (why == SY_GONE_STOPPING) {
+		stopping(x);
+		return;
+	}
 	x->conn = NULL;
 	x->req.status = 499;
-	sy_exchange_error(x, timed_out ? "client stopped reading (write "
-	    "timeout)" : "client closed the connection");
+	sy_exchange_error(x, why == SY_GONE_TIMEOUT ? "client stopped reading "
+	    "(write timeout)" : "client closed the connection");
 	finish(x);
 }
 

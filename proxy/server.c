@@ -437,7 +437,8 @@ conn_event_cb(struct sy_sock *sock, enum sy_sock_end why, void *arg)
 	struct sy_conn *c = arg;
 
 	if (c->state == CONN_BUSY && c->gone != NULL)
-		c->gone(c->owner, why == SY_SOCK_TIMEOUT);
+		c->gone(c->owner, why == SY_SOCK_TIMEOUT ? SY_GONE_TIMEOUT :
+		    SY_GONE_CLOSED);
 	conn_free(c);
 }
 
@@ -611,13 +612,34 @@ sy_server_conns(const struct sy_server *s)
 }
 
 void
+sy_server_expire(struct sy_server *s)
+{
+	struct sy_conn *c, *next;
+	sy_gone_fn gone;
+
+	s->draining = 1;
+	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state != CONN_BUSY || (gone = c->gone) == NULL)
+			continue;
+		gone(c->owner, SY_GONE_STOPPING);
+		/* An owner that wrote nothing more: the connection just ends. */
+		if (c->state == CONN_BUSY) {
+			c->owner = NULL;
+			c->gone = NULL;
+			conn_free(c);
+		}
+	}
+}
+
+void
 sy_server_free(struct sy_server *s)
 {
 	struct sy_conn *c;
 
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
 		if (c->state == CONN_BUSY && c->gone != NULL)
-			c->gone(c->owner, 0);
+			c->gone(c->owner, SY_GONE_CLOSED);
 		conn_free(c);
 	}
 	if (s->listener != NULL)

@@ -6,6 +6,7 @@ backends that misbehave the way the adversarial run's did."""
 import json
 import signal
 import socket
+import threading
 import time
 import unittest
 
@@ -118,6 +119,45 @@ class Drain(Fleet):
             s.settimeout(2)
             self.assertEqual(s.recv(10), b"")
             s.close()
+
+
+class DrainTimeout(Fleet):
+    def test_requests_cut_at_the_drain_timeout_get_a_503_or_an_error_event_and_say_so(self):
+        slow_events = [b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,'
+                       b'"delta":{"content":"w "}}]}\n\n'] * 40 + [b"data: [DONE]\n\n"]
+
+        def reply(path, headers, body):
+            if b'"stream":true' in body.replace(b" ", b""):
+                return 200, {"Content-Type": "text/event-stream",
+                             "Transfer-Encoding": "chunked"}, slow_events, 0.1, False
+            return 200, {"Content-Type": "application/json"}, [5.0, b"{}"], 0, False
+        gw = self.gateway(reply)
+        gw.write(dict(gw.config, timeouts={"drain_ms": 600}))
+        gw.proc.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        got = {}
+        threading.Thread(target=lambda: got.update(s=harness.stream_events(
+            gw.port, "/v1/chat/completions", chat(model="tiny-llama", stream=True)))).start()
+        threading.Thread(target=lambda: got.update(w=gw.post(
+            "/v1/chat/completions", chat(model="tiny-llama")))).start()
+        time.sleep(0.5)
+        t0 = time.time()
+        gw.proc.signal(signal.SIGTERM)
+        self.assertEqual(gw.proc.p.wait(10), 0)
+        self.assertLess(time.time() - t0, 3.0)
+        deadline = time.time() + 5
+        while len(got) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        status, _, events, _ = got["s"]
+        self.assertEqual(status, 200)
+        last = json.loads(events[-1]["data"])
+        self.assertEqual(last["error"]["code"], "drain_timeout")
+        w = got["w"]
+        self.assertEqual(w.status, 503)
+        self.assertEqual(w.json()["error"]["code"], "drain_timeout")
+        lines = gw.log_lines(2)
+        self.assertEqual(sorted((l["status"], l["error"]) for l in lines),
+                         [(200, "drain timeout"), (503, "drain timeout")])
 
 
 if __name__ == "__main__":
