@@ -614,7 +614,7 @@ sy_server_conns(const struct sy_server *s)
 void
 sy_server_expire(struct sy_server *s)
 {
-	struct sy_conn *c, *next;
+	struct sy_conn *c, *d, *next;
 	sy_gone_fn gone;
 
 	s->draining = 1;
@@ -623,11 +623,15 @@ sy_server_expire(struct sy_server *s)
 		if (c->state != CONN_BUSY || (gone = c->gone) == NULL)
 			continue;
 		gone(c->owner, SY_GONE_STOPPING);
-		/* An owner that wrote nothing more: the connection just ends. */
-		if (c->state == CONN_BUSY) {
-			c->owner = NULL;
-			c->gone = NULL;
-			conn_free(c);
+		/* The owner's answer may have freed c: look for it, by address
+		   only; one still busy (nothing written) just ends. */
+		for (d = TAILQ_FIRST(&s->conns); d != NULL && d != c;
+		    d = TAILQ_NEXT(d, link))
+			;
+		if (d != NULL && d->state == CONN_BUSY) {
+			d->owner = NULL;
+			d->gone = NULL;
+			conn_free(d);
 		}
 	}
 }
