@@ -382,6 +382,20 @@ class ExperimentOptions(LabCase):
                                5.4 * run["seconds"] / 3600 / tokens * 1e6, places=6)
         self.assertGreaterEqual(run["prefix_cache_hit_ratio"], 0)
 
+    def test_every_shipped_experiment_checks_and_is_bounded(self):
+        top = os.path.join(harness.SRCDIR, "experiments")
+        names = sorted(n for n in os.listdir(top) if n.endswith(".json"))
+        self.assertEqual(names, ["batching.json", "cascade.json", "hetero-fleet.json",
+                                 "prefix-routing.json", "prompt-cache.json", "smoke.json"])
+        for name in names:
+            proc = subprocess.run([SY_LOAD, "experiment", os.path.join(top, name), "--check"],
+                                  capture_output=True, text=True, timeout=10)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            secs = float(proc.stdout.split("about ")[2].split(" s")[0])
+            self.assertLessEqual(secs, 60 if name == "smoke.json" else 120, proc.stdout)
+            with open(os.path.join(top, name)) as f:
+                self.assertIn("published" if name != "smoke.json" else "title", json.load(f))
+
     def test_bad_experiment_names_the_key(self):
         for exp, msg in (
                 (tiny(loads=[{"rate": 5, "concurrency": 2}]),
