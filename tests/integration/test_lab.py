@@ -382,6 +382,24 @@ class ExperimentOptions(LabCase):
                                5.4 * run["seconds"] / 3600 / tokens * 1e6, places=6)
         self.assertGreaterEqual(run["prefix_cache_hit_ratio"], 0)
 
+    def test_real_endpoints_priced_by_the_hour_get_the_gateways_utilisation(self):
+        port = harness.free_ports(1)
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(port), "--quiet",
+                             "--log-requests", "0", "--decode-base-us", "2000"], port=port)
+        fleet = {"endpoints": [{"name": "gpu-a", "url": "http://127.0.0.1:%d/v1" % port,
+                                "cost_per_hour": 3.6, "power_watts": 400}]}
+        exp = tiny(fleet=fleet, loads=[{"concurrency": 2}], duration_s=1.5,
+                   variants=[{"name": "rr", "gateway": {"prices": {
+                       "sim-llm": {"hourly_usd": 3.6, "power_watts": 400}}}}])
+        proc, out = self.run_lab(exp, nreps=0)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        run = self.read_json(out)["runs"][0]
+        util = run["replicas"][0]["utilization"]
+        # Two clients keep it busy nearly all the time.
+        self.assertGreater(util, 0.5)
+        self.assertLessEqual(util, 1)
+        self.assertGreater(run["tokens_per_joule"], 0)
+
     def test_every_shipped_experiment_checks_and_is_bounded(self):
         top = os.path.join(harness.SRCDIR, "experiments")
         names = sorted(n for n in os.listdir(top) if n.endswith(".json"))

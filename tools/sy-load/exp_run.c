@@ -451,6 +451,35 @@ gateway_counts(const struct sy_exp *e, const json_t *stats,
 	}
 }
 
+/*
+ * Real endpoints' utilisation from the gateway's self-hosted accounting
+ * (busy over accounted seconds between two /admin/stats) into util.
+ * Returns 0, or -1 when the gateway accounts not every endpoint.
+ */
+static int
+gateway_busy(const struct sy_exp *e, const json_t *before,
+    const json_t *after, double *util)
+{
+	json_t *b, *a;
+	double secs;
+	size_t i;
+
+	for (i = 0; i < e->nreps; i++) {
+		b = json_object_get(json_object_get(json_object_get(before,
+		    "hourly"), "endpoints"), e->reps[i].name);
+		a = json_object_get(json_object_get(json_object_get(after,
+		    "hourly"), "endpoints"), e->reps[i].name);
+		if (a == NULL)
+			return -1;
+		secs = json_number_value(json_object_get(a, "accounted_s")) -
+		    json_number_value(json_object_get(b, "accounted_s"));
+		util[i] = secs > 0 ? (json_number_value(json_object_get(a,
+		    "busy_s")) - json_number_value(json_object_get(b,
+		    "busy_s"))) / secs : 0;
+	}
+	return 0;
+}
+
 /* ==== The access log ==== */
 
 /* Milliseconds since the epoch of an RFC 3339 UTC time, or -1. */
@@ -1083,6 +1112,8 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 
 		gateway_counts(e, gw_before, before);
 		gateway_counts(e, gw_after, after);
+		if (gateway_busy(e, gw_before, gw_after, busy) == 0)
+			samples = 1;
 		json_decref(gw_after);
 	}
 	fleet_figures(c, before, after, busy, samples, run);
