@@ -25,6 +25,8 @@ struct endpoint {
 	uint64_t t_open_us;		/* the open interval's start */
 	double rate_usd_s;		/* usd_per_hour seconds of the rate so far */
 	int64_t charged_nusd;		/* what they came to, rounded */
+	double busy_seen;		/* busy seconds charged so far */
+	double busy_reported;		/* reported since the last close */
 	double usd_per_unit;		/* last interval with tokens; -1: none */
 	struct sy_hourly_sums sums;
 };
@@ -220,7 +222,7 @@ sy_hourly_close(struct sy_hourly *h, uint64_t now_us)
 {
 	struct endpoint *ep;
 	struct share *sh;
-	double secs, units, gain;
+	double secs, units, gain, busy;
 	int64_t nusd, mj, left_nusd, left_mj, part_nusd, part_mj, total;
 	size_t i, j, last;
 
@@ -244,10 +246,19 @@ sy_hourly_close(struct sy_hourly *h, uint64_t now_us)
 				last = j;
 			}
 		}
+		busy = ep->busy_reported > ep->busy_seen ?
+		    ep->busy_reported - ep->busy_seen : 0;
+		if (busy > 0)
+			ep->busy_seen = ep->busy_reported;
+		ep->busy_reported = 0;
+		if (busy > secs)
+			busy = secs;
 		mj = (int64_t)llround(ep->rate.watts * secs * 1e3 *
-		    (units > 0 ? 1 : ep->rate.idle_share));
+		    (ep->rate.idle_share + (1 - ep->rate.idle_share) *
+		    (secs > 0 ? busy / secs : 0)));
 		charge(&ep->sums, nusd, mj);
 		ep->sums.elapsed_s += secs;
+		ep->sums.busy_s += busy;
 		if (units <= 0) {
 			ep->sums.idle_nano_usd += nusd;
 			ep->sums.idle_millijoules += mj;
@@ -255,7 +266,6 @@ sy_hourly_close(struct sy_hourly *h, uint64_t now_us)
 			ep->sums.idle_joules =
 			    (double)ep->sums.idle_millijoules / 1e3;
 		} else {
-			ep->sums.busy_s += secs;
 			ep->sums.units += units;
 			ep->usd_per_unit = (double)nusd / 1e9 / units;
 		}
@@ -283,6 +293,16 @@ sy_hourly_close(struct sy_hourly *h, uint64_t now_us)
 			left_mj -= part_mj;
 		}
 	}
+}
+
+void
+sy_hourly_report_busy(struct sy_hourly *h, const char *endpoint,
+    double seconds)
+{
+	size_t i = find_endpoint(h, endpoint);
+
+	if (i < h->neps)
+		h->eps[i].busy_reported += seconds;
 }
 
 size_t
@@ -344,6 +364,37 @@ count_find(struct sy_hourly_counts *c, const char *endpoint,
 	return NULL;
 }
 
+/*
+ * Adds to c's busy time of endpoint the part of [now - upstream, now] not
+ * yet counted (requests end about in the order they started).
+ */
+static void
+count_busy(struct sy_hourly_counts *c, const char *endpoint,
+    uint64_t upstream_us, uint64_t now_us)
+{
+	struct sy_hourly_busy *b;
+	uint64_t start = now_us > upstream_us ? now_us - upstream_us : 0;
+
+	for (b = atomic_load_explicit(&c->busy, memory_order_acquire);
+	    b != NULL && strcmp(b->endpoint, endpoint) != 0; b = b->next)
+		;
+	if (b == NULL) {
+		b = sy_xcalloc(1, sizeof *b);
+		b->endpoint = sy_xstrdup(endpoint);
+		atomic_init(&b->busy_s, 0.0);
+		b->next = atomic_load_explicit(&c->busy, memory_order_relaxed);
+		atomic_store_explicit(&c->busy, b, memory_order_release);
+	}
+	if (start < b->busy_until_us)
+		start = b->busy_until_us;
+	if (now_us <= start)
+		return;
+	b->busy_until_us = now_us;
+	atomic_store_explicit(&b->busy_s, atomic_load_explicit(&b->busy_s,
+	    memory_order_relaxed) + (double)(now_us - start) / 1e6,
+	    memory_order_relaxed);
+}
+
 void
 sy_hourly_count(struct sy_hourly_counts *c, const struct sy_record *r,
     uint64_t now_us)
@@ -373,12 +424,14 @@ sy_hourly_count(struct sy_hourly_counts *c, const struct sy_record *r,
 	}
 	atomic_store_explicit(&n->units, atomic_load_explicit(&n->units,
 	    memory_order_relaxed) + units, memory_order_relaxed);
+	count_busy(c, r->endpoint, r->upstream_us, now_us);
 }
 
 void
 sy_hourly_counts_free(struct sy_hourly_counts *c)
 {
 	struct sy_hourly_count *n, *next;
+	struct sy_hourly_busy *b, *bnext;
 
 	for (n = atomic_load(&c->head); n != NULL; n = next) {
 		next = n->next;
@@ -390,6 +443,12 @@ sy_hourly_counts_free(struct sy_hourly_counts *c)
 		free(n);
 	}
 	atomic_store(&c->head, NULL);
+	for (b = atomic_load(&c->busy); b != NULL; b = bnext) {
+		bnext = b->next;
+		free(b->endpoint);
+		free(b);
+	}
+	atomic_store(&c->busy, NULL);
 }
 
 void
@@ -428,6 +487,7 @@ sy_hourly_meter_close(struct sy_hourly_meter *m,
     void *arg, uint64_t now_us, int wait)
 {
 	struct sy_hourly_count *c;
+	struct sy_hourly_busy *b;
 	unsigned i;
 	size_t k;
 
@@ -446,6 +506,12 @@ sy_hourly_meter_close(struct sy_hourly_meter *m,
 			    atomic_load_explicit(&c->units,
 			    memory_order_relaxed));
 		}
+	for (i = 0; i < n; i++)
+		for (b = atomic_load_explicit(&counts(arg, i)->busy,
+		    memory_order_acquire); b != NULL; b = b->next)
+			sy_hourly_report_busy(m->h, b->endpoint,
+			    atomic_load_explicit(&b->busy_s,
+			    memory_order_relaxed));
 	if (m->h->neps > 0) {
 		sy_hourly_close(m->h, now_us);
 		atomic_store_explicit(&m->next_close_us, now_us +

@@ -65,7 +65,7 @@ struct sy_hourly_sums {
 	double units;		/* weighted tokens served */
 	double idle_usd;	/* idle_nano_usd / 1e9 */
 	double idle_joules;	/* idle_millijoules / 1e3 */
-	double busy_s;		/* endpoints: length of intervals with tokens */
+	double busy_s;		/* endpoints: time with a request in flight */
 	double elapsed_s;	/* endpoints: accounted time in all */
 };
 
@@ -98,11 +98,20 @@ void sy_hourly_report(struct sy_hourly *h, const char *endpoint,
     const char *route, const char *model, double units);
 
 /*
+ * Reports that endpoint has been busy (a request in flight) for seconds
+ * in all so far, as one of several counters sees it (summed like units;
+ * an interval's busy time is at most its length).
+ */
+void sy_hourly_report_busy(struct sy_hourly *h, const char *endpoint,
+    double seconds);
+
+/*
  * Closes the interval of every endpoint at now_us: its cost (usd_per_hour
- * × the interval) and energy (watts × the interval, the idle share of it
- * when it served no token) go to its shares in proportion to the units
- * each gained, so that the shares' sums and the idle sums add up to the
- * endpoint's exactly.  Starts the next interval.
+ * × the interval) and energy (watts × the interval × (idle_share + (1 −
+ * idle_share) × the busy share of it)) go to its shares in proportion to
+ * the units each gained, so that the shares' sums and the idle sums add
+ * up to the endpoint's exactly; an interval without tokens is idle.
+ * Starts the next interval.
  */
 void sy_hourly_close(struct sy_hourly *h, uint64_t now_us);
 
@@ -133,6 +142,17 @@ void sy_hourly_share_sums(const struct sy_hourly *h, size_t i,
 /* Seconds of an accounting interval when requests keep coming. */
 #define SY_HOURLY_INTERVAL_US 10000000ULL
 
+/*
+ * One worker's busy time of one endpoint: the union of the times its
+ * requests were upstream, as they end.
+ */
+struct sy_hourly_busy {
+	struct sy_hourly_busy *next;
+	char *endpoint;
+	uint64_t busy_until_us;		/* end of the union so far */
+	_Atomic double busy_s;		/* in all; only the worker writes */
+};
+
 /* One worker's units of one (endpoint, route, model) share. */
 struct sy_hourly_count {
 	struct sy_hourly_count *next;
@@ -149,6 +169,7 @@ struct sy_hourly_count {
  */
 struct sy_hourly_counts {
 	_Atomic(struct sy_hourly_count *) head;
+	_Atomic(struct sy_hourly_busy *) busy;
 };
 
 /*

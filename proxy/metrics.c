@@ -1023,7 +1023,7 @@ static const struct hourly_family hourly_endpoint_families[] = {
 	{ "switchyard_endpoint_energy_joules_total", HOURLY_SUM(joules),
 	  "Energy of the self-hosted endpoint (power_watts over the time)." },
 	{ "switchyard_endpoint_busy_seconds_total", HOURLY_SUM(busy_s),
-	  "Accounted seconds in intervals in which the endpoint served tokens." },
+	  "Seconds the self-hosted endpoint had a request upstream." },
 	{ "switchyard_endpoint_accounted_seconds_total", HOURLY_SUM(elapsed_s),
 	  "Seconds of the self-hosted endpoint accounted in all." },
 	{ "switchyard_endpoint_token_units_total", HOURLY_SUM(units),

@@ -382,6 +382,38 @@ class ExperimentOptions(LabCase):
                                5.4 * run["seconds"] / 3600 / tokens * 1e6, places=6)
         self.assertGreaterEqual(run["prefix_cache_hit_ratio"], 0)
 
+    def test_real_endpoints_priced_by_the_hour_get_the_gateways_utilisation(self):
+        port = harness.free_ports(1)
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(port), "--quiet",
+                             "--log-requests", "0", "--decode-base-us", "2000"], port=port)
+        fleet = {"endpoints": [{"name": "gpu-a", "url": "http://127.0.0.1:%d/v1" % port,
+                                "cost_per_hour": 3.6, "power_watts": 400}]}
+        exp = tiny(fleet=fleet, loads=[{"concurrency": 2}], duration_s=1.5,
+                   variants=[{"name": "rr", "gateway": {"prices": {
+                       "sim-llm": {"hourly_usd": 3.6, "power_watts": 400}}}}])
+        proc, out = self.run_lab(exp, nreps=0)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        run = self.read_json(out)["runs"][0]
+        util = run["replicas"][0]["utilization"]
+        # Two clients keep it busy nearly all the time.
+        self.assertGreater(util, 0.5)
+        self.assertLessEqual(util, 1)
+        self.assertGreater(run["tokens_per_joule"], 0)
+
+    def test_every_shipped_experiment_checks_and_is_bounded(self):
+        top = os.path.join(harness.SRCDIR, "experiments")
+        names = sorted(n for n in os.listdir(top) if n.endswith(".json"))
+        self.assertEqual(names, ["batching.json", "cascade.json", "hetero-fleet.json",
+                                 "prefix-routing.json", "prompt-cache.json", "smoke.json"])
+        for name in names:
+            proc = subprocess.run([SY_LOAD, "experiment", os.path.join(top, name), "--check"],
+                                  capture_output=True, text=True, timeout=10)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            secs = float(proc.stdout.split("about ")[2].split(" s")[0])
+            self.assertLessEqual(secs, 60 if name == "smoke.json" else 120, proc.stdout)
+            with open(os.path.join(top, name)) as f:
+                self.assertIn("published" if name != "smoke.json" else "title", json.load(f))
+
     def test_bad_experiment_names_the_key(self):
         for exp, msg in (
                 (tiny(loads=[{"rate": 5, "concurrency": 2}]),
@@ -512,7 +544,12 @@ class GatewayHourlyCost(unittest.TestCase):
             total += cost
             idle += m['switchyard_endpoint_hourly_idle_cost_usd_total{endpoint="%s"}' % ep]
             joules = m['switchyard_endpoint_energy_joules_total{endpoint="%s"}' % ep]
-            self.assertAlmostEqual(joules, 1000 * secs, delta=1e-3)
+            busy = m['switchyard_endpoint_busy_seconds_total{endpoint="%s"}' % ep]
+            # Each endpoint served 3 requests of a few ms each.
+            self.assertGreater(busy, 0)
+            self.assertLess(busy, secs)
+            # Idle power (0.3 of 1 kW), full power while busy: one interval.
+            self.assertAlmostEqual(joules, 1000 * (0.3 * secs + 0.7 * busy), delta=2e-3)
             shares += m['switchyard_hourly_cost_usd_total{endpoint="%s",route="chat",model="small"}' % ep]
         self.assertAlmostEqual(shares + idle, total, delta=1e-12)
         self.assertFalse(any('model="big"' in k for k in m))

@@ -71,6 +71,7 @@ SY_TEST(an_interval_cost_is_spread_over_its_shares_by_units)
 	sy_hourly_endpoint(h, "gpu0", &rate36, 0);
 	sy_hourly_report(h, "gpu0", "chat", "m", 300);
 	sy_hourly_report(h, "gpu0", "bulk", "m", 100);
+	sy_hourly_report_busy(h, "gpu0", 10);
 	sy_hourly_close(h, 10 * S);
 	e = ep_sums(h, 0);
 	a = share_sums(h, 0);
@@ -93,9 +94,11 @@ SY_TEST(an_idle_interval_costs_the_endpoint_and_no_share)
 
 	sy_hourly_endpoint(h, "gpu0", &rate36, 0);
 	sy_hourly_report(h, "gpu0", "chat", "m", 50);
+	sy_hourly_report_busy(h, "gpu0", 10);
 	sy_hourly_close(h, 10 * S);
-	/* The counter stays at 50: nothing served in the next 20 s. */
+	/* The counters stay: nothing served in the next 20 s. */
 	sy_hourly_report(h, "gpu0", "chat", "m", 50);
+	sy_hourly_report_busy(h, "gpu0", 10);
 	sy_hourly_close(h, 30 * S);
 	e = ep_sums(h, 0);
 	a = share_sums(h, 0);
@@ -109,6 +112,31 @@ SY_TEST(an_idle_interval_costs_the_endpoint_and_no_share)
 	SY_CHECK(near(e.busy_s, 10) && near(e.elapsed_s, 30));
 	/* The rate is still the last busy interval's. */
 	SY_CHECK(near(sy_hourly_usd_per_unit(h, "gpu0"), 0.01 / 50));
+	sy_hourly_free(h);
+}
+
+SY_TEST(energy_follows_the_busy_share_of_an_interval)
+{
+	struct sy_hourly *h = sy_hourly_new();
+	struct sy_hourly_sums e;
+
+	sy_hourly_endpoint(h, "gpu0", &rate36, 0);
+	sy_hourly_report(h, "gpu0", "chat", "m", 10);
+	sy_hourly_report_busy(h, "gpu0", 1.5);	/* two workers: 4 s busy */
+	sy_hourly_report_busy(h, "gpu0", 2.5);
+	sy_hourly_close(h, 10 * S);
+	e = ep_sums(h, 0);
+	/* 1 kW x 10 s x (0.25 + 0.75 x 0.4). */
+	SY_CHECK(near(e.joules, 5500));
+	SY_CHECK(near(e.busy_s, 4) && near(e.elapsed_s, 10));
+	/* Busy time is at most the interval; the cost does not change. */
+	sy_hourly_report(h, "gpu0", "chat", "m", 20);
+	sy_hourly_report_busy(h, "gpu0", 30);
+	sy_hourly_close(h, 20 * S);
+	e = ep_sums(h, 0);
+	SY_CHECK(near(e.busy_s, 14));
+	SY_CHECK(near(e.joules, 5500 + 10000));
+	SY_CHECK(near(e.usd, 0.02));
 	sy_hourly_free(h);
 }
 
@@ -150,6 +178,7 @@ SY_TEST(shares_and_idle_add_up_to_the_endpoint_exactly)
 				cum[i] += (double)(seed % 1000) / 7;
 			sy_hourly_report(h, "gpu0", routes[i], "m", cum[i]);
 		}
+		sy_hourly_report_busy(h, "gpu0", (double)k * 0.7);
 		sy_hourly_close(h, k * 1234567ULL);
 	}
 	e = ep_sums(h, 0);
@@ -210,6 +239,7 @@ main(void)
 	SY_RUN(cached_tokens_beyond_the_prompt_count_as_the_prompt);
 	SY_RUN(an_interval_cost_is_spread_over_its_shares_by_units);
 	SY_RUN(an_idle_interval_costs_the_endpoint_and_no_share);
+	SY_RUN(energy_follows_the_busy_share_of_an_interval);
 	SY_RUN(reports_of_several_workers_are_summed);
 	SY_RUN(shares_and_idle_add_up_to_the_endpoint_exactly);
 	SY_RUN(each_endpoint_has_its_own_rate_and_interval);

@@ -34,6 +34,7 @@
 static const char usage_text[] =
 "usage: sy-load experiment FILE -o DIR [--bin-dir DIR] [--ports BASE]\n"
 "                          [--quiet]\n"
+"       sy-load experiment FILE --check\n"
 "\n"
 "Runs the experiment FILE (docs/lab.md): for each variant, load level\n"
 "and repeat, a fresh sy-sim fleet and a fresh switchyard on free loopback\n"
@@ -48,6 +49,8 @@ static const char usage_text[] =
 "                    the gateway's listener and admin); default: free\n"
 "                    ports picked for each run\n"
 "  --quiet           no progress line\n"
+"  --check           check the file and print the plan (runs, about\n"
+"                    how long), run nothing; no -o needed\n"
 "  --help            print this help\n"
 "\n"
 "Ctrl-C stops every process it started and writes the report of the\n"
@@ -446,6 +449,35 @@ gateway_counts(const struct sy_exp *e, const json_t *stats,
 		c[i].completion_tokens = json_number_value(json_object_get(tok,
 		    "completion"));
 	}
+}
+
+/*
+ * Real endpoints' utilisation from the gateway's self-hosted accounting
+ * (busy over accounted seconds between two /admin/stats) into util.
+ * Returns 0, or -1 when the gateway accounts not every endpoint.
+ */
+static int
+gateway_busy(const struct sy_exp *e, const json_t *before,
+    const json_t *after, double *util)
+{
+	json_t *b, *a;
+	double secs;
+	size_t i;
+
+	for (i = 0; i < e->nreps; i++) {
+		b = json_object_get(json_object_get(json_object_get(before,
+		    "hourly"), "endpoints"), e->reps[i].name);
+		a = json_object_get(json_object_get(json_object_get(after,
+		    "hourly"), "endpoints"), e->reps[i].name);
+		if (a == NULL)
+			return -1;
+		secs = json_number_value(json_object_get(a, "accounted_s")) -
+		    json_number_value(json_object_get(b, "accounted_s"));
+		util[i] = secs > 0 ? (json_number_value(json_object_get(a,
+		    "busy_s")) - json_number_value(json_object_get(b,
+		    "busy_s"))) / secs : 0;
+	}
+	return 0;
 }
 
 /* ==== The access log ==== */
@@ -1080,6 +1112,8 @@ run_one(struct ctx *c, size_t vi, size_t li, unsigned rep)
 
 		gateway_counts(e, gw_before, before);
 		gateway_counts(e, gw_after, after);
+		if (gateway_busy(e, gw_before, gw_after, busy) == 0)
+			samples = 1;
 		json_decref(gw_after);
 	}
 	fleet_figures(c, before, after, busy, samples, run);
@@ -1139,6 +1173,24 @@ make_dir(const char *dir)
 	return 0;
 }
 
+/*
+ * Prints what e would run: its runs and the longest they may take (each
+ * run's warm-up, measured time and the start and stop of its processes;
+ * a request still in flight may add up to timeout_s).
+ */
+static void
+print_plan(const struct sy_exp *e)
+{
+	size_t nv = json_array_size(e->variants), runs;
+	double each = e->warmup_s + e->duration_s + 1.5;
+
+	runs = nv * e->nloads * e->repeats;
+	printf("%s: %s\n%zu variants x %zu loads x %u repeats = %zu runs of "
+	    "about %.1f s: about %.0f s in all%s\n", e->path, e->title, nv,
+	    e->nloads, e->repeats, runs, each, (double)runs * each,
+	    e->sweep ? " (a sweep may stop sooner)" : "");
+}
+
 /* Finds switchyard and sy-sim in bin (default: beside this program). */
 static int
 find_programs(struct ctx *c, const char *bin)
@@ -1175,6 +1227,7 @@ sy_load_experiment_main(int argc, char **argv)
 		{ "bin-dir", required_argument, NULL, 'b' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "ports", required_argument, NULL, 'p' },
+		{ "check", no_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1187,7 +1240,7 @@ sy_load_experiment_main(int argc, char **argv)
 	int *broken;
 	size_t vi, li;
 	unsigned rep;
-	int ch, failed = 0;
+	int ch, failed = 0, check = 0;
 
 	memset(&c, 0, sizeof c);
 	optind = 1;
@@ -1196,6 +1249,7 @@ sy_load_experiment_main(int argc, char **argv)
 		case 'o': c.out = optarg; break;
 		case 'b': bin = optarg; break;
 		case 'q': c.quiet = 1; break;
+		case 'c': check = 1; break;
 		case 'p':
 			c.port_base = atoi(optarg);
 			if (c.port_base < 1 || c.port_base > 65000) {
@@ -1212,7 +1266,7 @@ sy_load_experiment_main(int argc, char **argv)
 			return SY_LOAD_EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || c.out == NULL) {
+	if (optind != argc - 1 || (c.out == NULL && !check)) {
 		fprintf(stderr, "sy-load experiment: give one experiment file "
 		    "and -o DIR\n");
 		fputs(usage_text, stderr);
@@ -1226,6 +1280,11 @@ sy_load_experiment_main(int argc, char **argv)
 		return SY_LOAD_EXIT_USAGE;
 	}
 	c.e = &e;
+	if (check) {
+		print_plan(&e);
+		sy_exp_free(&e);
+		return SY_LOAD_EXIT_OK;
+	}
 	if (c.port_base > 0 && c.port_base + (int)(e.external ? 0 : e.nreps) +
 	    1 > 65535) {
 		fprintf(stderr, "sy-load experiment: --ports %d: the %zu "
