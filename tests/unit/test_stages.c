@@ -46,11 +46,14 @@ worker_init(void)
 	w.base = event_base_new();
 	w.metrics = sy_metrics_shard(rt.metrics, 0);
 	sy_tries_worker_init(&w);
+	sy_batch_worker_init(&w);
 }
 
 static void
 worker_free(void)
 {
+	sy_batch_worker_stop(&w);
+	sy_batch_worker_free(&w);
 	sy_tries_worker_free(&w);
 	sy_cache_worker_free(w.cache);
 	if (rt.cache != NULL)
@@ -168,6 +171,22 @@ enter(struct sy_exchange *x, const struct sy_stage *s)
 	return v;
 }
 
+/* Runs the event loop until a verdict comes for x, which waits (for a second at most); 1 when one came. */
+static int
+await_verdict(struct sy_exchange *x)
+{
+	int turns;
+
+	x->driving = 1;
+	for (turns = 0; !x->resumed && turns < 5000; turns++) {
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+		if (!x->resumed)
+			usleep(200);
+	}
+	x->driving = 0;
+	return x->resumed;
+}
+
 /*
  * Enters the stages of the path up to, not including, last; each must say
  * NEXT (else the program stops: the stage under test would see an
@@ -178,7 +197,8 @@ through(struct sy_exchange *x, const struct sy_stage *last)
 {
 	static const struct sy_stage *const path[] = {
 		&sy_stage_front, &sy_stage_auth, &sy_stage_route,
-		&sy_stage_select, &sy_stage_admit, &sy_stage_cache
+		&sy_stage_select, &sy_stage_admit, &sy_stage_cache,
+		&sy_stage_batch
 	};
 	enum sy_verdict v;
 	size_t i;
@@ -676,6 +696,62 @@ SY_TEST(cache_misses_then_stores_then_hits_in_memory)
 	sy_config_unref(cfg);
 }
 
+/* ==== batch ==== */
+
+/* Route emb batches two inputs; its one endpoint takes no traffic (weight 0). */
+static const char batch_conf[] = "{\"backends\": [{\"name\": \"a\", "
+    "\"url\": \"http://127.0.0.1:9001/v1\", \"weight\": 0}], "
+    "\"routes\": [{\"name\": \"emb\", \"models\": [\"e\"], "
+    "\"batch\": {\"max_batch_size\": 2, \"max_wait_us\": 5000000}}]}";
+
+SY_TEST(batch_sends_two_members_as_one_call_and_gives_each_its_outcome)
+{
+	struct sy_config *cfg = config(batch_conf);
+	struct bench b1, b2;
+
+	bench_new(&b1, cfg, "POST", "/v1/embeddings", "{\"model\":\"e\","
+	    "\"input\":\"one\"}", NULL, NULL);
+	through(b1.x, &sy_stage_batch);
+	SY_CHECK_INT(sy_stage_batch.enter(b1.x), SY_WAIT);
+	bench_new(&b2, cfg, "POST", "/v1/embeddings", "{\"model\":\"e\","
+	    "\"input\":[\"two\"]}", NULL, NULL);
+	through(b2.x, &sy_stage_batch);
+	SY_CHECK_INT(sy_stage_batch.enter(b2.x), SY_WAIT);
+	/* Full at two: the call goes, finds no endpoint, and both are told
+	   (b2 as one the driver holds while the loop runs for b1). */
+	b2.x->driving = 1;
+	SY_CHECK_INT(await_verdict(b1.x), 1);
+	SY_CHECK_INT(await_verdict(b2.x), 1);
+	SY_CHECK_INT(b1.x->resume, SY_ANSWER);
+	SY_CHECK_INT(b2.x->resume, SY_ANSWER);
+	SY_CHECK_INT(b1.x->req.batch_size, 2);
+	SY_CHECK_INT(b2.x->req.batch_size, 2);
+	SY_CHECK_INT(b1.x->reply.status, 503);
+	SY_CHECK_STR(reply_str(b2.x, "error.code"), "no_endpoint_available");
+	SY_CHECK(strstr(b1.x->reply.headers, "Retry-After: ") != NULL);
+	bench_end(&b1);
+	bench_end(&b2);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(batch_refuses_bad_input_and_lets_chat_pass)
+{
+	struct sy_config *cfg = config(batch_conf);
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/embeddings", "{\"model\":\"e\","
+	    "\"input\":{\"not\":\"text\"}}", NULL, NULL, &sy_stage_batch),
+	    SY_RESPOND);
+	SY_CHECK_INT(b.x->reply.status, 400);
+	SY_CHECK_STR(reply_str(b.x, "error.type"), "invalid_request_error");
+	bench_end(&b);
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("e"), NULL,
+	    NULL, &sy_stage_batch), SY_NEXT);
+	SY_CHECK(b.x->batch.member == NULL);
+	bench_end(&b);
+	sy_config_unref(cfg);
+}
+
 /* ==== tries ==== */
 
 /* Route chat over endpoints a and b (one request each at most), one retry, a queue of one. */
@@ -756,7 +832,6 @@ SY_TEST(tries_queues_while_every_endpoint_is_full_until_the_timeout)
 {
 	struct sy_config *cfg = config(tries_conf);
 	struct bench b1, b2, b3, b4;
-	int turns;
 
 	SY_CHECK_INT(reach(&b1, cfg, "/v1/chat/completions", CHAT("small"),
 	    NULL, NULL, &sy_stage_tries), SY_NEXT);
@@ -774,11 +849,7 @@ SY_TEST(tries_queues_while_every_endpoint_is_full_until_the_timeout)
 	SY_CHECK_STR(b4.x->last.code, "queue_full");
 	bench_end(&b4);
 	/* Nothing frees a slot: the queue's timeout. */
-	b3.x->driving = 1;
-	for (turns = 0; !b3.x->resumed && turns < 10000; turns++)
-		event_base_loop(w.base, EVLOOP_ONCE);
-	b3.x->driving = 0;
-	SY_CHECK_INT(b3.x->resumed, 1);
+	SY_CHECK_INT(await_verdict(b3.x), 1);
 	SY_CHECK_INT(b3.x->resume, SY_ANSWER);
 	SY_CHECK_STR(b3.x->last.code, "queue_timeout");
 	SY_CHECK(b3.x->req.queue_us >= 15000);
@@ -934,6 +1005,8 @@ main(void)
 	SY_RUN(admit_refuses_a_route_the_key_may_not_use_with_403);
 	SY_RUN(admit_refuses_past_a_rate_limit_with_429_and_retry_after_in_memory);
 	SY_RUN(cache_misses_then_stores_then_hits_in_memory);
+	SY_RUN(batch_sends_two_members_as_one_call_and_gives_each_its_outcome);
+	SY_RUN(batch_refuses_bad_input_and_lets_chat_pass);
 	SY_RUN(tries_picks_an_endpoint_and_holds_its_slot_until_the_end);
 	SY_RUN(tries_retries_a_failed_try_on_the_other_endpoint_after_a_backoff);
 	SY_RUN(tries_does_not_retry_a_failure_the_route_does_not_list);
