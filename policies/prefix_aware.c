@@ -29,9 +29,14 @@ struct aware_state {
 	double epsilon;			/* load allowed above the mean */
 	uint64_t stale_us;		/* older scrapes are not used */
 	double slack;			/* share of a prediction that may go unreported */
+	size_t cache_tokens;		/* an endpoint's capacity when unknown */
 	size_t n;
 	struct sy_endpoint **eps;	/* the pool's, borrowed */
 	struct sy_prefix_set *sets;	/* one per endpoint of the pool */
+	atomic_long *kv_tokens;		/* the scraped capacity each set is sized
+					   for; 0: its backend's cache_tokens,
+					   -1: this policy's */
+	size_t bytecap;			/* most blocks of one set, by memory */
 	struct sy_prefix_pool *reg;
 	atomic_uint turn;		/* who goes first among equals */
 };
@@ -47,6 +52,7 @@ aware_destroy(void *state)
 	for (i = 0; i < st->n; i++)
 		sy_prefix_set_free(&st->sets[i]);
 	free(st->sets);
+	free(st->kv_tokens);
 	free(st);
 }
 
@@ -70,6 +76,33 @@ param_bool(const json_t *params, const char *key, int def, int *out,
 	return 0;
 }
 
+/* The blocks of a set for an endpoint of tokens of capacity, within memory. */
+static size_t
+set_cap(const struct aware_state *st, size_t tokens)
+{
+	size_t cap = tokens * CHARS_PER_TOKEN / st->block_chars;
+
+	return cap < st->bytecap ? cap : st->bytecap;
+}
+
+/*
+ * Sizes the set of endpoint i anew when its backend has no cache_tokens
+ * and its scrape gave a capacity other than the one the set has.
+ */
+static void
+follow_capacity(struct aware_state *st, size_t i, const struct sy_endpoint *ep)
+{
+	long kv = atomic_load_explicit(&ep->stats->scraped_kv_tokens,
+	    memory_order_relaxed);
+	long was = atomic_load_explicit(&st->kv_tokens[i],
+	    memory_order_relaxed);
+
+	if (was == 0 || kv <= 0 || kv == was ||
+	    !atomic_compare_exchange_strong(&st->kv_tokens[i], &was, kv))
+		return;
+	sy_prefix_set_resize(&st->sets[i], set_cap(st, (size_t)kv));
+}
+
 static void *
 aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 {
@@ -77,7 +110,7 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	struct aware_state *st;
 	long long block, maxb, cache, maxbytes, stale;
 	double wp, wq, wk, wi, eps, slack;
-	size_t i, cap, bytecap;
+	size_t i;
 	int share;
 
 	if (sy_params_check(params, P, aware_params, err) == -1 ||
@@ -116,12 +149,16 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	st->n = pool->nendpoints;
 	st->eps = pool->endpoints;
 	st->sets = sy_xcalloc(st->n ? st->n : 1, sizeof *st->sets);
-	bytecap = st->n ? (size_t)maxbytes / st->n / SY_PREFIX_BLOCK_BYTES : 0;
+	st->kv_tokens = sy_xcalloc(st->n ? st->n : 1, sizeof *st->kv_tokens);
+	st->bytecap = st->n ? (size_t)maxbytes / st->n /
+	    SY_PREFIX_BLOCK_BYTES : 0;
+	st->cache_tokens = (size_t)cache;
 	for (i = 0; i < st->n; i++) {
-		cap = (size_t)((pool->endpoints[i]->cache_tokens ?
-		    (long long)pool->endpoints[i]->cache_tokens : cache) *
-		    CHARS_PER_TOKEN / block);
-		sy_prefix_set_init(&st->sets[i], cap < bytecap ? cap : bytecap);
+		atomic_init(&st->kv_tokens[i],
+		    pool->endpoints[i]->cache_tokens ? 0 : -1);
+		sy_prefix_set_init(&st->sets[i], set_cap(st,
+		    pool->endpoints[i]->cache_tokens ?
+		    pool->endpoints[i]->cache_tokens : st->cache_tokens));
 	}
 	st->reg = sy_prefix_pool_join(pool->route != NULL ?
 	    pool->route->name : "", pool->model, pool->endpoints, st->sets,
@@ -208,6 +245,7 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 		if (!sy_endpoint_usable(ep, req))
 			continue;
 		s = ep->stats;
+		follow_capacity(st, i, ep);
 		c[nc].i = i;
 		c[nc].matched = chain.n ? sy_prefix_set_match(&st->sets[i],
 		    chain.hashes, chain.n) : 0;

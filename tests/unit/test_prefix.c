@@ -27,14 +27,23 @@ struct fleet {
 };
 
 /* A pool of n endpoints of weight 1 under prefix_aware with params (JSON text). */
+static void fleet_init_keep(struct fleet *f, size_t n, const char *params);
+
 static void
 fleet_init(struct fleet *f, size_t n, const char *params)
+{
+	memset(f, 0, sizeof *f);
+	fleet_init_keep(f, n, params);
+}
+
+/* As fleet_init, keeping the cache_tokens already set in f->eps. */
+static void
+fleet_init_keep(struct fleet *f, size_t n, const char *params)
 {
 	json_t *j = json_loads(params != NULL ? params : "{}", 0, NULL);
 	char *err = NULL;
 	size_t i;
 
-	memset(f, 0, sizeof *f);
 	for (i = 0; i < n; i++) {
 		sy_endstats_init(&f->stats[i], names[i]);
 		f->eps[i].index = i;
@@ -425,8 +434,14 @@ where(struct fleet *f, unsigned seed, const char **reason)
 	const char *m[] = { "user", s, NULL };
 	int i;
 
+	static char words_buf[32];
+	const char *r;
+
 	req_chat(&req, m);
-	i = pick(f, &req, reason);
+	i = pick(f, &req, &r);
+	snprintf(words_buf, sizeof words_buf, "%s", r);
+	if (reason != NULL)
+		*reason = words_buf;
 	req_done(&req);
 	free(s);
 	return i;
@@ -625,6 +640,42 @@ SY_TEST(a_report_within_the_slack_evicts_nothing)
 	fleet_free(&f);
 }
 
+/* The matched blocks of the reason of prompt seed's second pick, on a. */
+static int
+matched_again(struct fleet *f, unsigned seed)
+{
+	const char *reason;
+	int m = -1;
+
+	hold_on_first(f, seed);
+	for (size_t i = 1; i < f->pool.nendpoints; i++)
+		atomic_store(&f->stats[i].in_flight, 5);
+	SY_CHECK_INT(where(f, seed, &reason), 0);
+	sscanf(reason, "prefix:%d/", &m);
+	return m;
+}
+
+SY_TEST(an_endpoints_capacity_follows_its_scrape_unless_configured)
+{
+	struct fleet f;
+
+	/* 64 tokens of capacity: 4 blocks of 64 bytes. */
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	atomic_store(&f.stats[0].scraped_kv_tokens, 64);
+	SY_CHECK_INT(matched_again(&f, 60), 4);
+	fleet_free(&f);
+	fleet_init(&f, 2, "{\"block_chars\": 64, \"cache_tokens\": 32}");
+	SY_CHECK_INT(matched_again(&f, 60), 2);
+	fleet_free(&f);
+	/* A backend's cache_tokens wins over its scrape. */
+	memset(&f, 0, sizeof f);
+	f.eps[0].cache_tokens = 48;
+	fleet_init_keep(&f, 2, "{\"block_chars\": 64}");
+	atomic_store(&f.stats[0].scraped_kv_tokens, 64);
+	SY_CHECK_INT(matched_again(&f, 60), 3);
+	fleet_free(&f);
+}
+
 int
 main(void)
 {
@@ -650,5 +701,6 @@ main(void)
 	SY_RUN(a_prompt_shorter_than_a_block_goes_by_load);
 	SY_RUN(a_report_short_of_the_prediction_evicts_the_older_blocks);
 	SY_RUN(a_report_within_the_slack_evicts_nothing);
+	SY_RUN(an_endpoints_capacity_follows_its_scrape_unless_configured);
 	return sy_test_done();
 }
