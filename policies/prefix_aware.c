@@ -312,7 +312,7 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	if (best->matched < chain.n)
 		sy_prefix_pool_publish(st->reg, best->i, chain.hashes, chain.n);
 	mreq->pick_note[0] = stamp;
-	mreq->pick_note[1] = best->matched ? chain.tokens[best->matched - 1] : 0;
+	mreq->pick_note[1] = sy_prefix_chain_tokens(&chain, best->matched);
 out:
 	sy_prefix_chain_free(&chain);
 	if (c != cands)
