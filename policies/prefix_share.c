@@ -89,6 +89,20 @@ superseded(const struct sy_prefix_pool *p)
 	return 0;
 }
 
+/* Whether a registered pool shares placements. */
+static int
+any_sharing(void)
+{
+	const struct sy_prefix_pool *p;
+	int yes = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	for (p = pools; p != NULL && !yes; p = p->next)
+		yes = p->share;
+	pthread_mutex_unlock(&reg_lock);
+	return yes;
+}
+
 /* ==== The outbox ==== */
 
 /* One placement for the stream. */
@@ -302,7 +316,8 @@ tick(evutil_socket_t fd, short what, void *arg)
 		sy_redis_sendv(b->r, 14, argv, lens);
 		placement_free(&pl);
 	}
-	if (b->read == NULL && sy_redis_connected(b->r))
+	/* Without a pool that shares, Redis is left alone. */
+	if (b->read == NULL && sy_redis_connected(b->r) && any_sharing())
 		b->read = sy_redis_commandf(b->r, on_read, b,
 		    "XREAD COUNT %d STREAMS %s %s", READ_COUNT,
 		    SY_PREFIX_STREAM, b->last);

@@ -66,9 +66,10 @@ struct sy_prefix_bus;
 /*
  * Starts the bus on base with the worker's Redis connection r (borrowed;
  * NULL: no bus): every few milliseconds it sends the queued placements
- * (XADD, the stream capped at SY_PREFIX_STREAM_MAX) and reads those other
- * instances added (XREAD from the oldest kept), applying them to the
- * registered pools of their key.  instance tells its own entries apart.
+ * (XADD, the stream capped at SY_PREFIX_STREAM_MAX) and, while a pool
+ * that shares is registered, reads those other instances added (XREAD
+ * from the oldest kept), applying them to the registered pools of their
+ * key.  instance tells its own entries apart.
  */
 struct sy_prefix_bus *sy_prefix_bus_start(struct event_base *base,
     struct sy_redis *r, uint64_t instance);
