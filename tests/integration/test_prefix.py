@@ -110,6 +110,30 @@ class Sessions(PrefixCase):
         m2, n2 = map(int, again["policy_reason"].split(":")[1].split("/"))
         self.assertEqual(m2, n2)
 
+    def test_streams_and_anthropic_requests_share_the_index_of_chat(self):
+        gw = Gateway(self, self.config())
+        home = self.send(gw, turns(4, 1))["endpoint"]
+        # The same conversation streamed: the gateway asks for usage.
+        n = len(gw.log_lines())
+        body = dict(chat(turns(4, 2)), stream=True)
+        status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions", body)
+        self.assertEqual(status, 200)
+        self.assertEqual(events[-1]["data"], "[DONE]")
+        line = gw.log_lines(n + 1)[n]
+        self.assertEqual(line["endpoint"], home)
+        self.assertRegex(line["policy_reason"], "^prefix:")
+        self.assertGreater(line["cached_tokens"], 0)
+        # As an Anthropic request: system, then the messages.
+        msgs = turns(4, 3)
+        n = len(gw.log_lines())
+        r = gw.post("/v1/messages", {"model": MODEL, "max_tokens": 4,
+                                     "system": msgs[0]["content"], "messages": msgs[1:]},
+                    headers={"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 200, r.body)
+        line = gw.log_lines(n + 1)[n]
+        self.assertEqual(line["endpoint"], home)
+        self.assertRegex(line["policy_reason"], "^prefix:")
+
     def test_metrics_count_predicted_and_reported_tokens(self):
         gw = Gateway(self, self.config())
         for t in range(1, 3):
