@@ -11,6 +11,7 @@
 #include "prefix_index.h"
 #include "prefix_share.h"
 #include "req.h"
+#include "ring.h"
 #include "util.h"
 
 static const char *const aware_params[] = {
@@ -32,6 +33,7 @@ struct aware_state {
 	size_t cache_tokens;		/* an endpoint's capacity when unknown */
 	size_t n;
 	struct sy_endpoint **eps;	/* the pool's, borrowed */
+	uint64_t *name_hash;		/* of each endpoint's name */
 	struct sy_prefix_set *sets;	/* one per endpoint of the pool */
 	atomic_long *kv_tokens;		/* the scraped capacity each set is sized
 					   for; 0: its backend's cache_tokens,
@@ -53,6 +55,7 @@ aware_destroy(void *state)
 		sy_prefix_set_free(&st->sets[i]);
 	free(st->sets);
 	free(st->kv_tokens);
+	free(st->name_hash);
 	free(st);
 }
 
@@ -150,10 +153,13 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	st->eps = pool->endpoints;
 	st->sets = sy_xcalloc(st->n ? st->n : 1, sizeof *st->sets);
 	st->kv_tokens = sy_xcalloc(st->n ? st->n : 1, sizeof *st->kv_tokens);
+	st->name_hash = sy_xcalloc(st->n ? st->n : 1, sizeof *st->name_hash);
 	st->bytecap = st->n ? (size_t)maxbytes / st->n /
 	    SY_PREFIX_BLOCK_BYTES : 0;
 	st->cache_tokens = (size_t)cache;
 	for (i = 0; i < st->n; i++) {
+		st->name_hash[i] = sy_hash64(pool->endpoints[i]->name,
+		    strlen(pool->endpoints[i]->name));
 		atomic_init(&st->kv_tokens[i],
 		    pool->endpoints[i]->cache_tokens ? 0 : -1);
 		sy_prefix_set_init(&st->sets[i], set_cap(st,
@@ -203,6 +209,63 @@ scrapes_fresh(const struct aware_state *st, const struct sy_pool *pool,
 	return 1;
 }
 
+/*
+ * The home of a prompt no endpoint holds any of: the candidate its first
+ * block's hash ranks highest together with the endpoint's name, weighted
+ * (rendezvous hashing), so that a prefix group keeps to a few replicas,
+ * and every instance agrees, even once the index has forgotten it.  When
+ * the home is above its load bound the next in rank within it is taken,
+ * and *moved is set.  NULL when every candidate is above.
+ */
+static struct cand *
+home_of(const struct aware_state *st, const struct sy_pool *pool,
+    struct cand *c, size_t nc, uint64_t first, int *moved)
+{
+	struct cand *best = NULL, *top = NULL;
+	struct sy_hash hs;
+	double u, rank, best_rank = 0, top_rank = 0;
+	size_t k;
+
+	for (k = 0; k < nc; k++) {
+		hs.h = first ^ st->name_hash[c[k].i];
+		u = ((double)(sy_hash_final(&hs) >> 11) + 0.5) /
+		    9007199254740992.0;
+		rank = pool->endpoints[c[k].i]->weight / -log(u);
+		if (top == NULL || rank > top_rank) {
+			top = &c[k];
+			top_rank = rank;
+		}
+		if (!c[k].over && (best == NULL || rank > best_rank)) {
+			best = &c[k];
+			best_rank = rank;
+		}
+	}
+	*moved = best != top;
+	return best;
+}
+
+/*
+ * The candidate within the load bound with the highest score, then the
+ * fewest in flight, then the first from start; NULL when all are over.
+ */
+static struct cand *
+highest(struct cand *c, size_t nc, size_t start)
+{
+	struct cand *best = NULL, *x;
+	size_t k;
+
+	for (k = 0; k < nc; k++) {
+		x = &c[(start + k) % nc];
+		if (x->over)
+			continue;
+		if (best == NULL || x->score > best->score + 1e-12 ||
+		    (fabs(x->score - best->score) <= 1e-12 &&
+		    x->inflight < best->inflight))
+			best = x;
+	}
+	return best;
+}
+
 /* Feeds prompt bytes to a chain (a sy_prompt_fn). */
 static int
 chain_add(void *arg, const char *s, size_t len)
@@ -231,7 +294,7 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	double total = 0, wsum = 0, maxin = 0, maxwait = 0, cap;
 	size_t i, nc = 0, k, start;
 	uint64_t stamp;
-	int fresh;
+	int fresh, home, moved;
 
 	*reason = "all-busy";
 	if (pool->nendpoints != st->n)
@@ -283,16 +346,12 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	}
 	start = atomic_fetch_add_explicit(&st->turn, 1,
 	    memory_order_relaxed) % nc;
-	for (k = 0; k < nc; k++) {
-		struct cand *x = &c[(start + k) % nc];
-
-		if (x->over)
-			continue;
-		if (best == NULL || x->score > best->score + 1e-12 ||
-		    (fabs(x->score - best->score) <= 1e-12 &&
-		    x->inflight < best->inflight))
-			best = x;
-	}
+	home = chain.n > 0 && longest->matched == 0 && st->w_prefix > 0;
+	moved = 0;
+	if (home)
+		best = home_of(st, pool, c, nc, chain.hashes[0], &moved);
+	if (best == NULL)
+		best = highest(c, nc, start);
 	if (best == NULL)	/* loads moved under us: the least loaded */
 		for (k = 0; k < nc; k++)
 			if (best == NULL || c[k].inflight < best->inflight)
@@ -300,13 +359,16 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	ep = pool->endpoints[best->i];
 	if (chain.n == 0)
 		*reason = "no-prefix";
-	else if (longest->matched > best->matched && longest->over)
+	else if ((longest->matched > best->matched && longest->over) ||
+	    (home && moved))
 		*reason = "overflow";
 	else if (best->matched > 0) {
 		*reason = "prefix";
 		snprintf(mreq->pick_words, sizeof mreq->pick_words,
 		    "prefix:%u/%u", (unsigned)best->matched, (unsigned)chain.n);
-	} else
+	} else if (home && !best->over)
+		*reason = "home";
+	else
 		*reason = "load";
 	stamp = sy_prefix_set_insert(&st->sets[best->i], chain.hashes, chain.n);
 	if (best->matched < chain.n)

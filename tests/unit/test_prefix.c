@@ -362,7 +362,7 @@ SY_TEST(a_conversation_stays_on_the_endpoint_that_holds_it)
 	fleet_init(&f, 4, "{\"block_chars\": 64}");
 	req_chat(&req, m1);
 	first = pick(&f, &req, &reason);
-	SY_CHECK_STR(reason, "load");
+	SY_CHECK_STR(reason, "home");
 	req_done(&req);
 	for (k = 0; k < 5; k++) {
 		req_chat(&req, m2);
@@ -370,12 +370,12 @@ SY_TEST(a_conversation_stays_on_the_endpoint_that_holds_it)
 		SY_CHECK(strncmp(reason, "prefix:", 7) == 0);
 		req_done(&req);
 	}
-	/* Another system prompt goes by load: elsewhere while first is busy. */
+	/* Another system prompt goes to its home, not first while busy. */
 	atomic_store(&f.stats[first].in_flight, 1);
 	m1[1] = turn2;
 	req_chat(&req, m1);
 	SY_CHECK(pick(&f, &req, &reason) != first);
-	SY_CHECK_STR(reason, "load");
+	SY_CHECK_STR(reason, "home");
 	req_done(&req);
 	fleet_free(&f);
 	free(sys);
@@ -411,7 +411,7 @@ SY_TEST(the_reason_counts_matched_and_total_blocks)
 	free(more);
 }
 
-/* Places prompt seed on endpoint 0 of f (all else idle), then loads it. */
+/* Places prompt seed on endpoint 0 of f (the others down meanwhile). */
 static void
 hold_on_first(struct fleet *f, unsigned seed)
 {
@@ -421,12 +421,12 @@ hold_on_first(struct fleet *f, unsigned seed)
 	size_t i;
 
 	for (i = 1; i < f->pool.nendpoints; i++)
-		atomic_store(&f->stats[i].in_flight, 5);
+		atomic_store(&f->stats[i].unhealthy, 1);
 	req_chat(&req, m);
 	SY_CHECK_INT(pick(f, &req, NULL), 0);
 	req_done(&req);
 	for (i = 1; i < f->pool.nendpoints; i++)
-		atomic_store(&f->stats[i].in_flight, 0);
+		atomic_store(&f->stats[i].unhealthy, 0);
 	free(s);
 }
 
@@ -621,9 +621,8 @@ SY_TEST(a_report_short_of_the_prediction_evicts_the_older_blocks)
 	SY_CHECK(strncmp(reason, "prefix:", 7) == 0);
 	/* The engine restarted: it had none of 20; 21 is older, gone too. */
 	SY_CHECK_INT(answer(&f, 20, 0, &predicted), 0);
-	atomic_store(&f.stats[0].in_flight, 1);
-	SY_CHECK_INT(where(&f, 21, &reason), 1);
-	SY_CHECK_STR(reason, "load");
+	where(&f, 21, &reason);
+	SY_CHECK_STR(reason, "home");
 	/* 20 itself was computed again: the engine holds it now. */
 	SY_CHECK_INT(where(&f, 20, &reason), 0);
 	fleet_free(&f);
@@ -681,6 +680,45 @@ SY_TEST(an_endpoints_capacity_follows_its_scrape_unless_configured)
 	fleet_free(&f);
 }
 
+SY_TEST(a_prompt_nobody_holds_goes_to_its_home_on_every_instance)
+{
+	struct fleet f, g;
+	int homes[4] = { 0 }, i, a;
+
+	/* Two instances, each with its own index, agree on a new prompt's
+	   home; 40 prompts spread over all four endpoints. */
+	fleet_init(&f, 4, "{\"block_chars\": 64, \"epsilon\": 100}");
+	fleet_init(&g, 4, "{\"block_chars\": 64, \"epsilon\": 100}");
+	for (i = 0; i < 40; i++) {
+		const char *reason;
+
+		a = where(&f, 100 + (unsigned)i, &reason);
+		SY_CHECK_STR(reason, "home");
+		SY_CHECK_INT(where(&g, 100 + (unsigned)i, NULL), a);
+		homes[a]++;
+	}
+	for (i = 0; i < 4; i++)
+		SY_CHECK(homes[i] >= 4);
+	fleet_free(&f);
+	fleet_free(&g);
+}
+
+SY_TEST(a_home_above_its_load_bound_is_passed_over)
+{
+	struct fleet f;
+	const char *reason;
+	int a;
+
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	a = where(&f, 200, NULL);
+	fleet_free(&f);
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	atomic_store(&f.stats[a].in_flight, 3);
+	SY_CHECK_INT(where(&f, 200, &reason), 1 - a);
+	SY_CHECK_STR(reason, "overflow");
+	fleet_free(&f);
+}
+
 int
 main(void)
 {
@@ -707,5 +745,7 @@ main(void)
 	SY_RUN(a_report_short_of_the_prediction_evicts_the_older_blocks);
 	SY_RUN(a_report_within_the_slack_evicts_nothing);
 	SY_RUN(an_endpoints_capacity_follows_its_scrape_unless_configured);
+	SY_RUN(a_prompt_nobody_holds_goes_to_its_home_on_every_instance);
+	SY_RUN(a_home_above_its_load_bound_is_passed_over);
 	return sy_test_done();
 }
