@@ -130,7 +130,7 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	    sy_param_number(params, P, "w_kv", 0.5, 0, 1e6, &wk, err) == -1 ||
 	    sy_param_number(params, P, "w_inflight", 0.5, 0, 1e6, &wi,
 	    err) == -1 ||
-	    sy_param_number(params, P, "epsilon", 0.25, 0, 100, &eps,
+	    sy_param_number(params, P, "epsilon", 0.5, 0, 100, &eps,
 	    err) == -1 ||
 	    sy_param_int(params, P, "stale_ms", 2000, 1, 86400000, &stale,
 	    err) == -1 ||
