@@ -186,6 +186,9 @@ struct cand {
 	size_t i;
 	size_t matched;			/* leading blocks it holds */
 	double inflight;		/* per unit of weight */
+	double load;			/* for the bound: in flight, or what the
+					   endpoint runs and queues when a fresh
+					   scrape says more (other instances') */
 	double waiting;			/* scraped, per unit of weight */
 	double kv;			/* scraped usage, 0–1 */
 	int over;			/* above the bounded-load guard */
@@ -277,7 +280,9 @@ chain_add(void *arg, const char *s, size_t len)
  * Scores each usable endpoint: w_prefix × matched/blocks − w_queue ×
  * waiting/max waiting − w_kv × kv usage − w_inflight × in flight/max in
  * flight (loads per unit of weight; scraped figures only while fresh),
- * skipping those above (1 + epsilon) × their share of the load; the
+ * skipping those above (1 + epsilon) × their share of the load (in
+ * flight here, or running and waiting there when a fresh scrape says
+ * more: the load other instances send); the
  * highest wins, then the fewest in flight, then the first from a turn
  * that moves on each pick.
  */
@@ -314,7 +319,9 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 		    chain.hashes, chain.n) : 0;
 		c[nc].inflight = known(atomic_load_explicit(&s->in_flight,
 		    memory_order_relaxed));
-		total += c[nc].inflight;
+		c[nc].load = known(atomic_load_explicit(&s->scraped_running,
+		    memory_order_relaxed)) + known(atomic_load_explicit(
+		    &s->scraped_waiting, memory_order_relaxed));
 		wsum += ep->weight;
 		c[nc].inflight /= ep->weight;
 		c[nc].waiting = known(atomic_load_explicit(&s->scraped_waiting,
@@ -332,9 +339,15 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	fresh = scrapes_fresh(st, pool, c, nc);
 	for (k = 0; k < nc; k++) {
 		ep = pool->endpoints[c[k].i];
+		if (!fresh || c[k].load < c[k].inflight * ep->weight)
+			c[k].load = c[k].inflight * ep->weight;
+		total += c[k].load;
+	}
+	for (k = 0; k < nc; k++) {
+		ep = pool->endpoints[c[k].i];
 		cap = ceil((1 + st->epsilon) * (total + 1) * ep->weight / wsum -
 		    1e-9);
-		c[k].over = c[k].inflight * ep->weight + 1 > cap;
+		c[k].over = c[k].load + 1 > cap;
 		c[k].score = (chain.n ? st->w_prefix * (double)c[k].matched /
 		    (double)chain.n : 0) -
 		    (maxin > 0 ? st->w_inflight * c[k].inflight / maxin : 0);

@@ -499,8 +499,8 @@ SY_TEST(w_queue_and_w_kv_weigh_the_scraped_load)
 	fleet_init(&f, 2, "{\"block_chars\": 64}");
 	hold_on_first(&f, 8);
 	scraped(&f, 0, 4, 900);
-	scraped(&f, 1, 0, 0);
-	SY_CHECK_INT(where(&f, 8, NULL), 0);	/* 1 − 0.5 − 0.45 > 0 */
+	scraped(&f, 1, 2, 0);
+	SY_CHECK_INT(where(&f, 8, NULL), 0);	/* 1 − 0.5 − 0.45 > −0.25 */
 	/* A stale scrape counts for nothing. */
 	atomic_store(&f.stats[0].scraped_at_us, sy_now_us() - 10000000);
 	scraped(&f, 0, 400, 1000);
@@ -537,6 +537,26 @@ SY_TEST(the_bounded_load_guard_skips_an_endpoint_above_its_share)
 	atomic_store(&f.stats[0].in_flight, 2);
 	atomic_store(&f.stats[1].in_flight, 2);
 	SY_CHECK_INT(where(&f, 10, &reason), 0);
+	fleet_free(&f);
+}
+
+SY_TEST(the_bound_counts_the_load_other_instances_send)
+{
+	struct fleet f;
+	const char *reason;
+
+	/* Nothing in flight from here, but a runs 6 (another gateway's). */
+	fleet_init(&f, 2, "{\"block_chars\": 64, \"w_queue\": 0, "
+	    "\"w_kv\": 0}");
+	hold_on_first(&f, 13);
+	scraped(&f, 0, 0, 0);
+	atomic_store(&f.stats[0].scraped_running, 6);
+	scraped(&f, 1, 0, 0);
+	SY_CHECK_INT(where(&f, 13, &reason), 1);
+	SY_CHECK_STR(reason, "overflow");
+	/* A stale scrape is not believed. */
+	atomic_store(&f.stats[0].scraped_at_us, sy_now_us() - 10000000);
+	SY_CHECK_INT(where(&f, 13, &reason), 0);
 	fleet_free(&f);
 }
 
@@ -739,6 +759,7 @@ main(void)
 	SY_RUN(w_queue_and_w_kv_weigh_the_scraped_load);
 	SY_RUN(w_prefix_zero_routes_by_load_alone);
 	SY_RUN(the_bounded_load_guard_skips_an_endpoint_above_its_share);
+	SY_RUN(the_bound_counts_the_load_other_instances_send);
 	SY_RUN(ties_go_to_the_fewest_in_flight);
 	SY_RUN(unusable_endpoints_are_never_picked);
 	SY_RUN(a_prompt_shorter_than_a_block_goes_by_load);
