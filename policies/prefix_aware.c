@@ -167,7 +167,8 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 		    pool->endpoints[i]->cache_tokens : st->cache_tokens));
 	}
 	st->reg = sy_prefix_pool_join(pool->route != NULL ?
-	    pool->route->name : "", pool->model, pool->endpoints, st->sets,
+	    pool->route->name : "", pool->model, st->block_chars,
+	    pool->endpoints, st->sets,
 	    st->n, share);
 	return st;
 }

@@ -445,6 +445,22 @@ sy_prefix_set_evict_before(struct sy_prefix_set *s, uint64_t stamp)
 }
 
 void
+sy_prefix_set_copy(struct sy_prefix_set *dst, struct sy_prefix_set *src)
+{
+	uint64_t *keys;
+	uint32_t i;
+	size_t n = 0;
+
+	pthread_mutex_lock(&src->lock);
+	keys = sy_xmalloc((src->used ? src->used : 1) * sizeof *keys);
+	for (i = src->head; i != NIL; i = src->next[i])
+		keys[n++] = src->key[i];
+	pthread_mutex_unlock(&src->lock);
+	sy_prefix_set_insert(dst, keys, n);
+	free(keys);
+}
+
+void
 sy_prefix_set_resize(struct sy_prefix_set *s, size_t cap)
 {
 	pthread_mutex_lock(&s->lock);

@@ -114,6 +114,13 @@ uint64_t sy_prefix_set_insert(struct sy_prefix_set *s,
  */
 size_t sy_prefix_set_evict_before(struct sy_prefix_set *s, uint64_t stamp);
 
+/*
+ * Fills dst, an unshared new set, with the blocks src holds, in src's
+ * order of recency, as many as dst's capacity takes (the most recent).
+ * Takes src's lock.
+ */
+void sy_prefix_set_copy(struct sy_prefix_set *dst, struct sy_prefix_set *src);
+
 /* Changes the most blocks s holds (evicting the oldest beyond it). */
 void sy_prefix_set_resize(struct sy_prefix_set *s, size_t cap);
 

@@ -136,6 +136,16 @@ class Sessions(PrefixCase):
         self.assertEqual(line["endpoint"], home)
         self.assertRegex(line["policy_reason"], "^prefix:")
 
+    def test_a_reload_keeps_what_the_index_knows(self):
+        gw = Gateway(self, self.config())
+        home = self.send(gw, turns(5, 1))["endpoint"]
+        gw.write(self.config(w_kv=1))
+        r = request(gw.admin, "POST", "/admin/reload")
+        self.assertEqual(r.status, 200, r.body)
+        line = self.send(gw, turns(5, 2))
+        self.assertEqual(line["endpoint"], home)
+        self.assertRegex(line["policy_reason"], "^prefix:")
+
     def test_metrics_count_predicted_and_reported_tokens(self):
         gw = Gateway(self, self.config())
         for t in range(1, 3):

@@ -315,6 +315,27 @@ SY_TEST(evict_before_drops_what_is_older_than_an_insert)
 	sy_prefix_set_free(&s);
 }
 
+SY_TEST(copy_keeps_the_most_recent_blocks_in_their_order)
+{
+	struct sy_prefix_set a, b;
+	uint64_t x[3] = { 1, 2, 3 }, y[3] = { 4, 5, 6 }, more[1] = { 9 };
+
+	sy_prefix_set_init(&a, 10);
+	sy_prefix_set_insert(&a, x, 3);
+	sy_prefix_set_insert(&a, y, 3);
+	sy_prefix_set_init(&b, 4);
+	sy_prefix_set_copy(&b, &a);
+	SY_CHECK_INT(sy_prefix_set_blocks(&b), 4);
+	SY_CHECK_INT(sy_prefix_set_match(&b, y, 3), 3);
+	SY_CHECK_INT(sy_prefix_set_match(&b, x, 3), 1);
+	/* The oldest copied goes first. */
+	sy_prefix_set_insert(&b, more, 1);
+	SY_CHECK_INT(sy_prefix_set_match(&b, x, 3), 0);
+	SY_CHECK_INT(sy_prefix_set_match(&b, y, 3), 3);
+	sy_prefix_set_free(&a);
+	sy_prefix_set_free(&b);
+}
+
 /* ==== The policy ==== */
 
 SY_TEST(prefix_aware_checks_its_parameters)
@@ -739,6 +760,27 @@ SY_TEST(a_home_above_its_load_bound_is_passed_over)
 	fleet_free(&f);
 }
 
+SY_TEST(a_reload_keeps_the_index_of_the_same_pool)
+{
+	struct fleet f, g, h;
+	const char *reason;
+
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	hold_on_first(&f, 300);
+	/* The new snapshot's state, made while the old one lives. */
+	fleet_init(&g, 2, "{\"block_chars\": 64, \"w_kv\": 1}");
+	fleet_init(&h, 2, "{\"block_chars\": 128}");
+	fleet_free(&f);
+	atomic_store(&g.stats[0].in_flight, 1);
+	SY_CHECK_INT(where(&g, 300, &reason), 0);
+	SY_CHECK(strncmp(reason, "prefix:", 7) == 0);
+	/* Other blocks: nothing to keep. */
+	where(&h, 300, &reason);
+	SY_CHECK_STR(reason, "home");
+	fleet_free(&g);
+	fleet_free(&h);
+}
+
 int
 main(void)
 {
@@ -752,6 +794,7 @@ main(void)
 	SY_RUN(set_grows_and_holds_many_blocks);
 	SY_RUN(set_with_no_capacity_holds_nothing);
 	SY_RUN(evict_before_drops_what_is_older_than_an_insert);
+	SY_RUN(copy_keeps_the_most_recent_blocks_in_their_order);
 	SY_RUN(prefix_aware_checks_its_parameters);
 	SY_RUN(a_conversation_stays_on_the_endpoint_that_holds_it);
 	SY_RUN(the_reason_counts_matched_and_total_blocks);
@@ -768,5 +811,6 @@ main(void)
 	SY_RUN(an_endpoints_capacity_follows_its_scrape_unless_configured);
 	SY_RUN(a_prompt_nobody_holds_goes_to_its_home_on_every_instance);
 	SY_RUN(a_home_above_its_load_bound_is_passed_over);
+	SY_RUN(a_reload_keeps_the_index_of_the_same_pool);
 	return sy_test_done();
 }
