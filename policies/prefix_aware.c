@@ -11,6 +11,7 @@
 #include "prefix_index.h"
 #include "prefix_share.h"
 #include "req.h"
+#include "ring.h"
 #include "util.h"
 
 static const char *const aware_params[] = {
@@ -29,9 +30,15 @@ struct aware_state {
 	double epsilon;			/* load allowed above the mean */
 	uint64_t stale_us;		/* older scrapes are not used */
 	double slack;			/* share of a prediction that may go unreported */
+	size_t cache_tokens;		/* an endpoint's capacity when unknown */
 	size_t n;
 	struct sy_endpoint **eps;	/* the pool's, borrowed */
+	uint64_t *name_hash;		/* of each endpoint's name */
 	struct sy_prefix_set *sets;	/* one per endpoint of the pool */
+	atomic_long *kv_tokens;		/* the scraped capacity each set is sized
+					   for; 0: its backend's cache_tokens,
+					   -1: this policy's */
+	size_t bytecap;			/* most blocks of one set, by memory */
 	struct sy_prefix_pool *reg;
 	atomic_uint turn;		/* who goes first among equals */
 };
@@ -47,6 +54,8 @@ aware_destroy(void *state)
 	for (i = 0; i < st->n; i++)
 		sy_prefix_set_free(&st->sets[i]);
 	free(st->sets);
+	free(st->kv_tokens);
+	free(st->name_hash);
 	free(st);
 }
 
@@ -70,6 +79,33 @@ param_bool(const json_t *params, const char *key, int def, int *out,
 	return 0;
 }
 
+/* The blocks of a set for an endpoint of tokens of capacity, within memory. */
+static size_t
+set_cap(const struct aware_state *st, size_t tokens)
+{
+	size_t cap = tokens * CHARS_PER_TOKEN / st->block_chars;
+
+	return cap < st->bytecap ? cap : st->bytecap;
+}
+
+/*
+ * Sizes the set of endpoint i anew when its backend has no cache_tokens
+ * and its scrape gave a capacity other than the one the set has.
+ */
+static void
+follow_capacity(struct aware_state *st, size_t i, const struct sy_endpoint *ep)
+{
+	long kv = atomic_load_explicit(&ep->stats->scraped_kv_tokens,
+	    memory_order_relaxed);
+	long was = atomic_load_explicit(&st->kv_tokens[i],
+	    memory_order_relaxed);
+
+	if (was == 0 || kv <= 0 || kv == was ||
+	    !atomic_compare_exchange_strong(&st->kv_tokens[i], &was, kv))
+		return;
+	sy_prefix_set_resize(&st->sets[i], set_cap(st, (size_t)kv));
+}
+
 static void *
 aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 {
@@ -77,7 +113,7 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	struct aware_state *st;
 	long long block, maxb, cache, maxbytes, stale;
 	double wp, wq, wk, wi, eps, slack;
-	size_t i, cap, bytecap;
+	size_t i;
 	int share;
 
 	if (sy_params_check(params, P, aware_params, err) == -1 ||
@@ -94,7 +130,7 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	    sy_param_number(params, P, "w_kv", 0.5, 0, 1e6, &wk, err) == -1 ||
 	    sy_param_number(params, P, "w_inflight", 0.5, 0, 1e6, &wi,
 	    err) == -1 ||
-	    sy_param_number(params, P, "epsilon", 0.25, 0, 100, &eps,
+	    sy_param_number(params, P, "epsilon", 0.5, 0, 100, &eps,
 	    err) == -1 ||
 	    sy_param_int(params, P, "stale_ms", 2000, 1, 86400000, &stale,
 	    err) == -1 ||
@@ -116,15 +152,23 @@ aware_create(const json_t *params, const struct sy_pool *pool, char **err)
 	st->n = pool->nendpoints;
 	st->eps = pool->endpoints;
 	st->sets = sy_xcalloc(st->n ? st->n : 1, sizeof *st->sets);
-	bytecap = st->n ? (size_t)maxbytes / st->n / SY_PREFIX_BLOCK_BYTES : 0;
+	st->kv_tokens = sy_xcalloc(st->n ? st->n : 1, sizeof *st->kv_tokens);
+	st->name_hash = sy_xcalloc(st->n ? st->n : 1, sizeof *st->name_hash);
+	st->bytecap = st->n ? (size_t)maxbytes / st->n /
+	    SY_PREFIX_BLOCK_BYTES : 0;
+	st->cache_tokens = (size_t)cache;
 	for (i = 0; i < st->n; i++) {
-		cap = (size_t)((pool->endpoints[i]->cache_tokens ?
-		    (long long)pool->endpoints[i]->cache_tokens : cache) *
-		    CHARS_PER_TOKEN / block);
-		sy_prefix_set_init(&st->sets[i], cap < bytecap ? cap : bytecap);
+		st->name_hash[i] = sy_hash64(pool->endpoints[i]->name,
+		    strlen(pool->endpoints[i]->name));
+		atomic_init(&st->kv_tokens[i],
+		    pool->endpoints[i]->cache_tokens ? 0 : -1);
+		sy_prefix_set_init(&st->sets[i], set_cap(st,
+		    pool->endpoints[i]->cache_tokens ?
+		    pool->endpoints[i]->cache_tokens : st->cache_tokens));
 	}
 	st->reg = sy_prefix_pool_join(pool->route != NULL ?
-	    pool->route->name : "", pool->model, pool->endpoints, st->sets,
+	    pool->route->name : "", pool->model, st->block_chars,
+	    pool->endpoints, st->sets,
 	    st->n, share);
 	return st;
 }
@@ -143,6 +187,9 @@ struct cand {
 	size_t i;
 	size_t matched;			/* leading blocks it holds */
 	double inflight;		/* per unit of weight */
+	double load;			/* for the bound: in flight, or what the
+					   endpoint runs and queues when a fresh
+					   scrape says more (other instances') */
 	double waiting;			/* scraped, per unit of weight */
 	double kv;			/* scraped usage, 0–1 */
 	int over;			/* above the bounded-load guard */
@@ -166,6 +213,63 @@ scrapes_fresh(const struct aware_state *st, const struct sy_pool *pool,
 	return 1;
 }
 
+/*
+ * The home of a prompt no endpoint holds any of: the candidate its first
+ * block's hash ranks highest together with the endpoint's name, weighted
+ * (rendezvous hashing), so that a prefix group keeps to a few replicas,
+ * and every instance agrees, even once the index has forgotten it.  When
+ * the home is above its load bound the next in rank within it is taken,
+ * and *moved is set.  NULL when every candidate is above.
+ */
+static struct cand *
+home_of(const struct aware_state *st, const struct sy_pool *pool,
+    struct cand *c, size_t nc, uint64_t first, int *moved)
+{
+	struct cand *best = NULL, *top = NULL;
+	struct sy_hash hs;
+	double u, rank, best_rank = 0, top_rank = 0;
+	size_t k;
+
+	for (k = 0; k < nc; k++) {
+		hs.h = first ^ st->name_hash[c[k].i];
+		u = ((double)(sy_hash_final(&hs) >> 11) + 0.5) /
+		    9007199254740992.0;
+		rank = pool->endpoints[c[k].i]->weight / -log(u);
+		if (top == NULL || rank > top_rank) {
+			top = &c[k];
+			top_rank = rank;
+		}
+		if (!c[k].over && (best == NULL || rank > best_rank)) {
+			best = &c[k];
+			best_rank = rank;
+		}
+	}
+	*moved = best != top;
+	return best;
+}
+
+/*
+ * The candidate within the load bound with the highest score, then the
+ * fewest in flight, then the first from start; NULL when all are over.
+ */
+static struct cand *
+highest(struct cand *c, size_t nc, size_t start)
+{
+	struct cand *best = NULL, *x;
+	size_t k;
+
+	for (k = 0; k < nc; k++) {
+		x = &c[(start + k) % nc];
+		if (x->over)
+			continue;
+		if (best == NULL || x->score > best->score + 1e-12 ||
+		    (fabs(x->score - best->score) <= 1e-12 &&
+		    x->inflight < best->inflight))
+			best = x;
+	}
+	return best;
+}
+
 /* Feeds prompt bytes to a chain (a sy_prompt_fn). */
 static int
 chain_add(void *arg, const char *s, size_t len)
@@ -177,7 +281,9 @@ chain_add(void *arg, const char *s, size_t len)
  * Scores each usable endpoint: w_prefix × matched/blocks − w_queue ×
  * waiting/max waiting − w_kv × kv usage − w_inflight × in flight/max in
  * flight (loads per unit of weight; scraped figures only while fresh),
- * skipping those above (1 + epsilon) × their share of the load; the
+ * skipping those above (1 + epsilon) × their share of the load (in
+ * flight here, or running and waiting there when a fresh scrape says
+ * more: the load other instances send); the
  * highest wins, then the fewest in flight, then the first from a turn
  * that moves on each pick.
  */
@@ -194,7 +300,7 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	double total = 0, wsum = 0, maxin = 0, maxwait = 0, cap;
 	size_t i, nc = 0, k, start;
 	uint64_t stamp;
-	int fresh;
+	int fresh, home, moved;
 
 	*reason = "all-busy";
 	if (pool->nendpoints != st->n)
@@ -208,12 +314,15 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 		if (!sy_endpoint_usable(ep, req))
 			continue;
 		s = ep->stats;
+		follow_capacity(st, i, ep);
 		c[nc].i = i;
 		c[nc].matched = chain.n ? sy_prefix_set_match(&st->sets[i],
 		    chain.hashes, chain.n) : 0;
 		c[nc].inflight = known(atomic_load_explicit(&s->in_flight,
 		    memory_order_relaxed));
-		total += c[nc].inflight;
+		c[nc].load = known(atomic_load_explicit(&s->scraped_running,
+		    memory_order_relaxed)) + known(atomic_load_explicit(
+		    &s->scraped_waiting, memory_order_relaxed));
 		wsum += ep->weight;
 		c[nc].inflight /= ep->weight;
 		c[nc].waiting = known(atomic_load_explicit(&s->scraped_waiting,
@@ -231,9 +340,15 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	fresh = scrapes_fresh(st, pool, c, nc);
 	for (k = 0; k < nc; k++) {
 		ep = pool->endpoints[c[k].i];
+		if (!fresh || c[k].load < c[k].inflight * ep->weight)
+			c[k].load = c[k].inflight * ep->weight;
+		total += c[k].load;
+	}
+	for (k = 0; k < nc; k++) {
+		ep = pool->endpoints[c[k].i];
 		cap = ceil((1 + st->epsilon) * (total + 1) * ep->weight / wsum -
 		    1e-9);
-		c[k].over = c[k].inflight * ep->weight + 1 > cap;
+		c[k].over = c[k].load + 1 > cap;
 		c[k].score = (chain.n ? st->w_prefix * (double)c[k].matched /
 		    (double)chain.n : 0) -
 		    (maxin > 0 ? st->w_inflight * c[k].inflight / maxin : 0);
@@ -245,16 +360,12 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	}
 	start = atomic_fetch_add_explicit(&st->turn, 1,
 	    memory_order_relaxed) % nc;
-	for (k = 0; k < nc; k++) {
-		struct cand *x = &c[(start + k) % nc];
-
-		if (x->over)
-			continue;
-		if (best == NULL || x->score > best->score + 1e-12 ||
-		    (fabs(x->score - best->score) <= 1e-12 &&
-		    x->inflight < best->inflight))
-			best = x;
-	}
+	home = chain.n > 0 && longest->matched == 0 && st->w_prefix > 0;
+	moved = 0;
+	if (home)
+		best = home_of(st, pool, c, nc, chain.hashes[0], &moved);
+	if (best == NULL)
+		best = highest(c, nc, start);
 	if (best == NULL)	/* loads moved under us: the least loaded */
 		for (k = 0; k < nc; k++)
 			if (best == NULL || c[k].inflight < best->inflight)
@@ -262,19 +373,22 @@ aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	ep = pool->endpoints[best->i];
 	if (chain.n == 0)
 		*reason = "no-prefix";
-	else if (longest->matched > best->matched && longest->over)
+	else if ((longest->matched > best->matched && longest->over) ||
+	    (home && moved))
 		*reason = "overflow";
 	else if (best->matched > 0) {
 		*reason = "prefix";
 		snprintf(mreq->pick_words, sizeof mreq->pick_words,
 		    "prefix:%u/%u", (unsigned)best->matched, (unsigned)chain.n);
-	} else
+	} else if (home && !best->over)
+		*reason = "home";
+	else
 		*reason = "load";
 	stamp = sy_prefix_set_insert(&st->sets[best->i], chain.hashes, chain.n);
 	if (best->matched < chain.n)
 		sy_prefix_pool_publish(st->reg, best->i, chain.hashes, chain.n);
 	mreq->pick_note[0] = stamp;
-	mreq->pick_note[1] = best->matched ? chain.tokens[best->matched - 1] : 0;
+	mreq->pick_note[1] = sy_prefix_chain_tokens(&chain, best->matched);
 out:
 	sy_prefix_chain_free(&chain);
 	if (c != cands)

@@ -176,8 +176,6 @@ sy_prefix_chain_add(struct sy_prefix_chain *c, const void *data, size_t len)
 				c->alloc = c->max;
 			c->hashes = sy_xrealloc(c->hashes, c->alloc *
 			    sizeof *c->hashes);
-			c->tokens = sy_xrealloc(c->tokens, c->alloc *
-			    sizeof *c->tokens);
 		}
 		take = c->block_chars - c->fill;
 		if (take > len)
@@ -194,8 +192,9 @@ sy_prefix_chain_add(struct sy_prefix_chain *c, const void *data, size_t len)
 			c->fill = 0;
 		}
 		c->prev = block_hash(c->prev, block, c->block_chars);
-		c->tokens[c->n] = (uint32_t)sy_text_tokens((const char *)block,
-		    c->block_chars) + (c->n > 0 ? c->tokens[c->n - 1] : 0);
+		if (c->n < SY_PREFIX_SAMPLE)
+			c->sample_tokens += (uint64_t)sy_text_tokens(
+			    (const char *)block, c->block_chars);
 		c->hashes[c->n++] = c->prev;
 		p += take;
 		len -= take;
@@ -203,11 +202,18 @@ sy_prefix_chain_add(struct sy_prefix_chain *c, const void *data, size_t len)
 	return c->n < c->max;
 }
 
+uint64_t
+sy_prefix_chain_tokens(const struct sy_prefix_chain *c, size_t k)
+{
+	size_t sampled = c->n < SY_PREFIX_SAMPLE ? c->n : SY_PREFIX_SAMPLE;
+
+	return sampled ? c->sample_tokens * k / sampled : 0;
+}
+
 void
 sy_prefix_chain_free(struct sy_prefix_chain *c)
 {
 	free(c->hashes);
-	free(c->tokens);
 	free(c->buf);
 	memset(c, 0, sizeof *c);
 }
@@ -436,6 +442,22 @@ sy_prefix_set_evict_before(struct sy_prefix_set *s, uint64_t stamp)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void
+sy_prefix_set_copy(struct sy_prefix_set *dst, struct sy_prefix_set *src)
+{
+	uint64_t *keys;
+	uint32_t i;
+	size_t n = 0;
+
+	pthread_mutex_lock(&src->lock);
+	keys = sy_xmalloc((src->used ? src->used : 1) * sizeof *keys);
+	for (i = src->head; i != NIL; i = src->next[i])
+		keys[n++] = src->key[i];
+	pthread_mutex_unlock(&src->lock);
+	sy_prefix_set_insert(dst, keys, n);
+	free(keys);
 }
 
 void

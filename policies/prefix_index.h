@@ -17,16 +17,19 @@ struct sy_req;
  */
 struct sy_prefix_chain {
 	uint64_t *hashes;		/* n of them, owned */
-	uint32_t *tokens;		/* tokens[i]: estimated tokens of blocks
-					   0..i (sy_text_tokens), owned */
 	size_t n;
-	size_t alloc;			/* room in hashes and tokens */
+	size_t alloc;			/* room in hashes */
+	uint64_t sample_tokens;		/* estimated tokens (sy_text_tokens)
+					   of its first SY_PREFIX_SAMPLE blocks */
 	size_t max;			/* most blocks hashed */
 	size_t block_chars;
 	unsigned char *buf;		/* the block being filled, owned */
 	size_t fill;
 	uint64_t prev;			/* the last block's hash */
 };
+
+/* Blocks whose tokens are counted: the rest are estimated at their rate. */
+#define SY_PREFIX_SAMPLE 8
 
 /* Starts an empty chain of at most max blocks of block_chars bytes. */
 void sy_prefix_chain_init(struct sy_prefix_chain *c, size_t block_chars,
@@ -38,6 +41,13 @@ void sy_prefix_chain_init(struct sy_prefix_chain *c, size_t block_chars,
  */
 int sy_prefix_chain_add(struct sy_prefix_chain *c, const void *data,
     size_t len);
+
+/*
+ * The estimated tokens of the first k blocks of c: those of its first
+ * SY_PREFIX_SAMPLE blocks, counted, at the same rate per block for the
+ * rest (a bounded cost for a long prompt).
+ */
+uint64_t sy_prefix_chain_tokens(const struct sy_prefix_chain *c, size_t k);
 
 /* Frees what c holds. */
 void sy_prefix_chain_free(struct sy_prefix_chain *c);
@@ -103,6 +113,13 @@ uint64_t sy_prefix_set_insert(struct sy_prefix_set *s,
  * Returns the blocks evicted.  Takes the set's lock.
  */
 size_t sy_prefix_set_evict_before(struct sy_prefix_set *s, uint64_t stamp);
+
+/*
+ * Fills dst, an unshared new set, with the blocks src holds, in src's
+ * order of recency, as many as dst's capacity takes (the most recent).
+ * Takes src's lock.
+ */
+void sy_prefix_set_copy(struct sy_prefix_set *dst, struct sy_prefix_set *src);
 
 /* Changes the most blocks s holds (evicting the oldest beyond it). */
 void sy_prefix_set_resize(struct sy_prefix_set *s, size_t cap);

@@ -29,8 +29,30 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sy_prefix_pool *pools;
 static uint64_t generations;
 
+/* Gives p's sets the blocks of the newest pool like it (the registry's lock held). */
+static void
+inherit(struct sy_prefix_pool *p)
+{
+	struct sy_prefix_pool *q, *old = NULL;
+	size_t i, j;
+
+	for (q = pools; q != NULL; q = q->next)
+		if (strcmp(q->key, p->key) == 0 &&
+		    q->block_chars == p->block_chars &&
+		    (old == NULL || q->generation > old->generation))
+			old = q;
+	if (old == NULL)
+		return;
+	for (i = 0; i < p->n; i++)
+		for (j = 0; j < old->n; j++)
+			if (strcmp(p->names[i], old->names[j]) == 0) {
+				sy_prefix_set_copy(&p->sets[i], &old->sets[j]);
+				break;
+			}
+}
+
 struct sy_prefix_pool *
-sy_prefix_pool_join(const char *route, const char *model,
+sy_prefix_pool_join(const char *route, const char *model, size_t block_chars,
     struct sy_endpoint *const *eps, struct sy_prefix_set *sets, size_t n,
     int share)
 {
@@ -47,7 +69,9 @@ sy_prefix_pool_join(const char *route, const char *model,
 	p->sets = sets;
 	p->counts = sy_xcalloc(n ? n : 1, sizeof *p->counts);
 	p->share = share;
+	p->block_chars = block_chars;
 	pthread_mutex_lock(&reg_lock);
+	inherit(p);
 	p->generation = ++generations;
 	p->next = pools;
 	pools = p;
@@ -87,6 +111,20 @@ superseded(const struct sy_prefix_pool *p)
 		if (q->generation > p->generation && strcmp(q->key, p->key) == 0)
 			return 1;
 	return 0;
+}
+
+/* Whether a registered pool shares placements. */
+static int
+any_sharing(void)
+{
+	const struct sy_prefix_pool *p;
+	int yes = 0;
+
+	pthread_mutex_lock(&reg_lock);
+	for (p = pools; p != NULL && !yes; p = p->next)
+		yes = p->share;
+	pthread_mutex_unlock(&reg_lock);
+	return yes;
 }
 
 /* ==== The outbox ==== */
@@ -302,7 +340,8 @@ tick(evutil_socket_t fd, short what, void *arg)
 		sy_redis_sendv(b->r, 14, argv, lens);
 		placement_free(&pl);
 	}
-	if (b->read == NULL && sy_redis_connected(b->r))
+	/* Without a pool that shares, Redis is left alone. */
+	if (b->read == NULL && sy_redis_connected(b->r) && any_sharing())
 		b->read = sy_redis_commandf(b->r, on_read, b,
 		    "XREAD COUNT %d STREAMS %s %s", READ_COUNT,
 		    SY_PREFIX_STREAM, b->last);

@@ -34,6 +34,7 @@ struct sy_prefix_pool {
 	char **names;			/* endpoint names, owned */
 	struct sy_prefix_set *sets;	/* borrowed from the policy */
 	struct sy_prefix_counts *counts;	/* n, owned */
+	size_t block_chars;		/* of its chains */
 	int share;			/* publishes and applies placements */
 	uint64_t generation;		/* newer pools of a key win in /metrics */
 	struct sy_prefix_pool *next;
@@ -41,12 +42,15 @@ struct sy_prefix_pool {
 
 /*
  * Registers the index of a pool (route and model: NULL for a wildcard
- * pool) whose endpoints eps[0..n) hold sets[0..n) (borrowed until
- * sy_prefix_pool_leave).  share: publish its placements and apply those
- * of other instances.  Returns the registration.  Thread safe.
+ * pool) of chains of block_chars bytes, whose endpoints eps[0..n) hold
+ * sets[0..n) (borrowed until sy_prefix_pool_leave).  Each set, new, is
+ * first given the blocks the newest registered pool of the same route,
+ * model and block_chars holds for the endpoint of the same name (a
+ * reload keeps the index).  share: publish its placements and apply
+ * those of other instances.  Returns the registration.  Thread safe.
  */
 struct sy_prefix_pool *sy_prefix_pool_join(const char *route,
-    const char *model, struct sy_endpoint *const *eps,
+    const char *model, size_t block_chars, struct sy_endpoint *const *eps,
     struct sy_prefix_set *sets, size_t n, int share);
 
 /* Unregisters p and frees it; thread safe. */
@@ -66,9 +70,10 @@ struct sy_prefix_bus;
 /*
  * Starts the bus on base with the worker's Redis connection r (borrowed;
  * NULL: no bus): every few milliseconds it sends the queued placements
- * (XADD, the stream capped at SY_PREFIX_STREAM_MAX) and reads those other
- * instances added (XREAD from the oldest kept), applying them to the
- * registered pools of their key.  instance tells its own entries apart.
+ * (XADD, the stream capped at SY_PREFIX_STREAM_MAX) and, while a pool
+ * that shares is registered, reads those other instances added (XREAD
+ * from the oldest kept), applying them to the registered pools of their
+ * key.  instance tells its own entries apart.
  */
 struct sy_prefix_bus *sy_prefix_bus_start(struct event_base *base,
     struct sy_redis *r, uint64_t instance);

@@ -27,14 +27,23 @@ struct fleet {
 };
 
 /* A pool of n endpoints of weight 1 under prefix_aware with params (JSON text). */
+static void fleet_init_keep(struct fleet *f, size_t n, const char *params);
+
 static void
 fleet_init(struct fleet *f, size_t n, const char *params)
+{
+	memset(f, 0, sizeof *f);
+	fleet_init_keep(f, n, params);
+}
+
+/* As fleet_init, keeping the cache_tokens already set in f->eps. */
+static void
+fleet_init_keep(struct fleet *f, size_t n, const char *params)
 {
 	json_t *j = json_loads(params != NULL ? params : "{}", 0, NULL);
 	char *err = NULL;
 	size_t i;
 
-	memset(f, 0, sizeof *f);
 	for (i = 0; i < n; i++) {
 		sy_endstats_init(&f->stats[i], names[i]);
 		f->eps[i].index = i;
@@ -142,7 +151,12 @@ SY_TEST(same_prefix_gives_the_same_chain)
 	SY_CHECK_INT(a.n, strlen(s) / 64);
 	SY_CHECK_INT(b.n, a.n);
 	SY_CHECK(memcmp(a.hashes, b.hashes, a.n * sizeof *a.hashes) == 0);
-	SY_CHECK(a.tokens[a.n - 1] > a.tokens[0]);
+	/* "w1_N " is two tokens in five or six bytes. */
+	SY_CHECK_INT(sy_prefix_chain_tokens(&a, 0), 0);
+	SY_CHECK(sy_prefix_chain_tokens(&a, 1) >= 20 &&
+	    sy_prefix_chain_tokens(&a, 1) <= 26);
+	SY_CHECK_INT(sy_prefix_chain_tokens(&a, 16),
+	    sy_prefix_chain_tokens(&a, 8) * 2);
 	sy_prefix_chain_free(&a);
 	sy_prefix_chain_free(&b);
 	free(s);
@@ -301,6 +315,27 @@ SY_TEST(evict_before_drops_what_is_older_than_an_insert)
 	sy_prefix_set_free(&s);
 }
 
+SY_TEST(copy_keeps_the_most_recent_blocks_in_their_order)
+{
+	struct sy_prefix_set a, b;
+	uint64_t x[3] = { 1, 2, 3 }, y[3] = { 4, 5, 6 }, more[1] = { 9 };
+
+	sy_prefix_set_init(&a, 10);
+	sy_prefix_set_insert(&a, x, 3);
+	sy_prefix_set_insert(&a, y, 3);
+	sy_prefix_set_init(&b, 4);
+	sy_prefix_set_copy(&b, &a);
+	SY_CHECK_INT(sy_prefix_set_blocks(&b), 4);
+	SY_CHECK_INT(sy_prefix_set_match(&b, y, 3), 3);
+	SY_CHECK_INT(sy_prefix_set_match(&b, x, 3), 1);
+	/* The oldest copied goes first. */
+	sy_prefix_set_insert(&b, more, 1);
+	SY_CHECK_INT(sy_prefix_set_match(&b, x, 3), 0);
+	SY_CHECK_INT(sy_prefix_set_match(&b, y, 3), 3);
+	sy_prefix_set_free(&a);
+	sy_prefix_set_free(&b);
+}
+
 /* ==== The policy ==== */
 
 SY_TEST(prefix_aware_checks_its_parameters)
@@ -348,7 +383,7 @@ SY_TEST(a_conversation_stays_on_the_endpoint_that_holds_it)
 	fleet_init(&f, 4, "{\"block_chars\": 64}");
 	req_chat(&req, m1);
 	first = pick(&f, &req, &reason);
-	SY_CHECK_STR(reason, "load");
+	SY_CHECK_STR(reason, "home");
 	req_done(&req);
 	for (k = 0; k < 5; k++) {
 		req_chat(&req, m2);
@@ -356,12 +391,12 @@ SY_TEST(a_conversation_stays_on_the_endpoint_that_holds_it)
 		SY_CHECK(strncmp(reason, "prefix:", 7) == 0);
 		req_done(&req);
 	}
-	/* Another system prompt goes by load: elsewhere while first is busy. */
+	/* Another system prompt goes to its home, not first while busy. */
 	atomic_store(&f.stats[first].in_flight, 1);
 	m1[1] = turn2;
 	req_chat(&req, m1);
 	SY_CHECK(pick(&f, &req, &reason) != first);
-	SY_CHECK_STR(reason, "load");
+	SY_CHECK_STR(reason, "home");
 	req_done(&req);
 	fleet_free(&f);
 	free(sys);
@@ -397,7 +432,7 @@ SY_TEST(the_reason_counts_matched_and_total_blocks)
 	free(more);
 }
 
-/* Places prompt seed on endpoint 0 of f (all else idle), then loads it. */
+/* Places prompt seed on endpoint 0 of f (the others down meanwhile). */
 static void
 hold_on_first(struct fleet *f, unsigned seed)
 {
@@ -407,12 +442,12 @@ hold_on_first(struct fleet *f, unsigned seed)
 	size_t i;
 
 	for (i = 1; i < f->pool.nendpoints; i++)
-		atomic_store(&f->stats[i].in_flight, 5);
+		atomic_store(&f->stats[i].unhealthy, 1);
 	req_chat(&req, m);
 	SY_CHECK_INT(pick(f, &req, NULL), 0);
 	req_done(&req);
 	for (i = 1; i < f->pool.nendpoints; i++)
-		atomic_store(&f->stats[i].in_flight, 0);
+		atomic_store(&f->stats[i].unhealthy, 0);
 	free(s);
 }
 
@@ -425,8 +460,14 @@ where(struct fleet *f, unsigned seed, const char **reason)
 	const char *m[] = { "user", s, NULL };
 	int i;
 
+	static char words_buf[32];
+	const char *r;
+
 	req_chat(&req, m);
-	i = pick(f, &req, reason);
+	i = pick(f, &req, &r);
+	snprintf(words_buf, sizeof words_buf, "%s", r);
+	if (reason != NULL)
+		*reason = words_buf;
 	req_done(&req);
 	free(s);
 	return i;
@@ -479,8 +520,8 @@ SY_TEST(w_queue_and_w_kv_weigh_the_scraped_load)
 	fleet_init(&f, 2, "{\"block_chars\": 64}");
 	hold_on_first(&f, 8);
 	scraped(&f, 0, 4, 900);
-	scraped(&f, 1, 0, 0);
-	SY_CHECK_INT(where(&f, 8, NULL), 0);	/* 1 − 0.5 − 0.45 > 0 */
+	scraped(&f, 1, 2, 0);
+	SY_CHECK_INT(where(&f, 8, NULL), 0);	/* 1 − 0.5 − 0.45 > −0.25 */
 	/* A stale scrape counts for nothing. */
 	atomic_store(&f.stats[0].scraped_at_us, sy_now_us() - 10000000);
 	scraped(&f, 0, 400, 1000);
@@ -517,6 +558,26 @@ SY_TEST(the_bounded_load_guard_skips_an_endpoint_above_its_share)
 	atomic_store(&f.stats[0].in_flight, 2);
 	atomic_store(&f.stats[1].in_flight, 2);
 	SY_CHECK_INT(where(&f, 10, &reason), 0);
+	fleet_free(&f);
+}
+
+SY_TEST(the_bound_counts_the_load_other_instances_send)
+{
+	struct fleet f;
+	const char *reason;
+
+	/* Nothing in flight from here, but a runs 6 (another gateway's). */
+	fleet_init(&f, 2, "{\"block_chars\": 64, \"w_queue\": 0, "
+	    "\"w_kv\": 0}");
+	hold_on_first(&f, 13);
+	scraped(&f, 0, 0, 0);
+	atomic_store(&f.stats[0].scraped_running, 6);
+	scraped(&f, 1, 0, 0);
+	SY_CHECK_INT(where(&f, 13, &reason), 1);
+	SY_CHECK_STR(reason, "overflow");
+	/* A stale scrape is not believed. */
+	atomic_store(&f.stats[0].scraped_at_us, sy_now_us() - 10000000);
+	SY_CHECK_INT(where(&f, 13, &reason), 0);
 	fleet_free(&f);
 }
 
@@ -601,9 +662,8 @@ SY_TEST(a_report_short_of_the_prediction_evicts_the_older_blocks)
 	SY_CHECK(strncmp(reason, "prefix:", 7) == 0);
 	/* The engine restarted: it had none of 20; 21 is older, gone too. */
 	SY_CHECK_INT(answer(&f, 20, 0, &predicted), 0);
-	atomic_store(&f.stats[0].in_flight, 1);
-	SY_CHECK_INT(where(&f, 21, &reason), 1);
-	SY_CHECK_STR(reason, "load");
+	where(&f, 21, &reason);
+	SY_CHECK_STR(reason, "home");
 	/* 20 itself was computed again: the engine holds it now. */
 	SY_CHECK_INT(where(&f, 20, &reason), 0);
 	fleet_free(&f);
@@ -625,6 +685,102 @@ SY_TEST(a_report_within_the_slack_evicts_nothing)
 	fleet_free(&f);
 }
 
+/* The matched blocks of the reason of prompt seed's second pick, on a. */
+static int
+matched_again(struct fleet *f, unsigned seed)
+{
+	const char *reason;
+	int m = -1;
+
+	hold_on_first(f, seed);
+	for (size_t i = 1; i < f->pool.nendpoints; i++)
+		atomic_store(&f->stats[i].in_flight, 5);
+	SY_CHECK_INT(where(f, seed, &reason), 0);
+	sscanf(reason, "prefix:%d/", &m);
+	return m;
+}
+
+SY_TEST(an_endpoints_capacity_follows_its_scrape_unless_configured)
+{
+	struct fleet f;
+
+	/* 64 tokens of capacity: 4 blocks of 64 bytes. */
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	atomic_store(&f.stats[0].scraped_kv_tokens, 64);
+	SY_CHECK_INT(matched_again(&f, 60), 4);
+	fleet_free(&f);
+	fleet_init(&f, 2, "{\"block_chars\": 64, \"cache_tokens\": 32}");
+	SY_CHECK_INT(matched_again(&f, 60), 2);
+	fleet_free(&f);
+	/* A backend's cache_tokens wins over its scrape. */
+	memset(&f, 0, sizeof f);
+	f.eps[0].cache_tokens = 48;
+	fleet_init_keep(&f, 2, "{\"block_chars\": 64}");
+	atomic_store(&f.stats[0].scraped_kv_tokens, 64);
+	SY_CHECK_INT(matched_again(&f, 60), 3);
+	fleet_free(&f);
+}
+
+SY_TEST(a_prompt_nobody_holds_goes_to_its_home_on_every_instance)
+{
+	struct fleet f, g;
+	int homes[4] = { 0 }, i, a;
+
+	/* Two instances, each with its own index, agree on a new prompt's
+	   home; 40 prompts spread over all four endpoints. */
+	fleet_init(&f, 4, "{\"block_chars\": 64, \"epsilon\": 100}");
+	fleet_init(&g, 4, "{\"block_chars\": 64, \"epsilon\": 100}");
+	for (i = 0; i < 40; i++) {
+		const char *reason;
+
+		a = where(&f, 100 + (unsigned)i, &reason);
+		SY_CHECK_STR(reason, "home");
+		SY_CHECK_INT(where(&g, 100 + (unsigned)i, NULL), a);
+		homes[a]++;
+	}
+	for (i = 0; i < 4; i++)
+		SY_CHECK(homes[i] >= 4);
+	fleet_free(&f);
+	fleet_free(&g);
+}
+
+SY_TEST(a_home_above_its_load_bound_is_passed_over)
+{
+	struct fleet f;
+	const char *reason;
+	int a;
+
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	a = where(&f, 200, NULL);
+	fleet_free(&f);
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	atomic_store(&f.stats[a].in_flight, 3);
+	SY_CHECK_INT(where(&f, 200, &reason), 1 - a);
+	SY_CHECK_STR(reason, "overflow");
+	fleet_free(&f);
+}
+
+SY_TEST(a_reload_keeps_the_index_of_the_same_pool)
+{
+	struct fleet f, g, h;
+	const char *reason;
+
+	fleet_init(&f, 2, "{\"block_chars\": 64}");
+	hold_on_first(&f, 300);
+	/* The new snapshot's state, made while the old one lives. */
+	fleet_init(&g, 2, "{\"block_chars\": 64, \"w_kv\": 1}");
+	fleet_init(&h, 2, "{\"block_chars\": 128}");
+	fleet_free(&f);
+	atomic_store(&g.stats[0].in_flight, 1);
+	SY_CHECK_INT(where(&g, 300, &reason), 0);
+	SY_CHECK(strncmp(reason, "prefix:", 7) == 0);
+	/* Other blocks: nothing to keep. */
+	where(&h, 300, &reason);
+	SY_CHECK_STR(reason, "home");
+	fleet_free(&g);
+	fleet_free(&h);
+}
+
 int
 main(void)
 {
@@ -638,6 +794,7 @@ main(void)
 	SY_RUN(set_grows_and_holds_many_blocks);
 	SY_RUN(set_with_no_capacity_holds_nothing);
 	SY_RUN(evict_before_drops_what_is_older_than_an_insert);
+	SY_RUN(copy_keeps_the_most_recent_blocks_in_their_order);
 	SY_RUN(prefix_aware_checks_its_parameters);
 	SY_RUN(a_conversation_stays_on_the_endpoint_that_holds_it);
 	SY_RUN(the_reason_counts_matched_and_total_blocks);
@@ -645,10 +802,15 @@ main(void)
 	SY_RUN(w_queue_and_w_kv_weigh_the_scraped_load);
 	SY_RUN(w_prefix_zero_routes_by_load_alone);
 	SY_RUN(the_bounded_load_guard_skips_an_endpoint_above_its_share);
+	SY_RUN(the_bound_counts_the_load_other_instances_send);
 	SY_RUN(ties_go_to_the_fewest_in_flight);
 	SY_RUN(unusable_endpoints_are_never_picked);
 	SY_RUN(a_prompt_shorter_than_a_block_goes_by_load);
 	SY_RUN(a_report_short_of_the_prediction_evicts_the_older_blocks);
 	SY_RUN(a_report_within_the_slack_evicts_nothing);
+	SY_RUN(an_endpoints_capacity_follows_its_scrape_unless_configured);
+	SY_RUN(a_prompt_nobody_holds_goes_to_its_home_on_every_instance);
+	SY_RUN(a_home_above_its_load_bound_is_passed_over);
+	SY_RUN(a_reload_keeps_the_index_of_the_same_pool);
 	return sy_test_done();
 }
