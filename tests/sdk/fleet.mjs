@@ -9,7 +9,7 @@
 // The binaries are taken from SY_BUILDDIR (resolved against the current
 // directory) or, by default, from ../../_build beside this file.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -50,16 +50,31 @@ function closeAll(servers) {
   return Promise.all(servers.map((s) => new Promise((r) => s.close(() => r()))));
 }
 
-// n consecutive free ports on 127.0.0.1 (the first one is returned): port 0
-// picks the first, the others must bind too.
+// The kernel's ephemeral port range [lo, hi] (outgoing connections take
+// their local port from it).
+function ephemeralRange() {
+  try {
+    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: the IANA range
+  }
+  return [49152, 65535];
+}
+
+// n consecutive free ports on 127.0.0.1 (the first one is returned), drawn
+// below the ephemeral range as tests/integration/harness.py's free_ports
+// does: a port from that range may be given to an outgoing connection (to a
+// backend) before the server meant to listen on it starts.
 export async function freePorts(n) {
+  const [lo, hi] = ephemeralRange();
+  const [bottom, top] = lo - n > 12000 ? [10000, lo - n] : [hi + 1, 65535 - n];
   for (let attempt = 0; attempt < 200; attempt++) {
-    const first = await listenOn(0);
-    const base = first.address().port;
-    const held = [first];
+    const base = bottom + Math.floor(Math.random() * (top - bottom));
+    const held = [];
     try {
-      if (base + n > 65535) continue;
-      for (let i = 1; i < n; i++) held.push(await listenOn(base + i));
+      for (let i = 0; i < n; i++) held.push(await listenOn(base + i));
       return base;
     } catch {
       // taken: try another base
