@@ -1,9 +1,13 @@
 // The fleet the SDK tests talk to: one sy-sim replica per wire protocol, on
-// consecutive ports, and a switchyard with one backend of each kind in front
-// and one route per kind (chat model `m-<kind>`, embedding model `e-<kind>`).
+// consecutive ports, backend.mjs's scripted OpenAI-compatible backend (in
+// this process), and a switchyard with one backend of each kind and the
+// scripted one in front: one route per kind (chat model `m-<kind>`,
+// embedding model `e-<kind>`) and one to the scripted backend
+// (SCRIPTED_MODEL, SCRIPTED_EMBEDDING).
 //
 //   const fleet = await startFleet();   // in before()
 //   ... fleet.gatewayPort, fleet.simPort, fleet.simPortOf("tgi") ...
+//   ... fleet.scripted.requests (what the scripted backend was sent) ...
 //   await stopFleet();                  // in after()
 //
 // The binaries are taken from SY_BUILDDIR (resolved against the current
@@ -14,6 +18,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { startBackend } from "./backend.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BUILDDIR = process.env.SY_BUILDDIR
@@ -32,9 +37,13 @@ export const EMBEDDING_KINDS = ["openai", "ollama", "kserve"];
 // The routes' model names for a kind.
 export const chatModel = (kind) => `m-${kind}`;
 export const embeddingModel = (kind) => `e-${kind}`;
+// The scripted backend's chat and embedding models.
+export const SCRIPTED_MODEL = "scripted";
+export const SCRIPTED_EMBEDDING = "scripted-embed";
 
 const children = [];
 let tmpdir;
+let scripted;
 
 // ---- processes and ports ------------------------------------------------
 
@@ -152,7 +161,7 @@ process.once("exit", () => {
 
 // Starts sy-sim (one replica per kind in KINDS) and switchyard in front of it;
 // resolves when both listen. Returns
-//   { gatewayPort, simPort, simPortOf(kind), buildDir }
+//   { gatewayPort, simPort, simPortOf(kind), scripted, buildDir }
 // where simPort is the first replica's port (KINDS[0]).
 export async function startFleet() {
   tmpdir = mkdtempSync(path.join(os.tmpdir(), "sy-sdk-"));
@@ -168,6 +177,7 @@ export async function startFleet() {
   ]);
   for (const kind of KINDS) await waitPort(simPortOf(kind), sim);
 
+  scripted = await startBackend(await freePorts(1));
   const gatewayPort = await freePorts(1);
   const url = (kind) => {
     const root = `http://127.0.0.1:${simPortOf(kind)}`;
@@ -187,6 +197,9 @@ export async function startFleet() {
     backends: [`sim-${kind}`],
     retries: { max: 0 },
   }));
+  backends.push({ name: "scripted", url: `http://127.0.0.1:${scripted.port}/v1`, kind: "openai" });
+  routes.push({ name: "r-scripted", models: [SCRIPTED_MODEL, SCRIPTED_EMBEDDING],
+    backends: ["scripted"], retries: { max: 0 } });
   const config = {
     listen: `127.0.0.1:${gatewayPort}`,
     admin: null,
@@ -202,13 +215,15 @@ export async function startFleet() {
     { SY_SDK_ANTHROPIC_KEY: ANTHROPIC_KEY });
   await waitPort(gatewayPort, gw);
 
-  return { gatewayPort, simPort, simPortOf, buildDir: BUILDDIR };
+  return { gatewayPort, simPort, simPortOf, scripted, buildDir: BUILDDIR };
 }
 
 // Stops every child startFleet started and removes its temporary directory.
 export async function stopFleet() {
   await Promise.all(children.map(stop));
   children.length = 0;
+  if (scripted) await scripted.close();
+  scripted = undefined;
   if (tmpdir) rmSync(tmpdir, { recursive: true, force: true });
   tmpdir = undefined;
 }
