@@ -12,7 +12,8 @@
 // The script (what the tests assert on):
 // - Tools given and the last message not a tool result: a call of each tool
 //   the last user message names (its first tool when it names none), in
-//   order, finish_reason "tool_calls". The arguments are WEATHER[city] style
+//   order, finish_reason "tool_calls", after the text PREAMBLE when that
+//   message says "explain". The arguments are WEATHER[city] style
 //   tables below (get_weather: one call per city named) or, for another tool,
 //   a value of its JSON schema (schemaValue). Streamed, each call's arguments
 //   come in pieces of ARG_PIECE characters across several chunks, the first
@@ -41,6 +42,7 @@ export const WEATHER = {
   Tokyo: { city: "Tokyo", unit: "celsius" },
   London: { city: "London", unit: "celsius" },
 };
+export const PREAMBLE = "Let me look that up. ";
 export const ARG_PIECE = 5;
 export const EMBED_DIMS = 8;
 export const GAP_MS = 2; // between two events of a stream
@@ -105,7 +107,7 @@ function toolCalls(body, last) {
   }));
 }
 
-// The answer of a chat request: { choices: [{text, calls, finish, stop}], prompt }.
+// The answer of a chat request: { choices: [{text, calls, finish, stop}], usage }.
 function chatAnswer(body) {
   const msgs = body.messages ?? [];
   const last = msgs.at(-1) ?? {};
@@ -123,7 +125,7 @@ function chatAnswer(body) {
       text = results.map((r) => `Tool said: ${r}.`).join(" ");
     } else if (body.tools?.length && body.tool_choice !== "none") {
       calls = toolCalls(body, last);
-      text = "";
+      text = messageText(last).includes("explain") ? PREAMBLE : "";
     } else if (body.response_format?.type === "json_object") {
       text = JSON.stringify(JSON_OBJECT_ANSWER);
     } else if (body.response_format?.type === "json_schema") {
@@ -133,7 +135,7 @@ function chatAnswer(body) {
     }
     choices.push(cut({ text, calls }, body));
   }
-  return { choices, prompt };
+  return { choices, usage: usageOf(prompt, completionTokens(choices)) };
 }
 
 // Applies the request's stop strings and token limit to a choice's text.
@@ -195,7 +197,7 @@ function wholeChat(body, a) {
       index,
       message: {
         role: "assistant",
-        content: c.calls ? null : c.text,
+        content: c.calls && !c.text ? null : c.text,
         ...(c.calls ? {
           tool_calls: c.calls.map((t) => ({
             id: t.id, type: "function", function: { name: t.name, arguments: t.arguments },
@@ -206,7 +208,7 @@ function wholeChat(body, a) {
       finish_reason: c.finish,
       stop_reason: c.stop,
     })),
-    usage: usageOf(a.prompt, completionTokens(a.choices)),
+    usage: a.usage,
   };
 }
 
@@ -226,6 +228,11 @@ function chatChunks(body, a) {
       finish_reason: null }]));
   });
   a.choices.forEach((c, index) => {
+    words(c.text).forEach((token, k) => {
+      out.push(chunk([{ index, delta: { content: token },
+        logprobs: body.logprobs ? { content: tokenLogprobs([token], k, top) } : null,
+        finish_reason: null }]));
+    });
     if (c.calls) {
       c.calls.forEach((t, ti) => {
         out.push(chunk([{ index, delta: { tool_calls: [{ index: ti, id: t.id, type: "function",
@@ -236,12 +243,6 @@ function chatChunks(body, a) {
           logprobs: null, finish_reason: null }]));
         }
       });
-    } else {
-      words(c.text).forEach((token, k) => {
-        out.push(chunk([{ index, delta: { content: token },
-          logprobs: body.logprobs ? { content: tokenLogprobs([token], k, top) } : null,
-          finish_reason: null }]));
-      });
     }
   });
   a.choices.forEach((c, index) => {
@@ -249,7 +250,7 @@ function chatChunks(body, a) {
       stop_reason: c.stop }]));
   });
   if (body.stream_options?.include_usage) {
-    out.push(chunk([], { usage: usageOf(a.prompt, completionTokens(a.choices)) }));
+    out.push(chunk([], { usage: a.usage }));
   }
   return out;
 }
@@ -260,7 +261,7 @@ function completionAnswer(body) {
   for (let i = 0; i < (body.n ?? 1); i++) {
     choices.push(cut({ text: i > 0 ? `(choice ${i}) ${TEXT}` : TEXT, calls: null }, body));
   }
-  return { choices, prompt };
+  return { choices, usage: usageOf(prompt, completionTokens(choices)) };
 }
 
 function completionChunks(body, a) {
@@ -278,7 +279,7 @@ function completionChunks(body, a) {
       stop_reason: c.stop }]));
   });
   if (body.stream_options?.include_usage) {
-    out.push(chunk([], { usage: usageOf(a.prompt, completionTokens(a.choices)) }));
+    out.push(chunk([], { usage: a.usage }));
   }
   return out;
 }
@@ -290,7 +291,7 @@ function wholeCompletion(body, a) {
     choices: a.choices.map((c, index) => ({
       index, text: c.text, logprobs: null, finish_reason: c.finish, stop_reason: c.stop,
     })),
-    usage: usageOf(a.prompt, completionTokens(a.choices)),
+    usage: a.usage,
   };
 }
 
@@ -340,7 +341,8 @@ function sendJSON(res, status, obj) {
 }
 
 // Starts the backend on 127.0.0.1:port; resolves when it listens. Returns
-// { port, requests (every request: {method, path, headers, body}), close() }.
+// { port, requests, close() }: requests holds every request as
+// {method, path, headers, body, usage (the usage answered, or null)}.
 export function startBackend(port) {
   const requests = [];
   const server = http.createServer((req, res) => {
@@ -357,23 +359,28 @@ export function startBackend(port) {
         }
       }
       const path = req.url.split("?")[0];
-      requests.push({ method: req.method, path, headers: req.headers, body });
+      const rec = { method: req.method, path, headers: req.headers, body, usage: null };
+      requests.push(rec);
       try {
         if (req.method === "GET" && path === "/v1/models") {
           return sendJSON(res, 200, { object: "list", data: [{ id: "scripted", object: "model", owned_by: "sdk-tests" }] });
         }
         if (req.method === "POST" && path === "/v1/chat/completions") {
           const a = chatAnswer(body);
+          rec.usage = a.usage;
           if (body.stream) return await sendStream(res, chatChunks(body, a));
           return sendJSON(res, 200, wholeChat(body, a));
         }
         if (req.method === "POST" && path === "/v1/completions") {
           const a = completionAnswer(body);
+          rec.usage = a.usage;
           if (body.stream) return await sendStream(res, completionChunks(body, a));
           return sendJSON(res, 200, wholeCompletion(body, a));
         }
         if (req.method === "POST" && path === "/v1/embeddings") {
-          return sendJSON(res, 200, embeddings(body));
+          const e = embeddings(body);
+          rec.usage = e.usage;
+          return sendJSON(res, 200, e);
         }
         return sendJSON(res, 404, { error: { message: `no route ${req.method} ${path}`, type: "not_found" } });
       } catch (e) {
