@@ -17,7 +17,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import {
-  ANTHROPIC_KEY, CHAT_KINDS, MAX_TOKENS, chatModel, startFleet, stopFleet,
+  ANTHROPIC_KEY, CHAT_KINDS, MAX_TOKENS, chatModel, sdkOptions, startFleet, stopFleet,
 } from "./fleet.mjs";
 
 const STOP_REASONS = ["end_turn", "max_tokens"];
@@ -27,13 +27,7 @@ let client;
 
 before(async () => {
   fleet = await startFleet();
-  // The SDK appends /v1/messages to the base URL.
-  client = new Anthropic({
-    baseURL: `http://127.0.0.1:${fleet.gatewayPort}`,
-    apiKey: "test",
-    maxRetries: 0,
-    timeout: 10000,
-  });
+  client = new Anthropic(sdkOptions(fleet, ""));
 });
 
 after(stopFleet);

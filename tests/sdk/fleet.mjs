@@ -218,6 +218,14 @@ export async function startFleet() {
   return { gatewayPort, simPort, simPortOf, scripted, buildDir: BUILDDIR };
 }
 
+// The options of an official SDK's client (OpenAI's, Anthropic's) for the
+// fleet's switchyard: base URL the gateway plus path ("/v1" for OpenAI's,
+// "" for Anthropic's, which appends /v1/messages), no retries, 10 s.
+export function sdkOptions(fleet, path) {
+  return { baseURL: `http://127.0.0.1:${fleet.gatewayPort}${path}`, apiKey: "test",
+    maxRetries: 0, timeout: 10000 };
+}
+
 // Stops every child startFleet started and removes its temporary directory.
 export async function stopFleet() {
   await Promise.all(children.map(stop));

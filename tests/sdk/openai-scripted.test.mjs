@@ -13,19 +13,14 @@ import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import { JSON_OBJECT_ANSWER, PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
-import { SCRIPTED_MODEL, startFleet, stopFleet } from "./fleet.mjs";
+import { SCRIPTED_MODEL, sdkOptions, startFleet, stopFleet } from "./fleet.mjs";
 
 let fleet;
 let client;
 
 before(async () => {
   fleet = await startFleet();
-  client = new OpenAI({
-    baseURL: `http://127.0.0.1:${fleet.gatewayPort}/v1`,
-    apiKey: "test",
-    maxRetries: 0,
-    timeout: 10000,
-  });
+  client = new OpenAI(sdkOptions(fleet, "/v1"));
 });
 
 after(stopFleet);

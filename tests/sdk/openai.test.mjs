@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import {
   ANTHROPIC_KEY, CHAT_KINDS, COMPLETION_KINDS, EMBEDDING_KINDS, KINDS, MAX_TOKENS,
-  startFleet, stopFleet,
+  sdkOptions, startFleet, stopFleet,
 } from "./fleet.mjs";
 
 // finish_reason with max_tokens 8: OpenAI's max_tokens is sy-sim's exact
@@ -29,12 +29,7 @@ let client;
 before(async () => {
   const fleet = await startFleet();
   simPort = fleet.simPort;
-  client = new OpenAI({
-    baseURL: `http://127.0.0.1:${fleet.gatewayPort}/v1`,
-    apiKey: "test",
-    maxRetries: 0,
-    timeout: 10000,
-  });
+  client = new OpenAI(sdkOptions(fleet, "/v1"));
 });
 
 after(stopFleet);
