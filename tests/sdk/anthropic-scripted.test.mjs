@@ -5,23 +5,15 @@
 // request id (request-id header, _request_id), usage equal to the backend's.
 //
 //   node --test tests/sdk/anthropic-scripted.test.mjs   # binaries in ../../_build
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import { PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
-import { SCRIPTED_MODEL, sdkOptions, startFleet, stopFleet } from "./fleet.mjs";
+import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
-let fleet;
-let client;
+const my = useFleet((fleet) => new Anthropic(sdkOptions(fleet, "")));
 
-before(async () => {
-  fleet = await startFleet();
-  client = new Anthropic(sdkOptions(fleet, ""));
-});
-
-after(stopFleet);
-
-const lastRequest = () => fleet.scripted.requests.at(-1);
+const lastRequest = () => my.fleet.scripted.requests.at(-1);
 const ask = (content, extra = {}) => ({
   model: SCRIPTED_MODEL, max_tokens: 200, messages: [{ role: "user", content }], ...extra,
 });
@@ -42,7 +34,7 @@ function assertUsage(usage, backend) {
 }
 
 test("messages.stream(): text events join to the backend's text; finalMessage() has it, end_turn, usage", async () => {
-  const stream = client.messages.stream(ask("Hi"));
+  const stream = my.client.messages.stream(ask("Hi"));
   let text = "";
   const types = [];
   stream.on("text", (d) => {
@@ -62,7 +54,7 @@ test("messages.stream(): text events join to the backend's text; finalMessage() 
 });
 
 test("messages.stream() with tools: text then two tool_use blocks, inputs parsed from streamed JSON", async () => {
-  const stream = client.messages.stream(ask("Please explain, then get the weather in Paris and Tokyo.",
+  const stream = my.client.messages.stream(ask("Please explain, then get the weather in Paris and Tokyo.",
     { tools: [weatherTool] }));
   const partial = [];
   let text = "";
@@ -90,11 +82,11 @@ test("messages.stream() with tools: text then two tool_use blocks, inputs parsed
 });
 
 test("tool_use, then tool_result: the backend gets the result tied to the call, the answer uses it", async () => {
-  const first = await client.messages.create(ask("Weather in London?", { tools: [weatherTool] }));
+  const first = await my.client.messages.create(ask("Weather in London?", { tools: [weatherTool] }));
   assert.equal(first.stop_reason, "tool_use");
   const use = first.content.find((b) => b.type === "tool_use");
   assert.deepEqual(use.input, WEATHER.London);
-  const second = client.messages.stream({
+  const second = my.client.messages.stream({
     ...ask("Weather in London?", { tools: [weatherTool] }),
     messages: [
       { role: "user", content: "Weather in London?" },
@@ -115,12 +107,12 @@ test("tool_use, then tool_result: the backend gets the result tied to the call, 
 test("stop_sequences: stop_reason stop_sequence naming the string the backend named, whole and streamed", async () => {
   const req = ask("Hi", { stop_sequences: ["never said", "Goodbye"] });
   const want = TEXT.slice(0, TEXT.indexOf("Goodbye"));
-  const whole = await client.messages.create(req);
+  const whole = await my.client.messages.create(req);
   assert.equal(whole.content[0].text, want);
   assert.equal(whole.stop_reason, "stop_sequence");
   assert.equal(whole.stop_sequence, "Goodbye");
   assert.deepEqual(lastRequest().body.stop, ["never said", "Goodbye"]);
-  const stream = client.messages.stream(req);
+  const stream = my.client.messages.stream(req);
   let delta;
   stream.on("streamEvent", (e) => {
     if (e.type === "message_delta") delta = e.delta;
@@ -131,26 +123,26 @@ test("stop_sequences: stop_reason stop_sequence naming the string the backend na
   assert.equal(m.stop_reason, "stop_sequence");
   assert.equal(m.stop_sequence, "Goodbye");
   // A stop string the answer does not reach is no stop_sequence.
-  const plain = await client.messages.create(ask("Hi", { stop_sequences: ["never said"] }));
+  const plain = await my.client.messages.create(ask("Hi", { stop_sequences: ["never said"] }));
   assert.equal(plain.stop_reason, "end_turn");
   assert.equal(plain.stop_sequence, null);
 });
 
 test("max_tokens shorter than the answer: stop_reason max_tokens, output_tokens the limit", async () => {
-  const m = await client.messages.stream(ask("Hi", { max_tokens: 4 })).finalMessage();
+  const m = await my.client.messages.stream(ask("Hi", { max_tokens: 4 })).finalMessage();
   assert.equal(m.stop_reason, "max_tokens");
   assert.equal(m.content[0].text, TEXT.split(" ").slice(0, 4).join(" ") + " ");
   assert.equal(m.usage.output_tokens, 4);
 });
 
 test("request id: _request_id and the stream's request_id come from request-id, the id the backend got", async () => {
-  const { data, response, request_id } = await client.messages.create(ask("Hi")).withResponse();
+  const { data, response, request_id } = await my.client.messages.create(ask("Hi")).withResponse();
   const seen = lastRequest().headers["x-request-id"];
   assert.ok(seen, "the backend got an X-Request-Id");
   assert.equal(response.headers.get("request-id"), seen);
   assert.equal(request_id, seen);
   assert.equal(data._request_id, seen);
-  const stream = client.messages.stream(ask("Hi"));
+  const stream = my.client.messages.stream(ask("Hi"));
   await stream.finalMessage();
   assert.equal(stream.request_id, lastRequest().headers["x-request-id"]);
   assert.notEqual(stream.request_id, seen);

@@ -5,10 +5,10 @@
 // embedding model `e-<kind>`) and one to the scripted backend
 // (SCRIPTED_MODEL, SCRIPTED_EMBEDDING).
 //
-//   const fleet = await startFleet();   // in before()
-//   ... fleet.gatewayPort, fleet.simPort, fleet.simPortOf("tgi") ...
-//   ... fleet.scripted.requests (what the scripted backend was sent) ...
-//   await stopFleet();                  // in after()
+//   const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
+//   ... my.client, my.fleet.gatewayPort, my.fleet.simPortOf("tgi") ...
+//   ... my.fleet.scripted.requests (what the scripted backend was sent) ...
+// (or startFleet() and stopFleet() by hand).
 //
 // The binaries are taken from SY_BUILDDIR (resolved against the current
 // directory) or, by default, from ../../_build beside this file.
@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startBackend } from "./backend.mjs";
 
@@ -224,6 +225,19 @@ export async function startFleet() {
 export function sdkOptions(fleet, path) {
   return { baseURL: `http://127.0.0.1:${fleet.gatewayPort}${path}`, apiKey: "test",
     maxRetries: 0, timeout: 10000 };
+}
+
+// A test file's fleet: registers node:test's before (startFleet, then
+// makeClient(fleet)) and after (stopFleet). Returns { fleet, client }, both
+// set once before has run.
+export function useFleet(makeClient = () => null) {
+  const my = {};
+  before(async () => {
+    my.fleet = await startFleet();
+    my.client = makeClient(my.fleet);
+  });
+  after(stopFleet);
+  return my;
 }
 
 // Stops every child startFleet started and removes its temporary directory.

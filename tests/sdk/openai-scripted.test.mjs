@@ -7,23 +7,15 @@
 // usage numbers equal to the backend's, ids.
 //
 //   node --test tests/sdk/openai-scripted.test.mjs   # binaries in ../../_build
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
 import { JSON_OBJECT_ANSWER, PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
-import { SCRIPTED_MODEL, sdkOptions, startFleet, stopFleet } from "./fleet.mjs";
+import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
-let fleet;
-let client;
-
-before(async () => {
-  fleet = await startFleet();
-  client = new OpenAI(sdkOptions(fleet, "/v1"));
-});
-
-after(stopFleet);
+const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
 
 const WEATHER_PARAMS = {
   type: "object",
@@ -41,12 +33,12 @@ const weatherTool = {
 const ask = (content) => [{ role: "user", content }];
 
 // The last request the scripted backend got.
-const lastRequest = () => fleet.scripted.requests.at(-1);
+const lastRequest = () => my.fleet.scripted.requests.at(-1);
 
 // ---- streamed tool calls ---------------------------------------------------
 
 test("chat.completions.stream(): two tool calls, arguments streamed in pieces, assembled and parsed", async () => {
-  const stream = client.chat.completions.stream({
+  const stream = my.client.chat.completions.stream({
     model: SCRIPTED_MODEL,
     messages: ask("What is the weather in Paris and Tokyo?"),
     tools: [weatherTool],
@@ -75,7 +67,7 @@ test("chat.completions.stream(): two tool calls, arguments streamed in pieces, a
 });
 
 test("chat.completions.stream(): text before a tool call, and strict tools parsed by the SDK", async () => {
-  const stream = client.chat.completions.stream({
+  const stream = my.client.chat.completions.stream({
     model: SCRIPTED_MODEL,
     messages: ask("Please explain, then get the weather in London."),
     tools: [{ ...weatherTool, function: { ...weatherTool.function, strict: true } }],
@@ -99,7 +91,7 @@ test("chat.completions.stream(): text before a tool call, and strict tools parse
 for (const stream of [false, true]) {
   test(`runTools(${stream ? "streamed" : "whole"}): the function runs on the parsed arguments, its result goes back`, async () => {
     const calls = [];
-    const runner = client.chat.completions.runTools({
+    const runner = my.client.chat.completions.runTools({
       model: SCRIPTED_MODEL,
       messages: ask("What is the weather in Tokyo?"),
       stream,
@@ -125,7 +117,7 @@ for (const stream of [false, true]) {
     assert.equal(sent.at(-1).role, "tool");
     assert.equal(sent.at(-1).tool_call_id, "call_0_get_weather");
     const usage = await runner.totalUsage();
-    const [first, second] = fleet.scripted.requests.slice(-2).map((q) => q.usage);
+    const [first, second] = my.fleet.scripted.requests.slice(-2).map((q) => q.usage);
     if (!stream) {
       // The runner adds up the usage of both rounds (streamed rounds carry
       // none: the runner does not ask for it).
@@ -138,14 +130,14 @@ for (const stream of [false, true]) {
 // ---- n > 1 -----------------------------------------------------------------
 
 test("n=3, whole: three choices, each its own text, usage counts all of them", async () => {
-  const r = await client.chat.completions.create({ model: SCRIPTED_MODEL, messages: ask("Hi"), n: 3 });
+  const r = await my.client.chat.completions.create({ model: SCRIPTED_MODEL, messages: ask("Hi"), n: 3 });
   assert.deepEqual(r.choices.map((c) => [c.index, c.message.content, c.finish_reason]), [
     [0, TEXT, "stop"], [1, `(choice 1) ${TEXT}`, "stop"], [2, `(choice 2) ${TEXT}`, "stop"]]);
   assert.deepEqual(r.usage, lastRequest().usage);
 });
 
 test("n=2, streamed: chat.completions.stream() assembles each choice by index", async () => {
-  const stream = client.chat.completions.stream({
+  const stream = my.client.chat.completions.stream({
     model: SCRIPTED_MODEL, messages: ask("Hi"), n: 2, stream_options: { include_usage: true },
   });
   const r = await stream.finalChatCompletion();
@@ -157,7 +149,7 @@ test("n=2, streamed: chat.completions.stream() assembles each choice by index", 
 // ---- logprobs --------------------------------------------------------------
 
 test("logprobs, whole: a logprob per token, the tokens join to the text, top_logprobs kept", async () => {
-  const r = await client.chat.completions.create({
+  const r = await my.client.chat.completions.create({
     model: SCRIPTED_MODEL, messages: ask("Hi"), logprobs: true, top_logprobs: 2,
   });
   const c = r.choices[0];
@@ -169,7 +161,7 @@ test("logprobs, whole: a logprob per token, the tokens join to the text, top_log
 });
 
 test("logprobs, streamed: the chunks' logprobs gathered by the SDK match the text", async () => {
-  const stream = client.chat.completions.stream({
+  const stream = my.client.chat.completions.stream({
     model: SCRIPTED_MODEL, messages: ask("Hi"), logprobs: true, top_logprobs: 1,
   });
   let pieces = 0;
@@ -189,10 +181,10 @@ test("logprobs, streamed: the chunks' logprobs gathered by the SDK match the tex
 
 test("response_format json_object: the content parses to the backend's object, whole and streamed", async () => {
   const req = { model: SCRIPTED_MODEL, messages: ask("Answer in JSON"), response_format: { type: "json_object" } };
-  const r = await client.chat.completions.create(req);
+  const r = await my.client.chat.completions.create(req);
   assert.deepEqual(JSON.parse(r.choices[0].message.content), JSON_OBJECT_ANSWER);
   assert.deepEqual(lastRequest().body.response_format, { type: "json_object" });
-  const s = await client.chat.completions.stream(req).finalChatCompletion();
+  const s = await my.client.chat.completions.stream(req).finalChatCompletion();
   assert.deepEqual(JSON.parse(s.choices[0].message.content), JSON_OBJECT_ANSWER);
 });
 
@@ -204,7 +196,7 @@ const Person = z.object({
 });
 
 test("chat.completions.parse() with zodResponseFormat: message.parsed is the typed object", async () => {
-  const r = await client.chat.completions.parse({
+  const r = await my.client.chat.completions.parse({
     model: SCRIPTED_MODEL, messages: ask("Describe a person"),
     response_format: zodResponseFormat(Person, "person"),
   });
@@ -215,7 +207,7 @@ test("chat.completions.parse() with zodResponseFormat: message.parsed is the typ
   assert.equal(rf.json_schema.name, "person");
   assert.equal(rf.json_schema.strict, true);
   // Streamed, the SDK parses the joined content too.
-  const s = await client.chat.completions.stream({
+  const s = await my.client.chat.completions.stream({
     model: SCRIPTED_MODEL, messages: ask("Describe a person"),
     response_format: zodResponseFormat(Person, "person"),
   }).finalChatCompletion();
@@ -227,19 +219,19 @@ test("chat.completions.parse() with zodResponseFormat: message.parsed is the typ
 test("stop: the answer ends before the stop string, finish_reason stop, whole and streamed", async () => {
   const req = { model: SCRIPTED_MODEL, messages: ask("Hi"), stop: ["Goodbye", "never said"] };
   const want = TEXT.slice(0, TEXT.indexOf("Goodbye"));
-  const r = await client.chat.completions.create(req);
+  const r = await my.client.chat.completions.create(req);
   assert.equal(r.choices[0].message.content, want);
   assert.equal(r.choices[0].finish_reason, "stop");
   assert.deepEqual(lastRequest().body.stop, ["Goodbye", "never said"]);
-  const s = await client.chat.completions.stream(req).finalChatCompletion();
+  const s = await my.client.chat.completions.stream(req).finalChatCompletion();
   assert.equal(s.choices[0].message.content, want);
   assert.equal(s.choices[0].finish_reason, "stop");
 });
 
 test("request id: _request_id is the X-Request-Id the backend got, one per request", async () => {
-  const a = await client.chat.completions.create({ model: SCRIPTED_MODEL, messages: ask("Hi") });
+  const a = await my.client.chat.completions.create({ model: SCRIPTED_MODEL, messages: ask("Hi") });
   const seenA = lastRequest().headers["x-request-id"];
-  const { data, request_id: idB } = await client.chat.completions
+  const { data, request_id: idB } = await my.client.chat.completions
     .create({ model: SCRIPTED_MODEL, messages: ask("Hi"), stream: true }).withResponse();
   for await (const _ of data); // eslint-disable-line no-unused-vars
   const seenB = lastRequest().headers["x-request-id"];
@@ -248,7 +240,7 @@ test("request id: _request_id is the X-Request-Id the backend got, one per reque
   assert.equal(idB, seenB);
   assert.notEqual(a._request_id, idB);
   // A client's own X-Request-Id is kept end to end.
-  const c = await client.chat.completions.create({ model: SCRIPTED_MODEL, messages: ask("Hi") },
+  const c = await my.client.chat.completions.create({ model: SCRIPTED_MODEL, messages: ask("Hi") },
     { headers: { "X-Request-Id": "my-trace-42" } });
   assert.equal(c._request_id, "my-trace-42");
   assert.equal(lastRequest().headers["x-request-id"], "my-trace-42");
@@ -259,11 +251,11 @@ test("request id: _request_id is the X-Request-Id the backend got, one per reque
 test("completions: n=2 and a stop string, whole and streamed", async () => {
   const req = { model: SCRIPTED_MODEL, prompt: "Say it", n: 2, stop: "Goodbye" };
   const cut = (t) => t.slice(0, t.indexOf("Goodbye"));
-  const r = await client.completions.create(req);
+  const r = await my.client.completions.create(req);
   assert.deepEqual(r.choices.map((c) => [c.index, c.text, c.finish_reason]),
     [[0, cut(TEXT), "stop"], [1, cut(`(choice 1) ${TEXT}`), "stop"]]);
   assert.deepEqual(r.usage, lastRequest().usage);
-  const stream = await client.completions.create({ ...req, stream: true,
+  const stream = await my.client.completions.create({ ...req, stream: true,
     stream_options: { include_usage: true } });
   const texts = ["", ""];
   let usage;
@@ -279,7 +271,7 @@ test("embeddings: the SDK's base64 and float vectors are the backend's numbers",
   const { embedding } = await import("./backend.mjs");
   const input = ["alpha beta", "gamma"];
   for (const encoding_format of [undefined, "float"]) {
-    const r = await client.embeddings.create({ model: "scripted-embed", input, encoding_format });
+    const r = await my.client.embeddings.create({ model: "scripted-embed", input, encoding_format });
     assert.equal(r.data.length, 2);
     r.data.forEach((d, i) => {
       const want = embedding(input[i]);
