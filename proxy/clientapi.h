@@ -84,6 +84,9 @@ extern const struct sy_client_api sy_client_openai;
 /* The Anthropic Messages dialect (POST /v1/messages). */
 extern const struct sy_client_api sy_client_anthropic;
 
+/* OpenAI's Responses API (POST /v1/responses). */
+extern const struct sy_client_api sy_client_responses;
+
 /* Every dialect, OpenAI's first, ending with NULL (proxy/clientapi.c). */
 extern const struct sy_client_api *const sy_client_apis[];
 
@@ -93,6 +96,19 @@ extern const struct sy_client_api *const sy_client_apis[];
  */
 const struct sy_client_api *sy_client_api_for(const char *path,
     enum sy_api *api);
+
+/*
+ * A client's request body (len bytes) as a new JSON object (the caller
+ * owns the reference), or NULL with *err malloc'd (not JSON, or not an
+ * object).
+ */
+json_t *sy_client_body(const char *text, size_t len, char **err);
+
+/*
+ * Writes prefix and 24 random base-62 characters into buf (n bytes; ""
+ * when it is too short): the ids dialects make up ("msg_...").
+ */
+void sy_client_random_id(char *buf, size_t n, const char *prefix);
 
 /* Writes the paths every dialect serves, comma separated, into buf. */
 void sy_client_api_paths(char *buf, size_t len);
