@@ -179,6 +179,9 @@ prefix_of(const struct prefix_state *st, const struct sy_req *req,
 	case SY_API_EMBEDDINGS:
 		prefix_add_prompt(&p, json_object_get(sy_req_body(req), "input"));
 		break;
+	case SY_API_RERANK:
+		prefix_add_prompt(&p, json_object_get(sy_req_body(req), "query"));
+		break;
 	}
 	*hash = sy_hash_final(&p.hs);
 	return p.fed > 0;
