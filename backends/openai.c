@@ -18,7 +18,7 @@
 #include "util.h"
 
 static const char *const api_paths[] = {
-	"/chat/completions", "/completions", "/embeddings"
+	"/chat/completions", "/completions", "/embeddings", "/rerank"
 };
 
 int

@@ -114,6 +114,9 @@ sy_prompt_feed(const struct sy_req *req, sy_prompt_fn fn, void *arg)
 	case SY_API_EMBEDDINGS:
 		feed_prompt(&f, json_object_get(body, "input"));
 		break;
+	case SY_API_RERANK:
+		feed_prompt(&f, json_object_get(body, "query"));
+		break;
 	}
 	return f.fed;
 }

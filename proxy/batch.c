@@ -692,7 +692,8 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 	int priority, waits;
 	size_t i;
 
-	if (req->api == SY_API_CHAT || req->stream || !json_is_object(body))
+	if (req->api == SY_API_CHAT || req->api == SY_API_RERANK ||
+	    req->stream || !json_is_object(body))
 		return SY_BATCH_ALONE;
 	if ((problem = sy_canon_batch_inputs(req->api, body,
 	    &inputs)) != NULL) {

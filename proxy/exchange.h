@@ -65,6 +65,8 @@ struct sy_reply {
 	struct evbuffer *body;		/* canonical JSON, owned; NULL: none yet */
 	char headers[160];		/* extra header lines ("Retry-After: 3\r\n") */
 	int failed;			/* the route's tries failed: fall back */
+	int native;			/* body (status < 400) is already in the
+					   client's dialect: sent as it is */
 };
 
 /* Why the last try failed, told to the client when nothing else works. */

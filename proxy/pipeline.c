@@ -155,6 +155,7 @@ sy_exchange_reply(struct sy_exchange *x, int status, struct evbuffer *body,
 	x->reply.status = status;
 	x->reply.body = body;
 	x->reply.failed = 0;
+	x->reply.native = 0;
 	*sy_put_str(x->reply.headers, headers != NULL &&
 	    strlen(headers) < sizeof x->reply.headers ? headers : "") = '\0';
 }

@@ -86,7 +86,8 @@ int
 sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
     int *status, char **err)
 {
-	static const char *required[] = { "messages", "prompt", "input" };
+	static const char *required[] = { "messages", "prompt", "input",
+	    "query" };
 	struct sy_jscan_member m[] = {
 		{ .key = "model" }, { .key = "stream" },
 		{ .key = "stream_options" }, { .key = required[req->api] },
@@ -144,6 +145,8 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 		req->max_tokens = 0;
 	if (req->stream && req->api == SY_API_EMBEDDINGS)
 		return sy_fail(err, "%s", "embeddings cannot be streamed");
+	if (req->stream && req->api == SY_API_RERANK)
+		return sy_fail(err, "%s", "rerank cannot be streamed");
 	if (m[2].kind != SY_JSON_NONE && m[2].kind != SY_JSON_NULL) {
 		if (m[2].kind != SY_JSON_OBJECT)
 			return sy_fail(err, "%s", "'stream_options' must be an object");

@@ -24,7 +24,8 @@ struct sy_key;
 enum sy_api {
 	SY_API_CHAT,		/* POST /v1/chat/completions */
 	SY_API_COMPLETIONS,	/* POST /v1/completions */
-	SY_API_EMBEDDINGS	/* POST /v1/embeddings */
+	SY_API_EMBEDDINGS,	/* POST /v1/embeddings */
+	SY_API_RERANK		/* POST /v1/rerank */
 };
 
 struct sy_req {

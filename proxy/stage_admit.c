@@ -293,7 +293,8 @@ admit_enter(struct sy_exchange *x)
 	/* Estimates, settled when the answer says: the body's bytes bound
 	   the prompt's tokens; the answer is max_tokens or the default. */
 	in = (int64_t)((evbuffer_get_length(req->raw) + 3) / 4);
-	out = req->api == SY_API_EMBEDDINGS ? 0 : req->max_tokens > 0 ?
+	out = req->api == SY_API_EMBEDDINGS || req->api == SY_API_RERANK ? 0 :
+	    req->max_tokens > 0 ?
 	    req->max_tokens : (int64_t)t->default_max_tokens;
 	usd = micro_usd(req, in, out);
 	x->admit.in = in;

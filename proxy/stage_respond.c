@@ -178,7 +178,7 @@ sy_respond_body(struct sy_exchange *x)
 	json_t *obj, *e;
 	char *err = NULL;
 
-	if (x->client->response == NULL)
+	if (x->client->response == NULL || (r->native && r->status < 400))
 		return r->body;
 	out = evbuffer_new();
 	if (r->status < 400) {
