@@ -35,8 +35,9 @@ struct sy_route_policy {
 	 * max_concurrency, weight > 0), or NULL when none can.  Sets *reason
 	 * to a static word for the access log.  Called on any worker thread.
 	 * It may also write req->pick_words (a longer reason, logged instead
-	 * of *reason; "" leaves *reason) and req->pick_note (given back to
-	 * answered): the only parts of req a policy writes.
+	 * of *reason, which metrics count; "" leaves *reason) and
+	 * req->pick_note (given back to answered): the only parts of req a
+	 * policy writes.
 	 */
 	struct sy_endpoint *(*pick)(void *state, const struct sy_pool *pool,
 	    const struct sy_req *req, const char **reason);

@@ -283,9 +283,11 @@ chain_add(void *arg, const char *s, size_t len)
  * flight (loads per unit of weight; scraped figures only while fresh),
  * skipping those above (1 + epsilon) × their share of the load (in
  * flight here, or running and waiting there when a fresh scrape says
- * more: the load other instances send); the
- * highest wins, then the fewest in flight, then the first from a turn
- * that moves on each pick.
+ * more: the load other instances send).  A prompt no endpoint holds
+ * goes to its home (home_of); else the highest score wins, then the
+ * fewest in flight, then the first from a turn that moves on each pick.
+ * The prompt's blocks go into the index of the endpoint picked, and to
+ * the other instances when that added blocks.
  */
 static struct sy_endpoint *
 aware_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,

@@ -248,7 +248,8 @@ line_buffer(const struct sy_record *r, char **own)
 	    str_len(r->path) + str_len(r->client_api) + str_len(r->route) +
 	    str_len(r->client_model) + str_len(r->model) +
 	    str_len(r->endpoint) + str_len(r->backend_kind) +
-	    str_len(r->policy_reason) + str_len(r->select_reason) +
+	    str_len(r->policy_reason) + str_len(r->policy_words) +
+	    str_len(r->select_reason) +
 	    str_len(r->escalated_from) + str_len(r->error) + str_len(r->cache) +
 	    str_len(r->key_id) + str_len(r->team) + str_len(r->cost_source);
 	need = LINE_FIXED + 6 * strings;
@@ -296,7 +297,8 @@ line_format(const struct sy_record *r, char *o)
 	o = PUT_STR(o, ",\"model\":", r->model);
 	o = PUT_STR(o, ",\"endpoint\":", r->endpoint);
 	o = PUT_STR(o, ",\"backend_kind\":", r->backend_kind);
-	o = PUT_STR(o, ",\"policy_reason\":", r->policy_reason);
+	o = PUT_STR(o, ",\"policy_reason\":", r->policy_words != NULL ?
+	    r->policy_words : r->policy_reason);
 	o = PUT_STR(o, ",\"select_reason\":", r->select_reason);
 	o = PUT_STR(o, ",\"escalated_from\":", r->escalated_from);
 	o = PUT_LIT(o, ",\"status\":");

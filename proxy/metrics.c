@@ -367,8 +367,8 @@ series_count(struct series *se, const struct sy_record *r)
 	if (r->queue_us > 0)
 		sy_hist_add(&se->queue, r->queue_us);
 	count_tokens_pace(se, r);
-	if (r->policy_word != NULL)
-		count_reason(se, r->policy_word, 1);
+	if (r->policy_reason != NULL)
+		count_reason(se, r->policy_reason, 1);
 	series_count_batch(se, r);
 	if (r->cache != NULL)
 		count_cache(se, r);

@@ -33,8 +33,8 @@ struct sy_record {
 	const char *endpoint;		/* NULL when none was picked */
 	const char *backend_kind;	/* "openai", ... */
 	const char *policy_reason;	/* routing policy's word, e.g. "round-robin" */
-	const char *policy_word;	/* the policy's static word (policy_reason
-					   may add detail): /metrics counts it */
+	const char *policy_words;	/* its longer reason for the log
+					   ("prefix:37/40"), or NULL */
 	const char *select_reason;	/* selection policy's, e.g. "rule:3" */
 	const char *escalated_from;	/* the model whose answer a cascade replaced */
 	unsigned escalations;		/* answers replaced (usage and cost count them) */

@@ -235,9 +235,8 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->model = req->model;
 	r->endpoint = req->endpoint ? req->endpoint->name : NULL;
 	r->backend_kind = req->endpoint ? req->endpoint->kind->name : NULL;
-	r->policy_reason = req->pick_words[0] != '\0' ? req->pick_words :
-	    req->pick_reason;
-	r->policy_word = req->pick_reason;
+	r->policy_reason = req->pick_reason;
+	r->policy_words = req->pick_words[0] != '\0' ? req->pick_words : NULL;
 	r->select_reason = req->select_reason;
 	r->status = req->status;
 	r->stream = req->stream;
