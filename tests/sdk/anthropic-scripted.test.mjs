@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
-import { PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
+import { CACHED, MIDWAY_ERROR, PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
 import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
 const my = useFleet((fleet) => new Anthropic(sdkOptions(fleet, "")));
@@ -146,4 +146,27 @@ test("request id: _request_id and the stream's request_id come from request-id, 
   await stream.finalMessage();
   assert.equal(stream.request_id, lastRequest().headers["x-request-id"]);
   assert.notEqual(stream.request_id, seen);
+});
+
+test("cached prompt tokens: cache_read_input_tokens, and input_tokens the rest, whole and streamed", async () => {
+  const req = ask("The cached prompt");
+  const whole = await my.client.messages.create(req);
+  const backend = lastRequest().usage;
+  assert.equal(whole.usage.cache_read_input_tokens, CACHED);
+  assert.equal(whole.usage.input_tokens, backend.prompt_tokens - CACHED);
+  assert.equal(whole.usage.output_tokens, backend.completion_tokens);
+  const m = await my.client.messages.stream(req).finalMessage();
+  assert.equal(m.usage.cache_read_input_tokens, CACHED);
+  assert.equal(m.usage.input_tokens, lastRequest().usage.prompt_tokens - CACHED);
+});
+
+test("a mid-stream backend error is an error event the SDK raises, not a finished message", async () => {
+  const stream = my.client.messages.stream(ask("Please fail midway"));
+  const types = [];
+  stream.on("streamEvent", (e) => types.push(e.type));
+  await assert.rejects(stream.finalMessage(),
+    (err) => err instanceof Anthropic.APIError && err.message.includes(MIDWAY_ERROR));
+  assert.equal(types[0], "message_start");
+  assert.ok(!types.includes("message_stop"), types.join(" "));
+  assert.ok(!types.includes("message_delta"), types.join(" "));
 });

@@ -31,6 +31,10 @@
 // - usage: prompt_tokens the words of every message (plus 3 per message),
 //   completion_tokens the tokens of every choice; streamed only with
 //   stream_options.include_usage, in a last chunk without choices.
+// - The last message says "cached": usage.prompt_tokens_details.cached_tokens
+//   is CACHED. It says "fail midway": streamed, three text chunks and then
+//   vLLM's error event (data: {"error": ...}, MIDWAY_ERROR, no [DONE]);
+//   whole, a 500 with that error.
 // - Embeddings: EMBED_DIMS numbers per input from the input's bytes; float or
 //   base64 as encoding_format asks.
 import http from "node:http";
@@ -44,6 +48,8 @@ export const WEATHER = {
 };
 export const PREAMBLE = "Let me look that up. ";
 export const ARG_PIECE = 5;
+export const CACHED = 3; // prompt tokens reported cached when the prompt says "cached"
+export const MIDWAY_ERROR = "the backend ran out of memory";
 export const EMBED_DIMS = 8;
 export const GAP_MS = 2; // between two events of a stream
 
@@ -135,7 +141,10 @@ function chatAnswer(body) {
     }
     choices.push(cut({ text, calls }, body));
   }
-  return { choices, usage: usageOf(prompt, completionTokens(choices)) };
+  const said = messageText(last);
+  const usage = usageOf(prompt, completionTokens(choices));
+  if (said.includes("cached")) usage.prompt_tokens_details = { cached_tokens: CACHED };
+  return { choices, usage, fail: said.includes("fail midway") };
 }
 
 // Applies the request's stop strings and token limit to a choice's text.
@@ -323,15 +332,19 @@ function embeddings(body) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Writes each event on its own, GAP_MS apart, then data: [DONE].
-async function sendStream(res, chunks) {
+const midwayError = { message: MIDWAY_ERROR, type: "internal_error", code: 500 };
+
+// Writes each event on its own, GAP_MS apart, then data: [DONE]; with fail,
+// the first three events and then vLLM's error event instead.
+async function sendStream(res, chunks, fail = false) {
   res.socket?.setNoDelay(true);
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-  for (const c of chunks) {
+  for (const c of fail ? chunks.slice(0, 3) : chunks) {
     res.write(`data: ${JSON.stringify(c)}\n\n`);
     await sleep(GAP_MS);
   }
-  res.end("data: [DONE]\n\n");
+  if (fail) res.end(`data: ${JSON.stringify({ error: midwayError })}\n\n`);
+  else res.end("data: [DONE]\n\n");
 }
 
 function sendJSON(res, status, obj) {
@@ -368,7 +381,8 @@ export function startBackend(port) {
         if (req.method === "POST" && path === "/v1/chat/completions") {
           const a = chatAnswer(body);
           rec.usage = a.usage;
-          if (body.stream) return await sendStream(res, chatChunks(body, a));
+          if (body.stream) return await sendStream(res, chatChunks(body, a), a.fail);
+          if (a.fail) return sendJSON(res, 500, { error: midwayError });
           return sendJSON(res, 200, wholeChat(body, a));
         }
         if (req.method === "POST" && path === "/v1/completions") {
