@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
-import { CACHED, MIDWAY_ERROR, PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
+import { CACHED, MIDWAY_ERROR, PREAMBLE, TEXT, UNICODE_TEXT, WEATHER } from "./backend.mjs";
 import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
 const my = useFleet((fleet) => new Anthropic(sdkOptions(fleet, "")));
@@ -169,4 +169,30 @@ test("a mid-stream backend error is an error event the SDK raises, not a finishe
   assert.equal(types[0], "message_start");
   assert.ok(!types.includes("message_stop"), types.join(" "));
   assert.ok(!types.includes("message_delta"), types.join(" "));
+});
+
+for (const enc of ["raw UTF-8", "ascii"]) {
+  test(`unicode text (${enc} JSON from the backend) translated exact, whole and streamed`, async () => {
+    const req = ask(`unicode please${enc === "ascii" ? ", ascii" : ""}`);
+    const whole = await my.client.messages.create(req);
+    assert.equal(whole.content[0].text, UNICODE_TEXT);
+    const stream = my.client.messages.stream(req);
+    let text = "";
+    stream.on("text", (d) => {
+      text += d;
+    });
+    const m = await stream.finalMessage();
+    assert.equal(text, UNICODE_TEXT);
+    assert.equal(m.content[0].text, UNICODE_TEXT);
+  });
+}
+
+test("tool calls streamed whole in one chunk each (\\u-escaped): tool_use inputs parsed, whole and streamed", async () => {
+  const req = ask("Weather in Zürich and Paris, one chunk, ascii", { tools: [weatherTool] });
+  const want = [WEATHER.Paris, WEATHER.Zürich];
+  const whole = await my.client.messages.create(req);
+  assert.deepEqual(whole.content.filter((b) => b.type === "tool_use").map((b) => b.input), want);
+  const m = await my.client.messages.stream(req).finalMessage();
+  assert.deepEqual(m.content.map((b) => [b.type, b.input]), want.map((w) => ["tool_use", w]));
+  assert.equal(m.stop_reason, "tool_use");
 });

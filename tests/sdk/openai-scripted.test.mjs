@@ -12,7 +12,9 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
-import { CACHED, JSON_OBJECT_ANSWER, MIDWAY_ERROR, PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
+import {
+  CACHED, JSON_OBJECT_ANSWER, MIDWAY_ERROR, PREAMBLE, TEXT, UNICODE_TEXT, WEATHER,
+} from "./backend.mjs";
 import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
 const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
@@ -309,4 +311,25 @@ test("a mid-stream error (vLLM's data: {error}) is an APIError in the SDK, not a
   await assert.rejects(my.client.chat.completions.create({ ...req, stream: false }),
     (err) => err instanceof OpenAI.InternalServerError && err.status === 500 &&
       err.message.includes(MIDWAY_ERROR));
+});
+
+// ---- text and arguments as servers encode them -----------------------------
+
+for (const enc of ["raw UTF-8", "ascii"]) {
+  test(`unicode text (${enc} JSON from the backend): the SDK gets it exact, whole and streamed`, async () => {
+    const req = { model: SCRIPTED_MODEL, messages: ask(`unicode please${enc === "ascii" ? ", ascii" : ""}`) };
+    const r = await my.client.chat.completions.create(req);
+    assert.equal(r.choices[0].message.content, UNICODE_TEXT);
+    const s = await my.client.chat.completions.stream(req).finalChatCompletion();
+    assert.equal(s.choices[0].message.content, UNICODE_TEXT);
+  });
+}
+
+test("a tool call streamed whole in one chunk (\\u-escaped arguments): assembled and parsed", async () => {
+  const r = await my.client.chat.completions.stream({
+    model: SCRIPTED_MODEL, messages: ask("Weather in Zürich and Paris, one chunk, ascii"),
+    tools: [weatherTool],
+  }).finalChatCompletion();
+  assert.deepEqual(r.choices[0].message.tool_calls.map((t) => JSON.parse(t.function.arguments)),
+    [WEATHER.Paris, WEATHER.Zürich]);
 });
