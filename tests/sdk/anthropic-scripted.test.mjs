@@ -196,3 +196,32 @@ test("tool calls streamed whole in one chunk each (\\u-escaped): tool_use inputs
   assert.deepEqual(m.content.map((b) => [b.type, b.input]), want.map((w) => ["tool_use", w]));
   assert.equal(m.stop_reason, "tool_use");
 });
+
+const timeTool = {
+  name: "get_time", description: "The time in a zone",
+  input_schema: { type: "object", properties: { zone: { type: "string" } }, required: ["zone"] },
+};
+
+test("tool_choice: a named tool is forced (OpenAI's function choice), any is required, parallel use off", async () => {
+  const m = await my.client.messages.create(ask("Weather in Paris?", {
+    tools: [weatherTool, timeTool],
+    tool_choice: { type: "tool", name: "get_time", disable_parallel_tool_use: true },
+  }));
+  assert.deepEqual(m.content.map((b) => [b.type, b.name, b.input]),
+    [["tool_use", "get_time", { zone: "zone value" }]]);
+  let sent = lastRequest().body;
+  assert.deepEqual(sent.tool_choice, { type: "function", function: { name: "get_time" } });
+  assert.equal(sent.parallel_tool_calls, false);
+  await my.client.messages.create(ask("Weather in Paris?", {
+    tools: [weatherTool, timeTool], tool_choice: { type: "any" },
+  }));
+  sent = lastRequest().body;
+  assert.equal(sent.tool_choice, "required");
+  assert.equal(sent.parallel_tool_calls, undefined);
+});
+
+test("models.list(): every route's model, through the Anthropic SDK", async () => {
+  const ids = [];
+  for await (const model of my.client.models.list()) ids.push(model.id);
+  assert.ok(ids.includes(SCRIPTED_MODEL) && ids.includes("m-anthropic"), ids.join(" "));
+});

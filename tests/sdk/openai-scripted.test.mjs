@@ -333,3 +333,11 @@ test("a tool call streamed whole in one chunk (\\u-escaped arguments): assembled
   assert.deepEqual(r.choices[0].message.tool_calls.map((t) => JSON.parse(t.function.arguments)),
     [WEATHER.Paris, WEATHER.Zürich]);
 });
+
+test("models.list(): every route's chat and embedding model", async () => {
+  const ids = [];
+  for await (const model of my.client.models.list()) ids.push(model.id);
+  for (const want of [SCRIPTED_MODEL, "scripted-embed", "m-openai", "m-tgi", "e-kserve"]) {
+    assert.ok(ids.includes(want), `${want} in ${ids.join(" ")}`);
+  }
+});
