@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
-import { PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
+import { CACHED, MIDWAY_ERROR, PREAMBLE, TEXT, UNICODE_TEXT, WEATHER } from "./backend.mjs";
 import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
 const my = useFleet((fleet) => new Anthropic(sdkOptions(fleet, "")));
@@ -146,4 +146,82 @@ test("request id: _request_id and the stream's request_id come from request-id, 
   await stream.finalMessage();
   assert.equal(stream.request_id, lastRequest().headers["x-request-id"]);
   assert.notEqual(stream.request_id, seen);
+});
+
+test("cached prompt tokens: cache_read_input_tokens, and input_tokens the rest, whole and streamed", async () => {
+  const req = ask("The cached prompt");
+  const whole = await my.client.messages.create(req);
+  const backend = lastRequest().usage;
+  assert.equal(whole.usage.cache_read_input_tokens, CACHED);
+  assert.equal(whole.usage.input_tokens, backend.prompt_tokens - CACHED);
+  assert.equal(whole.usage.output_tokens, backend.completion_tokens);
+  const m = await my.client.messages.stream(req).finalMessage();
+  assert.equal(m.usage.cache_read_input_tokens, CACHED);
+  assert.equal(m.usage.input_tokens, lastRequest().usage.prompt_tokens - CACHED);
+});
+
+test("a mid-stream backend error is an error event the SDK raises, not a finished message", async () => {
+  const stream = my.client.messages.stream(ask("Please fail midway"));
+  const types = [];
+  stream.on("streamEvent", (e) => types.push(e.type));
+  await assert.rejects(stream.finalMessage(),
+    (err) => err instanceof Anthropic.APIError && err.message.includes(MIDWAY_ERROR));
+  assert.equal(types[0], "message_start");
+  assert.ok(!types.includes("message_stop"), types.join(" "));
+  assert.ok(!types.includes("message_delta"), types.join(" "));
+});
+
+for (const enc of ["raw UTF-8", "ascii"]) {
+  test(`unicode text (${enc} JSON from the backend) translated exact, whole and streamed`, async () => {
+    const req = ask(`unicode please${enc === "ascii" ? ", ascii" : ""}`);
+    const whole = await my.client.messages.create(req);
+    assert.equal(whole.content[0].text, UNICODE_TEXT);
+    const stream = my.client.messages.stream(req);
+    let text = "";
+    stream.on("text", (d) => {
+      text += d;
+    });
+    const m = await stream.finalMessage();
+    assert.equal(text, UNICODE_TEXT);
+    assert.equal(m.content[0].text, UNICODE_TEXT);
+  });
+}
+
+test("tool calls streamed whole in one chunk each (\\u-escaped): tool_use inputs parsed, whole and streamed", async () => {
+  const req = ask("Weather in Zürich and Paris, one chunk, ascii", { tools: [weatherTool] });
+  const want = [WEATHER.Paris, WEATHER.Zürich];
+  const whole = await my.client.messages.create(req);
+  assert.deepEqual(whole.content.filter((b) => b.type === "tool_use").map((b) => b.input), want);
+  const m = await my.client.messages.stream(req).finalMessage();
+  assert.deepEqual(m.content.map((b) => [b.type, b.input]), want.map((w) => ["tool_use", w]));
+  assert.equal(m.stop_reason, "tool_use");
+});
+
+const timeTool = {
+  name: "get_time", description: "The time in a zone",
+  input_schema: { type: "object", properties: { zone: { type: "string" } }, required: ["zone"] },
+};
+
+test("tool_choice: a named tool is forced (OpenAI's function choice), any is required, parallel use off", async () => {
+  const m = await my.client.messages.create(ask("Weather in Paris?", {
+    tools: [weatherTool, timeTool],
+    tool_choice: { type: "tool", name: "get_time", disable_parallel_tool_use: true },
+  }));
+  assert.deepEqual(m.content.map((b) => [b.type, b.name, b.input]),
+    [["tool_use", "get_time", { zone: "zone value" }]]);
+  let sent = lastRequest().body;
+  assert.deepEqual(sent.tool_choice, { type: "function", function: { name: "get_time" } });
+  assert.equal(sent.parallel_tool_calls, false);
+  await my.client.messages.create(ask("Weather in Paris?", {
+    tools: [weatherTool, timeTool], tool_choice: { type: "any" },
+  }));
+  sent = lastRequest().body;
+  assert.equal(sent.tool_choice, "required");
+  assert.equal(sent.parallel_tool_calls, undefined);
+});
+
+test("models.list(): every route's model, through the Anthropic SDK", async () => {
+  const ids = [];
+  for await (const model of my.client.models.list()) ids.push(model.id);
+  assert.ok(ids.includes(SCRIPTED_MODEL) && ids.includes("m-anthropic"), ids.join(" "));
 });

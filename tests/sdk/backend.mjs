@@ -31,6 +31,14 @@
 // - usage: prompt_tokens the words of every message (plus 3 per message),
 //   completion_tokens the tokens of every choice; streamed only with
 //   stream_options.include_usage, in a last chunk without choices.
+// - The last message says "unicode": UNICODE_TEXT; "ascii": every JSON
+//   text written with \u escapes for what is not ASCII (as Python's
+//   json.dumps writes); "one chunk": each tool call streamed whole in one
+//   chunk (name and arguments together, as some servers do).
+// - The last message says "cached": usage.prompt_tokens_details.cached_tokens
+//   is CACHED. It says "fail midway": streamed, three text chunks and then
+//   vLLM's error event (data: {"error": ...}, MIDWAY_ERROR, no [DONE]);
+//   whole, a 500 with that error.
 // - Embeddings: EMBED_DIMS numbers per input from the input's bytes; float or
 //   base64 as encoding_format asks.
 import http from "node:http";
@@ -41,9 +49,15 @@ export const WEATHER = {
   Paris: { city: "Paris", unit: "celsius" },
   Tokyo: { city: "Tokyo", unit: "celsius" },
   London: { city: "London", unit: "celsius" },
+  Zürich: { city: "Zürich", unit: "celsius" },
 };
 export const PREAMBLE = "Let me look that up. ";
 export const ARG_PIECE = 5;
+export const CACHED = 3; // prompt tokens reported cached when the prompt says "cached"
+// The answer when the prompt says "unicode": multi-byte characters, an emoji
+// (a surrogate pair as \u escapes), quotes, a backslash, control characters.
+export const UNICODE_TEXT = 'Grüße, 世界! 👋 He said "hi" \\o/\nnew line\ttab. Ça va?';
+export const MIDWAY_ERROR = "the backend ran out of memory";
 export const EMBED_DIMS = 8;
 export const GAP_MS = 2; // between two events of a stream
 
@@ -113,6 +127,7 @@ function chatAnswer(body) {
   const last = msgs.at(-1) ?? {};
   const prompt = msgs.reduce((n, m) => n + 3 + words(messageText(m)).length, 0);
   const n = body.n ?? 1;
+  const said = messageText(last);
   const choices = [];
   for (let i = 0; i < n; i++) {
     let text = TEXT;
@@ -126,6 +141,8 @@ function chatAnswer(body) {
     } else if (body.tools?.length && body.tool_choice !== "none") {
       calls = toolCalls(body, last);
       text = messageText(last).includes("explain") ? PREAMBLE : "";
+    } else if (said.includes("unicode")) {
+      text = UNICODE_TEXT;
     } else if (body.response_format?.type === "json_object") {
       text = JSON.stringify(JSON_OBJECT_ANSWER);
     } else if (body.response_format?.type === "json_schema") {
@@ -135,7 +152,10 @@ function chatAnswer(body) {
     }
     choices.push(cut({ text, calls }, body));
   }
-  return { choices, usage: usageOf(prompt, completionTokens(choices)) };
+  const usage = usageOf(prompt, completionTokens(choices));
+  if (said.includes("cached")) usage.prompt_tokens_details = { cached_tokens: CACHED };
+  return { choices, usage, fail: said.includes("fail midway"), ascii: said.includes("ascii"),
+    oneChunk: said.includes("one chunk") };
 }
 
 // Applies the request's stop strings and token limit to a choice's text.
@@ -236,7 +256,9 @@ function chatChunks(body, a) {
     if (c.calls) {
       c.calls.forEach((t, ti) => {
         out.push(chunk([{ index, delta: { tool_calls: [{ index: ti, id: t.id, type: "function",
-          function: { name: t.name, arguments: "" } }] }, logprobs: null, finish_reason: null }]));
+          function: { name: t.name, arguments: a.oneChunk ? t.arguments : "" } }] },
+        logprobs: null, finish_reason: null }]));
+        if (a.oneChunk) return;
         for (let k = 0; k < t.arguments.length; k += ARG_PIECE) {
           out.push(chunk([{ index, delta: { tool_calls: [{ index: ti,
             function: { arguments: t.arguments.slice(k, k + ARG_PIECE) } }] },
@@ -323,19 +345,27 @@ function embeddings(body) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Writes each event on its own, GAP_MS apart, then data: [DONE].
-async function sendStream(res, chunks) {
+const midwayError = { message: MIDWAY_ERROR, type: "internal_error", code: 500 };
+
+// Writes each event on its own, GAP_MS apart, then data: [DONE]; with fail,
+// the first three events and then vLLM's error event instead.
+async function sendStream(res, chunks, fail = false, ascii = false) {
   res.socket?.setNoDelay(true);
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-  for (const c of chunks) {
-    res.write(`data: ${JSON.stringify(c)}\n\n`);
+  for (const c of fail ? chunks.slice(0, 3) : chunks) {
+    res.write(`data: ${ascii ? asciiJSON(c) : JSON.stringify(c)}\n\n`);
     await sleep(GAP_MS);
   }
-  res.end("data: [DONE]\n\n");
+  if (fail) res.end(`data: ${JSON.stringify({ error: midwayError })}\n\n`);
+  else res.end("data: [DONE]\n\n");
 }
 
-function sendJSON(res, status, obj) {
-  const text = JSON.stringify(obj);
+// JSON with \u escapes for every UTF-16 unit beyond ASCII.
+const asciiJSON = (obj) => JSON.stringify(obj).replace(/[\u0080-\uffff]/g,
+  (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+
+function sendJSON(res, status, obj, ascii = false) {
+  const text = ascii ? asciiJSON(obj) : JSON.stringify(obj);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
@@ -368,8 +398,9 @@ export function startBackend(port) {
         if (req.method === "POST" && path === "/v1/chat/completions") {
           const a = chatAnswer(body);
           rec.usage = a.usage;
-          if (body.stream) return await sendStream(res, chatChunks(body, a));
-          return sendJSON(res, 200, wholeChat(body, a));
+          if (body.stream) return await sendStream(res, chatChunks(body, a), a.fail, a.ascii);
+          if (a.fail) return sendJSON(res, 500, { error: midwayError });
+          return sendJSON(res, 200, wholeChat(body, a), a.ascii);
         }
         if (req.method === "POST" && path === "/v1/completions") {
           const a = completionAnswer(body);

@@ -102,7 +102,7 @@ function start(name, argv, env) {
   });
   child.output = "";
   const keep = (d) => {
-    if (child.output.length < 65536) child.output += d.toString();
+    child.output = (child.output + d.toString()).slice(-65536); // the last 64 KiB
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
@@ -240,12 +240,20 @@ export function useFleet(makeClient = () => null) {
   return my;
 }
 
-// Stops every child startFleet started and removes its temporary directory.
+// What a sanitizer (ASan, UBSan, LSan) prints of a fault.
+const SANITIZER_REPORT = /ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/;
+
+// Stops every child startFleet started and removes its temporary directory;
+// throws (failing the test file) when a child printed a sanitizer report.
 export async function stopFleet() {
   await Promise.all(children.map(stop));
+  const reports = children.filter((c) => SANITIZER_REPORT.test(c.output));
   children.length = 0;
   if (scripted) await scripted.close();
   scripted = undefined;
   if (tmpdir) rmSync(tmpdir, { recursive: true, force: true });
   tmpdir = undefined;
+  if (reports.length) {
+    throw new Error(reports.map((c) => `${c.label} printed a sanitizer report:\n${c.output}`).join("\n"));
+  }
 }

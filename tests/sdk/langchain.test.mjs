@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { ChatOpenAI, OpenAIEmbeddings } from "@langchain/openai";
 import { tool } from "@langchain/core/tools";
 import { z } from "zod";
-import { TEXT, WEATHER, embedding } from "./backend.mjs";
+import { CACHED, MIDWAY_ERROR, TEXT, WEATHER, embedding } from "./backend.mjs";
 import { SCRIPTED_EMBEDDING, SCRIPTED_MODEL, useFleet } from "./fleet.mjs";
 
 const my = useFleet();
@@ -128,4 +128,24 @@ test("OpenAIEmbeddings: embedDocuments and embedQuery are the backend's vectors"
   vectors.forEach((v, i) => close(v, docs[i]));
   close(query, "the query");
   assert.equal(lastRequest().body.model, SCRIPTED_EMBEDDING);
+});
+
+test("cached prompt tokens: usage_metadata.input_token_details.cache_read, invoke and stream", async () => {
+  const m = await chat().invoke("The cached prompt");
+  assert.equal(m.usage_metadata.input_token_details.cache_read, CACHED);
+  assertUsage(m.usage_metadata, lastRequest().usage);
+  let joined;
+  for await (const chunk of await chat().stream("The cached prompt")) {
+    joined = joined ? joined.concat(chunk) : chunk;
+  }
+  assert.equal(joined.usage_metadata.input_token_details.cache_read, CACHED);
+});
+
+test("a mid-stream backend error: stream() throws with the backend's message", async () => {
+  await assert.rejects(async () => {
+    for await (const _ of await chat().stream("Please fail midway")); // eslint-disable-line no-unused-vars
+  }, (err) => String(err.message).includes(MIDWAY_ERROR));
+  // Whole, the backend's 500 and its message.
+  await assert.rejects(chat().invoke("Please fail midway"),
+    (err) => err.status === 500 && err.message.includes(MIDWAY_ERROR));
 });

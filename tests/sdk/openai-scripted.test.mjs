@@ -12,7 +12,9 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
-import { JSON_OBJECT_ANSWER, PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
+import {
+  CACHED, JSON_OBJECT_ANSWER, MIDWAY_ERROR, PREAMBLE, TEXT, UNICODE_TEXT, WEATHER,
+} from "./backend.mjs";
 import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
 const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
@@ -279,5 +281,63 @@ test("embeddings: the SDK's base64 and float vectors are the backend's numbers",
       d.embedding.forEach((x, j) => assert.ok(Math.abs(x - want[j]) < 1e-6, `${i}/${j}`));
     });
     assert.deepEqual(r.usage, lastRequest().usage);
+  }
+});
+
+// ---- cached prompt tokens and errors ---------------------------------------
+
+test("cached prompt tokens: usage.prompt_tokens_details.cached_tokens as the backend reported, whole and streamed", async () => {
+  const req = { model: SCRIPTED_MODEL, messages: ask("The cached prompt") };
+  const r = await my.client.chat.completions.create(req);
+  assert.equal(r.usage.prompt_tokens_details.cached_tokens, CACHED);
+  assert.deepEqual(r.usage, lastRequest().usage);
+  const s = await my.client.chat.completions.stream({ ...req, stream_options: { include_usage: true } })
+    .finalChatCompletion();
+  assert.deepEqual(s.usage, lastRequest().usage);
+});
+
+test("a mid-stream error (vLLM's data: {error}) is an APIError in the SDK, not a complete answer", async () => {
+  const req = { model: SCRIPTED_MODEL, messages: ask("Please fail midway"), stream: true };
+  let text = "";
+  await assert.rejects(async () => {
+    for await (const chunk of await my.client.chat.completions.create(req)) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+    }
+  }, (err) => err instanceof OpenAI.APIError && err.message.includes(MIDWAY_ERROR));
+  assert.ok(TEXT.startsWith(text) && text.length > 0, `the text before the error: ${text}`);
+  await assert.rejects(my.client.chat.completions.stream(req).finalChatCompletion(),
+    (err) => err instanceof OpenAI.APIError && err.message.includes(MIDWAY_ERROR));
+  // Whole, the backend's 500 is an error too.
+  await assert.rejects(my.client.chat.completions.create({ ...req, stream: false }),
+    (err) => err instanceof OpenAI.InternalServerError && err.status === 500 &&
+      err.message.includes(MIDWAY_ERROR));
+});
+
+// ---- text and arguments as servers encode them -----------------------------
+
+for (const enc of ["raw UTF-8", "ascii"]) {
+  test(`unicode text (${enc} JSON from the backend): the SDK gets it exact, whole and streamed`, async () => {
+    const req = { model: SCRIPTED_MODEL, messages: ask(`unicode please${enc === "ascii" ? ", ascii" : ""}`) };
+    const r = await my.client.chat.completions.create(req);
+    assert.equal(r.choices[0].message.content, UNICODE_TEXT);
+    const s = await my.client.chat.completions.stream(req).finalChatCompletion();
+    assert.equal(s.choices[0].message.content, UNICODE_TEXT);
+  });
+}
+
+test("a tool call streamed whole in one chunk (\\u-escaped arguments): assembled and parsed", async () => {
+  const r = await my.client.chat.completions.stream({
+    model: SCRIPTED_MODEL, messages: ask("Weather in Zürich and Paris, one chunk, ascii"),
+    tools: [weatherTool],
+  }).finalChatCompletion();
+  assert.deepEqual(r.choices[0].message.tool_calls.map((t) => JSON.parse(t.function.arguments)),
+    [WEATHER.Paris, WEATHER.Zürich]);
+});
+
+test("models.list(): every route's chat and embedding model", async () => {
+  const ids = [];
+  for await (const model of my.client.models.list()) ids.push(model.id);
+  for (const want of [SCRIPTED_MODEL, "scripted-embed", "m-openai", "m-tgi", "e-kserve"]) {
+    assert.ok(ids.includes(want), `${want} in ${ids.join(" ")}`);
   }
 });

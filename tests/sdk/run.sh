@@ -20,6 +20,10 @@ fail() {
 }
 
 command -v node >/dev/null 2>&1 || fail "node is not installed (Debian: nodejs)"
+# The pinned packages' engines (@langchain/core, @langchain/openai) need 20.
+major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$major" -ge 20 ] 2>/dev/null ||
+	fail "node $(node --version) is too old: the SDKs package-lock.json pins need Node.js 20 or newer"
 mkdir -p "$sdk" && cd "$sdk" || fail "cannot make $sdk"
 rm -f ./*.mjs
 for f in package.json package-lock.json "$srcdir"/tests/sdk/*.mjs; do
@@ -40,8 +44,8 @@ done
 if [ -n "$need_ci" ]; then
 	command -v npm >/dev/null 2>&1 || fail "npm is not installed (Debian: npm)"
 	echo "npm ci in $sdk" >&2
-	npm ci --no-audit --no-fund >&2 ||
-		fail "npm ci --no-audit --no-fund in $sdk failed (it needs the npm registry)"
+	npm ci --engine-strict --no-audit --no-fund >&2 ||
+		fail "npm ci --engine-strict --no-audit --no-fund in $sdk failed (it needs the npm registry)"
 fi
 
 exec node --test --test-reporter=tap ./*.test.mjs

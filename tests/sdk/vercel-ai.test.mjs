@@ -12,7 +12,7 @@ import { embedMany, generateText, Output, stepCountIs, streamText, tool } from "
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { createOpenAI } from "@ai-sdk/openai";
 import { z } from "zod";
-import { TEXT, WEATHER, embedding } from "./backend.mjs";
+import { CACHED, MIDWAY_ERROR, TEXT, WEATHER, embedding } from "./backend.mjs";
 import { SCRIPTED_EMBEDDING, SCRIPTED_MODEL, useFleet } from "./fleet.mjs";
 
 const my = useFleet();
@@ -138,5 +138,32 @@ for (const name of Object.keys(PROVIDERS)) {
       v.forEach((x, j) => assert.ok(Math.abs(x - want[j]) < 1e-6, `${i}/${j}: ${x} vs ${want[j]}`));
     });
     assert.equal(r.usage.tokens, requests().at(-1).usage.prompt_tokens);
+  });
+
+  test(`${name}: cached prompt tokens in usage.inputTokenDetails.cacheReadTokens, whole and streamed`, async () => {
+    const r = await generateText({ model: models(name).chat, prompt: "The cached prompt", maxRetries: 0 });
+    assert.equal(r.usage.inputTokenDetails.cacheReadTokens, CACHED);
+    assertUsage(r.usage, [requests().at(-1).usage]);
+    const s = streamText({ model: models(name).chat, prompt: "The cached prompt", maxRetries: 0 });
+    const usage = await s.totalUsage;
+    assert.equal(usage.inputTokenDetails.cacheReadTokens, CACHED);
+    assertUsage(usage, [requests().at(-1).usage]);
+  });
+
+  test(`${name}: a mid-stream backend error is an error part of streamText, and generateText throws`, async () => {
+    const s = streamText({ model: models(name).chat, prompt: "Please fail midway", maxRetries: 0,
+      onError: () => {} });
+    const errors = [];
+    let text = "";
+    for await (const part of s.fullStream) {
+      if (part.type === "error") errors.push(part.error);
+      if (part.type === "text-delta") text += part.text;
+    }
+    assert.equal(errors.length, 1, "one error part");
+    assert.ok(JSON.stringify(errors[0]).includes(MIDWAY_ERROR) || String(errors[0]).includes(MIDWAY_ERROR),
+      String(errors[0]));
+    assert.ok(TEXT.startsWith(text), text);
+    await assert.rejects(generateText({ model: models(name).chat, prompt: "Please fail midway", maxRetries: 0 }),
+      (err) => err.statusCode === 500 && String(err.message).includes(MIDWAY_ERROR));
   });
 }
