@@ -352,6 +352,24 @@ class ResponsesTools(unittest.TestCase):
         self.assertEqual(final["usage"]["total_tokens"], 25)
         self.assertTrue(self.sent()["stream_options"]["include_usage"])
 
+    def test_tool_calls_without_index_or_id_still_become_items(self):
+        self.chunks = [chunk({"tool_calls": [{"function": {"name": "get_weather", "arguments": "{}"}}]}),
+                       chunk({"tool_calls": [{"id": "call_b", "function": {"name": "get_time", "arguments": ""}}]}),
+                       chunk({"tool_calls": [{"function": {"arguments": "{\"tz\":1}"}}]}),
+                       chunk({}, "tool_calls")]
+        events = stream_events(self.post({"model": "m", "input": "x", "tools": [WEATHER], "stream": True}).body)
+        final = events[-1][1]["response"]
+        self.assertEqual([(o["type"], o["name"], o["arguments"]) for o in final["output"]],
+                         [("function_call", "get_weather", "{}"), ("function_call", "get_time", "{\"tz\":1}")])
+        self.assertTrue(final["output"][0]["call_id"].startswith("call_"))
+        self.assertEqual(final["output"][1]["call_id"], "call_b")
+
+    def test_a_stream_with_no_chunks_is_a_completed_empty_response(self):
+        self.chunks = []
+        events = stream_events(self.post({"model": "m", "input": "x", "stream": True}).body)
+        self.assertEqual([n for n, _ in events], ["response.created", "response.in_progress", "response.completed"])
+        self.assertEqual(events[-1][1]["response"]["output"], [])
+
     def test_a_stream_error_is_response_failed(self):
         self.chunks = [chunk({"role": "assistant", "content": "Hel"}),
                        {"error": {"message": "backend fell over", "type": "server_error", "code": "boom"}}]
