@@ -695,3 +695,6 @@ const struct sim_proto sim_proto_openai = {
 	.stream_end = openai_stream_end,
 	.stream_error = openai_stream_error,
 };
+
+const char *const sim_dialect_names[] = { "sim", "openai", "vllm",
+    "llama.cpp", "sglang", NULL };
