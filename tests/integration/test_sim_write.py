@@ -9,6 +9,7 @@ import socket
 import unittest
 
 import harness
+from simfleet import ClassScope, sim
 
 # Streamed request of each protocol: (path, body, frame end).
 STREAMS = {
@@ -82,21 +83,6 @@ def events(data, frame):
             fields.append((name, value))
         out.append(fields)
     return out
-
-
-def sim(owner, *args):
-    """Starts a sy-sim replica at speed 0 with args; returns its port."""
-    port = harness.free_port()
-    harness.start(owner, [harness.binary("sy-sim"), "--quiet", "--speed", "0",
-                          "--port", str(port)] + list(args), port=port)
-    return port
-
-
-class ClassScope:
-    """Lets harness.start tie a process to a test class."""
-
-    def __init__(self, cls):
-        self.addCleanup = cls.addClassCleanup
 
 
 class WritePatterns(unittest.TestCase):
