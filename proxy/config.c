@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <float.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,6 +408,28 @@ backend_foreign_keys(struct sy_conf *c, const json_t *b, const char *path,
  * What a backend's rows cannot say alone: "*" is no model of a backend,
  * the kind's own keys, the kind's health path by default.
  */
+/*
+ * The keys of a backend's self-hosted cost mean nothing without its
+ * cost_per_hour (the accountant meters energy and cost together).
+ */
+static void
+backend_hourly_check(struct sy_conf *c, const json_t *b, const char *path,
+    const struct sy_endpoint *ep)
+{
+	static const char *const with[] = { "power_watts", "idle_power_share",
+	    "prompt_weight", "completion_weight", "cached_weight" };
+	char p[PATHLEN];
+	size_t i;
+
+	if (ep->hourly.hourly_usd > 0)
+		return;
+	for (i = 0; i < sizeof with / sizeof with[0]; i++)
+		if (json_object_get(b, with[i]) != NULL)
+			fail(c, path_key(p, path, with[i]), "applies to a "
+			    "self-hosted backend only: give its cost_per_hour "
+			    "(> 0) too");
+}
+
 static void
 backend_check(struct sy_conf *c, const json_t *b, const char *path,
     void *base)
@@ -426,6 +449,7 @@ backend_check(struct sy_conf *c, const json_t *b, const char *path,
 		sy_conf_read_shared(c, ep->kind->params, b, path, ep->params);
 	}
 	backend_foreign_keys(c, b, path, ep);
+	backend_hourly_check(c, b, path, ep);
 	if (ep->health.path == NULL && ep->kind != NULL)
 		ep->health.path = sy_xstrdup(ep->kind->health_path);
 }
@@ -485,6 +509,31 @@ static const struct sy_conf_row backend_rows[] = {
 	{ .name = "cache_tokens", .type = SY_CONF_UINT,
 	  .offset = AT(sy_endpoint, cache_tokens), .max = 1000000000,
 	  .doc = "tokens its prefix cache holds, for prefix_aware; 0: unknown" },
+	{ .name = "cost_per_hour", .type = SY_CONF_NUMBER,
+	  .offset = AT(sy_endpoint, hourly.hourly_usd), .lo = 0, .hi = DBL_MAX,
+	  .doc = "self-hosted: USD per hour of the endpoint (its GPUs, host, "
+	  "rack share)" },
+	{ .name = "gpus", .type = SY_CONF_UINT, .offset = AT(sy_endpoint, gpus),
+	  .max = 65536, .doc = "GPUs of the endpoint, for per-GPU figures" },
+	{ .name = "power_watts", .type = SY_CONF_NUMBER,
+	  .offset = AT(sy_endpoint, hourly.power_watts), .lo = 0,
+	  .hi = DBL_MAX, .doc = "self-hosted: watts at full load" },
+	{ .name = "idle_power_share", .type = SY_CONF_NUMBER,
+	  .offset = AT(sy_endpoint, hourly.idle_power_share), .def.d = 0.3,
+	  .lo = 0, .hi = 1, .doc = "self-hosted: share of power_watts drawn "
+	  "while idle" },
+	{ .name = "prompt_weight", .type = SY_CONF_NUMBER,
+	  .offset = AT(sy_endpoint, hourly.prompt_weight), .def.d = 1,
+	  .lo = 0, .hi = DBL_MAX,
+	  .doc = "self-hosted: weight of an uncached prompt token" },
+	{ .name = "completion_weight", .type = SY_CONF_NUMBER,
+	  .offset = AT(sy_endpoint, hourly.completion_weight), .def.d = 1,
+	  .lo = 0, .hi = DBL_MAX,
+	  .doc = "self-hosted: weight of a completion token" },
+	{ .name = "cached_weight", .type = SY_CONF_NUMBER,
+	  .offset = AT(sy_endpoint, hourly.cached_weight), .def.d = 0.1,
+	  .lo = 0, .hi = DBL_MAX,
+	  .doc = "self-hosted: weight of a cached prompt token" },
 	{ .name = "api_key_env", .type = SY_CONF_SECRET,
 	  .offset = AT(sy_endpoint, api_key), .keep_name = 1,
 	  .name_at = AT(sy_endpoint, api_key_env), .what = "an API key",

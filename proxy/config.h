@@ -40,6 +40,24 @@ struct sy_scrape {
 /* The longest path a base URL may have. */
 #define SY_BASE_PATH_MAX 500
 
+/*
+ * Prices of one model, in USD per 1M tokens; or, for a self-hosted model,
+ * what each endpoint serving it costs per hour (proxy/hourly.h); a
+ * backend's own cost_per_hour fills the same struct (sy_endpoint.hourly).
+ */
+struct sy_price {
+	char *model;
+	double input;
+	double output;
+	double cached_input;		/* defaults to input when absent */
+	double hourly_usd;		/* > 0: self-hosted, input/output unused */
+	double power_watts;
+	double idle_power_share;
+	double prompt_weight;
+	double completion_weight;
+	double cached_weight;
+};
+
 /* A backend endpoint: one replica reached at one base URL. */
 struct sy_endpoint {
 	size_t index;			/* position in sy_config.endpoints */
@@ -58,6 +76,9 @@ struct sy_endpoint {
 	unsigned weight;		/* default 1; 0 takes no traffic */
 	unsigned max_concurrency;	/* 0: unlimited */
 	unsigned cache_tokens;		/* its prefix cache's size; 0: unknown */
+	struct sy_price hourly;		/* self-hosted: cost_per_hour and power;
+					   hourly_usd 0: none */
+	unsigned gpus;			/* its GPUs, for per-GPU figures; 0: not said */
 	char *api_key_env;		/* NULL or the variable's name */
 	char *api_key;			/* its value at load time, or NULL */
 	char **forward_headers;		/* client headers passed on */
@@ -176,23 +197,6 @@ struct sy_route {
 	atomic_ullong budget_start_us;	/* the retry budget's current window */
 	atomic_ulong requests;		/* requests and retries in that window */
 	atomic_ulong retries;
-};
-
-/*
- * Prices of one model, in USD per 1M tokens; or, for a self-hosted model,
- * what each endpoint serving it costs per hour (proxy/hourly.h).
- */
-struct sy_price {
-	char *model;
-	double input;
-	double output;
-	double cached_input;		/* defaults to input when absent */
-	double hourly_usd;		/* > 0: self-hosted, input/output unused */
-	double power_watts;
-	double idle_power_share;
-	double prompt_weight;
-	double completion_weight;
-	double cached_weight;
 };
 
 /* What is known of one served model (the top-level "models"). */

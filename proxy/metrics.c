@@ -1004,6 +1004,24 @@ put_state_gauge(struct evbuffer *out, const struct sy_config *cfg,
 	}
 }
 
+/* Appends the GPUs of cfg's endpoints that say theirs (backends' gpus). */
+static void
+put_gpus(struct evbuffer *out, const struct sy_config *cfg)
+{
+	static const char name[] = "switchyard_endpoint_gpus";
+	size_t i;
+
+	evbuffer_add_printf(out, "# HELP %s GPUs of the endpoint (its "
+	    "backend's gpus), for per-GPU throughput and cost.\n# TYPE %s "
+	    "gauge\n", name, name);
+	for (i = 0; i < cfg->nendpoints; i++) {
+		if (cfg->endpoints[i].gpus == 0)
+			continue;
+		put_start(out, name, "", "endpoint", cfg->endpoints[i].name);
+		evbuffer_add_printf(out, "} %u\n", cfg->endpoints[i].gpus);
+	}
+}
+
 /* ==== Self-hosted cost ==== */
 
 /* A family of the self-hosted sums: which double of sy_hourly_sums. */
@@ -1217,6 +1235,7 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 		put_state_gauge(out, cfg, "switchyard_endpoint_ejected",
 		    "1 while the endpoint is ejected for failing.",
 		    sy_outlier_ejected);
+		put_gpus(out, cfg);
 	}
 	sy_cache_prometheus(out);
 	sy_limits_prometheus(out);
@@ -1360,6 +1379,11 @@ endpoint_json(json_t *o, const struct sy_config *cfg, const char *name)
 	    ep_healthy(ep)));
 	json_object_set_new(o, "ejected", json_boolean(ep != NULL &&
 	    ep->stats != NULL && sy_outlier_ejected(ep)));
+	json_object_set_new(o, "gpus", ep != NULL && ep->gpus > 0 ?
+	    json_integer(ep->gpus) : json_null());
+	json_object_set_new(o, "cost_per_hour", ep != NULL &&
+	    ep->hourly.hourly_usd > 0 ? json_real(ep->hourly.hourly_usd) :
+	    json_null());
 }
 
 /*

@@ -43,7 +43,7 @@ struct sy_record {
 	struct sy_usage usage;
 	double cost_usd;		/* < 0 when unknown (no price or no usage) */
 	const char *cost_source;	/* "price", "hourly" (an estimate), NULL */
-	const struct sy_price *hourly_price; /* the model's when self-hosted */
+	const struct sy_price *hourly_price; /* self-hosted: the endpoint's or its model's */
 	struct sy_usage answer_usage;	/* the answer's own, without the answers
 					   a cascade replaced (escalations > 0) */
 	double answer_cost_usd;

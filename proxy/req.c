@@ -242,6 +242,9 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->stream = req->stream;
 	r->usage = req->usage;
 	price = req->model ? sy_config_price(req->cfg, req->model) : NULL;
+	/* The endpoint's own cost per hour comes first, then its model's. */
+	if (req->endpoint != NULL && req->endpoint->hourly.hourly_usd > 0)
+		price = &req->endpoint->hourly;
 	if (price != NULL && price->hourly_usd > 0) {
 		r->hourly_price = price;
 		r->cost_source = "hourly";

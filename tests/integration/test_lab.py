@@ -601,6 +601,96 @@ class GatewayHourlyCost(unittest.TestCase):
                                                     2 * big[0]["completion_tokens"]) / 1e6)
 
 
+class BackendHourlyCost(unittest.TestCase):
+    """A backend's own cost_per_hour and gpus: its requests are charged by
+    the hour even when their model has a price per token."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sy-backend-hourly-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        base = harness.free_ports(4)
+        self.port, self.admin = base + 2, base + 3
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(base), "--replicas", "2",
+                             "--speed", "0", "--quiet", "--log-requests", "0"], port=base + 1)
+        self.log = os.path.join(self.dir, "access.log")
+        self.cfg = {"listen": "127.0.0.1:%d" % self.port, "admin": "127.0.0.1:%d" % self.admin,
+                    "access_log": self.log,
+                    "backends": [{"name": "h100", "url": "http://127.0.0.1:%d/v1" % base,
+                                  "cost_per_hour": 7.2, "gpus": 4, "power_watts": 2800,
+                                  "idle_power_share": 0.5, "completion_weight": 3},
+                                 {"name": "l4", "url": "http://127.0.0.1:%d/v1" % (base + 1),
+                                  "cost_per_hour": 0.9, "gpus": 1}],
+                    "routes": [{"name": "chat", "models": ["m"]}],
+                    "prices": {"m": {"input": 100, "output": 100}}}
+
+    def start(self, cfg):
+        path = os.path.join(self.dir, "switchyard.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    def test_each_backend_costs_its_own_hour_and_says_its_gpus(self):
+        path = self.start(self.cfg)
+        harness.start(self, [harness.binary("switchyard"), "-c", path], port=self.port)
+        for i in range(6):
+            r = harness.post_json(self.port, "/v1/chat/completions", {
+                "model": "m", "max_tokens": 4,
+                "messages": [{"role": "user", "content": "hello %d" % i}]})
+            self.assertEqual(r.status, 200, r.body)
+        time.sleep(0.2)
+        body = harness.request(self.admin, "GET", "/metrics").body.decode()
+        m = {}
+        for line in body.splitlines():
+            if line.startswith("switchyard_endpoint_"):
+                name, value = line.rsplit(" ", 1)
+                m[name] = float(value)
+        self.assertEqual(m['switchyard_endpoint_gpus{endpoint="h100"}'], 4)
+        self.assertEqual(m['switchyard_endpoint_gpus{endpoint="l4"}'], 1)
+        for ep, usd_h in (("h100", 7.2), ("l4", 0.9)):
+            secs = m['switchyard_endpoint_accounted_seconds_total{endpoint="%s"}' % ep]
+            self.assertGreater(secs, 0)
+            self.assertAlmostEqual(m['switchyard_endpoint_hourly_cost_usd_total{endpoint="%s"}' % ep],
+                                   usd_h * secs / 3600, delta=1e-9)
+        # Energy of the backend that says its power (half of 2.8 kW idle);
+        # none for the one that does not.
+        secs = m['switchyard_endpoint_accounted_seconds_total{endpoint="h100"}']
+        busy = m['switchyard_endpoint_busy_seconds_total{endpoint="h100"}']
+        self.assertAlmostEqual(m['switchyard_endpoint_energy_joules_total{endpoint="h100"}'],
+                               2800 * (0.5 * secs + 0.5 * busy), delta=2e-3)
+        self.assertEqual(m['switchyard_endpoint_energy_joules_total{endpoint="l4"}'], 0)
+        stats = harness.request(self.admin, "GET", "/admin/stats").json()
+        self.assertEqual(stats["endpoints"]["h100"]["gpus"], 4)
+        self.assertEqual(stats["endpoints"]["l4"]["cost_per_hour"], 0.9)
+        self.assertEqual(set(stats["hourly"]["endpoints"]), {"h100", "l4"})
+        # Units of h100 weigh its completion tokens 3 times.
+        for _ in range(50):
+            lines = []
+            if os.path.exists(self.log):
+                with open(self.log) as f:
+                    lines = [json.loads(l) for l in f if l.strip()]
+            if len(lines) == 6:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(lines), 6)
+        self.assertTrue(all(l["cost_source"] == "hourly" for l in lines), lines)
+        units = sum(l["prompt_tokens"] - l["cached_tokens"] + 3 * l["completion_tokens"]
+                    for l in lines if l["endpoint"] == "h100")
+        self.assertAlmostEqual(stats["hourly"]["endpoints"]["h100"]["token_units"], units)
+
+    def test_power_without_a_cost_per_hour_is_a_config_error(self):
+        cfg = dict(self.cfg)
+        cfg["backends"] = [dict(self.cfg["backends"][1]), dict(self.cfg["backends"][0])]
+        del cfg["backends"][1]["cost_per_hour"]
+        path = self.start(cfg)
+        r = subprocess.run([harness.binary("switchyard"), "-t", "-c", path],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        err = r.stdout + r.stderr
+        for key in ("power_watts", "idle_power_share", "completion_weight"):
+            self.assertIn("backends[1].%s" % key, err)
+        self.assertIn("cost_per_hour", err)
+
+
 class GatewayTokenPace(unittest.TestCase):
     """Inter-token latency and time per output token, in the access log and
     per route and served model in /metrics and /admin/stats."""
