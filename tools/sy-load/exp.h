@@ -73,7 +73,7 @@ void sy_exp_merge(json_t *dst, const json_t *fragment);
 
 /*
  * Writes report.md, report.html, results.json and results.csv into dir
- * from e and runs (an array of run records, see docs/lab.md).  complete is
+ * from e and runs (an array of run records, see docs/experiments.md).  complete is
  * 0 when the experiment was stopped early.  Returns 0, or -1 (printed).
  */
 int sy_exp_report(const struct sy_exp *e, json_t *runs, int complete,

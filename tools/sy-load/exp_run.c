@@ -36,7 +36,7 @@ static const char usage_text[] =
 "                          [--quiet]\n"
 "       sy-load experiment FILE --check\n"
 "\n"
-"Runs the experiment FILE (docs/lab.md): for each variant, load level\n"
+"Runs the experiment FILE (docs/experiments.md): for each variant, load level\n"
 "and repeat, a fresh sy-sim fleet and a fresh switchyard on free loopback\n"
 "ports, sy-load against it, then the fleet's and the gateway's figures.\n"
 "Writes report.md, report.html, results.json and results.csv into DIR\n"
