@@ -632,6 +632,16 @@ read_chunked(struct sy_http1_msg *m, struct evbuffer *in, struct evbuffer *out)
 	}
 }
 
+uint64_t
+sy_http1_body_declared(const struct sy_http1_msg *m)
+{
+	/* Elsewhere body_left is a line scan's offset, not a promise. */
+	if (m->state == SY_HTTP1_BODY && (!m->chunked ||
+	    m->chunk_state == CHUNK_DATA))
+		return m->body_bytes + (uint64_t)m->body_left;
+	return m->body_bytes;
+}
+
 /* A message whose head is not parsed yet has no body to read: -1. */
 int
 sy_http1_read_body(struct sy_http1_msg *m, struct evbuffer *in,

@@ -73,6 +73,8 @@ struct sy_server {
 	TAILQ_HEAD(, sy_conn) conns;
 };
 
+static void conn_reject(struct sy_conn *c, int status, const char *code,
+    const char *message);
 static void conn_read_cb(struct sy_sock *sock, void *arg);
 static void conn_write_cb(struct sy_sock *sock, void *arg);
 static void conn_event_cb(struct sy_sock *sock, enum sy_sock_end why,
@@ -125,7 +127,13 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sy_conn *c = arg;
 
-	if (c->state != CONN_BUSY)
+	/* A late request is told so; a connection that sent nothing is not. */
+	if ((c->state == CONN_HEAD && c->head_started && !c->fresh) ||
+	    c->state == CONN_BODY)
+		conn_reject(c, 408, "request_timeout", c->state == CONN_BODY ?
+		    "the request body did not arrive in time" :
+		    "the request head did not arrive in time");
+	else if (c->state != CONN_BUSY)
 		conn_free(c);
 }
 
@@ -374,7 +382,8 @@ conn_process(struct sy_conn *c)
 	}
 	if (c->msg.state == SY_HTTP1_BODY) {
 		r = sy_http1_read_body(&c->msg, in, c->body);
-		if (evbuffer_get_length(c->body) > s->opts.max_body) {
+		/* A chunk declared larger than what is left is refused at once. */
+		if (sy_http1_body_declared(&c->msg) > s->opts.max_body) {
 			conn_reject(c, 413, "body_too_large",
 			    "request body is larger than the limit");
 			return;

@@ -160,5 +160,72 @@ class DrainTimeout(Fleet):
                          [(200, "drain timeout"), (503, "drain timeout")])
 
 
+def whole(content="hi"):
+    body = json.dumps({"id": "c", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content},
+         "finish_reason": "stop"}]}).encode()
+    return lambda p, h, b: (200, {"Content-Type": "application/json"}, [body], 0, False)
+
+
+def exchange(port, data, wait=10.0):
+    """Sends data on a new connection; returns all it gets until closed."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not d:
+                break
+            got += d
+        return got
+    finally:
+        s.close()
+
+
+class ClientProtocol(Fleet):
+    def setUp(self):
+        self.gateway(whole(), top={"timeouts": {"client_header_ms": 300, "client_body_ms": 300},
+                                   "limits": {"max_body_bytes": 4096}})
+
+    def test_a_head_that_does_not_arrive_in_time_gets_a_408(self):
+        got = exchange(self.gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got)
+        self.assertIn(b"request_timeout", got)
+        self.assertEqual(self.gw.log_lines(1)[-1]["status"], 408)
+
+    def test_a_body_that_does_not_arrive_in_time_gets_a_408(self):
+        got = exchange(self.gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 100\r\n\r\n{\"model\"")
+        self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got)
+        self.assertIn(b"request body did not arrive in time", got)
+
+    def test_a_connection_that_sent_nothing_is_closed_without_a_response(self):
+        self.assertEqual(exchange(self.gw.port, b""), b"")
+
+    def test_a_chunk_declared_larger_than_the_limit_is_refused_before_it_arrives(self):
+        # The chunk's bytes never come: the 413 is the answer to its size
+        # line, not to a body timeout (which would be a 408).
+        got = exchange(self.gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n100000\r\n{\"model\"")
+        self.assertTrue(got.startswith(b"HTTP/1.1 413 "), got)
+        self.assertIn(b"body_too_large", got)
+
+    def test_a_body_naming_the_model_twice_is_a_400(self):
+        r = harness.request(self.gw.port, "POST", "/v1/chat/completions",
+                            b'{"model":"tiny-llama","messages":[{"role":"user","content":"hi"}],'
+                            b'"model":"other"}', {"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r.body)
+        self.assertIn("duplicate", r.json()["error"]["message"])
+        self.assertEqual(self.backend.received, [])
+
+    def test_the_word_model_in_a_message_is_not_a_duplicate(self):
+        r = self.gw.post("/v1/chat/completions", chat('which "model" are you?', model="tiny-llama"))
+        self.assertEqual(r.status, 200, r.body)
+
+
 if __name__ == "__main__":
     harness.main()

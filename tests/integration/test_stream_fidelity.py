@@ -59,7 +59,8 @@ def messages(**kw):
 class Fleet(unittest.TestCase):
     """A gateway in front of one scripted backend."""
 
-    def gateway(self, reply, route=None, **backend):
+    def gateway(self, reply, route=None, top=None, **backend):
+        """top: more top-level keys of the config (timeouts, limits)."""
         self.backend = harness.ScriptedBackend(reply)
         self.addCleanup(self.backend.close)
         b = {"name": "llama", "url": "http://127.0.0.1:%d/v1" % self.backend.port,
@@ -67,9 +68,10 @@ class Fleet(unittest.TestCase):
         b.update(backend)
         r = {"name": "r", "models": ["tiny-llama"]}
         r.update(route or {})
-        self.gw = Gateway(self, {"backends": [b], "routes": [r],
-                                 "prices": {"tiny-llama": {"input": 1.0, "output": 2.0,
-                                                           "cached_input": 0.5}}})
+        c = {"backends": [b], "routes": [r],
+             "prices": {"tiny-llama": {"input": 1.0, "output": 2.0, "cached_input": 0.5}}}
+        c.update(top or {})
+        self.gw = Gateway(self, c)
         return self.gw
 
     def anthropic_stream(self, body=None):

@@ -9,6 +9,7 @@
 
 #include "http1.h"
 #include "sy_test.h"
+#include "util.h"
 
 /* How a connection runs the parser over its input. */
 struct run {
@@ -754,6 +755,25 @@ SY_TEST(malformed_responses_are_502)
 	    502);
 }
 
+SY_TEST(a_chunk_counts_as_declared_before_it_arrives)
+{
+	struct sy_http1_msg m;
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+
+	sy_http1_init(&m, SY_HTTP1_REQUEST, 0, 0);
+	SY_ADD_LIT(in, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\r\n10");
+	SY_CHECK_INT(sy_http1_parse_head(&m, in), 1);
+	SY_CHECK_INT(sy_http1_read_body(&m, in, out), 0);
+	SY_CHECK_INT((int)sy_http1_body_declared(&m), 3);	/* a partial size line */
+	SY_ADD_LIT(in, "0\r\nx");
+	SY_CHECK_INT(sy_http1_read_body(&m, in, out), 0);
+	SY_CHECK_INT((int)sy_http1_body_declared(&m), 3 + 0x100);
+	sy_http1_free(&m);
+	evbuffer_free(in);
+	evbuffer_free(out);
+}
+
 SY_TEST(errors_carry_a_message)
 {
 	struct sy_http1_msg m;
@@ -1041,6 +1061,7 @@ main(void)
 	SY_RUN(malformed_chunks_are_400);
 	SY_RUN(chunk_size_above_two_to_the_62_is_413);
 	SY_RUN(malformed_responses_are_502);
+	SY_RUN(a_chunk_counts_as_declared_before_it_arrives);
 	SY_RUN(errors_carry_a_message);
 	SY_RUN(read_body_leaves_the_next_message_in_place);
 	SY_RUN(read_body_waits_on_a_partial_chunk_size);
