@@ -227,5 +227,30 @@ class ClientProtocol(Fleet):
         self.assertEqual(r.status, 200, r.body)
 
 
+class RateLimitedBackend(Fleet):
+    def test_the_only_endpoints_429_is_passed_on_with_the_time_left(self):
+        gw = self.gateway(lambda p, h, b: (
+            429, {"Content-Type": "application/json", "Retry-After": "30"},
+            [b'{"error":{"message":"slow down","type":"x"}}'], 0, False),
+            route={"retries": {"max": 1}})
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 429, r.body)
+        self.assertEqual(r.headers.get("retry-after"), "30")
+        time.sleep(1.1)
+        # The endpoint rests: the gateway answers for it, with the time left.
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 429, r.body)
+        self.assertLessEqual(int(r.headers.get("retry-after")), 29)
+        self.assertGreaterEqual(int(r.headers.get("retry-after")), 1)
+        self.assertEqual(r.json()["error"]["code"], "rate_limited")
+        self.assertEqual(r.json()["error"]["type"], "rate_limit_error")
+        r = gw.post("/v1/messages", messages(), headers={"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 429, r.body)
+        self.assertEqual(r.json()["error"]["type"], "rate_limit_error")
+        self.assertIn("retry-after", r.headers)
+        self.assertEqual(len(self.backend.received), 1)
+        self.assertEqual([l["status"] for l in gw.log_lines(3)], [429, 429, 429])
+
+
 if __name__ == "__main__":
     harness.main()
