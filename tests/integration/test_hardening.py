@@ -252,5 +252,24 @@ class RateLimitedBackend(Fleet):
         self.assertEqual([l["status"] for l in gw.log_lines(3)], [429, 429, 429])
 
 
+class ConnectionGauge(Fleet):
+    def test_metrics_count_the_open_client_connections(self):
+        gw = self.gateway(whole())
+
+        def gauge():
+            for line in harness.request(gw.admin, "GET", "/metrics").body.decode().splitlines():
+                if line.startswith("switchyard_client_connections "):
+                    return int(line.split()[1])
+            return None
+
+        self.assertEqual(harness.eventually(gauge, lambda v: v == 0), 0)
+        conns = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+        self.assertEqual(harness.eventually(gauge, lambda v: v == 3), 3)
+        # Admin connections (the scrapes themselves) are not counted.
+        for c in conns:
+            c.close()
+        self.assertEqual(harness.eventually(gauge, lambda v: v == 0), 0)
+
+
 if __name__ == "__main__":
     harness.main()
