@@ -161,7 +161,15 @@ on_body(void *arg, struct evbuffer *data)
 
 	if (!r->streaming) {
 		evbuffer_add_buffer(r->resp, data);
-		if (evbuffer_get_length(r->resp) > RESPONSE_MAX) {
+		r->held += len;
+		if (atomic_fetch_add(&x->w->rt->buffered, len) + len >
+		    x->req.cfg->limits.max_buffered_bytes) {
+			cancel(x);
+			r->transport_failed = 1;
+			sy_drive(x, sy_exchange_fail(x, 503, "server_error",
+			    "overloaded", "the gateway holds too many answers "
+			    "now (limits.max_buffered_bytes)", "Retry-After: 1\r\n"));
+		} else if (evbuffer_get_length(r->resp) > RESPONSE_MAX) {
 			cancel(x);
 			r->transport_failed = 1;
 			sy_drive(x, sy_exchange_fail(x, 502, "server_error",
@@ -325,6 +333,20 @@ forwarded(const struct sy_endpoint *ep, const struct sy_http1_msg *head,
 	return o;
 }
 
+/* Frees a whole response's body and gives its bytes back to the global cap. */
+static void
+resp_free(struct sy_exchange *x)
+{
+	struct sy_relay_slice *r = &x->relay;
+
+	if (r->resp == NULL)
+		return;
+	atomic_fetch_sub(&x->w->rt->buffered, r->held);
+	r->held = 0;
+	evbuffer_free(r->resp);
+	r->resp = NULL;
+}
+
 /* Forgets what an earlier try left. */
 static void
 try_reset(struct sy_exchange *x)
@@ -334,10 +356,7 @@ try_reset(struct sy_exchange *x)
 	r->status = 0;
 	r->transport_failed = 0;
 	r->retry_after[0] = '\0';
-	if (r->resp != NULL) {
-		evbuffer_free(r->resp);
-		r->resp = NULL;
-	}
+	resp_free(x);
 	stream_drop(x);
 	if (x->respond.out != NULL)
 		evbuffer_drain(x->respond.out,
@@ -402,8 +421,7 @@ static void
 relay_end(struct sy_exchange *x)
 {
 	cancel(x);
-	if (x->relay.resp != NULL)
-		evbuffer_free(x->relay.resp);
+	resp_free(x);
 	stream_drop(x);
 }
 

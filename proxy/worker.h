@@ -33,6 +33,7 @@ struct sy_runtime {
 	struct sy_redis_conf redis;	/* where Redis is (startup settings) */
 	struct sy_redis_stats redis_stats;	/* the workers' connections */
 	atomic_uint conns;		/* open client connections, all workers */
+	atomic_size_t buffered;		/* bytes of whole backend answers held */
 	uint32_t boot_id;		/* random, prefixes request ids */
 };
 

@@ -271,5 +271,30 @@ class ConnectionGauge(Fleet):
         self.assertEqual(harness.eventually(gauge, lambda v: v == 0), 0)
 
 
+class BufferedCap(Fleet):
+    def test_an_answer_past_the_global_buffer_cap_is_a_503_with_retry_after(self):
+        body = json.dumps({"id": "c", "object": "chat.completion", "model": "tiny-llama",
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": "x" * 3000}}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                     "total_tokens": 2}}).encode()
+        gw = self.gateway(lambda p, h, b: (200, {"Content-Type": "application/json"}, [body],
+                                           0, False),
+                          route={"retries": {"max": 0}}, top={"limits": {"max_buffered_bytes": 2048}})
+        for _ in range(2):	# the bytes of the first are given back
+            r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+            self.assertEqual(r.status, 503, r.body)
+            self.assertEqual(r.headers.get("retry-after"), "1")
+            self.assertIn("max_buffered_bytes", r.json()["error"]["message"])
+        self.assertEqual([l["status"] for l in gw.log_lines(2)], [503, 503])
+        gw.config["limits"] = {"max_buffered_bytes": 8192}
+        gw.write(gw.config)
+        self.assertEqual(harness.request(gw.admin, "POST", "/admin/reload").status, 200)
+        for _ in range(3):	# each answer's bytes are given back when it is sent
+            r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json()["choices"][0]["message"]["content"], "x" * 3000)
+
+
 if __name__ == "__main__":
     harness.main()
