@@ -52,6 +52,7 @@ struct sy_conn {
 				   so the client sees the response, not a reset */
 	size_t lingered;	/* bytes read away */
 	uint64_t sent;		/* bytes sent on the connection */
+	atomic_uint *peer;	/* its peer's counter, or NULL */
 	int head_started;	/* bytes of the next request have arrived
 				   (or it is the first: head_ms from accept) */
 	int fresh;		/* accepted, and no byte read yet */
@@ -113,6 +114,8 @@ conn_free(struct sy_conn *c)
 	s->nconns--;
 	if (s->opts.conn_count != NULL)
 		atomic_fetch_sub(s->opts.conn_count, 1);
+	if (c->peer != NULL)
+		atomic_fetch_sub(c->peer, 1);
 	sy_sock_free(c->sock);
 	event_free(c->timer);
 	sy_http1_free(&c->msg);
@@ -485,6 +488,28 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	}
 }
 
+/* The counter of sa's address (not its port) among SY_PEER_SLOTS. */
+static atomic_uint *
+peer_slot(atomic_uint *counts, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	size_t n, i;
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	if (sa->sa_family == AF_INET6) {
+		a = (const unsigned char *)
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		n = 16;
+	} else {
+		a = (const unsigned char *)
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		n = 4;
+	}
+	for (i = 0; i < n; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return &counts[h % SY_PEER_SLOTS];
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -511,6 +536,15 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->fresh = 1;
 	conn_arm(c, s->opts.head_ms);
 	sy_sock_read(c->sock, 1, 0);
+	if (s->opts.peer_counts != NULL && s->opts.max_per_peer != 0) {
+		c->peer = peer_slot(s->opts.peer_counts, sa);
+		if (atomic_fetch_add(c->peer, 1) >= s->opts.max_per_peer &&
+		    !over) {
+			conn_reject(c, 503, "too_many_connections",
+			    "too many connections from this address");
+			return;
+		}
+	}
 	if (over)
 		conn_reject(c, 503, "too_many_connections",
 		    "too many connections");

@@ -186,6 +186,26 @@ def exchange(port, data, wait=10.0):
         s.close()
 
 
+def open_connections(gw):
+    """The gauge of open client connections in gw's /metrics."""
+    for line in harness.request(gw.admin, "GET", "/metrics").body.decode().splitlines():
+        if line.startswith("switchyard_client_connections "):
+            return int(line.split()[1])
+    return None
+
+
+def keepalive_get(s, path="/healthz"):
+    """Sends a GET on the open socket s; returns the response's head."""
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+
 class ClientProtocol(Fleet):
     def setUp(self):
         self.gateway(whole(), top={"timeouts": {"client_header_ms": 300, "client_body_ms": 300},
@@ -255,13 +275,7 @@ class RateLimitedBackend(Fleet):
 class ConnectionGauge(Fleet):
     def test_metrics_count_the_open_client_connections(self):
         gw = self.gateway(whole())
-
-        def gauge():
-            for line in harness.request(gw.admin, "GET", "/metrics").body.decode().splitlines():
-                if line.startswith("switchyard_client_connections "):
-                    return int(line.split()[1])
-            return None
-
+        gauge = lambda: open_connections(gw)
         self.assertEqual(harness.eventually(gauge, lambda v: v == 0), 0)
         conns = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
         self.assertEqual(harness.eventually(gauge, lambda v: v == 3), 3)
@@ -294,6 +308,25 @@ class BufferedCap(Fleet):
             r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(r.json()["choices"][0]["message"]["content"], "x" * 3000)
+
+
+class PerPeerLimit(Fleet):
+    def test_connections_from_one_address_past_the_limit_get_a_503(self):
+        gw = self.gateway(whole(), top={"limits": {"max_connections_per_peer": 2}})
+        self.assertEqual(harness.eventually(lambda: open_connections(gw), lambda v: v == 0), 0)
+        held = [socket.create_connection(("127.0.0.1", gw.port), timeout=10) for _ in range(2)]
+        for c in held:	# answered: each is accepted and counted
+            self.addCleanup(c.close)
+            self.assertTrue(keepalive_get(c).startswith(b"HTTP/1.1 200 "))
+        r = harness.request(gw.port, "GET", "/healthz")
+        self.assertEqual(r.status, 503, r.body)
+        self.assertIn("from this address", r.json()["error"]["message"])
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        # The admin listener does not count against it.
+        self.assertEqual(harness.request(gw.admin, "GET", "/healthz").status, 200)
+        held.pop().close()
+        self.assertEqual(harness.eventually(lambda: harness.request(gw.port, "GET", "/healthz")
+                                            .status, lambda s: s == 200), 200)
 
 
 if __name__ == "__main__":
