@@ -209,10 +209,21 @@ whole(struct sy_exchange *x)
 {
 	struct sy_relay_slice *r = &x->relay;
 	struct sy_req *req = &x->req;
-	struct evbuffer *out = evbuffer_new();
+	struct evbuffer *out;
 	char *err = NULL, ra[64];
 	int retryable;
 
+	/* The backend refused the gateway's own credentials: its body may
+	   echo them, so the client hears only that (with the client's own
+	   key, forward_client_key, the refusal is the client's to read). */
+	if ((r->status == 401 || r->status == 403) &&
+	    !req->endpoint->forward_client_key) {
+		snprintf(ra, sizeof ra, "backend refused the gateway's "
+		    "credentials (%d)", r->status);
+		note_failure(x, 502, "bad_gateway", ra);
+		return failed(x, SY_RETRY_ON_5XX);
+	}
+	out = evbuffer_new();
 	/* 529: Anthropic's "overloaded", a 503 by another name. */
 	retryable = r->status == 429 || (r->status >= 500 && r->status <= 504) ||
 	    r->status == 529;

@@ -329,5 +329,44 @@ class PerPeerLimit(Fleet):
                                             .status, lambda s: s == 200), 200)
 
 
+class BackendRefusal(Fleet):
+    SECRET = b'{"error":{"message":"Incorrect API key provided: sk-live-SECRET"}}'
+
+    def refusing(self, status=401, **backend):
+        return self.gateway(lambda p, h, b: (status, {"Content-Type": "application/json"},
+                                             [self.SECRET], 0, False),
+                            route={"retries": {"max": 0}}, **backend)
+
+    def test_a_backends_401_is_a_502_that_does_not_echo_its_body(self):
+        gw = self.refusing()
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 502, r.body)
+        self.assertNotIn(b"SECRET", r.body)
+        self.assertIn("refused the gateway's credentials (401)", r.json()["error"]["message"])
+        status, _, events, body = harness.stream_events(gw.port, "/v1/chat/completions",
+                                                         chat(model="tiny-llama", stream=True))
+        self.assertEqual(status, 502)
+        self.assertNotIn(b"SECRET", body)
+        r = gw.post("/v1/messages", messages(), headers={"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 502, r.body)
+        self.assertEqual(r.json()["type"], "error")
+        lines = gw.log_lines(3)
+        self.assertEqual([l["status"] for l in lines], [502, 502, 502])
+        self.assertIn("401", lines[0]["error"])
+        self.assertNotIn("SECRET", json.dumps(lines))
+
+    def test_a_403_is_not_relayed_either(self):
+        r = self.refusing(403).post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 502, r.body)
+        self.assertIn("(403)", r.json()["error"]["message"])
+
+    def test_with_the_clients_own_key_the_refusal_is_the_clients_to_read(self):
+        gw = self.refusing(forward_client_key=True)
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"),
+                    headers={"Authorization": "Bearer sk-theirs"})
+        self.assertEqual(r.status, 401, r.body)
+        self.assertIn(b"Incorrect API key", r.body)
+
+
 if __name__ == "__main__":
     harness.main()
