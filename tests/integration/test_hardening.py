@@ -242,6 +242,15 @@ class ClientProtocol(Fleet):
         self.assertIn("duplicate", r.json()["error"]["message"])
         self.assertEqual(self.backend.received, [])
 
+    def test_an_absolute_form_target_is_served_as_its_path(self):
+        body = json.dumps(chat(model="tiny-llama")).encode()
+        got = exchange(self.gw.port, b"POST http://gw.example:80/v1/chat/completions HTTP/1.1\r\n"
+                       b"Host: gw.example\r\nConnection: close\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got)
+        self.assertEqual([r["path"] for r in self.backend.received], ["/v1/chat/completions"])
+        self.assertEqual(self.gw.log_lines(1)[-1]["status"], 200)
+
     def test_the_word_model_in_a_message_is_not_a_duplicate(self):
         r = self.gw.post("/v1/chat/completions", chat('which "model" are you?', model="tiny-llama"))
         self.assertEqual(r.status, 200, r.body)
