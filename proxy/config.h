@@ -220,6 +220,8 @@ struct sy_limits {
 	size_t max_body_bytes;		/* default 8 MiB */
 	unsigned max_json_depth;	/* default 64 */
 	unsigned max_connections;	/* client connections, all workers; default 4096 */
+	unsigned max_connections_per_peer;	/* from one address; 0: any */
+	size_t max_buffered_bytes;	/* whole answers held, all workers; 256 MiB */
 };
 
 /* The process's prompt cache store: the memory L1 and Redis (startup only). */

@@ -152,6 +152,7 @@ struct sy_relay_slice {
 					   the client: its SY_RETRY_ON_* class */
 	char retry_after[32];		/* the backend's Retry-After, or "" */
 	struct evbuffer *resp;		/* a whole response's body */
+	size_t held;			/* its bytes counted in rt->buffered */
 	struct sy_framer framer;	/* splits a streamed response */
 	void *stream_state;		/* the adapter's, for this stream */
 	int streaming;

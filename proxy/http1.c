@@ -185,6 +185,35 @@ parse_version(struct sy_http1_msg *m, const char *s)
 	return 0;
 }
 
+/*
+ * The origin-form part of a request target: the target itself, or for an
+ * absolute-form one ("http://host:port/path?q", RFC 9112 3.2.2) its path
+ * and query ("/" when it has none), written in place.  NULL when the
+ * absolute form has no authority.
+ */
+static char *
+absolute_form_path(char *target)
+{
+	char *p;
+	size_t n;
+
+	if (strncasecmp(target, "http://", 7) == 0)
+		n = 7;
+	else if (strncasecmp(target, "https://", 8) == 0)
+		n = 8;
+	else
+		return target;
+	p = target + n + strcspn(target + n, "/?");
+	if (p == target + n)
+		return NULL;
+	if (*p == '/')
+		return p;
+	/* "http://host" or "http://host?q": the authority's last byte
+	   becomes the path's slash. */
+	p[-1] = '/';
+	return p - 1;
+}
+
 /* Parses a request line: method SP request-target SP HTTP-version. */
 static int
 parse_request_line(struct sy_http1_msg *m, char *line)
@@ -212,7 +241,9 @@ parse_request_line(struct sy_http1_msg *m, char *line)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return http1_fail(m, 400, "invalid request target");
 	}
-	m->target = target;
+	m->target = absolute_form_path(target);
+	if (m->target == NULL)
+		return http1_fail(m, 400, "invalid request target");
 	return parse_version(m, sp + 1);
 }
 
@@ -630,6 +661,16 @@ read_chunked(struct sy_http1_msg *m, struct evbuffer *in, struct evbuffer *out)
 			break;
 		}
 	}
+}
+
+uint64_t
+sy_http1_body_declared(const struct sy_http1_msg *m)
+{
+	/* Elsewhere body_left is a line scan's offset, not a promise. */
+	if (m->state == SY_HTTP1_BODY && (!m->chunked ||
+	    m->chunk_state == CHUNK_DATA))
+		return m->body_bytes + (uint64_t)m->body_left;
+	return m->body_bytes;
 }
 
 /* A message whose head is not parsed yet has no body to read: -1. */

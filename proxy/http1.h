@@ -93,6 +93,13 @@ int sy_http1_read_body(struct sy_http1_msg *m, struct evbuffer *in,
     struct evbuffer *out);
 
 /*
+ * The body bytes m has delivered plus those already promised: the rest of
+ * its Content-Length, or of the chunk being read (declared in its size
+ * line).  Lets a reader refuse a body over its limit before it arrives.
+ */
+uint64_t sy_http1_body_declared(const struct sy_http1_msg *m);
+
+/*
  * Tells the parser that the peer closed.  Returns 1 when that ends the
  * message properly (an until_close body), 0 otherwise (truncated).
  */

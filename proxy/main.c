@@ -334,6 +334,8 @@ main(int argc, char **argv)
 	redis_conf(m.cfg, &m.rt.redis);
 	m.rt.cache = sy_cache_new(&m.cfg->cache, &m.rt.redis_stats);
 	atomic_init(&m.rt.conns, 0);
+	atomic_init(&m.rt.buffered, 0);
+	sy_metrics_set_conns(m.rt.metrics, &m.rt.conns);
 	RAND_bytes((unsigned char *)&m.rt.boot_id, sizeof m.rt.boot_id);
 	m.base = event_base_new();
 

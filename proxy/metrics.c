@@ -99,6 +99,7 @@ struct sy_metrics {
 	unsigned nshards;
 	struct sy_metrics_shard *shards;
 	struct sy_hourly_meter hourly;	/* self-hosted cost over the shards */
+	atomic_uint *conns;		/* open client connections, or NULL */
 };
 
 /* Every series merged over the shards, at one scrape. */
@@ -1201,6 +1202,12 @@ hourly_json(struct sy_metrics *m, const struct snapshot *snap)
 	    "models", models);
 }
 
+void
+sy_metrics_set_conns(struct sy_metrics *m, atomic_uint *conns)
+{
+	m->conns = conns;
+}
+
 /*
  * Label values are escaped; a series exists for each name ever recorded and
  * each name of cfg.  Histogram buckets count whole internal buckets, so a
@@ -1237,6 +1244,11 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 		    sy_outlier_ejected);
 		put_gpus(out, cfg);
 	}
+	if (m->conns != NULL)
+		evbuffer_add_printf(out, "# HELP switchyard_client_connections "
+		    "Open client connections, all workers.\n# TYPE "
+		    "switchyard_client_connections gauge\n"
+		    "switchyard_client_connections %u\n", atomic_load(m->conns));
 	sy_cache_prometheus(out);
 	sy_limits_prometheus(out);
 	sy_prefix_prometheus(out);

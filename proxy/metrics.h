@@ -2,6 +2,8 @@
 #ifndef SY_METRICS_H
 #define SY_METRICS_H
 
+#include <stdatomic.h>
+
 #include <jansson.h>
 
 #include "policy.h"
@@ -14,6 +16,12 @@ struct sy_metrics_shard;
 
 /* Creates the metrics of a process with nshards shards (one per worker). */
 struct sy_metrics *sy_metrics_new(unsigned nshards);
+
+/*
+ * Has m report *conns (the open client connections over all workers,
+ * which the caller keeps alive longer than m) as a gauge.
+ */
+void sy_metrics_set_conns(struct sy_metrics *m, atomic_uint *conns);
 
 /* Frees m and its shards (after every worker stopped). */
 void sy_metrics_free(struct sy_metrics *m);

@@ -79,6 +79,41 @@ read_model(struct sy_req *req, const char *text, size_t len, char **err)
 }
 
 /*
+ * Whether text (len bytes, a JSON object) has an object with a name twice
+ * (routing and a backend could read different values of it).  The tree is
+ * built only when a name the gateway reads (n members m) appears more than
+ * once as text; the message is jansson's.
+ */
+static int
+has_duplicate_key(const char *text, size_t len,
+    const struct sy_jscan_member *m, size_t n, json_error_t *jerr)
+{
+	char quoted[40];
+	const char *p, *end = text + len;
+	size_t i, qlen;
+	int seen;
+	json_t *tree;
+
+	for (i = 0; i < n; i++) {
+		qlen = (size_t)snprintf(quoted, sizeof quoted, "\"%s\"",
+		    m[i].key);
+		for (seen = 0, p = text; p < end && seen < 2; p += qlen) {
+			if ((p = memmem(p, (size_t)(end - p), quoted, qlen)) == NULL)
+				break;
+			seen++;
+		}
+		if (seen < 2)
+			continue;
+		if ((tree = json_loadb(text, len, JSON_REJECT_DUPLICATES,
+		    jerr)) == NULL)
+			return 1;
+		json_decref(tree);
+		return 0;
+	}
+	return 0;
+}
+
+/*
  * Checks the request with the JSON scanner, without building a tree:
  * most requests go out as their bytes.
  */
@@ -121,6 +156,8 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 	}
 	if (kind != SY_JSON_OBJECT)
 		return sy_fail(err, "%s", "request body must be a JSON object");
+	if (has_duplicate_key(text, len, m, sizeof m / sizeof m[0], &jerr))
+		return sy_fail(err, "invalid JSON: %s", jerr.text);
 	if (m[0].kind == SY_JSON_NONE)
 		return sy_fail(err, "%s", "'model' is required");
 	if (m[0].kind != SY_JSON_STRING)

@@ -52,6 +52,7 @@ struct sy_conn {
 				   so the client sees the response, not a reset */
 	size_t lingered;	/* bytes read away */
 	uint64_t sent;		/* bytes sent on the connection */
+	atomic_uint *peer;	/* its peer's counter, or NULL */
 	int head_started;	/* bytes of the next request have arrived
 				   (or it is the first: head_ms from accept) */
 	int fresh;		/* accepted, and no byte read yet */
@@ -73,6 +74,8 @@ struct sy_server {
 	TAILQ_HEAD(, sy_conn) conns;
 };
 
+static void conn_reject(struct sy_conn *c, int status, const char *code,
+    const char *message);
 static void conn_read_cb(struct sy_sock *sock, void *arg);
 static void conn_write_cb(struct sy_sock *sock, void *arg);
 static void conn_event_cb(struct sy_sock *sock, enum sy_sock_end why,
@@ -111,6 +114,8 @@ conn_free(struct sy_conn *c)
 	s->nconns--;
 	if (s->opts.conn_count != NULL)
 		atomic_fetch_sub(s->opts.conn_count, 1);
+	if (c->peer != NULL)
+		atomic_fetch_sub(c->peer, 1);
 	sy_sock_free(c->sock);
 	event_free(c->timer);
 	sy_http1_free(&c->msg);
@@ -125,7 +130,13 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sy_conn *c = arg;
 
-	if (c->state != CONN_BUSY)
+	/* A late request is told so; a connection that sent nothing is not. */
+	if ((c->state == CONN_HEAD && c->head_started && !c->fresh) ||
+	    c->state == CONN_BODY)
+		conn_reject(c, 408, "request_timeout", c->state == CONN_BODY ?
+		    "the request body did not arrive in time" :
+		    "the request head did not arrive in time");
+	else if (c->state != CONN_BUSY)
 		conn_free(c);
 }
 
@@ -374,7 +385,8 @@ conn_process(struct sy_conn *c)
 	}
 	if (c->msg.state == SY_HTTP1_BODY) {
 		r = sy_http1_read_body(&c->msg, in, c->body);
-		if (evbuffer_get_length(c->body) > s->opts.max_body) {
+		/* A chunk declared larger than what is left is refused at once. */
+		if (sy_http1_body_declared(&c->msg) > s->opts.max_body) {
 			conn_reject(c, 413, "body_too_large",
 			    "request body is larger than the limit");
 			return;
@@ -476,6 +488,28 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 	}
 }
 
+/* The counter of sa's address (not its port) among SY_PEER_SLOTS. */
+static atomic_uint *
+peer_slot(atomic_uint *counts, const struct sockaddr *sa)
+{
+	const unsigned char *a;
+	size_t n, i;
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	if (sa->sa_family == AF_INET6) {
+		a = (const unsigned char *)
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		n = 16;
+	} else {
+		a = (const unsigned char *)
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+		n = 4;
+	}
+	for (i = 0; i < n; i++)
+		h = (h ^ a[i]) * 16777619u;
+	return &counts[h % SY_PEER_SLOTS];
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -502,6 +536,15 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	c->fresh = 1;
 	conn_arm(c, s->opts.head_ms);
 	sy_sock_read(c->sock, 1, 0);
+	if (s->opts.peer_counts != NULL && s->opts.max_per_peer != 0) {
+		c->peer = peer_slot(s->opts.peer_counts, sa);
+		if (atomic_fetch_add(c->peer, 1) >= s->opts.max_per_peer &&
+		    !over) {
+			conn_reject(c, 503, "too_many_connections",
+			    "too many connections from this address");
+			return;
+		}
+	}
 	if (over)
 		conn_reject(c, 503, "too_many_connections",
 		    "too many connections");

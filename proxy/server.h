@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Slots of the per-peer connection counters (addresses may share one). */
+#define SY_PEER_SLOTS 4096
+
 struct event_base;
 struct evbuffer;
 struct sy_conn;
@@ -57,6 +60,9 @@ struct sy_server_opts {
 	unsigned write_ms;		/* a client not reading for this long is dropped */
 	unsigned max_conns;		/* over all servers sharing conn_count; 0: none */
 	atomic_uint *conn_count;	/* shared counter of open connections, or NULL */
+	unsigned max_per_peer;		/* connections from one address; 0: any */
+	atomic_uint *peer_counts;	/* SY_PEER_SLOTS shared counters by the
+					   address's hash, or NULL */
 	sy_reject_fn on_reject;		/* or NULL; called with the handler's arg */
 };
 

@@ -43,6 +43,14 @@ static const struct sy_conf_row limit_rows[] = {
 	  .offset = offsetof(struct sy_limits, max_connections),
 	  .def.u = 4096, .min = 1, .max = 1048576,
 	  .doc = "client connections, all workers" },
+	{ .name = "max_connections_per_peer", .type = SY_CONF_UINT,
+	  .offset = offsetof(struct sy_limits, max_connections_per_peer),
+	  .def.u = 0, .max = 1048576,
+	  .doc = "client connections from one address; 0: no limit" },
+	{ .name = "max_buffered_bytes", .type = SY_CONF_SIZE,
+	  .offset = offsetof(struct sy_limits, max_buffered_bytes),
+	  .def.u = 268435456, .min = 1, .max = 68719476736ULL,
+	  .doc = "whole backend answers held at once, all workers; more: 503" },
 	{ .name = NULL }
 };
 

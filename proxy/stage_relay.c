@@ -161,7 +161,15 @@ on_body(void *arg, struct evbuffer *data)
 
 	if (!r->streaming) {
 		evbuffer_add_buffer(r->resp, data);
-		if (evbuffer_get_length(r->resp) > RESPONSE_MAX) {
+		r->held += len;
+		if (atomic_fetch_add(&x->w->rt->buffered, len) + len >
+		    x->req.cfg->limits.max_buffered_bytes) {
+			cancel(x);
+			r->transport_failed = 1;
+			sy_drive(x, sy_exchange_fail(x, 503, "server_error",
+			    "overloaded", "the gateway holds too many answers "
+			    "now (limits.max_buffered_bytes)", "Retry-After: 1\r\n"));
+		} else if (evbuffer_get_length(r->resp) > RESPONSE_MAX) {
 			cancel(x);
 			r->transport_failed = 1;
 			sy_drive(x, sy_exchange_fail(x, 502, "server_error",
@@ -201,10 +209,21 @@ whole(struct sy_exchange *x)
 {
 	struct sy_relay_slice *r = &x->relay;
 	struct sy_req *req = &x->req;
-	struct evbuffer *out = evbuffer_new();
+	struct evbuffer *out;
 	char *err = NULL, ra[64];
 	int retryable;
 
+	/* The backend refused the gateway's own credentials: its body may
+	   echo them, so the client hears only that (with the client's own
+	   key, forward_client_key, the refusal is the client's to read). */
+	if ((r->status == 401 || r->status == 403) &&
+	    !req->endpoint->forward_client_key) {
+		snprintf(ra, sizeof ra, "backend refused the gateway's "
+		    "credentials (%d)", r->status);
+		note_failure(x, 502, "bad_gateway", ra);
+		return failed(x, SY_RETRY_ON_5XX);
+	}
+	out = evbuffer_new();
 	/* 529: Anthropic's "overloaded", a 503 by another name. */
 	retryable = r->status == 429 || (r->status >= 500 && r->status <= 504) ||
 	    r->status == 529;
@@ -325,6 +344,20 @@ forwarded(const struct sy_endpoint *ep, const struct sy_http1_msg *head,
 	return o;
 }
 
+/* Frees a whole response's body and gives its bytes back to the global cap. */
+static void
+resp_free(struct sy_exchange *x)
+{
+	struct sy_relay_slice *r = &x->relay;
+
+	if (r->resp == NULL)
+		return;
+	atomic_fetch_sub(&x->w->rt->buffered, r->held);
+	r->held = 0;
+	evbuffer_free(r->resp);
+	r->resp = NULL;
+}
+
 /* Forgets what an earlier try left. */
 static void
 try_reset(struct sy_exchange *x)
@@ -334,10 +367,7 @@ try_reset(struct sy_exchange *x)
 	r->status = 0;
 	r->transport_failed = 0;
 	r->retry_after[0] = '\0';
-	if (r->resp != NULL) {
-		evbuffer_free(r->resp);
-		r->resp = NULL;
-	}
+	resp_free(x);
 	stream_drop(x);
 	if (x->respond.out != NULL)
 		evbuffer_drain(x->respond.out,
@@ -402,8 +432,7 @@ static void
 relay_end(struct sy_exchange *x)
 {
 	cancel(x);
-	if (x->relay.resp != NULL)
-		evbuffer_free(x->relay.resp);
+	resp_free(x);
 	stream_drop(x);
 }
 

@@ -76,8 +76,9 @@ give_up(struct sy_exchange *x)
 	/* How long until an endpoint of the pool rests no more. */
 	snprintf(ra, sizeof ra, "Retry-After: %u\r\n",
 	    sy_outlier_retry_after(x->req.pool));
-	return sy_exchange_fail(x, x->last.status, "server_error", x->last.code,
-	    x->last.msg, x->last.status == 503 ? ra : NULL);
+	return sy_exchange_fail(x, x->last.status, x->last.status == 429 ?
+	    "rate_limit_error" : "server_error", x->last.code, x->last.msg,
+	    x->last.status == 503 || x->last.status == 429 ? ra : NULL);
 }
 
 /* The route's tries failed: its next fallback route, else the reply. */

@@ -328,10 +328,42 @@ waitq_poll_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * Whether every endpoint of pool that could serve rests after a 429 (the
+ * backend's own rate limit): the client hears that, not "unavailable".
+ */
+static int
+pool_rate_limited(const struct sy_pool *pool)
+{
+	const struct sy_endpoint_stats *st;
+	uint64_t now = sy_now_us();
+	unsigned i, limited = 0;
+
+	for (i = 0; pool != NULL && i < pool->nendpoints; i++) {
+		st = pool->endpoints[i]->stats;
+		if (pool->endpoints[i]->weight == 0 ||
+		    atomic_load(&st->unhealthy))
+			continue;
+		if (atomic_load(&st->limited_until_us) <= now ||
+		    atomic_load(&st->ejected_until_us) > now)
+			return 0;
+		limited++;
+	}
+	return limited > 0;
+}
+
 /* The pool cannot take the request: its route's tries have failed. */
 static enum sy_verdict
 pool_failed(struct sy_exchange *x)
 {
+	if (x->last.status == 0 && x->reply.body == NULL &&
+	    pool_rate_limited(x->req.pool)) {
+		x->last.status = 429;
+		x->last.code = "rate_limited";
+		snprintf(x->last.msg, sizeof x->last.msg, "the backend is "
+		    "rate-limiting this gateway; retry after the time "
+		    "Retry-After says");
+	}
 	x->reply.failed = 1;
 	return SY_ANSWER;
 }

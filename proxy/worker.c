@@ -49,6 +49,8 @@ server_opts(struct sy_worker *w, struct sy_server_opts *opts)
 	opts->write_ms = w->cfg->timeouts.idle_ms;
 	opts->max_conns = w->cfg->limits.max_connections;
 	opts->conn_count = &w->rt->conns;
+	opts->max_per_peer = w->cfg->limits.max_connections_per_peer;
+	opts->peer_counts = w->rt->peers;
 }
 
 /* Reads the mailbox: a new snapshot, a drain or a stop. */

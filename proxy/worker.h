@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "redis.h"
+#include "server.h"
 
 struct event;
 struct sy_waitq;
@@ -33,6 +34,8 @@ struct sy_runtime {
 	struct sy_redis_conf redis;	/* where Redis is (startup settings) */
 	struct sy_redis_stats redis_stats;	/* the workers' connections */
 	atomic_uint conns;		/* open client connections, all workers */
+	atomic_size_t buffered;		/* bytes of whole backend answers held */
+	atomic_uint peers[SY_PEER_SLOTS];	/* connections by address hash */
 	uint32_t boot_id;		/* random, prefixes request ids */
 };
 

@@ -160,5 +160,231 @@ class DrainTimeout(Fleet):
                          [(200, "drain timeout"), (503, "drain timeout")])
 
 
+def whole(content="hi"):
+    body = json.dumps({"id": "c", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": content},
+         "finish_reason": "stop"}]}).encode()
+    return lambda p, h, b: (200, {"Content-Type": "application/json"}, [body], 0, False)
+
+
+def exchange(port, data, wait=10.0):
+    """Sends data on a new connection; returns all it gets until closed."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not d:
+                break
+            got += d
+        return got
+    finally:
+        s.close()
+
+
+def open_connections(gw):
+    """The gauge of open client connections in gw's /metrics."""
+    for line in harness.request(gw.admin, "GET", "/metrics").body.decode().splitlines():
+        if line.startswith("switchyard_client_connections "):
+            return int(line.split()[1])
+    return None
+
+
+def keepalive_get(s, path="/healthz"):
+    """Sends a GET on the open socket s; returns the response's head."""
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+    return got
+
+
+class ClientProtocol(Fleet):
+    def setUp(self):
+        self.gateway(whole(), top={"timeouts": {"client_header_ms": 300, "client_body_ms": 300},
+                                   "limits": {"max_body_bytes": 4096}})
+
+    def test_a_head_that_does_not_arrive_in_time_gets_a_408(self):
+        got = exchange(self.gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got)
+        self.assertIn(b"request_timeout", got)
+        self.assertEqual(self.gw.log_lines(1)[-1]["status"], 408)
+
+    def test_a_body_that_does_not_arrive_in_time_gets_a_408(self):
+        got = exchange(self.gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 100\r\n\r\n{\"model\"")
+        self.assertTrue(got.startswith(b"HTTP/1.1 408 "), got)
+        self.assertIn(b"request body did not arrive in time", got)
+
+    def test_a_connection_that_sent_nothing_is_closed_without_a_response(self):
+        self.assertEqual(exchange(self.gw.port, b""), b"")
+
+    def test_a_chunk_declared_larger_than_the_limit_is_refused_before_it_arrives(self):
+        # The chunk's bytes never come: the 413 is the answer to its size
+        # line, not to a body timeout (which would be a 408).
+        got = exchange(self.gw.port, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n100000\r\n{\"model\"")
+        self.assertTrue(got.startswith(b"HTTP/1.1 413 "), got)
+        self.assertIn(b"body_too_large", got)
+
+    def test_a_body_naming_the_model_twice_is_a_400(self):
+        r = harness.request(self.gw.port, "POST", "/v1/chat/completions",
+                            b'{"model":"tiny-llama","messages":[{"role":"user","content":"hi"}],'
+                            b'"model":"other"}', {"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r.body)
+        self.assertIn("duplicate", r.json()["error"]["message"])
+        self.assertEqual(self.backend.received, [])
+
+    def test_an_absolute_form_target_is_served_as_its_path(self):
+        body = json.dumps(chat(model="tiny-llama")).encode()
+        got = exchange(self.gw.port, b"POST http://gw.example:80/v1/chat/completions HTTP/1.1\r\n"
+                       b"Host: gw.example\r\nConnection: close\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got)
+        self.assertEqual([r["path"] for r in self.backend.received], ["/v1/chat/completions"])
+        self.assertEqual(self.gw.log_lines(1)[-1]["status"], 200)
+
+    def test_the_word_model_in_a_message_is_not_a_duplicate(self):
+        r = self.gw.post("/v1/chat/completions", chat('which "model" are you?', model="tiny-llama"))
+        self.assertEqual(r.status, 200, r.body)
+
+
+class RateLimitedBackend(Fleet):
+    def test_the_only_endpoints_429_is_passed_on_with_the_time_left(self):
+        gw = self.gateway(lambda p, h, b: (
+            429, {"Content-Type": "application/json", "Retry-After": "30"},
+            [b'{"error":{"message":"slow down","type":"x"}}'], 0, False),
+            route={"retries": {"max": 1}})
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 429, r.body)
+        self.assertEqual(r.headers.get("retry-after"), "30")
+        time.sleep(1.1)
+        # The endpoint rests: the gateway answers for it, with the time left.
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 429, r.body)
+        self.assertLessEqual(int(r.headers.get("retry-after")), 29)
+        self.assertGreaterEqual(int(r.headers.get("retry-after")), 1)
+        self.assertEqual(r.json()["error"]["code"], "rate_limited")
+        self.assertEqual(r.json()["error"]["type"], "rate_limit_error")
+        r = gw.post("/v1/messages", messages(), headers={"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 429, r.body)
+        self.assertEqual(r.json()["error"]["type"], "rate_limit_error")
+        self.assertIn("retry-after", r.headers)
+        self.assertEqual(len(self.backend.received), 1)
+        self.assertEqual([l["status"] for l in gw.log_lines(3)], [429, 429, 429])
+
+
+class ConnectionGauge(Fleet):
+    def test_metrics_count_the_open_client_connections(self):
+        gw = self.gateway(whole())
+        gauge = lambda: open_connections(gw)
+        self.assertEqual(harness.eventually(gauge, lambda v: v == 0), 0)
+        conns = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+        self.assertEqual(harness.eventually(gauge, lambda v: v == 3), 3)
+        # Admin connections (the scrapes themselves) are not counted.
+        for c in conns:
+            c.close()
+        self.assertEqual(harness.eventually(gauge, lambda v: v == 0), 0)
+
+
+class BufferedCap(Fleet):
+    def test_an_answer_past_the_global_buffer_cap_is_a_503_with_retry_after(self):
+        body = json.dumps({"id": "c", "object": "chat.completion", "model": "tiny-llama",
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": "x" * 3000}}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+                                     "total_tokens": 2}}).encode()
+        gw = self.gateway(lambda p, h, b: (200, {"Content-Type": "application/json"}, [body],
+                                           0, False),
+                          route={"retries": {"max": 0}}, top={"limits": {"max_buffered_bytes": 2048}})
+        for _ in range(2):	# the bytes of the first are given back
+            r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+            self.assertEqual(r.status, 503, r.body)
+            self.assertEqual(r.headers.get("retry-after"), "1")
+            self.assertIn("max_buffered_bytes", r.json()["error"]["message"])
+        self.assertEqual([l["status"] for l in gw.log_lines(2)], [503, 503])
+        gw.config["limits"] = {"max_buffered_bytes": 8192}
+        gw.write(gw.config)
+        self.assertEqual(harness.request(gw.admin, "POST", "/admin/reload").status, 200)
+        for _ in range(3):	# each answer's bytes are given back when it is sent
+            r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json()["choices"][0]["message"]["content"], "x" * 3000)
+
+
+class PerPeerLimit(Fleet):
+    def test_connections_from_one_address_past_the_limit_get_a_503(self):
+        gw = self.gateway(whole(), top={"limits": {"max_connections_per_peer": 2}})
+        held = []
+        deadline = time.time() + 10
+        # Two connections held, each answered (so accepted and counted).  A
+        # worker may still hold the harness's readiness probe at first: a
+        # connection refused then is tried again.
+        while len(held) < 2 and time.time() < deadline:
+            c = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+            self.addCleanup(c.close)
+            if keepalive_get(c).startswith(b"HTTP/1.1 200 "):
+                held.append(c)
+            else:
+                c.close()
+                time.sleep(0.05)
+        self.assertEqual(len(held), 2)
+        r = harness.request(gw.port, "GET", "/healthz")
+        self.assertEqual(r.status, 503, r.body)
+        self.assertIn("from this address", r.json()["error"]["message"])
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        # The admin listener does not count against it.
+        self.assertEqual(harness.request(gw.admin, "GET", "/healthz").status, 200)
+        held.pop().close()
+        self.assertEqual(harness.eventually(lambda: harness.request(gw.port, "GET", "/healthz")
+                                            .status, lambda s: s == 200), 200)
+
+
+class BackendRefusal(Fleet):
+    SECRET = b'{"error":{"message":"Incorrect API key provided: sk-live-SECRET"}}'
+
+    def refusing(self, status=401, **backend):
+        return self.gateway(lambda p, h, b: (status, {"Content-Type": "application/json"},
+                                             [self.SECRET], 0, False),
+                            route={"retries": {"max": 0}}, **backend)
+
+    def test_a_backends_401_is_a_502_that_does_not_echo_its_body(self):
+        gw = self.refusing()
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 502, r.body)
+        self.assertNotIn(b"SECRET", r.body)
+        self.assertIn("refused the gateway's credentials (401)", r.json()["error"]["message"])
+        status, _, events, body = harness.stream_events(gw.port, "/v1/chat/completions",
+                                                         chat(model="tiny-llama", stream=True))
+        self.assertEqual(status, 502)
+        self.assertNotIn(b"SECRET", body)
+        r = gw.post("/v1/messages", messages(), headers={"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 502, r.body)
+        self.assertEqual(r.json()["type"], "error")
+        lines = gw.log_lines(3)
+        self.assertEqual([l["status"] for l in lines], [502, 502, 502])
+        self.assertIn("401", lines[0]["error"])
+        self.assertNotIn("SECRET", json.dumps(lines))
+
+    def test_a_403_is_not_relayed_either(self):
+        r = self.refusing(403).post("/v1/chat/completions", chat(model="tiny-llama"))
+        self.assertEqual(r.status, 502, r.body)
+        self.assertIn("(403)", r.json()["error"]["message"])
+
+    def test_with_the_clients_own_key_the_refusal_is_the_clients_to_read(self):
+        gw = self.refusing(forward_client_key=True)
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama"),
+                    headers={"Authorization": "Bearer sk-theirs"})
+        self.assertEqual(r.status, 401, r.body)
+        self.assertIn(b"Incorrect API key", r.body)
+
+
 if __name__ == "__main__":
     harness.main()

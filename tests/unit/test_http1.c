@@ -9,6 +9,7 @@
 
 #include "http1.h"
 #include "sy_test.h"
+#include "util.h"
 
 /* How a connection runs the parser over its input. */
 struct run {
@@ -754,6 +755,54 @@ SY_TEST(malformed_responses_are_502)
 	    502);
 }
 
+SY_TEST(a_chunk_counts_as_declared_before_it_arrives)
+{
+	struct sy_http1_msg m;
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+
+	sy_http1_init(&m, SY_HTTP1_REQUEST, 0, 0);
+	SY_ADD_LIT(in, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\r\n10");
+	SY_CHECK_INT(sy_http1_parse_head(&m, in), 1);
+	SY_CHECK_INT(sy_http1_read_body(&m, in, out), 0);
+	SY_CHECK_INT((int)sy_http1_body_declared(&m), 3);	/* a partial size line */
+	SY_ADD_LIT(in, "0\r\nx");
+	SY_CHECK_INT(sy_http1_read_body(&m, in, out), 0);
+	SY_CHECK_INT((int)sy_http1_body_declared(&m), 3 + 0x100);
+	sy_http1_free(&m);
+	evbuffer_free(in);
+	evbuffer_free(out);
+}
+
+SY_TEST(an_absolute_form_target_is_read_as_its_path)
+{
+	static const struct { const char *line, *target; } cases[] = {
+		{ "POST http://gw:8080/v1/chat/completions?a=1 HTTP/1.1",
+		  "/v1/chat/completions?a=1" },
+		{ "GET HTTPS://gw/healthz HTTP/1.1", "/healthz" },
+		{ "GET http://gw HTTP/1.1", "/" },
+		{ "GET http://gw?x=1 HTTP/1.1", "/?x=1" },
+		{ "GET /plain HTTP/1.1", "/plain" }
+	};
+	struct sy_http1_msg m;
+	struct evbuffer *in = evbuffer_new();
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		sy_http1_init(&m, SY_HTTP1_REQUEST, 0, 0);
+		evbuffer_add_printf(in, "%s\r\nHost: gw\r\n\r\n", cases[i].line);
+		SY_CHECK_INT(sy_http1_parse_head(&m, in), 1);
+		SY_CHECK_STR(m.target, cases[i].target);
+		sy_http1_free(&m);
+	}
+	sy_http1_init(&m, SY_HTTP1_REQUEST, 0, 0);
+	SY_ADD_LIT(in, "GET http:///x HTTP/1.1\r\n\r\n");
+	SY_CHECK_INT(sy_http1_parse_head(&m, in), -1);
+	SY_CHECK_INT(m.error_status, 400);
+	sy_http1_free(&m);
+	evbuffer_free(in);
+}
+
 SY_TEST(errors_carry_a_message)
 {
 	struct sy_http1_msg m;
@@ -1041,6 +1090,8 @@ main(void)
 	SY_RUN(malformed_chunks_are_400);
 	SY_RUN(chunk_size_above_two_to_the_62_is_413);
 	SY_RUN(malformed_responses_are_502);
+	SY_RUN(a_chunk_counts_as_declared_before_it_arrives);
+	SY_RUN(an_absolute_form_target_is_read_as_its_path);
 	SY_RUN(errors_carry_a_message);
 	SY_RUN(read_body_leaves_the_next_message_in_place);
 	SY_RUN(read_body_waits_on_a_partial_chunk_size);
