@@ -1,4 +1,7 @@
-/* sy-sim: the OpenAI wire protocol, shaped like llama.cpp's server. */
+/*
+ * sy-sim: the OpenAI wire protocol, shaped like llama.cpp's server, or as
+ * the replica's dialect says: api.openai.com, vLLM, llama.cpp or SGLang.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,53 @@
 /* Appends a string literal. */
 #define ADD(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
 
+#define FINISH_COMPLETIONS	1
+#define FINISH_CHAT		2
+
+/* The dialect job answers in (the replica's). */
+#define DIALECT(job) ((enum sim_dialect)(job)->r->p.dialect)
+
+/*
+ * What tells one server from another.  sim is sy-sim's own shape, the
+ * plainest; the others follow the servers' recorded or documented answers.
+ */
+struct dialect {
+	const char *fingerprint;	/* system_fingerprint; NULL: none */
+	const char *role_delta;		/* the first delta; NULL: no role chunk */
+	int timings;			/* llama.cpp's timings on the last chunk */
+	int usage_null;			/* "usage":null on chunks (include_usage) */
+	int usage_on_finish;		/* always usage on the last finish chunk:
+					   FINISH_COMPLETIONS, FINISH_CHAT */
+	int obfuscation;		/* OpenAI's padding member on chunks */
+	const char *stop_member;	/* names the stop string that ended it */
+	int done_after_error;		/* [DONE] follows a stream error */
+};
+
+static const struct dialect dialects[] = {
+	[SIM_DIALECT_SIM] = { SIM_FINGERPRINT,
+	    "{\"role\":\"assistant\",\"content\":null}", 1, 0,
+	    FINISH_COMPLETIONS, 0, NULL,
+	    0 },
+	[SIM_DIALECT_OPENAI] = { "fp_5e1a2f9c3b",
+	    "{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+	    0, 1, 0, 1, NULL, 0 },
+	[SIM_DIALECT_VLLM] = { NULL,
+	    "{\"role\":\"assistant\",\"content\":\"\"}", 0, 1, 0, 0,
+	    "stop_reason", 1 },
+	[SIM_DIALECT_LLAMACPP] = { "b0-unknown", NULL, 1, 0,
+	    FINISH_COMPLETIONS | FINISH_CHAT, 0, NULL, 1 },
+	[SIM_DIALECT_SGLANG] = { NULL,
+	    "{\"role\":\"assistant\",\"content\":\"\"}", 0, 1, 0, 0,
+	    "matched_stop", 1 },
+};
+
+/* The traits of job's dialect. */
+static const struct dialect *
+dialect(const struct sim_job *job)
+{
+	return (&dialects[DIALECT(job)]);
+}
+
 static const struct sim_route openai_routes[] = {
 	{ "/v1/chat/completions", EVHTTP_REQ_POST, SIM_CALL_CHAT, 0 },
 	{ "/v1/completions", EVHTTP_REQ_POST, SIM_CALL_COMPLETION, 0 },
@@ -26,6 +76,35 @@ static const struct sim_route openai_routes[] = {
 /* ==== Requests ==== */
 
 /* Reads max_tokens, stream and stream_options of body into job. */
+/* Reads "stop": a string or an array of strings; 0, or -1 with err. */
+static int
+openai_stops(struct sim_job *job, json_t *v, struct sim_error *err)
+{
+	json_t	*s;
+	size_t	 i;
+
+	if (v == NULL || json_is_null(v))
+		return (0);
+	if (json_is_string(v)) {
+		sim_job_stop(job, json_string_value(v), json_string_length(v));
+		return (0);
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, s)
+			if (!json_is_string(s))
+				break;
+		if (i == json_array_size(v)) {
+			json_array_foreach(v, i, s)
+				sim_job_stop(job, json_string_value(s),
+				    json_string_length(s));
+			return (0);
+		}
+	}
+	sim_error_set(err, 400, "invalid_request_error",
+	    "'stop' must be a string or an array of strings");
+	return (-1);
+}
+
 static int
 openai_gen_options(struct sim_job *job, json_t *body, struct sim_error *err)
 {
@@ -63,7 +142,7 @@ openai_gen_options(struct sim_job *job, json_t *body, struct sim_error *err)
 		v = json_object_get(opts, "include_usage");
 		job->include_usage = v != NULL && json_is_true(v);
 	}
-	return (0);
+	return (openai_stops(job, json_object_get(body, "stop"), err));
 }
 
 /* Tokenizes the content of message number i into tok. */
@@ -370,35 +449,86 @@ openai_reason(struct sim_seq *seq, struct evbuffer *out)
 		ADD(out, "\"length\"");
 }
 
-/* Appends the generated text of seq so far. */
+/* Appends the generated text of seq so far, up to a stop sequence. */
 static void
 openai_text(struct sim_seq *seq, struct evbuffer *out)
 {
-	const char	*w;
-	size_t		 len;
-	unsigned	 i;
-
-	for (i = 0; i < seq->produced; i++) {
-		w = sim_word(seq->hash, i, &len);
-		evbuffer_add(out, w, len);
-	}
+	sim_seq_text(seq, 1, out);
 }
 
-/* Appends the fields every chunk of job ends with, and the closing brace. */
+/* Appends "system_fingerprint" (after a comma) when the dialect has one. */
 static void
-openai_chunk_tail(struct sim_job *job, struct evbuffer *out)
+openai_fingerprint(struct sim_job *job, struct evbuffer *out)
 {
+	const char	*fp = dialect(job)->fingerprint;
+
+	if (fp == NULL)
+		return;
+	ADD(out, ",\"system_fingerprint\":\"");
+	evbuffer_add(out, fp, strlen(fp));
+	ADD(out, "\"");
+}
+
+/*
+ * Appends the fields every chunk of job ends with (not the closing brace);
+ * usage_chunk: the chunk that carries the usage.
+ */
+static void
+openai_chunk_tail(struct sim_job *job, int usage_chunk, struct evbuffer *out)
+{
+	const struct dialect	*d = dialect(job);
+	static const char	 pad[] = "abcdefghijklmnopqrstuvwxyzABCDEF";
+	uint64_t		 h;
+	unsigned		 i, n;
+
 	ADD(out, ",\"created\":");
 	sim_put_uint(out, (uint64_t)time(NULL));
 	ADD(out, ",\"id\":\"");
 	openai_id(job, out);
 	ADD(out, "\",");
 	openai_model(job, out);
-	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
+	openai_fingerprint(job, out);
+	ADD(out, ",\"object\":");
 	if (job->call == SIM_CALL_CHAT)
 		ADD(out, "\"chat.completion.chunk\"");
 	else
 		ADD(out, "\"text_completion\"");
+	if (d->usage_null && job->include_usage && !usage_chunk)
+		ADD(out, ",\"usage\":null");
+	if (d->obfuscation) {
+		/* Pads chunks to hide their lengths: 1 to 12 characters. */
+		h = sim_mix64(job->id ^ (uint64_t)job->emitted << 32 ^
+		    evbuffer_get_length(out));
+		n = 1 + (unsigned)(h % 12);
+		ADD(out, ",\"obfuscation\":\"");
+		for (i = 0; i < n; i++, h >>= 5)
+			evbuffer_add(out, &pad[h & 31], 1);
+		ADD(out, "\"");
+	}
+}
+
+/*
+ * Appends ,"stop_reason":... (or the dialect's name for it) for seq: the
+ * stop string that ended it, else null.  Nothing in dialects without one.
+ */
+static void
+openai_stop_member(struct sim_job *job, struct sim_seq *seq,
+    struct evbuffer *out)
+{
+	const char	*name = dialect(job)->stop_member, *stop;
+
+	if (name == NULL)
+		return;
+	ADD(out, ",\"");
+	evbuffer_add(out, name, strlen(name));
+	ADD(out, "\":");
+	if (seq->stop && seq->stop_seq != 0) {
+		stop = job->stops[seq->stop_seq - 1];
+		ADD(out, "\"");
+		sim_json_escape(out, stop, strlen(stop));
+		ADD(out, "\"");
+	} else
+		ADD(out, "null");
 }
 
 /* Appends the base64 form of the len bytes at p. */
@@ -487,6 +617,7 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 		if (chat) {
 			ADD(out, "{\"finish_reason\":");
 			openai_reason(seq, out);
+			openai_stop_member(job, seq, out);
 			ADD(out, ",\"index\":");
 			sim_put_uint(out, i);
 			ADD(out, ",\"message\":{\"role\":\"assistant\","
@@ -500,6 +631,7 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 			sim_put_uint(out, i);
 			ADD(out, ",\"logprobs\":null,\"finish_reason\":");
 			openai_reason(seq, out);
+			openai_stop_member(job, seq, out);
 			ADD(out, "}");
 		}
 	}
@@ -507,7 +639,8 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 	sim_put_uint(out, (uint64_t)time(NULL));
 	ADD(out, ",");
 	openai_model(job, out);
-	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
+	openai_fingerprint(job, out);
+	ADD(out, ",\"object\":");
 	if (chat)
 		ADD(out, "\"chat.completion\",");
 	else
@@ -515,8 +648,11 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 	openai_usage(job, out);
 	ADD(out, ",\"id\":\"");
 	openai_id(job, out);
-	ADD(out, "\",");
-	openai_timings(job, out);
+	ADD(out, "\"");
+	if (dialect(job)->timings) {
+		ADD(out, ",");
+		openai_timings(job, out);
+	}
 	ADD(out, "}");
 }
 
@@ -524,11 +660,15 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 static void
 openai_stream_head(struct sim_job *job, struct evbuffer *out)
 {
-	if (job->call != SIM_CALL_CHAT)
+	const char	*role = dialect(job)->role_delta;
+
+	if (job->call != SIM_CALL_CHAT || role == NULL)
 		return;
 	ADD(out, "data: {\"choices\":[{\"finish_reason\":null,\"index\":0,"
-	    "\"delta\":{\"role\":\"assistant\",\"content\":null}}]");
-	openai_chunk_tail(job, out);
+	    "\"delta\":");
+	evbuffer_add(out, role, strlen(role));
+	ADD(out, "}]");
+	openai_chunk_tail(job, 0, out);
 	ADD(out, "}\n\n");
 }
 
@@ -540,7 +680,7 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 	const char	*w;
 	size_t		 len;
 
-	w = sim_word(seq->hash, seq->produced - 1, &len);
+	w = sim_seq_piece(seq, seq->produced - 1, 1, &len);
 	if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
 		    "\"index\":");
@@ -555,21 +695,35 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 		sim_put_uint(out, seq->index);
 		ADD(out, ",\"logprobs\":null,\"finish_reason\":null}]");
 	}
-	openai_chunk_tail(job, out);
+	openai_chunk_tail(job, 0, out);
 	ADD(out, "}\n\n");
 }
 
 /*
+ * Whether the last finish chunk of job carries the usage: completions
+ * always (as llama.cpp does; sy-sim's own shape too), llama.cpp's chat too.
+ */
+static int
+openai_usage_on_finish(struct sim_job *job)
+{
+	return ((dialect(job)->usage_on_finish & (job->call == SIM_CALL_CHAT ?
+	    FINISH_CHAT : FINISH_COMPLETIONS)) != 0);
+}
+
+/*
  * Appends the event ending seq; the last one of job carries the timings
- * and, for completions, the usage (as llama.cpp does).
+ * (sy-sim, llama.cpp) and, as openai_usage_on_finish says, the usage.
  */
 static void
 openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
     struct evbuffer *out)
 {
+	int	usage = last && openai_usage_on_finish(job);
+
 	if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":");
 		openai_reason(seq, out);
+		openai_stop_member(job, seq, out);
 		ADD(out, ",\"index\":");
 		sim_put_uint(out, seq->index);
 		ADD(out, ",\"delta\":{}}]");
@@ -578,43 +732,75 @@ openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
 		sim_put_uint(out, seq->index);
 		ADD(out, ",\"logprobs\":null,\"finish_reason\":");
 		openai_reason(seq, out);
+		openai_stop_member(job, seq, out);
 		ADD(out, "}]");
 	}
-	openai_chunk_tail(job, out);
-	if (last && job->call != SIM_CALL_CHAT) {
+	openai_chunk_tail(job, usage, out);
+	if (usage) {
 		ADD(out, ",");
 		openai_usage(job, out);
 	}
-	if (last) {
+	if (last && dialect(job)->timings) {
 		ADD(out, ",");
 		openai_timings(job, out);
 	}
 	ADD(out, "}\n\n");
 }
 
-/* Appends the end of a stream: the usage chunk if asked for, then [DONE]. */
+/*
+ * Appends the end of a stream: the usage chunk if asked for (unless the
+ * finish chunk carried it), then [DONE].
+ */
 static void
 openai_stream_end(struct sim_job *job, struct evbuffer *out)
 {
-	if (job->include_usage) {
+	if (job->include_usage && !openai_usage_on_finish(job)) {
 		ADD(out, "data: {\"choices\":[]");
-		openai_chunk_tail(job, out);
+		openai_chunk_tail(job, 1, out);
 		ADD(out, ",");
 		openai_usage(job, out);
-		ADD(out, ",");
-		openai_timings(job, out);
+		if (dialect(job)->timings) {
+			ADD(out, ",");
+			openai_timings(job, out);
+		}
 		ADD(out, "}\n\n");
 	}
 	ADD(out, "data: [DONE]\n\n");
 }
 
-/* Appends an error event in the middle of a stream (no [DONE] follows). */
+/*
+ * Appends an error in the middle of a stream as the dialect sends one:
+ * llama.cpp an "error:" line, the others a data event with an error
+ * object; vLLM, SGLang and llama.cpp then send [DONE].
+ */
 static void
 openai_stream_error(struct sim_job *job, struct evbuffer *out)
 {
-	ADD(out, "data: {\"error\":{\"code\":500,\"message\":"
-	    "\"injected fault: error in the middle of the stream\",\"type\":"
-	    "\"server_error\"}}\n\n");
+	switch (DIALECT(job)) {
+	case SIM_DIALECT_LLAMACPP:
+		ADD(out, "error: {\"code\":500,\"message\":\"injected fault: "
+		    "context shift is disabled\",\"type\":\"server_error\"}"
+		    "\n\n");
+		break;
+	case SIM_DIALECT_VLLM:
+	case SIM_DIALECT_SGLANG:
+		ADD(out, "data: {\"error\":{\"object\":\"error\",\"message\":"
+		    "\"injected fault: error in the middle of the stream\","
+		    "\"type\":\"InternalServerError\",\"param\":null,"
+		    "\"code\":500}}\n\n");
+		break;
+	case SIM_DIALECT_OPENAI:
+		ADD(out, "data: {\"error\":{\"message\":\"injected fault: "
+		    "error in the middle of the stream\",\"type\":"
+		    "\"server_error\",\"param\":null,\"code\":null}}\n\n");
+		break;
+	default:
+		ADD(out, "data: {\"error\":{\"code\":500,\"message\":"
+		    "\"injected fault: error in the middle of the stream\","
+		    "\"type\":\"server_error\"}}\n\n");
+	}
+	if (dialect(job)->done_after_error)
+		ADD(out, "data: [DONE]\n\n");
 }
 
 /* Appends the error body of err; its status is sent as is. */
@@ -695,3 +881,6 @@ const struct sim_proto sim_proto_openai = {
 	.stream_end = openai_stream_end,
 	.stream_error = openai_stream_error,
 };
+
+const char *const sim_dialect_names[] = { "sim", "openai", "vllm",
+    "llama.cpp", "sglang", NULL };
