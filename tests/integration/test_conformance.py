@@ -1,5 +1,7 @@
 """The conformance matrix: every backend dialect x client API x write
-pattern x {whole, streamed} x outcome, generated from the tables below.
+pattern x {whole, streamed} x outcome (answer, tool call where the backend
+makes them, mid-stream error, backend drop, client disconnect), generated
+from the tables below.
 
 One sy-sim serves every cell: a replica per (dialect, write pattern,
 fault), each behind its own gateway backend and route (with the prompt
@@ -25,7 +27,8 @@ TOKENS = 6			# every answer's length: max_tokens
 ERROR_AFTER = 2			# tokens before a mid-stream error or a drop
 
 # Backend dialects: (name, backend kind, sy-sim dialect, URL suffix,
-# client APIs it serves).  TGI's whole answers carry no prompt token count
+# client APIs it serves).  Tool calls: sy-sim's OpenAI protocol answers
+# them (TOOLS), its Anthropic, TGI and Ollama protocols do not.  TGI's whole answers carry no prompt token count
 # (switchyard asks for no decoder_input_details): see WHOLE_WITHOUT_PROMPT.
 ALL_CLIENTS = ("chat", "completions", "messages")
 BACKENDS = [
@@ -38,6 +41,11 @@ BACKENDS = [
     ("ollama", "ollama", "sim", "", ALL_CLIENTS),
 ]
 WHOLE_WITHOUT_PROMPT = {"tgi"}
+TOOLS = {"llama_cpp", "vllm", "openai", "sglang"}
+# The prompt cache keeps whole answers from streams of text only: a
+# streamed tool call is not stored (a miss next time, never a wrong hit).
+STREAMS_CACHED = {"answer"}
+TOOL_CLIENTS = ("chat", "messages")
 PATTERNS = ("per_event", "coalesced", "split")
 # Faults of a replica, by the outcome they make.
 FAULTS = {
@@ -46,11 +54,14 @@ FAULTS = {
     "backend_drop": {"drop_after_tokens": ERROR_AFTER},
     "client_disconnect": {"slow_stream_ms": 25},
 }
+# Outcomes answered by a replica of another outcome's faults.
+REPLICA_OF = {"tool_call": "answer"}
 # (mode, outcome) pairs that exist: an error in the middle and a client
 # leaving half way are stream things.
 CASES = [("whole", "answer"), ("whole", "backend_drop"),
          ("streamed", "answer"), ("streamed", "midstream_error"),
-         ("streamed", "backend_drop"), ("streamed", "client_disconnect")]
+         ("streamed", "backend_drop"), ("streamed", "client_disconnect"),
+         ("whole", "tool_call"), ("streamed", "tool_call")]
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions",
          "messages": "/v1/messages"}
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
@@ -105,17 +116,30 @@ def setUpModule():
                        env={"SY_TEST_ANTHROPIC_KEY": "sk-ant-test"})
 
 
-def body_of(client, model, prompt, stream):
+def body_of(client, model, prompt, stream, tool=False):
     if client == "completions":
         b = {"model": model, "prompt": prompt, "max_tokens": TOKENS, "temperature": 0}
     else:
         b = {"model": model, "max_tokens": TOKENS, "temperature": 0,
              "messages": [{"role": "user", "content": prompt}]}
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    if tool and client == "chat":
+        b["tools"] = [{"type": "function", "function": {"name": "lookup", "parameters": schema}}]
+    elif tool:
+        b["tools"] = [{"name": "lookup", "description": "Looks q up.", "input_schema": schema}]
     if stream:
         b["stream"] = True
         if client != "messages":
             b["stream_options"] = {"include_usage": True}
     return b
+
+
+def anthropic_prompt(usage):
+    """The prompt tokens of an Anthropic usage object: input_tokens leaves
+    out the tokens read from the cache."""
+    if usage["input_tokens"] is None:
+        return None
+    return usage["input_tokens"] + (usage.get("cache_read_input_tokens") or 0)
 
 
 def sim_tokens(port):
@@ -137,23 +161,38 @@ class Case(unittest.TestCase):
 
     # ---- what a client of each API must get ----
 
-    def whole_answer(self, client, r):
-        """(text, prompt tokens, completion tokens) of a whole answer."""
+    def whole_answer(self, client, r, tool=False):
+        """(text, prompt tokens, completion tokens) of a whole answer; the
+        text of a tool call is its argument q."""
         self.assertEqual(r.status, 200, r.body)
         j = r.json()
         if client == "messages":
             self.assertEqual((j["type"], j["role"]), ("message", "assistant"))
-            self.assertIn(j["stop_reason"], ("end_turn", "max_tokens"))
-            text = "".join(c["text"] for c in j["content"] if c["type"] == "text")
-            return text, j["usage"]["input_tokens"], j["usage"]["output_tokens"]
+            if tool:
+                self.assertEqual(j["stop_reason"], "tool_use")
+                calls = [c for c in j["content"] if c["type"] == "tool_use"]
+                self.assertEqual([c["name"] for c in calls], ["lookup"])
+                self.assertTrue(calls[0]["id"])
+                text = calls[0]["input"]["q"]
+            else:
+                self.assertIn(j["stop_reason"], ("end_turn", "max_tokens"))
+                text = "".join(c["text"] for c in j["content"] if c["type"] == "text")
+            return text, anthropic_prompt(j["usage"]), j["usage"]["output_tokens"]
         choice = j["choices"][0]
+        if tool:
+            self.assertEqual(choice["finish_reason"], "tool_calls")
+            call = choice["message"]["tool_calls"][0]
+            self.assertEqual((call["type"], call["function"]["name"]), ("function", "lookup"))
+            text = json.loads(call["function"]["arguments"])["q"]
+            return text, j["usage"]["prompt_tokens"], j["usage"]["completion_tokens"]
         self.assertIn(choice["finish_reason"], ("stop", "length"))
         text = choice["message"]["content"] if client == "chat" else choice["text"]
         self.assertEqual(j["object"], "chat.completion" if client == "chat" else "text_completion")
         return text, j["usage"]["prompt_tokens"], j["usage"]["completion_tokens"]
 
-    def streamed_answer(self, client, r):
-        """(text, prompt tokens, completion tokens) of a whole stream."""
+    def streamed_answer(self, client, r, tool=False):
+        """(text, prompt tokens, completion tokens) of a whole stream; the
+        text of a tool call is its argument q."""
         self.assertEqual(r.status, 200, r.body)
         events = harness.parse_sse(r.body)
         if client == "messages":
@@ -164,22 +203,37 @@ class Case(unittest.TestCase):
             data = [json.loads(e["data"]) for e in events]
             text = "".join(d["delta"].get("text", "") for d in data
                            if d["type"] == "content_block_delta")
+            if tool:
+                blocks = [d["content_block"] for d in data if d["type"] == "content_block_start"]
+                self.assertEqual([(b["type"], b["name"]) for b in blocks if b["type"] != "text"],
+                                 [("tool_use", "lookup")])
+                text = json.loads("".join(d["delta"].get("partial_json", "") for d in data
+                                          if d["type"] == "content_block_delta"))["q"]
             start_usage = data[0]["message"]["usage"]
             delta = [d for d in data if d["type"] == "message_delta"][0]
-            self.assertIn(delta["delta"]["stop_reason"], ("end_turn", "max_tokens"))
-            prompt = delta["usage"].get("input_tokens", start_usage["input_tokens"])
-            return text, prompt, delta["usage"]["output_tokens"]
+            self.assertIn(delta["delta"]["stop_reason"],
+                          ("tool_use",) if tool else ("end_turn", "max_tokens"))
+            usage = dict(start_usage, **{k: v for k, v in delta["usage"].items() if v is not None})
+            return text, anthropic_prompt(usage), delta["usage"]["output_tokens"]
         self.assertEqual(events[-1]["data"], "[DONE]")
         chunks = [json.loads(e["data"]) for e in events[:-1]]
-        text, finish, usage = "", None, None
+        text, args, names, finish, usage = "", "", [], None, None
         for c in chunks:
             self.assertNotIn("error", c)
             for ch in c["choices"]:
                 text += (ch.get("delta", {}).get("content") or "") if client == "chat" \
                     else ch.get("text", "")
+                for call in ch.get("delta", {}).get("tool_calls") or []:
+                    self.assertEqual(call["index"], 0)
+                    names += [call["function"]["name"]] if "name" in call["function"] else []
+                    args += call["function"].get("arguments", "")
                 finish = ch.get("finish_reason") or finish
             usage = c.get("usage") or usage
-        self.assertIn(finish, ("stop", "length"))
+        if tool:
+            self.assertEqual((names, finish), (["lookup"], "tool_calls"))
+            text = json.loads(args)["q"]
+        else:
+            self.assertIn(finish, ("stop", "length"))
         self.assertIsNotNone(usage, "no usage chunk although include_usage was asked")
         return text, usage["prompt_tokens"], usage["completion_tokens"]
 
@@ -204,12 +258,14 @@ class Case(unittest.TestCase):
     # ---- one cell ----
 
     def run_cell(self, dialect, client, pattern, mode, outcome):
-        i = cells().index((dialect, pattern, outcome))
+        tool = outcome == "tool_call"
+        replica = REPLICA_OF.get(outcome, outcome)
+        i = cells().index((dialect, pattern, replica))
         port = Fleet.sim_port + i
-        model = model_of(dialect, pattern, outcome)
+        model = model_of(dialect, pattern, replica)
         prompt = "conformance %s %s %s %s" % (client, pattern, mode, self._testMethodName)
         streamed = mode == "streamed"
-        body = body_of(client, model, prompt, streamed)
+        body = body_of(client, model, prompt, streamed, tool)
         before = len(Fleet.gw.log_lines())
         tokens0 = sim_tokens(port)
         if outcome == "client_disconnect":
@@ -219,9 +275,9 @@ class Case(unittest.TestCase):
         else:
             r = self.post(client, body)
             line = self.new_log_lines(before)[-1]
-            if outcome == "answer":
+            if replica == "answer":
                 text, prompt_n, completion_n = (self.streamed_answer if streamed
-                                                else self.whole_answer)(client, r)
+                                                else self.whole_answer)(client, r, tool)
                 self.assertEqual(len(text.split()), TOKENS, text)
                 backend = tuple(b - a for a, b in zip(tokens0, sim_tokens(port)))
                 if not streamed and dialect in WHOLE_WITHOUT_PROMPT:
@@ -238,12 +294,14 @@ class Case(unittest.TestCase):
                 if not streamed:
                     self.assertGreaterEqual(line["status"], 500, line)
         # the same request, whole: a hit for a good answer, else never
-        again = body_of(client, model, prompt, False)
+        again = body_of(client, model, prompt, False, tool)
         r = self.post(client, again)
         hit = r.headers.get("x-switchyard-cache")
-        if outcome == "answer":
+        if replica == "answer" and streamed and outcome not in STREAMS_CACHED:
+            self.assertEqual(hit, "miss", r.body)
+        elif replica == "answer":
             self.assertEqual(hit, "hit", r.body)
-            self.assertEqual(len(self.whole_answer(client, r)[0].split()), TOKENS)
+            self.assertEqual(len(self.whole_answer(client, r, tool)[0].split()), TOKENS)
         else:
             self.assertNotEqual(hit, "hit", r.body)
         # its log line is written before the next case counts the lines
@@ -267,6 +325,7 @@ CHECKS = {
     "midstream_error": "gets_an_error_event_logged_as_an_error_and_not_cached",
     "backend_drop": "gets_a_well_formed_error_logged_and_not_cached",
     "client_disconnect": "is_logged_499_and_not_cached",
+    "tool_call": "gets_a_complete_tool_call_with_the_backends_usage_then_a_cache_hit",
 }
 
 
@@ -285,6 +344,9 @@ def generate():
         for client in clients:
             for pattern in PATTERNS:
                 for mode, outcome in CASES:
+                    if outcome == "tool_call" and (dialect not in TOOLS
+                                                   or client not in TOOL_CLIENTS):
+                        continue
                     name = "test_%s_%s_over_%s_writes_%s_%s" % (
                         client, mode, pattern, outcome, CHECKS[outcome])
                     attrs[name] = make_test(dialect, client, pattern, mode, outcome)

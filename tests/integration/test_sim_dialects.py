@@ -162,6 +162,46 @@ class Dialects(unittest.TestCase):
                 got = stream(self.port[d], body)
                 self.assertEqual("usage" in got[-2][1], on_last_text)
 
+    def test_tools_are_answered_with_a_call_of_the_first_in_every_dialect(self):
+        tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}},
+                 {"type": "function", "function": {"name": "other", "parameters": {}}}]
+        for d, port in self.port.items():
+            with self.subTest(dialect=d):
+                whole = harness.post_json(port, CHAT, chat(stream=False, tools=tools)).json()
+                choice = whole["choices"][0]
+                self.assertEqual(choice["finish_reason"], "tool_calls")
+                self.assertIsNone(choice["message"]["content"])
+                call = choice["message"]["tool_calls"][0]
+                self.assertEqual((call["type"], call["function"]["name"]), ("function", "lookup"))
+                q = json.loads(call["function"]["arguments"])["q"]
+                self.assertEqual(len(q.split()), whole["usage"]["completion_tokens"])
+                got = stream(port, chat(tools=tools))
+                deltas = [c["delta"] for f, e in got if f == "data" and e != "[DONE]"
+                          for c in e["choices"]]
+                calls = [t for dl in deltas for t in dl.get("tool_calls", [])]
+                self.assertEqual([t["function"]["name"] for t in calls if "name" in t["function"]],
+                                 ["lookup"])
+                self.assertTrue(calls[0]["id"].startswith("call_"))
+                args = "".join(t["function"]["arguments"] for t in calls)
+                self.assertEqual(json.loads(args)["q"], q)
+                self.assertEqual(deltas[-1], {})
+                self.assertEqual([e for f, e in got if f == "data" and e != "[DONE]"][-1]
+                                 ["choices"][0]["finish_reason"], "tool_calls")
+
+    def test_a_tool_result_or_tool_choice_none_is_answered_in_text(self):
+        tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+        after = [{"role": "user", "content": "hi"},
+                 {"role": "assistant", "content": None, "tool_calls": [
+                     {"id": "call_1", "type": "function",
+                      "function": {"name": "lookup", "arguments": "{}"}}]},
+                 {"role": "tool", "tool_call_id": "call_1", "content": "42"}]
+        for body in (chat(stream=False, tools=tools, messages=after),
+                     chat(stream=False, tools=tools, tool_choice="none")):
+            choice = harness.post_json(self.port["vllm"], CHAT, body).json()["choices"][0]
+            self.assertEqual(choice["finish_reason"], "length")
+            self.assertNotIn("tool_calls", choice["message"])
+            self.assertTrue(choice["message"]["content"])
+
     def test_a_bad_dialect_is_refused(self):
         p = harness.Proc([harness.binary("sy-sim"), "--dialect", "tgi"], name="sy-sim")
         self.addCleanup(p.cleanup)

@@ -336,6 +336,42 @@ openai_embed_options(struct sim_job *job, json_t *body, struct sim_error *err)
 }
 
 /* Fills job from the JSON body of a chat, completion or embeddings call. */
+/*
+ * A chat request that offers tools (and does not say tool_choice "none")
+ * is answered with a call of the first one, unless its last message is a
+ * tool's result: job->keep is then the tool's name.
+ */
+static void
+openai_tools(struct sim_job *job, json_t *body)
+{
+	json_t	*tools = json_object_get(body, "tools");
+	json_t	*choice = json_object_get(body, "tool_choice");
+	json_t	*msgs = json_object_get(body, "messages"), *last, *name;
+
+	if (!json_is_array(tools) || json_array_size(tools) == 0)
+		return;
+	if (json_is_string(choice) && strcmp(json_string_value(choice),
+	    "none") == 0)
+		return;
+	last = json_array_get(msgs, json_array_size(msgs) - 1);
+	if (json_is_string(json_object_get(last, "role")) &&
+	    strcmp(json_string_value(json_object_get(last, "role")),
+	    "tool") == 0)
+		return;
+	name = json_object_get(json_object_get(json_array_get(tools, 0),
+	    "function"), "name");
+	if (json_is_string(name))
+		job->keep = json_incref(name);
+}
+
+/* The name of the tool job calls, or NULL: it answers in text. */
+static const char *
+openai_tool(const struct sim_job *job)
+{
+	return (json_is_string(job->keep) ? json_string_value(job->keep) :
+	    NULL);
+}
+
 static int
 openai_parse(struct sim_job *job, json_t *body, struct sim_error *err)
 {
@@ -359,6 +395,7 @@ openai_parse(struct sim_job *job, json_t *body, struct sim_error *err)
 	case SIM_CALL_CHAT:
 		if (openai_gen_options(job, body, err) != 0)
 			return (-1);
+		openai_tools(job, body);
 		return (openai_messages(job, body, err));
 	case SIM_CALL_COMPLETION:
 		if (openai_gen_options(job, body, err) != 0)
@@ -443,7 +480,9 @@ openai_timings(struct sim_job *job, struct evbuffer *out)
 static void
 openai_reason(struct sim_seq *seq, struct evbuffer *out)
 {
-	if (seq->stop)
+	if (openai_tool(seq->job) != NULL)
+		ADD(out, "\"tool_calls\"");
+	else if (seq->stop)
 		ADD(out, "\"stop\"");
 	else
 		ADD(out, "\"length\"");
@@ -597,6 +636,29 @@ openai_embeddings(struct sim_job *job, struct evbuffer *out)
 	free(v);
 }
 
+/*
+ * Appends the start of the tool call of seq, up to the opening quote of
+ * the argument q inside "arguments": {"index":0,"id":...,"type":
+ * "function","function":{"name":...,"arguments":"{\"q\":\"  (index:
+ * streams only).  The generated text is the value of q.
+ */
+static void
+openai_call_head(struct sim_job *job, struct sim_seq *seq, int stream,
+    struct evbuffer *out)
+{
+	const char	*name = openai_tool(job);
+
+	if (stream)
+		ADD(out, "{\"index\":0,\"id\":\"");
+	else
+		ADD(out, "{\"id\":\"");
+	sim_job_id(job, "call_", 24, out);
+	sim_put_uint(out, seq->index);
+	ADD(out, "\",\"type\":\"function\",\"function\":{\"name\":\"");
+	sim_json_escape(out, name, strlen(name));
+	ADD(out, "\",\"arguments\":\"{\\\"q\\\":");
+}
+
 /* Appends the whole (non-streamed) answer of job. */
 static void
 openai_reply(struct sim_job *job, struct evbuffer *out)
@@ -620,10 +682,18 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 			openai_stop_member(job, seq, out);
 			ADD(out, ",\"index\":");
 			sim_put_uint(out, i);
-			ADD(out, ",\"message\":{\"role\":\"assistant\","
-			    "\"content\":\"");
-			openai_text(seq, out);
-			ADD(out, "\"}}");
+			ADD(out, ",\"message\":{\"role\":\"assistant\",");
+			if (openai_tool(job) != NULL) {
+				ADD(out, "\"content\":null,\"tool_calls\":[");
+				openai_call_head(job, seq, 0, out);
+				ADD(out, "\\\"");
+				openai_text(seq, out);
+				ADD(out, "\\\"}\"}}]}}");
+			} else {
+				ADD(out, "\"content\":\"");
+				openai_text(seq, out);
+				ADD(out, "\"}}");
+			}
 		} else {
 			ADD(out, "{\"text\":\"");
 			openai_text(seq, out);
@@ -681,7 +751,19 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 	size_t		 len;
 
 	w = sim_seq_piece(seq, seq->produced - 1, 1, &len);
-	if (job->call == SIM_CALL_CHAT) {
+	if (openai_tool(job) != NULL) {
+		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
+		    "\"index\":");
+		sim_put_uint(out, seq->index);
+		ADD(out, ",\"delta\":{\"tool_calls\":[");
+		if (seq->produced == 1) {
+			openai_call_head(job, seq, 1, out);
+			ADD(out, "\\\"");
+		} else
+			ADD(out, "{\"index\":0,\"function\":{\"arguments\":\"");
+		evbuffer_add(out, w, len);
+		ADD(out, "\"}}]}}]");
+	} else if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
 		    "\"index\":");
 		sim_put_uint(out, seq->index);
@@ -720,6 +802,16 @@ openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
 {
 	int	usage = last && openai_usage_on_finish(job);
 
+	if (openai_tool(job) != NULL) {
+		/* The end of the arguments, then the finish chunk. */
+		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
+		    "\"index\":");
+		sim_put_uint(out, seq->index);
+		ADD(out, ",\"delta\":{\"tool_calls\":[{\"index\":0,"
+		    "\"function\":{\"arguments\":\"\\\"}\"}}]}}]");
+		openai_chunk_tail(job, 0, out);
+		ADD(out, "}\n\n");
+	}
 	if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":");
 		openai_reason(seq, out);
