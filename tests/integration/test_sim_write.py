@@ -14,7 +14,7 @@ from simfleet import ClassScope, sim
 # Streamed request of each protocol: (path, body, frame end).
 STREAMS = {
     "openai_chat": ("/v1/chat/completions",
-                    {"model": "m", "stream": True, "max_tokens": 4,
+                    {"model": "m", "stream": True, "max_tokens": 40,
                      "stream_options": {"include_usage": True},
                      "messages": [{"role": "user", "content": "hi"}]}, b"\n\n"),
     "openai_completions": ("/v1/completions",
@@ -129,7 +129,12 @@ class WritePatterns(unittest.TestCase):
                         seen.add("between CR and LF")
                     if c.count(b'"') % 2 == 1:
                         seen.add("inside a JSON string")
-        self.assertEqual(seen, {"after data:", "between CR and LF", "inside a JSON string"})
+                    try:
+                        c.decode()
+                    except UnicodeDecodeError:
+                        seen.add("inside a UTF-8 character")
+        self.assertEqual(seen, {"after data:", "between CR and LF", "inside a JSON string",
+                                "inside a UTF-8 character"})
 
     def test_split_cuts_are_a_function_of_the_seed(self):
         path, body, _ = STREAMS["anthropic"]
