@@ -1,6 +1,9 @@
 /* sy-sim: one inference request: parsing, faults, and the bytes sent back. */
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -446,11 +449,22 @@ job_midstream(struct sim_job *job)
 	job_finish(job, 200, "midstream_error");
 }
 
-/* Sends the head of a streamed answer; appends its first events to r->out. */
+/*
+ * Sends the head of a streamed answer; appends its first events to r->out.
+ * The socket sends each write at once (TCP_NODELAY, as uvicorn and Node
+ * do): Nagle would hold a small event until the client's delayed ACK.
+ */
 static void
 job_stream_start(struct sim_job *job)
 {
 	struct evkeyvalq	*h;
+	int			 one = 1;
+	evutil_socket_t		 fd;
+
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(job->evcon));
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof one);
 
 	h = evhttp_request_get_output_headers(job->req);
 	evhttp_add_header(h, "Content-Type", job->proto->stream_type);
