@@ -235,6 +235,13 @@ class Case(unittest.TestCase):
         else:
             self.assertIn(finish, ("stop", "length"))
         self.assertIsNotNone(usage, "no usage chunk although include_usage was asked")
+        # as OpenAI sends it (stream_options.include_usage): once, in a last
+        # chunk of its own whose choices are [] (an SDK reads it there), of
+        # the stream's id; every other chunk has none (or null)
+        self.assertEqual(chunks[-1]["choices"], [], chunks[-1])
+        self.assertEqual([i for i, c in enumerate(chunks) if c.get("usage") is not None],
+                         [len(chunks) - 1], chunks[-2:])
+        self.assertEqual(len({c.get("id") for c in chunks}), 1, chunks[-2:])
         return text, usage["prompt_tokens"], usage["completion_tokens"]
 
     def error_answer(self, client, r, streamed):
