@@ -281,32 +281,70 @@ error_line(const struct sy_sse_event *ev, struct evbuffer *out)
 	return 1;
 }
 
+/* Appends n bytes of an event's data on one line: its line breaks (JSON whitespace) become spaces. */
+static void
+add_one_line(struct evbuffer *out, const char *s, size_t n)
+{
+	const char *nl;
+
+	while (n > 0 && (nl = memchr(s, '\n', n)) != NULL) {
+		evbuffer_add(out, s, (size_t)(nl - s));
+		SY_ADD_LIT(out, " ");
+		n -= (size_t)(nl - s) + 1;
+		s = nl + 1;
+	}
+	evbuffer_add(out, s, n);
+}
+
 /*
- * A chunk that carries usage the client did not ask for, beside choices
- * (llama.cpp puts it on the finish chunk, and on every completions
- * stream's last text chunk): the chunk without its usage member.
+ * A chunk that carries usage beside choices (llama.cpp puts it on the
+ * finish chunk, and on every completions stream's last text chunk): the
+ * chunk without its usage member.
  */
 static void
 without_usage(const struct sy_sse_event *ev, const struct sy_jscan_member *usage,
     struct evbuffer *out)
 {
-	size_t from, to, i;
-	const char *d = ev->data;
+	size_t from, to;
 
-	sy_jscan_cut(d, ev->data_len, usage, &from, &to);
+	sy_jscan_cut(ev->data, ev->data_len, usage, &from, &to);
 	SY_ADD_LIT(out, "data: ");
-	/* Data of several lines: JSON whitespace, a space will do. */
-	for (i = 0; i < ev->data_len; i++) {
-		if (i == from)
-			i = to;
-		if (i == ev->data_len)
-			break;
-		if (d[i] == '\n')
-			SY_ADD_LIT(out, " ");
-		else
-			evbuffer_add(out, d + i, 1);
-	}
+	add_one_line(out, ev->data, from);
+	add_one_line(out, ev->data + to, ev->data_len - to);
 	SY_ADD_LIT(out, "\n\n");
+}
+
+/*
+ * The usage chunk OpenAI sends a client that asked for usage
+ * (stream_options.include_usage), last before [DONE]: the chunk ev's id,
+ * object, created, model and system_fingerprint, "choices": [] and the
+ * usage (member usage of ev), verbatim.
+ */
+static void
+usage_chunk(const struct sy_sse_event *ev, const struct sy_jscan_member *usage,
+    struct evbuffer *out)
+{
+	static const char *const keys[] = {
+		"id", "object", "created", "model", "system_fingerprint"
+	};
+	struct sy_jscan_member m[sizeof keys / sizeof keys[0]];
+	size_t i;
+
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		m[i].key = keys[i];
+	sy_jscan(ev->data, ev->data_len, m, sizeof keys / sizeof keys[0]);
+	SY_ADD_LIT(out, "data: {");
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (m[i].kind == SY_JSON_NONE)
+			continue;
+		add_one_line(out, m[i].member,
+		    (size_t)(m[i].value + m[i].len - m[i].member));
+		SY_ADD_LIT(out, ",");
+	}
+	SY_ADD_LIT(out, "\"choices\":[],");
+	add_one_line(out, usage->member,
+	    (size_t)(usage->value + usage->len - usage->member));
+	SY_ADD_LIT(out, "}\n\n");
 }
 
 /* An event whose data is not a JSON object: the stream fails there. */
@@ -339,14 +377,20 @@ sy_openai_stream_event(void *state, const struct sy_req *req,
 			return SY_STREAM_ERROR;
 		}
 		if (m[MEMBER_USAGE].kind == SY_JSON_OBJECT) {
+			const struct sy_jscan_member *ch = &m[MEMBER_CHOICES];
+			int beside = ch->kind == SY_JSON_ARRAY &&
+			    !sy_jscan_empty(ch->value, ch->len);
+
 			usage_read(m, usage);
 			/* The usage switchyard asked for on the client's behalf. */
-			if (!req->client_wants_usage) {
-				if (m[MEMBER_CHOICES].kind == SY_JSON_ARRAY &&
-				    sy_jscan_empty(m[MEMBER_CHOICES].value,
-				    m[MEMBER_CHOICES].len))
-					return SY_STREAM_DROP;
+			if (!req->client_wants_usage && !beside &&
+			    ch->kind == SY_JSON_ARRAY)
+				return SY_STREAM_DROP;
+			if (!req->client_wants_usage || beside) {
 				without_usage(ev, &m[MEMBER_USAGE], out);
+				/* The client's usage, in a chunk of its own. */
+				if (req->client_wants_usage)
+					usage_chunk(ev, &m[MEMBER_USAGE], out);
 				return SY_STREAM_FORWARD;
 			}
 		}

@@ -242,6 +242,91 @@ SY_TEST(completion_stream_final_chunk_with_choices_keeps_its_usage)
 }
 
 /*
+ * The chunks of an OpenAI stream in out (its "data: " events before
+ * [DONE]), parsed; NULL when one is not JSON or [DONE] is missing.
+ */
+static json_t *
+stream_chunks(struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	char *s = sy_xstrndup((const char *)evbuffer_pullup(out, -1), len);
+	char *ev, *next;
+	json_t *chunks = json_array(), *c;
+	int done = 0;
+
+	for (ev = s; ev != NULL && *ev != '\0'; ev = next) {
+		next = strstr(ev, "\n\n");
+		if (next != NULL)
+			*next = '\0', next += 2;
+		SY_CHECK(strncmp(ev, "data: ", 6) == 0);
+		if (strcmp(ev + 6, "[DONE]") == 0) {
+			done = 1;
+			break;
+		}
+		if ((c = json_loads(ev + 6, 0, NULL)) == NULL)
+			break;
+		json_array_append_new(chunks, c);
+	}
+	free(s);
+	if (!done) {
+		json_decref(chunks);
+		return NULL;
+	}
+	return chunks;
+}
+
+/*
+ * A client that asked for usage gets it as OpenAI sends it: in a last
+ * chunk of its own with "choices": [] (of the stream's id, object, model),
+ * when the backend put it on the finish chunk as llama.cpp does (its
+ * completions streams always, its chat streams in older servers).
+ */
+SY_TEST(usage_beside_choices_moves_to_a_chunk_of_its_own_for_a_client_that_asked)
+{
+	static const char *const fixtures[] = {
+		"llama-server/completion_stream.sse",
+		"llama-server-c392e50/chat_stream_usage.sse",
+		"llama-server-c392e50/completion_stream.sse",
+	};
+	struct sy_test_relay r;
+	json_t *chunks, *last, *c;
+	size_t i, j, n;
+
+	for (i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
+		relay_fixture(fixtures[i], 1, &r);
+		SY_CHECK_INT(r.done, 1);
+		SY_CHECK_INT(r.usage.completion_tokens > 0, 1);
+		chunks = stream_chunks(r.out);
+		evbuffer_free(r.out);
+		SY_CHECK(chunks != NULL);
+		if (chunks == NULL)
+			continue;
+		n = json_array_size(chunks);
+		SY_CHECK(n >= 2);
+		last = json_array_get(chunks, n - 1);
+		SY_CHECK_INT(json_array_size(json_object_get(last, "choices")), 0);
+		SY_CHECK(json_is_array(json_object_get(last, "choices")));
+		SY_CHECK_INT(json_integer_value(json_object_get(json_object_get(
+		    last, "usage"), "completion_tokens")), r.usage.completion_tokens);
+		json_array_foreach(chunks, j, c) {
+			if (j + 1 < n)
+				SY_CHECK(json_object_get(c, "usage") == NULL);
+			SY_CHECK_STR(json_string_value(json_object_get(c, "id")),
+			    json_string_value(json_object_get(last, "id")));
+			SY_CHECK_STR(json_string_value(json_object_get(c, "object")),
+			    json_string_value(json_object_get(last, "object")));
+			SY_CHECK_STR(json_string_value(json_object_get(c, "model")),
+			    json_string_value(json_object_get(last, "model")));
+		}
+		/* The finish chunk keeps its choice (and llama.cpp's timings). */
+		c = json_array_get(chunks, n - 2);
+		SY_CHECK(json_string_value(json_object_get(json_array_get(
+		    json_object_get(c, "choices"), 0), "finish_reason")) != NULL);
+		json_decref(chunks);
+	}
+}
+
+/*
  * The usage chunk and an error are found wherever their key stands in the
  * event (the scan looks at blocks of bytes: every offset around a block's
  * edges), and a chunk without them is relayed without being parsed.
@@ -537,6 +622,7 @@ main(void)
 	SY_RUN(usage_chunk_added_for_accounting_is_dropped_but_counted);
 	SY_RUN(usage_chunk_the_client_asked_for_is_relayed_verbatim);
 	SY_RUN(completion_stream_final_chunk_with_choices_keeps_its_usage);
+	SY_RUN(usage_beside_choices_moves_to_a_chunk_of_its_own_for_a_client_that_asked);
 	SY_RUN(usage_and_error_keys_are_found_at_every_offset);
 	SY_RUN(error_event_mid_stream_is_reported_and_relayed);
 	SY_RUN(decode_rejects_a_non_json_answer_and_accepts_an_error_body);

@@ -12,7 +12,9 @@
 #define DEFAULT_PORT 8000
 #define MAX_REPLICAS 1024
 
-enum opt_type { OPT_UINT, OPT_DOUBLE, OPT_MODELS, OPT_DIST, OPT_FAULTS };
+enum opt_type {
+	OPT_UINT, OPT_DOUBLE, OPT_MODELS, OPT_DIST, OPT_FAULTS, OPT_ENUM
+};
 
 /*
  * One replica setting: --name on the command line, key in the config
@@ -27,53 +29,59 @@ struct sim_opt {
 	double		 max;
 	const char	*arg;
 	const char	*help;
+	const char *const *names;	/* OPT_ENUM: the values, in order */
 };
 
 #define P(f) offsetof(struct sim_params, f)
 static const struct sim_opt sim_opts[] = {
 	{ "models", "models", OPT_MODELS, P(models), 0, 0, "A,B",
-	  "model names served; any: every name is accepted" },
+	  "model names served; any: every name is accepted", NULL },
 	{ "slots", "slots", OPT_UINT, P(slots), 1, 65536, "N",
-	  "sequence slots: sequences that run at once" },
+	  "sequence slots: sequences that run at once", NULL },
 	{ "prefill-us-per-token", "prefill_us_per_token", OPT_DOUBLE,
 	  P(prefill_us_per_token), 0, 1e7, "US",
-	  "prefill time per uncached prompt token" },
+	  "prefill time per uncached prompt token", NULL },
 	{ "decode-base-us", "decode_base_us", OPT_DOUBLE, P(decode_base_us),
-	  0, 1e8, "US", "decode step time a in t = a + b * batch" },
+	  0, 1e8, "US", "decode step time a in t = a + b * batch", NULL },
 	{ "decode-per-seq-us", "decode_per_seq_us", OPT_DOUBLE,
 	  P(decode_per_seq_us), 0, 1e8, "US",
-	  "decode step time b per sequence in the batch" },
+	  "decode step time b per sequence in the batch", NULL },
 	{ "batch-base-us", "batch_base_us", OPT_DOUBLE, P(batch_base_us),
-	  0, 1e8, "US", "embeddings call time a in t = a + b * inputs" },
+	  0, 1e8, "US", "embeddings call time a in t = a + b * inputs", NULL },
 	{ "batch-per-input-us", "batch_per_input_us", OPT_DOUBLE,
 	  P(batch_per_input_us), 0, 1e8, "US",
-	  "embeddings call time b per input" },
+	  "embeddings call time b per input", NULL },
 	{ "cache-tokens", "cache_tokens", OPT_UINT, P(cache_tokens), 0,
-	  16777216, "N", "prefix cache size in tokens (0: no cache)" },
+	  16777216, "N", "prefix cache size in tokens (0: no cache)", NULL },
 	{ "block-tokens", "block_tokens", OPT_UINT, P(block_tokens), 1,
-	  65536, "N", "tokens per prefix cache block" },
+	  65536, "N", "tokens per prefix cache block", NULL },
 	{ "max-tokens-default", "max_tokens_default", OPT_UINT,
 	  P(max_tokens_default), 1, 1e7, "N",
-	  "cap on drawn output lengths" },
+	  "cap on drawn output lengths", NULL },
 	{ "output-tokens", "output_tokens", OPT_DIST, P(output), 1, 1e7,
-	  "DIST", "length without max_tokens: fixed:N, uniform:LO:HI" },
+	  "DIST", "length without max_tokens: fixed:N, uniform:LO:HI", NULL },
 	{ "hard-prompt-tokens", "hard_prompt_tokens", OPT_UINT,
 	  P(hard_prompt_tokens), 0, 1048576, "N",
-	  "a longer prompt ends with finish_reason length (0: off)" },
+	  "a longer prompt ends with finish_reason length (0: off)", NULL },
 	{ "context-tokens", "context_tokens", OPT_UINT, P(context_tokens), 1,
-	  1048576, "N", "context size: a longer prompt is refused" },
+	  1048576, "N", "context size: a longer prompt is refused", NULL },
 	{ "embedding-dims", "embedding_dims", OPT_UINT, P(embedding_dims), 1,
-	  65536, "N", "numbers in an embedding vector" },
+	  65536, "N", "numbers in an embedding vector", NULL },
 	{ "classes", "classes", OPT_UINT, P(classes), 1, 65536, "N",
-	  "scores per input of a KServe classifier" },
+	  "scores per input of a KServe classifier", NULL },
 	{ "speed", "speed", OPT_DOUBLE, P(speed), 0, 1e6, "X",
-	  "time multiplier: 0 answers at once, 2 is 2x slower" },
+	  "time multiplier: 0 answers at once, 2 is 2x slower", NULL },
 	{ "cost-per-hour", "cost_per_hour", OPT_DOUBLE, P(cost_per_hour), 0,
-	  1e9, "USD", "price of the replica per hour (reported only)" },
+	  1e9, "USD", "price of the replica per hour (reported only)", NULL },
 	{ "log-requests", "log_requests", OPT_UINT, P(log_requests), 0, 1e6,
-	  "N", "requests kept for GET /sim/requests" },
+	  "N", "requests kept for GET /sim/requests", NULL },
+	{ "write", "write", OPT_ENUM, P(write), 0, 0, "PATTERN",
+	  "stream writes: per_event, coalesced or split", sim_write_names },
+	{ "dialect", "dialect", OPT_ENUM, P(dialect), 0, 0, "NAME",
+	  "OpenAI dialect: sim, openai, vllm, llama.cpp or sglang",
+	  sim_dialect_names },
 	{ "faults", "faults", OPT_FAULTS, P(faults), 0, 0, "JSON",
-	  "faults at start, e.g. '{\"error_rate\":0.1}'" },
+	  "faults at start, e.g. '{\"error_rate\":0.1}'", NULL },
 };
 #undef P
 #define NOPTS (sizeof sim_opts / sizeof sim_opts[0])
@@ -220,9 +228,24 @@ opt_error(const struct sim_opt *o, const char *where)
 	case OPT_DIST:
 		return (sim_printf("%s: must be fixed:N or uniform:LO:HI with "
 		    "1 <= LO <= HI <= %.0f", where, o->max));
+	case OPT_ENUM:
+		return (sim_printf("%s: must be one of %s", where,
+		    o->help + strcspn(o->help, ":") + 2));
 	default:
 		return (sim_printf("%s: must be an object of faults", where));
 	}
+}
+
+/* The index of s in the NULL-ended names, or -1. */
+static int
+enum_parse(const char *const *names, const char *s)
+{
+	int	i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(names[i], s) == 0)
+			return (i);
+	return (-1);
 }
 
 /* Splits the comma-separated names in s into the models of p; 0 or -1. */
@@ -254,6 +277,7 @@ opt_from_text(struct sim_params *p, const struct sim_opt *o, const char *s,
 	unsigned long	 u;
 	double		 d;
 	json_t		*j;
+	int		 k;
 
 	snprintf(where, sizeof where, "--%s", o->name);
 	errno = 0;
@@ -279,6 +303,11 @@ opt_from_text(struct sim_params *p, const struct sim_opt *o, const char *s,
 	case OPT_DIST:
 		if (dist_parse(s, (struct sim_dist *)field, o->max) != 0)
 			goto bad;
+		return (0);
+	case OPT_ENUM:
+		if ((k = enum_parse(o->names, s)) < 0)
+			goto bad;
+		*(int *)field = k;
 		return (0);
 	case OPT_FAULTS:
 		if ((j = json_loads(s, 0, NULL)) == NULL)
@@ -307,6 +336,7 @@ opt_from_json(struct sim_params *p, const struct sim_opt *o, json_t *v,
 	json_t		*m;
 	size_t		 i;
 	double		 d;
+	int		 k;
 
 	switch (o->type) {
 	case OPT_UINT:
@@ -341,6 +371,12 @@ opt_from_json(struct sim_params *p, const struct sim_opt *o, json_t *v,
 		if (!json_is_string(v) || dist_parse(json_string_value(v),
 		    (struct sim_dist *)field, o->max) != 0)
 			goto bad;
+		return (0);
+	case OPT_ENUM:
+		if (!json_is_string(v) ||
+		    (k = enum_parse(o->names, json_string_value(v))) < 0)
+			goto bad;
+		*(int *)field = k;
 		return (0);
 	case OPT_FAULTS:
 		if (sim_faults_update((struct sim_faults *)field, v,
@@ -395,6 +431,10 @@ sim_params_json(const struct sim_params *p)
 			json_object_set_new(j, o->key,
 			    sim_faults_json(&p->faults));
 			break;
+		case OPT_ENUM:
+			json_object_set_new(j, o->key,
+			    json_string(o->names[*(const int *)field]));
+			break;
 		}
 	}
 	return (j);
@@ -422,6 +462,9 @@ opt_default(const struct sim_opt *o, const struct sim_params *p, char *buf,
 		break;
 	case OPT_FAULTS:
 		snprintf(buf, len, "none");
+		break;
+	case OPT_ENUM:
+		snprintf(buf, len, "%s", o->names[*(const int *)field]);
 		break;
 	}
 }

@@ -1,6 +1,9 @@
 /* sy-sim: one inference request: parsing, faults, and the bytes sent back. */
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +63,9 @@ sim_job_unref(struct sim_job *job)
 		free(job->stops[--job->nstops]);
 	free(job->stops);
 	json_decref(job->keep);
+	if (job->w_queue != NULL)
+		evbuffer_free(job->w_queue);
+	free(job->w_len);
 	free(job->seqs);
 	free(job->blocks.v);
 	free(job->model);
@@ -342,7 +348,7 @@ job_detach(struct sim_job *job)
 		event_free(job->watch);
 		job->watch = NULL;
 	}
-	if (job->evcon != NULL && !job->dropping)
+	if (job->evcon != NULL && !job->dropping && job->w_req == NULL)
 		evhttp_connection_set_closecb(job->evcon, NULL, NULL);
 }
 
@@ -399,16 +405,6 @@ job_drop_now(evutil_socket_t fd, short what, void *arg)
 		evhttp_connection_free(job->evcon);
 }
 
-/* The last chunk before a drop reached the socket: close on the next turn. */
-static void
-job_drop_flushed(struct evhttp_connection *evcon, void *arg)
-{
-	struct sim_job		*job = arg;
-	const struct timeval	 now = { 0, 0 };
-
-	evtimer_add(job->timer, &now);
-}
-
 /*
  * The drop fault: sends what is pending in r->out, then closes the
  * connection without ending the answer.  The job ends now; a reference
@@ -429,10 +425,10 @@ job_drop(struct sim_job *job)
 		job->timer = evtimer_new(r->base, job_drop_now, job);
 	else
 		evtimer_assign(job->timer, r->base, job_drop_now, job);
-	if (evbuffer_get_length(r->out) != 0)
-		evhttp_send_reply_chunk_with_cb(job->req, r->out,
-		    job_drop_flushed, job);
-	else
+	if (job->w_req != NULL) {
+		sim_write_send(job, r->out);
+		sim_write_end(job, SIM_WEND_DROP);
+	} else
 		evtimer_add(job->timer, &now);
 	job_finish(job, job->started ? 200 : 444, "dropped");
 }
@@ -442,28 +438,39 @@ static void
 job_midstream(struct sim_job *job)
 {
 	struct sim_replica	*r = job->r;
-	struct evhttp_request	*req = job->req;
 
 	r->stats.midstream_errors++;
 	sim_engine_abort(job);
 	job->proto->stream_error(job, r->out);
-	job_detach(job);
 	job->req = NULL;
-	evhttp_send_reply_chunk(req, r->out);
-	evhttp_send_reply_end(req);
+	sim_write_send(job, r->out);
+	sim_write_end(job, SIM_WEND_END);
+	job_detach(job);
 	job_finish(job, 200, "midstream_error");
 }
 
-/* Sends the head of a streamed answer; appends its first events to r->out. */
+/*
+ * Sends the head of a streamed answer; appends its first events to r->out.
+ * The socket sends each write at once (TCP_NODELAY, as uvicorn and Node
+ * do): Nagle would hold a small event until the client's delayed ACK.
+ */
 static void
 job_stream_start(struct sim_job *job)
 {
 	struct evkeyvalq	*h;
+	int			 one = 1;
+	evutil_socket_t		 fd;
+
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(job->evcon));
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof one);
 
 	h = evhttp_request_get_output_headers(job->req);
 	evhttp_add_header(h, "Content-Type", job->proto->stream_type);
 	evhttp_add_header(h, "Cache-Control", "no-cache");
 	evhttp_send_reply_start(job->req, 200, "OK");
+	sim_write_begin(job, job->req);
 	job->started = 1;
 	job->proto->stream_head(job, job->r->out);
 }
@@ -518,7 +525,7 @@ sim_job_token(struct sim_job *job, struct sim_seq *seq)
 		job_drop(job);
 		return;
 	}
-	evhttp_send_reply_chunk(job->req, r->out);
+	sim_write_send(job, r->out);
 	if (job->fault.midstream_after >= 0 &&
 	    job->emitted >= (unsigned)job->fault.midstream_after)
 		job_midstream(job);
@@ -567,10 +574,10 @@ sim_job_done(struct sim_job *job)
 		}
 		job_count_finished(job);
 		job->proto->stream_end(job, r->out);
-		job_detach(job);
 		job->req = NULL;
-		evhttp_send_reply_chunk(req, r->out);
-		evhttp_send_reply_end(req);
+		sim_write_send(job, r->out);
+		sim_write_end(job, SIM_WEND_END);
+		job_detach(job);
 		job_finish(job, 200, malformed ? "malformed" : "ok");
 		return;
 	}
@@ -595,6 +602,7 @@ job_closed(struct evhttp_connection *evcon, void *arg)
 	struct sim_job	*job = arg;
 
 	sim_job_ref(job);
+	sim_write_abort(job);
 	if (job->req != NULL && evhttp_request_get_connection(job->req) == NULL)
 		evhttp_request_free(job->req);
 	job->req = NULL;

@@ -1,4 +1,7 @@
-/* sy-sim: the OpenAI wire protocol, shaped like llama.cpp's server. */
+/*
+ * sy-sim: the OpenAI wire protocol, shaped like llama.cpp's server, or as
+ * the replica's dialect says: api.openai.com, vLLM, llama.cpp or SGLang.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,53 @@
 /* Appends a string literal. */
 #define ADD(out, lit) evbuffer_add(out, lit, sizeof(lit) - 1)
 
+#define FINISH_COMPLETIONS	1
+#define FINISH_CHAT		2
+
+/* The dialect job answers in (the replica's). */
+#define DIALECT(job) ((enum sim_dialect)(job)->r->p.dialect)
+
+/*
+ * What tells one server from another.  sim is sy-sim's own shape, the
+ * plainest; the others follow the servers' recorded or documented answers.
+ */
+struct dialect {
+	const char *fingerprint;	/* system_fingerprint; NULL: none */
+	const char *role_delta;		/* the first delta; NULL: no role chunk */
+	int timings;			/* llama.cpp's timings on the last chunk */
+	int usage_null;			/* "usage":null on chunks (include_usage) */
+	int usage_on_finish;		/* always usage on the last finish chunk:
+					   FINISH_COMPLETIONS, FINISH_CHAT */
+	int obfuscation;		/* OpenAI's padding member on chunks */
+	const char *stop_member;	/* names the stop string that ended it */
+	int done_after_error;		/* [DONE] follows a stream error */
+};
+
+static const struct dialect dialects[] = {
+	[SIM_DIALECT_SIM] = { SIM_FINGERPRINT,
+	    "{\"role\":\"assistant\",\"content\":null}", 1, 0,
+	    FINISH_COMPLETIONS, 0, NULL,
+	    0 },
+	[SIM_DIALECT_OPENAI] = { "fp_5e1a2f9c3b",
+	    "{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}",
+	    0, 1, 0, 1, NULL, 0 },
+	[SIM_DIALECT_VLLM] = { NULL,
+	    "{\"role\":\"assistant\",\"content\":\"\"}", 0, 1, 0, 0,
+	    "stop_reason", 1 },
+	[SIM_DIALECT_LLAMACPP] = { "b0-unknown", NULL, 1, 0,
+	    FINISH_COMPLETIONS | FINISH_CHAT, 0, NULL, 1 },
+	[SIM_DIALECT_SGLANG] = { NULL,
+	    "{\"role\":\"assistant\",\"content\":\"\"}", 0, 1, 0, 0,
+	    "matched_stop", 1 },
+};
+
+/* The traits of job's dialect. */
+static const struct dialect *
+dialect(const struct sim_job *job)
+{
+	return (&dialects[DIALECT(job)]);
+}
+
 static const struct sim_route openai_routes[] = {
 	{ "/v1/chat/completions", EVHTTP_REQ_POST, SIM_CALL_CHAT, 0 },
 	{ "/v1/completions", EVHTTP_REQ_POST, SIM_CALL_COMPLETION, 0 },
@@ -26,6 +76,35 @@ static const struct sim_route openai_routes[] = {
 /* ==== Requests ==== */
 
 /* Reads max_tokens, stream and stream_options of body into job. */
+/* Reads "stop": a string or an array of strings; 0, or -1 with err. */
+static int
+openai_stops(struct sim_job *job, json_t *v, struct sim_error *err)
+{
+	json_t	*s;
+	size_t	 i;
+
+	if (v == NULL || json_is_null(v))
+		return (0);
+	if (json_is_string(v)) {
+		sim_job_stop(job, json_string_value(v), json_string_length(v));
+		return (0);
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, s)
+			if (!json_is_string(s))
+				break;
+		if (i == json_array_size(v)) {
+			json_array_foreach(v, i, s)
+				sim_job_stop(job, json_string_value(s),
+				    json_string_length(s));
+			return (0);
+		}
+	}
+	sim_error_set(err, 400, "invalid_request_error",
+	    "'stop' must be a string or an array of strings");
+	return (-1);
+}
+
 static int
 openai_gen_options(struct sim_job *job, json_t *body, struct sim_error *err)
 {
@@ -63,7 +142,7 @@ openai_gen_options(struct sim_job *job, json_t *body, struct sim_error *err)
 		v = json_object_get(opts, "include_usage");
 		job->include_usage = v != NULL && json_is_true(v);
 	}
-	return (0);
+	return (openai_stops(job, json_object_get(body, "stop"), err));
 }
 
 /* Tokenizes the content of message number i into tok. */
@@ -257,6 +336,42 @@ openai_embed_options(struct sim_job *job, json_t *body, struct sim_error *err)
 }
 
 /* Fills job from the JSON body of a chat, completion or embeddings call. */
+/*
+ * A chat request that offers tools (and does not say tool_choice "none")
+ * is answered with a call of the first one, unless its last message is a
+ * tool's result: job->keep is then the tool's name.
+ */
+static void
+openai_tools(struct sim_job *job, json_t *body)
+{
+	json_t	*tools = json_object_get(body, "tools");
+	json_t	*choice = json_object_get(body, "tool_choice");
+	json_t	*msgs = json_object_get(body, "messages"), *last, *name;
+
+	if (!json_is_array(tools) || json_array_size(tools) == 0)
+		return;
+	if (json_is_string(choice) && strcmp(json_string_value(choice),
+	    "none") == 0)
+		return;
+	last = json_array_get(msgs, json_array_size(msgs) - 1);
+	if (json_is_string(json_object_get(last, "role")) &&
+	    strcmp(json_string_value(json_object_get(last, "role")),
+	    "tool") == 0)
+		return;
+	name = json_object_get(json_object_get(json_array_get(tools, 0),
+	    "function"), "name");
+	if (json_is_string(name))
+		job->keep = json_incref(name);
+}
+
+/* The name of the tool job calls, or NULL: it answers in text. */
+static const char *
+openai_tool(const struct sim_job *job)
+{
+	return (json_is_string(job->keep) ? json_string_value(job->keep) :
+	    NULL);
+}
+
 static int
 openai_parse(struct sim_job *job, json_t *body, struct sim_error *err)
 {
@@ -280,6 +395,7 @@ openai_parse(struct sim_job *job, json_t *body, struct sim_error *err)
 	case SIM_CALL_CHAT:
 		if (openai_gen_options(job, body, err) != 0)
 			return (-1);
+		openai_tools(job, body);
 		return (openai_messages(job, body, err));
 	case SIM_CALL_COMPLETION:
 		if (openai_gen_options(job, body, err) != 0)
@@ -364,41 +480,94 @@ openai_timings(struct sim_job *job, struct evbuffer *out)
 static void
 openai_reason(struct sim_seq *seq, struct evbuffer *out)
 {
-	if (seq->stop)
+	if (openai_tool(seq->job) != NULL)
+		ADD(out, "\"tool_calls\"");
+	else if (seq->stop)
 		ADD(out, "\"stop\"");
 	else
 		ADD(out, "\"length\"");
 }
 
-/* Appends the generated text of seq so far. */
+/* Appends the generated text of seq so far, up to a stop sequence. */
 static void
 openai_text(struct sim_seq *seq, struct evbuffer *out)
 {
-	const char	*w;
-	size_t		 len;
-	unsigned	 i;
-
-	for (i = 0; i < seq->produced; i++) {
-		w = sim_word(seq->hash, i, &len);
-		evbuffer_add(out, w, len);
-	}
+	sim_seq_text(seq, 1, out);
 }
 
-/* Appends the fields every chunk of job ends with, and the closing brace. */
+/* Appends "system_fingerprint" (after a comma) when the dialect has one. */
 static void
-openai_chunk_tail(struct sim_job *job, struct evbuffer *out)
+openai_fingerprint(struct sim_job *job, struct evbuffer *out)
 {
+	const char	*fp = dialect(job)->fingerprint;
+
+	if (fp == NULL)
+		return;
+	ADD(out, ",\"system_fingerprint\":\"");
+	evbuffer_add(out, fp, strlen(fp));
+	ADD(out, "\"");
+}
+
+/*
+ * Appends the fields every chunk of job ends with (not the closing brace);
+ * usage_chunk: the chunk that carries the usage.
+ */
+static void
+openai_chunk_tail(struct sim_job *job, int usage_chunk, struct evbuffer *out)
+{
+	const struct dialect	*d = dialect(job);
+	static const char	 pad[] = "abcdefghijklmnopqrstuvwxyzABCDEF";
+	uint64_t		 h;
+	unsigned		 i, n;
+
 	ADD(out, ",\"created\":");
 	sim_put_uint(out, (uint64_t)time(NULL));
 	ADD(out, ",\"id\":\"");
 	openai_id(job, out);
 	ADD(out, "\",");
 	openai_model(job, out);
-	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
+	openai_fingerprint(job, out);
+	ADD(out, ",\"object\":");
 	if (job->call == SIM_CALL_CHAT)
 		ADD(out, "\"chat.completion.chunk\"");
 	else
 		ADD(out, "\"text_completion\"");
+	if (d->usage_null && job->include_usage && !usage_chunk)
+		ADD(out, ",\"usage\":null");
+	if (d->obfuscation) {
+		/* Pads chunks to hide their lengths: 1 to 12 characters. */
+		h = sim_mix64(job->id ^ (uint64_t)job->emitted << 32 ^
+		    evbuffer_get_length(out));
+		n = 1 + (unsigned)(h % 12);
+		ADD(out, ",\"obfuscation\":\"");
+		for (i = 0; i < n; i++, h >>= 5)
+			evbuffer_add(out, &pad[h & 31], 1);
+		ADD(out, "\"");
+	}
+}
+
+/*
+ * Appends ,"stop_reason":... (or the dialect's name for it) for seq: the
+ * stop string that ended it, else null.  Nothing in dialects without one.
+ */
+static void
+openai_stop_member(struct sim_job *job, struct sim_seq *seq,
+    struct evbuffer *out)
+{
+	const char	*name = dialect(job)->stop_member, *stop;
+
+	if (name == NULL)
+		return;
+	ADD(out, ",\"");
+	evbuffer_add(out, name, strlen(name));
+	ADD(out, "\":");
+	if (seq->stop && seq->stop_seq != 0) {
+		stop = job->stops[seq->stop_seq - 1];
+		ADD(out, "\"");
+		sim_json_escape(out, stop, strlen(stop));
+		ADD(out, "\"");
+	} else
+		ADD(out, "null");
 }
 
 /* Appends the base64 form of the len bytes at p. */
@@ -467,6 +636,29 @@ openai_embeddings(struct sim_job *job, struct evbuffer *out)
 	free(v);
 }
 
+/*
+ * Appends the start of the tool call of seq, up to the opening quote of
+ * the argument q inside "arguments": {"index":0,"id":...,"type":
+ * "function","function":{"name":...,"arguments":"{\"q\":\"  (index:
+ * streams only).  The generated text is the value of q.
+ */
+static void
+openai_call_head(struct sim_job *job, struct sim_seq *seq, int stream,
+    struct evbuffer *out)
+{
+	const char	*name = openai_tool(job);
+
+	if (stream)
+		ADD(out, "{\"index\":0,\"id\":\"");
+	else
+		ADD(out, "{\"id\":\"");
+	sim_job_id(job, "call_", 24, out);
+	sim_put_uint(out, seq->index);
+	ADD(out, "\",\"type\":\"function\",\"function\":{\"name\":\"");
+	sim_json_escape(out, name, strlen(name));
+	ADD(out, "\",\"arguments\":\"{\\\"q\\\":");
+}
+
 /* Appends the whole (non-streamed) answer of job. */
 static void
 openai_reply(struct sim_job *job, struct evbuffer *out)
@@ -487,12 +679,21 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 		if (chat) {
 			ADD(out, "{\"finish_reason\":");
 			openai_reason(seq, out);
+			openai_stop_member(job, seq, out);
 			ADD(out, ",\"index\":");
 			sim_put_uint(out, i);
-			ADD(out, ",\"message\":{\"role\":\"assistant\","
-			    "\"content\":\"");
-			openai_text(seq, out);
-			ADD(out, "\"}}");
+			ADD(out, ",\"message\":{\"role\":\"assistant\",");
+			if (openai_tool(job) != NULL) {
+				ADD(out, "\"content\":null,\"tool_calls\":[");
+				openai_call_head(job, seq, 0, out);
+				ADD(out, "\\\"");
+				openai_text(seq, out);
+				ADD(out, "\\\"}\"}}]}}");
+			} else {
+				ADD(out, "\"content\":\"");
+				openai_text(seq, out);
+				ADD(out, "\"}}");
+			}
 		} else {
 			ADD(out, "{\"text\":\"");
 			openai_text(seq, out);
@@ -500,6 +701,7 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 			sim_put_uint(out, i);
 			ADD(out, ",\"logprobs\":null,\"finish_reason\":");
 			openai_reason(seq, out);
+			openai_stop_member(job, seq, out);
 			ADD(out, "}");
 		}
 	}
@@ -507,7 +709,8 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 	sim_put_uint(out, (uint64_t)time(NULL));
 	ADD(out, ",");
 	openai_model(job, out);
-	ADD(out, ",\"system_fingerprint\":\"" SIM_FINGERPRINT "\",\"object\":");
+	openai_fingerprint(job, out);
+	ADD(out, ",\"object\":");
 	if (chat)
 		ADD(out, "\"chat.completion\",");
 	else
@@ -515,8 +718,11 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 	openai_usage(job, out);
 	ADD(out, ",\"id\":\"");
 	openai_id(job, out);
-	ADD(out, "\",");
-	openai_timings(job, out);
+	ADD(out, "\"");
+	if (dialect(job)->timings) {
+		ADD(out, ",");
+		openai_timings(job, out);
+	}
 	ADD(out, "}");
 }
 
@@ -524,11 +730,15 @@ openai_reply(struct sim_job *job, struct evbuffer *out)
 static void
 openai_stream_head(struct sim_job *job, struct evbuffer *out)
 {
-	if (job->call != SIM_CALL_CHAT)
+	const char	*role = dialect(job)->role_delta;
+
+	if (job->call != SIM_CALL_CHAT || role == NULL)
 		return;
 	ADD(out, "data: {\"choices\":[{\"finish_reason\":null,\"index\":0,"
-	    "\"delta\":{\"role\":\"assistant\",\"content\":null}}]");
-	openai_chunk_tail(job, out);
+	    "\"delta\":");
+	evbuffer_add(out, role, strlen(role));
+	ADD(out, "}]");
+	openai_chunk_tail(job, 0, out);
 	ADD(out, "}\n\n");
 }
 
@@ -540,8 +750,20 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 	const char	*w;
 	size_t		 len;
 
-	w = sim_word(seq->hash, seq->produced - 1, &len);
-	if (job->call == SIM_CALL_CHAT) {
+	w = sim_seq_piece(seq, seq->produced - 1, 1, &len);
+	if (openai_tool(job) != NULL) {
+		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
+		    "\"index\":");
+		sim_put_uint(out, seq->index);
+		ADD(out, ",\"delta\":{\"tool_calls\":[");
+		if (seq->produced == 1) {
+			openai_call_head(job, seq, 1, out);
+			ADD(out, "\\\"");
+		} else
+			ADD(out, "{\"index\":0,\"function\":{\"arguments\":\"");
+		evbuffer_add(out, w, len);
+		ADD(out, "\"}}]}}]");
+	} else if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
 		    "\"index\":");
 		sim_put_uint(out, seq->index);
@@ -555,21 +777,45 @@ openai_stream_token(struct sim_job *job, struct sim_seq *seq,
 		sim_put_uint(out, seq->index);
 		ADD(out, ",\"logprobs\":null,\"finish_reason\":null}]");
 	}
-	openai_chunk_tail(job, out);
+	openai_chunk_tail(job, 0, out);
 	ADD(out, "}\n\n");
 }
 
 /*
+ * Whether the last finish chunk of job carries the usage: completions
+ * always (as llama.cpp does; sy-sim's own shape too), llama.cpp's chat too.
+ */
+static int
+openai_usage_on_finish(struct sim_job *job)
+{
+	return ((dialect(job)->usage_on_finish & (job->call == SIM_CALL_CHAT ?
+	    FINISH_CHAT : FINISH_COMPLETIONS)) != 0);
+}
+
+/*
  * Appends the event ending seq; the last one of job carries the timings
- * and, for completions, the usage (as llama.cpp does).
+ * (sy-sim, llama.cpp) and, as openai_usage_on_finish says, the usage.
  */
 static void
 openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
     struct evbuffer *out)
 {
+	int	usage = last && openai_usage_on_finish(job);
+
+	if (openai_tool(job) != NULL) {
+		/* The end of the arguments, then the finish chunk. */
+		ADD(out, "data: {\"choices\":[{\"finish_reason\":null,"
+		    "\"index\":");
+		sim_put_uint(out, seq->index);
+		ADD(out, ",\"delta\":{\"tool_calls\":[{\"index\":0,"
+		    "\"function\":{\"arguments\":\"\\\"}\"}}]}}]");
+		openai_chunk_tail(job, 0, out);
+		ADD(out, "}\n\n");
+	}
 	if (job->call == SIM_CALL_CHAT) {
 		ADD(out, "data: {\"choices\":[{\"finish_reason\":");
 		openai_reason(seq, out);
+		openai_stop_member(job, seq, out);
 		ADD(out, ",\"index\":");
 		sim_put_uint(out, seq->index);
 		ADD(out, ",\"delta\":{}}]");
@@ -578,43 +824,75 @@ openai_stream_seq_end(struct sim_job *job, struct sim_seq *seq, int last,
 		sim_put_uint(out, seq->index);
 		ADD(out, ",\"logprobs\":null,\"finish_reason\":");
 		openai_reason(seq, out);
+		openai_stop_member(job, seq, out);
 		ADD(out, "}]");
 	}
-	openai_chunk_tail(job, out);
-	if (last && job->call != SIM_CALL_CHAT) {
+	openai_chunk_tail(job, usage, out);
+	if (usage) {
 		ADD(out, ",");
 		openai_usage(job, out);
 	}
-	if (last) {
+	if (last && dialect(job)->timings) {
 		ADD(out, ",");
 		openai_timings(job, out);
 	}
 	ADD(out, "}\n\n");
 }
 
-/* Appends the end of a stream: the usage chunk if asked for, then [DONE]. */
+/*
+ * Appends the end of a stream: the usage chunk if asked for (unless the
+ * finish chunk carried it), then [DONE].
+ */
 static void
 openai_stream_end(struct sim_job *job, struct evbuffer *out)
 {
-	if (job->include_usage) {
+	if (job->include_usage && !openai_usage_on_finish(job)) {
 		ADD(out, "data: {\"choices\":[]");
-		openai_chunk_tail(job, out);
+		openai_chunk_tail(job, 1, out);
 		ADD(out, ",");
 		openai_usage(job, out);
-		ADD(out, ",");
-		openai_timings(job, out);
+		if (dialect(job)->timings) {
+			ADD(out, ",");
+			openai_timings(job, out);
+		}
 		ADD(out, "}\n\n");
 	}
 	ADD(out, "data: [DONE]\n\n");
 }
 
-/* Appends an error event in the middle of a stream (no [DONE] follows). */
+/*
+ * Appends an error in the middle of a stream as the dialect sends one:
+ * llama.cpp an "error:" line, the others a data event with an error
+ * object; vLLM, SGLang and llama.cpp then send [DONE].
+ */
 static void
 openai_stream_error(struct sim_job *job, struct evbuffer *out)
 {
-	ADD(out, "data: {\"error\":{\"code\":500,\"message\":"
-	    "\"injected fault: error in the middle of the stream\",\"type\":"
-	    "\"server_error\"}}\n\n");
+	switch (DIALECT(job)) {
+	case SIM_DIALECT_LLAMACPP:
+		ADD(out, "error: {\"code\":500,\"message\":\"injected fault: "
+		    "context shift is disabled\",\"type\":\"server_error\"}"
+		    "\n\n");
+		break;
+	case SIM_DIALECT_VLLM:
+	case SIM_DIALECT_SGLANG:
+		ADD(out, "data: {\"error\":{\"object\":\"error\",\"message\":"
+		    "\"injected fault: error in the middle of the stream\","
+		    "\"type\":\"InternalServerError\",\"param\":null,"
+		    "\"code\":500}}\n\n");
+		break;
+	case SIM_DIALECT_OPENAI:
+		ADD(out, "data: {\"error\":{\"message\":\"injected fault: "
+		    "error in the middle of the stream\",\"type\":"
+		    "\"server_error\",\"param\":null,\"code\":null}}\n\n");
+		break;
+	default:
+		ADD(out, "data: {\"error\":{\"code\":500,\"message\":"
+		    "\"injected fault: error in the middle of the stream\","
+		    "\"type\":\"server_error\"}}\n\n");
+	}
+	if (dialect(job)->done_after_error)
+		ADD(out, "data: [DONE]\n\n");
 }
 
 /* Appends the error body of err; its status is sent as is. */
@@ -695,3 +973,6 @@ const struct sim_proto sim_proto_openai = {
 	.stream_end = openai_stream_end,
 	.stream_error = openai_stream_error,
 };
+
+const char *const sim_dialect_names[] = { "sim", "openai", "vllm",
+    "llama.cpp", "sglang", NULL };

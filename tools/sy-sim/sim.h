@@ -64,6 +64,25 @@ struct sim_fault_pick {
 	int midstream_after;		/* -1: none */
 };
 
+/*
+ * How a replica writes a stream: each event its own write, flushed before
+ * the next (as vLLM, llama.cpp and most servers do); several events in one
+ * write; or events cut at seeded byte boundaries, each piece its own write.
+ */
+enum sim_write { SIM_WRITE_PER_EVENT, SIM_WRITE_COALESCED, SIM_WRITE_SPLIT };
+
+/* Which server the OpenAI protocol answers as (proto_openai.c). */
+enum sim_dialect {
+	SIM_DIALECT_SIM,		/* sy-sim's own: the plainest */
+	SIM_DIALECT_OPENAI,		/* api.openai.com */
+	SIM_DIALECT_VLLM,
+	SIM_DIALECT_LLAMACPP,		/* llama.cpp's llama-server */
+	SIM_DIALECT_SGLANG
+};
+
+extern const char *const sim_write_names[];
+extern const char *const sim_dialect_names[];
+
 /* Everything that describes one replica. */
 struct sim_params {
 	unsigned port;
@@ -86,6 +105,8 @@ struct sim_params {
 	double speed;			/* multiplies every modelled time */
 	double cost_per_hour;
 	unsigned log_requests;
+	int write;			/* enum sim_write */
+	int dialect;			/* enum sim_dialect */
 	struct sim_faults faults;
 };
 
@@ -348,7 +369,24 @@ struct sim_job {
 	struct event *watch;		/* client close while waiting */
 
 	TAILQ_ENTRY(sim_job) link;	/* admission queue */
+
+	/* The stream writer (write.c). */
+	struct evhttp_request *w_req;	/* NULL: not writing */
+	struct evbuffer *w_queue;	/* pieces not yet written */
+	size_t *w_len;			/* their lengths */
+	unsigned w_head, w_n, w_cap;
+	int w_busy;			/* a piece is on its way */
+	int w_end;			/* enum sim_wend, once queued */
+	uint64_t w_rng;			/* the split pattern's cuts */
 };
+
+/* What ends a stream once its queue is written. */
+enum sim_wend { SIM_WEND_NONE, SIM_WEND_END, SIM_WEND_DROP };
+
+void	 sim_write_begin(struct sim_job *, struct evhttp_request *);
+void	 sim_write_send(struct sim_job *, struct evbuffer *);
+void	 sim_write_end(struct sim_job *, enum sim_wend);
+void	 sim_write_abort(struct sim_job *);
 
 void	 sim_job_handle(struct sim_replica *, struct evhttp_request *,
 	     const struct sim_proto *, const struct sim_route *, uint64_t);

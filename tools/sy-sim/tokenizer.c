@@ -8,7 +8,8 @@
 
 /*
  * Words of the generated text, each one token: a leading space and at most
- * four letters, so the tokenizer counts an answer as exactly its tokens.
+ * four bytes, so the tokenizer counts an answer as exactly its tokens.  One
+ * is not ASCII, so answers hold UTF-8 characters a stream may be cut in.
  */
 static const char *const words[] = {
 	" the", " of", " and", " to", " in", " is", " that", " for",
@@ -18,7 +19,7 @@ static const char *const words[] = {
 	" she", " will", " can", " more", " when", " then", " time", " so",
 	" some", " what", " up", " out", " if", " into", " has", " its",
 	" only", " new", " day", " way", " use", " man", " find", " long",
-	" down", " look", " word", " each", " sun", " rain", " tree", " road"
+	" down", " look", " word", " each", " ça", " rain", " tree", " road"
 };
 #define NWORDS (sizeof words / sizeof words[0])
 
