@@ -1,30 +1,211 @@
-/* The admin listener: Prometheus metrics, JSON stats, config reload, health. */
+/* The admin listener: a table of routes (metrics, JSON stats, config reload, health, the dashboard), each of an access class that its token and Origin checks follow. */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <event2/buffer.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "admin.h"
+#include "config.h"
+#include "confrow.h"
 #include "http1.h"
 #include "metrics.h"
 #include "server.h"
 #include "util.h"
 #include "worker.h"
 
-/* Sends obj (stolen) as a JSON response. */
-static void
-respond_json(struct sy_conn *c, int status, json_t *obj)
+#define AT(field)	offsetof(struct sy_admin_conf, field)
+
+static const struct sy_conf_row admin_rows[] = {
+	{ .name = "listen", .type = SY_CONF_STRING_OR_NULL, .offset = AT(listen),
+	  .def.s = "127.0.0.1:8081", .what = "\"HOST:PORT\"",
+	  .doc = "address of the admin listener; null: off" },
+	{ .name = "token_env", .type = SY_CONF_SECRET, .offset = AT(token),
+	  .keep_name = 1, .name_at = AT(token_env), .what = "the admin token",
+	  .doc = "variable holding the token every write (and read) needs" },
+	{ .name = "protect_reads", .type = SY_CONF_BOOL,
+	  .offset = AT(protect_reads), .def.u = 1,
+	  .doc = "with a token: reads need it too" },
+	{ .name = "metrics_open", .type = SY_CONF_BOOL,
+	  .offset = AT(metrics_open),
+	  .doc = "GET /metrics needs no token" },
+	{ .name = "allowed_origins", .type = SY_CONF_STRINGS,
+	  .offset = AT(origins), .count = AT(norigins), .what = "an origin",
+	  .doc = "browser origins whose requests are taken" },
+	{ .name = "max_connections", .type = SY_CONF_UINT,
+	  .offset = AT(max_connections), .def.u = 64, .min = 1, .max = 4096,
+	  .doc = "open admin connections at most" },
+	{ .name = NULL }
+};
+
+const struct sy_conf_table sy_admin_table = {
+	.path = "admin",
+	.rows = admin_rows,
+	.size = sizeof(struct sy_admin_conf)
+};
+
+void
+sy_admin_json(struct sy_conn *c, int status, json_t *obj)
 {
 	struct evbuffer *body = evbuffer_new();
 	char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(10));
 
 	evbuffer_add(body, text, strlen(text));
 	evbuffer_add(body, "\n", 1);
-	sy_conn_respond(c, status, "application/json", NULL, body);
+	sy_conn_respond(c, status, "application/json", "Cache-Control: no-store\r\n",
+	    body);
 	evbuffer_free(body);
 	free(text);
 	json_decref(obj);
+}
+
+/* ==== Routes ==== */
+
+static void
+get_metrics(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	sy_metrics_prometheus(a->metrics, a->current(a->arg), out);
+	sy_conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    NULL, out);
+	evbuffer_free(out);
+}
+
+static void
+get_stats(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body)
+{
+	sy_admin_json(c, 200, sy_metrics_json(a->metrics, a->current(a->arg)));
+}
+
+static void
+post_reload(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body)
+{
+	char *err = NULL;
+
+	if (a->reload(a->arg, &err) == 0)
+		sy_admin_json(c, 200, json_pack("{s:s}", "status", "reloaded"));
+	else {
+		sy_respond_error(c, 400, "invalid_request_error",
+		    "config_invalid", err, NULL);
+		free(err);
+	}
+}
+
+static void
+get_health(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body)
+{
+	sy_admin_json(c, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+/*
+ * Every admin route.  A new one is a line here: its method, path (a
+ * trailing '*' takes every path under it), access class and function.
+ */
+static const struct sy_admin_route routes[] = {
+	{ "GET", "/metrics", SY_ADMIN_METRICS, get_metrics },
+	{ "GET", "/admin/stats", SY_ADMIN_READ, get_stats },
+	{ "POST", "/admin/reload", SY_ADMIN_WRITE, post_reload },
+	{ "GET", "/healthz", SY_ADMIN_OPEN, get_health },
+};
+
+#define NROUTES	(sizeof routes / sizeof routes[0])
+
+/* Whether route r's path is the target's path (plen bytes). */
+static int
+path_matches(const struct sy_admin_route *r, const char *target, size_t plen)
+{
+	size_t n = strlen(r->path);
+
+	if (n > 0 && r->path[n - 1] == '*')
+		return plen >= n - 1 && strncmp(target, r->path, n - 1) == 0;
+	return plen == n && strncmp(target, r->path, n) == 0;
+}
+
+/* Writes "admin paths: METHOD PATH, ..." of every route into buf (len). */
+static void
+route_list(char *buf, size_t len)
+{
+	size_t i, at;
+
+	at = (size_t)snprintf(buf, len, "admin paths: ");
+	for (i = 0; i < NROUTES && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s %s",
+		    i ? ", " : "", routes[i].method, routes[i].path);
+}
+
+/*
+ * Whether a request's Origin header (NULL: none, as from curl or a
+ * same-origin GET) may reach the admin API: one of allowed_origins, or
+ * the listener's own address as the browser names it ("http://" + the
+ * configured HOST:PORT, and the Host header says the same; a DNS name
+ * that points here, as in DNS rebinding, is neither).
+ */
+static int
+origin_allowed(const struct sy_config *cfg, const struct sy_http1_msg *head,
+    const char *origin)
+{
+	const char *host = sy_http1_header(head, "host");
+	size_t i;
+
+	if (origin == NULL)
+		return 1;
+	for (i = 0; i < cfg->admin_conf.norigins; i++)
+		if (strcmp(origin, cfg->admin_conf.origins[i]) == 0)
+			return 1;
+	return cfg->admin != NULL && host != NULL &&
+	    strncmp(origin, "http://", 7) == 0 &&
+	    strcmp(origin + 7, cfg->admin) == 0 && strcmp(host, cfg->admin) == 0;
+}
+
+/* Whether the request carries "Authorization: Bearer TOKEN" (constant-time). */
+static int
+token_ok(const struct sy_config *cfg, const struct sy_http1_msg *head)
+{
+	const char *auth = sy_http1_header(head, "authorization");
+	unsigned char want[SHA256_DIGEST_LENGTH], got[SHA256_DIGEST_LENGTH];
+
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return 0;
+	auth += 7;
+	while (*auth == ' ')
+		auth++;
+	/* Digests of equal length: the comparison time says nothing. */
+	SHA256((const unsigned char *)cfg->admin_conf.token,
+	    strlen(cfg->admin_conf.token), want);
+	SHA256((const unsigned char *)auth, strlen(auth), got);
+	return CRYPTO_memcmp(want, got, sizeof want) == 0;
+}
+
+/* Whether route r needs the token under cfg. */
+static int
+needs_token(const struct sy_config *cfg, const struct sy_admin_route *r)
+{
+	if (cfg->admin_conf.token == NULL)
+		return 0;
+	switch (r->access) {
+	case SY_ADMIN_OPEN:
+		return 0;
+	case SY_ADMIN_METRICS:
+		return !cfg->admin_conf.metrics_open &&
+		    cfg->admin_conf.protect_reads;
+	case SY_ADMIN_READ:
+		return cfg->admin_conf.protect_reads;
+	default:
+		return 1;
+	}
 }
 
 void
@@ -32,33 +213,84 @@ sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg)
 {
 	struct sy_admin *a = arg;
-	size_t plen = strcspn(head->target, "?");
-	int get = strcmp(head->method, "GET") == 0;
-	struct evbuffer *out;
-	char *err = NULL;
+	const struct sy_config *cfg = a->current(a->arg);
+	const char *origin = sy_http1_header(head, "origin");
+	size_t plen = strcspn(head->target, "?"), i;
+	const struct sy_admin_route *r = NULL;
+	int path_known = 0;
+	char *msg, list[1024];
 
-	if (plen == 8 && strncmp(head->target, "/metrics", 8) == 0 && get) {
-		out = evbuffer_new();
-		sy_metrics_prometheus(a->metrics, a->current(a->arg), out);
-		sy_conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8",
-		    NULL, out);
-		evbuffer_free(out);
-	} else if (plen == 12 && strncmp(head->target, "/admin/stats", 12) == 0 &&
-	    get)
-		respond_json(c, 200, sy_metrics_json(a->metrics, a->current(a->arg)));
-	else if (plen == 13 && strncmp(head->target, "/admin/reload", 13) == 0 &&
-	    strcmp(head->method, "POST") == 0) {
-		if (a->reload(a->arg, &err) == 0)
-			respond_json(c, 200, json_pack("{s:s}", "status", "reloaded"));
-		else {
-			sy_respond_error(c, 400, "invalid_request_error",
-			    "config_invalid", err, NULL);
-			free(err);
-		}
-	} else if (plen == 8 && strncmp(head->target, "/healthz", 8) == 0 && get)
-		respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
+	for (i = 0; i < NROUTES && r == NULL; i++) {
+		if (!path_matches(&routes[i], head->target, plen))
+			continue;
+		path_known = 1;
+		if (strcmp(routes[i].method, head->method) == 0)
+			r = &routes[i];
+	}
+	if (r == NULL) {
+		route_list(list, sizeof list);
+		sy_respond_error(c, path_known ? 405 : 404,
+		    "invalid_request_error",
+		    path_known ? "method_not_allowed" : "not_found", list, NULL);
+		return;
+	}
+	if (!origin_allowed(cfg, head, origin)) {
+		msg = sy_xasprintf("requests from the origin %s may not use "
+		    "the admin API (admin.allowed_origins)", origin);
+		sy_respond_error(c, 403, "permission_error", "origin_not_allowed",
+		    msg, NULL);
+		free(msg);
+		return;
+	}
+	if (needs_token(cfg, r) && !token_ok(cfg, head)) {
+		sy_respond_error(c, 401, "authentication_error",
+		    "admin_token_required",
+		    sy_http1_header(head, "authorization") == NULL ?
+		    "the admin API needs \"Authorization: Bearer TOKEN\" "
+		    "(the token of admin.token_env)" :
+		    "the admin token is not the one of admin.token_env",
+		    "WWW-Authenticate: Bearer realm=\"switchyard admin\"\r\n");
+		return;
+	}
+	r->fn(a, c, head, body);
+}
+
+/* Whether ss is a loopback address (127/8, ::1, ::ffff:127/8). */
+static int
+is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *in4 = (const void *)ss;
+	const struct sockaddr_in6 *in6 = (const void *)ss;
+	const unsigned char *b = in6->sin6_addr.s6_addr;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family != AF_INET6)
+		return 0;
+	if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+		return 1;
+	return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127;
+}
+
+int
+sy_admin_warn_exposed(const struct sy_config *cfg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (cfg->admin == NULL ||
+	    sy_config_parse_hostport(cfg->admin, &ss, &len) != 0 ||
+	    is_loopback(&ss))
+		return 0;
+	if (cfg->admin_conf.token == NULL)
+		sy_log(SY_LOG_WARN, "the admin listener is on %s, not on "
+		    "loopback, and has no token: anyone who reaches it can "
+		    "reload the config and read the stats; set "
+		    "admin.token_env", cfg->admin);
 	else
-		sy_respond_error(c, 404, "invalid_request_error", "not_found",
-		    "admin paths: GET /metrics, GET /admin/stats, "
-		    "POST /admin/reload, GET /healthz", NULL);
+		sy_log(SY_LOG_WARN, "the admin listener is on %s, not on "
+		    "loopback (its token is the only guard)%s", cfg->admin,
+		    cfg->admin_conf.protect_reads ? "" :
+		    "; reads are open (admin.protect_reads is false)");
+	return 1;
 }

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "admin.h"
 #include "endstats.h"
 #include "redis.h"
 #include "tenants.h"
@@ -227,6 +228,7 @@ struct sy_config {
 	char *path;			/* file it came from; NULL in zero-config mode */
 	char *listen;			/* "host:port" */
 	char *admin;			/* "host:port", or NULL when disabled */
+	struct sy_admin_conf admin_conf;	/* the rest of "admin" */
 	unsigned workers;		/* 0 in the file means: number of cores */
 	char *access_log;		/* path, "stdout", or "off" */
 	unsigned access_log_flush_ms;	/* 0: each line written at once; else
