@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "config.h"
 #include "confrow.h"
+#include "dashboard.h"
 #include "http1.h"
 #include "metrics.h"
 #include "server.h"
@@ -119,6 +120,8 @@ static const struct sy_admin_route routes[] = {
 	{ "GET", "/admin/stats", SY_ADMIN_READ, get_stats },
 	{ "POST", "/admin/reload", SY_ADMIN_WRITE, post_reload },
 	{ "GET", "/healthz", SY_ADMIN_OPEN, get_health },
+	{ "GET", "/", SY_ADMIN_OPEN, sy_dashboard_page },
+	{ "GET", "/dashboard", SY_ADMIN_OPEN, sy_dashboard_page },
 };
 
 #define NROUTES	(sizeof routes / sizeof routes[0])

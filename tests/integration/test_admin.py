@@ -100,6 +100,23 @@ class Token(AdminCase):
         self.assertIn("# TYPE", r.body.decode())
         self.assertEqual(self.gw.get("/healthz").status, 200)
 
+    def test_the_dashboard_page_is_open_self_contained_and_not_framable(self):
+        for path in ("/", "/dashboard"):
+            r = self.gw.get(path)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["content-type"], "text/html; charset=utf-8")
+            self.assertIn("frame-ancestors 'none'", r.headers["content-security-policy"])
+            self.assertIn("connect-src 'self'", r.headers["content-security-policy"])
+            self.assertEqual(r.headers["x-frame-options"], "DENY")
+            page = r.body.decode()
+            self.assertLess(len(r.body), 300 * 1024)
+            self.assertIn("<title>switchyard</title>", page)
+            self.assertIn('fetch("/admin/stats"', page)
+            self.assertNotIn("http://", page)
+            self.assertNotIn("https://", page)
+        # The page holds no data: what it shows comes from the guarded stats.
+        self.error(self.gw.get("/admin/stats"), 401, "admin_token_required")
+
     def test_a_request_through_the_gateway_needs_no_admin_token(self):
         self.assertEqual(self.gw.post("/v1/chat/completions", chat()).status, 200)
 
