@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "admin.h"
+#include "admin_reports.h"
 #include "config.h"
 #include "confrow.h"
 #include "dashboard.h"
@@ -44,6 +45,9 @@ static const struct sy_conf_row admin_rows[] = {
 	{ .name = "max_connections", .type = SY_CONF_UINT,
 	  .offset = AT(max_connections), .def.u = 64, .min = 1, .max = 4096,
 	  .doc = "open admin connections at most" },
+	{ .name = "reports_dir", .type = SY_CONF_STRING,
+	  .offset = AT(reports_dir),
+	  .doc = "directory of experiment reports served read-only" },
 	{ .name = NULL }
 };
 
@@ -119,6 +123,8 @@ static const struct sy_admin_route routes[] = {
 	{ "GET", "/metrics", SY_ADMIN_METRICS, get_metrics },
 	{ "GET", "/admin/stats", SY_ADMIN_READ, get_stats },
 	{ "POST", "/admin/reload", SY_ADMIN_WRITE, post_reload },
+	{ "GET", "/admin/reports", SY_ADMIN_READ, sy_admin_reports_list },
+	{ "GET", "/admin/reports/*", SY_ADMIN_READ, sy_admin_reports_file },
 	{ "GET", "/healthz", SY_ADMIN_OPEN, get_health },
 	{ "GET", "/", SY_ADMIN_OPEN, sy_dashboard_page },
 	{ "GET", "/dashboard", SY_ADMIN_OPEN, sy_dashboard_page },

@@ -23,6 +23,7 @@ struct sy_admin_conf {
 	char **origins;			/* allowed_origins */
 	size_t norigins;
 	unsigned max_connections;	/* open admin connections at most */
+	char *reports_dir;		/* experiment reports served, or NULL */
 };
 
 /* The rows of the "admin" object (admin.c). */

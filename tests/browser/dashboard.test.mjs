@@ -3,8 +3,8 @@
 // of two sy-sim replicas while sy-load sends traffic, and checks what a
 // person sees: the token prompt, the route listed, the request rate above
 // zero, a chart's points increasing, an endpoint shown as ejected once
-// sy-sim makes it fail, a reload adding a route, and the page reconnecting
-// after the gateway restarts. A screenshot (after the reload) goes to
+// sy-sim makes it fail, a reload adding a route, the lab's reports, and the
+// page reconnecting after the gateway restarts. A screenshot (after the reload) goes to
 // $SY_BUILDDIR/tests/browser-artifacts/dashboard.png.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -93,7 +93,7 @@ function config(extraRoute) {
   if (extraRoute) routes.push({ name: "extra", models: ["qwen2-7b"] });
   return {
     listen: `127.0.0.1:${gwPort}`, workers: 2, access_log: "off",
-    admin: { listen: `127.0.0.1:${adminPort}`, token_env: "SY_DASH_TOKEN" },
+    admin: { listen: `127.0.0.1:${adminPort}`, token_env: "SY_DASH_TOKEN", reports_dir: path.join(dir, "reports") },
     backends: [0, 1].map((i) => ({ name: `s${i}`, url: `http://127.0.0.1:${simPort + i}/v1` })),
     routes,
     prices: { "llama-3-8b": { input: 0.5, output: 1.5 } },
@@ -112,6 +112,8 @@ before(async () => {
   gwPort = await freePorts(2);
   adminPort = gwPort + 1;
   cfgPath = path.join(dir, "switchyard.json");
+  mkdirSync(path.join(dir, "reports"));
+  writeFileSync(path.join(dir, "reports", "lab-run-1.md"), "# Lab run 1\np2c_ewma beat round_robin: p99 41 ms\n");
   writeFileSync(cfgPath, JSON.stringify(config(false)));
   sim = start("sy-sim", [path.join(BUILDDIR, "sy-sim"), "--port", String(simPort), "--replicas", "2",
     "--models", "llama-3-8b,qwen2-7b", "--speed", "0.2", "--quiet"]);
@@ -189,6 +191,13 @@ test("a reload that adds a route shows it", async () => {
   assert.equal(r.status, 200, await r.text());
   await page.locator('#routes tr[data-route="extra"]').waitFor({ timeout: 10000 });
   assert.equal(await text("#t-routes"), "2");
+});
+
+test("the lab's reports are listed and one opens as text", async () => {
+  const link = page.locator('#report-list a[data-report="lab-run-1.md"]');
+  await link.waitFor({ timeout: 15000 });
+  await link.click();
+  await page.locator("#report", { hasText: "p2c_ewma beat round_robin: p99 41 ms" }).waitFor();
 });
 
 test("a screenshot shows both routes and the ejected endpoint", async () => {

@@ -209,6 +209,43 @@ class MaxConnections(AdminCase):
             idle.close()
 
 
+class Reports(AdminCase):
+    """admin.reports_dir: the lab's reports, listed and served read-only."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sy-reports-")
+        with open(os.path.join(self.dir, "run-1.md"), "w") as f:
+            f.write("# Run 1\np2c_ewma: p99 41 ms\n")
+        with open(os.path.join(self.dir, ".hidden"), "w") as f:
+            f.write("no")
+        os.mkdir(os.path.join(self.dir, "sub"))
+        os.symlink("/etc/passwd", os.path.join(self.dir, "link.md"))
+        self.admin = {"reports_dir": self.dir, "token_env": "SY_TEST_ADMIN_TOKEN"}
+        self.env = ENV
+        super().setUp()
+
+    def test_only_the_regular_files_are_listed_and_served(self):
+        r = self.gw.get("/admin/reports", bearer())
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual([f["name"] for f in r.json()["reports"]], ["run-1.md"])
+        self.assertEqual(r.json()["reports"][0]["bytes"], len("# Run 1\np2c_ewma: p99 41 ms\n"))
+        r = self.gw.get("/admin/reports/run-1.md", bearer())
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"# Run 1\np2c_ewma: p99 41 ms\n")
+        self.assertEqual(r.headers["content-type"], "text/markdown; charset=utf-8")
+        self.assertIn("sandbox", r.headers["content-security-policy"])
+        for name in ("link.md", ".hidden", "sub", "..%2Fetc%2Fpasswd", "../run-1.md", "nope.md", ""):
+            self.error(self.gw.get("/admin/reports/" + name, bearer()), 404, "not_found")
+
+    def test_reports_are_reads_under_the_token(self):
+        self.error(self.gw.get("/admin/reports"), 401, "admin_token_required")
+        self.error(self.gw.get("/admin/reports/run-1.md"), 401, "admin_token_required")
+
+    def test_without_a_directory_there_are_none(self):
+        e = self.error(AdminGateway(self, self.config(), {}).get("/admin/reports"), 404, "not_found")
+        self.assertIn("admin.reports_dir is not set", e["message"])
+
+
 class Startup(unittest.TestCase):
     def run_sy(self, config, env=None, check=True, wait=1.0):
         """switchyard -t (check) or a start for `wait` seconds on config;
