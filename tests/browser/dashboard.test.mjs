@@ -127,9 +127,15 @@ before(async () => {
   page.on("request", (r) => pageRequests.push(r.url()));
 });
 
+// What AddressSanitizer, LeakSanitizer and UBSan print (an --enable-asan build).
+const SANITIZER_MARKS = ["ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"];
+
 after(async () => {
   if (browser) await browser.close();
   for (const c of children) await stop(c);
+  for (const c of children)
+    for (const mark of SANITIZER_MARKS)
+      if (c.output.includes(mark)) throw new Error(`${c.label} reported a memory error:\n${c.output}`);
 });
 
 const text = (sel) => page.locator(sel).first().textContent();
