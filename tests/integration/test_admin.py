@@ -91,6 +91,16 @@ class Token(AdminCase):
         self.assertEqual((r.status, r.json()), (200, {"status": "reloaded"}))
         self.assertNotIn(TOKEN, self.gw.proc.output())
 
+    def test_a_reload_takes_a_new_token_at_once(self):
+        self.gw.proc.stop()
+        env = {"SY_TEST_ADMIN_TOKEN": TOKEN, "SY_TEST_ADMIN_TOKEN2": "adm-second-token"}
+        self.gw = AdminGateway(self, self.config(), self.admin, env=env)
+        self.gw.admin_keys = {"token_env": "SY_TEST_ADMIN_TOKEN2"}
+        self.gw.write(self.gw.config)
+        self.assertEqual(self.gw.reload(bearer()).status, 200)
+        self.error(self.gw.reload(bearer()), 401, "admin_token_required")
+        self.assertEqual(self.gw.reload(bearer("adm-second-token")).status, 200)
+
     def test_reads_need_it_too_but_health_and_the_page_do_not(self):
         self.error(self.gw.get("/admin/stats"), 401, "admin_token_required")
         self.error(self.gw.get("/metrics"), 401, "admin_token_required")
