@@ -51,10 +51,28 @@ static const struct sy_conf_row admin_rows[] = {
 	{ .name = NULL }
 };
 
+/* The shortest admin token taken: a guess must not be a short search. */
+#define TOKEN_MIN	16
+
+/* A token of at least TOKEN_MIN characters. */
+static void
+admin_check(struct sy_conf *c, const json_t *obj, const char *path,
+    void *base)
+{
+	const struct sy_admin_conf *a = base;
+	char p[SY_CONF_PATHLEN];
+
+	if (a->token != NULL && strlen(a->token) < TOKEN_MIN)
+		sy_conf_fail(c, sy_conf_path_key(p, path, "token_env"),
+		    "the token in %s has %zu characters; an admin token needs "
+		    "at least %d", a->token_env, strlen(a->token), TOKEN_MIN);
+}
+
 const struct sy_conf_table sy_admin_table = {
 	.path = "admin",
 	.rows = admin_rows,
-	.size = sizeof(struct sy_admin_conf)
+	.size = sizeof(struct sy_admin_conf),
+	.check = admin_check
 };
 
 void

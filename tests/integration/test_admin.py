@@ -303,6 +303,14 @@ class Startup(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("admin.token_env: environment variable SY_TEST_ADMIN_TOKEN_UNSET is not set", out)
 
+    def test_a_short_token_is_a_load_error(self):
+        cfg = dict(self.base(), admin={"token_env": "SY_TEST_SHORT"})
+        rc, out = self.run_sy(cfg, env={"SY_TEST_SHORT": "abc123"})
+        self.assertNotEqual(rc, 0)
+        self.assertIn("admin.token_env: the token in SY_TEST_SHORT has 6 characters; "
+                      "an admin token needs at least 16", out)
+        self.assertNotIn("abc123", out)
+
     def test_bad_admin_values_are_named(self):
         rc, out = self.run_sy(dict(self.base(), admin=5))
         self.assertNotEqual(rc, 0)
