@@ -119,6 +119,12 @@ const struct sy_backend_kind *sy_backend_kind_find(const char *name);
 /* Writes the known kind names, comma separated, into buf. */
 void sy_backend_kind_names(char *buf, size_t len);
 
+/*
+ * The kinds in registry order: the adapter at index i (static, owned by
+ * the registry), or NULL past the last one.
+ */
+const struct sy_backend_kind *sy_backend_kind_at(size_t i);
+
 /* Writes the params tables of the kinds that have one into out (at most max); how many. */
 size_t sy_backend_kind_params(const struct sy_conf_table **out, size_t max);
 

@@ -359,6 +359,11 @@ ollama_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	char *text;
 	int rc;
 
+	if (req->api == SY_API_RERANK) {
+		json_decref(o);
+		json_decref(opts);
+		return sy_fail(err, "rerank is not served by ollama backends");
+	}
 	snprintf(up->path, sizeof up->path, "%s", api_paths[req->api]);
 	sy_backend_bearer(ep, up->headers, sizeof up->headers);
 	json_object_set_new(o, "model", json_string(req->model));

@@ -18,7 +18,7 @@
 #include "util.h"
 
 static const char *const api_paths[] = {
-	"/chat/completions", "/completions", "/embeddings"
+	"/chat/completions", "/completions", "/embeddings", "/rerank"
 };
 
 int
@@ -309,6 +309,15 @@ without_usage(const struct sy_sse_event *ev, const struct sy_jscan_member *usage
 	SY_ADD_LIT(out, "\n\n");
 }
 
+/* An event whose data is not a JSON object: the stream fails there. */
+static enum sy_stream_verdict
+malformed(struct evbuffer *out)
+{
+	sy_canon_stream_error(out, "bad_backend_event", "the backend sent a "
+	    "stream event that is not a JSON object");
+	return SY_STREAM_ERROR;
+}
+
 enum sy_stream_verdict
 sy_openai_stream_event(void *state, const struct sy_req *req,
     const struct sy_sse_event *ev,
@@ -323,7 +332,8 @@ sy_openai_stream_event(void *state, const struct sy_req *req,
 		evbuffer_add(out, ev->raw, ev->raw_len);
 		return SY_STREAM_DONE;
 	} else if (mentions_usage_or_error(ev)) {
-		scan_members(ev->data, ev->data_len, m);
+		if (scan_members(ev->data, ev->data_len, m) != SY_JSON_OBJECT)
+			return malformed(out);
 		if (m[MEMBER_ERROR].kind == SY_JSON_OBJECT) {
 			evbuffer_add(out, ev->raw, ev->raw_len);
 			return SY_STREAM_ERROR;
@@ -340,7 +350,8 @@ sy_openai_stream_event(void *state, const struct sy_req *req,
 				return SY_STREAM_FORWARD;
 			}
 		}
-	}
+	} else if (sy_jscan(ev->data, ev->data_len, NULL, 0) != SY_JSON_OBJECT)
+		return malformed(out);
 	evbuffer_add(out, ev->raw, ev->raw_len);
 	return SY_STREAM_FORWARD;
 }

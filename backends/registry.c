@@ -80,3 +80,9 @@ sy_backend_credentials(const struct sy_backend_kind *kind,
 	return kind->credentials != NULL ? kind->credentials(ep, buf, len) :
 	    sy_backend_bearer(ep, buf, len);
 }
+
+const struct sy_backend_kind *
+sy_backend_kind_at(size_t i)
+{
+	return sy_registry_at(kinds, i);
+}

@@ -335,8 +335,9 @@ tgi_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 	json_t *inputs, *params, *body;
 	char *text;
 
-	if (req->api == SY_API_EMBEDDINGS)
-		return sy_fail(err, "embeddings are not served by tgi backends");
+	if (req->api == SY_API_EMBEDDINGS || req->api == SY_API_RERANK)
+		return sy_fail(err, "embeddings and rerank are not served by tgi "
+		    "backends");
 	if (check_unsupported(sy_req_body(req), err) != 0)
 		return -1;
 	inputs = req->api == SY_API_CHAT ? chat_inputs(sy_req_body(req), err) :

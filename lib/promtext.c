@@ -24,6 +24,10 @@ static const struct {
 	{ "llamacpp:kv_cache_usage_ratio", FIG_KV },
 };
 
+/* The capacity's metrics. */
+#define VLLM_CACHE_INFO "vllm:cache_config_info"
+#define SGLANG_MAX_TOKENS "sglang:max_total_num_tokens"
+
 /* A line being read: [p, end). */
 struct cursor {
 	const char *p;
@@ -111,14 +115,43 @@ read_sample(struct cursor *c, const char **name, size_t *namelen,
 	return *stop == '\0' ? 0 : -1;
 }
 
+/* The number in label key="N" of the line [p, end), or -1. */
+static long
+label_number(const char *p, const char *end, const char *key)
+{
+	const char *start = p;
+	size_t klen = strlen(key);
+	long n = -1;
+
+	for (; p + klen + 2 < end; p++) {
+		if (memcmp(p, key, klen) != 0 || p[klen] != '=' ||
+		    p[klen + 1] != '"' || (p > start && is_name_char(p[-1], 0)))
+			continue;
+		for (p += klen + 2, n = 0; p < end && '0' <= *p && *p <= '9'; p++)
+			n = n * 10 + (*p - '0');
+		return p < end && *p == '"' ? n : -1;
+	}
+	return -1;
+}
+
+/* Whether [name, name + len) is s. */
+static int
+named(const char *name, size_t len, const char *s)
+{
+	return strlen(s) == len && memcmp(s, name, len) == 0;
+}
+
 int
 sy_promtext_load(const char *text, size_t len, struct sy_load_figures *out)
 {
 	double sum[FIG_COUNT] = { 0 }, value, kv;
 	long count[FIG_COUNT] = { 0 };
-	const char *end = text + len, *eol, *name;
+	const char *end = text + len, *eol, *name, *line;
 	struct cursor c;
 	size_t namelen, i;
+	long blocks, size;
+
+	out->kv_tokens = -1;
 
 	for (c.p = text; c.p < end; c.p = eol + (eol < end)) {
 		if ((eol = memchr(c.p, '\n', (size_t)(end - c.p))) == NULL)
@@ -129,12 +162,18 @@ sy_promtext_load(const char *text, size_t len, struct sy_load_figures *out)
 		skip_blanks(&c);
 		if (c.p == c.end || *c.p == '#')
 			continue;
+		line = c.p;
 		if (read_sample(&c, &name, &namelen, &value) == -1 ||
 		    !isfinite(value))
 			continue;
+		if (named(name, namelen, VLLM_CACHE_INFO) &&
+		    (blocks = label_number(line, c.end, "num_gpu_blocks")) > 0 &&
+		    (size = label_number(line, c.end, "block_size")) > 0)
+			out->kv_tokens = blocks * size;
+		if (named(name, namelen, SGLANG_MAX_TOKENS) && value >= 1)
+			out->kv_tokens = lround(value);
 		for (i = 0; i < sizeof metric_names / sizeof metric_names[0]; i++) {
-			if (strlen(metric_names[i].name) == namelen &&
-			    memcmp(metric_names[i].name, name, namelen) == 0) {
+			if (named(name, namelen, metric_names[i].name)) {
 				sum[metric_names[i].fig] += value;
 				count[metric_names[i].fig]++;
 				break;
@@ -150,5 +189,5 @@ sy_promtext_load(const char *text, size_t len, struct sy_load_figures *out)
 		out->kv_permille = (int)lround(fmin(fmax(kv, 0), 1) * 1000);
 	}
 	return out->running != -1 || out->waiting != -1 ||
-	    out->kv_permille != -1;
+	    out->kv_permille != -1 || out->kv_tokens != -1;
 }

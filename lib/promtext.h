@@ -9,6 +9,7 @@ struct sy_load_figures {
 	long running;		/* sequences running */
 	long waiting;		/* requests queued */
 	int kv_permille;	/* KV-cache usage × 1000 (0..1000) */
+	long kv_tokens;		/* KV-cache capacity in tokens */
 };
 
 /*
@@ -20,6 +21,8 @@ struct sy_load_figures {
  * (llamacpp:requests_processing, llamacpp:requests_deferred,
  * llamacpp:kv_cache_usage_ratio).  Samples of one metric with several
  * label sets (several models) are summed; usage ratios are averaged.
+ * The capacity is vLLM's vllm:cache_config_info labels num_gpu_blocks ×
+ * block_size, or SGLang's sglang:max_total_num_tokens.
  * Returns 1 when at least one figure was found, else 0.
  */
 int sy_promtext_load(const char *text, size_t len, struct sy_load_figures *out);

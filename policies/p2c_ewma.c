@@ -189,7 +189,8 @@ p2c_observe(void *state, struct sy_endpoint *ep,
 {
 	struct p2c_state *st = state;
 	struct p2c_learn *l = p2c_learned(st, ep);
-	uint64_t now = sy_now_us(), old, at;
+	uint64_t now = sy_now_us(), at;
+	unsigned long long old;
 	double sample = (double)outcome->latency_us, avg, w, next;
 
 	if ((outcome->status == 0 || outcome->status >= 500) &&

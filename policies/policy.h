@@ -34,12 +34,23 @@ struct sy_route_policy {
 	 * Picks an endpoint of pool that can take req (not at its
 	 * max_concurrency, weight > 0), or NULL when none can.  Sets *reason
 	 * to a static word for the access log.  Called on any worker thread.
+	 * It may also write req->pick_words (a longer reason, logged instead
+	 * of *reason, which metrics count; "" leaves *reason) and
+	 * req->pick_note (given back to answered): the only parts of req a
+	 * policy writes.
 	 */
 	struct sy_endpoint *(*pick)(void *state, const struct sy_pool *pool,
 	    const struct sy_req *req, const char **reason);
 	/* Told the outcome of each request it picked for; may be NULL. */
 	void (*observe)(void *state, struct sy_endpoint *ep,
 	    const struct sy_outcome *outcome);
+	/*
+	 * Optional: told, once the exchange ends, the answer ep gave to req
+	 * (req->usage as the backend reported it, req->pick_note as its last
+	 * pick left it).  Only for an answer with status 200.
+	 */
+	void (*answered)(void *state, struct sy_endpoint *ep,
+	    const struct sy_req *req);
 	/* Frees the state; may be NULL. */
 	void (*destroy)(void *state);
 };
@@ -175,6 +186,15 @@ void sy_route_policy_names(char *buf, size_t len);
 
 /* Writes the known selection policy names, comma separated, into buf. */
 void sy_select_policy_names(char *buf, size_t len);
+
+/*
+ * The registries in order, for whatever must visit every entry (the
+ * tests): the policy at index i (static, owned by the registry), or NULL
+ * past the last one.  for (i = 0; (p = sy_route_policy_at(i)); i++) ...
+ */
+const struct sy_route_policy *sy_route_policy_at(size_t i);
+const struct sy_select_policy *sy_select_policy_at(size_t i);
+const struct sy_batch_policy *sy_batch_policy_at(size_t i);
 
 /*
  * Whether ep can take one more request now: weight > 0, fewer than

@@ -1,13 +1,13 @@
 /* prefix_affinity: requests that share a prompt prefix go to the same replica (its prefix cache), by consistent hashing with bounded loads. */
 #include <math.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 #include "config.h"
 #include "policy.h"
+#include "prefix_index.h"
 #include "req.h"
 #include "ring.h"
 #include "swrr.h"
@@ -70,91 +70,19 @@ prefix_create(const json_t *params, const struct sy_pool *pool, char **err)
 struct prefix_hash {
 	struct sy_hash hs;
 	size_t left;
-	size_t fed;
 };
 
-/* Feeds up to the prefix's remaining length of len bytes at s. */
-static void
-prefix_add(struct prefix_hash *p, const char *s, size_t len)
+/* Feeds up to the prefix's remaining length of len bytes at s (a sy_prompt_fn). */
+static int
+prefix_add(void *arg, const char *s, size_t len)
 {
+	struct prefix_hash *p = arg;
+
 	if (len > p->left)
 		len = p->left;
 	sy_hash_add(&p->hs, s, len);
 	p->left -= len;
-	p->fed += len;
-}
-
-/* Feeds a JSON string. */
-static void
-prefix_add_string(struct prefix_hash *p, const json_t *s)
-{
-	prefix_add(p, json_string_value(s), json_string_length(s));
-}
-
-/* Feeds an array of token ids as decimal text, each followed by ','. */
-static void
-prefix_add_tokens(struct prefix_hash *p, const json_t *tokens)
-{
-	char num[32];
-	size_t i;
-	int n;
-
-	for (i = 0; i < json_array_size(tokens) && p->left > 0; i++) {
-		n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT ",",
-		    json_integer_value(json_array_get(tokens, i)));
-		prefix_add(p, num, (size_t)n);
-	}
-}
-
-/*
- * Feeds a completions prompt or an embeddings input: a string, or the
- * first element of an array (a string, or token ids), or token ids.
- */
-static void
-prefix_add_prompt(struct prefix_hash *p, const json_t *v)
-{
-	const json_t *first;
-
-	if (json_is_string(v)) {
-		prefix_add_string(p, v);
-		return;
-	}
-	if ((first = json_array_get(v, 0)) == NULL)
-		return;
-	if (json_is_string(first))
-		prefix_add_string(p, first);
-	else if (json_is_integer(first))
-		prefix_add_tokens(p, v);
-	else if (json_is_array(first))
-		prefix_add_tokens(p, first);
-}
-
-/* Feeds chat messages in order: role, '\n', the text (a string, or the text parts), '\n'. */
-static void
-prefix_add_messages(struct prefix_hash *p, const json_t *messages)
-{
-	const json_t *m, *role, *content, *part, *text;
-	const char *type;
-	size_t i, j;
-
-	json_array_foreach(messages, i, m) {
-		if (p->left == 0)
-			return;
-		if (json_is_string(role = json_object_get(m, "role")))
-			prefix_add_string(p, role);
-		prefix_add(p, "\n", 1);
-		content = json_object_get(m, "content");
-		if (json_is_string(content))
-			prefix_add_string(p, content);
-		json_array_foreach(content, j, part) {
-			type = json_string_value(json_object_get(part, "type"));
-			text = json_object_get(part, "text");
-			if (type != NULL && strcmp(type, "text") == 0 &&
-			    json_is_string(text))
-				prefix_add_string(p, text);
-		}
-		prefix_add(p, "\n", 1);
-	}
+	return p->left > 0;
 }
 
 /* Hashes the prompt's first prefix_chars bytes into *hash; 0 when the request has no prompt text. */
@@ -163,25 +91,13 @@ prefix_of(const struct prefix_state *st, const struct sy_req *req,
     uint64_t *hash)
 {
 	struct prefix_hash p;
+	size_t fed;
 
-	if (sy_req_body(req) == NULL)
-		return 0;
 	sy_hash_init(&p.hs);
 	p.left = st->prefix_chars;
-	p.fed = 0;
-	switch (req->api) {
-	case SY_API_CHAT:
-		prefix_add_messages(&p, json_object_get(sy_req_body(req), "messages"));
-		break;
-	case SY_API_COMPLETIONS:
-		prefix_add_prompt(&p, json_object_get(sy_req_body(req), "prompt"));
-		break;
-	case SY_API_EMBEDDINGS:
-		prefix_add_prompt(&p, json_object_get(sy_req_body(req), "input"));
-		break;
-	}
+	fed = sy_prompt_feed(req, prefix_add, &p);
 	*hash = sy_hash_final(&p.hs);
-	return p.fed > 0;
+	return fed > 0;
 }
 
 /* ==== Placement ==== */

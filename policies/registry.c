@@ -12,6 +12,7 @@ extern const struct sy_route_policy sy_route_p2c_ewma;
 extern const struct sy_route_policy sy_route_session_affinity;
 extern const struct sy_route_policy sy_route_prefix_affinity;
 extern const struct sy_route_policy sy_route_load_aware;
+extern const struct sy_route_policy sy_route_prefix_aware;
 extern const struct sy_select_policy sy_select_alias;
 extern const struct sy_select_policy sy_select_rules;
 extern const struct sy_select_policy sy_select_weighted;
@@ -29,6 +30,7 @@ static const void *const route_policies[] = {
 	&sy_route_session_affinity,
 	&sy_route_prefix_affinity,
 	&sy_route_load_aware,
+	&sy_route_prefix_aware,
 	NULL
 };
 
@@ -137,4 +139,22 @@ sy_endpoint_usable(const struct sy_endpoint *ep, const struct sy_req *req)
 		if (req->tried[i] == ep)
 			return 0;
 	return sy_endpoint_available(ep);
+}
+
+const struct sy_route_policy *
+sy_route_policy_at(size_t i)
+{
+	return sy_registry_at(route_policies, i);
+}
+
+const struct sy_select_policy *
+sy_select_policy_at(size_t i)
+{
+	return sy_registry_at(select_policies, i);
+}
+
+const struct sy_batch_policy *
+sy_batch_policy_at(size_t i)
+{
+	return sy_registry_at(batch_policies, i);
 }

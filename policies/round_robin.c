@@ -35,9 +35,10 @@ rr_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 	unsigned long start;
 	size_t i;
 
-	*reason = "round-robin";
+	*reason = "all-busy";
 	if (pool->nendpoints == 0)
 		return NULL;
+	*reason = "round-robin";
 	start = atomic_fetch_add_explicit(&st->next, 1, memory_order_relaxed);
 	for (i = 0; i < pool->nendpoints; i++) {
 		struct sy_endpoint *ep =
@@ -49,7 +50,7 @@ rr_pick(void *state, const struct sy_pool *pool, const struct sy_req *req,
 			return ep;
 		}
 	}
-	*reason = "all-full";
+	*reason = "all-busy";
 	return NULL;
 }
 

@@ -248,14 +248,27 @@ line_buffer(const struct sy_record *r, char **own)
 	    str_len(r->path) + str_len(r->client_api) + str_len(r->route) +
 	    str_len(r->client_model) + str_len(r->model) +
 	    str_len(r->endpoint) + str_len(r->backend_kind) +
-	    str_len(r->policy_reason) + str_len(r->select_reason) +
+	    str_len(r->policy_reason) + str_len(r->policy_words) +
+	    str_len(r->select_reason) +
 	    str_len(r->escalated_from) + str_len(r->error) + str_len(r->cache) +
-	    str_len(r->key_id) + str_len(r->team);
+	    str_len(r->key_id) + str_len(r->team) + str_len(r->cost_source);
 	need = LINE_FIXED + 6 * strings;
 	*own = NULL;
 	if (need <= sizeof line_buf)
 		return line_buf;
 	return *own = malloc(need);
+}
+
+/* The mean of r's inter-token gaps, µs (r has some). */
+static uint64_t
+itl_mean_us(const struct sy_record *r)
+{
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < r->n_itl; i++)
+		sum += r->itl_us[i];
+	return sum / r->n_itl;
 }
 
 /*
@@ -265,7 +278,7 @@ line_buffer(const struct sy_record *r, char **own)
  * client_model, model, endpoint, backend_kind, policy_reason,
  * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
- * ttft_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
+ * cost_source, ttft_ms, itl_ms, tpot_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
  * retries, fallbacks, queue_ms, error, batch_size, batch_wait_ms, cache,
  * saved_tokens, saved_usd.
  */
@@ -284,7 +297,8 @@ line_format(const struct sy_record *r, char *o)
 	o = PUT_STR(o, ",\"model\":", r->model);
 	o = PUT_STR(o, ",\"endpoint\":", r->endpoint);
 	o = PUT_STR(o, ",\"backend_kind\":", r->backend_kind);
-	o = PUT_STR(o, ",\"policy_reason\":", r->policy_reason);
+	o = PUT_STR(o, ",\"policy_reason\":", r->policy_words != NULL ?
+	    r->policy_words : r->policy_reason);
 	o = PUT_STR(o, ",\"select_reason\":", r->select_reason);
 	o = PUT_STR(o, ",\"escalated_from\":", r->escalated_from);
 	o = PUT_LIT(o, ",\"status\":");
@@ -296,10 +310,19 @@ line_format(const struct sy_record *r, char *o)
 	    r->usage.completion_tokens);
 	o = PUT_COUNT(o, ",\"cached_tokens\":", r->usage.cached_tokens);
 	o = put_cost(o, ",\"cost_usd\":", r->cost_usd);
+	o = PUT_STR(o, ",\"cost_source\":", r->cost_source);
 	if (r->ttft_us >= 0)
 		o = PUT_MS(o, ",\"ttft_ms\":", (uint64_t)r->ttft_us);
 	else
 		o = PUT_LIT(o, ",\"ttft_ms\":null");
+	if (r->n_itl > 0)
+		o = PUT_MS(o, ",\"itl_ms\":", itl_mean_us(r));
+	else
+		o = PUT_LIT(o, ",\"itl_ms\":null");
+	if (r->tpot_us >= 0)
+		o = PUT_MS(o, ",\"tpot_ms\":", (uint64_t)r->tpot_us);
+	else
+		o = PUT_LIT(o, ",\"tpot_ms\":null");
 	o = PUT_MS(o, ",\"latency_ms\":", r->latency_us);
 	o = PUT_MS(o, ",\"upstream_ms\":", r->upstream_us);
 	o = PUT_MS(o, ",\"overhead_ms\":", r->overhead_us);
@@ -430,27 +453,57 @@ sy_cost_usd(const struct sy_price *price, const struct sy_usage *u)
 
 /* ==== Config ==== */
 
-/* Cached prompt tokens cost what others do unless priced. */
+/*
+ * A price per token needs input and output, an hourly one neither;
+ * cached prompt tokens cost what others do unless priced.
+ */
 static void
 price_check(struct sy_conf *c, const json_t *obj, const char *path,
     void *base)
 {
+	static const char *const per_token[] = { "input", "output",
+	    "cached_input" };
 	struct sy_price *pr = base;
+	char p[SY_CONF_PATHLEN];
+	size_t i;
 
 	if (json_object_get(obj, "cached_input") == NULL)
 		pr->cached_input = pr->input;
+	for (i = 0; i < 3; i++) {
+		if (json_object_get(obj, "hourly_usd") != NULL &&
+		    json_object_get(obj, per_token[i]) != NULL)
+			sy_conf_fail(c, sy_conf_path_key(p, path, per_token[i]),
+			    "a self-hosted model (hourly_usd) has no price per "
+			    "token");
+		else if (json_object_get(obj, "hourly_usd") == NULL && i < 2 &&
+		    json_object_get(obj, per_token[i]) == NULL)
+			sy_conf_fail(c, sy_conf_path_key(p, path, per_token[i]),
+			    "required key is missing (or give hourly_usd)");
+	}
 }
 
-#define PRICE(key, req, text) {						\
+#define PRICE(key, dflt, top, text) {					\
 	.name = #key, .type = SY_CONF_NUMBER,				\
-	.offset = offsetof(struct sy_price, key), .required = (req),	\
-	.lo = 0, .hi = DBL_MAX, .doc = (text) }
+	.offset = offsetof(struct sy_price, key), .def.d = (dflt),	\
+	.lo = 0, .hi = (top), .doc = (text) }
 
 static const struct sy_conf_row price_rows[] = {
-	PRICE(input, 1, "USD per 1M prompt tokens"),
-	PRICE(output, 1, "USD per 1M completion tokens"),
-	PRICE(cached_input, 0, "USD per 1M cached prompt tokens; "
+	PRICE(input, 0, DBL_MAX, "USD per 1M prompt tokens"),
+	PRICE(output, 0, DBL_MAX, "USD per 1M completion tokens"),
+	PRICE(cached_input, 0, DBL_MAX, "USD per 1M cached prompt tokens; "
 	    "default: input"),
+	PRICE(hourly_usd, 0, DBL_MAX, "self-hosted: USD per hour of each "
+	    "endpoint serving the model"),
+	PRICE(power_watts, 0, DBL_MAX, "self-hosted: watts each endpoint "
+	    "draws at full load"),
+	PRICE(idle_power_share, 0.3, 1, "self-hosted: share of power_watts "
+	    "drawn while idle"),
+	PRICE(prompt_weight, 1, DBL_MAX, "self-hosted: weight of an uncached "
+	    "prompt token"),
+	PRICE(completion_weight, 1, DBL_MAX, "self-hosted: weight of a "
+	    "completion token"),
+	PRICE(cached_weight, 0.1, DBL_MAX, "self-hosted: weight of a cached "
+	    "prompt token"),
 	{ .name = NULL }
 };
 

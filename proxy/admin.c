@@ -3,10 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -27,9 +25,6 @@
 #define AT(field)	offsetof(struct sy_admin_conf, field)
 
 static const struct sy_conf_row admin_rows[] = {
-	{ .name = "listen", .type = SY_CONF_STRING_OR_NULL, .offset = AT(listen),
-	  .def.s = "127.0.0.1:8081", .what = "\"HOST:PORT\"",
-	  .doc = "address of the admin listener; null: off" },
 	{ .name = "token_env", .type = SY_CONF_SECRET, .offset = AT(token),
 	  .keep_name = 1, .name_at = AT(token_env), .what = "the admin token",
 	  .doc = "variable holding the token every write (and read) needs" },
@@ -43,7 +38,7 @@ static const struct sy_conf_row admin_rows[] = {
 	  .offset = AT(origins), .count = AT(norigins), .what = "an origin",
 	  .doc = "browser origins whose requests are taken" },
 	{ .name = "max_connections", .type = SY_CONF_UINT,
-	  .offset = AT(max_connections), .def.u = 64, .min = 1, .max = 4096,
+	  .offset = AT(max_connections), .def.u = 64, .min = 1, .max = 100000,
 	  .doc = "open admin connections at most" },
 	{ .name = "reports_dir", .type = SY_CONF_STRING,
 	  .offset = AT(reports_dir),
@@ -52,7 +47,7 @@ static const struct sy_conf_row admin_rows[] = {
 };
 
 /* The shortest admin token taken: a guess must not be a short search. */
-#define TOKEN_MIN	16
+#define TOKEN_MIN	12
 
 /* A token of at least TOKEN_MIN characters. */
 static void
@@ -68,8 +63,8 @@ admin_check(struct sy_conf *c, const json_t *obj, const char *path,
 		    "at least %d", a->token_env, strlen(a->token), TOKEN_MIN);
 }
 
-const struct sy_conf_table sy_admin_table = {
-	.path = "admin",
+const struct sy_conf_table sy_admin_conf_table = {
+	.path = "admin_api",
 	.rows = admin_rows,
 	.size = sizeof(struct sy_admin_conf),
 	.check = admin_check
@@ -133,6 +128,18 @@ get_health(struct sy_admin *a, struct sy_conn *c,
 	sy_admin_json(c, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* The tenants' paths (proxy/admin_tenants.c); 405 for a method they lack. */
+static void
+tenants(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body)
+{
+	if (!sy_admin_tenants(a, c, head, body))
+		sy_respond_error(c, 405, "invalid_request_error",
+		    "method_not_allowed", "admin paths of keys: GET and POST "
+		    "/admin/keys, GET, PATCH and DELETE /admin/keys/ID, "
+		    "GET /admin/usage", NULL);
+}
+
 /*
  * Every admin route.  A new one is a line here: its method, path (a
  * trailing '*' takes every path under it), access class and function.
@@ -143,6 +150,9 @@ static const struct sy_admin_route routes[] = {
 	{ "POST", "/admin/reload", SY_ADMIN_WRITE, post_reload },
 	{ "GET", "/admin/reports", SY_ADMIN_READ, sy_admin_reports_list },
 	{ "GET", "/admin/reports/*", SY_ADMIN_READ, sy_admin_reports_file },
+	{ "*", "/admin/keys", SY_ADMIN_BY_METHOD, tenants },
+	{ "*", "/admin/keys/*", SY_ADMIN_BY_METHOD, tenants },
+	{ "GET", "/admin/usage", SY_ADMIN_READ, tenants },
 	{ "GET", "/healthz", SY_ADMIN_OPEN, get_health },
 	{ "GET", "/", SY_ADMIN_OPEN, sy_dashboard_page },
 	{ "GET", "/dashboard", SY_ADMIN_OPEN, sy_dashboard_page },
@@ -189,8 +199,8 @@ origin_allowed(const struct sy_config *cfg, const struct sy_http1_msg *head,
 
 	if (origin == NULL)
 		return 1;
-	for (i = 0; i < cfg->admin_conf.norigins; i++)
-		if (strcmp(origin, cfg->admin_conf.origins[i]) == 0)
+	for (i = 0; i < cfg->admin_api.norigins; i++)
+		if (strcmp(origin, cfg->admin_api.origins[i]) == 0)
 			return 1;
 	return cfg->admin != NULL && host != NULL &&
 	    strncmp(origin, "http://", 7) == 0 &&
@@ -210,29 +220,39 @@ token_ok(const struct sy_config *cfg, const struct sy_http1_msg *head)
 	while (*auth == ' ')
 		auth++;
 	/* Digests of equal length: the comparison time says nothing. */
-	SHA256((const unsigned char *)cfg->admin_conf.token,
-	    strlen(cfg->admin_conf.token), want);
+	SHA256((const unsigned char *)cfg->admin_api.token,
+	    strlen(cfg->admin_api.token), want);
 	SHA256((const unsigned char *)auth, strlen(auth), got);
 	return CRYPTO_memcmp(want, got, sizeof want) == 0;
 }
 
-/* Whether route r needs the token under cfg. */
+/* Whether a route of class access needs the token under cfg. */
 static int
-needs_token(const struct sy_config *cfg, const struct sy_admin_route *r)
+needs_token(const struct sy_config *cfg, enum sy_admin_access access)
 {
-	if (cfg->admin_conf.token == NULL)
+	if (cfg->admin_api.token == NULL)
 		return 0;
-	switch (r->access) {
+	switch (access) {
 	case SY_ADMIN_OPEN:
 		return 0;
 	case SY_ADMIN_METRICS:
-		return !cfg->admin_conf.metrics_open &&
-		    cfg->admin_conf.protect_reads;
+		return !cfg->admin_api.metrics_open &&
+		    cfg->admin_api.protect_reads;
 	case SY_ADMIN_READ:
-		return cfg->admin_conf.protect_reads;
+		return cfg->admin_api.protect_reads;
 	default:
 		return 1;
 	}
+}
+
+/* Route r's access class for a request of method. */
+static enum sy_admin_access
+access_of(const struct sy_admin_route *r, const char *method)
+{
+	if (r->access != SY_ADMIN_BY_METHOD)
+		return r->access;
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ?
+	    SY_ADMIN_READ : SY_ADMIN_WRITE;
 }
 
 void
@@ -251,7 +271,8 @@ sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 		if (!path_matches(&routes[i], head->target, plen))
 			continue;
 		path_known = 1;
-		if (strcmp(routes[i].method, head->method) == 0)
+		if (strcmp(routes[i].method, "*") == 0 ||
+		    strcmp(routes[i].method, head->method) == 0)
 			r = &routes[i];
 	}
 	if (r == NULL) {
@@ -263,61 +284,22 @@ sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 	}
 	if (!origin_allowed(cfg, head, origin)) {
 		msg = sy_xasprintf("requests from the origin %s may not use "
-		    "the admin API (admin.allowed_origins)", origin);
+		    "the admin API (admin_api.allowed_origins)", origin);
 		sy_respond_error(c, 403, "permission_error", "origin_not_allowed",
 		    msg, NULL);
 		free(msg);
 		return;
 	}
-	if (needs_token(cfg, r) && !token_ok(cfg, head)) {
+	if (needs_token(cfg, access_of(r, head->method)) &&
+	    !token_ok(cfg, head)) {
 		sy_respond_error(c, 401, "authentication_error",
 		    "admin_token_required",
 		    sy_http1_header(head, "authorization") == NULL ?
 		    "the admin API needs \"Authorization: Bearer TOKEN\" "
-		    "(the token of admin.token_env)" :
-		    "the admin token is not the one of admin.token_env",
-		    "WWW-Authenticate: Bearer realm=\"switchyard admin\"\r\n");
+		    "(the token of admin_api.token_env)" :
+		    "the admin token is not the one of admin_api.token_env",
+		    "WWW-Authenticate: Bearer\r\n");
 		return;
 	}
 	r->fn(a, c, head, body);
-}
-
-/* Whether ss is a loopback address (127/8, ::1, ::ffff:127/8). */
-static int
-is_loopback(const struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in *in4 = (const void *)ss;
-	const struct sockaddr_in6 *in6 = (const void *)ss;
-	const unsigned char *b = in6->sin6_addr.s6_addr;
-
-	if (ss->ss_family == AF_INET)
-		return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
-	if (ss->ss_family != AF_INET6)
-		return 0;
-	if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
-		return 1;
-	return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127;
-}
-
-int
-sy_admin_warn_exposed(const struct sy_config *cfg)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-
-	if (cfg->admin == NULL ||
-	    sy_config_parse_hostport(cfg->admin, &ss, &len) != 0 ||
-	    is_loopback(&ss))
-		return 0;
-	if (cfg->admin_conf.token == NULL)
-		sy_log(SY_LOG_WARN, "the admin listener is on %s, not on "
-		    "loopback, and has no token: anyone who reaches it can "
-		    "reload the config and read the stats; set "
-		    "admin.token_env", cfg->admin);
-	else
-		sy_log(SY_LOG_WARN, "the admin listener is on %s, not on "
-		    "loopback (its token is the only guard)%s", cfg->admin,
-		    cfg->admin_conf.protect_reads ? "" :
-		    "; reads are open (admin.protect_reads is false)");
-	return 1;
 }

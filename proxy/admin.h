@@ -11,23 +11,25 @@ struct sy_conn;
 struct sy_config;
 struct sy_http1_msg;
 struct sy_metrics;
+struct sy_redis;
 struct sy_conf_table;
 
-/* The "admin" object of the config (rows: sy_admin_table). */
+/* Who may use the admin API: the top-level "admin_api" object. */
 struct sy_admin_conf {
-	char *listen;			/* "host:port", or NULL: off */
-	char *token;			/* from token_env at load, or NULL */
-	char *token_env;		/* the variable's name, or NULL */
-	int protect_reads;		/* with a token: reads need it too */
-	int metrics_open;		/* GET /metrics without the token */
-	char **origins;			/* allowed_origins */
+	char *token;			/* from the variable token_env names, or
+					   NULL: the API is open */
+	char *token_env;		/* that variable's name */
+	int protect_reads;		/* with a token, reads need it too */
+	int metrics_open;		/* GET /metrics needs no token */
+	char **origins;			/* Origin values allowed besides the
+					   listener's own */
 	size_t norigins;
-	unsigned max_connections;	/* open admin connections at most */
+	unsigned max_connections;	/* of the admin listener */
 	char *reports_dir;		/* experiment reports served, or NULL */
 };
 
-/* The rows of the "admin" object (admin.c). */
-extern const struct sy_conf_table sy_admin_table;
+/* The rows of the admin_api object (struct sy_admin_conf). */
+extern const struct sy_conf_table sy_admin_conf_table;
 
 struct sy_admin {
 	struct sy_metrics *metrics;
@@ -36,6 +38,8 @@ struct sy_admin {
 	/* Reloads the config; 0, or -1 with *err malloc'd. */
 	int (*reload)(void *arg, char **err);
 	void *arg;
+	/* The main thread's Redis connection (dynamic keys, usage), or NULL. */
+	struct sy_redis *redis;
 };
 
 /* Who may call an admin route. */
@@ -43,7 +47,8 @@ enum sy_admin_access {
 	SY_ADMIN_OPEN,		/* anyone (health, the dashboard's page) */
 	SY_ADMIN_METRICS,	/* a read, unless metrics_open */
 	SY_ADMIN_READ,		/* the token when protect_reads */
-	SY_ADMIN_WRITE		/* the token whenever one is set */
+	SY_ADMIN_WRITE,		/* the token whenever one is set */
+	SY_ADMIN_BY_METHOD	/* GET and HEAD a read, the others a write */
 };
 
 /*
@@ -53,7 +58,7 @@ enum sy_admin_access {
 typedef void (*sy_admin_fn)(struct sy_admin *a, struct sy_conn *c,
     const struct sy_http1_msg *head, struct evbuffer *body);
 
-/* One admin route: method and path (ending in '*': a prefix). */
+/* One admin route: method ("*": any) and path (ending in '*': a prefix). */
 struct sy_admin_route {
 	const char *method;
 	const char *path;
@@ -77,9 +82,12 @@ void sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
 void sy_admin_json(struct sy_conn *c, int status, json_t *obj);
 
 /*
- * Logs a warning when cfg's admin listener is on an address other than
- * loopback (louder without a token).  Returns 1 when it warned, else 0.
+ * Handles the tenant paths of the admin API: /admin/keys (GET, POST),
+ * /admin/keys/ID (GET, PATCH, DELETE) and GET /admin/usage.  Returns 1
+ * when the path is one of them (c is answered now or once Redis has
+ * replied), else 0 (c untouched).
  */
-int sy_admin_warn_exposed(const struct sy_config *cfg);
+int sy_admin_tenants(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body);
 
 #endif

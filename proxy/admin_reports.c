@@ -1,4 +1,4 @@
-/* The lab's experiment reports on the admin listener: the files of admin.reports_dir, listed and served read-only. */
+/* The lab's experiment reports on the admin listener: the files of admin_api.reports_dir, listed and served read-only. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,10 +66,10 @@ report_type(const char *name)
 static int
 no_reports(struct sy_conn *c, const struct sy_config *cfg)
 {
-	if (cfg->admin_conf.reports_dir != NULL)
+	if (cfg->admin_api.reports_dir != NULL)
 		return 0;
 	sy_respond_error(c, 404, "invalid_request_error", "not_found",
-	    "no experiment reports: admin.reports_dir is not set", NULL);
+	    "no experiment reports: admin_api.reports_dir is not set", NULL);
 	return 1;
 }
 
@@ -86,9 +86,9 @@ sy_admin_reports_list(struct sy_admin *a, struct sy_conn *c,
 
 	if (no_reports(c, cfg))
 		return;
-	if ((d = opendir(cfg->admin_conf.reports_dir)) == NULL) {
-		msg = sy_xasprintf("cannot read admin.reports_dir %s: %s",
-		    cfg->admin_conf.reports_dir, strerror(errno));
+	if ((d = opendir(cfg->admin_api.reports_dir)) == NULL) {
+		msg = sy_xasprintf("cannot read admin_api.reports_dir %s: %s",
+		    cfg->admin_api.reports_dir, strerror(errno));
 		sy_respond_error(c, 500, "server_error", "reports_unreadable",
 		    msg, NULL);
 		free(msg);
@@ -164,7 +164,7 @@ sy_admin_reports_file(struct sy_admin *a, struct sy_conn *c,
 	}
 	file = sy_xasprintf("%.*s", (int)len, name);
 	out = evbuffer_new();
-	if ((err = read_report(cfg->admin_conf.reports_dir, file, out)) == 0)
+	if ((err = read_report(cfg->admin_api.reports_dir, file, out)) == 0)
 		/* A report is data: sandboxed, it runs nothing on this origin. */
 		sy_conn_respond(c, 200, report_type(file),
 		    "Cache-Control: no-store\r\n"

@@ -1,4 +1,4 @@
-/* The lab's experiment reports on the admin listener: the files of admin.reports_dir, listed and served read-only. */
+/* The lab's experiment reports on the admin listener: the files of admin_api.reports_dir, listed and served read-only. */
 #ifndef SY_ADMIN_REPORTS_H
 #define SY_ADMIN_REPORTS_H
 
@@ -6,7 +6,7 @@
 
 /*
  * GET /admin/reports: {"reports": [{"name", "bytes", "mtime"}, ...]}, the
- * regular files of admin.reports_dir (not hidden, no links); 404 when no
+ * regular files of admin_api.reports_dir (not hidden, no links); 404 when no
  * directory is configured.
  */
 void sy_admin_reports_list(struct sy_admin *a, struct sy_conn *c,

@@ -38,7 +38,6 @@
  */
 #define SLACK_MIN_US 1000
 /* Priorities a client may ask for with a number. */
-#define PRIORITY_MAX 100
 /* Longest deadline a client may ask for, ms. */
 #define DEADLINE_MAX_MS 86400000
 
@@ -595,38 +594,19 @@ member_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* ==== Entering ==== */
 
 /*
- * Reads the batching headers of req: priority (high, normal, low, or an
- * integer from -100 to 100; higher goes first) and a deadline in ms from
- * arrival, which may only shorten *deadline.  0, or -1 with *msg.
+ * Reads the batching header of req: a deadline in ms from arrival, which
+ * may only shorten *deadline (the priority is the request's: see the
+ * admit stage).  0, or -1 with *msg.
  */
 static int
-read_headers(const struct sy_req *req, int *priority, uint64_t *deadline,
-    char **msg)
+read_headers(const struct sy_req *req, uint64_t *deadline, char **msg)
 {
 	const char *v;
 	char *end;
 	long n;
 
-	/* A key's priority, unless the request says its own. */
-	*priority = req->key != NULL ? req->key->priority : 0;
 	if (req->head == NULL)
 		return 0;
-	if ((v = sy_http1_header(req->head, "x-switchyard-priority")) != NULL) {
-		if (strcmp(v, "high") == 0)
-			*priority = 1;
-		else if (strcmp(v, "low") == 0)
-			*priority = -1;
-		else if (strcmp(v, "normal") != 0) {
-			errno = 0;
-			n = strtol(v, &end, 10);
-			if (*v == '\0' || *end != '\0' || errno != 0 ||
-			    n < -PRIORITY_MAX || n > PRIORITY_MAX)
-				return sy_fail(msg, "x-switchyard-priority must "
-				    "be high, normal, low or an integer from "
-				    "%d to %d", -PRIORITY_MAX, PRIORITY_MAX);
-			*priority = (int)n;
-		}
-	}
 	if ((v = sy_http1_header(req->head, "x-switchyard-deadline-ms")) != NULL) {
 		errno = 0;
 		n = strtol(v, &end, 10);
@@ -712,7 +692,8 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 	int priority, waits;
 	size_t i;
 
-	if (req->api == SY_API_CHAT || req->stream || !json_is_object(body))
+	if (req->api == SY_API_CHAT || req->api == SY_API_RERANK ||
+	    req->stream || !json_is_object(body))
 		return SY_BATCH_ALONE;
 	if ((problem = sy_canon_batch_inputs(req->api, body,
 	    &inputs)) != NULL) {
@@ -723,7 +704,8 @@ sy_batch_enter(struct sy_batcher *b, struct sy_batch_port *port, void *owner,
 		json_decref(inputs);
 		return SY_BATCH_ALONE;
 	}
-	if (read_headers(req, &priority, deadline, msg) != 0) {
+	priority = req->priority;
+	if (read_headers(req, deadline, msg) != 0) {
 		json_decref(inputs);
 		return SY_BATCH_BAD;
 	}

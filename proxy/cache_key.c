@@ -59,7 +59,7 @@ sy_cache_deterministic(int api, const json_t *body)
 	const json_t *t = json_object_get(body, "temperature");
 	const json_t *seed = json_object_get(body, "seed");
 
-	if (api == SY_API_EMBEDDINGS)
+	if (api == SY_API_EMBEDDINGS || api == SY_API_RERANK)
 		return 1;
 	if (json_is_integer(seed))
 		return 1;

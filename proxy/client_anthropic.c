@@ -30,29 +30,6 @@ is(const char *s, size_t len, const char *name)
 	return s != NULL && len == strlen(name) && memcmp(s, name, len) == 0;
 }
 
-/* Writes prefix and 24 random base-62 characters into buf (n bytes). */
-static void
-random_id(char *buf, size_t n, const char *prefix)
-{
-	static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz";
-	size_t i, p = strlen(prefix);
-	uint64_t r = 0;
-
-	if (n < p + 25) {
-		buf[0] = '\0';
-		return;
-	}
-	memcpy(buf, prefix, p);
-	for (i = 0; i < 24; i++) {
-		if (i % 8 == 0)
-			r = sy_rand64();
-		buf[p + i] = digits[r % 62];
-		r /= 62;
-	}
-	buf[p + 24] = '\0';
-}
-
 /*
  * Writes the message id for the canonical answer's id (len bytes at id,
  * may be NULL) into buf (n bytes): an id already "msg_..." is kept, else
@@ -70,7 +47,7 @@ message_id(const char *id, size_t len, char *buf, size_t n)
 		    "0123456789-_.", id[i]) == NULL || id[i] == '\0')
 			break;
 	if (id == NULL || len == 0 || i < len || len + 5 > n) {
-		random_id(buf, n, "msg_");
+		sy_client_random_id(buf, n, "msg_");
 		return;
 	}
 	if (len > 4 && memcmp(id, "msg_", 4) == 0) {
@@ -124,7 +101,7 @@ anthropic_type(const char *t, size_t len)
  * Anthropic's error type for an error of HTTP status (0 within a stream)
  * with OpenAI's type and code (len bytes each, may be NULL): a code that
  * is already an Anthropic type (the anthropic backend keeps the original
- * there), else the status's, else a type that is already Anthropic's,
+ * there), billing_error for a spent budget, else the status's, else a type that is already Anthropic's,
  * else by the class of the status.
  */
 static const char *
@@ -135,6 +112,9 @@ error_type(int status, const char *type, size_t tlen, const char *code,
 
 	if ((t = anthropic_type(code, clen)) != NULL)
 		return t;
+	/* A spent budget: OpenAI's insufficient_quota is Anthropic's billing error. */
+	if (is(code, clen, "insufficient_quota"))
+		return "billing_error";
 	switch (status) {
 	case 400: return "invalid_request_error";
 	case 401: return "authentication_error";
@@ -662,21 +642,10 @@ map_options(json_t *in, json_t *out, char **err)
 static json_t *
 anthropic_request(const char *text, size_t len, char **err)
 {
-	json_error_t jerr;
 	json_t *in, *out, *msgs;
 
-	*err = NULL;
-	in = json_loadb(text != NULL ? text : "", len, 0, &jerr);
-	if (in == NULL) {
-		sy_fail(err, "request body is not valid JSON: %s (line %d, column "
-		    "%d)", jerr.text, jerr.line, jerr.column);
+	if ((in = sy_client_body(text, len, err)) == NULL)
 		return NULL;
-	}
-	if (!json_is_object(in)) {
-		json_decref(in);
-		sy_fail(err, "request body must be a JSON object");
-		return NULL;
-	}
 	out = json_object();
 	msgs = json_array();
 	if (refuse_unsupported(in, err) != 0 ||
@@ -765,7 +734,7 @@ tool_use_block(json_t *call, size_t i, char **err)
 	if (json_is_string(id = json_object_get(call, "id")))
 		json_incref(id);
 	else {
-		random_id(buf, sizeof buf, "toolu_");
+		sy_client_random_id(buf, sizeof buf, "toolu_");
 		id = json_string(buf);
 	}
 	return json_pack("{s:s,s:o,s:s,s:o}", "type", "tool_use", "id", id,
@@ -1039,7 +1008,7 @@ on_tool_call(struct stream *st, const char *text, size_t len,
 		if (has_id)
 			evbuffer_add(out, t[T_ID].value, t[T_ID].len);
 		else {
-			random_id(buf, sizeof buf, "toolu_");
+			sy_client_random_id(buf, sizeof buf, "toolu_");
 			evbuffer_add_printf(out, "\"%s\"", buf);
 		}
 		SY_ADD_LIT(out, ",\"name\":");

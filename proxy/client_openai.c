@@ -1,4 +1,4 @@
-/* The OpenAI dialect: chat completions, completions and embeddings, which are the canonical form itself (requests, answers and streams pass as they are). */
+/* The OpenAI dialect: chat completions, completions, embeddings and rerank (the shape vLLM, TEI, Jina and Cohere v2 share), which are the canonical form itself (requests, answers and streams pass as they are). */
 #include <event2/buffer.h>
 
 #include "canon.h"
@@ -15,6 +15,7 @@ static const struct sy_client_path openai_paths[] = {
 	{ "/v1/chat/completions", SY_API_CHAT },
 	{ "/v1/completions", SY_API_COMPLETIONS },
 	{ "/v1/embeddings", SY_API_EMBEDDINGS },
+	{ "/v1/rerank", SY_API_RERANK },
 	{ NULL, 0 }
 };
 

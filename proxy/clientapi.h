@@ -3,6 +3,7 @@
 #define SY_CLIENTAPI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -84,8 +85,17 @@ extern const struct sy_client_api sy_client_openai;
 /* The Anthropic Messages dialect (POST /v1/messages). */
 extern const struct sy_client_api sy_client_anthropic;
 
+/* OpenAI's Responses API (POST /v1/responses). */
+extern const struct sy_client_api sy_client_responses;
+
 /* Every dialect, OpenAI's first, ending with NULL (proxy/clientapi.c). */
 extern const struct sy_client_api *const sy_client_apis[];
+
+/*
+ * The dialects in registry order: the one at index i (static, owned by
+ * the registry), or NULL past the last one.
+ */
+const struct sy_client_api *sy_client_api_at(size_t i);
 
 /*
  * The dialect serving path, with the canonical API it becomes in *api,
@@ -93,6 +103,30 @@ extern const struct sy_client_api *const sy_client_apis[];
  */
 const struct sy_client_api *sy_client_api_for(const char *path,
     enum sy_api *api);
+
+/*
+ * A client's request body (len bytes) as a new JSON object (the caller
+ * owns the reference), or NULL with *err malloc'd (not JSON, or not an
+ * object).
+ */
+json_t *sy_client_body(const char *text, size_t len, char **err);
+
+/*
+ * Writes prefix and 24 random base-62 characters into buf (n bytes; ""
+ * when it is too short): the ids dialects make up ("msg_...").
+ */
+void sy_client_random_id(char *buf, size_t n, const char *prefix);
+
+/*
+ * The gateway's estimate of the input tokens of a request in dialect's
+ * shape (len bytes at text; the dialect must translate requests): its
+ * canonical messages' texts, tool calls and tool definitions, by
+ * sy_text_tokens, and a few tokens a message.  Returns 0 with *tokens
+ * set, or -1 with *err malloc'd when the request is not valid.
+ * (proxy/count_tokens.c)
+ */
+int sy_count_tokens(const struct sy_client_api *dialect, const char *text,
+    size_t len, int64_t *tokens, char **err);
 
 /* Writes the paths every dialect serves, comma separated, into buf. */
 void sy_client_api_paths(char *buf, size_t len);

@@ -482,6 +482,9 @@ static const struct sy_conf_row backend_rows[] = {
 	{ .name = "max_concurrency", .type = SY_CONF_UINT,
 	  .offset = AT(sy_endpoint, max_concurrency), .max = ALLOWED_MAX,
 	  .doc = "requests in flight, all workers; 0: no limit" },
+	{ .name = "cache_tokens", .type = SY_CONF_UINT,
+	  .offset = AT(sy_endpoint, cache_tokens), .max = 1000000000,
+	  .doc = "tokens its prefix cache holds, for prefix_aware; 0: unknown" },
 	{ .name = "api_key_env", .type = SY_CONF_SECRET,
 	  .offset = AT(sy_endpoint, api_key), .keep_name = 1,
 	  .name_at = AT(sy_endpoint, api_key_env), .what = "an API key",
@@ -1222,8 +1225,6 @@ config_free(struct sy_config *cfg)
 	free(cfg->models);
 	sy_tenancy_clear(&cfg->tenancy);
 	sy_conf_free(&root_table, cfg);
-	sy_conf_free(&sy_admin_table, &cfg->admin_conf);
-	free(cfg->admin);
 	free(cfg->path);
 	json_decref(cfg->model_index);
 	free(cfg);
@@ -1302,7 +1303,7 @@ root_check(struct sy_conf *c, const json_t *root, const char *path,
 	struct sy_config *cfg = base;
 	struct sockaddr_storage lss, ass;
 	socklen_t llen = 0, alen = 0;
-	const char *why, *apath;
+	const char *why;
 	char buf[256];
 
 	if ((why = parse_address(cfg->listen, &lss, &llen, buf,
@@ -1310,50 +1311,14 @@ root_check(struct sy_conf *c, const json_t *root, const char *path,
 		fail(c, "listen", "%s", why);
 		llen = 0;
 	}
-	if (cfg->admin == NULL || sy_conf_failed(c, "admin") ||
-	    sy_conf_failed(c, "admin.listen"))
+	if (cfg->admin == NULL || sy_conf_failed(c, "admin"))
 		return;
-	apath = json_is_object(json_object_get(root, "admin")) ?
-	    "admin.listen" : "admin";
 	if ((why = parse_address(cfg->admin, &ass, &alen, buf,
 	    sizeof buf)) != NULL)
-		fail(c, apath, "%s", why);
+		fail(c, "admin", "%s", why);
 	else if (llen != 0 && alen == llen && memcmp(&ass, &lss, llen) == 0)
-		fail(c, apath, "the admin listener needs an address of its "
+		fail(c, "admin", "the admin listener needs an address of its "
 		    "own; listen is %s too", cfg->listen);
-}
-
-/*
- * "admin": its address as a string (null: off), or an object of
- * sy_admin_table with the address as "listen"; left out: the default.
- */
-static int
-load_admin(struct sy_conf *c, const struct sy_conf_row *row,
-    const json_t *v, const char *path, void *base)
-{
-	struct sy_config *cfg = base;
-
-	free(cfg->admin);
-	cfg->admin = NULL;
-	if (json_is_object(v)) {
-		sy_conf_read(c, &sy_admin_table, v, path, &cfg->admin_conf);
-		if (cfg->admin_conf.listen != NULL)
-			cfg->admin = sy_xstrdup(cfg->admin_conf.listen);
-		return 0;
-	}
-	sy_conf_read(c, &sy_admin_table, NULL, path, &cfg->admin_conf);
-	if (v == NULL)
-		cfg->admin = sy_xstrdup(row->def.s);
-	else if (json_is_string(v) && *json_string_value(v) != '\0')
-		cfg->admin = sy_xstrdup(json_string_value(v));
-	else if (!json_is_null(v)) {
-		fail(c, path, "expected \"HOST:PORT\", null or an object, "
-		    "got %s", sy_conf_type_name(v));
-		return -1;
-	}
-	free(cfg->admin_conf.listen);
-	cfg->admin_conf.listen = cfg->admin ? sy_xstrdup(cfg->admin) : NULL;
-	return 0;
 }
 
 /* "auth": whether requests need an API key. */
@@ -1364,9 +1329,13 @@ static const struct sy_conf_row root_rows[] = {
 	{ .name = "listen", .type = SY_CONF_STRING,
 	  .offset = AT(sy_config, listen), .def.s = "127.0.0.1:8080",
 	  .doc = "address of the client listener, HOST:PORT" },
-	{ .name = "admin", .type = SY_CONF_CUSTOM, .always = 1,
-	  .def.s = "127.0.0.1:8081", .parse = load_admin,
-	  .doc = "address of the admin listener (null: off), or an object" },
+	{ .name = "admin", .type = SY_CONF_STRING_OR_NULL,
+	  .offset = AT(sy_config, admin), .def.s = "127.0.0.1:8081",
+	  .what = "\"HOST:PORT\"",
+	  .doc = "address of the admin listener; null: off" },
+	{ .name = "admin_api", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, admin_api), .table = &sy_admin_conf_table,
+	  .doc = "who may use the admin API" },
 	{ .name = "workers", .type = SY_CONF_UINT,
 	  .offset = AT(sy_config, workers), .max = 256,
 	  .doc = "worker threads; 0: one per core" },
@@ -1427,9 +1396,9 @@ static const struct sy_conf_table root_table = {
 
 const struct sy_conf_table *const sy_conf_tables[] = {
 	&root_table,
+	&sy_admin_conf_table,
 	&sy_redis_conf_table,
 	&sy_tenancy_table,
-	&sy_admin_table,
 	&sy_timeouts_table,
 	&sy_limits_table,
 	&backend_table,

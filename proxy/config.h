@@ -9,8 +9,8 @@
 
 #include <jansson.h>
 
-#include "admin.h"
 #include "endstats.h"
+#include "admin.h"
 #include "redis.h"
 #include "tenants.h"
 
@@ -56,6 +56,7 @@ struct sy_endpoint {
 	size_t nmodels;
 	unsigned weight;		/* default 1; 0 takes no traffic */
 	unsigned max_concurrency;	/* 0: unlimited */
+	unsigned cache_tokens;		/* its prefix cache's size; 0: unknown */
 	char *api_key_env;		/* NULL or the variable's name */
 	char *api_key;			/* its value at load time, or NULL */
 	char **forward_headers;		/* client headers passed on */
@@ -176,12 +177,21 @@ struct sy_route {
 	atomic_ulong retries;
 };
 
-/* Prices of one model, in USD per 1M tokens. */
+/*
+ * Prices of one model, in USD per 1M tokens; or, for a self-hosted model,
+ * what each endpoint serving it costs per hour (proxy/hourly.h).
+ */
 struct sy_price {
 	char *model;
 	double input;
 	double output;
 	double cached_input;		/* defaults to input when absent */
+	double hourly_usd;		/* > 0: self-hosted, input/output unused */
+	double power_watts;
+	double idle_power_share;
+	double prompt_weight;
+	double completion_weight;
+	double cached_weight;
 };
 
 /* What is known of one served model (the top-level "models"). */
@@ -228,7 +238,7 @@ struct sy_config {
 	char *path;			/* file it came from; NULL in zero-config mode */
 	char *listen;			/* "host:port" */
 	char *admin;			/* "host:port", or NULL when disabled */
-	struct sy_admin_conf admin_conf;	/* the rest of "admin" */
+	struct sy_admin_conf admin_api;	/* who may use it */
 	unsigned workers;		/* 0 in the file means: number of cores */
 	char *access_log;		/* path, "stdout", or "off" */
 	unsigned access_log_flush_ms;	/* 0: each line written at once; else

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
@@ -419,6 +420,121 @@ sy_reservation_settle(struct sy_redis *r, struct sy_reservation *res,
 			sy_redis_send(r, "INCRBY %s %lld", c->key,
 			    (long long)delta);
 	}
+}
+
+/* ==== Outcomes ==== */
+
+static atomic_ullong outcomes[SY_LIMIT_NOUTCOMES];
+
+void
+sy_limits_note(enum sy_limit_outcome o)
+{
+	if (o < SY_LIMIT_NOUTCOMES)
+		atomic_fetch_add_explicit(&outcomes[o], 1, memory_order_relaxed);
+}
+
+void
+sy_limits_prometheus(struct evbuffer *out)
+{
+	static const char *const words[SY_LIMIT_NOUTCOMES] = {
+		"admitted", "refused", "budget_spent", "in_memory", "unavailable",
+		"past_soft_budget"
+	};
+	static const char name[] = "switchyard_limit_decisions_total";
+	size_t i;
+
+	evbuffer_add_printf(out, "# HELP %s Requests the rate limits and "
+	    "budgets admitted or refused; in_memory: admitted on the "
+	    "instance's share while Redis was away; unavailable: refused "
+	    "(503) for it; past_soft_budget: admitted past a budget's soft "
+	    "mark.\n# TYPE %s counter\n", name, name);
+	for (i = 0; i < SY_LIMIT_NOUTCOMES; i++)
+		evbuffer_add_printf(out, "%s{result=\"%s\"} %llu\n", name,
+		    words[i], (unsigned long long)atomic_load_explicit(
+		    &outcomes[i], memory_order_relaxed));
+}
+
+/* ==== Usage ==== */
+
+const char *const sy_usage_fields[4] = {
+	"requests", "input_tokens", "output_tokens", "micro_usd"
+};
+
+/* KEYS[1]: a day's hash; ARGV: field, amount, ...; then its TTL. */
+static const char usage_lua[] =
+    "for i = 1, #ARGV - 1, 2 do\n"
+    "  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "end\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])\n";
+
+void
+sy_usage_count(struct sy_redis *r, const char *prefix, const char *key_id,
+    const char *team, uint64_t now_ms, int64_t in, int64_t out,
+    int64_t micro_usd)
+{
+	const int64_t amounts[4] = { 1, in, out, micro_usd };
+	const char *argv[4 + 16 + 1];
+	size_t lens[4 + 16 + 1];
+	char fields[8][160], nums[4][24], day[40], hash[128];
+	char ttl[16];
+	const char *who[2][2] = { { "key", key_id }, { "team", team } };
+	time_t t = (time_t)(now_ms / 1000);
+	struct tm tm;
+	size_t a = 0, f = 0, i, j;
+
+	gmtime_r(&t, &tm);
+	snprintf(day, sizeof day, "%04d%02d%02d", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday);
+	for (i = 0; i < 4; i++)
+		snprintf(nums[i], sizeof nums[i], "%lld", (long long)amounts[i]);
+	snprintf(hash, sizeof hash, "%susage:%s", prefix, day);
+	argv[a++] = "EVAL";
+	argv[a++] = usage_lua;
+	argv[a++] = "1";
+	argv[a++] = hash;
+	for (i = 0; i < 2; i++) {
+		if (who[i][1] == NULL)
+			continue;
+		for (j = 0; j < 4; j++, f++) {
+			snprintf(fields[f], sizeof fields[f], "%s:%s:%s",
+			    who[i][0], who[i][1], sy_usage_fields[j]);
+			if (r == NULL) {
+				struct sy_counter c = { .ttl_s =
+				    SY_USAGE_KEEP_DAYS * 86400 };
+
+				snprintf(c.key, sizeof c.key, "usage:%s:%s",
+				    day, fields[f]);
+				local_add(&c, amounts[j]);
+				continue;
+			}
+			argv[a++] = fields[f];
+			argv[a++] = nums[j];
+		}
+	}
+	if (r == NULL || a == 4)
+		return;
+	snprintf(ttl, sizeof ttl, "%d", SY_USAGE_KEEP_DAYS * 86400);
+	argv[a++] = ttl;
+	for (i = 0; i < a; i++)
+		lens[i] = strlen(argv[i]);
+	sy_redis_sendv(r, (int)a, argv, lens);
+}
+
+void
+sy_usage_local(const char *day, void (*fn)(void *arg, const char *field,
+    int64_t value), void *arg)
+{
+	char head[32];
+	struct local *l;
+	size_t i, n;
+
+	n = (size_t)snprintf(head, sizeof head, "usage:%s:", day);
+	pthread_mutex_lock(&local_lock);
+	for (i = 0; i < LOCAL_SLOTS; i++)
+		for (l = local_table[i]; l != NULL; l = l->next)
+			if (strncmp(l->key, head, n) == 0)
+				fn(arg, l->key + n, l->value);
+	pthread_mutex_unlock(&local_lock);
 }
 
 /* ==== Instances ==== */

@@ -107,4 +107,57 @@ struct sy_heartbeat *sy_counters_heartbeat(struct event_base *base,
     struct sy_redis *r, const char *prefix, uint32_t boot_id);
 void sy_counters_heartbeat_stop(struct sy_heartbeat *h);
 
+/* What the limits said of a request, as /metrics counts it. */
+enum sy_limit_outcome {
+	SY_LIMIT_ADMITTED,		/* within every limit */
+	SY_LIMIT_REFUSED,		/* over a rate limit: 429 */
+	SY_LIMIT_SPENT,			/* over a budget: 429 */
+	SY_LIMIT_IN_MEMORY,		/* Redis away: admitted on this
+					   instance's share */
+	SY_LIMIT_UNAVAILABLE,		/* Redis away, failing closed: 503 */
+	SY_LIMIT_SOFT,			/* admitted past a budget's soft mark
+					   (counted besides admitted) */
+	SY_LIMIT_NOUTCOMES
+};
+
+/* Counts one request's outcome (any thread). */
+void sy_limits_note(enum sy_limit_outcome o);
+
+/* Appends switchyard_limit_decisions_total{result} to out (Prometheus text). */
+struct evbuffer;
+void sy_limits_prometheus(struct evbuffer *out);
+
+/* ==== Usage of keys and teams, per day of UTC ==== */
+
+/* What one key or team used. */
+struct sy_usage_total {
+	int64_t requests;
+	int64_t input_tokens;
+	int64_t output_tokens;
+	int64_t micro_usd;
+};
+
+/* The names of struct sy_usage_total's fields, in order, as kept. */
+extern const char *const sy_usage_fields[4];
+
+/* How long a day's usage is kept (in Redis, and in memory). */
+#define SY_USAGE_KEEP_DAYS 400
+
+/*
+ * Adds one finished request (in and out tokens, micro_usd) to the usage of
+ * its key (key_id) and team (NULL: none) on the UTC day of now_ms: in
+ * Redis through r (the hash {prefix}usage:YYYYMMDD, without waiting), or
+ * in this process's memory when r is NULL.
+ */
+void sy_usage_count(struct sy_redis *r, const char *prefix, const char *key_id,
+    const char *team, uint64_t now_ms, int64_t in, int64_t out,
+    int64_t micro_usd);
+
+/*
+ * Calls fn with each field ("key:ID:requests", ...) and value that this
+ * process's memory keeps for the UTC day (YYYYMMDD).
+ */
+void sy_usage_local(const char *day, void (*fn)(void *arg, const char *field,
+    int64_t value), void *arg);
+
 #endif

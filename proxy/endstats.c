@@ -23,6 +23,7 @@ sy_endstats_init(struct sy_endpoint_stats *st, const char *name)
 	atomic_init(&st->scraped_running, -1);
 	atomic_init(&st->scraped_waiting, -1);
 	atomic_init(&st->scraped_kv_permille, -1);
+	atomic_init(&st->scraped_kv_tokens, -1);
 	atomic_init(&st->scraped_at_us, 0);
 	atomic_init(&st->unhealthy, 0);
 	atomic_init(&st->ejected_until_us, 0);

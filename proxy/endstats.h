@@ -25,6 +25,7 @@ struct sy_endpoint_stats {
 	atomic_long scraped_running;
 	atomic_long scraped_waiting;
 	atomic_int scraped_kv_permille;
+	atomic_long scraped_kv_tokens;	/* KV-cache capacity in tokens */
 	atomic_ullong scraped_at_us;	/* monotonic µs of the last scrape, 0: never */
 
 	/* Health: active checks and passive outlier ejection. */

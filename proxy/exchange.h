@@ -65,6 +65,8 @@ struct sy_reply {
 	struct evbuffer *body;		/* canonical JSON, owned; NULL: none yet */
 	char headers[160];		/* extra header lines ("Retry-After: 3\r\n") */
 	int failed;			/* the route's tries failed: fall back */
+	int native;			/* body (status < 400) is already in the
+					   client's dialect: sent as it is */
 };
 
 /* Why the last try failed, told to the client when nothing else works. */
@@ -92,6 +94,8 @@ struct sy_admit_slice {
 	struct sy_reservation *res;	/* NULL: no limit applies */
 	struct sy_reserve_op *op;	/* a reservation Redis is to answer */
 	int admitted;			/* reserved: settled at the end */
+	int passed;			/* admitted, limits or none: its
+					   usage is recorded at the end */
 	int64_t in, out, usd;		/* what was reserved: estimates */
 };
 

@@ -216,7 +216,7 @@ parse_request_line(struct sy_http1_msg *m, char *line)
 	return parse_version(m, sp + 1);
 }
 
-/* Parses a status line: HTTP-version SP 3DIGIT [SP reason]. */
+/* Parses a status line: HTTP-version SP 3DIGIT [SP reason], the code 100 to 599. */
 static int
 parse_status_line(struct sy_http1_msg *m, char *line)
 {
@@ -229,7 +229,8 @@ parse_status_line(struct sy_http1_msg *m, char *line)
 		return -1;
 	code = sp + 1;
 	if (!is_digit(code[0]) || !is_digit(code[1]) || !is_digit(code[2]) ||
-	    (code[3] != ' ' && code[3] != '\0') || code[0] == '0')
+	    (code[3] != ' ' && code[3] != '\0') || code[0] < '1' ||
+	    code[0] > '5')
 		return http1_fail(m, 400, "malformed status code");
 	m->status = (code[0] - '0') * 100 + (code[1] - '0') * 10 +
 	    (code[2] - '0');

@@ -77,6 +77,9 @@ static const char *const limit_names[SY_LIMIT_NKINDS] = {
 static const char *const period_names[] = { "day", "month", "total" };
 
 /* Fails with a message "PATH: ..." in *err; returns -1. */
+static int bad(char **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
 bad(char **err, const char *fmt, ...)
 {

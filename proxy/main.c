@@ -36,8 +36,9 @@ struct sy_main {
 	unsigned nworkers;
 	struct sy_server *admin_server;
 	struct sy_admin admin;
+	struct sy_redis_stats admin_redis_stats;
+	atomic_uint admin_conns;	/* the admin listener's own count */
 	struct sy_server_opts admin_opts;	/* its limits (max_connections) */
-	atomic_uint admin_conns;		/* its open connections */
 	struct sy_probes *probes;	/* health checks and scrapes of cfg */
 	struct event *drain_poll;
 	uint64_t drain_deadline;
@@ -104,7 +105,7 @@ reload(void *arg, char **err)
 	for (i = 0; i < m->nworkers; i++)
 		sy_worker_post_config(&m->workers[i], next);
 	if (m->admin_server != NULL) {
-		m->admin_opts.max_conns = next->admin_conf.max_connections;
+		m->admin_opts.max_conns = next->admin_api.max_connections;
 		sy_server_set_opts(m->admin_server, &m->admin_opts);
 	}
 	sy_probes_stop(m->probes);
@@ -234,6 +235,21 @@ load(const char *path, const char *const *upstreams, size_t nup,
 	return cfg;
 }
 
+/* Says so when the admin listener is reachable beyond this host. */
+static void
+warn_open_admin(const struct sy_config *cfg)
+{
+	const char *a = cfg->admin;
+
+	if (strncmp(a, "127.", 4) == 0 || strncmp(a, "[::1]:", 6) == 0 ||
+	    strncmp(a, "localhost:", 10) == 0)
+		return;
+	sy_log(SY_LOG_WARN, "the admin listener %s is not on a loopback "
+	    "address: %s", a, cfg->admin_api.token != NULL ? "its token "
+	    "guards it" : "anyone who reaches it can read the stats and "
+	    "reload the config (set admin_api.token_env)");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -349,6 +365,9 @@ main(int argc, char **argv)
 	m.admin.current = current_config;
 	m.admin.reload = reload;
 	m.admin.arg = &m;
+	/* Its own counts: /metrics counts the workers' connections. */
+	m.admin.redis = m.cfg->admin != NULL ? sy_redis_new(m.base,
+	    &m.rt.redis, &m.admin_redis_stats) : NULL;
 	if (m.cfg->admin != NULL) {
 		if ((fd = sy_server_listen(m.cfg->admin)) < 0) {
 			fprintf(stderr, "switchyard: cannot listen on %s (admin): "
@@ -356,17 +375,18 @@ main(int argc, char **argv)
 			return 1;
 		}
 		memset(&m.admin_opts, 0, sizeof m.admin_opts);
+		m.admin_opts.max_conns = m.cfg->admin_api.max_connections ?
+		    m.cfg->admin_api.max_connections : 64;
+		m.admin_opts.conn_count = &m.admin_conns;
+		warn_open_admin(m.cfg);
 		m.admin_opts.max_body = 64 * 1024;
 		m.admin_opts.idle_ms = 30000;
 		m.admin_opts.head_ms = 10000;
 		m.admin_opts.body_ms = 10000;
 		m.admin_opts.write_ms = 30000;
-		m.admin_opts.max_conns = m.cfg->admin_conf.max_connections;
-		m.admin_opts.conn_count = &m.admin_conns;
 		m.admin_server = sy_server_new(m.base, fd, &m.admin_opts,
 		    sy_admin_handle, &m.admin);
 	}
-	sy_admin_warn_exposed(m.cfg);
 	m.probes = sy_probes_start(m.base, m.cfg);
 	ev_hup = evsignal_new(m.base, SIGHUP, sighup_cb, &m);
 	ev_term = evsignal_new(m.base, SIGTERM, sigterm_cb, &m);
@@ -386,6 +406,8 @@ main(int argc, char **argv)
 	free(m.workers);
 	if (m.admin_server != NULL)
 		sy_server_free(m.admin_server);
+	if (m.admin.redis != NULL)
+		sy_redis_free(m.admin.redis);
 	if (m.drain_poll != NULL)
 		event_free(m.drain_poll);
 	event_free(ev_hup);

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +14,12 @@
 #include "cache.h"
 #include "config.h"
 #include "hist.h"
+#include "counters.h"
+#include "hourly.h"
 #include "metrics.h"
 #include "outlier.h"
 #include "policy.h"
+#include "prefix_share.h"
 #include "record.h"
 #include "util.h"
 
@@ -66,6 +70,8 @@ struct series {
 	atomic_ullong saved_tokens;	/* tokens hits did not spend */
 	_Atomic double saved_usd;
 	struct sy_hist cache_hit;	/* latency of cache hits */
+	struct sy_hist itl;		/* gaps between stream writes */
+	struct sy_hist tpot;		/* time per output token */
 };
 
 /*
@@ -79,21 +85,25 @@ struct table {
 	size_t cap;
 };
 
+/* What series are kept by: a request counts once in each it has a name in. */
+enum dim { DIM_ROUTE, DIM_ENDPOINT, DIM_MODEL, DIM_TEAM, DIM_KEY, NDIMS };
+
 struct sy_metrics_shard {
 	pthread_mutex_t lock;
-	struct table routes;
-	struct table endpoints;
+	struct table dims[NDIMS];
+	struct sy_hourly_counts hourly;	/* self-hosted units (hourly.h) */
+	struct sy_metrics *owner;
 };
 
 struct sy_metrics {
 	unsigned nshards;
 	struct sy_metrics_shard *shards;
+	struct sy_hourly_meter hourly;	/* self-hosted cost over the shards */
 };
 
 /* Every series merged over the shards, at one scrape. */
 struct snapshot {
-	struct table routes;
-	struct table endpoints;
+	struct table dims[NDIMS];
 };
 
 /* ==== Series and tables ==== */
@@ -284,7 +294,7 @@ void
 sy_metrics_record_batch(struct sy_metrics_shard *s, const char *route,
     unsigned inputs, enum sy_flush reason)
 {
-	struct series *se = table_get(&s->routes, route, &s->lock);
+	struct series *se = table_get(&s->dims[DIM_ROUTE], route, &s->lock);
 
 	if (se == NULL)
 		return;
@@ -312,6 +322,18 @@ count_cache(struct series *se, const struct sy_record *r)
 		sy_hist_add(&se->cache_hit, r->latency_us);
 }
 
+/* Counts r's inter-token gaps and time per output token in se. */
+static void
+count_tokens_pace(struct series *se, const struct sy_record *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_itl; i++)
+		sy_hist_add(&se->itl, r->itl_us[i]);
+	if (r->tpot_us >= 0)
+		sy_hist_add(&se->tpot, (uint64_t)r->tpot_us);
+}
+
 /* Counts r in se. */
 static void
 series_count(struct series *se, const struct sy_record *r)
@@ -330,7 +352,7 @@ series_count(struct series *se, const struct sy_record *r)
 		    (uint64_t)u->completion_tokens);
 	if (u->cached_tokens > 0)
 		bump(&se->tokens[TOK_CACHED], (uint64_t)u->cached_tokens);
-	if (r->cost_usd > 0 && isfinite(r->cost_usd))
+	if (r->cost_usd > 0 && isfinite(r->cost_usd) && r->hourly_price == NULL)
 		add_usd(&se->cost_usd, r->cost_usd);
 	sy_hist_add(&se->latency, r->latency_us);
 	sy_hist_add(&se->overhead, r->overhead_us);
@@ -344,6 +366,7 @@ series_count(struct series *se, const struct sy_record *r)
 		bump(&se->escalations, r->escalations);
 	if (r->queue_us > 0)
 		sy_hist_add(&se->queue, r->queue_us);
+	count_tokens_pace(se, r);
 	if (r->policy_reason != NULL)
 		count_reason(se, r->policy_reason, 1);
 	series_count_batch(se, r);
@@ -384,6 +407,8 @@ series_merge(struct series *dst, const struct series *src)
 	sy_hist_merge(&dst->queue, &src->queue);
 	sy_hist_merge(&dst->batch_size, &src->batch_size);
 	sy_hist_merge(&dst->batch_wait, &src->batch_wait);
+	sy_hist_merge(&dst->itl, &src->itl);
+	sy_hist_merge(&dst->tpot, &src->tpot);
 	for (i = 0; i < SY_FLUSH_NREASONS; i++)
 		bump(&dst->flushes[i], get(&src->flushes[i]));
 	bump(&dst->shed, get(&src->shed));
@@ -403,8 +428,11 @@ sy_metrics_new(unsigned nshards)
 	m = sy_xcalloc(1, sizeof *m);
 	m->nshards = nshards;
 	m->shards = sy_xcalloc(nshards, sizeof *m->shards);
-	for (i = 0; i < nshards; i++)
+	for (i = 0; i < nshards; i++) {
 		pthread_mutex_init(&m->shards[i].lock, NULL);
+		m->shards[i].owner = m;
+	}
+	sy_hourly_meter_init(&m->hourly);
 	return m;
 }
 
@@ -412,15 +440,17 @@ sy_metrics_new(unsigned nshards)
 void
 sy_metrics_free(struct sy_metrics *m)
 {
-	unsigned i;
+	unsigned i, d;
 
 	if (m == NULL)
 		return;
 	for (i = 0; i < m->nshards; i++) {
-		table_free(&m->shards[i].routes);
-		table_free(&m->shards[i].endpoints);
+		for (d = 0; d < NDIMS; d++)
+			table_free(&m->shards[i].dims[d]);
+		sy_hourly_counts_free(&m->shards[i].hourly);
 		pthread_mutex_destroy(&m->shards[i].lock);
 	}
+	sy_hourly_meter_free(&m->hourly);
 	free(m->shards);
 	free(m);
 }
@@ -436,17 +466,51 @@ sy_metrics_shard(struct sy_metrics *m, unsigned i)
  * Takes the shard's lock only to add a name it has not seen; a record that
  * cannot get memory for a new name is not counted.
  */
+/* Worker i's self-hosted counts in m (for the meter). */
+static struct sy_hourly_counts *
+hourly_counts(void *arg, unsigned i)
+{
+	struct sy_metrics *m = arg;
+
+	return &m->shards[i].hourly;
+}
+
+/* Closes m's self-hosted accounting interval (see hourly.h). */
+static void
+hourly_close(struct sy_metrics *m, int wait)
+{
+	sy_hourly_meter_close(&m->hourly, hourly_counts, m->nshards, m,
+	    sy_now_us(), wait);
+}
+
 void
 sy_metrics_record(struct sy_metrics_shard *s, const struct sy_record *r)
 {
 	struct series *se;
 	struct sy_record own;
 
-	se = table_get(&s->routes, r->route != NULL ? r->route : "-", &s->lock);
+	if (r->hourly_price != NULL) {
+		sy_hourly_count(&s->hourly, r, sy_now_us());
+		if (sy_hourly_meter_due(&s->owner->hourly, sy_now_us()))
+			hourly_close(s->owner, 0);
+	}
+
+	se = table_get(&s->dims[DIM_ROUTE], r->route != NULL ? r->route : "-",
+	    &s->lock);
 	if (se != NULL)
 		series_count(se, r);
+	if (r->model != NULL &&
+	    (se = table_get(&s->dims[DIM_MODEL], r->model, &s->lock)) != NULL)
+		series_count(se, r);
+	if (r->team != NULL &&
+	    (se = table_get(&s->dims[DIM_TEAM], r->team, &s->lock)) != NULL)
+		series_count(se, r);
+	if (r->key_series && r->key_id != NULL &&
+	    (se = table_get(&s->dims[DIM_KEY], r->key_id, &s->lock)) != NULL)
+		series_count(se, r);
 	if (r->endpoint == NULL ||
-	    (se = table_get(&s->endpoints, r->endpoint, &s->lock)) == NULL)
+	    (se = table_get(&s->dims[DIM_ENDPOINT], r->endpoint, &s->lock)) ==
+	    NULL)
 		return;
 	if (r->escalations == 0) {
 		series_count(se, r);
@@ -483,34 +547,40 @@ snapshot_take(struct sy_metrics *m, const struct sy_config *cfg,
     struct snapshot *snap)
 {
 	struct sy_metrics_shard *s;
-	size_t i;
+	struct table *t;
+	size_t i, d;
 
 	memset(snap, 0, sizeof *snap);
 	for (i = 0; cfg != NULL && i < cfg->nroutes; i++)
-		table_get(&snap->routes, cfg->routes[i].name, NULL);
+		table_get(&snap->dims[DIM_ROUTE], cfg->routes[i].name, NULL);
 	for (i = 0; cfg != NULL && i < cfg->nendpoints; i++)
-		table_get(&snap->endpoints, cfg->endpoints[i].name, NULL);
+		table_get(&snap->dims[DIM_ENDPOINT], cfg->endpoints[i].name,
+		    NULL);
+	for (i = 0; cfg != NULL && i < cfg->tenancy.nteams; i++)
+		table_get(&snap->dims[DIM_TEAM], cfg->tenancy.teams[i].name,
+		    NULL);
 	for (i = 0; i < m->nshards; i++) {
 		s = &m->shards[i];
 		pthread_mutex_lock(&s->lock);
-		merge_table(&snap->routes, &s->routes);
-		merge_table(&snap->endpoints, &s->endpoints);
+		for (d = 0; d < NDIMS; d++)
+			merge_table(&snap->dims[d], &s->dims[d]);
 		pthread_mutex_unlock(&s->lock);
 	}
-	if (snap->routes.n > 1)
-		qsort(snap->routes.all, snap->routes.n,
-		    sizeof *snap->routes.all, series_cmp);
-	if (snap->endpoints.n > 1)
-		qsort(snap->endpoints.all, snap->endpoints.n,
-		    sizeof *snap->endpoints.all, series_cmp);
+	for (d = 0; d < NDIMS; d++) {
+		t = &snap->dims[d];
+		if (t->n > 1)
+			qsort(t->all, t->n, sizeof *t->all, series_cmp);
+	}
 }
 
 /* Frees the series of snap. */
 static void
 snapshot_free(struct snapshot *snap)
 {
-	table_free(&snap->routes);
-	table_free(&snap->endpoints);
+	size_t d;
+
+	for (d = 0; d < NDIMS; d++)
+		table_free(&snap->dims[d]);
 }
 
 /* The requests in flight to ep, all workers; 0 when it has no stats. */
@@ -542,7 +612,7 @@ enum fam_kind {
 	FAM_FALLBACKS, FAM_ESCALATIONS, FAM_REASONS, FAM_FLUSHES, FAM_SHED,
 	FAM_CACHE, FAM_SAVED_TOKENS, FAM_SAVED_USD,
 	FAM_LATENCY, FAM_TTFT, FAM_OVERHEAD, FAM_QUEUE,	/* histograms */
-	FAM_BATCH_SIZE, FAM_BATCH_WAIT, FAM_CACHE_HIT
+	FAM_BATCH_SIZE, FAM_BATCH_WAIT, FAM_CACHE_HIT, FAM_ITL, FAM_TPOT
 };
 
 struct family {
@@ -570,6 +640,10 @@ static const struct family route_families[] = {
 	  "Time from a request's arrival to its last byte sent, by route." },
 	{ "switchyard_ttft_seconds", FAM_TTFT,
 	  "Time to the first byte of streaming requests, by route." },
+	{ "switchyard_itl_seconds", FAM_ITL,
+	  "Inter-token latency: time between two writes of a stream, by route." },
+	{ "switchyard_tpot_seconds", FAM_TPOT,
+	  "Time per output token after the first of streams, by route." },
 	{ "switchyard_overhead_seconds", FAM_OVERHEAD,
 	  "Time a request spent in switchyard, not upstream, by route." },
 	{ "switchyard_retries_total", FAM_RETRIES,
@@ -600,6 +674,24 @@ static const struct family route_families[] = {
 	  "Time from arrival to last byte of requests answered from the cache, by route." },
 };
 
+static const struct family model_families[] = {
+	{ "switchyard_model_requests_total", FAM_REQUESTS,
+	  "Finished requests by served model and HTTP status code." },
+	{ "switchyard_model_tokens_total", FAM_TOKENS,
+	  "Tokens by served model and type (prompt, completion, cached prompt)." },
+	{ "switchyard_model_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by served model, where a price per token "
+	  "is known." },
+	{ "switchyard_model_request_duration_seconds", FAM_LATENCY,
+	  "Time from a request's arrival to its last byte sent, by served model." },
+	{ "switchyard_model_ttft_seconds", FAM_TTFT,
+	  "Time to the first byte of streaming requests, by served model." },
+	{ "switchyard_model_itl_seconds", FAM_ITL,
+	  "Inter-token latency of streams, by served model." },
+	{ "switchyard_model_tpot_seconds", FAM_TPOT,
+	  "Time per output token after the first of streams, by served model." },
+};
+
 static const struct family endpoint_families[] = {
 	{ "switchyard_endpoint_requests_total", FAM_REQUESTS,
 	  "Finished requests by endpoint and HTTP status code." },
@@ -613,6 +705,49 @@ static const struct family endpoint_families[] = {
 	  "Time from a request's arrival to its last byte sent, by endpoint." },
 	{ "switchyard_endpoint_ttft_seconds", FAM_TTFT,
 	  "Time to the first byte of streaming requests, by endpoint." },
+};
+
+static const struct family team_families[] = {
+	{ "switchyard_team_requests_total", FAM_REQUESTS,
+	  "Finished requests by team (of the API key) and HTTP status code." },
+	{ "switchyard_team_errors_total", FAM_ERRORS,
+	  "Finished requests with an HTTP status >= 400, by team." },
+	{ "switchyard_team_tokens_total", FAM_TOKENS,
+	  "Tokens by team and type (prompt, completion, cached prompt)." },
+	{ "switchyard_team_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by team, where a price is known." },
+	{ "switchyard_team_request_duration_seconds", FAM_LATENCY,
+	  "Time from a request's arrival to its last byte sent, by team." },
+};
+
+static const struct family key_families[] = {
+	{ "switchyard_key_requests_total", FAM_REQUESTS,
+	  "Finished requests by API key id and HTTP status code." },
+	{ "switchyard_key_errors_total", FAM_ERRORS,
+	  "Finished requests with an HTTP status >= 400, by API key id." },
+	{ "switchyard_key_tokens_total", FAM_TOKENS,
+	  "Tokens by API key id and type (prompt, completion, cached prompt)." },
+	{ "switchyard_key_cost_usd_total", FAM_COST,
+	  "Cost of the requests in USD by API key id, where a price is known." },
+};
+
+#define NFAMS(a) (sizeof (a) / sizeof (a)[0])
+
+/* Each dimension's label, its name in /admin/stats, and its families. */
+static const struct {
+	const char *label;
+	const char *json;
+	const struct family *fams;
+	size_t nfams;
+} dims[NDIMS] = {
+	[DIM_ROUTE] = { "route", "routes", route_families,
+	    NFAMS(route_families) },
+	[DIM_ENDPOINT] = { "endpoint", "endpoints", endpoint_families,
+	    NFAMS(endpoint_families) },
+	[DIM_MODEL] = { "model", "models", model_families,
+	    NFAMS(model_families) },
+	[DIM_TEAM] = { "team", "teams", team_families, NFAMS(team_families) },
+	[DIM_KEY] = { "key", "keys", key_families, NFAMS(key_families) },
 };
 
 static const struct bound latency_bounds[] = {
@@ -654,6 +789,12 @@ put_label_value(struct evbuffer *out, const char *s)
 		default: evbuffer_add(out, p, 1); break;
 		}
 	}
+}
+
+void
+sy_metrics_put_label(struct evbuffer *out, const char *s)
+{
+	put_label_value(out, s);
 }
 
 /* Appends `name{label="value"` (the caller closes the braces). */
@@ -739,6 +880,14 @@ put_series(struct evbuffer *out, const struct family *f, const char *label,
 	case FAM_TTFT:
 		put_histogram(out, f->name, label, se->name, &se->ttft,
 		    latency_bounds);
+		break;
+	case FAM_ITL:
+		put_histogram(out, f->name, label, se->name, &se->itl,
+		    overhead_bounds);
+		break;
+	case FAM_TPOT:
+		put_histogram(out, f->name, label, se->name, &se->tpot,
+		    overhead_bounds);
 		break;
 	case FAM_OVERHEAD:
 		put_histogram(out, f->name, label, se->name, &se->overhead,
@@ -855,6 +1004,185 @@ put_state_gauge(struct evbuffer *out, const struct sy_config *cfg,
 	}
 }
 
+/* ==== Self-hosted cost ==== */
+
+/* A family of the self-hosted sums: which double of sy_hourly_sums. */
+struct hourly_family {
+	const char *name;
+	size_t offset;
+	const char *help;
+};
+
+#define HOURLY_SUM(v) offsetof(struct sy_hourly_sums, v)
+
+static const struct hourly_family hourly_endpoint_families[] = {
+	{ "switchyard_endpoint_hourly_cost_usd_total", HOURLY_SUM(usd),
+	  "What the self-hosted endpoint cost by the hour, busy or idle, USD." },
+	{ "switchyard_endpoint_hourly_idle_cost_usd_total",
+	  HOURLY_SUM(idle_usd), "The part of it in intervals without tokens." },
+	{ "switchyard_endpoint_energy_joules_total", HOURLY_SUM(joules),
+	  "Energy of the self-hosted endpoint (power_watts over the time)." },
+	{ "switchyard_endpoint_busy_seconds_total", HOURLY_SUM(busy_s),
+	  "Seconds the self-hosted endpoint had a request upstream." },
+	{ "switchyard_endpoint_accounted_seconds_total", HOURLY_SUM(elapsed_s),
+	  "Seconds of the self-hosted endpoint accounted in all." },
+	{ "switchyard_endpoint_token_units_total", HOURLY_SUM(units),
+	  "Weighted tokens the self-hosted endpoint served." },
+};
+
+static const struct hourly_family hourly_share_families[] = {
+	{ "switchyard_hourly_cost_usd_total", HOURLY_SUM(usd),
+	  "Self-hosted cost spread over the tokens served, by endpoint, route "
+	  "and model, USD." },
+	{ "switchyard_hourly_energy_joules_total", HOURLY_SUM(joules),
+	  "Self-hosted energy spread over the tokens served, by endpoint, "
+	  "route and model." },
+	{ "switchyard_hourly_token_units_total", HOURLY_SUM(units),
+	  "Weighted tokens served by self-hosted endpoints, by endpoint, route "
+	  "and model." },
+};
+
+#define NHOURLY_EP (sizeof hourly_endpoint_families / \
+	sizeof hourly_endpoint_families[0])
+#define NHOURLY_SHARE (sizeof hourly_share_families / \
+	sizeof hourly_share_families[0])
+
+/* The double at offset of s. */
+static double
+hourly_value(const struct sy_hourly_sums *s, size_t offset)
+{
+	double v;
+
+	memcpy(&v, (const char *)s + offset, sizeof v);
+	return v;
+}
+
+/*
+ * Appends the self-hosted families, after closing the interval: per
+ * endpoint, and per (endpoint, route, model) share.
+ */
+static void
+put_hourly(struct evbuffer *out, struct sy_metrics *m)
+{
+	const struct sy_hourly *h;
+	struct sy_hourly_sums s;
+	const char *ep, *route, *model;
+	size_t f, i;
+
+	hourly_close(m, 1);
+	h = m->hourly.h;
+	for (f = 0; f < NHOURLY_EP; f++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n",
+		    hourly_endpoint_families[f].name,
+		    hourly_endpoint_families[f].help,
+		    hourly_endpoint_families[f].name);
+		for (i = 0; i < sy_hourly_nendpoints(h); i++) {
+			ep = sy_hourly_endpoint_sums(h, i, &s);
+			put_start(out, hourly_endpoint_families[f].name, "",
+			    "endpoint", ep);
+			evbuffer_add_printf(out, "} %.17g\n", hourly_value(&s,
+			    hourly_endpoint_families[f].offset));
+		}
+	}
+	for (f = 0; f < NHOURLY_SHARE; f++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s counter\n",
+		    hourly_share_families[f].name,
+		    hourly_share_families[f].help,
+		    hourly_share_families[f].name);
+		for (i = 0; i < sy_hourly_nshares(h); i++) {
+			sy_hourly_share_sums(h, i, &ep, &route, &model, &s);
+			put_start(out, hourly_share_families[f].name, "",
+			    "endpoint", ep);
+			SY_ADD_LIT(out, ",route=\"");
+			put_label_value(out, route);
+			SY_ADD_LIT(out, "\",model=\"");
+			put_label_value(out, model);
+			evbuffer_add_printf(out, "\"} %.17g\n", hourly_value(&s,
+			    hourly_share_families[f].offset));
+		}
+	}
+	pthread_mutex_unlock(&m->hourly.lock);
+}
+
+/* Tokens (prompt and completion) of the series called name in t. */
+static double
+table_tokens(const struct table *t, const char *name)
+{
+	const struct series *se = table_find(t, name, slot_of(name));
+
+	return se == NULL ? 0 : (double)(get(&se->tokens[TOK_PROMPT]) +
+	    get(&se->tokens[TOK_COMPLETION]));
+}
+
+/* x / y * scale, or null when y is 0. */
+static json_t *
+ratio(double x, double y, double scale)
+{
+	return y > 0 ? json_real(x / y * scale) : json_null();
+}
+
+/*
+ * The self-hosted sums as JSON, after closing the interval: per endpoint
+ * (with its utilisation, $/1M tokens and tokens per joule over snap's
+ * tokens), per route and per model.
+ */
+static json_t *
+hourly_json(struct sy_metrics *m, const struct snapshot *snap)
+{
+	json_t *eps = json_object(), *routes = json_object(), *models =
+	    json_object(), *o, *by;
+	const struct sy_hourly *h;
+	struct sy_hourly_sums s;
+	const char *ep, *route, *model, *key;
+	double tokens;
+	size_t i, k;
+
+	hourly_close(m, 1);
+	h = m->hourly.h;
+	for (i = 0; i < sy_hourly_nendpoints(h); i++) {
+		ep = sy_hourly_endpoint_sums(h, i, &s);
+		tokens = table_tokens(&snap->dims[DIM_ENDPOINT], ep);
+		json_object_set_new(eps, ep, json_pack("{s:f,s:f,s:f,s:f,s:f,"
+		    "s:f,s:o,s:o,s:o}", "cost_usd", s.usd, "idle_cost_usd",
+		    s.idle_usd, "energy_joules", s.joules, "busy_s", s.busy_s,
+		    "accounted_s", s.elapsed_s, "token_units", s.units,
+		    "utilization", ratio(s.busy_s, s.elapsed_s, 1),
+		    "usd_per_mtok", ratio(s.usd, tokens, 1e6),
+		    "tokens_per_joule", ratio(tokens, s.joules, 1)));
+	}
+	for (i = 0; i < sy_hourly_nshares(h); i++) {
+		sy_hourly_share_sums(h, i, &ep, &route, &model, &s);
+		for (k = 0; k < 2; k++) {
+			by = k == 0 ? routes : models;
+			key = k == 0 ? route : model;
+			if ((o = json_object_get(by, key)) == NULL) {
+				o = json_pack("{s:f,s:f,s:f}", "cost_usd", 0.0,
+				    "energy_joules", 0.0, "token_units", 0.0);
+				json_object_set_new(by, key, o);
+			}
+			json_object_set_new(o, "cost_usd", json_real(
+			    json_real_value(json_object_get(o, "cost_usd")) +
+			    s.usd));
+			json_object_set_new(o, "energy_joules", json_real(
+			    json_real_value(json_object_get(o,
+			    "energy_joules")) + s.joules));
+			json_object_set_new(o, "token_units", json_real(
+			    json_real_value(json_object_get(o,
+			    "token_units")) + s.units));
+		}
+	}
+	pthread_mutex_unlock(&m->hourly.lock);
+	json_object_foreach(routes, key, o) {
+		tokens = table_tokens(&snap->dims[DIM_ROUTE], key);
+		json_object_set_new(o, "usd_per_mtok", ratio(json_real_value(
+		    json_object_get(o, "cost_usd")), tokens, 1e6));
+		json_object_set_new(o, "tokens_per_joule", ratio(tokens,
+		    json_real_value(json_object_get(o, "energy_joules")), 1));
+	}
+	return json_pack("{s:o,s:o,s:o}", "endpoints", eps, "routes", routes,
+	    "models", models);
+}
+
 /*
  * Label values are escaped; a series exists for each name ever recorded and
  * each name of cfg.  Histogram buckets count whole internal buckets, so a
@@ -866,15 +1194,14 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 {
 	static const char gauge[] = "switchyard_endpoint_in_flight";
 	struct snapshot snap;
-	size_t i;
+	size_t i, d;
 
 	snapshot_take(m, cfg, &snap);
-	put_families(out, route_families,
-	    sizeof route_families / sizeof route_families[0], "route",
-	    &snap.routes);
-	put_families(out, endpoint_families,
-	    sizeof endpoint_families / sizeof endpoint_families[0], "endpoint",
-	    &snap.endpoints);
+	for (d = 0; d < NDIMS; d++)
+		if (d <= DIM_MODEL || snap.dims[d].n > 0)
+			put_families(out, dims[d].fams, dims[d].nfams,
+			    dims[d].label, &snap.dims[d]);
+	put_hourly(out, m);
 	if (cfg != NULL) {
 		evbuffer_add_printf(out, "# HELP %s Requests in flight to the "
 		    "endpoint, all workers.\n# TYPE %s gauge\n", gauge, gauge);
@@ -892,6 +1219,8 @@ sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
 		    sy_outlier_ejected);
 	}
 	sy_cache_prometheus(out);
+	sy_limits_prometheus(out);
+	sy_prefix_prometheus(out);
 	snapshot_free(&snap);
 }
 
@@ -991,6 +1320,8 @@ series_json(const struct series *se)
 	json_object_set_new(o, "cost_usd", json_real(get_usd(&se->cost_usd)));
 	json_object_set_new(o, "latency_ms", quantiles_json(&se->latency));
 	json_object_set_new(o, "ttft_ms", quantiles_json(&se->ttft));
+	json_object_set_new(o, "itl_ms", quantiles_json(&se->itl));
+	json_object_set_new(o, "tpot_ms", quantiles_json(&se->tpot));
 	json_object_set_new(o, "overhead_ms", quantiles_json(&se->overhead));
 	json_object_set_new(o, "queue_ms", quantiles_json(&se->queue));
 	json_object_set_new(o, "retries",
@@ -1014,6 +1345,23 @@ series_json(const struct series *se)
 	return o;
 }
 
+/* Adds cfg's state of the endpoint called name to its object o (cfg: may be NULL). */
+static void
+endpoint_json(json_t *o, const struct sy_config *cfg, const char *name)
+{
+	const struct sy_endpoint *ep;
+
+	if (cfg == NULL)
+		return;
+	ep = find_endpoint(cfg, name);
+	json_object_set_new(o, "in_flight",
+	    json_integer(ep ? ep_in_flight(ep) : 0));
+	json_object_set_new(o, "healthy", json_boolean(ep == NULL ||
+	    ep_healthy(ep)));
+	json_object_set_new(o, "ejected", json_boolean(ep != NULL &&
+	    ep->stats != NULL && sy_outlier_ejected(ep)));
+}
+
 /*
  * Quantiles are null when nothing was measured; "in_flight" is present when
  * cfg is given.
@@ -1021,37 +1369,28 @@ series_json(const struct series *se)
 json_t *
 sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg)
 {
-	json_t *root, *routes, *endpoints, *o;
+	json_t *root, *all, *o;
 	struct snapshot snap;
 	const struct series *se;
-	size_t i;
+	size_t i, d;
 
 	snapshot_take(m, cfg, &snap);
-	routes = json_object();
-	for (i = 0; i < snap.routes.n; i++) {
-		se = snap.routes.all[i];
-		json_object_set_new(routes, se->name, series_json(se));
-	}
-	endpoints = json_object();
-	for (i = 0; i < snap.endpoints.n; i++) {
-		se = snap.endpoints.all[i];
-		o = series_json(se);
-		if (cfg != NULL) {
-			const struct sy_endpoint *ep = find_endpoint(cfg, se->name);
-
-			json_object_set_new(o, "in_flight",
-			    json_integer(ep ? ep_in_flight(ep) : 0));
-			json_object_set_new(o, "healthy",
-			    json_boolean(ep == NULL || ep_healthy(ep)));
-			json_object_set_new(o, "ejected",
-			    json_boolean(ep != NULL && ep->stats != NULL &&
-			    sy_outlier_ejected(ep)));
-		}
-		json_object_set_new(endpoints, se->name, o);
-	}
-	snapshot_free(&snap);
 	root = json_object();
-	json_object_set_new(root, "routes", routes);
-	json_object_set_new(root, "endpoints", endpoints);
+	for (d = 0; d < NDIMS; d++) {
+		if (d > DIM_MODEL && snap.dims[d].n == 0)
+			continue;
+		all = json_object();
+		for (i = 0; i < snap.dims[d].n; i++) {
+			se = snap.dims[d].all[i];
+			o = series_json(se);
+			if (d == DIM_ENDPOINT)
+				endpoint_json(o, cfg, se->name);
+			json_object_set_new(all, se->name, o);
+		}
+		json_object_set_new(root, dims[d].json, all);
+	}
+	json_object_set_new(root, "hourly", hourly_json(m, &snap));
+	snapshot_free(&snap);
 	return root;
 }
+

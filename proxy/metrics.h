@@ -51,4 +51,7 @@ void sy_metrics_prometheus(struct sy_metrics *m, const struct sy_config *cfg,
  */
 json_t *sy_metrics_json(struct sy_metrics *m, const struct sy_config *cfg);
 
+/* Appends s to out as a Prometheus label value (backslash, quote and newline escaped). */
+void sy_metrics_put_label(struct evbuffer *out, const char *s);
+
 #endif

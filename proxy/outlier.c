@@ -54,7 +54,7 @@ static int
 window_trips(const struct sy_ejection *rule, struct sy_endpoint_stats *st,
     int failed, uint64_t now)
 {
-	uint64_t start = atomic_load(&st->window_start_us);
+	unsigned long long start = atomic_load(&st->window_start_us);
 	unsigned requests, failures;
 
 	if (now - start > (uint64_t)rule->window_ms * 1000 &&

@@ -11,8 +11,10 @@
 #include "config.h"
 #include "counters.h"
 #include "exchange.h"
+#include "respond.h"
 #include "http1.h"
 #include "metrics.h"
+#include "prefix_share.h"
 #include "redis.h"
 #include "server.h"
 #include "upstream.h"
@@ -153,6 +155,7 @@ sy_exchange_reply(struct sy_exchange *x, int status, struct evbuffer *body,
 	x->reply.status = status;
 	x->reply.body = body;
 	x->reply.failed = 0;
+	x->reply.native = 0;
 	*sy_put_str(x->reply.headers, headers != NULL &&
 	    strlen(headers) < sizeof x->reply.headers ? headers : "") = '\0';
 }
@@ -233,15 +236,41 @@ client_request_id(struct sy_exchange *x, const struct sy_http1_msg *head)
 
 /* ==== The client's connection ==== */
 
+/*
+ * The gateway stops at the drain timeout with x unanswered: the client
+ * gets a 503, or a stream its last event, an error; the log says why.
+ */
 static void
-client_gone(void *owner, int timed_out)
+stopping(struct sy_exchange *x)
+{
+	static const char msg[] = "the gateway is stopping: its drain "
+	    "timeout ended the request";
+
+	/* What the log says, whatever an earlier try said. */
+	free(x->req.error);
+	x->req.error = sy_xstrdup("drain timeout");
+	if (sy_respond_started(x))
+		sy_canon_stream_error(sy_respond_events(x), "drain_timeout", msg);
+	else
+		sy_exchange_fail(x, 503, "server_error", "drain_timeout", msg,
+		    "Retry-After: 1\r\n");
+	sy_stage_respond.enter(x);
+	finish(x);
+}
+
+static void
+client_gone(void *owner, int why)
 {
 	struct sy_exchange *x = owner;
 
+	if (why == SY_GONE_STOPPING) {
+		stopping(x);
+		return;
+	}
 	x->conn = NULL;
 	x->req.status = 499;
-	sy_exchange_error(x, timed_out ? "client stopped reading (write "
-	    "timeout)" : "client closed the connection");
+	sy_exchange_error(x, why == SY_GONE_TIMEOUT ? "client stopped reading "
+	    "(write timeout)" : "client closed the connection");
 	finish(x);
 }
 
@@ -295,6 +324,7 @@ sy_pipeline_reject(void *arg, int status, const char *method,
 	    rec.usage.cached_tokens = -1;
 	rec.cost_usd = -1;
 	rec.ttft_us = -1;
+	rec.tpot_us = -1;
 	rec.bytes_out = bytes_out;
 	rec.error = message;
 	sy_accesslog_write(w->rt->log, &rec);
@@ -310,9 +340,12 @@ sy_pipeline_worker_init(struct sy_worker *w)
 	sy_batch_worker_init(w);
 	w->redis = sy_redis_new(w->base, &w->rt->redis, &w->rt->redis_stats);
 	/* The count of instances that share limits is learned from this. */
-	if (w->index == 0)
+	if (w->index == 0) {
 		w->heartbeat = sy_counters_heartbeat(w->base, w->redis,
 		    w->cfg->tenancy.redis_prefix, w->rt->boot_id);
+		w->prefix_bus = sy_prefix_bus_start(w->base, w->redis,
+		    sy_rand64());
+	}
 	w->cache = sy_cache_worker_new(w->rt->cache, w->base, w->redis);
 }
 
@@ -331,6 +364,8 @@ sy_pipeline_worker_free(struct sy_worker *w)
 	w->cache = NULL;
 	sy_counters_heartbeat_stop(w->heartbeat);
 	w->heartbeat = NULL;
+	sy_prefix_bus_stop(w->prefix_bus);
+	w->prefix_bus = NULL;
 	sy_redis_free(w->redis);
 	w->redis = NULL;
 }

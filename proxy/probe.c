@@ -79,6 +79,8 @@ scrape_result(struct probe *p, int ok)
 	atomic_store(&st->scraped_running, f.running);
 	atomic_store(&st->scraped_waiting, f.waiting);
 	atomic_store(&st->scraped_kv_permille, f.kv_permille);
+	if (f.kv_tokens > 0)
+		atomic_store(&st->scraped_kv_tokens, f.kv_tokens);
 	atomic_store(&st->scraped_at_us, sy_now_us());
 }
 

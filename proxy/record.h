@@ -2,7 +2,10 @@
 #ifndef SY_RECORD_H
 #define SY_RECORD_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+struct sy_price;
 
 /* Token counts of one request; a count is -1 when the backend did not say. */
 struct sy_usage {
@@ -23,12 +26,15 @@ struct sy_record {
 	const char *client_api;		/* "openai" */
 	const char *key_id;		/* the API key's id (never the key) */
 	const char *team;		/* its team */
+	int key_series;			/* /metrics keeps a series per key */
 	const char *route;		/* NULL when no route matched */
 	const char *client_model;	/* the model the client asked for */
 	const char *model;		/* the served model selected */
 	const char *endpoint;		/* NULL when none was picked */
 	const char *backend_kind;	/* "openai", ... */
 	const char *policy_reason;	/* routing policy's word, e.g. "round-robin" */
+	const char *policy_words;	/* its longer reason for the log
+					   ("prefix:37/40"), or NULL */
 	const char *select_reason;	/* selection policy's, e.g. "rule:3" */
 	const char *escalated_from;	/* the model whose answer a cascade replaced */
 	unsigned escalations;		/* answers replaced (usage and cost count them) */
@@ -36,10 +42,16 @@ struct sy_record {
 	int stream;			/* 1 for SSE responses */
 	struct sy_usage usage;
 	double cost_usd;		/* < 0 when unknown (no price or no usage) */
+	const char *cost_source;	/* "price", "hourly" (an estimate), NULL */
+	const struct sy_price *hourly_price; /* the model's when self-hosted */
 	struct sy_usage answer_usage;	/* the answer's own, without the answers
 					   a cascade replaced (escalations > 0) */
 	double answer_cost_usd;
 	int64_t ttft_us;		/* first streamed byte; -1 when not a stream */
+	const uint32_t *itl_us;		/* gaps between stream writes, µs */
+	size_t n_itl;
+	int64_t tpot_us;		/* (latency - ttft) / (completion - 1);
+					   -1 unless a stream of 2+ tokens */
 	uint64_t latency_us;		/* arrival to last byte sent */
 	uint64_t upstream_us;		/* time waiting on the backend */
 	uint64_t overhead_us;		/* latency_us - upstream_us: time in switchyard */

@@ -10,6 +10,7 @@
 #include "backend.h"
 #include "config.h"
 #include "jscan.h"
+#include "hourly.h"
 #include "req.h"
 #include "tenants.h"
 #include "util.h"
@@ -85,7 +86,8 @@ int
 sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
     int *status, char **err)
 {
-	static const char *required[] = { "messages", "prompt", "input" };
+	static const char *required[] = { "messages", "prompt", "input",
+	    "query" };
 	struct sy_jscan_member m[] = {
 		{ .key = "model" }, { .key = "stream" },
 		{ .key = "stream_options" }, { .key = required[req->api] },
@@ -143,6 +145,8 @@ sy_req_parse(struct sy_req *req, struct evbuffer *body, unsigned max_depth,
 		req->max_tokens = 0;
 	if (req->stream && req->api == SY_API_EMBEDDINGS)
 		return sy_fail(err, "%s", "embeddings cannot be streamed");
+	if (req->stream && req->api == SY_API_RERANK)
+		return sy_fail(err, "%s", "rerank cannot be streamed");
 	if (m[2].kind != SY_JSON_NONE && m[2].kind != SY_JSON_NULL) {
 		if (m[2].kind != SY_JSON_OBJECT)
 			return sy_fail(err, "%s", "'stream_options' must be an object");
@@ -184,6 +188,37 @@ record_escalations(const struct sy_req *req, struct sy_record *r)
 }
 
 void
+sy_req_stream_write(struct sy_req *req, uint64_t now)
+{
+	uint64_t gap;
+
+	if (req->t_last_write != 0 && now >= req->t_last_write) {
+		if (req->n_itl == req->itl_cap) {
+			req->itl_cap = req->itl_cap ? req->itl_cap * 2 : 64;
+			req->itl_us = realloc(req->itl_us, req->itl_cap *
+			    sizeof *req->itl_us);
+			if (req->itl_us == NULL)
+				abort();
+		}
+		gap = now - req->t_last_write;
+		req->itl_us[req->n_itl++] = gap > UINT32_MAX ? UINT32_MAX :
+		    (uint32_t)gap;
+	}
+	req->t_last_write = now;
+}
+
+/* Time per output token after the first, µs: -1 unless it streamed two. */
+static int64_t
+tpot_us(const struct sy_req *req, const struct sy_record *r)
+{
+	if (r->ttft_us < 0 || req->usage.completion_tokens < 2 ||
+	    r->latency_us < (uint64_t)r->ttft_us)
+		return -1;
+	return (int64_t)(r->latency_us - (uint64_t)r->ttft_us) /
+	    (req->usage.completion_tokens - 1);
+}
+
+void
 sy_req_record(const struct sy_req *req, struct sy_record *r)
 {
 	const struct sy_price *price;
@@ -201,15 +236,27 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->endpoint = req->endpoint ? req->endpoint->name : NULL;
 	r->backend_kind = req->endpoint ? req->endpoint->kind->name : NULL;
 	r->policy_reason = req->pick_reason;
+	r->policy_words = req->pick_words[0] != '\0' ? req->pick_words : NULL;
 	r->select_reason = req->select_reason;
 	r->status = req->status;
 	r->stream = req->stream;
 	r->usage = req->usage;
 	price = req->model ? sy_config_price(req->cfg, req->model) : NULL;
-	r->cost_usd = sy_cost_usd(price, &req->usage);
+	if (price != NULL && price->hourly_usd > 0) {
+		r->hourly_price = price;
+		r->cost_source = "hourly";
+		r->cost_usd = req->endpoint != NULL ? sy_hourly_estimate(
+		    req->endpoint->stats, price, &req->usage) : -1;
+	} else {
+		r->cost_usd = sy_cost_usd(price, &req->usage);
+		r->cost_source = r->cost_usd >= 0 ? "price" : NULL;
+	}
 	r->ttft_us = req->stream && req->t_first_byte ?
 	    (int64_t)(req->t_first_byte - req->t_arrival) : -1;
 	r->latency_us = now - req->t_arrival;
+	r->itl_us = req->itl_us;
+	r->n_itl = req->n_itl;
+	r->tpot_us = tpot_us(req, r);
 	r->upstream_us = req->upstream_us;
 	r->overhead_us = r->latency_us > r->upstream_us ?
 	    r->latency_us - r->upstream_us : 0;
@@ -226,6 +273,8 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->cache = req->cache;
 	r->key_id = req->key_id;
 	r->team = req->team;
+	r->key_series = req->key_id != NULL && req->cfg != NULL &&
+	    req->cfg->tenancy.metrics_per_key;
 	r->saved_tokens = req->saved_tokens;
 	r->saved_usd = req->saved_usd;
 }
@@ -238,6 +287,7 @@ sy_req_clear(struct sy_req *req)
 	free(req->error);
 	free(req->path);
 	free(req->model_owned);
+	free(req->itl_us);
 	sy_key_unref(req->key);
 	if (req->cfg != NULL)
 		sy_config_unref(req->cfg);

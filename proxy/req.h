@@ -24,7 +24,8 @@ struct sy_key;
 enum sy_api {
 	SY_API_CHAT,		/* POST /v1/chat/completions */
 	SY_API_COMPLETIONS,	/* POST /v1/completions */
-	SY_API_EMBEDDINGS	/* POST /v1/embeddings */
+	SY_API_EMBEDDINGS,	/* POST /v1/embeddings */
+	SY_API_RERANK		/* POST /v1/rerank */
 };
 
 struct sy_req {
@@ -61,6 +62,11 @@ struct sy_req {
 	struct sy_pool *pool;
 	struct sy_endpoint *endpoint;
 	const char *pick_reason;
+	/* The routing policy's own part of the request, which its pick may
+	   write (see sy_route_policy.pick). */
+	char pick_words[32];		/* a longer reason ("prefix:37/40"),
+					   logged instead of pick_reason */
+	uint64_t pick_note[2];		/* given back with the answer */
 	const struct sy_endpoint *tried[SY_MAX_TRIES];	/* endpoints tried so far */
 	unsigned ntried;
 
@@ -89,6 +95,10 @@ struct sy_req {
 	uint64_t streamed_events;	/* content events relayed (a cut
 					   stream's tokens, about) */
 	int budget_warned;		/* a budget passed its soft mark */
+	int priority;			/* -100 to 100, higher first in the
+					   batch and wait queues: its
+					   x-switchyard-priority, else its
+					   key's */
 	int status;
 	char *error;			/* owned; short reason for the log */
 
@@ -98,6 +108,9 @@ struct sy_req {
 	uint64_t t_upstream;		/* request sent upstream */
 	uint64_t t_first_byte;		/* first body byte to the client (streams) */
 	uint64_t t_end;			/* last byte to the client, 0: at finish */
+	uint64_t t_last_write;		/* last stream write to the client */
+	uint32_t *itl_us;		/* owned: gaps between stream writes */
+	size_t n_itl, itl_cap;
 	uint64_t upstream_us;		/* time spent waiting on the backend */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
@@ -125,6 +138,12 @@ int sy_json_too_deep(const char *buf, size_t len, unsigned max_depth);
 
 /* Adds the counts of u to those of to, where -1 is unknown (none to add). */
 void sy_usage_add(struct sy_usage *to, const struct sy_usage *u);
+
+/*
+ * Notes a write of stream events to the client at now: the gap since the
+ * one before is an inter-token latency.
+ */
+void sy_req_stream_write(struct sy_req *req, uint64_t now);
 
 /* Fills r from req's fields (strings borrowed from req). */
 void sy_req_record(const struct sy_req *req, struct sy_record *r);

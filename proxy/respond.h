@@ -22,6 +22,15 @@ int sy_respond_flush(struct sy_exchange *x);
  */
 void sy_respond_end(struct sy_exchange *x);
 
+/*
+ * x's whole reply as its client gets it: an answer through its dialect's
+ * response translator, an OpenAI error in its dialect's error shape.
+ * Returns the body to send (the reply's own, x->reply.body, for OpenAI's
+ * dialect; else a new buffer the caller frees), or NULL after turning the
+ * reply into a 502 when the answer cannot be translated.
+ */
+struct evbuffer *sy_respond_body(struct sy_exchange *x);
+
 /* Whether the client has received anything of the answer. */
 int sy_respond_started(const struct sy_exchange *x);
 

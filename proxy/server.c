@@ -52,7 +52,9 @@ struct sy_conn {
 				   so the client sees the response, not a reset */
 	size_t lingered;	/* bytes read away */
 	uint64_t sent;		/* bytes sent on the connection */
-	int head_started;	/* bytes of the next request have arrived */
+	int head_started;	/* bytes of the next request have arrived
+				   (or it is the first: head_ms from accept) */
+	int fresh;		/* accepted, and no byte read yet */
 	struct event *timer;	/* idle, head, body or linger deadline */
 	void *owner;
 	sy_gone_fn gone;
@@ -339,6 +341,8 @@ conn_process(struct sy_conn *c)
 	int r;
 
 	if (c->state == CONN_HEAD) {
+		if (evbuffer_get_length(in) > 0)
+			c->fresh = 0;
 		if (!c->head_started && evbuffer_get_length(in) > 0) {
 			c->head_started = 1;
 			conn_arm(c, s->opts.head_ms);
@@ -433,7 +437,8 @@ conn_event_cb(struct sy_sock *sock, enum sy_sock_end why, void *arg)
 	struct sy_conn *c = arg;
 
 	if (c->state == CONN_BUSY && c->gone != NULL)
-		c->gone(c->owner, why == SY_SOCK_TIMEOUT);
+		c->gone(c->owner, why == SY_SOCK_TIMEOUT ? SY_GONE_TIMEOUT :
+		    SY_GONE_CLOSED);
 	conn_free(c);
 }
 
@@ -494,6 +499,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	s->nconns++;
 	c->state = CONN_HEAD;
 	c->head_started = 1;
+	c->fresh = 1;
 	conn_arm(c, s->opts.head_ms);
 	sy_sock_read(c->sock, 1, 0);
 	if (over)
@@ -587,9 +593,10 @@ sy_server_drain(struct sy_server *s)
 	}
 	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, link);
-		if (c->state != CONN_HEAD || c->head_started)
+		if (c->state != CONN_HEAD || (c->head_started && !c->fresh))
 			continue;
-		/* Idle between requests: close once the last response is out. */
+		/* Idle between requests, or never used: close once the last
+		   response is out. */
 		c->state = CONN_CLOSING;
 		sy_sock_read(c->sock, 0, 0);
 		conn_arm(c, 0);
@@ -605,13 +612,38 @@ sy_server_conns(const struct sy_server *s)
 }
 
 void
+sy_server_expire(struct sy_server *s)
+{
+	struct sy_conn *c, *d, *next;
+	sy_gone_fn gone;
+
+	s->draining = 1;
+	for (c = TAILQ_FIRST(&s->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state != CONN_BUSY || (gone = c->gone) == NULL)
+			continue;
+		gone(c->owner, SY_GONE_STOPPING);
+		/* The owner's answer may have freed c: look for it, by address
+		   only; one still busy (nothing written) just ends. */
+		for (d = TAILQ_FIRST(&s->conns); d != NULL && d != c;
+		    d = TAILQ_NEXT(d, link))
+			;
+		if (d != NULL && d->state == CONN_BUSY) {
+			d->owner = NULL;
+			d->gone = NULL;
+			conn_free(d);
+		}
+	}
+}
+
+void
 sy_server_free(struct sy_server *s)
 {
 	struct sy_conn *c;
 
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL) {
 		if (c->state == CONN_BUSY && c->gone != NULL)
-			c->gone(c->owner, 0);
+			c->gone(c->owner, SY_GONE_CLOSED);
 		conn_free(c);
 	}
 	if (s->listener != NULL)

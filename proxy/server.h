@@ -20,11 +20,21 @@ struct sy_http1_msg;
 typedef void (*sy_handler_fn)(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
 
+/* Why an exchange's connection ends before its response did. */
+enum sy_gone {
+	SY_GONE_CLOSED,		/* the client closed it */
+	SY_GONE_TIMEOUT,	/* it stopped reading: the write timeout struck */
+	SY_GONE_STOPPING	/* the server stops (drain timeout): c is still
+				   open during the call, to end the exchange
+				   with a last answer or event */
+};
+
 /*
- * Called when the client goes away before the response ended (timed_out:
- * it stopped reading and the write timeout struck); c is gone after.
+ * Called when the client's connection ends before the response did, for
+ * the reason why; c is gone after the call (with SY_GONE_STOPPING, once
+ * what the owner wrote during the call is sent).
  */
-typedef void (*sy_gone_fn)(void *owner, int timed_out);
+typedef void (*sy_gone_fn)(void *owner, int why);
 
 /*
  * Called when the server itself answers a request with an error (bad
@@ -68,6 +78,13 @@ void sy_server_drain(struct sy_server *s);
 
 /* Number of open connections. */
 size_t sy_server_conns(const struct sy_server *s);
+
+/*
+ * Tells the owner of every busy connection that the server stops
+ * (SY_GONE_STOPPING): each ends its exchange then, and the connections
+ * close once what was written is sent.
+ */
+void sy_server_expire(struct sy_server *s);
 
 /* Closes every connection (busy ones' owners are told via their gone callback) and frees s. */
 void sy_server_free(struct sy_server *s);

@@ -1,4 +1,5 @@
 /* The admit stage: a key may use only its routes and models; then the request's rate limits and budgets (its key's, its team's, its route's, the gateway's) are reserved together before the call, and settled with the real usage when it ends; over a limit is 429 with Retry-After, and every answer says the limits left. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "config.h"
 #include "counters.h"
 #include "exchange.h"
+#include "http1.h"
 #include "tenants.h"
 #include "util.h"
 #include "worker.h"
@@ -169,6 +171,7 @@ warn_soft(struct sy_exchange *x)
 			    (double)res->c[i].value / 1e6,
 			    (double)res->c[i].limit / 1e6);
 			x->req.budget_warned = 1;
+			sy_limits_note(SY_LIMIT_SOFT);
 			return;
 		}
 }
@@ -179,13 +182,18 @@ reserved(struct sy_exchange *x, enum sy_reserve_result r)
 {
 	switch (r) {
 	case SY_RESERVE_ADMITTED:
-		x->admit.admitted = 1;
+		sy_limits_note(x->w->redis != NULL && x->admit.res->local ?
+		    SY_LIMIT_IN_MEMORY : SY_LIMIT_ADMITTED);
+		x->admit.admitted = x->admit.passed = 1;
 		x->respond.more_headers = limit_headers(x, x->admit.res);
 		warn_soft(x);
 		return SY_NEXT;
 	case SY_RESERVE_REFUSED:
+		sy_limits_note(x->admit.res->c[x->admit.res->refused].unit ==
+		    SY_UNIT_MICRO_USD ? SY_LIMIT_SPENT : SY_LIMIT_REFUSED);
 		return over(x);
 	default:
+		sy_limits_note(SY_LIMIT_UNAVAILABLE);
 		return sy_exchange_fail(x, 503, "server_error",
 		    "rate_limiter_unavailable", "the rate limits cannot be "
 		    "checked now (Redis is away and this route fails closed); "
@@ -218,6 +226,41 @@ scope_add(struct sy_exchange *x, const char *scope, const char *name,
 	    in, out, usd);
 }
 
+#define PRIORITY_MAX 100
+
+/*
+ * The request's priority: its x-switchyard-priority (high, normal, low or
+ * an integer from -100 to 100), else its key's.  0, or -1 when the header
+ * says something else.
+ */
+static int
+read_priority(struct sy_req *req)
+{
+	const char *v;
+	char *end;
+	long n;
+
+	req->priority = req->key != NULL ? req->key->priority : 0;
+	if (req->head == NULL ||
+	    (v = sy_http1_header(req->head, "x-switchyard-priority")) == NULL)
+		return 0;
+	if (strcmp(v, "high") == 0)
+		req->priority = 1;
+	else if (strcmp(v, "low") == 0)
+		req->priority = -1;
+	else if (strcmp(v, "normal") == 0)
+		req->priority = 0;
+	else {
+		errno = 0;
+		n = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || errno != 0 ||
+		    n < -PRIORITY_MAX || n > PRIORITY_MAX)
+			return -1;
+		req->priority = (int)n;
+	}
+	return 0;
+}
+
 static enum sy_verdict
 admit_enter(struct sy_exchange *x)
 {
@@ -231,6 +274,10 @@ admit_enter(struct sy_exchange *x)
 	char msg[300];
 	int closed;
 
+	if (read_priority(req) != 0)
+		return sy_exchange_fail(x, 400, "invalid_request_error",
+		    "invalid_priority", "x-switchyard-priority must be high, "
+		    "normal, low or an integer from -100 to 100", NULL);
 	if (k != NULL && !sy_key_allows_route(k, req->route->name)) {
 		snprintf(msg, sizeof msg, "the API key %s may not use the route "
 		    "%s", k->id, req->route->name);
@@ -246,7 +293,8 @@ admit_enter(struct sy_exchange *x)
 	/* Estimates, settled when the answer says: the body's bytes bound
 	   the prompt's tokens; the answer is max_tokens or the default. */
 	in = (int64_t)((evbuffer_get_length(req->raw) + 3) / 4);
-	out = req->api == SY_API_EMBEDDINGS ? 0 : req->max_tokens > 0 ?
+	out = req->api == SY_API_EMBEDDINGS || req->api == SY_API_RERANK ? 0 :
+	    req->max_tokens > 0 ?
 	    req->max_tokens : (int64_t)t->default_max_tokens;
 	usd = micro_usd(req, in, out);
 	x->admit.in = in;
@@ -260,8 +308,10 @@ admit_enter(struct sy_exchange *x)
 	scope_add(x, "route", req->route->name, &req->route->rate_limits, now,
 	    in, out, usd);
 	scope_add(x, "gateway", "all", &t->global, now, in, out, usd);
-	if (x->admit.res == NULL)
+	if (x->admit.res == NULL) {
+		x->admit.passed = 1;
 		return SY_NEXT;
+	}
 	closed = req->route->limits_fail == 0 ? (int)t->fail_closed :
 	    req->route->limits_fail == 2;
 	r = sy_reserve(x->w->redis, x->admit.res, closed, t->instances > 0 ?
@@ -270,44 +320,56 @@ admit_enter(struct sy_exchange *x)
 	return r == SY_RESERVE_PENDING ? SY_WAIT : reserved(x, r);
 }
 
-/* The tokens and cost the request really took (a cut stream: what it received). */
+/*
+ * The tokens and cost (micro-USD) the request really took: its answer's
+ * (a cut stream: what it received) and those of the answers a cascade
+ * replaced.
+ */
 static void
-settle(struct sy_exchange *x)
+spent(const struct sy_exchange *x, int64_t *in, int64_t *out, int64_t *musd)
 {
 	const struct sy_req *req = &x->req;
 	const struct sy_usage *u = &req->usage;
 	const struct sy_price *p;
+	int64_t cached = u->cached_tokens > 0 ? u->cached_tokens : 0;
 	double usd;
-	int64_t in, out;
 
-	/* This answer's tokens; a cut stream's, what it received. */
-	in = u->prompt_tokens >= 0 ? u->prompt_tokens :
+	*in = u->prompt_tokens >= 0 ? u->prompt_tokens :
 	    req->t_upstream != 0 ? x->admit.in : 0;
-	out = u->completion_tokens >= 0 ? u->completion_tokens :
+	*out = u->completion_tokens >= 0 ? u->completion_tokens :
 	    (int64_t)req->streamed_events;
 	p = req->model != NULL ? sy_config_price(req->cfg, req->model) : NULL;
-	usd = p != NULL ? ((double)(in - (u->cached_tokens > 0 ?
-	    u->cached_tokens : 0)) * p->input + (double)(u->cached_tokens > 0 ?
-	    u->cached_tokens : 0) * p->cached_input + (double)out * p->output) /
+	usd = p != NULL ? ((double)(*in - cached) * p->input +
+	    (double)cached * p->cached_input + (double)*out * p->output) /
 	    1e6 : 0;
-	/* And those of the answers a cascade replaced. */
 	if (req->escalations > 0) {
-		in += req->prior_usage.prompt_tokens > 0 ?
+		*in += req->prior_usage.prompt_tokens > 0 ?
 		    req->prior_usage.prompt_tokens : 0;
-		out += req->prior_usage.completion_tokens > 0 ?
+		*out += req->prior_usage.completion_tokens > 0 ?
 		    req->prior_usage.completion_tokens : 0;
 		usd += req->prior_cost_usd > 0 ? req->prior_cost_usd : 0;
 	}
-	sy_reservation_settle(x->w->redis, x->admit.res, in, out,
-	    (int64_t)(usd * 1e6 + 0.5));
+	*musd = (int64_t)(usd * 1e6 + 0.5);
 }
 
+/* Settles the reservation and adds the request to its key's and team's usage. */
 static void
 admit_end(struct sy_exchange *x)
 {
+	const struct sy_req *req = &x->req;
+	int64_t in, out, musd;
+
 	sy_reserve_cancel(x->admit.op);
-	if (x->admit.admitted)
-		settle(x);
+	if (x->admit.passed) {
+		spent(x, &in, &out, &musd);
+		if (x->admit.admitted)
+			sy_reservation_settle(x->w->redis, x->admit.res, in,
+			    out, musd);
+		if (req->key != NULL)
+			sy_usage_count(x->w->redis, req->cfg->tenancy.redis_prefix,
+			    req->key->id, req->key->team, sy_wall_us() / 1000,
+			    in, out, musd);
+	}
 	free(x->admit.res);
 }
 

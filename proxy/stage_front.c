@@ -8,6 +8,7 @@
 #include "clientapi.h"
 #include "config.h"
 #include "exchange.h"
+#include "http1.h"
 #include "models.h"
 #include "util.h"
 #include "worker.h"
@@ -23,26 +24,99 @@ static const struct {
 	{ "/healthz", PATH_HEALTH }
 };
 
-/* The reply to GET /v1/models: names (a JSON array) in OpenAI's list shape. */
+/* Where the path names one model (GET /v1/models/{id}): the id, else NULL. */
+static const char *
+model_id(const struct sy_exchange *x)
+{
+	static const char prefix[] = "/v1/models/";
+
+	if (strncmp(x->req.path, prefix, sizeof prefix - 1) != 0 ||
+	    x->req.path[sizeof prefix - 1] == '\0')
+		return NULL;
+	return x->req.path + sizeof prefix - 1;
+}
+
+/* Appends the model object of name (len bytes) in OpenAI's or Anthropic's shape. */
+static void
+model_object(struct evbuffer *out, const char *name, size_t len,
+    int anthropic)
+{
+	if (anthropic) {
+		SY_ADD_LIT(out, "{\"type\":\"model\",\"id\":\"");
+		sy_json_escape(out, name, len);
+		SY_ADD_LIT(out, "\",\"display_name\":\"");
+		sy_json_escape(out, name, len);
+		SY_ADD_LIT(out, "\",\"created_at\":\"1970-01-01T00:00:00Z\"}");
+		return;
+	}
+	SY_ADD_LIT(out, "{\"id\":\"");
+	sy_json_escape(out, name, len);
+	SY_ADD_LIT(out, "\",\"object\":\"model\",\"created\":0,"
+	    "\"owned_by\":\"switchyard\"}");
+}
+
+/*
+ * The reply to GET /v1/models (names, a JSON array, as a list) or to GET
+ * /v1/models/{id} (the one model, or a 404), in Anthropic's shape for
+ * clients that send anthropic-version, else OpenAI's.
+ */
 static void
 models_reply(struct sy_exchange *x, json_t *names)
 {
+	int anthropic = x->client == &sy_client_anthropic;
+	const char *id = model_id(x);
 	struct evbuffer *body = evbuffer_new();
 	json_t *v;
-	size_t i;
+	size_t i, n = json_array_size(names);
+	char msg[400];
 
-	SY_ADD_LIT(body, "{\"object\":\"list\",\"data\":[");
+	if (id != NULL) {
+		json_array_foreach(names, i, v)
+			if (strcmp(json_string_value(v), id) == 0)
+				break;
+		if (i == n) {
+			evbuffer_free(body);
+			snprintf(msg, sizeof msg, "The model '%.300s' does not "
+			    "exist", id);
+			sy_exchange_fail(x, 404, "invalid_request_error",
+			    "model_not_found", msg, NULL);
+			return;
+		}
+		model_object(body, id, strlen(id), anthropic);
+		sy_exchange_reply(x, 200, body, NULL);
+		x->reply.native = 1;
+		return;
+	}
+	if (anthropic)
+		SY_ADD_LIT(body, "{\"data\":[");
+	else
+		SY_ADD_LIT(body, "{\"object\":\"list\",\"data\":[");
 	json_array_foreach(names, i, v) {
 		if (i > 0)
 			SY_ADD_LIT(body, ",");
-		SY_ADD_LIT(body, "{\"id\":\"");
-		sy_json_escape(body, json_string_value(v),
-		    json_string_length(v));
-		SY_ADD_LIT(body, "\",\"object\":\"model\",\"created\":0,"
-		    "\"owned_by\":\"switchyard\"}");
+		model_object(body, json_string_value(v), json_string_length(v),
+		    anthropic);
 	}
-	SY_ADD_LIT(body, "]}");
+	SY_ADD_LIT(body, "]");
+	if (anthropic) {
+		SY_ADD_LIT(body, ",\"has_more\":false,\"first_id\":");
+		for (i = 0; i < 2; i++) {
+			v = json_array_get(names, i == 0 ? 0 : n - 1);
+			if (v == NULL)
+				SY_ADD_LIT(body, "null");
+			else {
+				SY_ADD_LIT(body, "\"");
+				sy_json_escape(body, json_string_value(v),
+				    json_string_length(v));
+				SY_ADD_LIT(body, "\"");
+			}
+			if (i == 0)
+				SY_ADD_LIT(body, ",\"last_id\":");
+		}
+	}
+	SY_ADD_LIT(body, "}");
 	sy_exchange_reply(x, 200, body, NULL);
+	x->reply.native = 1;
 }
 
 /* The backends told their models (sy_models_collect's callback). */
@@ -84,8 +158,14 @@ get_path(struct sy_exchange *x, const char *path, enum sy_verdict *verdict)
 	size_t i;
 
 	for (i = 0; i < sizeof get_paths / sizeof get_paths[0]; i++) {
-		if (strcmp(path, get_paths[i].path) != 0)
+		if (strcmp(path, get_paths[i].path) != 0 &&
+		    (get_paths[i].what != PATH_MODELS || model_id(x) == NULL))
 			continue;
+		if (get_paths[i].what == PATH_MODELS &&
+		    sy_http1_header(x->req.head, "anthropic-version") != NULL) {
+			x->client = &sy_client_anthropic;
+			x->req.client_api = x->client->name;
+		}
 		if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
 			*verdict = sy_exchange_fail(x, 405, NULL,
 			    "method_not_allowed", "use GET for this path",
@@ -101,6 +181,38 @@ get_path(struct sy_exchange *x, const char *path, enum sy_verdict *verdict)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * POST /v1/messages/count_tokens: the gateway's estimate of the input
+ * tokens of an Anthropic request, saying so in a header.
+ */
+static enum sy_verdict
+count_tokens(struct sy_exchange *x)
+{
+	struct evbuffer *body = x->req.raw, *out;
+	size_t len = evbuffer_get_length(body);
+	char *err = NULL;
+	int64_t n;
+
+	x->client = &sy_client_anthropic;
+	x->req.client_api = x->client->name;
+	if (strcmp(x->req.method, "POST") != 0)
+		return sy_exchange_fail(x, 405, "invalid_request_error",
+		    "method_not_allowed", "use POST for this path",
+		    "Allow: POST\r\n");
+	if (sy_count_tokens(x->client, len ? (const char *)evbuffer_pullup(body,
+	    -1) : "", len, &n, &err) != 0) {
+		sy_exchange_fail(x, 400, "invalid_request_error", NULL, err,
+		    NULL);
+		free(err);
+		return SY_RESPOND;
+	}
+	out = evbuffer_new();
+	evbuffer_add_printf(out, "{\"input_tokens\":%lld}", (long long)n);
+	sy_exchange_reply(x, 200, out, "x-switchyard-token-count: estimate\r\n");
+	x->reply.native = 1;
+	return SY_RESPOND;
 }
 
 /*
@@ -148,10 +260,12 @@ front_enter(struct sy_exchange *x)
 
 	if (get_path(x, x->req.path, &v))
 		return v;
+	if (strcmp(x->req.path, "/v1/messages/count_tokens") == 0)
+		return count_tokens(x);
 	if ((client = sy_client_api_for(x->req.path, &api)) == NULL) {
 		sy_client_api_paths(paths, sizeof paths);
-		snprintf(msg, sizeof msg, "no such path; switchyard serves %s "
-		    "and /v1/models", paths);
+		snprintf(msg, sizeof msg, "no such path; switchyard serves %s, "
+		    "/v1/messages/count_tokens and /v1/models", paths);
 		return sy_exchange_fail(x, 404, "invalid_request_error",
 		    "not_found", msg, NULL);
 	}

@@ -137,6 +137,7 @@ sy_respond_flush(struct sy_exchange *x)
 		return 0;
 	if (!x->respond.started)
 		x->req.t_first_byte = sy_now_us();
+	sy_req_stream_write(&x->req, sy_now_us());
 	stream_start(x);
 	sy_cache_capture(x->cache.ctx, &x->req, x->respond.out);
 	out = client_events(x);
@@ -169,21 +170,15 @@ sy_respond_end(struct sy_exchange *x)
 
 /* ==== Whole replies ==== */
 
-/*
- * The reply's body in the client's dialect: an answer through its
- * response translator, an OpenAI error into its error shape.  Returns
- * the body to send (the reply's own for OpenAI's dialect), or NULL after
- * turning the reply into a 502 when the answer cannot be translated.
- */
-static struct evbuffer *
-client_body(struct sy_exchange *x)
+struct evbuffer *
+sy_respond_body(struct sy_exchange *x)
 {
 	struct sy_reply *r = &x->reply;
 	struct evbuffer *out;
 	json_t *obj, *e;
 	char *err = NULL;
 
-	if (x->client->response == NULL)
+	if (x->client->response == NULL || (r->native && r->status < 400))
 		return r->body;
 	out = evbuffer_new();
 	if (r->status < 400) {
@@ -216,8 +211,8 @@ reply_send(struct sy_exchange *x)
 	struct evbuffer *out;
 	char headers[HEADERS_MAX];
 
-	if ((out = client_body(x)) == NULL)
-		out = client_body(x);	/* the 502 it became */
+	if ((out = sy_respond_body(x)) == NULL)
+		out = sy_respond_body(x);	/* the 502 it became */
 	x->req.status = x->reply.status;
 	x->req.bytes_out = evbuffer_get_length(out);
 	if (x->conn != NULL) {

@@ -152,6 +152,7 @@ pick_endpoint(struct sy_req *req)
 
 	if (req->pool == NULL)
 		return NULL;
+	req->pick_words[0] = '\0';
 	while ((ep = policy->pick(req->pool->policy_state, req->pool, req,
 	    &req->pick_reason)) != NULL) {
 		before = atomic_fetch_add(&ep->stats->in_flight, 1);
@@ -183,7 +184,7 @@ static int
 budget_allows(struct sy_route *route)
 {
 	uint64_t now = sy_now_us();
-	uint64_t start = atomic_load(&route->budget_start_us);
+	unsigned long long start = atomic_load(&route->budget_start_us);
 	unsigned long requests, retries;
 
 	if (now - start > BUDGET_WINDOW_US &&
@@ -278,7 +279,14 @@ waitq_add(struct sy_exchange *x)
 	}
 	x->tries.queued = 1;
 	x->tries.t_queued = now;
-	TAILQ_INSERT_TAIL(&q->list, x, tries.qlink);
+	/* Higher priority first; equal ones in arrival order. */
+	TAILQ_FOREACH(y, &q->list, tries.qlink)
+		if (y->req.priority < x->req.priority)
+			break;
+	if (y != NULL)
+		TAILQ_INSERT_BEFORE(y, x, tries.qlink);
+	else
+		TAILQ_INSERT_TAIL(&q->list, x, tries.qlink);
 	if (q->n++ == 0)
 		event_add(q->poll, &poll);
 	left = (x->deadline - now) / 1000;
@@ -301,7 +309,7 @@ waitq_remove(struct sy_exchange *x)
 		evtimer_del(x->tries.timer);
 }
 
-/* Sends every waiting request that can now have an endpoint, oldest first. */
+/* Sends every waiting request that can now have an endpoint, in queue order. */
 static void
 waitq_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -361,19 +369,18 @@ try_next(struct sy_exchange *x)
 	return pool_failed(x);
 }
 
-/* Whether req's pool has an endpoint req has not tried yet. */
+/*
+ * Whether req's pool has an endpoint a retry could go to now: one it has
+ * not tried that is usable (not drained, ejected, down or resting).
+ */
 static int
 pool_has_untried(const struct sy_req *req)
 {
-	unsigned i, j;
+	unsigned i;
 
-	for (i = 0; i < req->pool->nendpoints; i++) {
-		for (j = 0; j < req->ntried &&
-		    req->tried[j] != req->pool->endpoints[i]; j++)
-			;
-		if (j == req->ntried)
+	for (i = 0; i < req->pool->nendpoints; i++)
+		if (sy_endpoint_usable(req->pool->endpoints[i], req))
 			return 1;
-	}
 	return 0;
 }
 
@@ -416,7 +423,13 @@ tries_enter(struct sy_exchange *x)
 static void
 tries_end(struct sy_exchange *x)
 {
+	const struct sy_req *req = &x->req;
+
 	sy_tries_done(x);
+	if (req->endpoint != NULL && req->pool != NULL &&
+	    x->relay.status == 200 && req->route->policy->answered != NULL)
+		req->route->policy->answered(req->pool->policy_state,
+		    req->endpoint, req);
 	if (x->tries.queued)
 		waitq_remove(x);
 	if (x->tries.timer != NULL)

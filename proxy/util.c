@@ -199,6 +199,14 @@ sy_xcalloc(size_t n, size_t size)
 	return p;
 }
 
+void *
+sy_xrealloc(void *p, size_t n)
+{
+	if ((p = realloc(p, n ? n : 1)) == NULL)
+		abort();
+	return p;
+}
+
 char *
 sy_xstrdup(const char *s)
 {
@@ -257,6 +265,17 @@ sy_registry_names(const void *const *table, char *buf, size_t len)
 			break;
 		off += (size_t)n;
 	}
+}
+
+const void *
+sy_registry_at(const void *const *table, size_t i)
+{
+	size_t n;
+
+	for (n = 0; n < i; n++)
+		if (table[n] == NULL)
+			return NULL;
+	return table[i];
 }
 
 char *

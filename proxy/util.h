@@ -56,6 +56,7 @@ int64_t sy_text_tokens(const char *s, size_t len);
 /* Allocation that aborts on failure (startup and invariants only). */
 void *sy_xmalloc(size_t n);
 void *sy_xcalloc(size_t n, size_t size);
+void *sy_xrealloc(void *p, size_t n);
 char *sy_xstrdup(const char *s);
 /* The first n bytes of s (at most) as a new string; aborts when out of memory. */
 char *sy_xstrndup(const char *s, size_t n);
@@ -88,5 +89,8 @@ const void *sy_registry_find(const void *const *table, const char *name);
 
 /* Writes the names of table, comma separated, into buf (len > 0). */
 void sy_registry_names(const void *const *table, char *buf, size_t len);
+
+/* The entry at index i of table (owned by the table), or NULL past its end. */
+const void *sy_registry_at(const void *const *table, size_t i);
 
 #endif

@@ -18,6 +18,9 @@
 #include "wake.h"
 #include "worker.h"
 
+/* How long a stopped worker lets the last answers go out. */
+#define STOP_GRACE_MS 200
+
 /* How often a draining worker looks whether its connections are gone. */
 #define DRAIN_POLL_MS 20
 
@@ -71,7 +74,11 @@ wake_cb(void *arg)
 		sy_upstream_sweep(w->upstream, w->cfg);
 	}
 	if (stop) {
-		event_base_loopbreak(w->base);
+		struct timeval grace = { 0, STOP_GRACE_MS * 1000 };
+
+		/* Every exchange still open is ended, its last bytes sent. */
+		sy_server_expire(w->server);
+		event_base_loopexit(w->base, &grace);
 		return;
 	}
 	if (drain && w->drain_timer == NULL) {

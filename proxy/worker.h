@@ -23,6 +23,7 @@ struct sy_cache;
 struct sy_cache_worker;
 struct sy_wake;
 struct sy_heartbeat;
+struct sy_prefix_bus;
 
 /* What every worker shares: set up by main before the workers start. */
 struct sy_runtime {
@@ -50,6 +51,8 @@ struct sy_worker {
 	struct sy_batch_calls *batch_calls;	/* calls of batches it sent */
 	struct sy_redis *redis;		/* its Redis connection, or NULL */
 	struct sy_heartbeat *heartbeat;	/* the instance's, on worker 0 */
+	struct sy_prefix_bus *prefix_bus;	/* shared prefix placements, on
+					   worker 0 */
 	struct sy_cache_worker *cache;	/* the prompt cache's mailbox */
 	uint64_t next_id;
 	atomic_int done;		/* the thread's loop has ended */

@@ -93,7 +93,8 @@ function config(extraRoute) {
   if (extraRoute) routes.push({ name: "extra", models: ["qwen2-7b"] });
   return {
     listen: `127.0.0.1:${gwPort}`, workers: 2, access_log: "off",
-    admin: { listen: `127.0.0.1:${adminPort}`, token_env: "SY_DASH_TOKEN", reports_dir: path.join(dir, "reports") },
+    admin: `127.0.0.1:${adminPort}`,
+    admin_api: { token_env: "SY_DASH_TOKEN", reports_dir: path.join(dir, "reports") },
     backends: [0, 1].map((i) => ({ name: `s${i}`, url: `http://127.0.0.1:${simPort + i}/v1` })),
     routes,
     prices: { "llama-3-8b": { input: 0.5, output: 1.5 } },

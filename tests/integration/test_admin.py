@@ -23,17 +23,15 @@ def bearer(token=TOKEN):
 
 
 class AdminGateway(Gateway):
-    """A gateway whose "admin" is an object: admin's keys with the
-    gateway's admin address as "listen"."""
+    """A gateway with an "admin_api" object (admin_keys, which a test may
+    change and write again)."""
 
     def __init__(self, test, config, admin, env=None):
         self.admin_keys = admin
         super().__init__(test, config, env=env)
 
     def write(self, config):
-        c = dict(config)
-        c["admin"] = dict(self.admin_keys, listen=config["admin"])
-        super().write(c)
+        super().write(dict(config, admin_api=self.admin_keys))
 
     def get(self, path, headers=None):
         return request(self.admin, "GET", path, headers=headers)
@@ -44,7 +42,7 @@ class AdminGateway(Gateway):
 
 class AdminCase(SimCase):
     replicas = 1
-    admin = None		# the "admin" object's keys; None: the string form
+    admin = None		# the "admin_api" object's keys; None: none
     env = None
 
     def setUp(self):
@@ -220,7 +218,7 @@ class MaxConnections(AdminCase):
 
 
 class Reports(AdminCase):
-    """admin.reports_dir: the lab's reports, listed and served read-only."""
+    """admin_api.reports_dir: the lab's reports, listed and served read-only."""
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sy-reports-")
@@ -253,7 +251,7 @@ class Reports(AdminCase):
 
     def test_without_a_directory_there_are_none(self):
         e = self.error(AdminGateway(self, self.config(), {}).get("/admin/reports"), 404, "not_found")
-        self.assertIn("admin.reports_dir is not set", e["message"])
+        self.assertIn("admin_api.reports_dir is not set", e["message"])
 
 
 class Startup(unittest.TestCase):
@@ -286,11 +284,11 @@ class Startup(unittest.TestCase):
         port = free_ports(3)
         cfg = dict(self.base(), admin="0.0.0.0:%d" % port)
         _, out = self.run_sy(cfg, check=False)
-        self.assertIn("not on loopback, and has no token", out)
-        cfg = dict(self.base(), admin={"listen": "0.0.0.0:%d" % (port + 1),
-                                       "token_env": "SY_TEST_ADMIN_TOKEN"})
+        self.assertIn("is not on a loopback address: anyone who reaches it", out)
+        cfg = dict(self.base(), admin="0.0.0.0:%d" % (port + 1),
+                   admin_api={"token_env": "SY_TEST_ADMIN_TOKEN"})
         _, out = self.run_sy(cfg, env=ENV, check=False)
-        self.assertIn("not on loopback (its token is the only guard)", out)
+        self.assertIn("is not on a loopback address: its token guards it", out)
         cfg = dict(self.base(), admin="127.0.0.1:%d" % (port + 2))
         _, out = self.run_sy(cfg, check=False)
         self.assertNotIn("loopback", out)
@@ -298,32 +296,28 @@ class Startup(unittest.TestCase):
     def test_an_unset_token_variable_is_a_load_error(self):
         env = dict(os.environ)
         env.pop("SY_TEST_ADMIN_TOKEN_UNSET", None)
-        cfg = dict(self.base(), admin={"token_env": "SY_TEST_ADMIN_TOKEN_UNSET"})
+        cfg = dict(self.base(), admin_api={"token_env": "SY_TEST_ADMIN_TOKEN_UNSET"})
         rc, out = self.run_sy(cfg)
         self.assertNotEqual(rc, 0)
-        self.assertIn("admin.token_env: environment variable SY_TEST_ADMIN_TOKEN_UNSET is not set", out)
+        self.assertIn("admin_api.token_env: environment variable SY_TEST_ADMIN_TOKEN_UNSET is not set", out)
 
     def test_a_short_token_is_a_load_error(self):
-        cfg = dict(self.base(), admin={"token_env": "SY_TEST_SHORT"})
+        cfg = dict(self.base(), admin_api={"token_env": "SY_TEST_SHORT"})
         rc, out = self.run_sy(cfg, env={"SY_TEST_SHORT": "abc123"})
         self.assertNotEqual(rc, 0)
-        self.assertIn("admin.token_env: the token in SY_TEST_SHORT has 6 characters; "
-                      "an admin token needs at least 16", out)
+        self.assertIn("admin_api.token_env: the token in SY_TEST_SHORT has 6 characters; "
+                      "an admin token needs at least 12", out)
         self.assertNotIn("abc123", out)
 
-    def test_bad_admin_values_are_named(self):
-        rc, out = self.run_sy(dict(self.base(), admin=5))
+    def test_bad_admin_api_values_are_named(self):
+        rc, out = self.run_sy(dict(self.base(), admin_api={"tokn_env": "X"}))
         self.assertNotEqual(rc, 0)
-        self.assertIn('admin: expected "HOST:PORT", null or an object, got an integer', out)
-        rc, out = self.run_sy(dict(self.base(), admin={"tokn_env": "X"}))
-        self.assertNotEqual(rc, 0)
-        self.assertIn('admin.tokn_env: unknown key "tokn_env"; known: listen, token_env', out)
-        rc, out = self.run_sy(dict(self.base(), admin={"listen": "nowhere"}))
-        self.assertNotEqual(rc, 0)
-        self.assertIn("admin.listen:", out)
-        rc, out = self.run_sy(dict(self.base(), admin={"max_connections": 0}))
-        self.assertIn("admin.max_connections: must be from 1 to 4096", out)
-        rc, out = self.run_sy(dict(self.base(), admin={"listen": None}))
+        self.assertIn('admin_api.tokn_env: unknown key "tokn_env"; known: token_env', out)
+        rc, out = self.run_sy(dict(self.base(), admin_api={"max_connections": 0}))
+        self.assertIn("admin_api.max_connections: must be from 1 to 100000", out)
+        rc, out = self.run_sy(dict(self.base(), admin_api={"allowed_origins": [""]}))
+        self.assertIn("admin_api.allowed_origins[0]:", out)
+        rc, out = self.run_sy(dict(self.base(), admin=None, admin_api={"protect_reads": False}))
         self.assertEqual(rc, 0, out)
 
 

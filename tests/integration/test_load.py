@@ -572,6 +572,42 @@ class Spec(unittest.TestCase):
             bodies.append([r["body"] for r in srv.requests])
         self.assertEqual(bodies[0], bodies[1])
 
+    def test_distinct_prompts_repeats_the_same_requests(self):
+        srv = FakeServer(self)
+        spec = self.spec({"distinct_prompts": 3, "prompt_tokens": {"dist": "uniform", "min": 5,
+                                                                    "max": 50},
+                          "models": [{"name": "a"}, {"name": "b"}], "stream_fraction": 0.5})
+        run = sy_load(self, "--url", srv.url, "--spec", spec, "--concurrency", 1,
+                      "--requests", 9)
+        self.assertEqual(run.code, 0, run.err)
+        bodies = [json.dumps(r["body"], sort_keys=True) for r in srv.requests]
+        self.assertEqual(len(set(bodies)), 3)
+        self.assertEqual(bodies[0:3], bodies[3:6])
+        self.assertEqual(bodies[0:3], bodies[6:9])
+
+    def test_max_tokens_false_leaves_the_length_to_the_server(self):
+        srv = FakeServer(self)
+        spec = self.spec({"max_tokens": False, "stream_fraction": 1})
+        run = sy_load(self, "--url", srv.url, "--spec", spec, "--concurrency", 1,
+                      "--requests", 3)
+        self.assertEqual(run.code, 0, run.err)
+        self.assertEqual(len(srv.requests), 3)
+        for r in srv.requests:
+            self.assertNotIn("max_tokens", r["body"])
+            self.assertTrue(r["body"]["stream"])
+        spec = self.spec({"max_tokens": False, "api": "anthropic"})
+        run = sy_load(self, "--url", srv.url, "--spec", spec, "--concurrency", 1,
+                      "--requests", 1)
+        self.assertEqual(run.code, 2)
+        self.assertIn("max_tokens: the Anthropic API requires max_tokens", run.err)
+
+    def test_distinct_prompts_is_not_for_sessions(self):
+        spec = self.spec({"distinct_prompts": 2, "sessions": {"turns": 2}})
+        run = sy_load(self, "--url", "http://127.0.0.1:9/v1", "--spec", spec, "--concurrency", 1,
+                      "--requests", 1)
+        self.assertEqual(run.code, 2)
+        self.assertIn("distinct_prompts: repeats single requests; not with sessions", run.err)
+
 
 class Replay(unittest.TestCase):
 

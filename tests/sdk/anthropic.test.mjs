@@ -13,30 +13,16 @@
 // are the ones automake's TAP driver counts. A request without max_tokens
 // (which switchyard refuses with 400 invalid_request_error) cannot be sent
 // through the typed SDK; tests/integration/test_client_anthropic.py has it.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import {
-  ANTHROPIC_KEY, CHAT_KINDS, MAX_TOKENS, chatModel, startFleet, stopFleet,
+  ANTHROPIC_KEY, CHAT_KINDS, MAX_TOKENS, chatModel, sdkOptions, useFleet,
 } from "./fleet.mjs";
 
 const STOP_REASONS = ["end_turn", "max_tokens"];
 
-let fleet;
-let client;
-
-before(async () => {
-  fleet = await startFleet();
-  // The SDK appends /v1/messages to the base URL.
-  client = new Anthropic({
-    baseURL: `http://127.0.0.1:${fleet.gatewayPort}`,
-    apiKey: "test",
-    maxRetries: 0,
-    timeout: 10000,
-  });
-});
-
-after(stopFleet);
+const my = useFleet((fleet) => new Anthropic(sdkOptions(fleet, "")));
 
 // ---- helpers --------------------------------------------------------------
 
@@ -86,14 +72,14 @@ async function expectError(promise, Cls, status, type) {
 
 for (const kind of CHAT_KINDS) {
   test(`${kind}: message`, async () => {
-    const m = await client.messages.create(request(kind));
+    const m = await my.client.messages.create(request(kind));
     assertMessage(m, kind);
     assert.match(m.id, /^msg_/);
     assertUsage(m.usage, { inputKnown: kind !== "tgi" });
   });
 
   test(`${kind}: streamed message (messages.stream)`, async () => {
-    const stream = client.messages.stream(request(kind));
+    const stream = my.client.messages.stream(request(kind));
     const types = [];
     let text = "";
     stream.on("streamEvent", (event) => types.push(event.type));
@@ -120,8 +106,8 @@ for (const kind of CHAT_KINDS) {
 test("messages: raw stream events, and whole and streamed answers agree, for every kind",
   async () => {
     for (const kind of CHAT_KINDS) {
-      const whole = await client.messages.create(request(kind));
-      const stream = await client.messages.create({ ...request(kind), stream: true });
+      const whole = await my.client.messages.create(request(kind));
+      const stream = await my.client.messages.create({ ...request(kind), stream: true });
       const types = [];
       let text = "";
       let delta;
@@ -144,15 +130,15 @@ test("messages: raw stream events, and whole and streamed answers agree, for eve
 // ---- errors ---------------------------------------------------------------
 
 test("unknown model: NotFoundError 404, not_found_error", async () => {
-  await expectError(client.messages.create({ ...request("openai"), model: "no-such-model" }),
+  await expectError(my.client.messages.create({ ...request("openai"), model: "no-such-model" }),
     Anthropic.NotFoundError, 404, "not_found_error");
 });
 
 test("unknown model, streamed: NotFoundError 404 before any event", async () => {
   await expectError(
-    client.messages.create({ ...request("openai"), model: "no-such-model", stream: true }),
+    my.client.messages.create({ ...request("openai"), model: "no-such-model", stream: true }),
     Anthropic.NotFoundError, 404, "not_found_error");
-  const stream = client.messages.stream({ ...request("openai"), model: "no-such-model" });
+  const stream = my.client.messages.stream({ ...request("openai"), model: "no-such-model" });
   const types = [];
   stream.on("streamEvent", (event) => types.push(event.type));
   await expectError(stream.finalMessage(), Anthropic.NotFoundError, 404, "not_found_error");
@@ -164,7 +150,7 @@ test("unknown model, streamed: NotFoundError 404 before any event", async () => 
 test("each kind's request reached its own replica in its protocol", async () => {
   const seen = {};
   for (const kind of CHAT_KINDS) {
-    const res = await fetch(`http://127.0.0.1:${fleet.simPortOf(kind)}/sim/requests`);
+    const res = await fetch(`http://127.0.0.1:${my.fleet.simPortOf(kind)}/sim/requests`);
     assert.equal(res.status, 200);
     seen[kind] = await res.json();
     assert.ok(seen[kind].length > 0, `${kind} got requests`);

@@ -1,19 +1,25 @@
 // The fleet the SDK tests talk to: one sy-sim replica per wire protocol, on
-// consecutive ports, and a switchyard with one backend of each kind in front
-// and one route per kind (chat model `m-<kind>`, embedding model `e-<kind>`).
+// consecutive ports, backend.mjs's scripted OpenAI-compatible backend (in
+// this process), and a switchyard with one backend of each kind and the
+// scripted one in front: one route per kind (chat model `m-<kind>`,
+// embedding model `e-<kind>`) and one to the scripted backend
+// (SCRIPTED_MODEL, SCRIPTED_EMBEDDING).
 //
-//   const fleet = await startFleet();   // in before()
-//   ... fleet.gatewayPort, fleet.simPort, fleet.simPortOf("tgi") ...
-//   await stopFleet();                  // in after()
+//   const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
+//   ... my.client, my.fleet.gatewayPort, my.fleet.simPortOf("tgi") ...
+//   ... my.fleet.scripted.requests (what the scripted backend was sent) ...
+// (or startFleet() and stopFleet() by hand).
 //
 // The binaries are taken from SY_BUILDDIR (resolved against the current
 // directory) or, by default, from ../../_build beside this file.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
+import { startBackend } from "./backend.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BUILDDIR = process.env.SY_BUILDDIR
@@ -32,9 +38,13 @@ export const EMBEDDING_KINDS = ["openai", "ollama", "kserve"];
 // The routes' model names for a kind.
 export const chatModel = (kind) => `m-${kind}`;
 export const embeddingModel = (kind) => `e-${kind}`;
+// The scripted backend's chat and embedding models.
+export const SCRIPTED_MODEL = "scripted";
+export const SCRIPTED_EMBEDDING = "scripted-embed";
 
 const children = [];
 let tmpdir;
+let scripted;
 
 // ---- processes and ports ------------------------------------------------
 
@@ -50,16 +60,31 @@ function closeAll(servers) {
   return Promise.all(servers.map((s) => new Promise((r) => s.close(() => r()))));
 }
 
-// n consecutive free ports on 127.0.0.1 (the first one is returned): port 0
-// picks the first, the others must bind too.
+// The kernel's ephemeral port range [lo, hi] (outgoing connections take
+// their local port from it).
+function ephemeralRange() {
+  try {
+    const [lo, hi] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: the IANA range
+  }
+  return [49152, 65535];
+}
+
+// n consecutive free ports on 127.0.0.1 (the first one is returned), drawn
+// below the ephemeral range as tests/integration/harness.py's free_ports
+// does: a port from that range may be given to an outgoing connection (to a
+// backend) before the server meant to listen on it starts.
 export async function freePorts(n) {
+  const [lo, hi] = ephemeralRange();
+  const [bottom, top] = lo - n > 12000 ? [10000, lo - n] : [hi + 1, 65535 - n];
   for (let attempt = 0; attempt < 200; attempt++) {
-    const first = await listenOn(0);
-    const base = first.address().port;
-    const held = [first];
+    const base = bottom + Math.floor(Math.random() * (top - bottom));
+    const held = [];
     try {
-      if (base + n > 65535) continue;
-      for (let i = 1; i < n; i++) held.push(await listenOn(base + i));
+      for (let i = 0; i < n; i++) held.push(await listenOn(base + i));
       return base;
     } catch {
       // taken: try another base
@@ -77,7 +102,7 @@ function start(name, argv, env) {
   });
   child.output = "";
   const keep = (d) => {
-    if (child.output.length < 65536) child.output += d.toString();
+    child.output = (child.output + d.toString()).slice(-65536); // the last 64 KiB
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
@@ -137,7 +162,7 @@ process.once("exit", () => {
 
 // Starts sy-sim (one replica per kind in KINDS) and switchyard in front of it;
 // resolves when both listen. Returns
-//   { gatewayPort, simPort, simPortOf(kind), buildDir }
+//   { gatewayPort, simPort, simPortOf(kind), scripted, buildDir }
 // where simPort is the first replica's port (KINDS[0]).
 export async function startFleet() {
   tmpdir = mkdtempSync(path.join(os.tmpdir(), "sy-sdk-"));
@@ -153,6 +178,7 @@ export async function startFleet() {
   ]);
   for (const kind of KINDS) await waitPort(simPortOf(kind), sim);
 
+  scripted = await startBackend(await freePorts(1));
   const gatewayPort = await freePorts(1);
   const url = (kind) => {
     const root = `http://127.0.0.1:${simPortOf(kind)}`;
@@ -172,6 +198,9 @@ export async function startFleet() {
     backends: [`sim-${kind}`],
     retries: { max: 0 },
   }));
+  backends.push({ name: "scripted", url: `http://127.0.0.1:${scripted.port}/v1`, kind: "openai" });
+  routes.push({ name: "r-scripted", models: [SCRIPTED_MODEL, SCRIPTED_EMBEDDING],
+    backends: ["scripted"], retries: { max: 0 } });
   const config = {
     listen: `127.0.0.1:${gatewayPort}`,
     admin: null,
@@ -187,13 +216,44 @@ export async function startFleet() {
     { SY_SDK_ANTHROPIC_KEY: ANTHROPIC_KEY });
   await waitPort(gatewayPort, gw);
 
-  return { gatewayPort, simPort, simPortOf, buildDir: BUILDDIR };
+  return { gatewayPort, simPort, simPortOf, scripted, buildDir: BUILDDIR };
 }
 
-// Stops every child startFleet started and removes its temporary directory.
+// The options of an official SDK's client (OpenAI's, Anthropic's) for the
+// fleet's switchyard: base URL the gateway plus path ("/v1" for OpenAI's,
+// "" for Anthropic's, which appends /v1/messages), no retries, 10 s.
+export function sdkOptions(fleet, path) {
+  return { baseURL: `http://127.0.0.1:${fleet.gatewayPort}${path}`, apiKey: "test",
+    maxRetries: 0, timeout: 10000 };
+}
+
+// A test file's fleet: registers node:test's before (startFleet, then
+// makeClient(fleet)) and after (stopFleet). Returns { fleet, client }, both
+// set once before has run.
+export function useFleet(makeClient = () => null) {
+  const my = {};
+  before(async () => {
+    my.fleet = await startFleet();
+    my.client = makeClient(my.fleet);
+  });
+  after(stopFleet);
+  return my;
+}
+
+// What a sanitizer (ASan, UBSan, LSan) prints of a fault.
+const SANITIZER_REPORT = /ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:/;
+
+// Stops every child startFleet started and removes its temporary directory;
+// throws (failing the test file) when a child printed a sanitizer report.
 export async function stopFleet() {
   await Promise.all(children.map(stop));
+  const reports = children.filter((c) => SANITIZER_REPORT.test(c.output));
   children.length = 0;
+  if (scripted) await scripted.close();
+  scripted = undefined;
   if (tmpdir) rmSync(tmpdir, { recursive: true, force: true });
   tmpdir = undefined;
+  if (reports.length) {
+    throw new Error(reports.map((c) => `${c.label} printed a sanitizer report:\n${c.output}`).join("\n"));
+  }
 }

@@ -10,12 +10,12 @@
 //
 // The tests are flat (no nested subtests), so that the TAP reporter's lines
 // are the ones automake's TAP driver counts.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import {
   ANTHROPIC_KEY, CHAT_KINDS, COMPLETION_KINDS, EMBEDDING_KINDS, KINDS, MAX_TOKENS,
-  startFleet, stopFleet,
+  sdkOptions, useFleet,
 } from "./fleet.mjs";
 
 // finish_reason with max_tokens 8: OpenAI's max_tokens is sy-sim's exact
@@ -23,21 +23,7 @@ import {
 // length (8) does not exceed it ("stop").
 const FINISH = { openai: "length", anthropic: "stop", tgi: "stop", ollama: "stop" };
 
-let simPort;
-let client;
-
-before(async () => {
-  const fleet = await startFleet();
-  simPort = fleet.simPort;
-  client = new OpenAI({
-    baseURL: `http://127.0.0.1:${fleet.gatewayPort}/v1`,
-    apiKey: "test",
-    maxRetries: 0,
-    timeout: 10000,
-  });
-});
-
-after(stopFleet);
+const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
 
 // ---- helpers --------------------------------------------------------------
 
@@ -72,7 +58,7 @@ async function expectError(promise, Cls, status) {
 for (const kind of CHAT_KINDS) {
   test(`${kind}: chat completion`, async () => {
     const model = `m-${kind}`;
-    const r = await client.chat.completions.create({ model, messages, max_tokens: MAX_TOKENS });
+    const r = await my.client.chat.completions.create({ model, messages, max_tokens: MAX_TOKENS });
     assert.equal(r.object, "chat.completion");
     assert.equal(r.model, model);
     assert.equal(r.choices.length, 1);
@@ -93,7 +79,7 @@ for (const kind of CHAT_KINDS) {
 
   test(`${kind}: streamed chat completion with usage`, async () => {
     const model = `m-${kind}`;
-    const stream = await client.chat.completions.create({
+    const stream = await my.client.chat.completions.create({
       model, messages, max_tokens: MAX_TOKENS, stream: true,
       stream_options: { include_usage: true },
     });
@@ -127,8 +113,8 @@ for (const kind of CHAT_KINDS) {
 test("chat: whole and streamed answers agree, for every kind", async () => {
   for (const kind of CHAT_KINDS) {
     const model = `m-${kind}`;
-    const whole = await client.chat.completions.create({ model, messages, max_tokens: MAX_TOKENS });
-    const stream = await client.chat.completions.create({
+    const whole = await my.client.chat.completions.create({ model, messages, max_tokens: MAX_TOKENS });
+    const stream = await my.client.chat.completions.create({
       model, messages, max_tokens: MAX_TOKENS, stream: true,
     });
     let text = "";
@@ -142,7 +128,7 @@ test("chat: whole and streamed answers agree, for every kind", async () => {
 for (const kind of COMPLETION_KINDS) {
   test(`${kind}: completion`, async () => {
     const model = `m-${kind}`;
-    const r = await client.completions.create({
+    const r = await my.client.completions.create({
       model, prompt: "Once upon a time, in a data centre", max_tokens: MAX_TOKENS,
     });
     assert.equal(r.object, "text_completion");
@@ -157,7 +143,7 @@ for (const kind of COMPLETION_KINDS) {
 
   test(`${kind}: streamed completion with usage`, async () => {
     const model = `m-${kind}`;
-    const stream = await client.completions.create({
+    const stream = await my.client.completions.create({
       model, prompt: "Once upon a time, in a data centre", max_tokens: MAX_TOKENS, stream: true,
       stream_options: { include_usage: true },
     });
@@ -181,7 +167,7 @@ const INPUTS = ["hello world", "switchyard routes every token", "a third input"]
 for (const kind of EMBEDDING_KINDS) {
   test(`${kind}: embeddings (SDK default: base64, decoded by the SDK)`, async () => {
     const model = `e-${kind}`;
-    const r = await client.embeddings.create({ model, input: INPUTS });
+    const r = await my.client.embeddings.create({ model, input: INPUTS });
     assert.equal(r.object, "list");
     assert.equal(r.data.length, INPUTS.length);
     const dims = r.data[0].embedding.length;
@@ -197,8 +183,8 @@ for (const kind of EMBEDDING_KINDS) {
 
   test(`${kind}: embeddings as floats match the base64 ones`, async () => {
     const model = `e-${kind}`;
-    const b64 = await client.embeddings.create({ model, input: INPUTS });
-    const flt = await client.embeddings.create({ model, input: INPUTS, encoding_format: "float" });
+    const b64 = await my.client.embeddings.create({ model, input: INPUTS });
+    const flt = await my.client.embeddings.create({ model, input: INPUTS, encoding_format: "float" });
     assert.equal(flt.data.length, INPUTS.length);
     flt.data.forEach((d, i) => {
       assert.ok(Array.isArray(d.embedding));
@@ -214,27 +200,27 @@ for (const kind of EMBEDDING_KINDS) {
 // ---- errors ---------------------------------------------------------------
 
 test("unknown model: NotFoundError 404 (chat, completions, embeddings)", async () => {
-  await expectError(client.chat.completions.create({ model: "no-such-model", messages }),
+  await expectError(my.client.chat.completions.create({ model: "no-such-model", messages }),
     OpenAI.NotFoundError, 404);
-  await expectError(client.completions.create({ model: "no-such-model", prompt: "hi" }),
+  await expectError(my.client.completions.create({ model: "no-such-model", prompt: "hi" }),
     OpenAI.NotFoundError, 404);
-  await expectError(client.embeddings.create({ model: "no-such-model", input: "hi" }),
+  await expectError(my.client.embeddings.create({ model: "no-such-model", input: "hi" }),
     OpenAI.NotFoundError, 404);
 });
 
 test("unknown model, streamed: NotFoundError 404 before any chunk", async () => {
-  await expectError(client.chat.completions.create({
+  await expectError(my.client.chat.completions.create({
     model: "no-such-model", messages, stream: true,
   }), OpenAI.NotFoundError, 404);
 });
 
 test("a kind that does not serve the call: BadRequestError 400", async () => {
   // anthropic: chat only; tgi: no embeddings; kserve: embeddings only.
-  await expectError(client.completions.create({ model: "m-anthropic", prompt: "hi" }),
+  await expectError(my.client.completions.create({ model: "m-anthropic", prompt: "hi" }),
     OpenAI.BadRequestError, 400);
-  await expectError(client.embeddings.create({ model: "m-tgi", input: "hi" }),
+  await expectError(my.client.embeddings.create({ model: "m-tgi", input: "hi" }),
     OpenAI.BadRequestError, 400);
-  await expectError(client.chat.completions.create({ model: "e-kserve", messages }),
+  await expectError(my.client.chat.completions.create({ model: "e-kserve", messages }),
     OpenAI.BadRequestError, 400);
 });
 
@@ -243,7 +229,7 @@ test("a kind that does not serve the call: BadRequestError 400", async () => {
 test("each kind's request reached its own replica in its protocol", async () => {
   const seen = {};
   for (const kind of KINDS) {
-    const res = await fetch(`http://127.0.0.1:${simPort + KINDS.indexOf(kind)}/sim/requests`);
+    const res = await fetch(`http://127.0.0.1:${my.fleet.simPortOf(kind)}/sim/requests`);
     assert.equal(res.status, 200);
     seen[kind] = await res.json();
     assert.ok(seen[kind].length > 0, `${kind} got requests`);

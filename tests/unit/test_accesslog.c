@@ -23,13 +23,16 @@ static const char *const field_names[] = {
 	"team", "route",
 	"client_model", "model", "endpoint", "backend_kind", "policy_reason",
 	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
-	"cached_tokens", "cost_usd", "ttft_ms", "latency_ms", "upstream_ms",
+	"cached_tokens", "cost_usd", "cost_source", "ttft_ms", "itl_ms", "tpot_ms", "latency_ms", "upstream_ms",
 	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
 	"queue_ms", "error", "batch_size", "batch_wait_ms", "cache",
 	"saved_tokens", "saved_usd", NULL
 };
 
 /* A streamed chat request that went well. */
+/* Gaps between the stream writes of the full record, µs. */
+static const uint32_t gaps[3] = { 10000, 20000, 30000 };
+
 static struct sy_record
 full_record(void)
 {
@@ -58,7 +61,11 @@ full_record(void)
 	r.usage.completion_tokens = 20;
 	r.usage.cached_tokens = 40;
 	r.cost_usd = 0.00123;
+	r.cost_source = "hourly";
 	r.ttft_us = 12345;
+	r.itl_us = gaps;
+	r.n_itl = 3;
+	r.tpot_us = 20500;
 	r.latency_us = 1234567;
 	r.upstream_us = 1200000;
 	r.overhead_us = 34567;
@@ -169,7 +176,10 @@ SY_TEST(line_carries_the_record_values)
 	SY_CHECK_INT(num(j, "completion_tokens"), 20);
 	SY_CHECK_INT(num(j, "cached_tokens"), 40);
 	SY_CHECK(real(j, "cost_usd") == 0.00123);
+	SY_CHECK_STR(str(j, "cost_source"), "hourly");
 	SY_CHECK(real(j, "ttft_ms") == 12.345);
+	SY_CHECK(real(j, "itl_ms") == 20.0);
+	SY_CHECK(real(j, "tpot_ms") == 20.5);
 	SY_CHECK(real(j, "latency_ms") == 1234.567);
 	SY_CHECK(real(j, "upstream_ms") == 1200.0);
 	SY_CHECK(real(j, "overhead_ms") == 34.567);
@@ -225,7 +235,10 @@ SY_TEST(absent_values_are_null)
 	r.usage.completion_tokens = -1;
 	r.usage.cached_tokens = -1;
 	r.cost_usd = -1;
+	r.cost_source = NULL;
 	r.ttft_us = -1;
+	r.n_itl = 0;
+	r.tpot_us = -1;
 	r.error = "upstream connect failed";
 	line = line_of(&r);
 	j = parse(line);
@@ -237,7 +250,10 @@ SY_TEST(absent_values_are_null)
 	SY_CHECK(json_is_null(json_object_get(j, "completion_tokens")));
 	SY_CHECK(json_is_null(json_object_get(j, "cached_tokens")));
 	SY_CHECK(json_is_null(json_object_get(j, "cost_usd")));
+	SY_CHECK(json_is_null(json_object_get(j, "cost_source")));
 	SY_CHECK(json_is_null(json_object_get(j, "ttft_ms")));
+	SY_CHECK(json_is_null(json_object_get(j, "itl_ms")));
+	SY_CHECK(json_is_null(json_object_get(j, "tpot_ms")));
 	SY_CHECK(json_is_null(json_object_get(j, "batch_size")));
 	SY_CHECK(json_is_null(json_object_get(j, "batch_wait_ms")));
 	SY_CHECK(real(j, "latency_ms") == 0);

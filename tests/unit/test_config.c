@@ -15,6 +15,7 @@
 #include "policy.h"
 #include "req.h"
 #include "sy_test.h"
+#include "tenants.h"
 
 /* A valid config in few lines; tests that need an error build their own. */
 #define MINIMAL								\
@@ -217,6 +218,35 @@ SY_TEST(lab_example_config_is_valid)
 	sy_config_unref(cfg);
 }
 
+SY_TEST(tenants_example_config_is_valid)
+{
+	const char *src = getenv("SY_SRCDIR");
+	struct sy_config *cfg = NULL;
+	unsigned char hash[SY_KEY_HASH_LEN];
+	char path[4096], *err = NULL;
+
+	snprintf(path, sizeof path, "%s/conf/examples/tenants.json",
+	    src ? src : ".");
+	SY_CHECK_INT(sy_config_load_file(path, &cfg, &err), 0);
+	if (cfg == NULL) {
+		printf("# %s\n", err);
+		free(err);
+		return;
+	}
+	SY_CHECK_INT(cfg->tenancy.keys_required, 1);
+	SY_CHECK_INT((int)cfg->tenancy.nkeys, 2);
+	SY_CHECK_INT((int)cfg->tenancy.nteams, 2);
+	SY_CHECK_INT(cfg->redis.enabled, 1);
+	/* The keys its comments give are the keys of its hashes. */
+	sy_key_hash("sk-demo-research-4f9a1c", 23, hash);
+	SY_CHECK(sy_tenancy_key(&cfg->tenancy, hash) != NULL &&
+	    strcmp(sy_tenancy_key(&cfg->tenancy, hash)->id, "ada") == 0);
+	sy_key_hash("sk-demo-sales-7b2e0d", 20, hash);
+	SY_CHECK(sy_tenancy_key(&cfg->tenancy, hash) != NULL &&
+	    strcmp(sy_tenancy_key(&cfg->tenancy, hash)->id, "sam") == 0);
+	sy_config_unref(cfg);
+}
+
 SY_TEST(unreadable_file_reports_path_and_reason)
 {
 	struct sy_config *cfg;
@@ -309,7 +339,7 @@ SY_TEST(comments_keep_error_positions)
 	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
 	    "}\n",
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
-	    "admin, workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "admin, admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, "
 	    "prices, models, cache, redis, auth, tenancy, rate_limits, teams, "
 	    "keys");
@@ -342,7 +372,7 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "\"http://127.0.0.1:9001\"}],\n"
 	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
-	    "workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
 	    "cache, redis, auth, tenancy, rate_limits, teams, keys");
 }
@@ -560,7 +590,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
 	    "}\n",
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
-	    "workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
 	    "cache, redis, auth, tenancy, rate_limits, teams, keys\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
@@ -569,7 +599,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "t.json:4:14: limits.max_body: unknown key \"max_body\"; known: "
 	    "max_body_bytes, max_json_depth, max_connections\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
-	    "name, url, kind, models, weight, max_concurrency, api_key_env, "
+	    "name, url, kind, models, weight, max_concurrency, cache_tokens, "
+	    "api_key_env, "
 	    "forward_headers, forward_client_key, "
 	    "api_version, tls, health, metrics\n"
 	    "t.json:6:25: backends[0].tls.verfy: unknown key \"verfy\"; known: "
@@ -579,7 +610,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "queue, fallbacks, deadline_ms, batch, cache, rate_limits, "
 	    "limits_fail\n"
 	    "t.json:8:45: prices.m.cache: unknown key \"cache\"; known: input, "
-	    "output, cached_input");
+	    "output, cached_input, hourly_usd, power_watts, idle_power_share, "
+	    "prompt_weight, completion_weight, cached_weight");
 }
 
 SY_TEST(several_errors_are_reported_in_file_order)
@@ -1337,7 +1369,40 @@ SY_TEST(prices_are_read_and_cached_input_defaults_to_input)
 SY_TEST(price_without_output_is_rejected)
 {
 	check_error(WITH_PRICES("\"m1\": {\"input\": 0.5}"),
-	    "t.json:5:5: prices.m1.output: required key is missing");
+	    "t.json:5:5: prices.m1.output: required key is missing (or give "
+	    "hourly_usd)");
+}
+
+SY_TEST(hourly_price_is_read_with_its_defaults)
+{
+	struct sy_config *cfg = load(WITH_PRICES(
+	    "\"m1\": {\"hourly_usd\": 2.5, \"power_watts\": 700}, "
+	    "\"m2\": {\"hourly_usd\": 1, \"cached_weight\": 0, "
+	    "\"completion_weight\": 3, \"idle_power_share\": 0.5}"));
+	const struct sy_price *p;
+
+	SY_CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	p = sy_config_price(cfg, "m1");
+	SY_CHECK(p->hourly_usd == 2.5 && p->power_watts == 700 &&
+	    p->idle_power_share == 0.3 && p->prompt_weight == 1 &&
+	    p->completion_weight == 1 && p->cached_weight == 0.1);
+	p = sy_config_price(cfg, "m2");
+	SY_CHECK(p->hourly_usd == 1 && p->power_watts == 0 &&
+	    p->idle_power_share == 0.5 && p->completion_weight == 3 &&
+	    p->cached_weight == 0);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(hourly_price_has_no_price_per_token)
+{
+	check_error(WITH_PRICES("\"m1\": {\"hourly_usd\": 2, \"input\": 1}"),
+	    "t.json:5:29: prices.m1.input: a self-hosted model (hourly_usd) "
+	    "has no price per token");
+	check_error(WITH_PRICES("\"m1\": {\"hourly_usd\": 2, "
+	    "\"idle_power_share\": 2}"),
+	    "t.json:5:29: prices.m1.idle_power_share: must be from 0 to 1, got 2");
 }
 
 SY_TEST(negative_price_is_rejected)
@@ -2494,6 +2559,7 @@ main(void)
 	SY_RUN(default_config_aliases_map_to_served_models);
 	SY_RUN(example_config_is_valid_apart_from_name_resolution);
 	SY_RUN(lab_example_config_is_valid);
+	SY_RUN(tenants_example_config_is_valid);
 	SY_RUN(unreadable_file_reports_path_and_reason);
 	SY_RUN(file_errors_name_the_file);
 
@@ -2582,6 +2648,8 @@ main(void)
 
 	SY_RUN(prices_are_read_and_cached_input_defaults_to_input);
 	SY_RUN(price_without_output_is_rejected);
+	SY_RUN(hourly_price_is_read_with_its_defaults);
+	SY_RUN(hourly_price_has_no_price_per_token);
 	SY_RUN(negative_price_is_rejected);
 	SY_RUN(price_for_an_alias_is_rejected);
 	SY_RUN(price_for_a_model_no_route_serves_is_rejected);

@@ -445,6 +445,21 @@ SY_TEST(response_with_content_length)
 	    "left 0\n");
 }
 
+SY_TEST(a_status_outside_100_to_599_is_a_malformed_response)
+{
+	check_splits(&response, "HTTP/1.1 999 Unknown\r\nContent-Length: 0\r\n\r\n",
+	    "error 502\n");
+	check_splits(&response, "HTTP/1.1 600 X\r\nContent-Length: 0\r\n\r\n",
+	    "error 502\n");
+	check_splits(&response, "HTTP/1.1 099 X\r\nContent-Length: 0\r\n\r\n",
+	    "error 502\n");
+	check_splits(&response, "HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n",
+	    "599 [X] 1.1 ka=1 chunked=0 len=0 close=0 expect=0\n"
+	    "  Content-Length: [0]\n"
+	    "  body 0 []\n"
+	    "left 0\n");
+}
+
 SY_TEST(chunked_response_after_100_continue)
 {
 	check_splits(&response,
@@ -1003,6 +1018,7 @@ main(void)
 	SY_RUN(response_keep_alive_follows_version_and_connection);
 	SY_RUN(expect_100_continue_is_flagged_for_http_1_1_only);
 	SY_RUN(response_with_content_length);
+	SY_RUN(a_status_outside_100_to_599_is_a_malformed_response);
 	SY_RUN(chunked_response_after_100_continue);
 	SY_RUN(response_without_length_runs_until_close);
 	SY_RUN(eof_inside_a_framed_body_is_truncation);

@@ -496,8 +496,9 @@ SY_TEST(only_a_top_level_usage_chunk_with_no_choices_is_dropped)
 	SY_CHECK_INT(verdict_on("{\"choices\":[{\"usage\":{\"prompt_tokens\":5}}],"
 	    "\"x\":{\"choices\":[],\"usage\":{}}}", 0, &u), SY_STREAM_FORWARD);
 	SY_CHECK_INT(u.prompt_tokens, -1);
+	/* Cut short, it is no chunk at all: the stream fails there. */
 	SY_CHECK_INT(verdict_on("{\"choices\":[],\"usage\":{\"prompt_tokens\":3}",
-	    0, &u), SY_STREAM_FORWARD);
+	    0, &u), SY_STREAM_ERROR);
 	SY_CHECK_INT(u.prompt_tokens, -1);
 }
 
@@ -510,8 +511,13 @@ SY_TEST(only_a_top_level_error_object_is_an_error_event)
 	SY_CHECK_INT(verdict_on("{\"error\":\"x\"}", 0, &u), SY_STREAM_FORWARD);
 	SY_CHECK_INT(verdict_on("{\"choices\":[{\"error\":{}}]}", 0, &u),
 	    SY_STREAM_FORWARD);
-	SY_CHECK_INT(verdict_on("[{\"error\":{}}]", 0, &u), SY_STREAM_FORWARD);
-	SY_CHECK_INT(verdict_on("{\"error\":{}", 0, &u), SY_STREAM_FORWARD);
+	/* Not a JSON object (an array, a cut object): a failed stream, told
+	   as such, never passed on as a chunk. */
+	SY_CHECK_INT(verdict_on("[{\"error\":{}}]", 0, &u), SY_STREAM_ERROR);
+	SY_CHECK_INT(verdict_on("{\"error\":{}", 0, &u), SY_STREAM_ERROR);
+	SY_CHECK_INT(verdict_on("{\"choices\":[{\"delta\":{\"content\":\"a", 0,
+	    &u), SY_STREAM_ERROR);
+	SY_CHECK_INT(verdict_on("not json", 0, &u), SY_STREAM_ERROR);
 }
 
 int

@@ -17,10 +17,14 @@
 
 #define MAXEP 8
 
-static const char *const all_policies[] = {
-	"weighted", "random", "least_outstanding", "p2c_ewma",
-	"session_affinity", "prefix_affinity", "load_aware", NULL
-};
+/* The name of the routing policy at index i of the registry, or NULL past its end. */
+static const char *
+policy_at(size_t i)
+{
+	const struct sy_route_policy *p = sy_route_policy_at(i);
+
+	return p != NULL ? p->name : NULL;
+}
 
 /* A pool of endpoints named a, b, c, ... with their shared stats. */
 struct fleet {
@@ -209,11 +213,11 @@ every_policy_picks_none(struct fleet *f)
 	const char *reason;
 	size_t i;
 
-	for (i = 0; all_policies[i] != NULL; i++) {
-		bench_init(&b, all_policies[i], NULL, &f->pool);
+	for (i = 0; policy_at(i) != NULL; i++) {
+		bench_init(&b, policy_at(i), NULL, &f->pool);
 		req_chat(&req, "hello", "u1");
 		if (bench_pick(&b, &req, &reason) != NULL) {
-			printf("# %s picked an endpoint\n", all_policies[i]);
+			printf("# %s picked an endpoint\n", policy_at(i));
 			SY_CHECK(0);
 		} else
 			SY_CHECK_STR(reason, "all-busy");
@@ -222,7 +226,7 @@ every_policy_picks_none(struct fleet *f)
 		memset(&req, 0, sizeof req);
 		req.body = json_pack("{s:s, s:[]}", "model", "m", "messages");
 		if (bench_pick(&b, &req, NULL) != NULL) {
-			printf("# %s picked without a key\n", all_policies[i]);
+			printf("# %s picked without a key\n", policy_at(i));
 			SY_CHECK(0);
 		}
 		req_done(&req);
@@ -234,13 +238,43 @@ every_policy_picks_none(struct fleet *f)
 
 SY_TEST(every_policy_is_registered)
 {
-	char names[512];
-	size_t i;
+	char names[512], listed[512];
+	size_t i, off = 0;
 
 	sy_route_policy_names(names, sizeof names);
-	for (i = 0; all_policies[i] != NULL; i++) {
-		SY_CHECK(sy_route_policy_find(all_policies[i]) != NULL);
-		SY_CHECK(strstr(names, all_policies[i]) != NULL);
+	listed[0] = '\0';
+	for (i = 0; policy_at(i) != NULL; i++) {
+		SY_CHECK(sy_route_policy_find(policy_at(i)) ==
+		    sy_route_policy_at(i));
+		off += (size_t)snprintf(listed + off, sizeof listed - off,
+		    "%s%s", i ? ", " : "", policy_at(i));
+	}
+	/* The names a config error lists are the registry's, in its order. */
+	SY_CHECK_STR(listed, names);
+	SY_CHECK(sy_route_policy_find("round_robin") != NULL);
+	SY_CHECK(strstr(names, "round_robin") != NULL);
+	SY_CHECK(sy_route_policy_at(i + 1) == NULL);
+}
+
+SY_TEST(every_policy_starts_from_its_defaults_and_picks_with_a_reason)
+{
+	struct fleet f;
+	struct bench b;
+	struct sy_req req;
+	struct sy_endpoint *ep;
+	size_t i;
+
+	fleet_init(&f, 2, NULL);
+	for (i = 0; policy_at(i) != NULL; i++) {
+		bench_init(&b, policy_at(i), "{}", &f.pool);
+		req_chat(&req, "hello", "u1");
+		ep = bench_pick(&b, &req, NULL);
+		if (ep != &f.eps[0] && ep != &f.eps[1]) {
+			printf("# %s picked no endpoint of the pool\n", policy_at(i));
+			SY_CHECK(0);
+		}
+		req_done(&req);
+		bench_free(&b);
 	}
 }
 
@@ -305,14 +339,14 @@ SY_TEST(every_policy_skips_zero_weights)
 	size_t i;
 
 	fleet_init(&f, 3, w);
-	for (i = 0; all_policies[i] != NULL; i++) {
+	for (i = 0; policy_at(i) != NULL; i++) {
 		long counts[MAXEP] = { 0 };
 
-		bench_init(&b, all_policies[i], NULL, &f.pool);
+		bench_init(&b, policy_at(i), NULL, &f.pool);
 		count_picks(&b, &f, 300, counts);
 		if (counts[1] != 0 || counts[0] == 0 || counts[2] == 0 ||
 		    counts[0] + counts[2] != 300) {
-			printf("# %s: a=%ld b=%ld c=%ld\n", all_policies[i],
+			printf("# %s: a=%ld b=%ld c=%ld\n", policy_at(i),
 			    counts[0], counts[1], counts[2]);
 			SY_CHECK(0);
 		}
@@ -327,13 +361,13 @@ SY_TEST(every_policy_picks_the_only_endpoint)
 	size_t i;
 
 	fleet_init(&f, 1, NULL);
-	for (i = 0; all_policies[i] != NULL; i++) {
+	for (i = 0; policy_at(i) != NULL; i++) {
 		long counts[MAXEP] = { 0 };
 
-		bench_init(&b, all_policies[i], NULL, &f.pool);
+		bench_init(&b, policy_at(i), NULL, &f.pool);
 		count_picks(&b, &f, 50, counts);
 		if (counts[0] != 50) {
-			printf("# %s: %ld of 50\n", all_policies[i], counts[0]);
+			printf("# %s: %ld of 50\n", policy_at(i), counts[0]);
 			SY_CHECK(0);
 		}
 		bench_free(&b);
@@ -351,8 +385,8 @@ SY_TEST(every_policy_skips_the_endpoint_a_retry_already_tried)
 	int k;
 
 	fleet_init(&f, 2, NULL);
-	for (i = 0; all_policies[i] != NULL; i++) {
-		bench_init(&b, all_policies[i], NULL, &f.pool);
+	for (i = 0; policy_at(i) != NULL; i++) {
+		bench_init(&b, policy_at(i), NULL, &f.pool);
 		for (k = 0; k < 100; k++) {
 			snprintf(text, sizeof text, "key %d", k);
 			req_chat(&req, text, text);
@@ -360,7 +394,7 @@ SY_TEST(every_policy_skips_the_endpoint_a_retry_already_tried)
 			req.ntried = 1;
 			ep = bench_pick(&b, &req, NULL);
 			if (ep != &f.eps[1]) {
-				printf("# %s picked %s\n", all_policies[i],
+				printf("# %s picked %s\n", policy_at(i),
 				    ep ? ep->name : "nothing");
 				SY_CHECK(0);
 				k = 100;
@@ -380,14 +414,38 @@ SY_TEST(every_policy_skips_a_full_endpoint_and_uses_the_others)
 	fleet_init(&f, 3, NULL);
 	f.eps[1].max_concurrency = 1;
 	atomic_store(&f.stats[1].in_flight, 1);
-	for (i = 0; all_policies[i] != NULL; i++) {
+	for (i = 0; policy_at(i) != NULL; i++) {
 		long counts[MAXEP] = { 0 };
 
-		bench_init(&b, all_policies[i], NULL, &f.pool);
+		bench_init(&b, policy_at(i), NULL, &f.pool);
 		count_picks(&b, &f, 300, counts);
 		if (counts[1] != 0 || counts[0] + counts[2] != 300) {
-			printf("# %s: a=%ld b=%ld c=%ld\n", all_policies[i],
+			printf("# %s: a=%ld b=%ld c=%ld\n", policy_at(i),
 			    counts[0], counts[1], counts[2]);
+			SY_CHECK(0);
+		}
+		bench_free(&b);
+	}
+}
+
+SY_TEST(every_policy_avoids_ejected_unhealthy_and_limited_endpoints_while_one_is_fit)
+{
+	struct fleet f;
+	struct bench b;
+	size_t i;
+
+	fleet_init(&f, 4, NULL);
+	atomic_store(&f.stats[1].ejected_until_us, sy_now_us() + 10000000);
+	atomic_store(&f.stats[2].unhealthy, 1);
+	atomic_store(&f.stats[3].limited_until_us, sy_now_us() + 10000000);
+	for (i = 0; policy_at(i) != NULL; i++) {
+		long counts[MAXEP] = { 0 };
+
+		bench_init(&b, policy_at(i), NULL, &f.pool);
+		count_picks(&b, &f, 200, counts);
+		if (counts[0] != 200) {
+			printf("# %s: a=%ld b=%ld c=%ld d=%ld\n", policy_at(i),
+			    counts[0], counts[1], counts[2], counts[3]);
 			SY_CHECK(0);
 		}
 		bench_free(&b);
@@ -403,10 +461,10 @@ SY_TEST(every_policy_uses_an_endpoint_whose_ejection_has_passed)
 	fleet_init(&f, 1, NULL);
 	atomic_store(&f.stats[0].ejected_until_us, sy_now_us() - 1);
 	atomic_store(&f.stats[0].limited_until_us, sy_now_us() - 1);
-	for (i = 0; all_policies[i] != NULL; i++) {
+	for (i = 0; policy_at(i) != NULL; i++) {
 		long counts[MAXEP] = { 0 };
 
-		bench_init(&b, all_policies[i], NULL, &f.pool);
+		bench_init(&b, policy_at(i), NULL, &f.pool);
 		count_picks(&b, &f, 10, counts);
 		SY_CHECK_INT(counts[0], 10);
 		bench_free(&b);
@@ -1405,6 +1463,7 @@ int
 main(void)
 {
 	SY_RUN(every_policy_is_registered);
+	SY_RUN(every_policy_starts_from_its_defaults_and_picks_with_a_reason);
 	SY_RUN(every_policy_picks_none_from_an_empty_pool);
 	SY_RUN(every_policy_picks_none_when_all_weights_are_zero);
 	SY_RUN(every_policy_picks_none_when_all_are_at_max_concurrency);
@@ -1414,6 +1473,7 @@ main(void)
 	SY_RUN(every_policy_picks_the_only_endpoint);
 	SY_RUN(every_policy_skips_the_endpoint_a_retry_already_tried);
 	SY_RUN(every_policy_skips_a_full_endpoint_and_uses_the_others);
+	SY_RUN(every_policy_avoids_ejected_unhealthy_and_limited_endpoints_while_one_is_fit);
 	SY_RUN(every_policy_uses_an_endpoint_whose_ejection_has_passed);
 	SY_RUN(policies_without_parameters_refuse_any);
 	SY_RUN(p2c_ewma_checks_its_parameters);

@@ -180,6 +180,25 @@ SY_TEST(empty_text_gives_no_figures)
 	SY_CHECK_INT(lf.kv_permille, -1);
 }
 
+SY_TEST(the_kv_capacity_is_read_from_vllm_cache_config_and_sglang)
+{
+	struct sy_load_figures lf;
+
+	SY_CHECK_INT(load("# TYPE vllm:cache_config_info gauge\n"
+	    "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\","
+	    "num_gpu_blocks=\"4096\",num_gpu_blocks_override=\"None\"} 1.0\n",
+	    &lf), 1);
+	SY_CHECK_INT(lf.kv_tokens, 65536);
+	SY_CHECK_INT(load("sglang:max_total_num_tokens{model_name=\"m\"} "
+	    "300000\n", &lf), 1);
+	SY_CHECK_INT(lf.kv_tokens, 300000);
+	SY_CHECK_INT(load("vllm:cache_config_info{block_size=\"16\","
+	    "num_gpu_blocks=\"None\"} 1\nvllm:num_requests_running 2\n", &lf), 1);
+	SY_CHECK_INT(lf.kv_tokens, -1);
+	SY_CHECK_INT(load("vllm:num_requests_running 2\n", &lf), 1);
+	SY_CHECK_INT(lf.kv_tokens, -1);
+}
+
 int
 main(void)
 {
@@ -194,5 +213,6 @@ main(void)
 	SY_RUN(only_the_given_length_is_read);
 	SY_RUN(kv_usage_is_kept_between_0_and_1000_permille);
 	SY_RUN(empty_text_gives_no_figures);
+	SY_RUN(the_kv_capacity_is_read_from_vllm_cache_config_and_sglang);
 	return sy_test_done();
 }

@@ -83,7 +83,10 @@ struct sy_load_spec {
 	double slo_latency_ms;
 
 	int ignore_eos;
+	int no_max_tokens;	/* send no max_tokens: the server's length */
 	uint64_t seed;
+	uint64_t distinct_prompts;	/* 0: every request new; N: request k
+					   repeats request k mod N */
 };
 
 /* One line of a replayed trace. */

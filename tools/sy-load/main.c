@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "exp.h"
 #include "load.h"
 
 /* File descriptors kept free beyond the connections. */
@@ -22,6 +23,7 @@
 static const char usage_text[] =
 "usage: sy-load --url BASE_URL (--rate R | --concurrency N | --trace FILE)\n"
 "               [--duration S] [--requests N] [options]\n"
+"       sy-load experiment FILE -o DIR   (see sy-load experiment --help)\n"
 "\n"
 "Sends LLM API requests to BASE_URL and reports throughput, time to first\n"
 "token, inter-token latency, end-to-end latency, tokens and errors.\n"
@@ -566,6 +568,8 @@ main(int argc, char **argv)
 	struct cli c;
 	int r;
 
+	if (argc > 1 && strcmp(argv[1], "experiment") == 0)
+		return sy_load_experiment_main(argc - 1, argv + 1);
 	memset(&o, 0, sizeof o);
 	memset(&c, 0, sizeof c);
 	c.rate = c.concurrency = c.duration = c.requests = c.warmup = -1;

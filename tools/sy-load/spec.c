@@ -518,7 +518,8 @@ spec_root(struct reader *rd, struct sy_load_spec *spec, const json_t *root)
 {
 	static const char *const keys[] = { "api", "model", "models",
 	    "prompt_tokens", "output_tokens", "prefix_groups", "sessions",
-	    "stream_fraction", "headers", "slo", "ignore_eos", "seed", NULL };
+	    "stream_fraction", "headers", "slo", "ignore_eos", "seed",
+	    "distinct_prompts", "max_tokens", NULL };
 	const json_t *v;
 	const char *s;
 	double x;
@@ -587,9 +588,25 @@ spec_root(struct reader *rd, struct sy_load_spec *spec, const json_t *root)
 			return -1;
 		spec->seed = (uint64_t)x;
 	}
+	if ((v = json_object_get(root, "max_tokens")) != NULL) {
+		if (!json_is_boolean(v))
+			return fail(rd, "max_tokens", "expected true or false");
+		spec->no_max_tokens = json_is_false(v);
+	}
+	if (spec->no_max_tokens && spec->api == SY_LOAD_ANTHROPIC)
+		return fail(rd, "max_tokens", "the Anthropic API requires "
+		    "max_tokens");
+	if ((v = json_object_get(root, "distinct_prompts")) != NULL) {
+		if (integer(rd, "distinct_prompts", v, 1, 1e9, &x) < 0)
+			return -1;
+		spec->distinct_prompts = (uint64_t)x;
+	}
 	if (spec->api == SY_LOAD_EMBEDDINGS && spec->sessions)
 		return fail(rd, "sessions", "embeddings have no conversation "
 		    "to continue");
+	if (spec->distinct_prompts > 0 && spec->sessions)
+		return fail(rd, "distinct_prompts", "repeats single requests; "
+		    "not with sessions");
 	return 0;
 }
 

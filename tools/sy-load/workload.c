@@ -382,7 +382,8 @@ sy_load_session_new(struct sy_load_work *w, uint64_t id)
 	if (s == NULL)
 		abort();
 	s->id = id;
-	sy_load_rng_seed(&s->rng, spec->seed, id);
+	sy_load_rng_seed(&s->rng, spec->seed, spec->distinct_prompts > 0 ?
+	    id % spec->distinct_prompts : id);
 	s->model = draw_model(spec, &s->rng);
 	s->group = -1;
 	if (spec->prefix_count > 0)
@@ -593,8 +594,10 @@ sy_load_work_build(struct sy_load_work *w, struct sy_load_session *s,
 		break;
 	}
 	if (spec->api != SY_LOAD_EMBEDDINGS) {
-		evbuffer_add_printf(b, ",\"max_tokens\":%ld,\"stream\":%s",
-		    output, stream ? "true" : "false");
+		if (!spec->no_max_tokens)
+			evbuffer_add_printf(b, ",\"max_tokens\":%ld", output);
+		evbuffer_add_printf(b, ",\"stream\":%s", stream ? "true" :
+		    "false");
 		if (stream && spec->api != SY_LOAD_ANTHROPIC)
 			evbuffer_add_printf(b, ",\"stream_options\":"
 			    "{\"include_usage\":true}");

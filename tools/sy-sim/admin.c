@@ -185,6 +185,8 @@ sim_admin_handle(struct sim_replica *r, struct evhttp_request *req,
 		admin_faults(r, req, method);
 		return;
 	}
+	if (sim_prefix_admin(r, req, path))
+		return;
 	if (strcmp(path, "/sim/reset") == 0) {
 		if (method != EVHTTP_REQ_POST) {
 			admin_error(r, req, 405, "invalid_request_error",
@@ -354,5 +356,6 @@ sim_admin_metrics(struct sim_replica *r, struct evhttp_request *req)
 	    "Price of the replica per hour.");
 	evbuffer_add_printf(out, "sy_sim_cost_per_hour %.10g\n",
 	    r->p.cost_per_hour);
+	sim_prefix_metrics(r, out);
 	sim_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", out);
 }

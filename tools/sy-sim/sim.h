@@ -468,4 +468,11 @@ void	 sim_admin_handle(struct sim_replica *, struct evhttp_request *,
 	     const char *);
 void	 sim_admin_metrics(struct sim_replica *, struct evhttp_request *);
 
+/* ==== The prefix cache seen from outside (prefix.c) ==== */
+
+struct evbuffer;
+int	 sim_prefix_admin(struct sim_replica *, struct evhttp_request *,
+	     const char *);
+void	 sim_prefix_metrics(struct sim_replica *, struct evbuffer *);
+
 #endif
