@@ -160,13 +160,15 @@ test("the page asks for the admin token, refuses a wrong one and opens with the 
   await page.locator("#conn", { hasText: "live" }).waitFor();
 });
 
-test("the route is listed and its request rate rises above zero while traffic flows", async () => {
+test("the route and its model are listed and their request rate rises above zero while traffic flows", async () => {
   await page.locator('#routes tr[data-route="chat"]').waitFor();
   await page.waitForFunction(() => parseFloat(document.getElementById("t-rps").textContent) > 0, null,
     { timeout: 15000 });
   const rps = await number('#routes tr[data-route="chat"] td.rps');
   assert.ok(rps > 5 && rps < 60, `chat at ${rps} requests/s (sy-load sends 20)`);
   assert.ok((await number("#t-tps")) > 0);
+  await page.locator('#models tr[data-model="llama-3-8b"]').waitFor();
+  assert.ok((await number('#models tr[data-model="llama-3-8b"] td.rps')) > 0);
   assert.match(await text('#routes tr[data-route="chat"] td:nth-child(4)'), /ms$/);
   assert.equal(await text('#endpoints tr[data-endpoint="s0"] td.state'), "ok");
   assert.equal(await text('#endpoints tr[data-endpoint="s1"] td.state'), "ok");
