@@ -1,14 +1,16 @@
 // The dashboard in a real browser: Debian's chromium driven by
 // playwright-core loads the admin listener's page of a switchyard in front
-// of two sy-sim replicas while sy-load sends traffic, and checks what a
-// person sees: the token prompt, the route listed, the request rate above
-// zero, a chart's points increasing, an endpoint shown as ejected once
-// sy-sim makes it fail, a reload adding a route, the lab's reports, and the
-// page reconnecting after the gateway restarts. A screenshot (after the reload) goes to
+// of two sy-sim replicas while sy-load sends traffic with an API key, and
+// checks what a person sees: the token prompt, the route, model, team and
+// key listed, the request rate above zero, a chart's points increasing, an
+// endpoint shown as ejected once sy-sim makes it fail, a reload adding a
+// route, the lab's reports, and the page reconnecting after the gateway
+// restarts. A screenshot (after the reload) goes to
 // $SY_BUILDDIR/tests/browser-artifacts/dashboard.png.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -19,6 +21,7 @@ const BUILDDIR = path.resolve(process.env.SY_BUILDDIR || "../../_build");
 const CHROMIUM = process.env.SY_CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(BUILDDIR, "tests", "browser-artifacts");
 const TOKEN = "dash-admin-token-0123456789";
+const API_KEY = "sk-dash-research-0123456789";	// team research
 const children = [];
 
 // ---- processes and ports ---------------------------------------------------
@@ -98,6 +101,9 @@ function config(extraRoute) {
     backends: [0, 1].map((i) => ({ name: `s${i}`, url: `http://127.0.0.1:${simPort + i}/v1` })),
     routes,
     prices: { "llama-3-8b": { input: 0.5, output: 1.5 } },
+    auth: "keys",
+    keys: [{ id: "ana", team: "research", hash: "sha256:" + createHash("sha256").update(API_KEY).digest("hex") }],
+    teams: { research: {} },
   };
 }
 
@@ -122,7 +128,7 @@ before(async () => {
   await waitPort(simPort + 1, sim);
   await startGateway();
   load = start("sy-load", [path.join(BUILDDIR, "sy-load"), "--url", `http://127.0.0.1:${gwPort}/v1`,
-    "--rate", "20", "--duration", "120", "--model", "llama-3-8b", "--max-tokens", "8", "--quiet"]);
+    "--rate", "20", "--duration", "120", "--model", "llama-3-8b", "--max-tokens", "8", "--api-key", API_KEY, "--quiet"]);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.on("request", (r) => pageRequests.push(r.url()));
@@ -172,6 +178,13 @@ test("the route and its model are listed and their request rate rises above zero
   assert.match(await text('#routes tr[data-route="chat"] td:nth-child(4)'), /ms$/);
   assert.equal(await text('#endpoints tr[data-endpoint="s0"] td.state'), "ok");
   assert.equal(await text('#endpoints tr[data-endpoint="s1"] td.state'), "ok");
+});
+
+test("the team and the key of the traffic show their requests and spend", async () => {
+  await page.locator('#tenants tr[data-team="research"]').waitFor({ timeout: 15000 });
+  assert.ok((await number('#tenants tr[data-team="research"] td.requests')) > 0);
+  assert.ok((await number('#tenants tr[data-key="ana"] td.requests')) > 0);
+  assert.match(await text('#tenants tr[data-key="ana"] td:last-child'), /^\$0\.\d/);
 });
 
 test("a chart's points increase from one second to the next", async () => {
