@@ -14,6 +14,7 @@
 
 /* The end of the message for what switchyard cannot translate. */
 #define UNSUPPORTED "is not supported by switchyard"
+#define UNSUPPORTED_ARE "are not supported by switchyard"
 
 /* Whether v is absent or JSON null. */
 static int
@@ -109,7 +110,7 @@ message_content(json_t *content, const char *where, char **err)
 			if (!json_is_string(url)) {
 				sy_fail(err, "%s.content.%zu.image_url: field "
 				    "required (file_id images %s)", where, i,
-				    UNSUPPORTED);
+				    UNSUPPORTED_ARE);
 				goto fail;
 			}
 			json_array_append_new(parts, json_pack("{s:s,s:{s:O}}",
@@ -121,7 +122,7 @@ message_content(json_t *content, const char *where, char **err)
 				    json_object_get(p, "detail"));
 			only_text = 0;
 		} else {
-			sy_fail(err, "%s.content.%zu.type: '%s' parts " UNSUPPORTED,
+			sy_fail(err, "%s.content.%zu.type: '%s' parts " UNSUPPORTED_ARE,
 			    where, i, type != NULL ? type : "?");
 			goto fail;
 		}
@@ -259,7 +260,7 @@ map_input(json_t *input, json_t *msgs, char **err)
 			if (function_output(item, where, msgs, err) != 0)
 				return -1;
 		} else
-			return sy_fail(err, "%s.type: '%s' items " UNSUPPORTED
+			return sy_fail(err, "%s.type: '%s' items " UNSUPPORTED_ARE
 			    " (only message, function_call and "
 			    "function_call_output)", where, type);
 	}
@@ -285,7 +286,7 @@ map_tools(json_t *in, json_t *out, char **err)
 			if (type == NULL || strcmp(type, "function") != 0) {
 				json_decref(list);
 				return sy_fail(err, "tools.%zu.type: '%s' tools "
-				    UNSUPPORTED " (only function tools)", i,
+				    UNSUPPORTED_ARE " (only function tools)", i,
 				    type != NULL ? type : "?");
 			}
 			if (!json_is_string(json_object_get(t, "name"))) {
@@ -321,7 +322,7 @@ map_tools(json_t *in, json_t *out, char **err)
 	}
 	return sy_fail(err, "tool_choice: must be \"auto\", \"none\", "
 	    "\"required\" or {\"type\":\"function\",\"name\"} (other choices "
-	    UNSUPPORTED ")");
+	    UNSUPPORTED_ARE ")");
 }
 
 /* text.format as chat's response_format. */
@@ -384,13 +385,13 @@ refuse_unsupported(json_t *in, char **err)
 			continue;
 		if (strcmp(refused[i], "previous_response_id") == 0)
 			return sy_fail(err, "previous_response_id: stored "
-			    "responses " UNSUPPORTED "; send the whole "
+			    "responses " UNSUPPORTED_ARE "; send the whole "
 			    "conversation in input (with store: false)");
 		return sy_fail(err, "%s: " UNSUPPORTED, refused[i]);
 	}
 	if (json_is_true(json_object_get(in, "background")))
 		return sy_fail(err, "background: background responses "
-		    UNSUPPORTED);
+		    UNSUPPORTED_ARE);
 	return 0;
 }
 

@@ -1384,6 +1384,9 @@ static const struct sy_conf_row root_rows[] = {
 	  .offset = AT(sy_config, tenancy), .what = "key",
 	  .parse = sy_conf_keys,
 	  .doc = "API keys, as hashes" },
+	{ .name = "cors", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, cors), .table = &sy_cors_table,
+	  .doc = "browser origins that may call the gateway; absent: none" },
 	{ .name = NULL }
 };
 
@@ -1415,6 +1418,7 @@ const struct sy_conf_table *const sy_conf_tables[] = {
 	&sy_model_info_table,
 	&sy_cache_table,
 	&sy_redis_table,
+	&sy_cors_table,
 	NULL
 };
 

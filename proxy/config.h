@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "cors.h"
 #include "endstats.h"
 #include "admin.h"
 #include "redis.h"
@@ -255,6 +256,7 @@ struct sy_config {
 	size_t nmodels;
 	struct sy_cache_settings cache;
 	struct sy_tenancy tenancy;	/* keys, teams, limits and budgets */
+	struct sy_cors cors;		/* browser origins allowed (proxy/cors.c) */
 	struct sy_redis_conf redis;	/* the Redis every feature uses; with
 					   none, cache.redis's */
 	json_t *model_index;		/* private: client model name → route index */

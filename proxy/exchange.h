@@ -161,7 +161,8 @@ struct sy_relay_slice {
 
 /* respond: what the client got so far. */
 struct sy_respond_slice {
-	char headers[400];		/* X-Request-Id, X-Switchyard-*: written once */
+	char headers[640];		/* X-Request-Id, X-Switchyard-*, CORS:
+					   written once */
 	const char *header_model;	/* for X-Switchyard-Model, or NULL */
 	const char *cache_word;		/* for X-Switchyard-Cache, or NULL */
 	char *more_headers;		/* header lines stages add (the rate

@@ -247,6 +247,27 @@ to_canonical(struct sy_exchange *x, struct evbuffer *body)
 	return 0;
 }
 
+/*
+ * A CORS preflight (OPTIONS from an allowed origin): a 204 with the
+ * methods, headers and max age allowed (the origin's headers come with
+ * every answer).  SY_NEXT when CORS does not allow it.
+ */
+static enum sy_verdict
+preflight(struct sy_exchange *x)
+{
+	char *lines = sy_cors_preflight(&x->req.cfg->cors,
+	    sy_http1_header(x->req.head, "Origin"),
+	    sy_http1_header(x->req.head, "Access-Control-Request-Headers"));
+
+	if (lines == NULL)
+		return SY_NEXT;
+	free(x->respond.more_headers);
+	x->respond.more_headers = lines;
+	sy_exchange_reply(x, 204, evbuffer_new(), NULL);
+	x->reply.native = 1;
+	return SY_RESPOND;
+}
+
 static enum sy_verdict
 front_enter(struct sy_exchange *x)
 {
@@ -258,6 +279,9 @@ front_enter(struct sy_exchange *x)
 	char *err = NULL, paths[256], msg[400];
 	int status;
 
+	if (strcmp(x->req.method, "OPTIONS") == 0 && (v = preflight(x)) !=
+	    SY_NEXT)
+		return v;
 	if (get_path(x, x->req.path, &v))
 		return v;
 	if (strcmp(x->req.path, "/v1/messages/count_tokens") == 0)

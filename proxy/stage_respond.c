@@ -6,7 +6,10 @@
 
 #include "cache.h"
 #include "clientapi.h"
+#include "config.h"
+#include "cors.h"
 #include "exchange.h"
+#include "http1.h"
 #include "respond.h"
 #include "server.h"
 #include "util.h"
@@ -21,8 +24,8 @@
 /*
  * The extra headers of x's response, written once as it starts: its
  * request id (also under the dialect's own name), the model that answers
- * (X-Switchyard-Model, when the name is fit for a header) and what the
- * prompt cache did.
+ * (X-Switchyard-Model, when the name is fit for a header), what the
+ * prompt cache did, and CORS's headers for an allowed browser origin.
  */
 static const char *
 headers_of(struct sy_exchange *x)
@@ -49,6 +52,10 @@ headers_of(struct sy_exchange *x)
 		o = SY_PUT_LIT(o, "\r\n");
 	}
 	*o = '\0';
+	if (x->req.head != NULL)
+		sy_cors_headers(&x->req.cfg->cors, sy_http1_header(x->req.head,
+		    "Origin"), o, sizeof x->respond.headers -
+		    (size_t)(o - x->respond.headers));
 	return x->respond.headers;
 }
 

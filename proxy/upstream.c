@@ -797,6 +797,12 @@ sy_upstream_new(struct event_base *base)
 	return u;
 }
 
+int
+sy_upstream_busy(const struct sy_upstream *u)
+{
+	return !LIST_EMPTY(&u->calls);
+}
+
 void
 sy_upstream_free(struct sy_upstream *u)
 {

@@ -37,6 +37,12 @@ struct sy_upstream_cbs {
 /* Creates the pools of one worker on base. */
 struct sy_upstream *sy_upstream_new(struct event_base *base);
 
+/*
+ * Whether u has calls under way (a drain waits for them: an answer whose
+ * client already has its end may still be reading its backend's usage).
+ */
+int sy_upstream_busy(const struct sy_upstream *u);
+
 /* Cancels every call and closes every connection; frees u. */
 void sy_upstream_free(struct sy_upstream *u);
 

@@ -29,8 +29,10 @@ drain_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sy_worker *w = arg;
 
-	/* Batches this worker sends for others' requests end first. */
-	if (sy_server_conns(w->server) == 0 && !sy_batch_port_busy(w->batching))
+	/* Batches this worker sends for others' requests end first, and
+	   calls whose client already has its answer. */
+	if (sy_server_conns(w->server) == 0 && !sy_batch_port_busy(w->batching) &&
+	    !sy_upstream_busy(w->upstream))
 		event_base_loopexit(w->base, NULL);
 }
 

@@ -293,7 +293,10 @@ class ExperimentOptions(LabCase):
                                    places=6)
             self.assertEqual(run["usd_per_mtok"], run["usd_per_mtok_prices"])
             self.assertEqual([r["name"] for r in run["replicas"]], ["small", "big"])
-            self.assertLessEqual(abs(run["replicas"][0]["requests"] - models["small"]["requests"]), 3)
+            # The replica counts what it received; the client, what completed: they
+            # differ by the requests still in flight when the run stopped, at most
+            # the concurrency.
+            self.assertLessEqual(abs(run["replicas"][0]["requests"] - models["small"]["requests"]), 4)
             self.assertEqual(models["small"]["errors"] + models["big"]["errors"], 0)
             self.assertIsNone(run["tokens_per_joule"])
         cell = res["summary"][0]["figures"]["rps"]

@@ -185,6 +185,40 @@ class ResponsesClients(unittest.TestCase):
         self.assertEqual(r.status, 405)
 
 
+class ResponsesOnThePath(unittest.TestCase):
+    """The rest of the path works for the Responses dialect as for chat."""
+
+    def setUp(self):
+        self.sim = free_ports(1)
+        start(self, [binary("sy-sim"), "--port", str(self.sim), "--speed", "0",
+                     "--output-tokens", "fixed:8", "--quiet"], port=self.sim, name="sy-sim")
+        self.gw = Gateway(self, {
+            "backends": [{"name": "oa", "url": "http://127.0.0.1:%d/v1" % self.sim}],
+            "routes": [{"name": "r", "models": ["m"], "aliases": {"gpt-4o": "m"}, "cache": {}}]})
+
+    def post(self, body):
+        return request(self.gw.port, "POST", "/v1/responses", body)
+
+    def test_an_alias_is_answered_under_the_clients_name(self):
+        resp = self.post(ask("gpt-4o")).json()
+        self.assertEqual(resp["model"], "gpt-4o")
+        self.assertEqual(request(self.sim, "GET", "/sim/requests").json()[-1]["body"]["model"], "m")
+
+    def test_a_repeated_deterministic_response_is_a_cache_hit_whole_and_streamed(self):
+        body = ask("m", temperature=0)
+        first, second = self.post(body), self.post(body)
+        self.assertEqual((first.headers["x-switchyard-cache"], second.headers["x-switchyard-cache"]),
+                         ("miss", "hit"))
+        text = first.json()["output"][0]["content"][0]["text"]
+        self.assertEqual(second.json()["output"][0]["content"][0]["text"], text)
+        self.assertEqual(len(request(self.sim, "GET", "/sim/requests").json()), 1)
+        r = self.post(dict(body, stream=True))
+        self.assertEqual(r.headers["x-switchyard-cache"], "hit")
+        events = stream_events(r.body)
+        self.assertEqual(events[-1][1]["response"]["output"][0]["content"][0]["text"], text)
+        self.assertEqual("".join(d["delta"] for n, d in events if n == "response.output_text.delta"), text)
+
+
 def chat_answer(message, finish="stop"):
     return {"id": "chatcmpl-xyz", "object": "chat.completion", "created": 1, "model": "m",
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
@@ -317,6 +351,24 @@ class ResponsesTools(unittest.TestCase):
         self.assertEqual(final["output"][2]["status"], "completed")
         self.assertEqual(final["usage"]["total_tokens"], 25)
         self.assertTrue(self.sent()["stream_options"]["include_usage"])
+
+    def test_tool_calls_without_index_or_id_still_become_items(self):
+        self.chunks = [chunk({"tool_calls": [{"function": {"name": "get_weather", "arguments": "{}"}}]}),
+                       chunk({"tool_calls": [{"id": "call_b", "function": {"name": "get_time", "arguments": ""}}]}),
+                       chunk({"tool_calls": [{"function": {"arguments": "{\"tz\":1}"}}]}),
+                       chunk({}, "tool_calls")]
+        events = stream_events(self.post({"model": "m", "input": "x", "tools": [WEATHER], "stream": True}).body)
+        final = events[-1][1]["response"]
+        self.assertEqual([(o["type"], o["name"], o["arguments"]) for o in final["output"]],
+                         [("function_call", "get_weather", "{}"), ("function_call", "get_time", "{\"tz\":1}")])
+        self.assertTrue(final["output"][0]["call_id"].startswith("call_"))
+        self.assertEqual(final["output"][1]["call_id"], "call_b")
+
+    def test_a_stream_with_no_chunks_is_a_completed_empty_response(self):
+        self.chunks = []
+        events = stream_events(self.post({"model": "m", "input": "x", "stream": True}).body)
+        self.assertEqual([n for n, _ in events], ["response.created", "response.in_progress", "response.completed"])
+        self.assertEqual(events[-1][1]["response"]["output"], [])
 
     def test_a_stream_error_is_response_failed(self):
         self.chunks = [chunk({"role": "assistant", "content": "Hel"}),

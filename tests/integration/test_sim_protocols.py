@@ -607,13 +607,16 @@ class BatchCost(unittest.TestCase):
         port = sim(self, "--batch-base-us", "20000", "--batch-per-input-us", "3000")
 
         def best(n):
-            return min(call(port, n) for _ in range(3))
+            return min(call(port, n) for _ in range(5))
         one, many = best(1), best(32)
+        # The sim waits at least its cost: the lower bounds are exact; the
+        # upper ones leave room for a loaded machine but still tell a + b*n
+        # from a*n (640 ms) or a per-input base.
         self.assertGreater(one, 0.020)
-        self.assertLess(one, 0.060)
+        self.assertLess(one, 0.020 + 0.080)
         diff = many - one                    # b * 31 = 93 ms
         self.assertGreater(diff, 0.093 * 0.8)
-        self.assertLess(diff, 0.093 * 1.4)
+        self.assertLess(diff, 0.093 * 3)
 
     def test_kserve_infer_costs_a_plus_b_n(self):
         def call(port, n):

@@ -342,7 +342,32 @@ SY_TEST(comments_keep_error_positions)
 	    "admin, admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, "
 	    "prices, models, cache, redis, auth, tenancy, rate_limits, teams, "
-	    "keys");
+	    "keys, cors");
+}
+
+SY_TEST(cors_is_off_by_default_and_needs_origins_when_given)
+{
+	struct sy_config *cfg = load(
+	    "{\"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}");
+
+	SY_CHECK(cfg != NULL && !cfg->cors.enabled);
+	sy_config_unref(cfg);
+	cfg = load(
+	    "{\"cors\": {\"origins\": [\"https://a.example\"]},\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}");
+	SY_CHECK(cfg != NULL && cfg->cors.enabled && cfg->cors.norigins == 1 &&
+	    cfg->cors.max_age == 600);
+	sy_config_unref(cfg);
+	check_error(
+	    "{\"cors\": {\"max_age\": 5},\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:2: cors.origins: required key is missing");
 }
 
 SY_TEST(access_log_flush_ms_is_read_and_bounded)
@@ -374,7 +399,7 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
 	    "admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
-	    "cache, redis, auth, tenancy, rate_limits, teams, keys");
+	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors");
 }
 
 /* ==== Defaults ==== */
@@ -592,7 +617,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
 	    "admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
-	    "cache, redis, auth, tenancy, rate_limits, teams, keys\n"
+	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
 	    "client_header_ms, client_body_ms, keepalive_ms\n"
@@ -2566,6 +2591,7 @@ main(void)
 	SY_RUN(hash_and_slash_comments_are_ignored);
 	SY_RUN(comment_markers_inside_strings_are_kept);
 	SY_RUN(comments_keep_error_positions);
+	SY_RUN(cors_is_off_by_default_and_needs_origins_when_given);
 	SY_RUN(access_log_flush_ms_is_read_and_bounded);
 	SY_RUN(positions_count_characters_not_bytes);
 
