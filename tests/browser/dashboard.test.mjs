@@ -23,6 +23,9 @@ const ARTIFACTS = path.join(BUILDDIR, "tests", "browser-artifacts");
 const TOKEN = "dash-admin-token-0123456789";
 const API_KEY = "sk-dash-research-0123456789";	// team research
 const children = [];
+// Every wait on the page is bounded by this (a loaded 2-core machine running
+// the ASan build polls once a second, slowly): generous, never a fixed sleep.
+const WAIT = 60000;
 
 // ---- processes and ports ---------------------------------------------------
 
@@ -62,7 +65,7 @@ function start(name, argv, env) {
 }
 
 async function waitPort(port, child) {
-  const deadline = Date.now() + 10000;
+  const deadline = Date.now() + 30000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${child.label} exited:\n${child.output}`);
     const ok = await new Promise((resolve) => {
@@ -128,9 +131,10 @@ before(async () => {
   await waitPort(simPort + 1, sim);
   await startGateway();
   load = start("sy-load", [path.join(BUILDDIR, "sy-load"), "--url", `http://127.0.0.1:${gwPort}/v1`,
-    "--rate", "20", "--duration", "120", "--model", "llama-3-8b", "--max-tokens", "8", "--api-key", API_KEY, "--quiet"]);
+    "--rate", "20", "--duration", "900", "--model", "llama-3-8b", "--max-tokens", "8", "--api-key", API_KEY, "--quiet"]);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.setDefaultTimeout(WAIT);
   page.on("request", (r) => pageRequests.push(r.url()));
 });
 
@@ -146,7 +150,16 @@ after(async () => {
 });
 
 const text = (sel) => page.locator(sel).first().textContent();
-const number = async (sel) => parseFloat(((await text(sel)) || "").replace(/[^0-9.]/g, ""));
+// Waits (at most WAIT) until the number the page shows at selector sel is
+// above min; returns that number.
+async function above(sel, min) {
+  const h = await page.waitForFunction(([sel, min]) => {
+    const el = document.querySelector(sel);
+    const v = el ? parseFloat(el.textContent.replace(/[^0-9.]/g, "")) : NaN;
+    return v > min ? v : false;
+  }, [sel, min], { timeout: WAIT });
+  return h.jsonValue();
+}
 
 // ---- what a person sees ----------------------------------------------------
 
@@ -168,31 +181,30 @@ test("the page asks for the admin token, refuses a wrong one and opens with the 
 
 test("the route and its model are listed and their request rate rises above zero while traffic flows", async () => {
   await page.locator('#routes tr[data-route="chat"]').waitFor();
-  await page.waitForFunction(() => parseFloat(document.getElementById("t-rps").textContent) > 0, null,
-    { timeout: 15000 });
-  const rps = await number('#routes tr[data-route="chat"] td.rps');
-  assert.ok(rps > 5 && rps < 60, `chat at ${rps} requests/s (sy-load sends 20)`);
-  assert.ok((await number("#t-tps")) > 0);
+  // Over the page's first seconds the rate is over one poll's interval: a
+  // gateway stalled by a loaded machine may finish twice sy-load's 20 in it.
+  const rps = await above('#routes tr[data-route="chat"] td.rps', 5);
+  assert.ok(rps < 100, `chat at ${rps} requests/s (sy-load sends 20)`);
+  await above("#t-tps", 0);
   await page.locator('#models tr[data-model="llama-3-8b"]').waitFor();
-  assert.ok((await number('#models tr[data-model="llama-3-8b"] td.rps')) > 0);
+  await above('#models tr[data-model="llama-3-8b"] td.rps', 0);
   assert.match(await text('#routes tr[data-route="chat"] td:nth-child(4)'), /ms$/);
   assert.equal(await text('#endpoints tr[data-endpoint="s0"] td.state'), "ok");
   assert.equal(await text('#endpoints tr[data-endpoint="s1"] td.state'), "ok");
 });
 
 test("the team and the key of the traffic show their requests and spend", async () => {
-  await page.locator('#tenants tr[data-team="research"]').waitFor({ timeout: 15000 });
-  assert.ok((await number('#tenants tr[data-team="research"] td.requests')) > 0);
-  assert.ok((await number('#tenants tr[data-key="ana"] td.requests')) > 0);
+  await above('#tenants tr[data-team="research"] td.requests', 0);
+  await above('#tenants tr[data-key="ana"] td.requests', 0);
   assert.match(await text('#tenants tr[data-key="ana"] td:last-child'), /^\$0\.\d/);
 });
 
 test("a chart's points increase from one second to the next", async () => {
   const points = () => page.locator("#c-rps").getAttribute("data-points").then(Number);
   const first = await points();
-  await page.waitForTimeout(2500);
-  const second = await points();
-  assert.ok(second >= first + 2, `points ${first} then ${second}`);
+  assert.ok(first > 0, `${first} points`);
+  await page.waitForFunction((n) => Number(document.getElementById("c-rps").dataset.points) >= n, first + 2,
+    { timeout: WAIT });
 });
 
 test("an endpoint that sy-sim makes fail is shown as ejected", async () => {
@@ -200,7 +212,7 @@ test("an endpoint that sy-sim makes fail is shown as ejected", async () => {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ error_rate: 1.0, error_status: 500 }) });
   assert.equal(r.status, 200);
-  await page.locator('#endpoints tr[data-endpoint="s1"] td.state', { hasText: "ejected" }).waitFor({ timeout: 15000 });
+  await page.locator('#endpoints tr[data-endpoint="s1"] td.state', { hasText: "ejected" }).waitFor();
   assert.equal(await text('#endpoints tr[data-endpoint="s0"] td.state'), "ok");
 });
 
@@ -211,31 +223,32 @@ test("a reload that adds a route shows it", async () => {
   const r = await fetch(`http://127.0.0.1:${adminPort}/admin/reload`,
     { method: "POST", headers: { Authorization: `Bearer ${TOKEN}` } });
   assert.equal(r.status, 200, await r.text());
-  await page.locator('#routes tr[data-route="extra"]').waitFor({ timeout: 10000 });
+  await page.locator('#routes tr[data-route="extra"]').waitFor();
   assert.equal(await text("#t-routes"), "2");
 });
 
 test("the lab's reports are listed and one opens as text", async () => {
   const link = page.locator('#report-list a[data-report="lab-run-1.md"]');
-  await link.waitFor({ timeout: 15000 });
+  await link.waitFor();
   await link.click();
   await page.locator("#report", { hasText: "p2c_ewma beat round_robin: p99 41 ms" }).waitFor();
 });
 
 test("a screenshot shows both routes and the ejected endpoint", async () => {
-  await page.waitForTimeout(1500);
+  await page.locator('#routes tr[data-route="extra"]').waitFor();
+  await page.locator('#endpoints tr[data-endpoint="s1"] td.state', { hasText: "ejected" }).waitFor();
+  await page.locator("#report", { hasText: "p2c_ewma" }).waitFor();
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
 });
 
 test("the page reconnects after the gateway restarts", async () => {
   await stop(gw);
-  await page.locator("#conn", { hasText: "reconnecting" }).waitFor({ timeout: 10000 });
+  await page.locator("#conn", { hasText: "reconnecting" }).waitFor();
   await startGateway();
-  await page.locator("#conn", { hasText: "live" }).waitFor({ timeout: 10000 });
+  await page.locator("#conn", { hasText: "live" }).waitFor();
   await page.locator('#routes tr[data-route="chat"]').waitFor();
-  await page.waitForFunction(() => parseFloat(document.getElementById("t-rps").textContent) > 0, null,
-    { timeout: 15000 });
+  await above("#t-rps", 0);
 });
 
 test("the page loads nothing but its own origin", async () => {

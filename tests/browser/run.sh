@@ -36,4 +36,4 @@ if [ -z "$pinned" ] || [ "$pinned" = undefined ] || [ "$pinned" != "$installed" 
 		fail "npm ci --no-audit --no-fund in $dir failed (it needs the npm registry)"
 fi
 
-SY_CHROMIUM=$chromium exec node --test --test-reporter=tap dashboard.test.mjs
+SY_CHROMIUM=$chromium exec node --test --test-timeout=300000 --test-reporter=tap dashboard.test.mjs
