@@ -1,6 +1,10 @@
-/* The admin listener: Prometheus metrics, JSON stats, config reload, health. */
+/* The admin listener: a table of routes (metrics, JSON stats, config reload, health, the dashboard), each of an access class that its token and Origin checks follow. */
 #ifndef SY_ADMIN_H
 #define SY_ADMIN_H
+
+#include <stddef.h>
+
+#include <jansson.h>
 
 struct evbuffer;
 struct sy_conn;
@@ -8,6 +12,7 @@ struct sy_config;
 struct sy_http1_msg;
 struct sy_metrics;
 struct sy_redis;
+struct sy_conf_table;
 
 /* Who may use the admin API: the top-level "admin_api" object. */
 struct sy_admin_conf {
@@ -20,10 +25,10 @@ struct sy_admin_conf {
 					   listener's own */
 	size_t norigins;
 	unsigned max_connections;	/* of the admin listener */
+	char *reports_dir;		/* experiment reports served, or NULL */
 };
 
 /* The rows of the admin_api object (struct sy_admin_conf). */
-struct sy_conf_table;
 extern const struct sy_conf_table sy_admin_conf_table;
 
 struct sy_admin {
@@ -37,17 +42,44 @@ struct sy_admin {
 	struct sy_redis *redis;
 };
 
+/* Who may call an admin route. */
+enum sy_admin_access {
+	SY_ADMIN_OPEN,		/* anyone (health, the dashboard's page) */
+	SY_ADMIN_METRICS,	/* a read, unless metrics_open */
+	SY_ADMIN_READ,		/* the token when protect_reads */
+	SY_ADMIN_WRITE,		/* the token whenever one is set */
+	SY_ADMIN_BY_METHOD	/* GET and HEAD a read, the others a write */
+};
+
 /*
- * The admin listener's request handler (arg: struct sy_admin):
- * GET /metrics, GET /admin/stats, POST /admin/reload, the tenants' paths,
- * GET /healthz.  First the snapshot's admin_api says who may: a request
- * whose Origin is neither the listener's own nor allowed gets 403; with
- * a token, a write (any method but GET and HEAD) without it gets 401, and
- * so does a read unless reads are open (protect_reads false, or /metrics
- * with metrics_open); /healthz is always open.
+ * Answers one admin request that passed its checks: a (the listener),
+ * c (the exchange to end), head and body (borrowed).
+ */
+typedef void (*sy_admin_fn)(struct sy_admin *a, struct sy_conn *c,
+    const struct sy_http1_msg *head, struct evbuffer *body);
+
+/* One admin route: method ("*": any) and path (ending in '*': a prefix). */
+struct sy_admin_route {
+	const char *method;
+	const char *path;
+	enum sy_admin_access access;
+	sy_admin_fn fn;
+};
+
+/*
+ * The admin listener's request handler (arg: struct sy_admin): finds the
+ * route in the table of admin.c, refuses a foreign Origin (403) and a
+ * missing or wrong token (401) as the route's access class says, then
+ * calls it.
  */
 void sy_admin_handle(struct sy_conn *c, const struct sy_http1_msg *head,
     struct evbuffer *body, void *arg);
+
+/*
+ * Sends obj (stolen) as a JSON response with status on c; ends the
+ * exchange.
+ */
+void sy_admin_json(struct sy_conn *c, int status, json_t *obj);
 
 /*
  * Handles the tenant paths of the admin API: /admin/keys (GET, POST),

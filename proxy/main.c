@@ -38,6 +38,7 @@ struct sy_main {
 	struct sy_admin admin;
 	struct sy_redis_stats admin_redis_stats;
 	atomic_uint admin_conns;	/* the admin listener's own count */
+	struct sy_server_opts admin_opts;	/* its limits (max_connections) */
 	struct sy_probes *probes;	/* health checks and scrapes of cfg */
 	struct event *drain_poll;
 	uint64_t drain_deadline;
@@ -103,6 +104,10 @@ reload(void *arg, char **err)
 		    "the next restart");
 	for (i = 0; i < m->nworkers; i++)
 		sy_worker_post_config(&m->workers[i], next);
+	if (m->admin_server != NULL) {
+		m->admin_opts.max_conns = next->admin_api.max_connections;
+		sy_server_set_opts(m->admin_server, &m->admin_opts);
+	}
 	sy_probes_stop(m->probes);
 	m->probes = sy_probes_start(m->base, next);
 	sy_config_unref(m->cfg);
@@ -264,7 +269,6 @@ main(int argc, char **argv)
 	const char *path = NULL, *listen = NULL, *admin = NULL, *alog = NULL;
 	struct sy_main m;
 	struct event *ev_hup, *ev_term, *ev_int;
-	struct sy_server_opts aopts;
 	sigset_t sigs;
 	size_t nup = 0;
 	int ch, test = 0, fd;
@@ -372,17 +376,17 @@ main(int argc, char **argv)
 			    "%s\n", m.cfg->admin, strerror(errno));
 			return 1;
 		}
-		memset(&aopts, 0, sizeof aopts);
-		aopts.max_conns = m.cfg->admin_api.max_connections ?
+		memset(&m.admin_opts, 0, sizeof m.admin_opts);
+		m.admin_opts.max_conns = m.cfg->admin_api.max_connections ?
 		    m.cfg->admin_api.max_connections : 64;
-		aopts.conn_count = &m.admin_conns;
+		m.admin_opts.conn_count = &m.admin_conns;
 		warn_open_admin(m.cfg);
-		aopts.max_body = 64 * 1024;
-		aopts.idle_ms = 30000;
-		aopts.head_ms = 10000;
-		aopts.body_ms = 10000;
-		aopts.write_ms = 30000;
-		m.admin_server = sy_server_new(m.base, fd, &aopts,
+		m.admin_opts.max_body = 64 * 1024;
+		m.admin_opts.idle_ms = 30000;
+		m.admin_opts.head_ms = 10000;
+		m.admin_opts.body_ms = 10000;
+		m.admin_opts.write_ms = 30000;
+		m.admin_server = sy_server_new(m.base, fd, &m.admin_opts,
 		    sy_admin_handle, &m.admin);
 	}
 	m.probes = sy_probes_start(m.base, m.cfg);
