@@ -340,14 +340,16 @@ job_prepare(struct sim_job *job, struct sim_error *err)
 	return (0);
 }
 
-/* Stops watching for the client and forgets the connection's close hook. */
+/*
+ * Stops watching for the client and forgets the connection's close hook,
+ * unless the stream's writer still has bytes for it (sim_write_unwatch
+ * ends the watch then): a client gone meanwhile must still end the job.
+ */
 static void
 job_detach(struct sim_job *job)
 {
-	if (job->watch != NULL) {
-		event_free(job->watch);
-		job->watch = NULL;
-	}
+	if (job->w_req == NULL)
+		sim_write_unwatch(job);
 	if (job->evcon != NULL && !job->dropping && job->w_req == NULL)
 		evhttp_connection_set_closecb(job->evcon, NULL, NULL);
 }
@@ -651,19 +653,32 @@ job_stalled(evutil_socket_t fd, short what, void *arg)
 	sim_engine_submit(arg);
 }
 
+/*
+ * Watches job's client for going away (the close hook and a read watch on
+ * its socket), unless it is watched already.
+ */
+void
+sim_job_watch(struct sim_job *job)
+{
+	struct bufferevent	*bev;
+
+	if (job->watch != NULL || job->evcon == NULL)
+		return;
+	evhttp_connection_set_closecb(job->evcon, job_closed, job);
+	bev = evhttp_connection_get_bufferevent(job->evcon);
+	job->watch = event_new(job->r->base, bufferevent_getfd(bev), EV_READ,
+	    job_watch, job);
+	event_add(job->watch, NULL);
+}
+
 /* Sets job up to live past this callback: close hook, watch, stall. */
 static void
 job_start_async(struct sim_job *job)
 {
 	struct sim_replica	*r = job->r;
-	struct bufferevent	*bev;
 	struct timeval		 tv;
 
-	evhttp_connection_set_closecb(job->evcon, job_closed, job);
-	bev = evhttp_connection_get_bufferevent(job->evcon);
-	job->watch = event_new(r->base, bufferevent_getfd(bev), EV_READ,
-	    job_watch, job);
-	event_add(job->watch, NULL);
+	sim_job_watch(job);
 	if (job->fault.stall_us == 0) {
 		sim_engine_submit(job);
 		return;

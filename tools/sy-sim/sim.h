@@ -387,6 +387,8 @@ void	 sim_write_begin(struct sim_job *, struct evhttp_request *);
 void	 sim_write_send(struct sim_job *, struct evbuffer *);
 void	 sim_write_end(struct sim_job *, enum sim_wend);
 void	 sim_write_abort(struct sim_job *);
+void	 sim_write_unwatch(struct sim_job *);
+void	 sim_job_watch(struct sim_job *);
 
 void	 sim_job_handle(struct sim_replica *, struct evhttp_request *,
 	     const struct sim_proto *, const struct sim_route *, uint64_t);

@@ -213,6 +213,7 @@ wq_pump(struct sim_job *job)
 	job->w_head = job->w_n = 0;
 	if (job->w_end == SIM_WEND_NONE)
 		return;
+	sim_write_unwatch(job);
 	if (job->w_end == SIM_WEND_DROP)
 		evtimer_add(job->timer, &now);
 	else {
@@ -237,6 +238,7 @@ sim_write_begin(struct sim_job *job, struct evhttp_request *req)
 	job->w_rng = sim_mix64(job->r->seed ^ (job->id * 0x9e3779b97f4a7c15ULL)
 	    ^ (uint64_t)job->r->index << 48);
 	sim_job_ref(job);
+	sim_job_watch(job);
 }
 
 /* Queues the stream bytes in out (emptied) for job's socket. */
@@ -264,12 +266,29 @@ sim_write_end(struct sim_job *job, enum sim_wend how)
 	wq_pump(job);
 }
 
+/* Stops watching job's client socket for its going away. */
+void
+sim_write_unwatch(struct sim_job *job)
+{
+	if (job->watch != NULL) {
+		event_free(job->watch);
+		job->watch = NULL;
+	}
+}
+
 /* The connection of job is gone: forgets the queue and the request. */
 void
 sim_write_abort(struct sim_job *job)
 {
+	sim_write_unwatch(job);
 	if (job->w_req == NULL)
 		return;
+	/* A request evhttp detached from its failed connection is ours. */
+	if (evhttp_request_get_connection(job->w_req) == NULL) {
+		if (job->req == job->w_req)
+			job->req = NULL;
+		evhttp_request_free(job->w_req);
+	}
 	job->w_req = NULL;
 	job->w_busy = 0;
 	job->w_head = job->w_n = 0;
