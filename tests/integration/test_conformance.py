@@ -30,7 +30,7 @@ ERROR_AFTER = 2			# tokens before a mid-stream error or a drop
 # client APIs it serves).  Tool calls: sy-sim's OpenAI protocol answers
 # them (TOOLS), its Anthropic, TGI and Ollama protocols do not.  TGI's whole answers carry no prompt token count
 # (switchyard asks for no decoder_input_details): see WHOLE_WITHOUT_PROMPT.
-ALL_CLIENTS = ("chat", "completions", "messages")
+ALL_CLIENTS = ("chat", "completions", "messages", "responses")
 BACKENDS = [
     ("llama_cpp", "openai", "llama.cpp", "/v1", ALL_CLIENTS),
     ("vllm", "openai", "vllm", "/v1", ALL_CLIENTS),
@@ -45,7 +45,7 @@ TOOLS = {"llama_cpp", "vllm", "openai", "sglang"}
 # The prompt cache keeps whole answers from streams of text only: a
 # streamed tool call is not stored (a miss next time, never a wrong hit).
 STREAMS_CACHED = {"answer"}
-TOOL_CLIENTS = ("chat", "messages")
+TOOL_CLIENTS = ("chat", "messages", "responses")
 PATTERNS = ("per_event", "coalesced", "split")
 # Faults of a replica, by the outcome they make.
 FAULTS = {
@@ -63,7 +63,7 @@ CASES = [("whole", "answer"), ("whole", "backend_drop"),
          ("streamed", "backend_drop"), ("streamed", "client_disconnect"),
          ("whole", "tool_call"), ("streamed", "tool_call")]
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions",
-         "messages": "/v1/messages"}
+         "messages": "/v1/messages", "responses": "/v1/responses"}
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
 
 
@@ -119,17 +119,21 @@ def setUpModule():
 def body_of(client, model, prompt, stream, tool=False):
     if client == "completions":
         b = {"model": model, "prompt": prompt, "max_tokens": TOKENS, "temperature": 0}
+    elif client == "responses":
+        b = {"model": model, "input": prompt, "max_output_tokens": TOKENS, "temperature": 0}
     else:
         b = {"model": model, "max_tokens": TOKENS, "temperature": 0,
              "messages": [{"role": "user", "content": prompt}]}
     schema = {"type": "object", "properties": {"q": {"type": "string"}}}
     if tool and client == "chat":
         b["tools"] = [{"type": "function", "function": {"name": "lookup", "parameters": schema}}]
+    elif tool and client == "responses":
+        b["tools"] = [{"type": "function", "name": "lookup", "parameters": schema}]
     elif tool:
         b["tools"] = [{"name": "lookup", "description": "Looks q up.", "input_schema": schema}]
     if stream:
         b["stream"] = True
-        if client != "messages":
+        if client in ("chat", "completions"):
             b["stream_options"] = {"include_usage": True}
     return b
 
@@ -140,6 +144,21 @@ def anthropic_prompt(usage):
     if usage["input_tokens"] is None:
         return None
     return usage["input_tokens"] + (usage.get("cache_read_input_tokens") or 0)
+
+
+def response_output(self, j, tool):
+    """(text, status) of a Responses object; the text of a tool call is its
+    argument q."""
+    self.assertEqual(j["object"], "response")
+    if tool:
+        calls = [o for o in j["output"] if o["type"] == "function_call"]
+        self.assertEqual([c["name"] for c in calls], ["lookup"], j["output"])
+        self.assertTrue(calls[0]["call_id"])
+        self.assertEqual(j["status"], "completed")
+        return json.loads(calls[0]["arguments"])["q"]
+    self.assertIn(j["status"], ("completed", "incomplete"), j)
+    return "".join(c["text"] for o in j["output"] if o["type"] == "message"
+                   for c in o["content"] if c["type"] == "output_text")
 
 
 def sim_tokens(port):
@@ -178,6 +197,9 @@ class Case(unittest.TestCase):
                 self.assertIn(j["stop_reason"], ("end_turn", "max_tokens"))
                 text = "".join(c["text"] for c in j["content"] if c["type"] == "text")
             return text, anthropic_prompt(j["usage"]), j["usage"]["output_tokens"]
+        if client == "responses":
+            text = response_output(self, j, tool)
+            return text, j["usage"]["input_tokens"], j["usage"]["output_tokens"]
         choice = j["choices"][0]
         if tool:
             self.assertEqual(choice["finish_reason"], "tool_calls")
@@ -215,6 +237,23 @@ class Case(unittest.TestCase):
                           ("tool_use",) if tool else ("end_turn", "max_tokens"))
             usage = dict(start_usage, **{k: v for k, v in delta["usage"].items() if v is not None})
             return text, anthropic_prompt(usage), delta["usage"]["output_tokens"]
+        if client == "responses":
+            data = [json.loads(e["data"]) for e in events]
+            names = [d["type"] for d in data]
+            self.assertEqual(names[0], "response.created")
+            self.assertIn(names[-1], ("response.completed", "response.incomplete"), names[-3:])
+            self.assertNotIn("error", names)
+            self.assertEqual([d["sequence_number"] for d in data], list(range(len(data))))
+            final = data[-1]["response"]
+            text = response_output(self, final, tool)
+            if tool:
+                args = "".join(d["delta"] for d in data
+                               if d["type"] == "response.function_call_arguments.delta")
+                self.assertEqual(json.loads(args)["q"], text)
+            else:
+                self.assertEqual("".join(d["delta"] for d in data
+                                         if d["type"] == "response.output_text.delta"), text)
+            return text, final["usage"]["input_tokens"], final["usage"]["output_tokens"]
         self.assertEqual(events[-1]["data"], "[DONE]")
         chunks = [json.loads(e["data"]) for e in events[:-1]]
         text, args, names, finish, usage = "", "", [], None, None
@@ -254,7 +293,13 @@ class Case(unittest.TestCase):
             self.assertTrue(j["error"]["message"])
             return
         events = harness.parse_sse(r.body)
-        if client == "messages":
+        if client == "responses":
+            last = json.loads(events[-1]["data"])
+            self.assertIn(last["type"], ("response.failed", "error"), r.body[-400:])
+            self.assertNotIn("response.completed", [json.loads(e["data"])["type"] for e in events])
+            err = last["response"]["error"] if last["type"] == "response.failed" else last
+            self.assertTrue(err["message"], r.body[-400:])
+        elif client == "messages":
             self.assertEqual(events[-1]["event"], "error", r.body[-400:])
             self.assertNotIn("message_stop", [e["event"] for e in events])
             self.assertTrue(json.loads(events[-1]["data"])["error"]["message"])
@@ -290,7 +335,8 @@ class Case(unittest.TestCase):
                 if not streamed and dialect in WHOLE_WITHOUT_PROMPT:
                     backend = (None, backend[1])	# not reported
                 # an Anthropic client's input_tokens is a number, 0 if unknown
-                client_sees = (0, backend[1]) if client == "messages" and backend[0] is None \
+                client_sees = (0, backend[1]) if client in ("messages", "responses") \
+                    and backend[0] is None \
                     else backend
                 self.assertEqual((prompt_n, completion_n), client_sees)
                 self.assertEqual((line["status"], line["error"]), (200, None), line)
