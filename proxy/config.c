@@ -1394,6 +1394,11 @@ static const struct sy_conf_row root_rows[] = {
 	{ .name = "access_log_flush_ms", .type = SY_CONF_MS,
 	  .offset = AT(sy_config, access_log_flush_ms), .max = 60000,
 	  .doc = "0: each line at once; else gathered, written within" },
+	{ .name = "accounting_interval_ms", .type = SY_CONF_MS,
+	  .offset = AT(sy_config, accounting_interval_ms), .def.u = 10000,
+	  .min = 100, .max = 3600000,
+	  .doc = "interval over which a self-hosted endpoint's cost is "
+	  "spread" },
 	{ .name = "timeouts", .type = SY_CONF_OBJECT,
 	  .offset = AT(sy_config, timeouts), .table = &sy_timeouts_table,
 	  .doc = "timeouts of clients and backends" },

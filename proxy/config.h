@@ -250,6 +250,7 @@ struct sy_config {
 	char *access_log;		/* path, "stdout", or "off" */
 	unsigned access_log_flush_ms;	/* 0: each line written at once; else
 					   gathered per worker, written within */
+	unsigned accounting_interval_ms; /* self-hosted cost's interval */
 	struct sy_timeouts timeouts;
 	struct sy_limits limits;
 	struct sy_endpoint *endpoints;

@@ -20,6 +20,7 @@ sy_endstats_init(struct sy_endpoint_stats *st, const char *name)
 	st->name = (char *)name;
 	atomic_init(&st->refs, 1);
 	atomic_init(&st->in_flight, 0);
+	atomic_flag_clear(&st->busy_lock);
 	atomic_init(&st->scraped_running, -1);
 	atomic_init(&st->scraped_waiting, -1);
 	atomic_init(&st->scraped_kv_permille, -1);
@@ -88,6 +89,57 @@ sy_endstats_release(struct sy_endpoint_stats *st)
 		free(st);
 	}
 	pthread_mutex_unlock(&stats_lock);
+}
+
+/* Holds st's busy lock: a few instructions under it, never a call. */
+static void
+busy_lock(struct sy_endpoint_stats *st)
+{
+	while (atomic_flag_test_and_set_explicit(&st->busy_lock,
+	    memory_order_acquire))
+		;
+}
+
+static void
+busy_unlock(struct sy_endpoint_stats *st)
+{
+	atomic_flag_clear_explicit(&st->busy_lock, memory_order_release);
+}
+
+long
+sy_endstats_enter(struct sy_endpoint_stats *st, uint64_t now_us)
+{
+	long before;
+
+	busy_lock(st);
+	before = atomic_fetch_add(&st->in_flight, 1);
+	if (before == 0)
+		st->busy_since_us = now_us;
+	busy_unlock(st);
+	return before;
+}
+
+void
+sy_endstats_leave(struct sy_endpoint_stats *st, uint64_t now_us)
+{
+	busy_lock(st);
+	if (atomic_fetch_sub(&st->in_flight, 1) == 1 &&
+	    now_us > st->busy_since_us)
+		st->busy_total_us += now_us - st->busy_since_us;
+	busy_unlock(st);
+}
+
+uint64_t
+sy_endstats_busy_us(struct sy_endpoint_stats *st, uint64_t now_us)
+{
+	uint64_t busy;
+
+	busy_lock(st);
+	busy = st->busy_total_us;
+	if (atomic_load(&st->in_flight) > 0 && now_us > st->busy_since_us)
+		busy += now_us - st->busy_since_us;
+	busy_unlock(st);
+	return busy;
 }
 
 void *

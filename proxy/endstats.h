@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Learning states a policy may keep in one endpoint's stats, and their size. */
 #define SY_ENDSTATS_SLOTS	4
@@ -19,6 +20,12 @@ struct sy_endpoint_stats {
 	char *name;
 	atomic_int refs;
 	atomic_long in_flight;		/* requests in flight, all workers */
+
+	/* Busy time, the time with a request in flight, over every worker
+	   (sy_endstats_enter and _leave keep it, under busy_lock). */
+	atomic_flag busy_lock;
+	uint64_t busy_since_us;		/* when in_flight last left 0 */
+	uint64_t busy_total_us;		/* busy time before that */
 
 	/* Load read from the endpoint's own /metrics by the probe; -1
 	   while unknown.  kv_permille is KV-cache usage × 1000. */
@@ -54,6 +61,22 @@ void sy_endstats_release(struct sy_endpoint_stats *st);
 
 /* Gives st (any memory) the state of fresh stats called name (borrowed). */
 void sy_endstats_init(struct sy_endpoint_stats *st, const char *name);
+
+/*
+ * Takes one of st's in-flight slots at now_us (monotonic µs), starting
+ * its busy time when none was taken.  Returns the slots taken before.
+ * Thread safe.
+ */
+long sy_endstats_enter(struct sy_endpoint_stats *st, uint64_t now_us);
+
+/* Gives back one of st's in-flight slots at now_us; thread safe. */
+void sy_endstats_leave(struct sy_endpoint_stats *st, uint64_t now_us);
+
+/*
+ * µs st has had a request in flight, since its stats were made, up to
+ * now_us: the union over every worker's requests.  Thread safe.
+ */
+uint64_t sy_endstats_busy_us(struct sy_endpoint_stats *st, uint64_t now_us);
 
 /*
  * The learning state of owner (a policy's address) in st: size bytes

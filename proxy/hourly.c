@@ -27,6 +27,7 @@ struct endpoint {
 	int64_t charged_nusd;		/* what they came to, rounded */
 	double busy_seen;		/* busy seconds charged so far */
 	double busy_reported;		/* reported since the last close */
+	int busy_fresh;			/* whether anything was */
 	double usd_per_unit;		/* last interval with tokens; -1: none */
 	struct sy_hourly_sums sums;
 };
@@ -246,11 +247,16 @@ sy_hourly_close(struct sy_hourly *h, uint64_t now_us)
 				last = j;
 			}
 		}
-		busy = ep->busy_reported > ep->busy_seen ?
-		    ep->busy_reported - ep->busy_seen : 0;
-		if (busy > 0)
+		/* A total below the last one: the endpoint's stats are new
+		   (it left the config and came back), counting from 0. */
+		busy = 0;
+		if (ep->busy_fresh) {
+			busy = ep->busy_reported > ep->busy_seen ?
+			    ep->busy_reported - ep->busy_seen : 0;
 			ep->busy_seen = ep->busy_reported;
+		}
 		ep->busy_reported = 0;
+		ep->busy_fresh = 0;
 		if (busy > secs)
 			busy = secs;
 		mj = (int64_t)llround(ep->rate.watts * secs * 1e3 *
@@ -301,8 +307,10 @@ sy_hourly_report_busy(struct sy_hourly *h, const char *endpoint,
 {
 	size_t i = find_endpoint(h, endpoint);
 
-	if (i < h->neps)
+	if (i < h->neps) {
 		h->eps[i].busy_reported += seconds;
+		h->eps[i].busy_fresh = 1;
+	}
 }
 
 size_t
@@ -364,37 +372,6 @@ count_find(struct sy_hourly_counts *c, const char *endpoint,
 	return NULL;
 }
 
-/*
- * Adds to c's busy time of endpoint the part of [now - upstream, now] not
- * yet counted (requests end about in the order they started).
- */
-static void
-count_busy(struct sy_hourly_counts *c, const char *endpoint,
-    uint64_t upstream_us, uint64_t now_us)
-{
-	struct sy_hourly_busy *b;
-	uint64_t start = now_us > upstream_us ? now_us - upstream_us : 0;
-
-	for (b = atomic_load_explicit(&c->busy, memory_order_acquire);
-	    b != NULL && strcmp(b->endpoint, endpoint) != 0; b = b->next)
-		;
-	if (b == NULL) {
-		b = sy_xcalloc(1, sizeof *b);
-		b->endpoint = sy_xstrdup(endpoint);
-		atomic_init(&b->busy_s, 0.0);
-		b->next = atomic_load_explicit(&c->busy, memory_order_relaxed);
-		atomic_store_explicit(&c->busy, b, memory_order_release);
-	}
-	if (start < b->busy_until_us)
-		start = b->busy_until_us;
-	if (now_us <= start)
-		return;
-	b->busy_until_us = now_us;
-	atomic_store_explicit(&b->busy_s, atomic_load_explicit(&b->busy_s,
-	    memory_order_relaxed) + (double)(now_us - start) / 1e6,
-	    memory_order_relaxed);
-}
-
 void
 sy_hourly_count(struct sy_hourly_counts *c, const struct sy_record *r,
     uint64_t now_us)
@@ -424,14 +401,12 @@ sy_hourly_count(struct sy_hourly_counts *c, const struct sy_record *r,
 	}
 	atomic_store_explicit(&n->units, atomic_load_explicit(&n->units,
 	    memory_order_relaxed) + units, memory_order_relaxed);
-	count_busy(c, r->endpoint, r->upstream_us, now_us);
 }
 
 void
 sy_hourly_counts_free(struct sy_hourly_counts *c)
 {
 	struct sy_hourly_count *n, *next;
-	struct sy_hourly_busy *b, *bnext;
 
 	for (n = atomic_load(&c->head); n != NULL; n = next) {
 		next = n->next;
@@ -443,12 +418,6 @@ sy_hourly_counts_free(struct sy_hourly_counts *c)
 		free(n);
 	}
 	atomic_store(&c->head, NULL);
-	for (b = atomic_load(&c->busy); b != NULL; b = bnext) {
-		bnext = b->next;
-		free(b->endpoint);
-		free(b);
-	}
-	atomic_store(&c->busy, NULL);
 }
 
 void
@@ -457,6 +426,15 @@ sy_hourly_meter_init(struct sy_hourly_meter *m)
 	pthread_mutex_init(&m->lock, NULL);
 	m->h = sy_hourly_new();
 	atomic_init(&m->next_close_us, 0);
+	atomic_init(&m->interval_us, SY_HOURLY_INTERVAL_US);
+}
+
+void
+sy_hourly_meter_set_interval(struct sy_hourly_meter *m, uint64_t interval_us)
+{
+	if (interval_us > 0)
+		atomic_store_explicit(&m->interval_us, interval_us,
+		    memory_order_relaxed);
 }
 
 void
@@ -475,10 +453,28 @@ sy_hourly_meter_due(struct sy_hourly_meter *m, uint64_t now_us)
 	/* The first interval ends one interval after the first request. */
 	if (next == 0) {
 		atomic_compare_exchange_strong(&m->next_close_us, &next,
-		    now_us + SY_HOURLY_INTERVAL_US);
+		    now_us + atomic_load_explicit(&m->interval_us,
+		    memory_order_relaxed));
 		return 0;
 	}
 	return now_us >= next;
+}
+
+/* A count of endpoint with its stats, of any of the n workers, or NULL. */
+static struct sy_hourly_count *
+count_of(struct sy_hourly_counts *(*counts)(void *arg, unsigned i),
+    unsigned n, void *arg, const char *endpoint)
+{
+	struct sy_hourly_count *c;
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		for (c = atomic_load_explicit(&counts(arg, i)->head,
+		    memory_order_acquire); c != NULL; c = c->next)
+			if (c->stats != NULL &&
+			    strcmp(c->endpoint, endpoint) == 0)
+				return c;
+	return NULL;
 }
 
 void
@@ -487,7 +483,6 @@ sy_hourly_meter_close(struct sy_hourly_meter *m,
     void *arg, uint64_t now_us, int wait)
 {
 	struct sy_hourly_count *c;
-	struct sy_hourly_busy *b;
 	unsigned i;
 	size_t k;
 
@@ -506,26 +501,23 @@ sy_hourly_meter_close(struct sy_hourly_meter *m,
 			    atomic_load_explicit(&c->units,
 			    memory_order_relaxed));
 		}
-	for (i = 0; i < n; i++)
-		for (b = atomic_load_explicit(&counts(arg, i)->busy,
-		    memory_order_acquire); b != NULL; b = b->next)
-			sy_hourly_report_busy(m->h, b->endpoint,
-			    atomic_load_explicit(&b->busy_s,
-			    memory_order_relaxed));
+	/* Busy time is the endpoint's, over every worker: read once. */
+	for (k = 0; k < m->h->neps; k++)
+		if ((c = count_of(counts, n, arg, m->h->eps[k].name)) !=
+		    NULL)
+			sy_hourly_report_busy(m->h, c->endpoint,
+			    (double)sy_endstats_busy_us(c->stats, now_us) / 1e6);
 	if (m->h->neps > 0) {
 		sy_hourly_close(m->h, now_us);
 		atomic_store_explicit(&m->next_close_us, now_us +
-		    SY_HOURLY_INTERVAL_US, memory_order_relaxed);
+		    atomic_load_explicit(&m->interval_us, memory_order_relaxed),
+		    memory_order_relaxed);
 	}
-	/* Every endpoint's rate, through any count's stats of it. */
+	/* Every endpoint's rate, through its stats. */
 	for (k = 0; k < m->h->neps; k++)
-		for (i = 0; i < n; i++)
-			for (c = atomic_load_explicit(&counts(arg, i)->head,
-			    memory_order_acquire); c != NULL; c = c->next)
-				if (c->stats != NULL &&
-				    strcmp(c->endpoint, m->h->eps[k].name) == 0)
-					sy_hourly_publish(c->stats,
-					    m->h->eps[k].usd_per_unit);
+		if ((c = count_of(counts, n, arg, m->h->eps[k].name)) !=
+		    NULL)
+			sy_hourly_publish(c->stats, m->h->eps[k].usd_per_unit);
 	if (!wait)
 		pthread_mutex_unlock(&m->lock);
 }

@@ -98,9 +98,10 @@ void sy_hourly_report(struct sy_hourly *h, const char *endpoint,
     const char *route, const char *model, double units);
 
 /*
- * Reports that endpoint has been busy (a request in flight) for seconds
- * in all so far, as one of several counters sees it (summed like units;
- * an interval's busy time is at most its length).
+ * Reports that endpoint has been busy (a request in flight on any
+ * worker) for seconds in all so far; sy_hourly_close charges the gain
+ * since the last close (at most the interval's length), and several
+ * reports before one close are summed.
  */
 void sy_hourly_report_busy(struct sy_hourly *h, const char *endpoint,
     double seconds);
@@ -139,19 +140,8 @@ void sy_hourly_share_sums(const struct sy_hourly *h, size_t i,
 
 /* ==== Counting and metering, for the metrics ==== */
 
-/* Seconds of an accounting interval when requests keep coming. */
+/* µs of an accounting interval when requests keep coming, by default. */
 #define SY_HOURLY_INTERVAL_US 10000000ULL
-
-/*
- * One worker's busy time of one endpoint: the union of the times its
- * requests were upstream, as they end.
- */
-struct sy_hourly_busy {
-	struct sy_hourly_busy *next;
-	char *endpoint;
-	uint64_t busy_until_us;		/* end of the union so far */
-	_Atomic double busy_s;		/* in all; only the worker writes */
-};
 
 /* One worker's units of one (endpoint, route, model) share. */
 struct sy_hourly_count {
@@ -169,7 +159,6 @@ struct sy_hourly_count {
  */
 struct sy_hourly_counts {
 	_Atomic(struct sy_hourly_count *) head;
-	_Atomic(struct sy_hourly_busy *) busy;
 };
 
 /*
@@ -187,10 +176,15 @@ struct sy_hourly_meter {
 	pthread_mutex_t lock;
 	struct sy_hourly *h;
 	atomic_ullong next_close_us;
+	atomic_ullong interval_us;	/* SY_HOURLY_INTERVAL_US by default */
 };
 
 /* Initialises m (nothing accounted yet). */
 void sy_hourly_meter_init(struct sy_hourly_meter *m);
+
+/* Sets m's interval (µs > 0) from the next one on; any thread. */
+void sy_hourly_meter_set_interval(struct sy_hourly_meter *m,
+    uint64_t interval_us);
 
 /* Frees what m holds. */
 void sy_hourly_meter_free(struct sy_hourly_meter *m);
@@ -204,6 +198,7 @@ int sy_hourly_meter_due(struct sy_hourly_meter *m, uint64_t now_us);
 /*
  * Closes m's interval at now_us over the counts of n workers (counts(arg,
  * i) is worker i's): declares the endpoints seen, reports every count,
+ * reports each endpoint's busy time from its stats (sy_endstats_busy_us),
  * closes, publishes each endpoint's rate.  With wait 0 it gives up when
  * another thread is closing, and returns unlocked; with wait 1 it returns
  * with m->lock held, for the caller to read m->h and then unlock.

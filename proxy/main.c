@@ -108,6 +108,8 @@ reload(void *arg, char **err)
 		m->admin_opts.max_conns = next->admin_api.max_connections;
 		sy_server_set_opts(m->admin_server, &m->admin_opts);
 	}
+	sy_metrics_set_accounting_interval(m->rt.metrics,
+	    next->accounting_interval_ms);
 	sy_probes_stop(m->probes);
 	m->probes = sy_probes_start(m->base, next);
 	sy_config_unref(m->cfg);
@@ -335,6 +337,8 @@ main(int argc, char **argv)
 	if (m.nworkers == 0)
 		m.nworkers = 1;
 	m.rt.metrics = sy_metrics_new(m.nworkers);
+	sy_metrics_set_accounting_interval(m.rt.metrics,
+	    m.cfg->accounting_interval_ms);
 	redis_conf(m.cfg, &m.rt.redis);
 	m.rt.cache = sy_cache_new(&m.cfg->cache, &m.rt.redis_stats);
 	atomic_init(&m.rt.conns, 0);

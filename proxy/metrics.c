@@ -1203,6 +1203,12 @@ hourly_json(struct sy_metrics *m, const struct snapshot *snap)
 }
 
 void
+sy_metrics_set_accounting_interval(struct sy_metrics *m, unsigned interval_ms)
+{
+	sy_hourly_meter_set_interval(&m->hourly, (uint64_t)interval_ms * 1000);
+}
+
+void
 sy_metrics_set_conns(struct sy_metrics *m, atomic_uint *conns)
 {
 	m->conns = conns;

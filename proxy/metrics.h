@@ -23,6 +23,13 @@ struct sy_metrics *sy_metrics_new(unsigned nshards);
  */
 void sy_metrics_set_conns(struct sy_metrics *m, atomic_uint *conns);
 
+/*
+ * Sets the length of m's self-hosted accounting intervals, from the next
+ * one on (see hourly.h); any thread.
+ */
+void sy_metrics_set_accounting_interval(struct sy_metrics *m,
+    unsigned interval_ms);
+
 /* Frees m and its shards (after every worker stopped). */
 void sy_metrics_free(struct sy_metrics *m);
 

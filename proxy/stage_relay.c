@@ -403,7 +403,7 @@ relay_enter(struct sy_exchange *x)
 	if (ep->kind->encode(req, enc, encoded, &up, &err) != 0) {
 		evbuffer_free(encoded);
 		/* Not a try: the endpoint's slot goes back untold. */
-		atomic_fetch_sub(&ep->stats->in_flight, 1);
+		sy_endstats_leave(ep->stats, sy_now_us());
 		x->tries.counted = 0;
 		sy_exchange_fail(x, 400, "invalid_request_error", NULL, err,
 		    NULL);

@@ -122,7 +122,7 @@ sy_tries_done(struct sy_exchange *x)
 		return;
 	x->tries.counted = 0;
 	req->upstream_us += took;
-	atomic_fetch_sub(&req->endpoint->stats->in_flight, 1);
+	sy_endstats_leave(req->endpoint->stats, sy_now_us());
 	if (req->route->policy->observe != NULL)
 		req->route->policy->observe(req->pool->policy_state,
 		    req->endpoint, &outcome);
@@ -155,10 +155,10 @@ pick_endpoint(struct sy_req *req)
 	req->pick_words[0] = '\0';
 	while ((ep = policy->pick(req->pool->policy_state, req->pool, req,
 	    &req->pick_reason)) != NULL) {
-		before = atomic_fetch_add(&ep->stats->in_flight, 1);
+		before = sy_endstats_enter(ep->stats, sy_now_us());
 		if (ep->max_concurrency == 0 || before < (long)ep->max_concurrency)
 			break;
-		atomic_fetch_sub(&ep->stats->in_flight, 1);
+		sy_endstats_leave(ep->stats, sy_now_us());
 		if (req->ntried == SY_MAX_TRIES) {
 			ep = NULL;
 			break;

@@ -691,6 +691,81 @@ class BackendHourlyCost(unittest.TestCase):
         self.assertIn("cost_per_hour", err)
 
 
+class BusyTime(unittest.TestCase):
+    """An endpoint's busy time is the time it has a request in flight on
+    any worker: requests at once on two workers count once, and an
+    accounting interval of its own length closes on time."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="sy-busy-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        base = harness.free_ports(3)
+        self.port, self.admin = base + 1, base + 2
+        self.log = os.path.join(self.dir, "access.log")
+        # About 20 decode steps of 20 ms: each request takes >= 0.4 s.
+        harness.start(self, [harness.binary("sy-sim"), "--port", str(base),
+                             "--decode-base-us", "20000", "--decode-per-seq-us", "0",
+                             "--output-tokens", "fixed:20", "--quiet",
+                             "--log-requests", "0"], port=base)
+        cfg = {"listen": "127.0.0.1:%d" % self.port, "admin": "127.0.0.1:%d" % self.admin,
+               "workers": 2, "access_log": self.log, "accounting_interval_ms": 500,
+               "backends": [{"name": "gpu0", "url": "http://127.0.0.1:%d/v1" % base,
+                             "cost_per_hour": 3.6, "power_watts": 1000}],
+               "routes": [{"name": "chat", "models": ["*"]}]}
+        path = os.path.join(self.dir, "switchyard.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        harness.start(self, [harness.binary("switchyard"), "-c", path], port=self.port)
+
+    def chat(self, i):
+        t = time.monotonic()
+        r = harness.post_json(self.port, "/v1/chat/completions", {
+            "model": "m", "messages": [{"role": "user", "content": "busy %d" % i}]})
+        self.assertEqual(r.status, 200, r.body)
+        return time.monotonic() - t
+
+    def busy(self):
+        body = harness.request(self.admin, "GET", "/metrics").body.decode()
+        for line in body.splitlines():
+            if line.startswith('switchyard_endpoint_busy_seconds_total{endpoint="gpu0"}'):
+                return float(line.rsplit(" ", 1)[1])
+        self.fail("no busy time of gpu0 in /metrics")
+
+    def test_requests_at_once_on_two_workers_are_busy_once(self):
+        self.chat(0)    # the endpoint's first interval starts
+        before = self.busy()
+        t0 = time.monotonic()
+        took = harness.concurrently([lambda i=i: self.chat(i) for i in range(1, 9)])
+        wall = time.monotonic() - t0
+        self.assertTrue(all(isinstance(t, float) for t in took), took)
+        busy = self.busy() - before
+        # At least the longest request; at most the burst's wall time
+        # (summed per worker it would come near twice that).
+        self.assertGreaterEqual(busy, 0.5 * max(took))
+        self.assertLessEqual(busy, wall + 0.01)
+
+    def test_an_interval_closes_at_its_configured_length(self):
+        # Nothing reads /metrics: only the interval's end gives a rate.
+        for i in range(2):
+            self.chat(i)
+        time.sleep(0.6)
+        for i in range(2, 4):
+            self.chat(i)
+        lines = []
+        deadline = time.monotonic() + 5
+        while len(lines) < 4 and time.monotonic() < deadline:
+            with open(self.log) as f:
+                lines = [json.loads(l) for l in f if l.strip()]
+            time.sleep(0.05)
+        self.assertEqual(len(lines), 4)
+        self.assertEqual([l["cost_source"] for l in lines], ["hourly"] * 4)
+        # Before the first interval closed, no rate; the last request
+        # was charged at the rate of the interval (0.5 s) that closed.
+        self.assertIsNone(lines[1]["cost_usd"])
+        self.assertIsNotNone(lines[3]["cost_usd"])
+        self.assertGreater(lines[3]["cost_usd"], 0)
+
+
 class GatewayTokenPace(unittest.TestCase):
     """Inter-token latency and time per output token, in the access log and
     per route and served model in /metrics and /admin/stats."""

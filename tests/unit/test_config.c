@@ -339,7 +339,8 @@ SY_TEST(comments_keep_error_positions)
 	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
 	    "}\n",
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
-	    "admin, admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "admin, admin_api, workers, access_log, access_log_flush_ms, "
+	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, "
 	    "prices, models, cache, redis, auth, tenancy, rate_limits, teams, "
 	    "keys, cors");
@@ -397,7 +398,8 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "\"http://127.0.0.1:9001\"}],\n"
 	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
 	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
-	    "admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "admin_api, workers, access_log, access_log_flush_ms, "
+	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
 	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors");
 }
@@ -615,7 +617,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
 	    "}\n",
 	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
-	    "admin_api, workers, access_log, access_log_flush_ms, timeouts, limits, "
+	    "admin_api, workers, access_log, access_log_flush_ms, "
+	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
 	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "

@@ -1,8 +1,11 @@
 /* Unit tests of the self-hosted cost model: intervals spread over tokens, idle time, weights, the cached discount, sums that add up. */
 #include <math.h>
+#include <pthread.h>
 
+#include "endstats.h"
 #include "hourly.h"
 #include "record.h"
+#include "util.h"
 #include "sy_test.h"
 
 #define S 1000000ULL		/* one second in µs */
@@ -122,7 +125,7 @@ SY_TEST(energy_follows_the_busy_share_of_an_interval)
 
 	sy_hourly_endpoint(h, "gpu0", &rate36, 0);
 	sy_hourly_report(h, "gpu0", "chat", "m", 10);
-	sy_hourly_report_busy(h, "gpu0", 1.5);	/* two workers: 4 s busy */
+	sy_hourly_report_busy(h, "gpu0", 1.5);	/* summed before a close: 4 s */
 	sy_hourly_report_busy(h, "gpu0", 2.5);
 	sy_hourly_close(h, 10 * S);
 	e = ep_sums(h, 0);
@@ -232,6 +235,57 @@ SY_TEST(a_new_endpoint_has_no_rate_until_it_serves)
 	sy_hourly_free(h);
 }
 
+SY_TEST(busy_time_is_the_union_over_every_worker)
+{
+	struct sy_endpoint_stats st;
+
+	sy_endstats_init(&st, "gpu0");
+	/* Worker A from 0 to 5 s, worker B from 2 to 8 s: 8 s, not 11. */
+	SY_CHECK(sy_endstats_enter(&st, 0) == 0);
+	SY_CHECK(sy_endstats_enter(&st, 2 * S) == 1);
+	SY_CHECK(sy_endstats_busy_us(&st, 4 * S) == 4 * S);
+	sy_endstats_leave(&st, 5 * S);
+	sy_endstats_leave(&st, 8 * S);
+	SY_CHECK(sy_endstats_busy_us(&st, 9 * S) == 8 * S);
+	/* Idle from 8 to 10 s, then one second more. */
+	sy_endstats_enter(&st, 10 * S);
+	sy_endstats_leave(&st, 11 * S);
+	SY_CHECK(sy_endstats_busy_us(&st, 20 * S) == 9 * S);
+	SY_CHECK(atomic_load(&st.in_flight) == 0);
+}
+
+/* One thread's requests on st, one after another, on the real clock. */
+static void *
+worker_requests(void *arg)
+{
+	struct sy_endpoint_stats *st = arg;
+	int i;
+
+	for (i = 0; i < 100000; i++) {
+		sy_endstats_enter(st, sy_now_us());
+		sy_endstats_leave(st, sy_now_us());
+	}
+	return NULL;
+}
+
+SY_TEST(busy_time_of_concurrent_workers_is_at_most_the_wall_time)
+{
+	struct sy_endpoint_stats st;
+	pthread_t a, b;
+	uint64_t t0, t1;
+
+	/* Summed per worker it would come near twice the wall time. */
+	sy_endstats_init(&st, "gpu0");
+	t0 = sy_now_us();
+	pthread_create(&a, NULL, worker_requests, &st);
+	pthread_create(&b, NULL, worker_requests, &st);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	t1 = sy_now_us();
+	SY_CHECK(atomic_load(&st.in_flight) == 0);
+	SY_CHECK(sy_endstats_busy_us(&st, t1) <= t1 - t0);
+}
+
 int
 main(void)
 {
@@ -244,5 +298,7 @@ main(void)
 	SY_RUN(shares_and_idle_add_up_to_the_endpoint_exactly);
 	SY_RUN(each_endpoint_has_its_own_rate_and_interval);
 	SY_RUN(a_new_endpoint_has_no_rate_until_it_serves);
+	SY_RUN(busy_time_is_the_union_over_every_worker);
+	SY_RUN(busy_time_of_concurrent_workers_is_at_most_the_wall_time);
 	return sy_test_done();
 }
