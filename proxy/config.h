@@ -222,6 +222,7 @@ struct sy_limits {
 	unsigned max_connections;	/* client connections, all workers; default 4096 */
 	unsigned max_connections_per_peer;	/* from one address; 0: any */
 	size_t max_buffered_bytes;	/* whole answers held, all workers; 256 MiB */
+	unsigned max_inflate_ratio;	/* decoded/encoded body size; default 200 */
 };
 
 /* The process's prompt cache store: the memory L1 and Redis (startup only). */

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "exchange.h"
 #include "http1.h"
+#include "inflate.h"
 #include "models.h"
 #include "util.h"
 #include "worker.h"
@@ -184,6 +185,41 @@ get_path(struct sy_exchange *x, const char *path, enum sy_verdict *verdict)
 }
 
 /*
+ * Decodes a body sent with a Content-Encoding, in place, under the limits'
+ * size and ratio caps.  Returns 0, or -1 after setting the client's error
+ * (415 for another encoding, 413 past a cap, 400 for a corrupt body).
+ */
+static int
+decode_body(struct sy_exchange *x)
+{
+	const struct sy_limits *lim = &x->req.cfg->limits;
+
+	switch (sy_inflate_body(x->req.raw, sy_http1_header(x->req.head,
+	    "content-encoding"), lim->max_body_bytes, lim->max_inflate_ratio)) {
+	case SY_INFLATE_OK:
+		return 0;
+	case SY_INFLATE_UNSUPPORTED:
+		sy_exchange_fail(x, 415, "invalid_request_error",
+		    "unsupported_content_encoding", lim->max_inflate_ratio ?
+		    "Content-Encoding must be gzip, deflate or identity" :
+		    "encoded request bodies are not accepted (send identity)",
+		    NULL);
+		return -1;
+	case SY_INFLATE_TOO_LARGE:
+		sy_exchange_fail(x, 413, "invalid_request_error",
+		    "body_too_large", "decompressed request body is larger "
+		    "than the limit (max_body_bytes or max_inflate_ratio)",
+		    NULL);
+		return -1;
+	case SY_INFLATE_CORRUPT:
+		break;
+	}
+	sy_exchange_fail(x, 400, "invalid_request_error", "bad_request",
+	    "request body is not valid for its Content-Encoding", NULL);
+	return -1;
+}
+
+/*
  * POST /v1/messages/count_tokens: the gateway's estimate of the input
  * tokens of an Anthropic request, saying so in a header.
  */
@@ -201,6 +237,9 @@ count_tokens(struct sy_exchange *x)
 		return sy_exchange_fail(x, 405, "invalid_request_error",
 		    "method_not_allowed", "use POST for this path",
 		    "Allow: POST\r\n");
+	if (decode_body(x) != 0)
+		return SY_RESPOND;
+	len = evbuffer_get_length(body);
 	if (sy_count_tokens(x->client, len ? (const char *)evbuffer_pullup(body,
 	    -1) : "", len, &n, &err) != 0) {
 		sy_exchange_fail(x, 400, "invalid_request_error", NULL, err,
@@ -300,7 +339,7 @@ front_enter(struct sy_exchange *x)
 		    "method_not_allowed", "use POST for this path",
 		    "Allow: POST\r\n");
 	req->api = api;
-	if (to_canonical(x, body) != 0)
+	if (decode_body(x) != 0 || to_canonical(x, body) != 0)
 		return SY_RESPOND;
 	if (sy_req_parse(req, req->raw, req->cfg->limits.max_json_depth,
 	    &status, &err) != 0) {

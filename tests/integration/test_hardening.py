@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 import unittest
+import zlib
+import gzip
 
 import harness
 from test_stream_fidelity import Fleet, messages, per_event
@@ -384,6 +386,76 @@ class BackendRefusal(Fleet):
                     headers={"Authorization": "Bearer sk-theirs"})
         self.assertEqual(r.status, 401, r.body)
         self.assertIn(b"Incorrect API key", r.body)
+
+
+class CompressedBodies(Fleet):
+    """Bodies sent with Content-Encoding: decoded before anything reads
+    them, under a size and a ratio cap; errors in the client's own shape."""
+
+    def setUp(self):
+        self.gateway(whole(), top={"limits": {"max_body_bytes": 65536,
+                                              "max_inflate_ratio": 50}})
+
+    def send(self, data, encoding, path="/v1/chat/completions", headers=None):
+        h = {"Content-Type": "application/json", "Content-Encoding": encoding}
+        h.update(headers or {})
+        return harness.request(self.gw.port, "POST", path, data, h)
+
+    def test_gzip_and_deflate_bodies_reach_the_backend_decoded(self):
+        body = json.dumps(chat("hello from a gzip body", model="tiny-llama")).encode()
+        raw = zlib.compressobj(wbits=-15)
+        for enc, data in [("gzip", gzip.compress(body)), ("x-gzip", gzip.compress(body)),
+                          ("deflate", zlib.compress(body)),
+                          ("deflate", raw.compress(body) + raw.flush())]:
+            r = self.send(data, enc)
+            self.assertEqual(r.status, 200, (enc, r.body))
+            got = json.loads(self.backend.received[-1]["body"])
+            self.assertEqual(got["messages"][0]["content"], "hello from a gzip body")
+            self.assertNotIn("content-encoding", self.backend.received[-1]["headers"])
+        self.assertEqual([l["status"] for l in self.gw.log_lines(4)], [200] * 4)
+
+    def test_another_encoding_is_a_415(self):
+        r = self.send(b"\x1b\x00\x00", "br")
+        self.assertEqual(r.status, 415, r.body)
+        self.assertEqual(r.json()["error"]["code"], "unsupported_content_encoding")
+        self.assertEqual(self.gw.log_lines(1)[-1]["status"], 415)
+        self.assertEqual(self.backend.received, [])
+
+    def test_a_corrupt_or_cut_body_is_a_400(self):
+        good = gzip.compress(json.dumps(chat(model="tiny-llama")).encode())
+        for data in [b"not gzip at all", good[:len(good) // 2], good + b"trailing"]:
+            r = self.send(data, "gzip")
+            self.assertEqual(r.status, 400, (data, r.body))
+            self.assertIn("Content-Encoding", r.json()["error"]["message"])
+        self.assertEqual(self.backend.received, [])
+
+    def test_a_small_body_that_expands_past_the_ratio_or_the_size_is_a_413(self):
+        pad = "a" * 40000     # 40 kB of one letter: ~100 bytes gzipped, past 50x
+        bomb = gzip.compress(json.dumps(chat(pad, model="tiny-llama")).encode())
+        self.assertLess(len(bomb) * 50, 40000)
+        r = self.send(bomb, "gzip")
+        self.assertEqual(r.status, 413, r.body)
+        self.assertIn("max_inflate_ratio", r.json()["error"]["message"])
+        # Random text does not compress: past max_body_bytes once decoded.
+        big = json.dumps(chat(" ".join("%x" % (i * 2654435761 % 2**32) for i in range(9000)),
+                              model="tiny-llama")).encode()
+        self.assertGreater(len(big), 65536)
+        r = self.send(gzip.compress(big), "gzip")
+        self.assertEqual(r.status, 413, r.body)
+        self.assertEqual(self.backend.received, [])
+        # The connection's other requests are not disturbed.
+        self.assertEqual(self.send(gzip.compress(json.dumps(chat(model="tiny-llama")).encode()),
+                                   "gzip").status, 200)
+
+    def test_an_anthropic_client_gets_its_own_error_shape(self):
+        r = self.send(b"garbage", "gzip", "/v1/messages", {"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 400, r.body)
+        self.assertEqual(r.json()["type"], "error")
+        self.assertEqual(r.json()["error"]["type"], "invalid_request_error")
+        r = self.send(gzip.compress(json.dumps(messages()).encode()), "gzip",
+                      "/v1/messages/count_tokens", {"anthropic-version": "2023-06-01"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertGreater(r.json()["input_tokens"], 0)
 
 
 if __name__ == "__main__":

@@ -625,7 +625,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
 	    "client_header_ms, client_body_ms, keepalive_ms\n"
 	    "t.json:4:14: limits.max_body: unknown key \"max_body\"; known: "
-	    "max_body_bytes, max_json_depth, max_connections, max_connections_per_peer, max_buffered_bytes\n"
+	    "max_body_bytes, max_inflate_ratio, max_json_depth, max_connections, max_connections_per_peer, max_buffered_bytes\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
 	    "name, url, kind, models, weight, max_concurrency, cache_tokens, "
 	    "cost_per_hour, gpus, power_watts, idle_power_share, "
