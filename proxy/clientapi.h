@@ -118,15 +118,20 @@ json_t *sy_client_body(const char *text, size_t len, char **err);
 void sy_client_random_id(char *buf, size_t n, const char *prefix);
 
 /*
- * The gateway's estimate of the input tokens of a request in dialect's
- * shape (len bytes at text; the dialect must translate requests): its
- * canonical messages' texts, tool calls and tool definitions, by
- * sy_text_tokens, and a few tokens a message.  Returns 0 with *tokens
- * set, or -1 with *err malloc'd when the request is not valid.
- * (proxy/count_tokens.c)
+ * A request to count (len bytes at text, in dialect's shape; the dialect
+ * must translate requests) in canonical chat form, max_tokens supplied
+ * when it has none.  Returns the new tree (the caller owns it), or NULL
+ * with *err malloc'd when the request is not valid.  (proxy/count_tokens.c)
  */
-int sy_count_tokens(const struct sy_client_api *dialect, const char *text,
-    size_t len, int64_t *tokens, char **err);
+json_t *sy_count_canon(const struct sy_client_api *dialect, const char *text,
+    size_t len, char **err);
+
+/*
+ * The gateway's estimate of canon's input tokens: its messages' texts,
+ * tool calls and tool definitions, by sy_text_tokens, and a few tokens a
+ * message.  Borrows canon.
+ */
+int64_t sy_count_estimate(const json_t *canon);
 
 /* Writes the paths every dialect serves, comma separated, into buf. */
 void sy_client_api_paths(char *buf, size_t len);

@@ -19,6 +19,7 @@
 #include "policy.h"
 #include "redis.h"
 #include "req.h"
+#include "tokenize.h"
 #include "util.h"
 
 #define PATHLEN		SY_CONF_PATHLEN
@@ -509,6 +510,9 @@ static const struct sy_conf_row backend_rows[] = {
 	{ .name = "cache_tokens", .type = SY_CONF_UINT,
 	  .offset = AT(sy_endpoint, cache_tokens), .max = 1000000000,
 	  .doc = "tokens its prefix cache holds, for prefix_aware; 0: unknown" },
+	{ .name = "tokenize", .type = SY_CONF_WORD,
+	  .offset = AT(sy_endpoint, tokenize), .words = sy_tokenize_words,
+	  .doc = "its tokenizer, asked by count_tokens: none, vllm, llama.cpp" },
 	{ .name = "cost_per_hour", .type = SY_CONF_NUMBER,
 	  .offset = AT(sy_endpoint, hourly.hourly_usd), .lo = 0, .hi = DBL_MAX,
 	  .doc = "self-hosted: USD per hour of the endpoint (its GPUs, host, "

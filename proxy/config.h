@@ -76,6 +76,7 @@ struct sy_endpoint {
 	unsigned weight;		/* default 1; 0 takes no traffic */
 	unsigned max_concurrency;	/* 0: unlimited */
 	unsigned cache_tokens;		/* its prefix cache's size; 0: unknown */
+	unsigned tokenize;		/* enum sy_tokenizer: count_tokens asks it */
 	struct sy_price hourly;		/* self-hosted: cost_per_hour and power;
 					   hourly_usd 0: none */
 	unsigned gpus;			/* its GPUs, for per-GPU figures; 0: not said */

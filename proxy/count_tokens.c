@@ -40,28 +40,36 @@ json_tokens(const json_t *v)
 	return n;
 }
 
-int
-sy_count_tokens(const struct sy_client_api *dialect, const char *text,
-    size_t len, int64_t *tokens, char **err)
+json_t *
+sy_count_canon(const struct sy_client_api *dialect, const char *text,
+    size_t len, char **err)
 {
-	json_t *in, *canon, *m, *call, *fn;
-	size_t i, j;
-	int64_t n = 0;
+	json_t *in, *canon;
 	char *body;
 
 	/* A request to count has no max_tokens, which a dialect may need. */
 	if ((in = sy_client_body(text, len, err)) == NULL)
-		return -1;
+		return NULL;
 	if (json_object_get(in, "max_tokens") == NULL)
 		json_object_set_new(in, "max_tokens", json_integer(1));
 	body = json_dumps(in, JSON_COMPACT);
 	json_decref(in);
-	if (body == NULL)
-		return sy_fail(err, "request body could not be read");
+	if (body == NULL) {
+		sy_fail(err, "request body could not be read");
+		return NULL;
+	}
 	canon = dialect->request(body, strlen(body), err);
 	free(body);
-	if (canon == NULL)
-		return -1;
+	return canon;
+}
+
+int64_t
+sy_count_estimate(const json_t *canon)
+{
+	json_t *m, *call, *fn;
+	size_t i, j;
+	int64_t n = 0;
+
 	json_array_foreach(json_object_get(canon, "messages"), i, m) {
 		n += MESSAGE_TOKENS + text_tokens(json_object_get(m, "content"));
 		json_array_foreach(json_object_get(m, "tool_calls"), j, call) {
@@ -70,8 +78,5 @@ sy_count_tokens(const struct sy_client_api *dialect, const char *text,
 			    text_tokens(json_object_get(fn, "arguments"));
 		}
 	}
-	n += json_tokens(json_object_get(canon, "tools"));
-	json_decref(canon);
-	*tokens = n;
-	return 0;
+	return n + json_tokens(json_object_get(canon, "tools"));
 }

@@ -20,6 +20,7 @@ struct sy_cache_ctx;
 struct sy_batch;
 struct sy_batch_member;
 struct sy_models_ask;
+struct sy_tokenize_ask;
 struct sy_upstream_call;
 struct sy_keystore_op;
 struct sy_reservation;
@@ -82,6 +83,8 @@ struct sy_failure {
 struct sy_front_slice {
 	struct evbuffer *canon;		/* a translated request, canonical */
 	struct sy_models_ask *models;	/* GET /v1/models asking the backends */
+	struct sy_tokenize_ask *tokenize;	/* count_tokens asking a backend */
+	int64_t estimate;		/* count_tokens: the gateway's count */
 };
 
 /* auth: a dynamic key being looked up. */

@@ -11,6 +11,7 @@
 #include "http1.h"
 #include "inflate.h"
 #include "models.h"
+#include "tokenize.h"
 #include "util.h"
 #include "worker.h"
 
@@ -219,17 +220,52 @@ decode_body(struct sy_exchange *x)
 	return -1;
 }
 
+/* The count_tokens answer: tokens, counted by source ("backend", "estimate"). */
+static void
+count_reply(struct sy_exchange *x, int64_t tokens, const char *source)
+{
+	struct evbuffer *out = evbuffer_new();
+	char headers[64];
+
+	evbuffer_add_printf(out, "{\"input_tokens\":%lld}", (long long)tokens);
+	snprintf(headers, sizeof headers, "x-switchyard-token-count: %s\r\n",
+	    source);
+	sy_exchange_reply(x, 200, out, headers);
+	x->reply.native = 1;
+}
+
+/* The backend's tokenizer answered (sy_tokenize_start's callback). */
+static void
+counted(void *arg, int64_t tokens, const struct sy_endpoint *ep)
+{
+	struct sy_exchange *x = arg;
+	char msg[300];
+
+	x->front.tokenize = NULL;
+	if (tokens >= 0)
+		count_reply(x, tokens, "backend");
+	else {
+		snprintf(msg, sizeof msg, "tokenizer of %s did not answer: "
+		    "the estimate instead", ep->name);
+		sy_exchange_error(x, msg);
+		count_reply(x, x->front.estimate, "estimate");
+	}
+	sy_drive(x, SY_RESPOND);
+}
+
 /*
- * POST /v1/messages/count_tokens: the gateway's estimate of the input
- * tokens of an Anthropic request, saying so in a header.
+ * POST /v1/messages/count_tokens: the input tokens of an Anthropic
+ * request, counted by the tokenizer of a backend serving its model when
+ * one has one (the stage waits for it), else the gateway's estimate; a
+ * header says which.
  */
 static enum sy_verdict
 count_tokens(struct sy_exchange *x)
 {
-	struct evbuffer *body = x->req.raw, *out;
-	size_t len = evbuffer_get_length(body);
+	struct evbuffer *body = x->req.raw;
+	size_t len;
 	char *err = NULL;
-	int64_t n;
+	json_t *canon;
 
 	x->client = &sy_client_anthropic;
 	x->req.client_api = x->client->name;
@@ -240,17 +276,21 @@ count_tokens(struct sy_exchange *x)
 	if (decode_body(x) != 0)
 		return SY_RESPOND;
 	len = evbuffer_get_length(body);
-	if (sy_count_tokens(x->client, len ? (const char *)evbuffer_pullup(body,
-	    -1) : "", len, &n, &err) != 0) {
+	canon = sy_count_canon(x->client, len ? (const char *)evbuffer_pullup(
+	    body, -1) : "", len, &err);
+	if (canon == NULL) {
 		sy_exchange_fail(x, 400, "invalid_request_error", NULL, err,
 		    NULL);
 		free(err);
 		return SY_RESPOND;
 	}
-	out = evbuffer_new();
-	evbuffer_add_printf(out, "{\"input_tokens\":%lld}", (long long)n);
-	sy_exchange_reply(x, 200, out, "x-switchyard-token-count: estimate\r\n");
-	x->reply.native = 1;
+	x->front.estimate = sy_count_estimate(canon);
+	x->front.tokenize = sy_tokenize_start(x->w->upstream, x->req.cfg,
+	    canon, counted, x);
+	json_decref(canon);
+	if (x->front.tokenize != NULL)
+		return SY_WAIT;
+	count_reply(x, x->front.estimate, "estimate");
 	return SY_RESPOND;
 }
 
@@ -355,6 +395,7 @@ static void
 front_end(struct sy_exchange *x)
 {
 	sy_models_cancel(x->front.models);
+	sy_tokenize_cancel(x->front.tokenize);
 	if (x->front.canon != NULL)
 		evbuffer_free(x->front.canon);
 }

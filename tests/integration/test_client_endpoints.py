@@ -1,8 +1,10 @@
 """The endpoints SDKs call besides generation: Anthropic's count_tokens and
 models list, one model by id, in the shape of the client that asks."""
+import json
+import time
 import unittest
 
-from harness import binary, free_ports, request, start
+from harness import ScriptedBackend, binary, free_ports, request, start
 from test_proxy import Gateway
 
 ANTHROPIC = {"anthropic-version": "2023-06-01", "x-api-key": "client"}
@@ -72,6 +74,95 @@ class ClientEndpoints(unittest.TestCase):
         r = request(self.gw.port, "GET", "/v1/models/nope", None, ANTHROPIC)
         self.assertEqual(r.status, 404)
         self.assertEqual(r.json()["error"]["type"], "not_found_error")
+
+
+class CountTokensByTheBackend(unittest.TestCase):
+    """count_tokens asks the tokenizer of a backend serving the model
+    (vLLM's /tokenize, llama.cpp's /apply-template then /tokenize, at the
+    server's root) and falls back to the estimate, saying which."""
+
+    def fleet(self, tokenize, reply):
+        self.backend = ScriptedBackend(reply)
+        self.addCleanup(self.backend.close)
+        self.gw = Gateway(self, {
+            "backends": [{"name": "gpu0", "url": "http://127.0.0.1:%d/v1" % self.backend.port,
+                          "models": ["llama-3-8b"], "tokenize": tokenize}],
+            "routes": [{"name": "chat", "models": ["llama-3-8b"],
+                        "aliases": {"claude-x": "llama-3-8b"}}]})
+
+    def count(self, body):
+        return request(self.gw.port, "POST", "/v1/messages/count_tokens", body, ANTHROPIC)
+
+    BODY = {"model": "claude-x", "system": "Be brief.",
+            "messages": [{"role": "user", "content": "How many tokens is this?"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+
+    def test_vllm_counts_the_chat_with_its_template(self):
+        def reply(path, headers, body):
+            return (200, {"Content-Type": "application/json"},
+                    [json.dumps({"count": 1234, "max_model_len": 8192, "tokens": []}).encode()], 0, False)
+        self.fleet("vllm", reply)
+        r = self.count(self.BODY)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json(), {"input_tokens": 1234})
+        self.assertEqual(r.headers["x-switchyard-token-count"], "backend")
+        [asked] = self.backend.received
+        self.assertEqual(asked["path"], "/tokenize")
+        sent = json.loads(asked["body"])
+        self.assertEqual(sent["model"], "llama-3-8b")
+        self.assertTrue(sent["add_generation_prompt"])
+        self.assertEqual([m["role"] for m in sent["messages"]], ["system", "user"])
+        self.assertEqual(sent["messages"][1]["content"], "How many tokens is this?")
+        self.assertEqual(sent["tools"][0]["function"]["name"], "get_weather")
+
+    def test_llama_cpp_renders_the_template_then_counts_the_text(self):
+        def reply(path, headers, body):
+            if path == "/apply-template":
+                return (200, {"Content-Type": "application/json"},
+                        [b'{"prompt":"<|system|>Be brief.<|user|>How many tokens is this?<|assistant|>"}'], 0, False)
+            return (200, {"Content-Type": "application/json"},
+                    [json.dumps({"tokens": list(range(17))}).encode()], 0, False)
+        self.fleet("llama.cpp", reply)
+        r = self.count(self.BODY)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json(), {"input_tokens": 17})
+        self.assertEqual(r.headers["x-switchyard-token-count"], "backend")
+        self.assertEqual([a["path"] for a in self.backend.received], ["/apply-template", "/tokenize"])
+        self.assertEqual(json.loads(self.backend.received[1]["body"])["content"],
+                         "<|system|>Be brief.<|user|>How many tokens is this?<|assistant|>")
+
+    def test_a_tokenizer_that_fails_gives_the_estimate(self):
+        for status, chunks in [(500, [b'{"error":"boom"}']), (200, [b"not json"]),
+                               (200, [b'{"count":"many"}'])]:
+            with self.subTest(status=status, chunks=chunks):
+                self.fleet("vllm", lambda p, h, b: (status, {"Content-Type": "application/json"},
+                                                     chunks, 0, False))
+                r = self.count(self.BODY)
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.headers["x-switchyard-token-count"], "estimate")
+                self.assertGreater(r.json()["input_tokens"], 10)
+                line = self.gw.log_lines(1)[-1]
+                self.assertIn("tokenizer of gpu0", line["error"])
+
+    def test_a_backend_without_a_tokenizer_is_not_asked(self):
+        self.fleet("none", lambda p, h, b: (500, {}, [b""], 0, False))
+        r = self.count(self.BODY)
+        self.assertEqual(r.headers["x-switchyard-token-count"], "estimate")
+        self.assertEqual(self.backend.received, [])
+
+    def test_a_client_that_leaves_while_the_tokenizer_counts_disturbs_nothing(self):
+        import socket
+        self.fleet("vllm", lambda p, h, b: (200, {"Content-Type": "application/json"},
+                                            [b'{"count":5}'], 0.5, False))
+        body = json.dumps(self.BODY).encode()
+        s = socket.create_connection(("127.0.0.1", self.gw.port))
+        s.sendall(b"POST /v1/messages/count_tokens HTTP/1.1\r\nHost: x\r\n"
+                  b"anthropic-version: 2023-06-01\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.1)
+        s.close()
+        r = self.count(self.BODY)
+        self.assertEqual(r.json(), {"input_tokens": 5})
+        self.assertEqual(len(self.gw.log_lines(2)), 2)
 
 
 if __name__ == "__main__":

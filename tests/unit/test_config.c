@@ -627,7 +627,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "t.json:4:14: limits.max_body: unknown key \"max_body\"; known: "
 	    "max_body_bytes, max_inflate_ratio, max_json_depth, max_connections, max_connections_per_peer, max_buffered_bytes\n"
 	    "t.json:5:66: backends[0].modles: unknown key \"modles\"; known: "
-	    "name, url, kind, models, weight, max_concurrency, cache_tokens, "
+	    "name, url, kind, models, weight, max_concurrency, cache_tokens, tokenize, "
 	    "cost_per_hour, gpus, power_watts, idle_power_share, "
 	    "prompt_weight, completion_weight, cached_weight, api_key_env, "
 	    "forward_headers, forward_client_key, "
