@@ -459,7 +459,6 @@ anthropic_encode(const struct sy_req *req, const struct sy_endpoint *ep,
     struct evbuffer *out, struct sy_upstream_req *up, char **err)
 {
 	json_t *body;
-	char *text;
 	int tool_blocks;
 
 	if (req->api != SY_API_CHAT)
@@ -477,12 +476,8 @@ anthropic_encode(const struct sy_req *req, const struct sy_endpoint *ep,
 		json_decref(body);
 		return -1;
 	}
-	text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	if (text == NULL)
+	if (sy_json_add(out, body) != 0)
 		return sy_fail(err, "request could not be encoded");
-	evbuffer_add(out, text, strlen(text));
-	free(text);
 	return 0;
 }
 

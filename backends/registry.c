@@ -11,6 +11,7 @@ extern const struct sy_backend_kind sy_backend_anthropic;
 extern const struct sy_backend_kind sy_backend_tgi;
 extern const struct sy_backend_kind sy_backend_ollama;
 extern const struct sy_backend_kind sy_backend_kserve;
+extern const struct sy_backend_kind sy_backend_openai_responses;
 
 static const void *const kinds[] = {
 	&sy_backend_openai,
@@ -19,6 +20,7 @@ static const void *const kinds[] = {
 	&sy_backend_tgi,
 	&sy_backend_ollama,
 	&sy_backend_kserve,
+	&sy_backend_openai_responses,
 	NULL
 };
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <jansson.h>
 
 #include "util.h"
 
@@ -94,6 +95,19 @@ utf8_len(const unsigned char *s, size_t n)
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return len;
+}
+
+int
+sy_json_add(struct evbuffer *out, json_t *doc)
+{
+	char *text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	if (text == NULL)
+		return -1;
+	evbuffer_add(out, text, strlen(text));
+	free(text);
+	return 0;
 }
 
 void

@@ -33,6 +33,14 @@ void sy_log(enum sy_log_level level, const char *fmt, ...)
 void sy_json_escape(struct evbuffer *out, const char *s, size_t len);
 
 /*
+ * Appends doc's compact JSON text to out, dropping the reference to doc
+ * (NULL is nothing to encode).  Returns 0, or -1 when doc could not be
+ * encoded (out untouched).
+ */
+struct json_t;
+int sy_json_add(struct evbuffer *out, struct json_t *doc);
+
+/*
  * A fast pseudo-random 64-bit number (xorshift64*, one state per thread,
  * seeded at first use; no locks): policies' draws, jitter.
  */

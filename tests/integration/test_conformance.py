@@ -27,8 +27,8 @@ TOKENS = 6			# every answer's length: max_tokens
 ERROR_AFTER = 2			# tokens before a mid-stream error or a drop
 
 # Backend dialects: (name, backend kind, sy-sim dialect, URL suffix,
-# client APIs it serves).  Tool calls: sy-sim's OpenAI protocol answers
-# them (TOOLS), its Anthropic, TGI and Ollama protocols do not.  TGI's whole answers carry no prompt token count
+# client APIs it serves).  Tool calls: sy-sim's OpenAI and Responses
+# protocols answer them (TOOLS), its Anthropic, TGI and Ollama protocols do not.  TGI's whole answers carry no prompt token count
 # (switchyard asks for no decoder_input_details): see WHOLE_WITHOUT_PROMPT.
 ALL_CLIENTS = ("chat", "completions", "messages", "responses")
 BACKENDS = [
@@ -39,9 +39,10 @@ BACKENDS = [
     ("anthropic", "anthropic", "sim", "/v1", ("chat", "messages")),
     ("tgi", "tgi", "sim", "", ALL_CLIENTS),
     ("ollama", "ollama", "sim", "", ALL_CLIENTS),
+    ("responses", "openai_responses", "sim", "/v1", ("chat", "messages", "responses")),
 ]
 WHOLE_WITHOUT_PROMPT = {"tgi"}
-TOOLS = {"llama_cpp", "vllm", "openai", "sglang"}
+TOOLS = {"llama_cpp", "vllm", "openai", "sglang", "responses"}
 # The prompt cache keeps whole answers from streams of text only: a
 # streamed tool call is not stored (a miss next time, never a wrong hit).
 STREAMS_CACHED = {"answer"}

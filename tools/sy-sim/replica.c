@@ -25,6 +25,7 @@ static const struct sim_proto *const sim_protos[] = {
 	&sim_proto_tgi,
 	&sim_proto_ollama,
 	&sim_proto_kserve,
+	&sim_proto_responses,
 	NULL
 };
 

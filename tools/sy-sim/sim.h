@@ -280,6 +280,7 @@ extern const struct sim_proto sim_proto_anthropic;
 extern const struct sim_proto sim_proto_tgi;
 extern const struct sim_proto sim_proto_ollama;
 extern const struct sim_proto sim_proto_kserve;
+extern const struct sim_proto sim_proto_responses;
 
 /* ==== Jobs (job.c) ==== */
 
