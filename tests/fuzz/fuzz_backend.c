@@ -9,10 +9,6 @@
 #include "fuzz.h"
 #include "sy_test_req.h"
 
-static const char *const kinds[] = {
-	"openai", "azure", "anthropic", "tgi", "ollama", "kserve"
-};
-
 static const int statuses[] = { 200, 200, 200, 400, 404, 429, 500, 503 };
 
 struct run {
@@ -62,12 +58,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct evbuffer *body;
 	char *err = NULL;
 	unsigned which;
+	size_t nkinds = 0;
 
 	if (size < 2)
 		return 0;
+	while (sy_backend_kind_at(nkinds) != NULL)
+		nkinds++;
 	memset(&r, 0, sizeof r);
-	r.kind = sy_backend_kind_find(kinds[data[0] % 6]);
-	which = (data[0] / 6) % 4;
+	/* The first byte: the kind in registry order (low four bits), the request. */
+	r.kind = sy_backend_kind_at((data[0] & 15) % nkinds);
+	which = (data[0] >> 4) % 4;
 	r.req = sy_test_req(apis[which], bodies[which], NULL);
 	r.out = evbuffer_new();
 	r.usage.prompt_tokens = r.usage.completion_tokens =

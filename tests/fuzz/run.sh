@@ -7,7 +7,7 @@
 secs=${1:-10}
 srcdir=${SY_SRCDIR:-$(dirname "$0")/../..}
 fx="$srcdir/tests/fixtures"
-targets="http1 framing jscan cache config client backend"
+targets="${SY_FUZZ_TARGETS:-http1 framing jscan cache config client backend}"
 set -- $targets
 echo "1..$#"
 i=0 total=0 bad=0
@@ -19,24 +19,30 @@ for t in $targets; do
 	mkdir -p "$corpus"
 	case $t in
 	framing|jscan|client|backend)
-		extra="$fx/llama-server $fx/llama-server-c392e50 $fx/anthropic $fx/tgi" ;;
+		extra="$fx/llama-server $fx/llama-server-c392e50 $fx/anthropic $fx/tgi $fx/openai-responses" ;;
 	config) extra="$srcdir/conf $srcdir/conf/examples" ;;
 	*) extra="" ;;
 	esac
 	if [ $t = backend ]; then
-		# The adapter (first byte: openai 0, anthropic 2, tgi 3, ollama 4,
-		# kserve 5) and whole (even) or streamed (odd) second byte.
+		# The adapter in registry order in the first byte's low four
+		# bits (openai 0, anthropic 2, tgi 3, ollama 4, kserve 5,
+		# openai_responses 6), the request in its high ones (chat 0, a
+		# streamed chat 1, completions 2); whole (even) or streamed
+		# (odd) second byte.
 		k=0
 		for s in "\000\000 llama-server/chat.json" \
-		    "\000\001 llama-server/chat_stream_usage.sse" \
-		    "\000\001 llama-server/error_midstream.sse" \
-		    "\006\001 llama-server/completion_stream.sse" \
+		    "\020\001 llama-server/chat_stream_usage.sse" \
+		    "\020\001 llama-server/error_midstream.sse" \
+		    "\040\001 llama-server/completion_stream.sse" \
 		    "\002\000 anthropic/tool_use.json" \
-		    "\002\001 anthropic/tool_use_stream.sse" \
-		    "\002\001 anthropic/error_midstream.sse" \
+		    "\022\001 anthropic/tool_use_stream.sse" \
+		    "\022\001 anthropic/error_midstream.sse" \
 		    "\003\000 tgi/generate.json" \
-		    "\003\001 tgi/generate_stream.sse" \
-		    "\003\001 tgi/error_midstream.sse"; do
+		    "\023\001 tgi/generate_stream.sse" \
+		    "\006\000 openai-responses/function_call.json" \
+		    "\026\001 openai-responses/function_call_stream.sse" \
+		    "\026\001 openai-responses/error_failed.sse" \
+		    "\023\001 tgi/error_midstream.sse"; do
 			k=$((k + 1))
 			{ printf "${s%% *}"; cat "$fx/${s#* }"; } >"$corpus/seed-$k"
 		done
