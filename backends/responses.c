@@ -472,6 +472,7 @@ responses_decode(const struct sy_req *req, int status, struct evbuffer *body,
 /* What a stream's translation keeps between events. */
 struct stream {
 	json_t *id;			/* the response's id, or "" */
+	json_int_t created;		/* every chunk's, when the stream opened */
 	int ntools;			/* function calls opened so far */
 	/* Per output item (by output_index): its tool call index, or -1,
 	   and whether deltas brought its text or arguments. */
@@ -487,6 +488,7 @@ responses_stream_open(const struct sy_req *req)
 
 	(void)req;
 	st->id = json_string("");
+	st->created = (json_int_t)time(NULL);
 	return st;
 }
 
@@ -532,7 +534,7 @@ chunk(const struct stream *st, const struct sy_req *req, json_t *delta,
 	SY_ADD_LIT(out, "data: ");
 	sy_json_add(out, json_pack("{s:O,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s?}]}",
 	    "id", st->id, "object", "chat.completion.chunk", "created",
-	    (json_int_t)time(NULL),
+	    st->created,
 	    "model", req->model, "choices", "index", 0, "delta", delta,
 	    "logprobs", "finish_reason", finish));
 	SY_ADD_LIT(out, "\n\n");
@@ -607,7 +609,7 @@ on_end(struct stream *st, const struct sy_req *req, const json_t *resp,
 		SY_ADD_LIT(out, "data: ");
 		sy_json_add(out, json_pack("{s:O,s:s,s:I,s:s,s:[],s:o}", "id",
 		    st->id, "object", "chat.completion.chunk", "created",
-		    (json_int_t)time(NULL),
+		    st->created,
 		    "model", req->model, "choices", "usage",
 		    sy_canon_usage_json(usage, SY_USAGE_DETAILS)));
 		SY_ADD_LIT(out, "\n\n");
