@@ -153,54 +153,87 @@ sy_policy_session_key(const struct sy_req *req, const char *header,
 int
 sy_wdraw_init(struct sy_wdraw *d, const struct sy_pool *pool, char **err)
 {
-	size_t i;
+	uint64_t *scaled;
+	size_t *small, *large, ns = 0, nl = 0, i, l, g;
 
 	d->n = pool->nendpoints;
 	d->total = 0;
-	d->cum = NULL;
+	d->slot = NULL;
 	if (d->n == 0)
 		return 0;
-	if ((d->cum = calloc(d->n, sizeof *d->cum)) == NULL) {
+	d->slot = calloc(d->n, sizeof *d->slot);
+	scaled = calloc(d->n, sizeof *scaled);
+	small = calloc(d->n, sizeof *small);
+	large = calloc(d->n, sizeof *large);
+	if (d->slot == NULL || scaled == NULL || small == NULL ||
+	    large == NULL) {
+		free(scaled);
+		free(small);
+		free(large);
+		sy_wdraw_free(d);
 		sy_policy_fail(err, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < d->n; i++) {
+	for (i = 0; i < d->n; i++)
 		d->total += pool->endpoints[i]->weight;
-		d->cum[i] = d->total;
+	/* Each slot holds total units: an endpoint's share is weight × n. */
+	for (i = 0; i < d->n; i++) {
+		scaled[i] = (uint64_t)pool->endpoints[i]->weight * d->n;
+		if (scaled[i] < d->total)
+			small[ns++] = i;
+		else
+			large[nl++] = i;
 	}
+	while (ns > 0 && nl > 0) {
+		l = small[--ns];
+		g = large[nl - 1];
+		d->slot[l].keep = scaled[l];
+		d->slot[l].alias = (uint32_t)g;
+		scaled[g] -= d->total - scaled[l];
+		if (scaled[g] < d->total) {
+			nl--;
+			small[ns++] = g;
+		}
+	}
+	/* What is left fills its own slot (rounding leaves no other). */
+	while (nl > 0) {
+		g = large[--nl];
+		d->slot[g].keep = d->total;
+		d->slot[g].alias = (uint32_t)g;
+	}
+	while (ns > 0) {
+		l = small[--ns];
+		d->slot[l].keep = d->total;
+		d->slot[l].alias = (uint32_t)l;
+	}
+	free(scaled);
+	free(small);
+	free(large);
 	return 0;
 }
 
 void
 sy_wdraw_free(struct sy_wdraw *d)
 {
-	free(d->cum);
-	d->cum = NULL;
+	free(d->slot);
+	d->slot = NULL;
 }
 
 struct sy_endpoint *
 sy_wdraw_pick(const struct sy_wdraw *d, const struct sy_pool *pool,
     const struct sy_req *req, const struct sy_endpoint *except)
 {
+	const struct sy_wdraw_slot *s;
 	struct sy_endpoint *ep, *choice = NULL;
-	uint64_t r, seen = 0;
-	size_t lo, hi, mid, i;
+	uint64_t seen = 0;
+	size_t i;
 
 	if (d->total == 0 || pool->nendpoints != d->n)
 		return NULL;
-	/* Fast path: draw over the static weights; the first cumulative
-	   weight above r is the endpoint. */
-	r = sy_rand64() % d->total;
-	lo = 0;
-	hi = d->n - 1;
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (d->cum[mid] > r)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	ep = pool->endpoints[lo];
+	/* Fast path: a slot at random, its endpoint or its alias. */
+	s = &d->slot[sy_rand64() % d->n];
+	ep = pool->endpoints[sy_rand64() % d->total < s->keep ?
+	    (size_t)(s - d->slot) : s->alias];
 	if (ep != except && sy_endpoint_usable(ep, req))
 		return ep;
 	/* Slow path: a weighted reservoir over the usable ones, which keeps

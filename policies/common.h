@@ -57,9 +57,18 @@ const char *sy_policy_session_key(const struct sy_req *req,
 
 /* ==== Weighted random draws ==== */
 
-/* Cumulative static weights of a pool, built at create. */
+/*
+ * A pool's static weights as an alias table (Walker, Vose), built at
+ * create: a draw is one slot at random, then the slot's endpoint or its
+ * alias; the same two reads for 4 endpoints as for 1,000.
+ */
+struct sy_wdraw_slot {
+	uint64_t keep;			/* below this (of total): the slot's own */
+	uint32_t alias;			/* else this endpoint */
+};
+
 struct sy_wdraw {
-	uint64_t *cum;			/* cum[i]: sum of weights of endpoints 0..i */
+	struct sy_wdraw_slot *slot;	/* one per endpoint */
 	size_t n;
 	uint64_t total;
 };
@@ -73,8 +82,8 @@ void sy_wdraw_free(struct sy_wdraw *d);
 /*
  * Draws a usable endpoint of pool other than except (NULL: none excluded),
  * with probability proportional to its weight among those; NULL when there
- * is none.  One draw and a binary search when the drawn endpoint is usable,
- * else one pass over the pool.
+ * is none.  One draw when the drawn endpoint is usable, else one pass over
+ * the pool.
  */
 struct sy_endpoint *sy_wdraw_pick(const struct sy_wdraw *d,
     const struct sy_pool *pool, const struct sy_req *req,

@@ -691,6 +691,25 @@ SY_TEST(random_keeps_weight_proportions_among_usable_endpoints)
 	bench_free(&b);
 }
 
+SY_TEST(random_draws_every_weight_in_proportion_and_never_a_zero_weight)
+{
+	static const unsigned w[] = { 5, 0, 1, 3, 7, 2, 1, 0 };
+	long counts[MAXEP] = { 0 };
+	struct fleet f;
+	struct bench b;
+	size_t i;
+
+	fleet_init(&f, 8, w);
+	bench_init(&b, "random", NULL, &f.pool);
+	count_picks(&b, &f, 190000, counts);
+	/* Shares of 19: five standard deviations at most apart. */
+	for (i = 0; i < 8; i++)
+		SY_CHECK(fabs(counts[i] / 190000.0 - w[i] / 19.0) < 0.005);
+	SY_CHECK_INT(counts[1], 0);
+	SY_CHECK_INT(counts[7], 0);
+	bench_free(&b);
+}
+
 /* ==== least_outstanding ==== */
 
 SY_TEST(least_outstanding_picks_the_least_loaded)
@@ -1486,6 +1505,7 @@ main(void)
 	SY_RUN(weighted_keeps_a_turn_for_a_tiny_weight_beside_a_huge_one);
 	SY_RUN(random_shares_follow_weights);
 	SY_RUN(random_keeps_weight_proportions_among_usable_endpoints);
+	SY_RUN(random_draws_every_weight_in_proportion_and_never_a_zero_weight);
 	SY_RUN(least_outstanding_picks_the_least_loaded);
 	SY_RUN(least_outstanding_divides_load_by_weight);
 	SY_RUN(least_outstanding_spreads_ties_by_weight);
