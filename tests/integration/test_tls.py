@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -203,6 +204,34 @@ class TlsListener(unittest.TestCase):
         conn.close()
         self.assertEqual(status, 200, data)
         self.assertGreater(gw.log_lines(1)[-1]["bytes_in"], 25000)
+
+    def test_long_streams_reach_a_slow_reader_whole(self):
+        # Five pipelined streams of 6000 tokens (7 MB) to a client that
+        # waits before reading: more than the kernel's buffers hold, so the
+        # gateway's TLS writes wait for the socket.
+        gw = self.gateway()
+        body = json.dumps(dict(CHAT, stream=True, max_tokens=6000)).encode()
+        req = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        last = req.replace(b"Host: localhost\r\n", b"Host: localhost\r\nConnection: close\r\n")
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(20)
+        raw.connect(("127.0.0.1", gw.port))
+        with client_context().wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(req * 4 + last)
+            time.sleep(1.5)
+            got = b""
+            while True:
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        self.assertEqual(got.count(b"HTTP/1.1 200 OK\r\n"), 5)
+        self.assertEqual(got.count(b"data: [DONE]"), 5)
+        self.assertGreater(len(got), 5 * 1000000)
+        lines = gw.log_lines(5)
+        self.assertEqual([l["completion_tokens"] for l in lines], [6000] * 5)
 
     def test_alpn_selects_http11(self):
         gw = self.gateway()
