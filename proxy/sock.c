@@ -166,14 +166,14 @@ tls_read(struct sy_sock *s)
 		return 0;
 	case SSL_ERROR_WANT_WRITE:
 		s->read_wants_write = 1;
-		event_add(s->wev, NULL);
+		sock_wait_writable(s);
 		return 0;
 	case SSL_ERROR_ZERO_RETURN:
 		sock_end(s, SY_SOCK_EOF, 0);
 		return -1;
 	case SSL_ERROR_SYSCALL:
 		ERR_clear_error();
-		if (e == 0 || e == ECONNRESET)
+		if (e == 0)
 			sock_end(s, SY_SOCK_EOF, 0);
 		else
 			sock_end(s, SY_SOCK_ERROR, e);

@@ -15,6 +15,9 @@
 /* The one protocol offered, in ALPN's wire form. */
 static const unsigned char alpn_http11[] = "\x08http/1.1";
 
+/* What sessions are resumed for: this listener. */
+static const unsigned char session_context[] = "switchyard";
+
 /* "min_version": the lowest TLS version a client may speak. */
 static const char *const version_words[] = { "1.2", "1.3", NULL };
 static const int versions[] = { TLS1_2_VERSION, TLS1_3_VERSION };
@@ -199,6 +202,9 @@ tls_check(struct sy_conf *c, const json_t *obj, const char *path,
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	/* Resumed sessions need it, client certificates or not. */
+	SSL_CTX_set_session_id_context(ctx, session_context,
+	    sizeof session_context - 1);
 	if (load_cert(c, path, t, ctx) != 0 || load_key(c, path, t, ctx) != 0 ||
 	    (t->client_ca_file != NULL &&
 	    load_client_ca(c, path, t, ctx) != 0)) {

@@ -311,6 +311,25 @@ class TlsListener(unittest.TestCase):
                            stdin=b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertIn("HTTP/1.1 200", out)
 
+    def test_an_mtls_session_is_resumed(self):
+        gw = self.gateway(tls_config(client_ca_file=CERTS("clientca.pem")))
+        ctx = client_context("client")
+        status, data, conn = https_post(gw.port, CHAT, ctx=ctx)
+        self.assertEqual(status, 200, data)
+        session = conn.sock.session		# its ticket came with the answer
+        conn.close()
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="localhost", session=session) as t:
+                t.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                got = b""
+                while True:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                self.assertTrue(t.session_reused)
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:200])
+
     def test_sighup_brings_a_new_certificate_to_new_connections_only(self):
         d = tempfile.mkdtemp(prefix="sy-tls-live-")
         self.addCleanup(shutil.rmtree, d, True)
