@@ -531,7 +531,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	sy_http1_init(&c->msg, SY_HTTP1_REQUEST, 0, 0);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
-	if (s->opts.tls != NULL && sy_sock_accept_tls(c->sock, s->opts.tls) != 0) {
+	if (s->opts.tls != NULL &&
+	    sy_sock_accept_tls(c->sock, s->opts.tls) != 0) {
 		sy_log(SY_LOG_WARN, "accept: cannot start a TLS session");
 		conn_free(c);
 		return;
