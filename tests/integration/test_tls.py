@@ -190,7 +190,7 @@ class TlsListener(unittest.TestCase):
         status, data, conn = https_post(gw.port, CHAT)
         self.assertEqual(status, 200, data)
         first = conn.sock
-        self.assertEqual(first.version() in ("TLSv1.2", "TLSv1.3"), True)
+        self.assertIn(first.version(), ("TLSv1.2", "TLSv1.3"))
         for _ in range(3):
             status, data, conn = https_post(gw.port, CHAT, conn=conn)
             self.assertEqual(status, 200, data)
