@@ -126,6 +126,19 @@ def https_post(port, body, ctx=None, conn=None, host="localhost"):
     return r.status, data, conn
 
 
+def read_to_close(sock):
+    """Everything sock receives until the peer closes (a reset ends it too)."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    except ConnectionResetError:
+        return got
+
+
 def peer_serial(port):
     """The serial number of the certificate a new connection sees."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -221,12 +234,7 @@ class TlsListener(unittest.TestCase):
         with client_context().wrap_socket(raw, server_hostname="localhost") as t:
             t.sendall(req * 4 + last)
             time.sleep(1.5)
-            got = b""
-            while True:
-                chunk = t.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+            got = read_to_close(t)
         self.assertEqual(got.count(b"HTTP/1.1 200 OK\r\n"), 5)
         self.assertEqual(got.count(b"data: [DONE]"), 5)
         self.assertGreater(len(got), 5 * 1000000)
@@ -273,15 +281,7 @@ class TlsListener(unittest.TestCase):
         gw = self.gateway()
         with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
             s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            got = b""
-            try:
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
-            except ConnectionResetError:
-                pass
+            got = read_to_close(s)
         self.assertNotIn(b"HTTP/1.1 200", got)
         self.assertNotIn(b"data", got)
         # The listener still serves HTTPS.
@@ -321,12 +321,7 @@ class TlsListener(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
             with ctx.wrap_socket(s, server_hostname="localhost", session=session) as t:
                 t.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                got = b""
-                while True:
-                    chunk = t.recv(65536)
-                    if not chunk:
-                        break
-                    got += chunk
+                got = read_to_close(t)
                 self.assertTrue(t.session_reused)
         self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:200])
 
