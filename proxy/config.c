@@ -1277,6 +1277,7 @@ config_free(struct sy_config *cfg)
 		free(cfg->models[i].model);
 	free(cfg->models);
 	sy_tenancy_clear(&cfg->tenancy);
+	sy_tls_conf_clear(&cfg->tls);
 	sy_conf_free(&root_table, cfg);
 	free(cfg->path);
 	json_decref(cfg->model_index);
@@ -1382,6 +1383,9 @@ static const struct sy_conf_row root_rows[] = {
 	{ .name = "listen", .type = SY_CONF_STRING,
 	  .offset = AT(sy_config, listen), .def.s = "127.0.0.1:8080",
 	  .doc = "address of the client listener, HOST:PORT" },
+	{ .name = "tls", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, tls), .table = &sy_tls_table,
+	  .doc = "HTTPS on the client listener; absent: plain HTTP" },
 	{ .name = "admin", .type = SY_CONF_STRING_OR_NULL,
 	  .offset = AT(sy_config, admin), .def.s = "127.0.0.1:8081",
 	  .what = "\"HOST:PORT\"",
@@ -1477,6 +1481,7 @@ const struct sy_conf_table *const sy_conf_tables[] = {
 	&sy_cache_table,
 	&sy_redis_table,
 	&sy_cors_table,
+	&sy_tls_table,
 	NULL
 };
 
@@ -1500,6 +1505,13 @@ flag_of(const json_t *root, const char *path)
 		    strtoul(path + 9, NULL, 10));
 		return sy_xasprintf("--upstream %s",
 		    json_string_value(json_object_get(b, "url")));
+	}
+	if (strcmp(path, "tls.cert_file") == 0 ||
+	    strcmp(path, "tls.key_file") == 0) {
+		v = json_object_get(json_object_get(root, "tls"), path + 4);
+		return sy_xasprintf("%s %s", path[4] == 'c' ? "--tls-cert" :
+		    "--tls-key", v != NULL ? json_string_value(v) :
+		    "(not given)");
 	}
 	for (i = 0; i < sizeof flags / sizeof flags[0]; i++) {
 		if (strcmp(path, flags[i].key) != 0)
@@ -1581,9 +1593,10 @@ sy_config_load_file(const char *path, struct sy_config **out, char **err)
 int
 sy_config_from_upstreams(const char *const *urls, size_t nurls,
     const char *listen, const char *admin, const char *access_log,
-    struct sy_config **out, char **err)
+    const char *tls_cert, const char *tls_key, struct sy_config **out,
+    char **err)
 {
-	json_t *root, *backends, *b, *route;
+	json_t *root, *backends, *b, *route, *tls;
 	char name[32];
 	size_t i;
 	int rc;
@@ -1602,6 +1615,16 @@ sy_config_from_upstreams(const char *const *urls, size_t nurls,
 	if (access_log != NULL)
 		json_object_set_new(root, "access_log",
 		    json_string_nocheck(access_log));
+	if (tls_cert != NULL || tls_key != NULL) {
+		tls = json_object();
+		if (tls_cert != NULL)
+			json_object_set_new(tls, "cert_file",
+			    json_string_nocheck(tls_cert));
+		if (tls_key != NULL)
+			json_object_set_new(tls, "key_file",
+			    json_string_nocheck(tls_key));
+		json_object_set_new(root, "tls", tls);
+	}
 	backends = json_array();
 	for (i = 0; i < nurls; i++) {
 		snprintf(name, sizeof name, "u%zu", i);

@@ -14,6 +14,7 @@
 #include "admin.h"
 #include "redis.h"
 #include "tenants.h"
+#include "tls.h"
 
 struct sy_route_policy;
 struct sy_select_policy;
@@ -266,6 +267,7 @@ struct sy_config {
 	struct sy_cache_settings cache;
 	struct sy_tenancy tenancy;	/* keys, teams, limits and budgets */
 	struct sy_cors cors;		/* browser origins allowed (proxy/cors.c) */
+	struct sy_tls_conf tls;		/* the client listener's TLS (proxy/tls.c) */
 	struct sy_redis_conf redis;	/* the Redis every feature uses; with
 					   none, cache.redis's */
 	json_t *model_index;		/* private: client model name → route index */
@@ -287,12 +289,14 @@ int sy_config_load_string(const char *text, const char *name,
 /*
  * Builds the zero-config snapshot: one openai endpoint per URL (named u0,
  * u1, ...), one wildcard route, round robin; listen, admin and access_log
- * may be NULL for the defaults (127.0.0.1:8080, 127.0.0.1:8081, stdout).
+ * may be NULL for the defaults (127.0.0.1:8080, 127.0.0.1:8081, stdout);
+ * with tls_cert or tls_key (PEM files) the client listener speaks TLS.
  * Returns 0 or -1 with *err as above.
  */
 int sy_config_from_upstreams(const char *const *urls, size_t nurls,
     const char *listen, const char *admin, const char *access_log,
-    struct sy_config **out, char **err);
+    const char *tls_cert, const char *tls_key, struct sy_config **out,
+    char **err);
 
 /* Takes a reference; thread safe. */
 struct sy_config *sy_config_ref(struct sy_config *cfg);

@@ -53,6 +53,7 @@ usage(FILE *f)
 	    "       switchyard -t -c FILE       check a config file and exit (0: valid)\n"
 	    "       switchyard --upstream URL [--upstream URL ...] [--listen HOST:PORT]\n"
 	    "                  [--admin HOST:PORT] [--access-log FILE]\n"
+	    "                  [--tls-cert FILE --tls-key FILE]\n"
 	    "                                   zero-config: proxy every model to these\n"
 	    "                                   OpenAI-compatible base URLs, round robin\n"
 	    "\n"
@@ -63,11 +64,14 @@ usage(FILE *f)
 	    "  -l, --listen H:P       client listener for --upstream mode (default 127.0.0.1:8080)\n"
 	    "  -a, --admin H:P        admin listener for --upstream mode (default 127.0.0.1:8081)\n"
 	    "  -L, --access-log FILE  access log for --upstream mode: a path, stdout or off\n"
+	    "      --tls-cert FILE    --upstream mode: the listener speaks HTTPS with this\n"
+	    "                         PEM certificate (and chain)\n"
+	    "      --tls-key FILE     --upstream mode: the certificate's PEM private key\n"
 	    "  -d, --debug            log debug messages\n"
 	    "  -V, --version          print the version and exit\n"
 	    "  -h, --help             print this help and exit\n"
 	    "\n"
-	    "signals: SIGHUP reloads the config file; SIGTERM and SIGINT stop accepting,\n"
+	    "signals: SIGHUP reloads the config file (TLS certificates too); SIGTERM and SIGINT stop accepting,\n"
 	    "let requests in flight finish (up to timeouts.drain_ms) and exit 0.\n");
 }
 
@@ -216,9 +220,14 @@ redis_conf(const struct sy_config *cfg, struct sy_redis_conf *out)
 	sy_redis_conf_copy(out, cfg->redis.enabled ? &cfg->redis : &c);
 }
 
+/* The zero-config flags beside --upstream. */
+struct zero_flags {
+	const char *listen, *admin, *access_log, *tls_cert, *tls_key;
+};
+
 static struct sy_config *
 load(const char *path, const char *const *upstreams, size_t nup,
-    const char *listen, const char *admin, const char *access_log)
+    const struct zero_flags *z)
 {
 	struct sy_config *cfg = NULL;
 	char *err = NULL;
@@ -227,8 +236,9 @@ load(const char *path, const char *const *upstreams, size_t nup,
 	if (path != NULL)
 		r = sy_config_load_file(path, &cfg, &err);
 	else
-		r = sy_config_from_upstreams(upstreams, nup, listen, admin,
-		    access_log, &cfg, &err);
+		r = sy_config_from_upstreams(upstreams, nup, z->listen,
+		    z->admin, z->access_log, z->tls_cert, z->tls_key, &cfg,
+		    &err);
 	if (r != 0) {
 		fprintf(stderr, "switchyard: configuration error:\n%s\n", err);
 		free(err);
@@ -262,13 +272,16 @@ main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "admin", required_argument, NULL, 'a' },
 		{ "access-log", required_argument, NULL, 'L' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *upstreams[MAX_UPSTREAMS];
-	const char *path = NULL, *listen = NULL, *admin = NULL, *alog = NULL;
+	const char *path = NULL;
+	struct zero_flags z = { NULL, NULL, NULL, NULL, NULL };
 	struct sy_main m;
 	struct event *ev_hup, *ev_term, *ev_int;
 	sigset_t sigs;
@@ -291,9 +304,11 @@ main(int argc, char **argv)
 			}
 			upstreams[nup++] = optarg;
 			break;
-		case 'l': listen = optarg; break;
-		case 'a': admin = optarg; break;
-		case 'L': alog = optarg; break;
+		case 'l': z.listen = optarg; break;
+		case 'a': z.admin = optarg; break;
+		case 'L': z.access_log = optarg; break;
+		case 'C': z.tls_cert = optarg; break;
+		case 'K': z.tls_key = optarg; break;
 		case 'd': sy_log_set_level(SY_LOG_DEBUG); break;
 		case 'V': printf("switchyard %s\n", VERSION); return 0;
 		case 'h': usage(stdout); return 0;
@@ -301,16 +316,22 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || (path == NULL) == (nup == 0) ||
-	    (path != NULL && (listen || admin || alog))) {
+	    (path != NULL && (z.listen || z.admin || z.access_log ||
+	    z.tls_cert || z.tls_key))) {
 		fprintf(stderr, "switchyard: give either -c FILE or one or more "
-		    "--upstream URL (--listen, --admin and --access-log go with "
-		    "--upstream)\n");
+		    "--upstream URL (--listen, --admin, --access-log, --tls-cert "
+		    "and --tls-key go with --upstream)\n");
 		usage(stderr);
+		return 2;
+	}
+	if ((z.tls_cert == NULL) != (z.tls_key == NULL)) {
+		fprintf(stderr, "switchyard: --tls-cert and --tls-key go "
+		    "together\n");
 		return 2;
 	}
 
 	memset(&m, 0, sizeof m);
-	m.cfg = load(path, upstreams, nup, listen, admin, alog);
+	m.cfg = load(path, upstreams, nup, &z);
 	if (test) {
 		printf("switchyard: configuration %s is valid\n",
 		    path ? path : "from --upstream");
@@ -400,8 +421,9 @@ main(int argc, char **argv)
 	event_add(ev_hup, NULL);
 	event_add(ev_term, NULL);
 	event_add(ev_int, NULL);
-	sy_log(SY_LOG_INFO, "switchyard %s: %u workers listening on %s, admin "
-	    "on %s", VERSION, m.nworkers, m.cfg->listen,
+	sy_log(SY_LOG_INFO, "switchyard %s: %u workers listening on %s%s, "
+	    "admin on %s", VERSION, m.nworkers, m.cfg->listen,
+	    m.cfg->tls.enabled ? " (TLS)" : "",
 	    m.cfg->admin ? m.cfg->admin : "(off)");
 
 	event_base_dispatch(m.base);

@@ -152,7 +152,7 @@ conn_close_flushed(struct sy_conn *c)
 		return;
 	}
 	c->linger = 2;
-	shutdown(sy_sock_fd(c->sock), SHUT_WR);
+	sy_sock_shutdown(c->sock);
 	conn_arm(c, LINGER_MS);
 	sy_sock_read(c->sock, 1, 0);
 }
@@ -531,6 +531,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	sy_http1_init(&c->msg, SY_HTTP1_REQUEST, 0, 0);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
+	if (s->opts.tls != NULL &&
+	    sy_sock_accept_tls(c->sock, s->opts.tls) != 0) {
+		sy_log(SY_LOG_WARN, "accept: cannot start a TLS session");
+		conn_free(c);
+		return;
+	}
 	c->state = CONN_HEAD;
 	c->head_started = 1;
 	c->fresh = 1;

@@ -14,6 +14,7 @@ struct evbuffer;
 struct sy_conn;
 struct sy_server;
 struct sy_http1_msg;
+struct ssl_ctx_st;
 
 /*
  * Called once per complete request (head and body read).  The handler owns
@@ -64,6 +65,10 @@ struct sy_server_opts {
 	atomic_uint *peer_counts;	/* SY_PEER_SLOTS shared counters by the
 					   address's hash, or NULL */
 	sy_reject_fn on_reject;		/* or NULL; called with the handler's arg */
+	struct ssl_ctx_st *tls;		/* new connections speak TLS with a
+					   session of it; NULL: plain HTTP.
+					   Borrowed: it must live while it is
+					   set (sessions reference it) */
 };
 
 /*

@@ -1,19 +1,26 @@
-/* A plain TCP connection on an event base: reads into an evbuffer without a FIONREAD per read, writes directly and waits for the socket only when the kernel's buffer is full. */
+/* A TCP connection on an event base, plain or TLS: reads into an evbuffer without a FIONREAD per read, writes directly and waits for the socket only when the kernel's buffer is full. */
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "sock.h"
 #include "util.h"
 
 /* Room offered to one read: a request head and a small body fit at once. */
 #define READ_SIZE 4096
+/* Bytes handed to one SSL_write: a whole TLS record. */
+#define TLS_WRITE_SIZE 16384
 
 struct sy_sock {
 	evutil_socket_t fd;
@@ -28,6 +35,14 @@ struct sy_sock {
 	int connecting;			/* sy_sock_connect's, not up yet */
 	int failed;			/* the end callback is due or was made */
 	int err;			/* errno of the failure */
+	SSL *ssl;			/* TLS, or NULL: plain */
+	int handshaking;		/* TLS: the handshake is not done; output
+					   waits, the owner's reading is kept in
+					   reading */
+	int reading;			/* the owner's sy_sock_read */
+	int read_wants_write;		/* TLS: SSL_read waits to write */
+	int write_wants_read;		/* TLS: SSL_write waits to read */
+	int shut;			/* sy_sock_shutdown was called */
 	const struct sy_sock_cbs *cbs;
 	void *arg;
 };
@@ -50,6 +65,201 @@ sock_end(struct sy_sock *s, enum sy_sock_end why, int err)
 	s->cbs->on_end(s, why, s->arg);
 }
 
+/* ==== TLS ==== */
+
+/* Waits for the socket to take the output, under the write timeout. */
+static void
+sock_wait_writable(struct sy_sock *s)
+{
+	/* A TLS write waiting to read is retried from the read callback. */
+	if (s->write_wants_read)
+		return;
+	event_add(s->wev, s->has_write_timeout && !s->connecting ?
+	    &s->write_timeout : NULL);
+}
+
+/* Logs at debug level why a TLS step (what) failed; e: errno after it. */
+static void
+tls_log(struct sy_sock *s, const char *what, int e)
+{
+	char buf[256];
+	unsigned long code = ERR_peek_last_error();
+
+	if (code != 0)
+		ERR_error_string_n(code, buf, sizeof buf);
+	else
+		snprintf(buf, sizeof buf, "%s", e != 0 ? strerror(e) :
+		    "the peer closed");
+	sy_log(SY_LOG_DEBUG, "tls: %s failed on fd %d: %s", what, (int)s->fd,
+	    buf);
+	ERR_clear_error();
+}
+
+/*
+ * Goes on with the server handshake; once done, reading follows the
+ * owner's sy_sock_read and the output that waited goes out.
+ */
+static void
+tls_handshake(struct sy_sock *s)
+{
+	int r, e;
+
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(s->ssl)) == 1) {
+		s->handshaking = 0;
+		event_del(s->wev);
+		if (s->reading) {
+			event_add(s->rev, s->read_timeout.tv_sec != 0 ||
+			    s->read_timeout.tv_usec != 0 ? &s->read_timeout :
+			    NULL);
+			if (SSL_pending(s->ssl) > 0)
+				event_active(s->rev, EV_READ, 0);
+		} else
+			event_del(s->rev);
+		if (evbuffer_get_length(s->out) > 0)
+			event_active(s->wev, EV_WRITE, 0);
+		return;
+	}
+	e = errno;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		event_del(s->wev);
+		event_add(s->rev, NULL);
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		event_del(s->rev);
+		sock_wait_writable(s);
+		return;
+	default:
+		tls_log(s, "handshake", e);
+		sock_end(s, SY_SOCK_ERROR, EPROTO);
+	}
+}
+
+/*
+ * Reads one TLS record's worth into the input.  Returns 1 when bytes were
+ * added, 0 when there are none yet, -1 after ending the connection.
+ */
+static int
+tls_read(struct sy_sock *s)
+{
+	struct evbuffer_iovec v;
+	int got, e;
+
+	evbuffer_reserve_space(s->in, READ_SIZE, &v, 1);
+	ERR_clear_error();
+	got = SSL_read(s->ssl, v.iov_base, v.iov_len > INT_MAX ? INT_MAX :
+	    (int)v.iov_len);
+	if (got > 0) {
+		v.iov_len = (size_t)got;
+		evbuffer_commit_space(s->in, &v, 1);
+		/* The rest of a record larger than READ_SIZE waits in s->ssl,
+		   not in the socket: the loop would not say so. */
+		if (SSL_pending(s->ssl) > 0)
+			event_active(s->rev, EV_READ, 0);
+		return 1;
+	}
+	e = errno;
+	evbuffer_commit_space(s->in, &v, 0);
+	switch (SSL_get_error(s->ssl, got)) {
+	case SSL_ERROR_WANT_READ:
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		s->read_wants_write = 1;
+		sock_wait_writable(s);
+		return 0;
+	case SSL_ERROR_ZERO_RETURN:
+		sock_end(s, SY_SOCK_EOF, 0);
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		ERR_clear_error();
+		if (e == 0)
+			sock_end(s, SY_SOCK_EOF, 0);
+		else
+			sock_end(s, SY_SOCK_ERROR, e);
+		return -1;
+	default:
+		tls_log(s, "read", e);
+		sock_end(s, SY_SOCK_ERROR, EPROTO);
+		return -1;
+	}
+}
+
+/* As evbuffer_write, through s->ssl: bytes written, or -1 with errno. */
+static int
+tls_write(struct sy_sock *s, struct evbuffer *buf)
+{
+	size_t len, n;
+	unsigned char *p;
+	int r, e, total = 0;
+
+	while ((len = evbuffer_get_length(buf)) > 0) {
+		/* A retry after WANT_WRITE sends the same first bytes again,
+		   as many or more: the buffer only grows at its end. */
+		n = len < TLS_WRITE_SIZE ? len : TLS_WRITE_SIZE;
+		p = evbuffer_pullup(buf, (ev_ssize_t)n);
+		ERR_clear_error();
+		if ((r = SSL_write(s->ssl, p, (int)n)) > 0) {
+			evbuffer_drain(buf, (size_t)r);
+			total += r;
+			continue;
+		}
+		e = errno;
+		switch (SSL_get_error(s->ssl, r)) {
+		case SSL_ERROR_WANT_WRITE:
+			errno = EAGAIN;
+			return total > 0 ? total : -1;
+		case SSL_ERROR_WANT_READ:
+			s->write_wants_read = 1;
+			if (!event_pending(s->rev, EV_READ, NULL))
+				event_add(s->rev, NULL);
+			errno = EAGAIN;
+			return total > 0 ? total : -1;
+		case SSL_ERROR_SYSCALL:
+			ERR_clear_error();
+			errno = e != 0 ? e : EPIPE;
+			return -1;
+		default:
+			tls_log(s, "write", e);
+			errno = EPROTO;
+			return -1;
+		}
+	}
+	return total;
+}
+
+/* The TLS side of the read callback. */
+static void
+tls_readable(struct sy_sock *s)
+{
+	if (s->handshaking) {
+		tls_handshake(s);
+		return;
+	}
+	if (s->write_wants_read) {
+		/* The write goes on from the loop, through the write callback. */
+		s->write_wants_read = 0;
+		event_active(s->wev, EV_WRITE, 0);
+		if (!s->reading) {
+			event_del(s->rev);
+			return;
+		}
+	}
+	if (tls_read(s) > 0)
+		s->cbs->on_read(s, s->arg);
+}
+
+/* Writes what buf holds to the socket, plain or TLS; as evbuffer_write. */
+static int
+sock_write(struct sy_sock *s, struct evbuffer *buf)
+{
+	if (s->ssl != NULL)
+		return tls_write(s, buf);
+	return evbuffer_write(buf, s->fd);
+}
+
+/* ==== Callbacks ==== */
+
 static void
 sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -61,6 +271,10 @@ sock_read_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (!(what & EV_READ)) {
 		sock_end(s, SY_SOCK_TIMEOUT, 0);
+		return;
+	}
+	if (s->ssl != NULL) {
+		tls_readable(s);
 		return;
 	}
 	n = evbuffer_reserve_space(s->in, READ_SIZE, v, 2);
@@ -84,14 +298,6 @@ sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	evbuffer_commit_space(s->in, v, n);
 	s->cbs->on_read(s, s->arg);
-}
-
-/* Waits for the socket to take the output, under the write timeout. */
-static void
-sock_wait_writable(struct sy_sock *s)
-{
-	event_add(s->wev, s->has_write_timeout && !s->connecting ?
-	    &s->write_timeout : NULL);
 }
 
 static void
@@ -120,8 +326,20 @@ sock_write_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->cbs->on_connected != NULL)
 			s->cbs->on_connected(s, s->arg);
 	}
+	if (s->handshaking) {
+		tls_handshake(s);
+		return;
+	}
+	if (s->read_wants_write) {
+		/* The read goes on from the loop, through the read callback. */
+		s->read_wants_write = 0;
+		if (s->reading)
+			event_active(s->rev, EV_READ, 0);
+		if (evbuffer_get_length(s->out) == 0)
+			return;
+	}
 	/* An empty buffer's write returns -1 without setting errno. */
-	if (evbuffer_get_length(s->out) > 0 && evbuffer_write(s->out, fd) < 0 &&
+	if (evbuffer_get_length(s->out) > 0 && sock_write(s, s->out) < 0 &&
 	    !again()) {
 		sock_end(s, SY_SOCK_ERROR, errno);
 		return;
@@ -196,9 +414,46 @@ sy_sock_connect(struct event_base *base, const struct sockaddr *addr,
 	return s;
 }
 
+int
+sy_sock_accept_tls(struct sy_sock *s, struct ssl_ctx_st *ctx)
+{
+	if ((s->ssl = SSL_new(ctx)) == NULL || SSL_set_fd(s->ssl, s->fd) != 1) {
+		ERR_clear_error();
+		if (s->ssl != NULL)
+			SSL_free(s->ssl);
+		s->ssl = NULL;
+		return -1;
+	}
+	SSL_set_accept_state(s->ssl);
+	s->handshaking = 1;
+	event_add(s->rev, NULL);
+	return 0;
+}
+
+void
+sy_sock_shutdown(struct sy_sock *s)
+{
+	if (s->ssl != NULL && !s->failed && !s->handshaking && !s->shut) {
+		ERR_clear_error();
+		SSL_shutdown(s->ssl);
+		ERR_clear_error();
+	}
+	s->shut = 1;
+	shutdown(s->fd, SHUT_WR);
+}
+
 void
 sy_sock_free(struct sy_sock *s)
 {
+	if (s->ssl != NULL) {
+		/* A close_notify when it can still go: the peer sees a clean end. */
+		if (!s->failed && !s->handshaking && !s->shut) {
+			ERR_clear_error();
+			SSL_shutdown(s->ssl);
+		}
+		SSL_free(s->ssl);
+		ERR_clear_error();
+	}
 	event_free(s->rev);
 	event_free(s->wev);
 	if (s->kick != NULL)
@@ -221,13 +476,20 @@ sy_sock_read(struct sy_sock *s, int on, unsigned read_ms)
 {
 	if (s->failed)
 		return;
-	if (!on) {
-		event_del(s->rev);
-		return;
-	}
+	s->reading = on;
 	s->read_timeout.tv_sec = read_ms / 1000;
 	s->read_timeout.tv_usec = (read_ms % 1000) * 1000;
+	/* The handshake reads for itself, and then follows s->reading. */
+	if (s->handshaking)
+		return;
+	if (!on) {
+		if (!s->write_wants_read)
+			event_del(s->rev);
+		return;
+	}
 	event_add(s->rev, read_ms != 0 ? &s->read_timeout : NULL);
+	if (s->ssl != NULL && SSL_pending(s->ssl) > 0)
+		event_active(s->rev, EV_READ, 0);
 }
 
 void
@@ -260,8 +522,9 @@ sy_sock_send(struct sy_sock *s, struct evbuffer *data)
 	/* Nothing to write: evbuffer_write would say -1 with a stale errno. */
 	if (evbuffer_get_length(data) == 0)
 		return;
-	if (!s->connecting && evbuffer_get_length(s->out) == 0 &&
-	    evbuffer_write(data, s->fd) < 0 && !again()) {
+	if (!s->connecting && !s->handshaking &&
+	    evbuffer_get_length(s->out) == 0 && sock_write(s, data) < 0 &&
+	    !again()) {
 		/* Told from the loop, never from inside the caller. */
 		evbuffer_drain(data, evbuffer_get_length(data));
 		s->failed = 1;
@@ -273,7 +536,8 @@ sy_sock_send(struct sy_sock *s, struct evbuffer *data)
 	if (evbuffer_get_length(data) == 0)
 		return;
 	evbuffer_add_buffer(s->out, data);
-	if (!s->connecting && !event_pending(s->wev, EV_WRITE, NULL))
+	if (!s->connecting && !s->handshaking &&
+	    !event_pending(s->wev, EV_WRITE, NULL))
 		sock_wait_writable(s);
 }
 

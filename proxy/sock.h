@@ -1,4 +1,4 @@
-/* A plain TCP connection on an event base: an input and an output buffer, read without asking the kernel how much first, written at once when nothing waits. */
+/* A TCP connection on an event base, plain or TLS: an input and an output buffer, read without asking the kernel how much first, written at once when nothing waits. */
 #ifndef SY_SOCK_H
 #define SY_SOCK_H
 
@@ -9,6 +9,7 @@
 struct event_base;
 struct evbuffer;
 struct sy_sock;
+struct ssl_ctx_st;
 
 /* What ended a connection, for the end callback. */
 enum sy_sock_end {
@@ -51,7 +52,22 @@ struct sy_sock *sy_sock_connect(struct event_base *base,
     const struct sockaddr *addr, socklen_t len, const struct sy_sock_cbs *cbs,
     void *arg);
 
-/* Closes the socket and frees everything s holds. */
+/*
+ * Makes s, just made by sy_sock_new, the server side of a TLS connection
+ * with a new session of ctx (which it references).  The handshake runs
+ * first: output sent meanwhile waits for it, reading starts after it;
+ * a failed handshake ends s with SY_SOCK_ERROR (EPROTO).  Returns 0, or
+ * -1 when the session cannot be made (s stays plain).
+ */
+int sy_sock_accept_tls(struct sy_sock *s, struct ssl_ctx_st *ctx);
+
+/*
+ * Ends the sending side (once the output is out): a TLS close_notify,
+ * then the socket's write half.  Reading goes on.
+ */
+void sy_sock_shutdown(struct sy_sock *s);
+
+/* Closes the socket (a TLS one with a close_notify when it can) and frees everything s holds. */
 void sy_sock_free(struct sy_sock *s);
 
 /* Gives s's callbacks to another owner. */

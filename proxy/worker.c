@@ -51,6 +51,7 @@ server_opts(struct sy_worker *w, struct sy_server_opts *opts)
 	opts->conn_count = &w->rt->conns;
 	opts->max_per_peer = w->cfg->limits.max_connections_per_peer;
 	opts->peer_counts = w->rt->peers;
+	opts->tls = w->cfg->tls.ctx;
 }
 
 /* Reads the mailbox: a new snapshot, a drain or a stop. */

@@ -339,7 +339,7 @@ SY_TEST(comments_keep_error_positions)
 	    "  \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]\n"
 	    "}\n",
 	    "t.json:4:3: wokers: unknown key \"wokers\"; known: listen, "
-	    "admin, admin_api, workers, access_log, access_log_flush_ms, "
+	    "tls, admin, admin_api, workers, access_log, access_log_flush_ms, "
 	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, "
 	    "prices, models, cache, redis, auth, tenancy, rate_limits, teams, "
@@ -371,6 +371,51 @@ SY_TEST(cors_is_off_by_default_and_needs_origins_when_given)
 	    "t.json:1:2: cors.origins: required key is missing");
 }
 
+SY_TEST(tls_is_off_by_default_and_needs_readable_files_when_given)
+{
+	struct sy_config *cfg = load(
+	    "{\"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}");
+
+	SY_CHECK(cfg != NULL && !cfg->tls.enabled && cfg->tls.ctx == NULL);
+	sy_config_unref(cfg);
+	check_error(
+	    "{\"tls\": {\"min_version\": \"1.3\"},\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:2: tls.cert_file: required key is missing\n"
+	    "t.json:1:2: tls.key_file: required key is missing");
+	check_error(
+	    "{\"tls\": {\"cert_file\": \"/nonexistent/c.pem\",\n"
+	    "  \"key_file\": \"/nonexistent/k.pem\", \"min_version\": \"1.1\"},\n"
+	    " \"backends\": [{\"name\": \"a\", \"url\": "
+	    "\"http://127.0.0.1:9001\"}],\n"
+	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
+	    "t.json:1:10: tls.cert_file: /nonexistent/c.pem: cannot read: No "
+	    "such file or directory\n"
+	    "t.json:2:3: tls.key_file: /nonexistent/k.pem: cannot read: No "
+	    "such file or directory\n"
+	    "t.json:2:37: tls.min_version: unknown TLS version \"1.1\"; known: "
+	    "1.2, 1.3");
+}
+
+SY_TEST(upstream_mode_tls_flags_name_the_flag)
+{
+	const char *urls[] = { "http://127.0.0.1:9001/v1" };
+	struct sy_config *cfg;
+	char *err = NULL;
+
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, NULL, NULL, NULL,
+	    "/nonexistent/c.pem", "/nonexistent/k.pem", &cfg, &err), -1);
+	SY_CHECK_STR(err, "--tls-cert /nonexistent/c.pem: /nonexistent/c.pem: "
+	    "cannot read: No such file or directory\n"
+	    "--tls-key /nonexistent/k.pem: /nonexistent/k.pem: cannot read: No "
+	    "such file or directory");
+	free(err);
+}
+
 SY_TEST(access_log_flush_ms_is_read_and_bounded)
 {
 	struct sy_config *cfg = load(
@@ -397,8 +442,8 @@ SY_TEST(positions_count_characters_not_bytes)
 	    " \"backends\": [{\"name\": \"a\", \"url\": "
 	    "\"http://127.0.0.1:9001\"}],\n"
 	    " \"routes\": [{\"name\": \"r\", \"models\": [\"*\"]}]}",
-	    "t.json:1:21: x: unknown key \"x\"; known: listen, admin, "
-	    "admin_api, workers, access_log, access_log_flush_ms, "
+	    "t.json:1:21: x: unknown key \"x\"; known: listen, tls, "
+	    "admin, admin_api, workers, access_log, access_log_flush_ms, "
 	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
 	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors");
@@ -616,8 +661,8 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "\"x\"}],\n"
 	    "  \"prices\": {\"m\": {\"input\": 1, \"output\": 2, \"cache\": 3}}\n"
 	    "}\n",
-	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, admin, "
-	    "admin_api, workers, access_log, access_log_flush_ms, "
+	    "t.json:2:3: extra: unknown key \"extra\"; known: listen, tls, "
+	    "admin, admin_api, workers, access_log, access_log_flush_ms, "
 	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
 	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors\n"
@@ -1758,8 +1803,8 @@ SY_TEST(zero_config_route_gets_the_defaults)
 	const struct sy_route *r;
 	char *err = NULL;
 
-	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, NULL, NULL, NULL, &cfg,
-	    &err), 0);
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, NULL, NULL, NULL, NULL,
+	    NULL, &cfg, &err), 0);
 	if (cfg == NULL) {
 		printf("# %s\n", err);
 		free(err);
@@ -2486,8 +2531,8 @@ SY_TEST(upstreams_build_one_wildcard_route_over_all)
 	struct sy_pool *pool;
 	char *err = NULL, buf[64];
 
-	SY_CHECK_INT(sy_config_from_upstreams(urls, 2, NULL, NULL, NULL, &cfg,
-	    &err), 0);
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 2, NULL, NULL, NULL, NULL,
+	    NULL, &cfg, &err), 0);
 	if (cfg == NULL) {
 		printf("# %s\n", err);
 		free(err);
@@ -2521,7 +2566,7 @@ SY_TEST(upstreams_take_listen_admin_and_access_log)
 	char *err = NULL;
 
 	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, "127.0.0.1:9090",
-	    "[::1]:9091", "/tmp/sy-access.log", &cfg, &err), 0);
+	    "[::1]:9091", "/tmp/sy-access.log", NULL, NULL, &cfg, &err), 0);
 	if (cfg == NULL) {
 		printf("# %s\n", err);
 		free(err);
@@ -2540,8 +2585,8 @@ SY_TEST(upstream_with_bad_url_names_the_flag)
 	struct sy_config *cfg;
 	char *err = NULL;
 
-	SY_CHECK_INT(sy_config_from_upstreams(urls, 3, NULL, NULL, NULL, &cfg,
-	    &err), -1);
+	SY_CHECK_INT(sy_config_from_upstreams(urls, 3, NULL, NULL, NULL, NULL,
+	    NULL, &cfg, &err), -1);
 	SY_CHECK(cfg == NULL);
 	SY_CHECK_STR(err, "--upstream ftp://127.0.0.1/v1: unsupported scheme "
 	    "\"ftp\"; use http or https\n"
@@ -2558,12 +2603,12 @@ SY_TEST(upstream_mode_with_bad_listen_names_the_flag)
 	char *err = NULL;
 
 	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, "nowhere", NULL, NULL,
-	    &cfg, &err), -1);
+	    NULL, NULL, &cfg, &err), -1);
 	SY_CHECK_STR(err, "--listen nowhere: expected HOST:PORT or "
 	    "[IPv6]:PORT");
 	free(err);
 	SY_CHECK_INT(sy_config_from_upstreams(urls, 1, "127.0.0.1:8081", NULL,
-	    NULL, &cfg, &err), -1);
+	    NULL, NULL, NULL, &cfg, &err), -1);
 	SY_CHECK_STR(err, "--admin 127.0.0.1:8081 (the default): the admin "
 	    "listener needs an address of its own; listen is 127.0.0.1:8081 "
 	    "too");
@@ -2575,8 +2620,8 @@ SY_TEST(upstream_mode_needs_an_upstream)
 	struct sy_config *cfg;
 	char *err = NULL;
 
-	SY_CHECK_INT(sy_config_from_upstreams(NULL, 0, NULL, NULL, NULL, &cfg,
-	    &err), -1);
+	SY_CHECK_INT(sy_config_from_upstreams(NULL, 0, NULL, NULL, NULL, NULL,
+	    NULL, &cfg, &err), -1);
 	SY_CHECK_STR(err, "--upstream: give at least one backend URL");
 	free(err);
 }
@@ -2596,6 +2641,8 @@ main(void)
 	SY_RUN(comment_markers_inside_strings_are_kept);
 	SY_RUN(comments_keep_error_positions);
 	SY_RUN(cors_is_off_by_default_and_needs_origins_when_given);
+	SY_RUN(tls_is_off_by_default_and_needs_readable_files_when_given);
+	SY_RUN(upstream_mode_tls_flags_name_the_flag);
 	SY_RUN(access_log_flush_ms_is_read_and_bounded);
 	SY_RUN(positions_count_characters_not_bytes);
 
