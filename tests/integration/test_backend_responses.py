@@ -201,4 +201,4 @@ class ResponsesBackend(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()
