@@ -1,6 +1,5 @@
 /* A TCP connection on an event base, plain or TLS: reads into an evbuffer without a FIONREAD per read, writes directly and waits for the socket only when the kernel's buffer is full. */
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -17,8 +16,12 @@
 #include "sock.h"
 #include "util.h"
 
-/* Room offered to one read: a request head and a small body fit at once. */
-#define READ_SIZE 4096
+/*
+ * Bytes one read takes, into the stack: only what arrived is copied into
+ * the input, so a connection waiting for more holds no empty buffer (an
+ * open stream costs two connections; a reserved 4 KiB each was most of it).
+ */
+#define READ_SIZE 16384
 /* Bytes handed to one SSL_write: a whole TLS record. */
 #define TLS_WRITE_SIZE 16384
 
@@ -143,16 +146,13 @@ tls_handshake(struct sy_sock *s)
 static int
 tls_read(struct sy_sock *s)
 {
-	struct evbuffer_iovec v;
+	char buf[READ_SIZE];
 	int got, e;
 
-	evbuffer_reserve_space(s->in, READ_SIZE, &v, 1);
 	ERR_clear_error();
-	got = SSL_read(s->ssl, v.iov_base, v.iov_len > INT_MAX ? INT_MAX :
-	    (int)v.iov_len);
+	got = SSL_read(s->ssl, buf, sizeof buf);
 	if (got > 0) {
-		v.iov_len = (size_t)got;
-		evbuffer_commit_space(s->in, &v, 1);
+		evbuffer_add(s->in, buf, (size_t)got);
 		/* The rest of a record larger than READ_SIZE waits in s->ssl,
 		   not in the socket: the loop would not say so. */
 		if (SSL_pending(s->ssl) > 0)
@@ -160,7 +160,6 @@ tls_read(struct sy_sock *s)
 		return 1;
 	}
 	e = errno;
-	evbuffer_commit_space(s->in, &v, 0);
 	switch (SSL_get_error(s->ssl, got)) {
 	case SSL_ERROR_WANT_READ:
 		return 0;
@@ -264,9 +263,7 @@ static void
 sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sy_sock *s = arg;
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
-	int i, n;
+	char buf[READ_SIZE];
 	ssize_t got;
 
 	if (!(what & EV_READ)) {
@@ -277,26 +274,15 @@ sock_read_cb(evutil_socket_t fd, short what, void *arg)
 		tls_readable(s);
 		return;
 	}
-	n = evbuffer_reserve_space(s->in, READ_SIZE, v, 2);
-	for (i = 0; i < n; i++) {
-		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
-	}
-	got = readv(fd, iov, n);
+	got = read(fd, buf, sizeof buf);
 	if (got <= 0) {
-		evbuffer_commit_space(s->in, v, 0);
 		if (got == 0)
 			sock_end(s, SY_SOCK_EOF, 0);
 		else if (!again())
 			sock_end(s, SY_SOCK_ERROR, errno);
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		if ((size_t)got < v[i].iov_len)
-			v[i].iov_len = (size_t)got;
-		got -= (ssize_t)v[i].iov_len;
-	}
-	evbuffer_commit_space(s->in, v, n);
+	evbuffer_add(s->in, buf, (size_t)got);
 	s->cbs->on_read(s, s->arg);
 }
 

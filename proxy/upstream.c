@@ -341,7 +341,8 @@ call_destroy(struct sy_upstream_call *call)
 	LIST_REMOVE(call, link);
 	call->pool->active--;
 	event_free(call->timer);
-	evbuffer_free(call->request);
+	if (call->request != NULL)
+		evbuffer_free(call->request);
 	evbuffer_free(call->data);
 	sy_http1_free(&call->msg);
 	free(call);
@@ -500,6 +501,12 @@ call_deliver(struct sy_upstream_call *call)
 static void
 call_readable(struct sy_upstream_call *call)
 {
+	/* The request was kept for a retry on a new connection, which only a
+	   connection closed before any response byte makes: no more. */
+	if (!call->got_bytes && call->request != NULL) {
+		evbuffer_free(call->request);
+		call->request = NULL;
+	}
 	call->got_bytes = 1;
 	call->t_last = sy_now_us();
 	if (call->phase != PHASE_READ) {
@@ -640,7 +647,10 @@ conn_send_request(struct sy_upstream_call *call)
 	struct upconn *c = call->conn;
 
 	if (c->sock != NULL) {
-		evbuffer_add_buffer_reference(call->u->scratch, call->request);
+		/* A copy: a reference would keep a chain of its own (1 KiB or
+		   more) for every request the socket's output ever held. */
+		evbuffer_add(call->u->scratch, evbuffer_pullup(call->request, -1),
+		    evbuffer_get_length(call->request));
 		sy_sock_set_cbs(c->sock, &call_sock_cbs, call);
 		sy_sock_send(c->sock, call->u->scratch);
 		sy_sock_read(c->sock, 1, 0);
