@@ -158,6 +158,12 @@ struct sy_relay_slice {
 	int streaming;
 	int stream_ended;		/* terminal or error event seen */
 	int paused;			/* backpressure: not reading the backend */
+	int content;			/* this try's stream told something of
+					   the answer: its events go out; before,
+					   they are held (a failure then is the
+					   try's, retried elsewhere) */
+	int early_error;		/* an error event before any content */
+	struct event *first_token;	/* retries.first_token_ms's timer */
 };
 
 /* respond: what the client got so far. */

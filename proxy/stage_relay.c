@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "backend.h"
 #include "canon.h"
@@ -77,26 +78,113 @@ retry_after(struct sy_exchange *x, char buf[static 64])
 	return buf;
 }
 
+/* ==== Before the first content ==== */
+
+/* Stops the wait for the stream's first content, if it runs. */
+static void
+first_token_stop(struct sy_exchange *x)
+{
+	if (x->relay.first_token != NULL)
+		evtimer_del(x->relay.first_token);
+}
+
+/*
+ * The stream's try failed before anything of the answer reached the
+ * client (x->last says how): its call ends, the events it held (the
+ * head, a role-only chunk) are dropped, and the tries may send the
+ * request elsewhere (cond: the failure's SY_RETRY_ON_* class).  The
+ * client sees nothing of it.
+ */
+static void
+fail_before_content(struct sy_exchange *x, unsigned cond)
+{
+	cancel(x);
+	first_token_stop(x);
+	sy_tries_done(x);
+	if (x->respond.out != NULL)
+		evbuffer_drain(x->respond.out,
+		    evbuffer_get_length(x->respond.out));
+	sy_drive(x, failed(x, cond));
+}
+
+/* retries.first_token_ms ran out before the stream told anything. */
+static void
+first_token_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sy_exchange *x = arg;
+	char msg[128];
+
+	(void)fd;
+	(void)what;
+	if (x->relay.call == NULL || x->relay.content || sy_respond_started(x))
+		return;
+	snprintf(msg, sizeof msg, "no first token from the backend within "
+	    "retries.first_token_ms (%u ms)", x->req.route->retry.first_token_ms);
+	note_failure(x, 504, "gateway_timeout", msg);
+	fail_before_content(x, SY_RETRY_ON_FIRST_TOKEN);
+}
+
+/* Starts the wait for a stream's first content, when its route sets one. */
+static void
+first_token_start(struct sy_exchange *x)
+{
+	unsigned ms = x->req.route->retry.first_token_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (!x->req.stream || ms == 0)
+		return;
+	if (x->relay.first_token == NULL)
+		x->relay.first_token = evtimer_new(x->w->base, first_token_cb,
+		    x);
+	evtimer_add(x->relay.first_token, &tv);
+}
+
 /* ==== Streams ==== */
 
+/*
+ * One event of the backend's stream, translated into the canonical
+ * events the client is to get.  Until the stream's first content they
+ * are held; an error event then fails the try instead of reaching the
+ * client.
+ */
 static int
 on_event(const struct sy_sse_event *ev, void *arg)
 {
 	struct sy_exchange *x = arg;
+	struct sy_relay_slice *r = &x->relay;
+	struct evbuffer *out = sy_respond_events(x);
+	size_t before = evbuffer_get_length(out), n;
+	const char *added;
+	char what[120], msg[200];
 
-	if (x->relay.stream_ended)
+	if (r->stream_ended)
 		return 0;
-	switch (x->req.endpoint->kind->stream_event(x->relay.stream_state,
-	    &x->req, ev, sy_respond_events(x), &x->req.usage)) {
+	switch (x->req.endpoint->kind->stream_event(r->stream_state,
+	    &x->req, ev, out, &x->req.usage)) {
 	case SY_STREAM_DONE:
-		x->relay.stream_ended = 1;
+		r->stream_ended = 1;
 		break;
 	case SY_STREAM_ERROR:
-		x->relay.stream_ended = 1;
-		sy_exchange_error(x, "backend sent an error event mid-stream");
+		r->stream_ended = 1;
+		if (r->content || sy_respond_started(x)) {
+			sy_exchange_error(x, "backend sent an error event "
+			    "mid-stream");
+			break;
+		}
+		n = evbuffer_get_length(out) - before;
+		added = (const char *)evbuffer_pullup(out, -1) + before;
+		sy_canon_stream_content(added, n, what, sizeof what);
+		snprintf(msg, sizeof msg, "backend stream failed before its "
+		    "first token: %s", what[0] ? what : "an error event");
+		note_failure(x, 502, "bad_gateway", msg);
+		r->early_error = 1;
 		break;
 	case SY_STREAM_FORWARD:
 		x->req.streamed_events += ev->data != NULL;
+		if (!r->content && (n = evbuffer_get_length(out) - before) > 0 &&
+		    sy_canon_stream_content((const char *)evbuffer_pullup(out,
+		    -1) + before, n, NULL, 0))
+			r->content = 1;
 		break;
 	default:
 		break;
@@ -189,6 +277,12 @@ on_body(void *arg, struct evbuffer *data)
 		return;
 	}
 	evbuffer_drain(data, len);
+	if (r->early_error) {
+		fail_before_content(x, SY_RETRY_ON_5XX);
+		return;
+	}
+	if (r->content || r->stream_ended)
+		first_token_stop(x);
 	if (r->stream_ended && x->select.hold) {
 		/* A held answer is checked at its last event, not when the
 		   backend ends its response (which it may do late). */
@@ -197,6 +291,9 @@ on_body(void *arg, struct evbuffer *data)
 		sy_drive(x, SY_ANSWER);
 		return;
 	}
+	/* Nothing of the answer yet: the client gets nothing either. */
+	if (!r->content && !r->stream_ended)
+		return;
 	flush(x);
 	/* The client has its whole answer now; the backend may linger. */
 	if (r->stream_ended)
@@ -250,13 +347,23 @@ on_done(void *arg)
 	struct sy_relay_slice *r = &x->relay;
 
 	r->call = NULL;
-	sy_tries_done(x);
+	first_token_stop(x);
 	if (!r->streaming) {
+		sy_tries_done(x);
 		sy_drive(x, whole(x));
 		return;
 	}
 	if (!r->stream_ended)
 		sy_framer_finish(&r->framer, on_event, x);
+	if (r->early_error || (!r->stream_ended && !r->content &&
+	    !sy_respond_started(x))) {
+		if (!r->early_error)
+			note_failure(x, 502, "bad_gateway", "backend stream "
+			    "ended before its first token");
+		fail_before_content(x, SY_RETRY_ON_5XX);
+		return;
+	}
+	sy_tries_done(x);
 	if (!r->stream_ended)
 		stream_cut(x, "bad_gateway",
 		    "backend stream ended without its last event");
@@ -271,6 +378,7 @@ on_error(void *arg, enum sy_upstream_error e, const char *msg)
 	int timeout = e == SY_UP_TIMEOUT;
 
 	r->call = NULL;
+	first_token_stop(x);
 	r->transport_failed = !(x->select.hold && r->stream_ended);
 	sy_tries_done(x);
 	if (x->select.hold && r->stream_ended) {
@@ -367,8 +475,15 @@ try_reset(struct sy_exchange *x)
 	r->status = 0;
 	r->transport_failed = 0;
 	r->retry_after[0] = '\0';
+	r->content = 0;
+	r->early_error = 0;
+	first_token_stop(x);
 	resp_free(x);
 	stream_drop(x);
+	/* What a try that failed before its first token counted. */
+	x->req.streamed_events = 0;
+	x->req.usage.prompt_tokens = x->req.usage.completion_tokens =
+	    x->req.usage.cached_tokens = -1;
 	if (x->respond.out != NULL)
 		evbuffer_drain(x->respond.out,
 		    evbuffer_get_length(x->respond.out));
@@ -425,6 +540,7 @@ relay_enter(struct sy_exchange *x)
 	x->relay.call = sy_upstream_send(x->w->upstream, ep, &t, "POST",
 	    target, headers, encoded, &upstream_cbs, x);
 	evbuffer_free(encoded);
+	first_token_start(x);
 	return SY_WAIT;
 }
 
@@ -434,6 +550,8 @@ relay_end(struct sy_exchange *x)
 	cancel(x);
 	resp_free(x);
 	stream_drop(x);
+	if (x->relay.first_token != NULL)
+		event_free(x->relay.first_token);
 }
 
 const struct sy_stage sy_stage_relay = {

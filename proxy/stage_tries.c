@@ -27,7 +27,7 @@
 
 /* The conditions a route may retry on: bit i of sy_retry.on is word i. */
 static const char *const retry_conditions[] = {
-	"connect", "5xx", "429", "timeout", NULL
+	"connect", "5xx", "429", "timeout", "first_token", NULL
 };
 
 /* Backoff at most its largest value. */
@@ -60,9 +60,14 @@ static const struct sy_conf_row retry_rows[] = {
 	  .max = DAY_MS, .doc = "longest wait between two tries" },
 	{ .name = "on", .type = SY_CONF_FLAGS,
 	  .offset = offsetof(struct sy_retry, on),
-	  .def.u = SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX | SY_RETRY_ON_429,
+	  .def.u = SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX | SY_RETRY_ON_429 |
+	  SY_RETRY_ON_FIRST_TOKEN,
 	  .words = retry_conditions, .what = "retry condition",
 	  .doc = "failures that are retried" },
+	{ .name = "first_token_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_retry, first_token_ms),
+	  .max = DAY_MS, .doc = "a stream's longest wait for its first "
+	  "content; 0: none" },
 	{ .name = NULL }
 };
 
