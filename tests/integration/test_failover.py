@@ -11,10 +11,9 @@ import time
 import unittest
 
 import harness
-from harness import binary, free_ports, request, start
+from harness import request
 from test_proxy import Gateway, chat
-
-MODELS = ["llama-3-8b"]
+from test_resilience import MODELS, Fleet
 
 
 def message(stream=True):
@@ -22,34 +21,15 @@ def message(stream=True):
             "messages": [{"role": "user", "content": "Say hello to the gateway"}]}
 
 
-class TwoReplicas(unittest.TestCase):
+class TwoReplicas(Fleet):
     """sy-sim with two replicas, sim0 and sim1, behind one route."""
-
-    def setUp(self):
-        self.sim_port = free_ports(2)
-        start(self, [binary("sy-sim"), "--port", str(self.sim_port), "--replicas", "2",
-                     "--models", ",".join(MODELS), "--speed", "0", "--output-tokens", "fixed:8",
-                     "--quiet"], port=self.sim_port, name="sy-sim")
-        harness.wait_port(self.sim_port + 1)
+    replicas = 2
 
     def gateway(self, retries=None, **top):
-        route = {"name": "chat", "models": MODELS, "policy": "round_robin",
-                 "ejection": {"consecutive_failures": 0}}
+        route = {"policy": "round_robin", "ejection": {"consecutive_failures": 0}}
         if retries is not None:
             route["retries"] = retries
-        c = {"backends": [{"name": "sim%d" % i, "url": "http://127.0.0.1:%d/v1" % (self.sim_port + i),
-                           "models": MODELS} for i in range(2)],
-             "routes": [route]}
-        c.update(top)
-        return Gateway(self, c)
-
-    def faults(self, i, f):
-        r = request(self.sim_port + i, "POST", "/sim/faults", f)
-        self.assertEqual(r.status, 200, r.body)
-
-    def served(self, i):
-        s = request(self.sim_port + i, "GET", "/sim/stats").json()
-        return sum(s.get("by_path", {}).get("/v1/chat/completions", {}).values())
+        return Fleet.gateway(self, route, **top)
 
     def openai_stream(self, gw):
         """A streamed chat answer; checks it is whole and normal, returns its text."""
