@@ -8,7 +8,6 @@ import json
 import socket
 import threading
 import time
-import unittest
 
 import harness
 from harness import request
@@ -234,4 +233,4 @@ class NotHttp(TwoReplicas):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    harness.main()
