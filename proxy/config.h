@@ -120,6 +120,8 @@ struct sy_retry {
 					   429 | first_token */
 	unsigned first_token_ms;	/* a stream's try without content by then
 					   fails; default 0: no limit */
+	unsigned hedge_after_ms;	/* a stream without content by then gets
+					   a second try beside; default 0: off */
 };
 #define SY_RETRY_ON_CONNECT	0x1	/* refused, reset before any byte, TLS failure */
 #define SY_RETRY_ON_5XX		0x2	/* 500, 502, 503, 504 from the backend */

@@ -164,6 +164,68 @@ class AfterContent(TwoReplicas):
         self.assertEqual(gw.log_lines(1)[-1]["retries"], 0)
 
 
+class Hedging(TwoReplicas):
+    def cancelled(self, i):
+        return request(self.sim_port + i, "GET", "/sim/stats").json()["cancelled"]
+
+    def test_a_slow_first_token_is_hedged_and_the_fast_endpoint_answers(self):
+        self.faults(0, {"stall_ms": 3000})
+        gw = self.gateway({"hedge_after_ms": 200})
+        for _ in range(4):
+            _, took = self.openai_stream(gw)
+            self.assertLess(took, 1.0)
+        lines = gw.log_lines(4)
+        self.assertTrue(all(l["endpoint"] == "sim1" and l["error"] is None for l in lines), lines)
+        hedged = [l for l in lines if l["hedge"] is not None]
+        self.assertGreaterEqual(len(hedged), 1, lines)
+        self.assertTrue(all(l["hedge"] == "hedge_won" and l["retries"] == 0 for l in hedged), lines)
+        self.assertTrue(all(l["hedge"] is None for l in lines if l not in hedged))
+        # The slow endpoint's connection was closed as soon as the hedge won.
+        self.assertEqual(harness.eventually(lambda: self.cancelled(0), lambda n: n == len(hedged),
+                                            timeout=2.0), len(hedged))
+        self.assertEqual(self.served(1), 4)
+
+    def test_a_hedge_reaches_an_anthropic_client_as_one_stream(self):
+        self.faults(0, {"stall_ms": 3000})
+        gw = self.gateway({"hedge_after_ms": 200})
+        for _ in range(2):
+            self.anthropic_stream(gw)
+        self.assertTrue(all(l["endpoint"] == "sim1" for l in gw.log_lines(2)))
+
+    def test_when_the_first_try_answers_first_the_hedge_is_cancelled(self):
+        self.faults(0, {"stall_ms": 600})
+        self.faults(1, {"stall_ms": 600})
+        gw = self.gateway({"hedge_after_ms": 200})
+        _, took = self.openai_stream(gw)
+        self.assertLess(took, 1.5)
+        line = gw.log_lines(1)[-1]
+        self.assertEqual(line["hedge"], "first_won")
+        loser = 1 - int(line["endpoint"][-1])
+        self.assertEqual(harness.eventually(lambda: self.cancelled(loser), lambda n: n == 1,
+                                            timeout=2.0), 1)
+        self.assertEqual(self.cancelled(1 - loser), 0)
+
+    def test_a_hedge_takes_over_when_the_first_try_fails_before_content(self):
+        # sim0 fails at 200 ms while sim1, hedged at 100 ms, tells its first token at 500.
+        self.faults(0, {"stall_ms": 200, "midstream_error_rate": 1.0})
+        self.faults(1, {"stall_ms": 400})
+        gw = self.gateway({"hedge_after_ms": 100})
+        for _ in range(4):
+            self.openai_stream(gw)
+        lines = gw.log_lines(4)
+        self.assertTrue(all(l["endpoint"] == "sim1" and l["error"] is None for l in lines), lines)
+        self.assertTrue(all(l["retries"] == 0 for l in lines), lines)
+        self.assertIn("hedge_won", [l["hedge"] for l in lines])
+
+    def test_without_hedge_after_ms_nothing_is_hedged(self):
+        self.faults(0, {"stall_ms": 500})
+        self.faults(1, {"stall_ms": 500})
+        gw = self.gateway()
+        self.openai_stream(gw)
+        self.assertIsNone(gw.log_lines(1)[-1]["hedge"])
+        self.assertEqual(self.served(0) + self.served(1), 1)
+
+
 class Banner:
     """A server on loopback that writes a line that is not HTTP to each
     connection and then holds it open, as an SSH server does."""

@@ -1804,7 +1804,7 @@ SY_TEST(unknown_keys_in_the_new_objects_are_rejected)
 	    "known: path, interval_ms, timeout_ms\n"
 	    "t.json:6:17: routes[0].retries.attempts: unknown key "
 	    "\"attempts\"; known: max, budget, min_per_s, backoff_ms, "
-	    "max_backoff_ms, on, first_token_ms\n"
+	    "max_backoff_ms, on, first_token_ms, hedge_after_ms\n"
 	    "t.json:7:18: routes[0].ejection.failures: unknown key "
 	    "\"failures\"; known: consecutive_failures, error_rate, "
 	    "min_requests, window_ms, cooldown_ms, max_cooldown_ms, "
