@@ -460,6 +460,9 @@ hedge_drop(struct sy_exchange *x, int failed)
 	if (h->call != NULL)
 		sy_upstream_cancel(h->call);
 	sy_tries_hedge_done(x, h->endpoint, h->t_try, h->status, failed);
+	/* A retry goes elsewhere than a hedge that failed. */
+	if (failed && x->req.ntried < SY_MAX_TRIES)
+		x->req.tried[x->req.ntried++] = h->endpoint;
 	if (h->streaming) {
 		sy_framer_free(&h->framer);
 		if (kind->stream_close != NULL)
@@ -517,9 +520,11 @@ hedge_adopt(struct sy_exchange *x, int feed)
 	r->transport_failed = 0;
 	r->retry_after[0] = '\0';
 	r->failed = 0;
-	r->streaming = 1;
-	r->framer = h->framer;
-	r->stream_state = h->stream_state;
+	/* A hedge without its head yet gets it through on_head now. */
+	if ((r->streaming = h->streaming)) {
+		r->framer = h->framer;
+		r->stream_state = h->stream_state;
+	}
 	r->stream_ended = h->ended;
 	r->content = h->content;
 	r->early_error = 0;
