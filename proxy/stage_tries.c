@@ -229,13 +229,22 @@ struct sy_endpoint *
 sy_tries_hedge_pick(struct sy_exchange *x)
 {
 	struct sy_req *req = &x->req;
+	const char *reason = req->pick_reason;
+	char words[sizeof req->pick_words];
+	uint64_t note[2];
 	struct sy_endpoint *ep;
 
 	if (req->ntried + 1 >= SY_MAX_TRIES)
 		return NULL;
+	/* The log and the policy's answer keep the first try's pick. */
+	memcpy(words, req->pick_words, sizeof words);
+	memcpy(note, req->pick_note, sizeof note);
 	req->tried[req->ntried++] = req->endpoint;
 	ep = pick_endpoint(req);
 	req->ntried--;
+	req->pick_reason = reason;
+	memcpy(req->pick_words, words, sizeof words);
+	memcpy(req->pick_note, note, sizeof note);
 	if (ep != NULL && !budget_allows(req->route)) {
 		sy_endstats_leave(ep->stats, sy_now_us());
 		ep = NULL;

@@ -869,6 +869,30 @@ SY_TEST(tries_does_not_retry_a_missing_first_token_the_route_does_not_list)
 	sy_config_unref(cfg);
 }
 
+SY_TEST(tries_picks_a_hedge_on_another_endpoint_with_a_free_slot)
+{
+	struct sy_config *cfg = config(tries_conf);	/* 2 endpoints, 1 slot each */
+	struct sy_endpoint *hedge;
+	const char *reason;
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	reason = b.x->req.pick_reason;
+	hedge = sy_tries_hedge_pick(b.x);
+	SY_CHECK(hedge != NULL && hedge != b.x->req.endpoint);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 2);
+	SY_CHECK(b.x->req.pick_reason == reason);
+	/* Both endpoints are busy now: no second hedge. */
+	SY_CHECK(sy_tries_hedge_pick(b.x) == NULL);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 2);
+	sy_tries_hedge_done(b.x, hedge, sy_now_us(), 0, 0);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 1);
+	bench_end(&b);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 0);
+	sy_config_unref(cfg);
+}
+
 /* sy_canon_stream_content over the NUL-terminated events, error message in err. */
 static int
 content(const char *events, char *err, size_t n)
@@ -1095,6 +1119,7 @@ main(void)
 	SY_RUN(tries_does_not_retry_a_failure_the_route_does_not_list);
 	SY_RUN(tries_retries_a_stream_without_its_first_token_by_default);
 	SY_RUN(tries_does_not_retry_a_missing_first_token_the_route_does_not_list);
+	SY_RUN(tries_picks_a_hedge_on_another_endpoint_with_a_free_slot);
 	SY_RUN(relay_holds_a_stream_until_its_first_content);
 	SY_RUN(tries_queues_while_every_endpoint_is_full_until_the_timeout);
 	SY_RUN(check_sends_a_failed_route_to_its_fallbacks_and_an_answer_on);
