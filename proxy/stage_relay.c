@@ -146,6 +146,16 @@ first_token_start(struct sy_exchange *x)
 
 /* ==== Streams ==== */
 
+/* Whether the canonical events out gained past its first before bytes tell content. */
+static int
+gained_content(struct evbuffer *out, size_t before)
+{
+	size_t n = evbuffer_get_length(out) - before;
+
+	return n > 0 && sy_canon_stream_content((const char *)evbuffer_pullup(
+	    out, -1) + before, n, NULL, 0);
+}
+
 /*
  * One event of the backend's stream, translated into the canonical
  * events the client is to get.  Until the stream's first content they
@@ -186,9 +196,7 @@ on_event(const struct sy_sse_event *ev, void *arg)
 		break;
 	case SY_STREAM_FORWARD:
 		x->req.streamed_events += ev->data != NULL;
-		if (!r->content && (n = evbuffer_get_length(out) - before) > 0 &&
-		    sy_canon_stream_content((const char *)evbuffer_pullup(out,
-		    -1) + before, n, NULL, 0))
+		if (!r->content && gained_content(out, before))
 			r->content = 1;
 		break;
 	default:
@@ -578,7 +586,7 @@ static int
 hedge_on_event(const struct sy_sse_event *ev, void *arg)
 {
 	struct sy_hedge *h = arg;
-	size_t before = evbuffer_get_length(h->out), n;
+	size_t before = evbuffer_get_length(h->out);
 
 	if (h->ended)
 		return 0;
@@ -596,9 +604,7 @@ hedge_on_event(const struct sy_sse_event *ev, void *arg)
 			    "mid-stream");
 		break;
 	case SY_STREAM_FORWARD:
-		if (!h->content && (n = evbuffer_get_length(h->out) - before) >
-		    0 && sy_canon_stream_content((const char *)evbuffer_pullup(
-		    h->out, -1) + before, n, NULL, 0))
+		if (!h->content && gained_content(h->out, before))
 			h->content = 1;
 		break;
 	default:
