@@ -44,6 +44,19 @@ stream_drop(struct sy_exchange *x)
 	r->stream_ended = 0;
 }
 
+/* Forgets what a try left for the client: held stream events, a reply. */
+static void
+drop_held(struct sy_exchange *x)
+{
+	if (x->respond.out != NULL)
+		evbuffer_drain(x->respond.out,
+		    evbuffer_get_length(x->respond.out));
+	if (x->reply.body != NULL) {
+		evbuffer_free(x->reply.body);
+		x->reply.body = NULL;
+	}
+}
+
 /* Abandons the call under way, if any. */
 static void
 cancel(struct sy_exchange *x)
@@ -106,9 +119,7 @@ fail_before_content(struct sy_exchange *x, unsigned cond)
 	cancel(x);
 	first_token_stop(x);
 	sy_tries_done(x);
-	if (x->respond.out != NULL)
-		evbuffer_drain(x->respond.out,
-		    evbuffer_get_length(x->respond.out));
+	drop_held(x);
 	lost(x, cond);
 }
 
@@ -512,13 +523,7 @@ hedge_adopt(struct sy_exchange *x, int feed)
 		req->tried[req->ntried++] = req->endpoint;
 	resp_free(x);
 	stream_drop(x);
-	if (x->respond.out != NULL)
-		evbuffer_drain(x->respond.out,
-		    evbuffer_get_length(x->respond.out));
-	if (x->reply.body != NULL) {
-		evbuffer_free(x->reply.body);
-		x->reply.body = NULL;
-	}
+	drop_held(x);
 	req->endpoint = h->endpoint;
 	req->usage = h->usage;
 	req->hedge = "hedge_won";
@@ -788,13 +793,7 @@ try_reset(struct sy_exchange *x)
 	x->req.streamed_events = 0;
 	x->req.usage.prompt_tokens = x->req.usage.completion_tokens =
 	    x->req.usage.cached_tokens = -1;
-	if (x->respond.out != NULL)
-		evbuffer_drain(x->respond.out,
-		    evbuffer_get_length(x->respond.out));
-	if (x->reply.body != NULL) {
-		evbuffer_free(x->reply.body);
-		x->reply.body = NULL;
-	}
+	drop_held(x);
 }
 
 /*
