@@ -30,6 +30,11 @@ class TwoReplicas(Fleet):
             route["retries"] = retries
         return Fleet.gateway(self, route, **top)
 
+    def served(self, i):
+        """Chat requests replica i received, in the OpenAI or the Anthropic API."""
+        by_path = request(self.sim_port + i, "GET", "/sim/stats").json().get("by_path", {})
+        return sum(sum(by_path.get(p, {}).values()) for p in ("/v1/chat/completions", "/v1/messages"))
+
     def openai_stream(self, gw):
         """A streamed chat answer; checks it is whole and normal, returns its text."""
         t0 = time.time()
@@ -90,6 +95,15 @@ class BeforeTheFirstToken(TwoReplicas):
 
     def test_a_500_to_a_stream_is_answered_by_another_endpoint(self):
         self.failover({"error_rate": 1.0, "error_status": 500})
+
+    def test_anthropic_backends_fail_over_before_content_too(self):
+        self.faults(0, {"midstream_error_rate": 1.0, "midstream_error_after_tokens": 0})
+        gw = self.gateway(backends=self.backends(sim0={"kind": "anthropic"}, sim1={"kind": "anthropic"}))
+        for _ in range(3):
+            self.openai_stream(gw)
+        for _ in range(3):
+            self.anthropic_stream(gw)
+        self.check_failover(gw, 6)
 
     def test_a_429_to_a_stream_is_answered_by_another_endpoint(self):
         self.faults(0, {"rate_limit_rate": 1.0, "retry_after": 30})
