@@ -94,7 +94,7 @@ sy_accesslog_close(struct sy_accesslog *log)
  * most 6 bytes a byte.  A line that would not fit the buffer gets one of
  * its own.
  */
-#define LINE_FIXED	1024
+#define LINE_FIXED	1088
 #define LINE_BUF_SIZE	4096
 
 static _Thread_local char line_buf[LINE_BUF_SIZE];
@@ -251,7 +251,8 @@ line_buffer(const struct sy_record *r, char **own)
 	    str_len(r->policy_reason) + str_len(r->policy_words) +
 	    str_len(r->select_reason) +
 	    str_len(r->escalated_from) + str_len(r->error) + str_len(r->cache) +
-	    str_len(r->key_id) + str_len(r->team) + str_len(r->cost_source);
+	    str_len(r->key_id) + str_len(r->team) + str_len(r->cost_source) +
+	    str_len(r->hedge);
 	need = LINE_FIXED + 6 * strings;
 	*own = NULL;
 	if (need <= sizeof line_buf)
@@ -279,7 +280,7 @@ itl_mean_us(const struct sy_record *r)
  * select_reason, escalated_from, status,
  * stream, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
  * cost_source, ttft_ms, itl_ms, tpot_ms, latency_ms, upstream_ms, overhead_ms, bytes_in, bytes_out,
- * retries, fallbacks, queue_ms, error, batch_size, batch_wait_ms, cache,
+ * retries, hedge, fallbacks, queue_ms, error, batch_size, batch_wait_ms, cache,
  * saved_tokens, saved_usd.
  */
 static char *
@@ -332,6 +333,7 @@ line_format(const struct sy_record *r, char *o)
 	o = sy_put_u64(o, r->bytes_out);
 	o = PUT_LIT(o, ",\"retries\":");
 	o = sy_put_u64(o, r->retries);
+	o = PUT_STR(o, ",\"hedge\":", r->hedge);
 	o = PUT_LIT(o, ",\"fallbacks\":");
 	o = sy_put_u64(o, r->fallbacks);
 	o = PUT_MS(o, ",\"queue_ms\":", r->queue_us);

@@ -90,6 +90,19 @@ void sy_canon_stream_error(struct evbuffer *out, const char *code,
 /* ==== Streams and whole answers (proxy/canon_stream.c) ==== */
 
 /*
+ * Whether the canonical stream events in buf (len bytes, whole events)
+ * carry something of the answer: text, a tool call, a finish reason, or
+ * anything else but a role-only first chunk, a usage chunk without
+ * choices, comments and [DONE].  An event that is not a JSON object counts
+ * as content; error events do not (the relay tells them apart).  Until a
+ * stream's first content its events may be held, and dropped when the try
+ * fails.  Writes into *error (n bytes) the message of an error event in
+ * buf, or "" (error may be NULL).
+ */
+int sy_canon_stream_content(const char *buf, size_t len, char *error,
+    size_t n);
+
+/*
  * Appends the text of a message's content v (a string, or its text parts
  * joined by newlines) to out.
  */

@@ -1,4 +1,5 @@
 /* The canonical form's streams and whole answers: a stream told from a whole answer (cache replays), a whole answer gathered from a stream (cache stores), and the first choice of either (checks of answers). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,87 @@ take_string(struct evbuffer *out)
 	s[len] = '\0';
 	evbuffer_free(out);
 	return s;
+}
+
+/* ==== What a stream has told so far ==== */
+
+/* Whether v is nothing: null, or an empty string. */
+static int
+nothing(const json_t *v)
+{
+	return json_is_null(v) || (json_is_string(v) &&
+	    json_string_length(v) == 0);
+}
+
+/* Whether a chunk's choice tells nothing but the role of what comes. */
+static int
+choice_empty(const json_t *ch)
+{
+	const char *k, *dk;
+	json_t *v, *dv;
+
+	if (!json_is_object(ch))
+		return 0;
+	json_object_foreach((json_t *)ch, k, v) {
+		if (strcmp(k, "index") == 0 || nothing(v))
+			continue;
+		if (strcmp(k, "delta") != 0 || !json_is_object(v))
+			return 0;
+		json_object_foreach(v, dk, dv)
+			if (strcmp(dk, "role") != 0 && !nothing(dv))
+				return 0;
+	}
+	return 1;
+}
+
+/* What sy_canon_stream_content learns, event by event. */
+struct content_scan {
+	int content;
+	char *error;
+	size_t n;
+};
+
+static int
+on_content_event(const struct sy_sse_event *ev, void *arg)
+{
+	struct content_scan *cs = arg;
+	json_t *o, *choices, *e;
+	size_t i;
+
+	if (ev->data == NULL || strcmp(ev->data, "[DONE]") == 0)
+		return 0;
+	o = json_loadb(ev->data, ev->data_len, 0, NULL);
+	if (!json_is_object(o)) {
+		cs->content = 1;
+	} else if ((e = json_object_get(o, "error")) != NULL) {
+		if (cs->error != NULL && cs->n > 0)
+			snprintf(cs->error, cs->n, "%s", json_is_string(
+			    json_object_get(e, "message")) ? json_string_value(
+			    json_object_get(e, "message")) : "an error event");
+	} else {
+		choices = json_object_get(o, "choices");
+		if (!json_is_array(choices))
+			cs->content = 1;
+		json_array_foreach(choices, i, e)
+			if (!choice_empty(e))
+				cs->content = 1;
+	}
+	json_decref(o);
+	return 0;
+}
+
+int
+sy_canon_stream_content(const char *buf, size_t len, char *error, size_t n)
+{
+	struct content_scan cs = { 0, error, n };
+	struct sy_sse p;
+
+	if (error != NULL && n > 0)
+		error[0] = '\0';
+	sy_sse_init(&p, 0);
+	sy_sse_feed(&p, buf, len, on_content_event, &cs);
+	sy_sse_free(&p);
+	return cs.content;
 }
 
 /* ==== Streams from whole answers ==== */

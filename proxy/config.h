@@ -118,12 +118,18 @@ struct sy_retry {
 	unsigned min_per_s;		/* retries always allowed per second; default 5 */
 	unsigned backoff_ms;		/* base of the jittered exponential backoff; default 25 */
 	unsigned max_backoff_ms;	/* default 1000 */
-	unsigned on;			/* SY_RETRY_ON_* bits; default connect | 5xx | 429 */
+	unsigned on;			/* SY_RETRY_ON_* bits; default connect | 5xx |
+					   429 | first_token */
+	unsigned first_token_ms;	/* a stream's try without content by then
+					   fails; default 0: no limit */
+	unsigned hedge_after_ms;	/* a stream without content by then gets
+					   a second try beside; default 0: off */
 };
 #define SY_RETRY_ON_CONNECT	0x1	/* refused, reset before any byte, TLS failure */
 #define SY_RETRY_ON_5XX		0x2	/* 500, 502, 503, 504 from the backend */
 #define SY_RETRY_ON_429		0x4	/* 429 (the endpoint rests for its Retry-After) */
 #define SY_RETRY_ON_TIMEOUT	0x8	/* connect or first-byte timeout */
+#define SY_RETRY_ON_FIRST_TOKEN	0x10	/* no content within first_token_ms */
 
 /* Passive outlier ejection of a route's endpoints. */
 struct sy_ejection {

@@ -146,6 +146,27 @@ struct sy_tries_slice {
 	TAILQ_ENTRY(sy_exchange) qlink;
 };
 
+/*
+ * A hedged stream's second try (retries.hedge_after_ms), racing the first
+ * until one of them tells content: the winner answers, the other's
+ * connection is closed.
+ */
+struct sy_hedge {
+	struct sy_exchange *x;
+	struct sy_endpoint *endpoint;	/* one of its slots held */
+	struct sy_upstream_call *call;	/* NULL once it ended */
+	uint64_t t_try;
+	int status;			/* the backend's HTTP status */
+	int streaming;
+	int content;			/* it told content, or ended its stream */
+	int ended;			/* terminal event seen */
+	int failed;			/* an error event, a bad stream */
+	struct sy_framer framer;
+	void *stream_state;		/* the adapter's, for this stream */
+	struct evbuffer *out;		/* its canonical events, held */
+	struct sy_usage usage;
+};
+
 /* relay: the backend call and what it sends back. */
 struct sy_relay_slice {
 	struct sy_upstream_call *call;	/* NULL when no call runs */
@@ -161,6 +182,14 @@ struct sy_relay_slice {
 	int streaming;
 	int stream_ended;		/* terminal or error event seen */
 	int paused;			/* backpressure: not reading the backend */
+	int content;			/* this try's stream told something of
+					   the answer: its events go out; before,
+					   they are held (a failure then is the
+					   try's, retried elsewhere) */
+	int early_error;		/* an error event before any content */
+	struct event *first_token;	/* retries.first_token_ms's timer */
+	struct event *hedge_timer;	/* retries.hedge_after_ms's */
+	struct sy_hedge *hedge;		/* the second try racing, or NULL */
 };
 
 /* respond: what the client got so far. */
@@ -211,6 +240,24 @@ struct sy_exchange {
 	struct sy_relay_slice relay;
 	struct sy_respond_slice respond;
 };
+
+/* ==== Hedging (proxy/stage_tries.c, for the relay) ==== */
+
+/*
+ * An endpoint for a second try of x beside the one under way (a hedge):
+ * one of its pool that it has not tried, other than its current one,
+ * with one of its slots taken, within the route's retry budget; or NULL.
+ */
+struct sy_endpoint *sy_tries_hedge_pick(struct sy_exchange *x);
+
+/*
+ * The hedge on ep that began at t_try is over without answering (status:
+ * the backend's, 0 when none; failed: it failed, rather than lost the
+ * race): its slot goes back and the policies and the outlier detector
+ * hear how it went.
+ */
+void sy_tries_hedge_done(struct sy_exchange *x, struct sy_endpoint *ep,
+    uint64_t t_try, int status, int failed);
 
 /* ==== Per-worker parts of the stages ==== */
 

@@ -522,9 +522,60 @@ sy_http1_free(struct sy_http1_msg *m)
 }
 
 /*
+ * Whether the response that begins in in cannot be HTTP: its first bytes
+ * (after blank lines) are not a beginning of "HTTP/".  A server that
+ * speaks another protocol (an SSH or SMTP banner, garbage) fails at its
+ * first bytes, not when a head that never comes times out.
+ */
+static int
+not_http(struct evbuffer *in)
+{
+	static const char proto[] = "HTTP/";
+	char b[16];
+	ev_ssize_t n = evbuffer_copyout(in, b, sizeof b);
+	ev_ssize_t i = 0, j;
+
+	while (i < n && (b[i] == '\r' || b[i] == '\n'))
+		i++;
+	for (j = 0; i + j < n && j < (ev_ssize_t)sizeof proto - 1; j++)
+		if (b[i + j] != proto[j])
+			return 1;
+	return 0;
+}
+
+/*
+ * Checks a response's status line (the nl bytes at the front of in, before
+ * its LF) as soon as it is whole, before the rest of the head arrives.
+ * Returns 0, or -1 when it is malformed (state ERROR).
+ */
+static int
+status_line_check(struct sy_http1_msg *m, struct evbuffer *in, size_t nl)
+{
+	char *line = malloc(nl + 1);
+	int rc;
+
+	if (line == NULL)
+		return http1_fail(m, 500, "out of memory");
+	evbuffer_copyout(in, line, nl);
+	line[nl] = '\0';
+	if (memchr(line, '\0', nl) != NULL)
+		rc = http1_fail(m, 400, "NUL in head");
+	else {
+		if (nl > 0 && line[nl - 1] == '\r')
+			line[nl - 1] = '\0';
+		rc = parse_status_line(m, line);
+	}
+	m->reason = NULL;	/* into line: head_parse sets it again */
+	free(line);
+	m->start_checked = 1;
+	return rc;
+}
+
+/*
  * Searches for the blank line ending the head, resuming where the previous
  * call stopped; blank lines before the start line are dropped.  Only a
- * complete head is copied and parsed.
+ * complete head is copied and parsed; a response's start line is checked
+ * as soon as its first bytes arrive and again when its line is whole.
  */
 int
 sy_http1_parse_head(struct sy_http1_msg *m, struct evbuffer *in)
@@ -534,6 +585,9 @@ sy_http1_parse_head(struct sy_http1_msg *m, struct evbuffer *in)
 	if (m->state != SY_HTTP1_HEAD)
 		return m->state == SY_HTTP1_ERROR ? -1 : 1;
 	for (;;) {
+		if (m->kind == SY_HTTP1_RESPONSE && !m->start_checked &&
+		    not_http(in))
+			return http1_fail(m, 400, "not an HTTP response");
 		if ((nl = find_lf(m, in)) == -1) {
 			if (evbuffer_get_length(in) > m->max_head)
 				return http1_fail(m, 431, "head too large");
@@ -541,9 +595,12 @@ sy_http1_parse_head(struct sy_http1_msg *m, struct evbuffer *in)
 		}
 		if ((size_t)nl >= m->max_head)
 			return http1_fail(m, 431, "head too large");
-		if (!lf_ends_blank_line(in, (size_t)nl))
+		if (!lf_ends_blank_line(in, (size_t)nl)) {
+			if (m->kind == SY_HTTP1_RESPONSE && !m->start_checked &&
+			    status_line_check(m, in, (size_t)nl) == -1)
+				return -1;
 			m->body_left = nl + 1;
-		else if (nl <= 1) {
+		} else if (nl <= 1) {
 			evbuffer_drain(in, (size_t)nl + 1);
 			m->body_left = 0;
 		} else

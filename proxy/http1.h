@@ -56,6 +56,7 @@ struct sy_http1_msg {
 	/* Body progress (private to the parser). */
 	int64_t body_left;	/* bytes left in the body or current chunk */
 	int chunk_state;
+	int start_checked;	/* a response's status line was checked */
 	uint64_t body_bytes;	/* decoded body bytes delivered so far */
 };
 

@@ -60,6 +60,7 @@ struct sy_record {
 	const char *error;		/* short reason when the request failed */
 	unsigned retries;		/* tries after the first, on other endpoints */
 	unsigned fallbacks;		/* fallback routes taken */
+	const char *hedge;		/* "first_won", "hedge_won"; NULL: not hedged */
 	uint64_t queue_us;		/* time waiting for a free endpoint */
 	unsigned batch_size;		/* inputs in the request's batch; 0: not batched */
 	uint64_t batch_wait_us;		/* time waiting in the batcher */

@@ -305,6 +305,7 @@ sy_req_record(const struct sy_req *req, struct sy_record *r)
 	r->error = req->error;
 	r->retries = req->retries;
 	r->fallbacks = req->fallbacks;
+	r->hedge = req->hedge;
 	r->queue_us = req->queue_us;
 	record_escalations(req, r);
 	r->batch_size = req->batch_size;

@@ -73,6 +73,8 @@ struct sy_req {
 	/* Resilience. */
 	unsigned retries;		/* tries after the first */
 	unsigned fallbacks;		/* fallback routes taken */
+	const char *hedge;		/* hedged: "first_won" or "hedge_won";
+					   NULL: not hedged */
 	uint64_t queue_us;		/* time waiting for a free endpoint */
 
 	/* Batching (proxy/batch.c). */

@@ -27,7 +27,7 @@
 
 /* The conditions a route may retry on: bit i of sy_retry.on is word i. */
 static const char *const retry_conditions[] = {
-	"connect", "5xx", "429", "timeout", NULL
+	"connect", "5xx", "429", "timeout", "first_token", NULL
 };
 
 /* Backoff at most its largest value. */
@@ -60,9 +60,18 @@ static const struct sy_conf_row retry_rows[] = {
 	  .max = DAY_MS, .doc = "longest wait between two tries" },
 	{ .name = "on", .type = SY_CONF_FLAGS,
 	  .offset = offsetof(struct sy_retry, on),
-	  .def.u = SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX | SY_RETRY_ON_429,
+	  .def.u = SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX | SY_RETRY_ON_429 |
+	  SY_RETRY_ON_FIRST_TOKEN,
 	  .words = retry_conditions, .what = "retry condition",
 	  .doc = "failures that are retried" },
+	{ .name = "first_token_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_retry, first_token_ms),
+	  .max = DAY_MS, .doc = "a stream's longest wait for its first "
+	  "content; 0: none" },
+	{ .name = "hedge_after_ms", .type = SY_CONF_MS,
+	  .offset = offsetof(struct sy_retry, hedge_after_ms),
+	  .max = DAY_MS, .doc = "a stream without content by then gets a "
+	  "second try on another endpoint; 0: off" },
 	{ .name = NULL }
 };
 
@@ -104,36 +113,51 @@ waitq_kick(struct sy_worker *w)
 		event_active(w->waitq->poll, EV_TIMEOUT, 0);
 }
 
+/*
+ * A try of x on ep that began at t_try is over (status: the backend's, 0
+ * after a transport failure; failed: it failed): the endpoint's slot goes
+ * back and the routing and selection policies and the outlier detector
+ * hear how it went.
+ */
+static void
+try_over(struct sy_exchange *x, struct sy_endpoint *ep, uint64_t t_try,
+    int status, int failed)
+{
+	struct sy_req *req = &x->req;
+	uint64_t now = sy_now_us();
+	struct sy_outcome outcome = {
+		.status = status,
+		.latency_us = now - t_try,
+		.ttft_us = req->t_first_byte && req->t_first_byte > t_try ?
+		    req->t_first_byte - t_try : 0
+	};
+
+	sy_endstats_leave(ep->stats, now);
+	if (req->route->policy->observe != NULL)
+		req->route->policy->observe(req->pool->policy_state, ep,
+		    &outcome);
+	if (req->route->selection->observe != NULL)
+		req->route->selection->observe(req->route->selection_state,
+		    req->model, &outcome);
+	sy_outlier_observe(req->route, req->pool, ep, failed);
+	waitq_kick(x->w);
+}
+
 void
 sy_tries_done(struct sy_exchange *x)
 {
 	struct sy_req *req = &x->req;
 	const struct sy_relay_slice *r = &x->relay;
-	int failed = r->transport_failed || r->status >= 500;
-	uint64_t took = sy_now_us() - x->tries.t_try;
-	struct sy_outcome outcome = {
-		.status = r->transport_failed ? 0 : r->status,
-		.latency_us = took,
-		.ttft_us = req->t_first_byte && req->t_first_byte >
-		    x->tries.t_try ? req->t_first_byte - x->tries.t_try : 0
-	};
 
 	if (!x->tries.counted)
 		return;
 	x->tries.counted = 0;
-	req->upstream_us += took;
-	sy_endstats_leave(req->endpoint->stats, sy_now_us());
-	if (req->route->policy->observe != NULL)
-		req->route->policy->observe(req->pool->policy_state,
-		    req->endpoint, &outcome);
-	if (req->route->selection->observe != NULL)
-		req->route->selection->observe(req->route->selection_state,
-		    req->model, &outcome);
-	sy_outlier_observe(req->route, req->pool, req->endpoint, failed);
+	req->upstream_us += sy_now_us() - x->tries.t_try;
+	try_over(x, req->endpoint, x->tries.t_try, r->transport_failed ? 0 :
+	    r->status, r->transport_failed || r->status >= 500);
 	if (r->status == 429)
 		sy_outlier_rest(req->endpoint, r->retry_after[0] ?
 		    (unsigned)atoi(r->retry_after) : 1);
-	waitq_kick(x->w);
 }
 
 /*
@@ -199,6 +223,40 @@ budget_allows(struct sy_route *route)
 		return 0;
 	atomic_fetch_add(&route->retries, 1);
 	return 1;
+}
+
+struct sy_endpoint *
+sy_tries_hedge_pick(struct sy_exchange *x)
+{
+	struct sy_req *req = &x->req;
+	const char *reason = req->pick_reason;
+	char words[sizeof req->pick_words];
+	uint64_t note[2];
+	struct sy_endpoint *ep;
+
+	if (req->ntried + 1 >= SY_MAX_TRIES)
+		return NULL;
+	/* The log and the policy's answer keep the first try's pick. */
+	memcpy(words, req->pick_words, sizeof words);
+	memcpy(note, req->pick_note, sizeof note);
+	req->tried[req->ntried++] = req->endpoint;
+	ep = pick_endpoint(req);
+	req->ntried--;
+	req->pick_reason = reason;
+	memcpy(req->pick_words, words, sizeof words);
+	memcpy(req->pick_note, note, sizeof note);
+	if (ep != NULL && !budget_allows(req->route)) {
+		sy_endstats_leave(ep->stats, sy_now_us());
+		ep = NULL;
+	}
+	return ep;
+}
+
+void
+sy_tries_hedge_done(struct sy_exchange *x, struct sy_endpoint *ep,
+    uint64_t t_try, int status, int failed)
+{
+	try_over(x, ep, t_try, status, failed);
 }
 
 /* A retry's wait: base × 2^(retry − 1), at most the cap, times 0.5..1.5. */

@@ -751,6 +751,14 @@ sy_upstream_cancel(struct sy_upstream_call *call)
 }
 
 void
+sy_upstream_rebind(struct sy_upstream_call *call,
+    const struct sy_upstream_cbs *cbs, void *arg)
+{
+	call->cbs = cbs;
+	call->arg = arg;
+}
+
+void
 sy_upstream_pause(struct sy_upstream_call *call, int paused)
 {
 	if (call->conn == NULL || call->paused == paused)

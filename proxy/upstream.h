@@ -68,6 +68,13 @@ struct sy_upstream_call *sy_upstream_send(struct sy_upstream *u,
  */
 void sy_upstream_cancel(struct sy_upstream_call *call);
 
+/*
+ * Hands call's further callbacks to cbs with arg (a hedge that won the
+ * race becomes its exchange's own call); may be called from a callback.
+ */
+void sy_upstream_rebind(struct sy_upstream_call *call,
+    const struct sy_upstream_cbs *cbs, void *arg);
+
 /* Stops (paused 1) or resumes (0) reading the response: backpressure. */
 void sy_upstream_pause(struct sy_upstream_call *call, int paused);
 

@@ -384,10 +384,18 @@ class BackendFailures(SimCase):
 
     def test_error_event_mid_stream_is_relayed(self):
         for i in range(self.replicas):
-            self.sim_faults(i, {"midstream_error_rate": 1.0})
+            self.sim_faults(i, {"midstream_error_rate": 1.0, "midstream_error_after_tokens": 2})
         status, _, events, _ = harness.stream_events(self.gw.port, "/v1/chat/completions", chat(stream=True))
         self.assertEqual(status, 200)
         self.assertIn("error", json.loads(events[-1]["data"]))
+
+    def test_an_error_event_before_any_content_everywhere_is_a_502_not_a_stream(self):
+        for i in range(self.replicas):
+            self.sim_faults(i, {"midstream_error_rate": 1.0})
+        r = self.gw.post("/v1/chat/completions", chat(stream=True))
+        self.assertEqual(r.status, 502)
+        self.assertEqual(r.json()["error"]["code"], "bad_gateway")
+        self.assertIn("before its first token", r.json()["error"]["message"])
 
 
 class FixtureReplay(unittest.TestCase):
@@ -418,12 +426,11 @@ class FixtureReplay(unittest.TestCase):
         line = gw.log_lines(1)[-1]
         self.assertEqual((line["prompt_tokens"], line["completion_tokens"], line["cached_tokens"]), (31, 6, 8))
 
-    def test_recorded_midstream_error_reaches_the_client(self):
+    def test_recorded_error_before_the_first_token_reaches_the_client_as_a_502(self):
         gw = self.gateway(self.sse_reply("llama-server/error_midstream.sse"))
-        status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions",
-                                                     chat(model="tiny-llama", stream=True))
-        self.assertEqual(status, 200)
-        self.assertIn("peg-native", json.loads(events[-1]["data"])["error"]["message"])
+        r = gw.post("/v1/chat/completions", chat(model="tiny-llama", stream=True))
+        self.assertEqual(r.status, 502)
+        self.assertIn("peg-native", r.json()["error"]["message"])
 
     def test_recorded_context_overflow_error_is_forwarded_with_its_status(self):
         body = harness.fixture("llama-server/error_context_overflow.txt").split(b"\n")[0]

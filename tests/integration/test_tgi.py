@@ -168,12 +168,13 @@ class Streams(TgiCase):
         self.assertEqual(len(events), 3)
         self.assertEqual(gw.log_lines(1)[-1]["error"], "backend sent an error event mid-stream")
 
-    def test_a_broken_event_ends_the_stream_with_an_error(self):
+    def test_a_broken_first_event_is_a_502_before_anything_is_streamed(self):
         self.faults({"malformed_rate": 1.0})
         gw = self.gateway()
-        status, _, events, _ = harness.stream_events(gw.port, "/v1/chat/completions", chat(stream=True))
-        self.assertEqual(status, 200)
-        self.assertEqual(json.loads(events[-1]["data"])["error"]["code"], "bad_gateway")
+        r = gw.post("/v1/chat/completions", chat(stream=True))
+        self.assertEqual(r.status, 502, r.body)
+        self.assertEqual(r.json()["error"]["code"], "bad_gateway")
+        self.assertIn("before its first token", r.json()["error"]["message"])
 
 
 class Refusals(TgiCase):

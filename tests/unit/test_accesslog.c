@@ -24,7 +24,7 @@ static const char *const field_names[] = {
 	"client_model", "model", "endpoint", "backend_kind", "policy_reason",
 	"select_reason", "escalated_from", "status", "stream", "prompt_tokens", "completion_tokens",
 	"cached_tokens", "cost_usd", "cost_source", "ttft_ms", "itl_ms", "tpot_ms", "latency_ms", "upstream_ms",
-	"overhead_ms", "bytes_in", "bytes_out", "retries", "fallbacks",
+	"overhead_ms", "bytes_in", "bytes_out", "retries", "hedge", "fallbacks",
 	"queue_ms", "error", "batch_size", "batch_wait_ms", "cache",
 	"saved_tokens", "saved_usd", NULL
 };

@@ -1652,7 +1652,8 @@ SY_TEST(new_keys_take_their_defaults)
 	SY_CHECK_INT(r->retry.backoff_ms, 25);
 	SY_CHECK_INT(r->retry.max_backoff_ms, 1000);
 	SY_CHECK_INT(r->retry.on, SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX |
-	    SY_RETRY_ON_429);
+	    SY_RETRY_ON_429 | SY_RETRY_ON_FIRST_TOKEN);
+	SY_CHECK_INT(r->retry.first_token_ms, 0);
 	SY_CHECK_INT(r->ejection.consecutive_failures, 5);
 	SY_CHECK(r->ejection.error_rate == 0);
 	SY_CHECK_INT(r->ejection.min_requests, 20);
@@ -1735,7 +1736,7 @@ SY_TEST(every_retry_ejection_queue_and_deadline_key_is_read)
 	struct sy_config *cfg = load(WITH_ROUTES(ROUTE_R(
 	    "\"retries\": {\"max\": 7, \"budget\": 0.5, \"min_per_s\": 0,\n"
 	    "      \"backoff_ms\": 0, \"max_backoff_ms\": 0, \"on\": "
-	    "[\"timeout\", \"5xx\"]},\n"
+	    "[\"timeout\", \"5xx\"], \"first_token_ms\": 1500},\n"
 	    "     \"ejection\": {\"consecutive_failures\": 0, \"error_rate\": "
 	    "0.25,\n"
 	    "      \"min_requests\": 1, \"window_ms\": 1000, \"cooldown_ms\": "
@@ -1755,6 +1756,7 @@ SY_TEST(every_retry_ejection_queue_and_deadline_key_is_read)
 	SY_CHECK_INT(r->retry.backoff_ms, 0);
 	SY_CHECK_INT(r->retry.max_backoff_ms, 0);
 	SY_CHECK_INT(r->retry.on, SY_RETRY_ON_TIMEOUT | SY_RETRY_ON_5XX);
+	SY_CHECK_INT(r->retry.first_token_ms, 1500);
 	SY_CHECK_INT(r->ejection.consecutive_failures, 0);
 	SY_CHECK(r->ejection.error_rate == 0.25);
 	SY_CHECK_INT(r->ejection.min_requests, 1);
@@ -1813,7 +1815,8 @@ SY_TEST(zero_config_route_gets_the_defaults)
 	r = &cfg->routes[0];
 	SY_CHECK_INT(r->retry.max, 2);
 	SY_CHECK_INT(r->retry.on, SY_RETRY_ON_CONNECT | SY_RETRY_ON_5XX |
-	    SY_RETRY_ON_429);
+	    SY_RETRY_ON_429 | SY_RETRY_ON_FIRST_TOKEN);
+	SY_CHECK_INT(r->retry.first_token_ms, 0);
 	SY_CHECK_INT(r->ejection.consecutive_failures, 5);
 	SY_CHECK(r->ejection.min_available == 0.5);
 	SY_CHECK_INT(r->queue.timeout_ms, 5000);
@@ -1846,7 +1849,7 @@ SY_TEST(unknown_keys_in_the_new_objects_are_rejected)
 	    "known: path, interval_ms, timeout_ms\n"
 	    "t.json:6:17: routes[0].retries.attempts: unknown key "
 	    "\"attempts\"; known: max, budget, min_per_s, backoff_ms, "
-	    "max_backoff_ms, on\n"
+	    "max_backoff_ms, on, first_token_ms, hedge_after_ms\n"
 	    "t.json:7:18: routes[0].ejection.failures: unknown key "
 	    "\"failures\"; known: consecutive_failures, error_rate, "
 	    "min_requests, window_ms, cooldown_ms, max_cooldown_ms, "
@@ -1941,7 +1944,7 @@ SY_TEST(unknown_retry_condition_lists_the_known_ones)
 	check_error(WITH_ROUTES(ROUTE_R("\"retries\": {\"on\": [\"5xx\", "
 	    "\"4xx\"]}")),
 	    "t.json:7:63: routes[0].retries.on[1]: unknown retry condition "
-	    "\"4xx\"; known: connect, 5xx, 429, timeout");
+	    "\"4xx\"; known: connect, 5xx, 429, timeout, first_token");
 }
 
 SY_TEST(retry_conditions_are_strings_listed_once)

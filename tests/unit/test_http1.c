@@ -755,6 +755,39 @@ SY_TEST(malformed_responses_are_502)
 	    502);
 }
 
+SY_TEST(a_response_that_is_not_http_fails_at_its_first_bytes)
+{
+	struct sy_http1_msg m;
+
+	/* A banner without its line end yet: the first bytes tell. */
+	sy_http1_init(&m, SY_HTTP1_RESPONSE, 0, 0);
+	SY_CHECK_INT(parse_text(&m, "SSH-2.0-Open"), -1);
+	SY_CHECK_INT(m.error_status, 502);
+	sy_http1_free(&m);
+	sy_http1_init(&m, SY_HTTP1_RESPONSE, 0, 0);
+	SY_CHECK_INT(parse_text(&m, "\r\nX"), -1);
+	sy_http1_free(&m);
+	/* A beginning of "HTTP/" waits for more. */
+	sy_http1_init(&m, SY_HTTP1_RESPONSE, 0, 0);
+	SY_CHECK_INT(parse_text(&m, "HTT"), 0);
+	sy_http1_free(&m);
+	check_error(&response, "220 smtp.example.com ESMTP\r\n", 502);
+}
+
+SY_TEST(a_bad_status_line_fails_before_the_rest_of_the_head)
+{
+	struct sy_http1_msg m;
+
+	sy_http1_init(&m, SY_HTTP1_RESPONSE, 0, 0);
+	SY_CHECK_INT(parse_text(&m, "HTTP/1.1 700 Odd\r\nServer: x"), -1);
+	SY_CHECK_INT(m.error_status, 502);
+	sy_http1_free(&m);
+	sy_http1_init(&m, SY_HTTP1_RESPONSE, 0, 0);
+	SY_CHECK_INT(parse_text(&m, "HTTP/1.1 200 OK\r\nServer: x"), 0);
+	sy_http1_free(&m);
+	check_error(&response, "HTTP/1.1 20x OK\r\nServer: x\r\n", 502);
+}
+
 SY_TEST(a_chunk_counts_as_declared_before_it_arrives)
 {
 	struct sy_http1_msg m;
@@ -1068,6 +1101,8 @@ main(void)
 	SY_RUN(expect_100_continue_is_flagged_for_http_1_1_only);
 	SY_RUN(response_with_content_length);
 	SY_RUN(a_status_outside_100_to_599_is_a_malformed_response);
+	SY_RUN(a_response_that_is_not_http_fails_at_its_first_bytes);
+	SY_RUN(a_bad_status_line_fails_before_the_rest_of_the_head);
 	SY_RUN(chunked_response_after_100_continue);
 	SY_RUN(response_without_length_runs_until_close);
 	SY_RUN(eof_inside_a_framed_body_is_truncation);

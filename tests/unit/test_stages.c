@@ -11,6 +11,7 @@
 
 #include "accesslog.h"
 #include "cache.h"
+#include "canon.h"
 #include "clientapi.h"
 #include "config.h"
 #include "exchange.h"
@@ -828,6 +829,112 @@ SY_TEST(tries_does_not_retry_a_failure_the_route_does_not_list)
 	sy_config_unref(cfg);
 }
 
+SY_TEST(tries_retries_a_stream_without_its_first_token_by_default)
+{
+	struct sy_config *cfg = config("{\"backends\": ["
+	    "{\"name\": \"a\", \"url\": \"http://127.0.0.1:9001/v1\"},"
+	    "{\"name\": \"b\", \"url\": \"http://127.0.0.1:9002/v1\"}], "
+	    "\"routes\": [{\"name\": \"chat\", \"models\": [\"small\"], "
+	    "\"retries\": {\"backoff_ms\": 0, \"first_token_ms\": 100}}]}");
+	const struct sy_endpoint *first;
+	struct bench b;
+
+	SY_CHECK_INT(cfg->routes[0].retry.first_token_ms, 100);
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	first = b.x->req.endpoint;
+	/* The relay's first_token_ms ran out before any content. */
+	b.x->relay.transport_failed = 1;
+	b.x->relay.failed = SY_RETRY_ON_FIRST_TOKEN;
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_RETRY);
+	SY_CHECK_INT(b.x->req.retries, 1);
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_NEXT);
+	SY_CHECK(b.x->req.endpoint != NULL && b.x->req.endpoint != first);
+	bench_end(&b);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tries_does_not_retry_a_missing_first_token_the_route_does_not_list)
+{
+	struct sy_config *cfg = config(tries_conf);	/* on: 5xx only */
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	b.x->relay.transport_failed = 1;
+	b.x->relay.failed = SY_RETRY_ON_FIRST_TOKEN;
+	SY_CHECK_INT(enter(b.x, &sy_stage_tries), SY_ANSWER);
+	SY_CHECK_INT(b.x->req.retries, 0);
+	bench_end(&b);
+	sy_config_unref(cfg);
+}
+
+SY_TEST(tries_picks_a_hedge_on_another_endpoint_with_a_free_slot)
+{
+	struct sy_config *cfg = config(tries_conf);	/* 2 endpoints, 1 slot each */
+	struct sy_endpoint *hedge;
+	const char *reason;
+	struct bench b;
+
+	SY_CHECK_INT(reach(&b, cfg, "/v1/chat/completions", CHAT("small"),
+	    NULL, NULL, &sy_stage_tries), SY_NEXT);
+	reason = b.x->req.pick_reason;
+	hedge = sy_tries_hedge_pick(b.x);
+	SY_CHECK(hedge != NULL && hedge != b.x->req.endpoint);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 2);
+	SY_CHECK(b.x->req.pick_reason == reason);
+	/* Both endpoints are busy now: no second hedge. */
+	SY_CHECK(sy_tries_hedge_pick(b.x) == NULL);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 2);
+	sy_tries_hedge_done(b.x, hedge, sy_now_us(), 0, 0);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 1);
+	bench_end(&b);
+	SY_CHECK_INT(in_flight(cfg, 0) + in_flight(cfg, 1), 0);
+	sy_config_unref(cfg);
+}
+
+/* sy_canon_stream_content over the NUL-terminated events, error message in err. */
+static int
+content(const char *events, char *err, size_t n)
+{
+	return sy_canon_stream_content(events, strlen(events), err, n);
+}
+
+SY_TEST(relay_holds_a_stream_until_its_first_content)
+{
+	char err[64];
+
+	/* What may be held: the role-only first chunk, comments, usage. */
+	SY_CHECK_INT(content("data: {\"id\":\"c\",\"object\":"
+	    "\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":"
+	    "{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
+	    "\"finish_reason\":null}]}\n\n: ping\n\n", NULL, 0), 0);
+	SY_CHECK_INT(content("data: {\"choices\":[{\"index\":0,\"delta\":"
+	    "{\"role\":\"assistant\",\"content\":null}}]}\n\n", NULL, 0), 0);
+	SY_CHECK_INT(content("data: {\"choices\":[],\"usage\":{}}\n\n"
+	    "data: [DONE]\n\n", NULL, 0), 0);
+	SY_CHECK_INT(content("data: {\"choices\":[{\"index\":0,\"text\":"
+	    "\"\",\"finish_reason\":null}]}\n\n", NULL, 0), 0);
+	/* What is content: text, a tool call, a finish, the unknown. */
+	SY_CHECK_INT(content("data: {\"choices\":[{\"index\":0,\"delta\":"
+	    "{\"role\":\"assistant\",\"content\":\"Hi\"}}]}\n\n", NULL, 0),
+	    1);
+	SY_CHECK_INT(content("data: {\"choices\":[{\"index\":0,\"delta\":"
+	    "{\"tool_calls\":[{\"index\":0}]}}]}\n\n", NULL, 0), 1);
+	SY_CHECK_INT(content("data: {\"choices\":[{\"index\":0,\"delta\":"
+	    "{},\"finish_reason\":\"stop\"}]}\n\n", NULL, 0), 1);
+	SY_CHECK_INT(content("data: {\"choices\":[{\"index\":0,\"text\":"
+	    "\"Hi\"}]}\n\n", NULL, 0), 1);
+	SY_CHECK_INT(content("data: not json\n\n", NULL, 0), 1);
+	/* An error event is not content; its message is read. */
+	SY_CHECK_INT(content("data: {\"error\":{\"message\":\"overloaded\","
+	    "\"type\":\"server_error\"}}\n\n", err, sizeof err), 0);
+	SY_CHECK_STR(err, "overloaded");
+	SY_CHECK_INT(content("data: {\"choices\":[]}\n\n", err, sizeof err),
+	    0);
+	SY_CHECK_STR(err, "");
+}
+
 SY_TEST(tries_queues_while_every_endpoint_is_full_until_the_timeout)
 {
 	struct sy_config *cfg = config(tries_conf);
@@ -1010,6 +1117,10 @@ main(void)
 	SY_RUN(tries_picks_an_endpoint_and_holds_its_slot_until_the_end);
 	SY_RUN(tries_retries_a_failed_try_on_the_other_endpoint_after_a_backoff);
 	SY_RUN(tries_does_not_retry_a_failure_the_route_does_not_list);
+	SY_RUN(tries_retries_a_stream_without_its_first_token_by_default);
+	SY_RUN(tries_does_not_retry_a_missing_first_token_the_route_does_not_list);
+	SY_RUN(tries_picks_a_hedge_on_another_endpoint_with_a_free_slot);
+	SY_RUN(relay_holds_a_stream_until_its_first_content);
 	SY_RUN(tries_queues_while_every_endpoint_is_full_until_the_timeout);
 	SY_RUN(check_sends_a_failed_route_to_its_fallbacks_and_an_answer_on);
 	SY_RUN(respond_gives_each_dialect_its_error_body);
