@@ -65,6 +65,12 @@ struct sy_client_api {
 	/* Frees the state of stream_open. */
 	void (*stream_close)(void *state);
 	/*
+	 * The object a stream that ended well told its client last (the
+	 * Responses API's response of response.completed), a new
+	 * reference; NULL while it goes on or when it failed.  May be NULL.
+	 */
+	json_t *(*stream_result)(void *state);
+	/*
 	 * The client's error body for HTTP status with OpenAI-style type,
 	 * code (either may be NULL) and message, appended to out.
 	 */

@@ -2,6 +2,8 @@
 #ifndef SY_RESPOND_H
 #define SY_RESPOND_H
 
+#include <jansson.h>
+
 struct evbuffer;
 struct sy_exchange;
 
@@ -30,6 +32,23 @@ void sy_respond_end(struct sy_exchange *x);
  * reply into a 502 when the answer cannot be translated.
  */
 struct evbuffer *sy_respond_body(struct sy_exchange *x);
+
+/* Keeps a copy of the whole reply x's client is sent, for sy_respond_sent. */
+void sy_respond_keep(struct sy_exchange *x);
+
+/*
+ * The whole reply x's client was sent, in its dialect (owned by x, kept
+ * until its end) when sy_respond_keep asked for it, or NULL: not asked,
+ * none sent, or a stream.
+ */
+struct evbuffer *sy_respond_sent(const struct sy_exchange *x);
+
+/*
+ * What x's stream told its client in the end, in its dialect (a new
+ * reference; see sy_client_api.stream_result), or NULL: no stream, not
+ * ended, or the dialect has no such notion.
+ */
+json_t *sy_respond_stream_result(const struct sy_exchange *x);
 
 /* Whether the client has received anything of the answer. */
 int sy_respond_started(const struct sy_exchange *x);

@@ -185,7 +185,7 @@ sy_respond_body(struct sy_exchange *x)
 	json_t *obj, *e;
 	char *err = NULL;
 
-	if (x->client->response == NULL || (r->native && r->status < 400))
+	if (x->client->response == NULL || r->native)
 		return r->body;
 	out = evbuffer_new();
 	if (r->status < 400) {
@@ -222,6 +222,11 @@ reply_send(struct sy_exchange *x)
 		out = sy_respond_body(x);	/* the 502 it became */
 	x->req.status = x->reply.status;
 	x->req.bytes_out = evbuffer_get_length(out);
+	if (x->respond.keep_sent && x->respond.sent == NULL) {
+		x->respond.sent = evbuffer_new();
+		evbuffer_add(x->respond.sent, evbuffer_pullup(out, -1),
+		    evbuffer_get_length(out));
+	}
 	if (x->conn != NULL) {
 		sy_conn_respond(x->conn, x->reply.status, "application/json",
 		    all_headers(x, headers, sizeof headers, x->reply.headers),
@@ -230,6 +235,26 @@ reply_send(struct sy_exchange *x)
 	}
 	if (out != x->reply.body)
 		evbuffer_free(out);
+}
+
+void
+sy_respond_keep(struct sy_exchange *x)
+{
+	x->respond.keep_sent = 1;
+}
+
+struct evbuffer *
+sy_respond_sent(const struct sy_exchange *x)
+{
+	return x->respond.sent;
+}
+
+json_t *
+sy_respond_stream_result(const struct sy_exchange *x)
+{
+	if (x->respond.cstate == NULL || x->client->stream_result == NULL)
+		return NULL;
+	return x->client->stream_result(x->respond.cstate);
 }
 
 static enum sy_verdict
@@ -258,6 +283,8 @@ respond_end(struct sy_exchange *x)
 	}
 	if (x->respond.out != NULL)
 		evbuffer_free(x->respond.out);
+	if (x->respond.sent != NULL)
+		evbuffer_free(x->respond.sent);
 	free(x->respond.more_headers);
 }
 
