@@ -240,10 +240,13 @@ map_input(json_t *input, json_t *msgs, char **err)
 		} else if (strcmp(type, "function_call_output") == 0) {
 			if (function_output(item, where, msgs, err) != 0)
 				return -1;
-		} else
+		} else if (strcmp(type, "item_reference") == 0)
+			continue;	/* the thread stage puts the item here */
+		else
 			return sy_fail(err, "%s.type: '%s' items " UNSUPPORTED_ARE
-			    " (only message, function_call and "
-			    "function_call_output)", where, type);
+			    " (only message, function_call, "
+			    "function_call_output and item_reference)", where,
+			    type);
 	}
 	return 0;
 }

@@ -186,8 +186,8 @@ struct sy_respond_slice {
 	void *cstate;			/* the dialect's stream translation */
 	struct sy_sse csse;		/* splits canonical events for it */
 	struct evbuffer *cout;		/* its events */
-	int keep_sent;			/* a stage wants the whole reply sent */
-	struct evbuffer *sent;		/* its copy, in the client's dialect */
+	/* Told the answer before it is sent (sy_respond_watch), or NULL. */
+	void (*watch)(struct sy_exchange *x, json_t *obj);
 };
 
 /* One client exchange, or one call a batch makes. */

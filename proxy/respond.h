@@ -33,22 +33,14 @@ void sy_respond_end(struct sy_exchange *x);
  */
 struct evbuffer *sy_respond_body(struct sy_exchange *x);
 
-/* Keeps a copy of the whole reply x's client is sent, for sy_respond_sent. */
-void sy_respond_keep(struct sy_exchange *x);
-
 /*
- * The whole reply x's client was sent, in its dialect (owned by x, kept
- * until its end) when sy_respond_keep asked for it, or NULL: not asked,
- * none sent, or a stream.
+ * Has fn told, once, the answer x's client gets as its dialect's JSON
+ * object (a whole 200 answer, or what a stream tells at its end, see
+ * sy_client_api.stream_result), before the client is sent it; obj is
+ * borrowed for the call.  Not told when there is no such answer.
  */
-struct evbuffer *sy_respond_sent(const struct sy_exchange *x);
-
-/*
- * What x's stream told its client in the end, in its dialect (a new
- * reference; see sy_client_api.stream_result), or NULL: no stream, not
- * ended, or the dialect has no such notion.
- */
-json_t *sy_respond_stream_result(const struct sy_exchange *x);
+void sy_respond_watch(struct sy_exchange *x,
+    void (*fn)(struct sy_exchange *x, json_t *obj));
 
 /* Whether the client has received anything of the answer. */
 int sy_respond_started(const struct sy_exchange *x);

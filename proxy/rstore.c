@@ -25,6 +25,9 @@ struct sy_rstore_op {
 	struct sy_redis_cmd *cmd;
 	sy_rstore_got_fn got;
 	void *arg;
+	size_t n;			/* ids asked */
+	size_t *at;			/* the place of each key asked among them */
+	size_t nkeys;
 };
 
 struct sy_rstore *
@@ -90,54 +93,97 @@ static void
 on_get(void *arg, const redisReply *rep)
 {
 	struct sy_rstore_op *op = arg;
-	json_t *rec = NULL;
-	enum sy_rstore_result r = SY_RSTORE_UNAVAILABLE;
+	json_t *recs = NULL, *rec;
+	size_t i;
 
-	if (rep != NULL && rep->type == REDIS_REPLY_NIL)
-		r = SY_RSTORE_ABSENT;
-	else if (rep != NULL && rep->type == REDIS_REPLY_STRING)
-		r = (rec = record_of(rep->str, rep->len)) != NULL ?
-		    SY_RSTORE_FOUND : SY_RSTORE_ABSENT;
-	op->got(op->arg, r, rec);
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY &&
+	    rep->elements == op->nkeys) {
+		recs = json_array();
+		for (i = 0; i < op->n; i++)
+			json_array_append_new(recs, json_null());
+		for (i = 0; i < op->nkeys; i++)
+			if (rep->element[i]->type == REDIS_REPLY_STRING &&
+			    (rec = record_of(rep->element[i]->str,
+			    rep->element[i]->len)) != NULL)
+				json_array_set_new(recs, op->at[i], rec);
+	}
+	op->got(op->arg, recs != NULL ? SY_RSTORE_FOUND :
+	    SY_RSTORE_UNAVAILABLE, recs);
+	free(op->at);
 	free(op);
+}
+
+/* Asks Redis for the valid ones of n ids: MGET of their keys. */
+static enum sy_rstore_result
+redis_get(struct sy_redis *r, const char *prefix, const char *const *ids,
+    size_t n, sy_rstore_got_fn got, void *arg, struct sy_rstore_op **op)
+{
+	const char **argv = sy_xcalloc(n + 1, sizeof *argv);
+	size_t *lens = sy_xcalloc(n + 1, sizeof *lens);
+	char *keys = sy_xcalloc(n + 1, KEY_MAX);
+	struct sy_rstore_op *o = sy_xcalloc(1, sizeof *o);
+	size_t i, k;
+
+	o->got = got;
+	o->arg = arg;
+	o->n = n;
+	o->at = sy_xcalloc(n + 1, sizeof *o->at);
+	argv[0] = "MGET";
+	lens[0] = 4;
+	for (i = 0; i < n; i++) {
+		if (!sy_rstore_id_valid(ids[i]) || (k = redis_key(prefix,
+		    ids[i], keys + o->nkeys * KEY_MAX)) == 0)
+			continue;
+		argv[o->nkeys + 1] = keys + o->nkeys * KEY_MAX;
+		lens[o->nkeys + 1] = k;
+		o->at[o->nkeys++] = i;
+	}
+	o->cmd = o->nkeys == 0 ? NULL : sy_redis_command(r, on_get, o,
+	    (int)o->nkeys + 1, argv, lens);
+	free(argv);
+	free(lens);
+	free(keys);
+	if (o->cmd == NULL) {
+		k = o->nkeys;
+		free(o->at);
+		free(o);
+		return k == 0 ? SY_RSTORE_FOUND : SY_RSTORE_UNAVAILABLE;
+	}
+	*op = o;
+	return SY_RSTORE_PENDING;
 }
 
 enum sy_rstore_result
 sy_rstore_get(struct sy_rstore *s, struct sy_redis *r, const char *prefix,
-    const char *id, json_t **rec, sy_rstore_got_fn got, void *arg,
-    struct sy_rstore_op **op)
+    const char *const *ids, size_t n, json_t **recs, sy_rstore_got_fn got,
+    void *arg, struct sy_rstore_op **op)
 {
 	unsigned char key[SY_CACHE_KEY_LEN];
 	struct sy_cache_value *v;
-	char k[KEY_MAX];
-	size_t klen;
+	enum sy_rstore_result res;
+	json_t *rec;
+	size_t i;
 
-	*rec = NULL;
+	*recs = NULL;
 	*op = NULL;
-	if (!sy_rstore_id_valid(id))
-		return SY_RSTORE_ABSENT;
-	if (r != NULL) {
-		if ((klen = redis_key(prefix, id, k)) == 0)
-			return SY_RSTORE_ABSENT;
-		*op = sy_xcalloc(1, sizeof **op);
-		(*op)->got = got;
-		(*op)->arg = arg;
-		(*op)->cmd = sy_redis_commandf(r, on_get, *op, "GET %b", k, klen);
-		if ((*op)->cmd == NULL) {
-			free(*op);
-			*op = NULL;
-			return SY_RSTORE_UNAVAILABLE;
+	if (r != NULL && (res = redis_get(r, prefix, ids, n, got, arg, op)) !=
+	    SY_RSTORE_FOUND)
+		return res;
+	*recs = json_array();
+	for (i = 0; i < n; i++) {
+		rec = NULL;
+		if (r == NULL && s != NULL && s->lru != NULL &&
+		    sy_rstore_id_valid(ids[i])) {
+			lru_key(ids[i], key);
+			if ((v = sy_cache_lru_get(s->lru, key, sy_wall_us() /
+			    1000)) != NULL) {
+				rec = record_of(v->body, v->len);
+				sy_cache_value_unref(v);
+			}
 		}
-		return SY_RSTORE_PENDING;
+		json_array_append_new(*recs, rec != NULL ? rec : json_null());
 	}
-	if (s == NULL || s->lru == NULL)
-		return SY_RSTORE_ABSENT;
-	lru_key(id, key);
-	if ((v = sy_cache_lru_get(s->lru, key, sy_wall_us() / 1000)) == NULL)
-		return SY_RSTORE_ABSENT;
-	*rec = record_of(v->body, v->len);
-	sy_cache_value_unref(v);
-	return *rec != NULL ? SY_RSTORE_FOUND : SY_RSTORE_ABSENT;
+	return SY_RSTORE_FOUND;
 }
 
 void
@@ -146,6 +192,7 @@ sy_rstore_cancel(struct sy_rstore_op *op)
 	if (op == NULL)
 		return;
 	sy_redis_cancel(op->cmd);
+	free(op->at);
 	free(op);
 }
 
@@ -179,20 +226,22 @@ sy_rstore_put(struct sy_rstore *s, struct sy_redis *r, const char *prefix,
 
 void
 sy_rstore_del(struct sy_rstore *s, struct sy_redis *r, const char *prefix,
-    const char *id)
+    const char *const *ids, size_t n)
 {
 	unsigned char key[SY_CACHE_KEY_LEN];
 	char k[KEY_MAX];
-	size_t klen;
+	size_t i, klen;
 
-	if (!sy_rstore_id_valid(id))
-		return;
-	if (r != NULL) {
-		if ((klen = redis_key(prefix, id, k)) > 0)
-			sy_redis_send(r, "DEL %b", k, klen);
-	} else if (s != NULL && s->lru != NULL) {
-		lru_key(id, key);
-		sy_cache_lru_remove(s->lru, key);
+	for (i = 0; i < n; i++) {
+		if (!sy_rstore_id_valid(ids[i]))
+			continue;
+		if (r != NULL) {
+			if ((klen = redis_key(prefix, ids[i], k)) > 0)
+				sy_redis_send(r, "DEL %b", k, klen);
+		} else if (s != NULL && s->lru != NULL) {
+			lru_key(ids[i], key);
+			sy_cache_lru_remove(s->lru, key);
+		}
 	}
 }
 

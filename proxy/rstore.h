@@ -34,30 +34,36 @@ void sy_rstore_free(struct sy_rstore *s);
 
 /* What a lookup came to. */
 enum sy_rstore_result {
-	SY_RSTORE_FOUND,		/* *rec set: a reference the caller drops */
-	SY_RSTORE_ABSENT,		/* no such id (or it expired, or a bad id) */
+	SY_RSTORE_FOUND,		/* *recs set: what was found */
 	SY_RSTORE_UNAVAILABLE,		/* Redis failed, or is not connected */
 	SY_RSTORE_PENDING		/* Redis will tell: got later */
 };
 
-/* Told the result of a pending lookup (rec: a reference, or NULL). */
+/*
+ * Told the result of a pending lookup (recs: a reference to an array as
+ * sy_rstore_get's, or NULL).
+ */
 typedef void (*sy_rstore_got_fn)(void *arg, enum sy_rstore_result r,
-    json_t *rec);
+    json_t *recs);
 
 /*
- * Whether id may name a stored response: 1 to 200 letters, digits, '_'
- * and '-'.
+ * Whether id may name a stored record: 1 to 200 letters, digits, '_' and
+ * '-'.
  */
 int sy_rstore_id_valid(const char *id);
 
 /*
- * Looks up the record of id: in Redis through r (keys under prefix, then
- * "resp:" and the id) when r is not NULL, else in s.  Returns the result,
- * or SY_RSTORE_PENDING with *op set (got comes later unless cancelled).
+ * Looks up the records of n ids (responses "resp_...", their output items
+ * "msg_...", "fc_...": one key space) at once: in Redis through r (keys
+ * under prefix, then "resp:" and the id; one MGET) when r is not NULL,
+ * else in s.  Returns SY_RSTORE_FOUND with *recs a new array of n, each
+ * the record (an object) or null (absent, expired, or a bad id); or
+ * SY_RSTORE_UNAVAILABLE; or SY_RSTORE_PENDING with *op set (got comes
+ * later unless cancelled).
  */
 enum sy_rstore_result sy_rstore_get(struct sy_rstore *s, struct sy_redis *r,
-    const char *prefix, const char *id, json_t **rec, sy_rstore_got_fn got,
-    void *arg, struct sy_rstore_op **op);
+    const char *prefix, const char *const *ids, size_t n, json_t **recs,
+    sy_rstore_got_fn got, void *arg, struct sy_rstore_op **op);
 
 /* Forgets a pending lookup; NULL is ignored. */
 void sy_rstore_cancel(struct sy_rstore_op *op);
@@ -70,8 +76,8 @@ void sy_rstore_cancel(struct sy_rstore_op *op);
 void sy_rstore_put(struct sy_rstore *s, struct sy_redis *r,
     const char *prefix, const char *id, const json_t *rec, unsigned ttl_s);
 
-/* Forgets the record of id, without waiting. */
+/* Forgets the records of n ids, without waiting. */
 void sy_rstore_del(struct sy_rstore *s, struct sy_redis *r,
-    const char *prefix, const char *id);
+    const char *prefix, const char *const *ids, size_t n);
 
 #endif

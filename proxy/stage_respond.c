@@ -70,6 +70,31 @@ all_headers(struct sy_exchange *x, char *buf, size_t len, const char *more)
 
 /* ==== Streams ==== */
 
+/* Tells x's watcher the answer obj (the reference is taken), once. */
+static void
+tell(struct sy_exchange *x, json_t *obj)
+{
+	void (*fn)(struct sy_exchange *, json_t *) = x->respond.watch;
+
+	x->respond.watch = NULL;
+	if (fn != NULL && obj != NULL)
+		fn(x, obj);
+	json_decref(obj);
+}
+
+/* A stream's result, once its dialect knows it, to x's watcher. */
+static void
+tell_result(struct sy_exchange *x)
+{
+	json_t *obj;
+
+	if (x->respond.watch == NULL || x->respond.cstate == NULL ||
+	    x->client->stream_result == NULL ||
+	    (obj = x->client->stream_result(x->respond.cstate)) == NULL)
+		return;
+	tell(x, obj);
+}
+
 struct evbuffer *
 sy_respond_events(struct sy_exchange *x)
 {
@@ -148,6 +173,7 @@ sy_respond_flush(struct sy_exchange *x)
 	stream_start(x);
 	sy_cache_capture(x->cache.ctx, &x->req, x->respond.out);
 	out = client_events(x);
+	tell_result(x);
 	x->req.bytes_out += evbuffer_get_length(out);
 	sy_conn_stream_write(x->conn, out);
 	return sy_conn_pending(x->conn) > STREAM_BACKLOG_MAX;
@@ -168,6 +194,7 @@ sy_respond_end(struct sy_exchange *x)
 	if (x->respond.out != NULL) {
 		sy_cache_capture(x->cache.ctx, &x->req, x->respond.out);
 		out = client_events(x);
+		tell_result(x);
 		x->req.bytes_out += evbuffer_get_length(out);
 	}
 	sy_conn_stream_end(x->conn, out);
@@ -222,11 +249,9 @@ reply_send(struct sy_exchange *x)
 		out = sy_respond_body(x);	/* the 502 it became */
 	x->req.status = x->reply.status;
 	x->req.bytes_out = evbuffer_get_length(out);
-	if (x->respond.keep_sent && x->respond.sent == NULL) {
-		x->respond.sent = evbuffer_new();
-		evbuffer_add(x->respond.sent, evbuffer_pullup(out, -1),
-		    evbuffer_get_length(out));
-	}
+	if (x->reply.status == 200 && x->respond.watch != NULL)
+		tell(x, json_loadb((const char *)evbuffer_pullup(out, -1),
+		    evbuffer_get_length(out), 0, NULL));
 	if (x->conn != NULL) {
 		sy_conn_respond(x->conn, x->reply.status, "application/json",
 		    all_headers(x, headers, sizeof headers, x->reply.headers),
@@ -238,23 +263,10 @@ reply_send(struct sy_exchange *x)
 }
 
 void
-sy_respond_keep(struct sy_exchange *x)
+sy_respond_watch(struct sy_exchange *x,
+    void (*fn)(struct sy_exchange *, json_t *))
 {
-	x->respond.keep_sent = 1;
-}
-
-struct evbuffer *
-sy_respond_sent(const struct sy_exchange *x)
-{
-	return x->respond.sent;
-}
-
-json_t *
-sy_respond_stream_result(const struct sy_exchange *x)
-{
-	if (x->respond.cstate == NULL || x->client->stream_result == NULL)
-		return NULL;
-	return x->client->stream_result(x->respond.cstate);
+	x->respond.watch = fn;
 }
 
 static enum sy_verdict
@@ -283,8 +295,6 @@ respond_end(struct sy_exchange *x)
 	}
 	if (x->respond.out != NULL)
 		evbuffer_free(x->respond.out);
-	if (x->respond.sent != NULL)
-		evbuffer_free(x->respond.sent);
 	free(x->respond.more_headers);
 }
 

@@ -1,4 +1,4 @@
-/* The thread stage: the state of a Responses API conversation.  A POST /v1/responses with previous_response_id has the stored turns of that response put before its input (its own instructions apply, not the earlier ones'); GET and DELETE /v1/responses/{id} are answered from the store; at the end, a response answered well is kept with the conversation that led to it, unless the request says store: false.  With API keys, a response is its key's alone: another key finds nothing. */
+/* The thread stage: the state of a Responses API conversation.  A POST /v1/responses with previous_response_id has the stored turns of that response put before its input (its own instructions apply, not the earlier ones'); GET and DELETE /v1/responses/{id} are answered from the store; at the end, a response answered well is kept with the conversation that led to it (before its client has it), unless the request says store: false.  With API keys, a response is its key's alone: another key finds nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,47 +80,67 @@ unavailable(struct sy_exchange *x)
 	    "reached; retry later", "Retry-After: 1\r\n");
 }
 
-/* Looks id up for x; the result now, or SY_RSTORE_PENDING (then got). */
+/* Looks n ids up for x; the result now, or SY_RSTORE_PENDING (then got). */
 static enum sy_rstore_result
-lookup(struct sy_exchange *x, const char *id, json_t **rec,
-    sy_rstore_got_fn got)
+lookup(struct sy_exchange *x, const char *const *ids, size_t n,
+    json_t **recs, sy_rstore_got_fn got)
 {
 	return sy_rstore_get(x->w->rt->rstore, x->w->redis,
-	    x->req.cfg->tenancy.redis_prefix, id, rec, got, x, &x->thread.op);
+	    x->req.cfg->tenancy.redis_prefix, ids, n, recs, got, x,
+	    &x->thread.op);
 }
 
 /* ==== GET and DELETE /v1/responses/{id} ==== */
 
-/* The stored response the path names was looked up (rec taken). */
+/* Forgets the stored response rec of id and its output items. */
+static void
+forget(struct sy_exchange *x, const char *id, const json_t *rec)
+{
+	json_t *output = json_object_get(json_object_get(rec, "response"),
+	    "output"), *item;
+	const char **ids = sy_xcalloc(json_array_size(output) + 1, sizeof *ids);
+	size_t i, n = 0;
+
+	ids[n++] = id;
+	json_array_foreach(output, i, item)
+		if (json_is_string(json_object_get(item, "id")))
+			ids[n++] = json_string_value(json_object_get(item, "id"));
+	sy_rstore_del(x->w->rt->rstore, x->w->redis,
+	    x->req.cfg->tenancy.redis_prefix, ids, n);
+	free(ids);
+}
+
+/* The stored response the path names was looked up (recs taken). */
 static enum sy_verdict
-stored(struct sy_exchange *x, enum sy_rstore_result r, json_t *rec)
+stored(struct sy_exchange *x, enum sy_rstore_result r, json_t *recs)
 {
 	const char *id = path_id(x);
+	json_t *rec = json_array_get(recs, 0);
 	enum sy_verdict v;
 
 	if (r == SY_RSTORE_UNAVAILABLE)
 		v = unavailable(x);
-	else if (r != SY_RSTORE_FOUND || !visible(x, rec))
+	else if (!visible(x, rec) || !json_is_object(json_object_get(rec,
+	    "response")))
 		v = not_found(x, "Response", id, NULL, NULL);
 	else if (strcmp(x->req.method, "DELETE") == 0) {
-		sy_rstore_del(x->w->rt->rstore, x->w->redis,
-		    x->req.cfg->tenancy.redis_prefix, id);
+		forget(x, id, rec);
 		v = reply_json(x, 200, json_pack("{s:s,s:s,s:b}", "id", id,
 		    "object", "response", "deleted", 1));
 	} else
 		v = reply_json(x, 200, json_incref(json_object_get(rec,
 		    "response")));
-	json_decref(rec);
+	json_decref(recs);
 	return v;
 }
 
 static void
-on_stored(void *arg, enum sy_rstore_result r, json_t *rec)
+on_stored(void *arg, enum sy_rstore_result r, json_t *recs)
 {
 	struct sy_exchange *x = arg;
 
 	x->thread.op = NULL;
-	sy_drive(x, stored(x, r, rec));
+	sy_drive(x, stored(x, r, recs));
 }
 
 /* ==== previous_response_id ==== */
@@ -170,36 +190,109 @@ retranslate(struct sy_exchange *x)
 	return SY_NEXT;
 }
 
-/* The previous response was looked up (rec taken): its turns go first. */
-static enum sy_verdict
-continued(struct sy_exchange *x, enum sy_rstore_result r, json_t *rec)
+/* The previous response's id, or NULL. */
+static const char *
+previous(const struct sy_exchange *x)
 {
-	json_t *items;
+	return json_string_value(json_object_get(x->thread.request,
+	    "previous_response_id"));
+}
 
-	if (r == SY_RSTORE_UNAVAILABLE)
+/*
+ * The records asked for were looked up (recs taken: the previous
+ * response's first, when there is one, then those of the input's
+ * item_reference items in order): the items referred to take their
+ * places, the previous conversation goes first.
+ */
+static enum sy_verdict
+continued(struct sy_exchange *x, enum sy_rstore_result r, json_t *recs)
+{
+	const char *prev = previous(x), *type;
+	json_t *prior = prev != NULL ? json_array_get(recs, 0) : NULL;
+	json_t *items, *item, *rec;
+	size_t i, k = prev != NULL ? 1 : 0;
+	enum sy_verdict v;
+
+	if (r == SY_RSTORE_UNAVAILABLE) {
+		json_decref(recs);
 		return unavailable(x);
-	if (r != SY_RSTORE_FOUND || !visible(x, rec) ||
-	    !json_is_array(json_object_get(rec, "input"))) {
-		json_decref(rec);
-		return not_found(x, "Previous response", json_string_value(
-		    json_object_get(x->thread.request, "previous_response_id")),
+	}
+	if (prev != NULL && (!visible(x, prior) ||
+	    !json_is_array(json_object_get(prior, "input")))) {
+		json_decref(recs);
+		return not_found(x, "Previous response", prev,
 		    "previous_response_id", "previous_response_not_found");
 	}
-	items = json_copy(json_object_get(rec, "input"));
-	json_array_extend(items, x->thread.input);
-	json_decref(x->thread.input);
-	x->thread.input = items;
-	json_decref(rec);
+	json_array_foreach(x->thread.input, i, item) {
+		type = json_string_value(json_object_get(item, "type"));
+		if (type == NULL || strcmp(type, "item_reference") != 0)
+			continue;
+		rec = json_array_get(recs, k++);
+		if (!visible(x, rec) || !json_is_object(json_object_get(rec,
+		    "item"))) {
+			v = not_found(x, "Item", json_string_value(
+			    json_object_get(item, "id")), "input", NULL);
+			json_decref(recs);
+			return v;
+		}
+		json_array_set(x->thread.input, i, json_object_get(rec, "item"));
+	}
+	if (prior != NULL) {
+		items = json_copy(json_object_get(prior, "input"));
+		json_array_extend(items, x->thread.input);
+		json_decref(x->thread.input);
+		x->thread.input = items;
+	}
+	json_decref(recs);
 	return retranslate(x);
 }
 
 static void
-on_continued(void *arg, enum sy_rstore_result r, json_t *rec)
+on_continued(void *arg, enum sy_rstore_result r, json_t *recs)
 {
 	struct sy_exchange *x = arg;
 
 	x->thread.op = NULL;
-	sy_drive(x, continued(x, r, rec));
+	sy_drive(x, continued(x, r, recs));
+}
+
+/* The most records one request may refer to. */
+#define REFS_MAX 256
+
+/*
+ * The ids of what the request refers to, into ids (REFS_MAX): its
+ * previous response's first, then its item_reference items'.  Returns
+ * their count, or -1 after setting a 400 reply.
+ */
+static int
+references(struct sy_exchange *x, const char **ids)
+{
+	const char *type;
+	json_t *item;
+	size_t i, n = 0;
+	char msg[96];
+
+	if (previous(x) != NULL)
+		ids[n++] = previous(x);
+	json_array_foreach(x->thread.input, i, item) {
+		type = json_string_value(json_object_get(item, "type"));
+		if (type == NULL || strcmp(type, "item_reference") != 0)
+			continue;
+		if (n == REFS_MAX) {
+			sy_exchange_fail(x, 400, "invalid_request_error", NULL,
+			    "input: at most 255 item_reference items", NULL);
+			return -1;
+		}
+		if ((ids[n++] = json_string_value(json_object_get(item, "id"))) ==
+		    NULL) {
+			snprintf(msg, sizeof msg, "input.%zu.id: field required",
+			    i);
+			sy_exchange_fail(x, 400, "invalid_request_error", NULL, msg,
+			    NULL);
+			return -1;
+		}
+	}
+	return (int)n;
 }
 
 /* The request's input as a list of items (a string is the user's message). */
@@ -212,76 +305,37 @@ input_items(json_t *input)
 	return json_is_array(input) ? json_copy(input) : json_array();
 }
 
-static enum sy_verdict
-thread_enter(struct sy_exchange *x)
-{
-	struct evbuffer *body = x->front.client;
-	enum sy_rstore_result r;
-	const char *prev;
-	json_t *rec;
-
-	if (x->client != &sy_client_responses)
-		return SY_NEXT;
-	if (path_id(x) != NULL) {
-		r = lookup(x, path_id(x), &rec, on_stored);
-		return r == SY_RSTORE_PENDING ? SY_WAIT : stored(x, r, rec);
-	}
-	if (body == NULL || (x->thread.request = json_loadb((const char *)
-	    evbuffer_pullup(body, -1), evbuffer_get_length(body), 0,
-	    NULL)) == NULL)
-		return SY_NEXT;
-	x->thread.input = input_items(json_object_get(x->thread.request,
-	    "input"));
-	x->thread.keep = x->req.cfg->responses.store &&
-	    !json_is_false(json_object_get(x->thread.request, "store"));
-	if (x->thread.keep)
-		sy_respond_keep(x);
-	prev = json_string_value(json_object_get(x->thread.request,
-	    "previous_response_id"));
-	if (prev == NULL)
-		return SY_NEXT;
-	r = lookup(x, prev, &rec, on_continued);
-	return r == SY_RSTORE_PENDING ? SY_WAIT : continued(x, r, rec);
-}
-
 /* ==== Keeping the response ==== */
 
-/* The response object x's client got in the end, a new reference, or NULL. */
-static json_t *
-answered(struct sy_exchange *x)
+/* Keeps rec under id for the configured time. */
+static void
+put(struct sy_exchange *x, const char *id, const json_t *rec)
 {
-	struct evbuffer *sent;
-	json_t *resp = sy_respond_stream_result(x);
-	const char *status;
-
-	if (resp == NULL && (sent = sy_respond_sent(x)) != NULL)
-		resp = json_loadb((const char *)evbuffer_pullup(sent, -1),
-		    evbuffer_get_length(sent), 0, NULL);
-	status = json_string_value(json_object_get(resp, "status"));
-	if (!json_is_string(json_object_get(resp, "id")) || status == NULL ||
-	    (strcmp(status, "completed") != 0 &&
-	    strcmp(status, "incomplete") != 0)) {
-		json_decref(resp);
-		return NULL;
-	}
-	return resp;
+	sy_rstore_put(x->w->rt->rstore, x->w->redis,
+	    x->req.cfg->tenancy.redis_prefix, id, rec,
+	    x->req.cfg->responses.ttl_s);
 }
 
 /*
- * Keeps x's response under its id: the object as answered (saying it is
+ * Keeps x's response, answer (the object its client is about to get, if
+ * it answered well), under its id: the object as answered (saying it is
  * stored, with the request's instructions and previous response), its
- * owner, and the conversation's items with the response's output last.
+ * owner, and the conversation's items with the response's output last;
+ * and each output item under its own id.
  */
 static void
-keep(struct sy_exchange *x)
+keep(struct sy_exchange *x, json_t *answer)
 {
-	json_t *resp = answered(x), *req = x->thread.request, *items, *item;
-	json_t *v;
-	const char *type;
+	json_t *resp, *req = x->thread.request, *items, *item, *v;
+	const char *type, *status;
 	size_t i;
 
-	if (resp == NULL)
+	status = json_string_value(json_object_get(answer, "status"));
+	if (!json_is_string(json_object_get(answer, "id")) || status == NULL ||
+	    (strcmp(status, "completed") != 0 &&
+	    strcmp(status, "incomplete") != 0))
 		return;
+	resp = json_copy(answer);
 	json_object_set_new(resp, "store", json_true());
 	v = json_object_get(req, "previous_response_id");
 	json_object_set_new(resp, "previous_response_id", json_is_string(v) ?
@@ -298,12 +352,50 @@ keep(struct sy_exchange *x)
 	}
 	v = json_pack("{s:s,s:O,s:o}", "owner", owner_of(x), "response", resp,
 	    "input", items);
-	sy_rstore_put(x->w->rt->rstore, x->w->redis,
-	    x->req.cfg->tenancy.redis_prefix,
-	    json_string_value(json_object_get(resp, "id")), v,
-	    x->req.cfg->responses.ttl_s);
+	put(x, json_string_value(json_object_get(resp, "id")), v);
 	json_decref(v);
+	/* Each output item on its own too, for item_reference. */
+	json_array_foreach(json_object_get(resp, "output"), i, item) {
+		if (!json_is_string(json_object_get(item, "id")))
+			continue;
+		v = json_pack("{s:s,s:O}", "owner", owner_of(x), "item", item);
+		put(x, json_string_value(json_object_get(item, "id")), v);
+		json_decref(v);
+	}
 	json_decref(resp);
+}
+
+/* ==== The stage ==== */
+
+static enum sy_verdict
+thread_enter(struct sy_exchange *x)
+{
+	struct evbuffer *body = x->front.client;
+	const char *ids[REFS_MAX];
+	enum sy_rstore_result r;
+	json_t *recs;
+	int n;
+
+	if (x->client != &sy_client_responses)
+		return SY_NEXT;
+	if ((ids[0] = path_id(x)) != NULL) {
+		r = lookup(x, ids, 1, &recs, on_stored);
+		return r == SY_RSTORE_PENDING ? SY_WAIT : stored(x, r, recs);
+	}
+	if (body == NULL || (x->thread.request = json_loadb((const char *)
+	    evbuffer_pullup(body, -1), evbuffer_get_length(body), 0,
+	    NULL)) == NULL)
+		return SY_NEXT;
+	x->thread.input = input_items(json_object_get(x->thread.request,
+	    "input"));
+	x->thread.keep = x->req.cfg->responses.store &&
+	    !json_is_false(json_object_get(x->thread.request, "store"));
+	if (x->thread.keep)
+		sy_respond_watch(x, keep);
+	if ((n = references(x, ids)) <= 0)
+		return n < 0 ? SY_RESPOND : SY_NEXT;
+	r = lookup(x, ids, (size_t)n, &recs, on_continued);
+	return r == SY_RSTORE_PENDING ? SY_WAIT : continued(x, r, recs);
 }
 
 static void
@@ -311,8 +403,6 @@ thread_end(struct sy_exchange *x)
 {
 	sy_rstore_cancel(x->thread.op);
 	x->thread.op = NULL;
-	if (x->thread.keep && x->req.status == 200)
-		keep(x);
 	json_decref(x->thread.request);
 	json_decref(x->thread.input);
 }

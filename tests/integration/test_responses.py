@@ -167,7 +167,6 @@ class ResponsesClients(unittest.TestCase):
         self.check_error(ask(tools=[{"type": "web_search"}]), 400, ["tools.0.type", "web_search"])
         self.check_error(ask(background=True), 400, ["background"])
         self.check_error(ask(input=[{"type": "reasoning", "summary": []}]), 400, ["input.0.type", "reasoning"])
-        self.check_error(ask(input=[{"type": "item_reference", "id": "x"}]), 400, ["item_reference"])
 
     def test_bad_requests_get_a_400_naming_the_field(self):
         self.check_error({"input": "hi"}, 400, ["model"])

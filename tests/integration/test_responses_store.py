@@ -137,6 +137,32 @@ class StoredInMemory(StoreCase):
             {"role": "user", "content": "Stream it"},
             {"role": "assistant", "content": output_text(resp)}])
 
+    def test_an_item_reference_is_the_stored_output_item(self):
+        first = self.create(self.gw, input="What is a gateway?")
+        item = first["output"][0]
+        self.create(self.gw, input=[{"role": "user", "content": "What is a gateway?"},
+                                    {"type": "item_reference", "id": item["id"]},
+                                    {"role": "user", "content": "Shorter, please"}])
+        self.assertEqual(self.sent_messages(), [
+            {"role": "user", "content": "What is a gateway?"},
+            {"role": "assistant", "content": output_text(first)},
+            {"role": "user", "content": "Shorter, please"}])
+
+    def test_an_unknown_item_reference_is_a_404(self):
+        r = request(self.gw.port, "POST", "/v1/responses",
+                    {"model": "m", "input": [{"type": "item_reference", "id": "msg_nope"}]})
+        self.assertEqual(r.status, 404, r.body)
+        self.assertEqual(r.json(), {"error": {"message": "Item with id 'msg_nope' not found.",
+                                              "type": "invalid_request_error", "param": "input",
+                                              "code": None}})
+
+    def test_a_deleted_response_takes_its_items_with_it(self):
+        first = self.create(self.gw)
+        self.assertEqual(self.get(self.gw, first["id"], method="DELETE").status, 200)
+        r = request(self.gw.port, "POST", "/v1/responses",
+                    {"model": "m", "input": [{"type": "item_reference", "id": first["output"][0]["id"]}]})
+        self.assertEqual(r.status, 404, r.body)
+
     def test_other_methods_on_a_stored_response_get_a_405(self):
         r = request(self.gw.port, "PUT", "/v1/responses/resp_x", {})
         self.assertEqual(r.status, 405, r.body)
@@ -193,6 +219,10 @@ class StoredPerKey(StoreCase):
                     headers={"Authorization": "Bearer " + BOB})
         self.assertEqual(r.status, 404, r.body)
         self.assertEqual(r.json(), not_found(resp["id"]))
+        r = request(gw.port, "POST", "/v1/responses",
+                    {"model": "m", "input": [{"type": "item_reference", "id": resp["output"][0]["id"]}]},
+                    headers={"Authorization": "Bearer " + BOB})
+        self.assertEqual(r.status, 404, r.body)
         self.assertEqual(self.get(gw, resp["id"], key=BOB, method="DELETE").status, 404)
         self.assertEqual(self.get(gw, resp["id"], key=ALICE).status, 200)
 

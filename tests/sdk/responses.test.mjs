@@ -11,10 +11,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { generateText, streamText } from "ai";
+import { generateText, stepCountIs, streamText, tool } from "ai";
 import { createOpenAI } from "@ai-sdk/openai";
 import { ChatOpenAI } from "@langchain/openai";
-import { TEXT, WEATHER } from "./backend.mjs";
+import { z } from "zod";
+import { PREAMBLE, TEXT, WEATHER } from "./backend.mjs";
 import { SCRIPTED_MODEL, sdkOptions, useFleet } from "./fleet.mjs";
 
 const my = useFleet((fleet) => new OpenAI(sdkOptions(fleet, "/v1")));
@@ -135,6 +136,45 @@ test("AI SDK createOpenAI()(model): streamText over /v1/responses", async () => 
   assert.equal(text, TEXT);
   assert.equal(await r.finishReason, "stop");
   assert.equal((await r.usage).outputTokens, lastRequest().usage.completion_tokens);
+});
+
+test("AI SDK createOpenAI()(model): generateText with a tool over two steps (the text referred to by item_reference)", async () => {
+  const calls = [];
+  const bodies = []; // what the SDK sent to /v1/responses
+  const recording = async (url, init) => {
+    bodies.push(JSON.parse(init.body));
+    return fetch(url, init);
+  };
+  const r = await generateText({
+    model: createOpenAI({ baseURL: baseURL(), apiKey: "test", fetch: recording })(SCRIPTED_MODEL),
+    prompt: "Please explain, then get the weather in London.",
+    tools: {
+      get_weather: tool({
+        description: "The weather in a city",
+        inputSchema: z.object({ city: z.string(), unit: z.enum(["celsius", "fahrenheit"]) }),
+        execute: async (input) => {
+          calls.push(input);
+          return { temperature: 21, city: input.city };
+        },
+      }),
+    },
+    stopWhen: stepCountIs(3),
+    maxRetries: 0,
+  });
+  assert.deepEqual(calls, [WEATHER.London]);
+  assert.equal(r.steps.length, 2);
+  assert.equal(r.text, 'Tool said: {"temperature":21,"city":"London"}.');
+  // The second step's request named the first step's text by its id; the
+  // backend got the text itself, the call and its result.
+  assert.equal(bodies.length, 2);
+  const ref = bodies[1].input.find((i) => i.type === "item_reference");
+  assert.ok(ref, JSON.stringify(bodies[1].input));
+  assert.match(ref.id, /^msg_/);
+  const sent = lastRequest().body.messages;
+  assert.deepEqual(sent.map((m) => m.role), ["user", "assistant", "tool"]);
+  assert.equal(sent[1].content, PREAMBLE);
+  assert.equal(sent[1].tool_calls[0].function.name, "get_weather");
+  assert.equal(sent[2].tool_call_id, sent[1].tool_calls[0].id);
 });
 
 // ---- LangChain's ChatOpenAI on the Responses API ------------------------------
