@@ -108,7 +108,6 @@ struct sy_thread_slice {
 	json_t *request;		/* the client's request (object), owned */
 	json_t *input;			/* the conversation's items so far: the
 					   earlier turns' and this request's */
-	int keep;			/* store the response at the end */
 };
 
 /* route: the routes taken, the client's then fallbacks. */

@@ -388,9 +388,8 @@ thread_enter(struct sy_exchange *x)
 		return SY_NEXT;
 	x->thread.input = input_items(json_object_get(x->thread.request,
 	    "input"));
-	x->thread.keep = x->req.cfg->responses.store &&
-	    !json_is_false(json_object_get(x->thread.request, "store"));
-	if (x->thread.keep)
+	if (x->req.cfg->responses.store &&
+	    !json_is_false(json_object_get(x->thread.request, "store")))
 		sy_respond_watch(x, keep);
 	if ((n = references(x, ids)) <= 0)
 		return n < 0 ? SY_RESPOND : SY_NEXT;
