@@ -475,6 +475,7 @@ struct answer {
 	const char *finish;	/* chat's finish_reason, or NULL */
 	int failed;
 	struct sy_usage usage;
+	const json_t *echo;	/* members repeated from the request, or NULL */
 };
 
 /*
@@ -524,6 +525,8 @@ response_object(const struct answer *a, const char *model, json_t *output,
 	json_object_set_new(r, "tool_choice", json_string("auto"));
 	json_object_set_new(r, "tools", json_array());
 	json_object_set_new(r, "metadata", json_object());
+	if (json_is_object(a->echo))
+		json_object_update(r, (json_t *)a->echo);
 	return r;
 }
 
@@ -565,12 +568,12 @@ put_json(struct evbuffer *out, json_t *v)
 
 static int
 responses_response(struct evbuffer *body, const char *model,
-    struct evbuffer *out, char **err)
+    const json_t *echo, struct evbuffer *out, char **err)
 {
 	size_t len = evbuffer_get_length(body);
 	const char *text = (const char *)evbuffer_pullup(body, -1);
 	json_t *in, *msg, *choice, *output, *calls, *call, *fn, *args, *call_id;
-	struct answer a = { .usage = { -1, -1, -1 } };
+	struct answer a = { .usage = { -1, -1, -1 }, .echo = echo };
 	struct evbuffer *buf;
 	size_t i;
 	int rc;
@@ -639,11 +642,12 @@ struct stream {
 };
 
 static void *
-responses_stream_open(const char *model)
+responses_stream_open(const char *model, const json_t *echo)
 {
 	struct stream *st = sy_xcalloc(1, sizeof *st);
 
 	st->model = sy_xstrdup(model != NULL ? model : "");
+	st->a.echo = json_is_object(echo) ? json_deep_copy(echo) : NULL;
 	st->a.usage = (struct sy_usage){ -1, -1, -1 };
 	st->a.created = (json_int_t)time(NULL);
 	st->output = json_array();
@@ -660,6 +664,7 @@ responses_stream_close(void *state)
 	if (st == NULL)
 		return;
 	free(st->model);
+	json_decref((json_t *)st->a.echo);
 	json_decref(st->result);
 	json_decref(st->a.id);
 	json_decref(st->output);

@@ -185,6 +185,8 @@ struct sy_respond_slice {
 	void *cstate;			/* the dialect's stream translation */
 	struct sy_sse csse;		/* splits canonical events for it */
 	struct evbuffer *cout;		/* its events */
+	json_t *echo;			/* what the answer's object repeats from
+					   the request (sy_respond_echo), or NULL */
 	/* Told the answer before it is sent (sy_respond_watch), or NULL. */
 	void (*watch)(struct sy_exchange *x, json_t *obj);
 };

@@ -34,6 +34,12 @@ void sy_respond_end(struct sy_exchange *x);
 struct evbuffer *sy_respond_body(struct sy_exchange *x);
 
 /*
+ * Has x's answer repeat members (an object, the reference is taken) from
+ * its request, in its dialect's answer object (see sy_client_api.response).
+ */
+void sy_respond_echo(struct sy_exchange *x, json_t *members);
+
+/*
  * Has fn told, once, the answer x's client gets as its dialect's JSON
  * object (a whole 200 answer, or what a stream tells at its end, see
  * sy_client_api.stream_result), before the client is sent it; obj is

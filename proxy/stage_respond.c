@@ -131,7 +131,8 @@ client_events(struct sy_exchange *x)
 	if (x->client->stream_event == NULL)
 		return out;
 	if (x->respond.cstate == NULL) {
-		x->respond.cstate = x->client->stream_open(x->req.client_model);
+		x->respond.cstate = x->client->stream_open(x->req.client_model,
+		    x->respond.echo);
 		sy_sse_init(&x->respond.csse, 0);
 		x->respond.cout = evbuffer_new();
 	}
@@ -216,8 +217,8 @@ sy_respond_body(struct sy_exchange *x)
 		return r->body;
 	out = evbuffer_new();
 	if (r->status < 400) {
-		if (x->client->response(r->body, x->req.client_model, out,
-		    &err) == 0)
+		if (x->client->response(r->body, x->req.client_model,
+		    x->respond.echo, out, &err) == 0)
 			return out;
 		evbuffer_free(out);
 		sy_exchange_fail(x, 502, "server_error", "bad_gateway", err,
@@ -263,6 +264,13 @@ reply_send(struct sy_exchange *x)
 }
 
 void
+sy_respond_echo(struct sy_exchange *x, json_t *members)
+{
+	json_decref(x->respond.echo);
+	x->respond.echo = members;
+}
+
+void
 sy_respond_watch(struct sy_exchange *x,
     void (*fn)(struct sy_exchange *, json_t *))
 {
@@ -296,6 +304,7 @@ respond_end(struct sy_exchange *x)
 	if (x->respond.out != NULL)
 		evbuffer_free(x->respond.out);
 	free(x->respond.more_headers);
+	json_decref(x->respond.echo);
 }
 
 const struct sy_stage sy_stage_respond = {

@@ -317,16 +317,15 @@ put(struct sy_exchange *x, const char *id, const json_t *rec)
 }
 
 /*
- * Keeps x's response, answer (the object its client is about to get, if
- * it answered well), under its id: the object as answered (saying it is
- * stored, with the request's instructions and previous response), its
- * owner, and the conversation's items with the response's output last;
- * and each output item under its own id.
+ * Keeps x's response, answer (the object its client is about to get,
+ * saying it is stored; borrowed), if it answered well, under its id: the
+ * object, its owner, and the conversation's items with the response's
+ * output last; and each output item under its own id.
  */
 static void
 keep(struct sy_exchange *x, json_t *answer)
 {
-	json_t *resp, *req = x->thread.request, *items, *item, *v;
+	json_t *output = json_object_get(answer, "output"), *items, *item, *v;
 	const char *type, *status;
 	size_t i;
 
@@ -335,34 +334,44 @@ keep(struct sy_exchange *x, json_t *answer)
 	    (strcmp(status, "completed") != 0 &&
 	    strcmp(status, "incomplete") != 0))
 		return;
-	resp = json_copy(answer);
-	json_object_set_new(resp, "store", json_true());
-	v = json_object_get(req, "previous_response_id");
-	json_object_set_new(resp, "previous_response_id", json_is_string(v) ?
-	    json_incref(v) : json_null());
-	v = json_object_get(req, "instructions");
-	json_object_set_new(resp, "instructions", json_is_string(v) ?
-	    json_incref(v) : json_null());
 	items = json_copy(x->thread.input);
-	json_array_foreach(json_object_get(resp, "output"), i, item) {
+	json_array_foreach(output, i, item) {
 		type = json_string_value(json_object_get(item, "type"));
 		if (type != NULL && (strcmp(type, "message") == 0 ||
 		    strcmp(type, "function_call") == 0))
 			json_array_append(items, item);
 	}
-	v = json_pack("{s:s,s:O,s:o}", "owner", owner_of(x), "response", resp,
-	    "input", items);
-	put(x, json_string_value(json_object_get(resp, "id")), v);
+	v = json_pack("{s:s,s:O,s:o}", "owner", owner_of(x), "response",
+	    answer, "input", items);
+	put(x, json_string_value(json_object_get(answer, "id")), v);
 	json_decref(v);
 	/* Each output item on its own too, for item_reference. */
-	json_array_foreach(json_object_get(resp, "output"), i, item) {
+	json_array_foreach(output, i, item) {
 		if (!json_is_string(json_object_get(item, "id")))
 			continue;
 		v = json_pack("{s:s,s:O}", "owner", owner_of(x), "item", item);
 		put(x, json_string_value(json_object_get(item, "id")), v);
 		json_decref(v);
 	}
-	json_decref(resp);
+}
+
+/*
+ * What the response object repeats of the request's state: whether it is
+ * stored (kept), its instructions and its previous response.
+ */
+static void
+echo(struct sy_exchange *x, int kept)
+{
+	json_t *req = x->thread.request, *v, *members;
+
+	members = json_pack("{s:b}", "store", kept);
+	v = json_object_get(req, "previous_response_id");
+	json_object_set_new(members, "previous_response_id", json_is_string(v) ?
+	    json_incref(v) : json_null());
+	v = json_object_get(req, "instructions");
+	json_object_set_new(members, "instructions", json_is_string(v) ?
+	    json_incref(v) : json_null());
+	sy_respond_echo(x, members);
 }
 
 /* ==== The stage ==== */
@@ -374,7 +383,7 @@ thread_enter(struct sy_exchange *x)
 	const char *ids[REFS_MAX];
 	enum sy_rstore_result r;
 	json_t *recs;
-	int n;
+	int n, keep_it;
 
 	if (x->client != &sy_client_responses)
 		return SY_NEXT;
@@ -388,9 +397,11 @@ thread_enter(struct sy_exchange *x)
 		return SY_NEXT;
 	x->thread.input = input_items(json_object_get(x->thread.request,
 	    "input"));
-	if (x->req.cfg->responses.store &&
-	    !json_is_false(json_object_get(x->thread.request, "store")))
+	keep_it = x->req.cfg->responses.store &&
+	    !json_is_false(json_object_get(x->thread.request, "store"));
+	if (keep_it)
 		sy_respond_watch(x, keep);
+	echo(x, keep_it);
 	if ((n = references(x, ids)) <= 0)
 		return n < 0 ? SY_RESPOND : SY_NEXT;
 	r = lookup(x, ids, (size_t)n, &recs, on_continued);

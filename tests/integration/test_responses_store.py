@@ -67,6 +67,9 @@ class StoredInMemory(StoreCase):
 
     def test_a_stored_response_is_retrieved_then_deleted(self):
         resp = self.create(self.gw, instructions="Be brief.")
+        self.assertTrue(resp["store"])
+        self.assertEqual(resp["instructions"], "Be brief.")
+        self.assertIsNone(resp["previous_response_id"])
         r = self.get(self.gw, resp["id"])
         self.assertEqual(r.status, 200, r.body)
         got = r.json()
@@ -75,8 +78,7 @@ class StoredInMemory(StoreCase):
         self.assertEqual(got["output"], resp["output"])
         self.assertEqual(got["usage"], resp["usage"])
         self.assertEqual(got["created_at"], resp["created_at"])
-        self.assertTrue(got["store"])
-        self.assertEqual(got["instructions"], "Be brief.")
+        self.assertEqual(got, resp)
         r = self.get(self.gw, resp["id"], method="DELETE")
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json(), {"id": resp["id"], "object": "response", "deleted": True})
@@ -95,7 +97,9 @@ class StoredInMemory(StoreCase):
             {"role": "user", "content": "What is a gateway?"},
             {"role": "assistant", "content": output_text(first)},
             {"role": "user", "content": "And a router?"}])
-        self.assertEqual(self.get(self.gw, second["id"]).json()["previous_response_id"], first["id"])
+        self.assertEqual(second["previous_response_id"], first["id"])
+        self.assertEqual(second["instructions"], "Be kind.")
+        self.assertEqual(self.get(self.gw, second["id"]).json(), second)
         self.create(self.gw, input=[{"role": "user", "content": "Thanks"}],
                     previous_response_id=second["id"])
         self.assertEqual(self.sent_messages(), [
@@ -107,6 +111,7 @@ class StoredInMemory(StoreCase):
 
     def test_store_false_keeps_nothing(self):
         resp = self.create(self.gw, store=False)
+        self.assertFalse(resp["store"])
         self.assertEqual(self.get(self.gw, resp["id"]).status, 404)
         r = request(self.gw.port, "POST", "/v1/responses",
                     {"model": "m", "input": "again", "previous_response_id": resp["id"]})
@@ -129,9 +134,11 @@ class StoredInMemory(StoreCase):
         done = [e for e in events if e["type"] == "response.completed"]
         self.assertEqual(len(done), 1)
         resp = done[0]["response"]
-        got = harness.eventually(lambda: self.get(self.gw, resp["id"]), lambda g: g.status == 200)
+        self.assertTrue(resp["store"])
+        self.assertTrue(all(e["response"]["store"] for e in events if "response" in e))
+        got = self.get(self.gw, resp["id"])
         self.assertEqual(got.status, 200, got.body)
-        self.assertEqual(got.json()["output"], resp["output"])
+        self.assertEqual(got.json(), resp)
         self.create(self.gw, input="More", previous_response_id=resp["id"])
         self.assertEqual(self.sent_messages()[:2], [
             {"role": "user", "content": "Stream it"},
@@ -172,6 +179,7 @@ class StoreOff(StoreCase):
     def test_store_off_in_the_config_keeps_nothing(self):
         gw = self.gateway(responses={"store": False})
         resp = self.create(gw)
+        self.assertFalse(resp["store"])
         self.assertEqual(self.get(gw, resp["id"]).status, 404)
 
 
