@@ -188,11 +188,21 @@ class StoredInRedis(StoreCase):
         super().setUp()
         self.redis = RedisServer(self)
 
+    def gateway(self, **top):
+        gw = super().gateway(**top)
+        # Its workers connect to Redis as it starts: wait for both.
+        connected = lambda: [l for l in request(gw.admin, "GET", "/metrics").body.decode().splitlines()
+                             if l.startswith("switchyard_cache_redis_connected ")]
+        self.assertEqual(harness.eventually(connected, lambda v: v == ["switchyard_cache_redis_connected 2"],
+                                            timeout=10), ["switchyard_cache_redis_connected 2"])
+        return gw
+
     def test_a_response_made_on_one_instance_is_continued_on_another(self):
         a = self.gateway(redis={"port": self.redis.port}, responses={"ttl_s": 600})
         b = self.gateway(redis={"port": self.redis.port}, responses={"ttl_s": 600})
         first = self.create(a, input="Remember the word teal")
-        ttl = self.redis.command("TTL", "sy:resp:" + first["id"])
+        ttl = harness.eventually(lambda: self.redis.command("TTL", "sy:resp:" + first["id"]),
+                                 lambda t: t > 0)
         self.assertGreater(ttl, 500)
         self.assertLessEqual(ttl, 600)
         self.assertEqual(self.get(b, first["id"]).json()["output"], first["output"])
