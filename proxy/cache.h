@@ -129,6 +129,10 @@ void sy_cache_lru_put(struct sy_cache_lru *l,
     const unsigned char key[SY_CACHE_KEY_LEN], struct sy_cache_value *v,
     uint64_t expires_ms);
 
+/* Removes the entry of key, if any.  Thread safe. */
+void sy_cache_lru_remove(struct sy_cache_lru *l,
+    const unsigned char key[SY_CACHE_KEY_LEN]);
+
 /* Counts of the L1 now. */
 struct sy_cache_lru_stats {
 	uint64_t entries;

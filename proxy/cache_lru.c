@@ -192,6 +192,18 @@ sy_cache_lru_put(struct sy_cache_lru *l,
 }
 
 void
+sy_cache_lru_remove(struct sy_cache_lru *l,
+    const unsigned char key[SY_CACHE_KEY_LEN])
+{
+	struct entry **pe;
+
+	pthread_mutex_lock(&l->lock);
+	if (*(pe = find_slot(l, key)) != NULL)
+		remove_at(l, pe);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void
 sy_cache_lru_stats(struct sy_cache_lru *l, struct sy_cache_lru_stats *st)
 {
 	pthread_mutex_lock(&l->lock);

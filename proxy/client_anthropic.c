@@ -743,7 +743,7 @@ tool_use_block(json_t *call, size_t i, char **err)
 
 static int
 anthropic_response(struct evbuffer *body, const char *model,
-    struct evbuffer *out, char **err)
+    const json_t *echo, struct evbuffer *out, char **err)
 {
 	size_t len = evbuffer_get_length(body);
 	const char *text = (const char *)evbuffer_pullup(body, -1);
@@ -833,7 +833,7 @@ struct stream {
 };
 
 static void *
-anthropic_stream_open(const char *model)
+anthropic_stream_open(const char *model, const json_t *echo)
 {
 	struct stream *st = sy_xcalloc(1, sizeof *st);
 

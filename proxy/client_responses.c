@@ -40,25 +40,6 @@ random_id(const char *prefix)
 	return json_string(buf);
 }
 
-/* The response id for the canonical answer's id: "resp_" and the id after its first '-'. */
-static json_t *
-response_id(const char *id)
-{
-	const char *dash;
-	char buf[160];
-
-	if (id == NULL || *id == '\0' || strlen(id) > 120 ||
-	    id[strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789-_")] != '\0')
-		return random_id("resp_");
-	if (strncmp(id, "resp_", 5) == 0)
-		return json_string(id);
-	if ((dash = strchr(id, '-')) != NULL && dash[1] != '\0')
-		id = dash + 1;
-	snprintf(buf, sizeof buf, "resp_%s", id);
-	return json_string(buf);
-}
-
 /* ==== Errors ==== */
 
 static void
@@ -259,10 +240,13 @@ map_input(json_t *input, json_t *msgs, char **err)
 		} else if (strcmp(type, "function_call_output") == 0) {
 			if (function_output(item, where, msgs, err) != 0)
 				return -1;
-		} else
+		} else if (strcmp(type, "item_reference") == 0)
+			continue;	/* the thread stage puts the item here */
+		else
 			return sy_fail(err, "%s.type: '%s' items " UNSUPPORTED_ARE
-			    " (only message, function_call and "
-			    "function_call_output)", where, type);
+			    " (only message, function_call, "
+			    "function_call_output and item_reference)", where,
+			    type);
 	}
 	return 0;
 }
@@ -374,7 +358,7 @@ static int
 refuse_unsupported(json_t *in, char **err)
 {
 	static const char *const refused[] = {
-		"previous_response_id", "conversation", "prompt", "include"
+		"conversation", "prompt", "include"
 	};
 	json_t *v;
 	size_t i;
@@ -383,12 +367,12 @@ refuse_unsupported(json_t *in, char **err)
 		v = json_object_get(in, refused[i]);
 		if (absent(v) || (json_is_array(v) && json_array_size(v) == 0))
 			continue;
-		if (strcmp(refused[i], "previous_response_id") == 0)
-			return sy_fail(err, "previous_response_id: stored "
-			    "responses " UNSUPPORTED_ARE "; send the whole "
-			    "conversation in input (with store: false)");
 		return sy_fail(err, "%s: " UNSUPPORTED, refused[i]);
 	}
+	/* Its turns are prepended by the thread stage (proxy/stage_thread.c). */
+	v = json_object_get(in, "previous_response_id");
+	if (!absent(v) && !json_is_string(v))
+		return sy_fail(err, "previous_response_id: must be a string");
 	if (json_is_true(json_object_get(in, "background")))
 		return sy_fail(err, "background: background responses "
 		    UNSUPPORTED_ARE);
@@ -491,6 +475,7 @@ struct answer {
 	const char *finish;	/* chat's finish_reason, or NULL */
 	int failed;
 	struct sy_usage usage;
+	const json_t *echo;	/* members repeated from the request, or NULL */
 };
 
 /*
@@ -540,6 +525,8 @@ response_object(const struct answer *a, const char *model, json_t *output,
 	json_object_set_new(r, "tool_choice", json_string("auto"));
 	json_object_set_new(r, "tools", json_array());
 	json_object_set_new(r, "metadata", json_object());
+	if (json_is_object(a->echo))
+		json_object_update(r, (json_t *)a->echo);
 	return r;
 }
 
@@ -581,12 +568,12 @@ put_json(struct evbuffer *out, json_t *v)
 
 static int
 responses_response(struct evbuffer *body, const char *model,
-    struct evbuffer *out, char **err)
+    const json_t *echo, struct evbuffer *out, char **err)
 {
 	size_t len = evbuffer_get_length(body);
 	const char *text = (const char *)evbuffer_pullup(body, -1);
 	json_t *in, *msg, *choice, *output, *calls, *call, *fn, *args, *call_id;
-	struct answer a = { .usage = { -1, -1, -1 } };
+	struct answer a = { .usage = { -1, -1, -1 }, .echo = echo };
 	struct evbuffer *buf;
 	size_t i;
 	int rc;
@@ -625,7 +612,7 @@ responses_response(struct evbuffer *body, const char *model,
 		    json_is_string(args) ? json_string_value(args) : "{}",
 		    "completed"));
 	}
-	a.id = response_id(json_string_value(json_object_get(in, "id")));
+	a.id = random_id("resp_");	/* unique: it names the stored response */
 	a.created = (json_int_t)time(NULL);
 	a.finish = json_string_value(json_object_get(choice, "finish_reason"));
 	sy_canon_answer_usage(text, len, &a.usage);
@@ -647,6 +634,7 @@ struct stream {
 	int done;		/* the last event sent: nothing more */
 	json_int_t seq;		/* the next sequence_number */
 	json_t *output;		/* the output items so far */
+	json_t *result;		/* response.completed's response, or NULL */
 	json_t *open;		/* the open item (in output), or NULL */
 	struct evbuffer *text;	/* the open message's text, or its call's
 				   arguments */
@@ -654,11 +642,12 @@ struct stream {
 };
 
 static void *
-responses_stream_open(const char *model)
+responses_stream_open(const char *model, const json_t *echo)
 {
 	struct stream *st = sy_xcalloc(1, sizeof *st);
 
 	st->model = sy_xstrdup(model != NULL ? model : "");
+	st->a.echo = json_is_object(echo) ? json_deep_copy(echo) : NULL;
 	st->a.usage = (struct sy_usage){ -1, -1, -1 };
 	st->a.created = (json_int_t)time(NULL);
 	st->output = json_array();
@@ -675,6 +664,8 @@ responses_stream_close(void *state)
 	if (st == NULL)
 		return;
 	free(st->model);
+	json_decref((json_t *)st->a.echo);
+	json_decref(st->result);
 	json_decref(st->a.id);
 	json_decref(st->output);
 	evbuffer_free(st->text);
@@ -700,14 +691,17 @@ snapshot(struct stream *st, const char *status)
 	    status);
 }
 
-/* response.created and response.in_progress, before anything else. */
+/*
+ * response.created and response.in_progress, before anything else; the
+ * response's id is new (a cached answer's replay is a response of its own).
+ */
 static void
-stream_start(struct stream *st, const char *id, struct evbuffer *out)
+stream_start(struct stream *st, struct evbuffer *out)
 {
 	if (st->started)
 		return;
 	st->started = 1;
-	st->a.id = response_id(id);
+	st->a.id = random_id("resp_");
 	emit(st, "response.created", json_pack("{s:o}", "response",
 	    snapshot(st, "in_progress")), out);
 	emit(st, "response.in_progress", json_pack("{s:o}", "response",
@@ -830,10 +824,11 @@ on_done(struct stream *st, struct evbuffer *out)
 	json_t *r;
 	const char *status;
 
-	stream_start(st, NULL, out);
+	stream_start(st, out);
 	item_done(st, out);
 	r = snapshot(st, NULL);
 	status = json_string_value(json_object_get(r, "status"));
+	st->result = json_incref(r);
 	emit(st, strcmp(status, "incomplete") == 0 ? "response.incomplete" :
 	    "response.completed", json_pack("{s:o}", "response", r), out);
 	st->done = 1;
@@ -846,7 +841,7 @@ on_error(struct stream *st, json_t *error, struct evbuffer *out)
 	json_t *r, *code = json_object_get(error, "code");
 	json_t *msg = json_object_get(error, "message");
 
-	stream_start(st, NULL, out);
+	stream_start(st, out);
 	r = snapshot(st, "failed");
 	json_object_set_new(r, "error", json_pack("{s:s,s:s}", "code",
 	    json_is_string(code) ? json_string_value(code) : "server_error",
@@ -878,7 +873,7 @@ responses_stream_event(void *state, const struct sy_sse_event *ev,
 		json_decref(chunk);
 		return;
 	}
-	stream_start(st, json_string_value(json_object_get(chunk, "id")), out);
+	stream_start(st, out);
 	choice = json_array_get(json_object_get(chunk, "choices"), 0);
 	delta = json_object_get(choice, "delta");
 	if (json_string_length(v = json_object_get(delta, "content")) > 0)
@@ -894,6 +889,14 @@ responses_stream_event(void *state, const struct sy_sse_event *ev,
 	json_decref(chunk);
 }
 
+static json_t *
+responses_stream_result(void *state)
+{
+	struct stream *st = state;
+
+	return json_incref(st->result);
+}
+
 static const struct sy_client_path responses_paths[] = {
 	{ "/v1/responses", SY_API_CHAT },
 	{ NULL, 0 }
@@ -907,6 +910,7 @@ const struct sy_client_api sy_client_responses = {
 	.stream_open = responses_stream_open,
 	.stream_event = responses_stream_event,
 	.stream_close = responses_stream_close,
+	.stream_result = responses_stream_result,
 	.error = responses_error,
 	.ratelimit_headers = SY_RATELIMIT_OPENAI
 };

@@ -47,12 +47,17 @@ struct sy_client_api {
 	 * body, status < 400; body is read, not drained) as the client's
 	 * body, appended to out; returns 0, or -1 with *err malloc'd and
 	 * nothing appended (the client gets a 502).  model: the model name
-	 * to report.
+	 * to report; echo: NULL, or an object of members the answer's
+	 * object repeats from the request (the Responses API's store,
+	 * instructions, previous_response_id), read during the call.
 	 */
 	int (*response)(struct evbuffer *body, const char *model,
-	    struct evbuffer *out, char **err);
-	/* New per-stream translation state for a stream whose model name is model (copied); never NULL. */
-	void *(*stream_open)(const char *model);
+	    const json_t *echo, struct evbuffer *out, char **err);
+	/*
+	 * New per-stream translation state for a stream whose model name is
+	 * model, with echo as for response (both copied); never NULL.
+	 */
+	void *(*stream_open)(const char *model, const json_t *echo);
 	/*
 	 * One canonical SSE event (an OpenAI chat.completion.chunk, the
 	 * usage chunk with "choices":[], "[DONE]", a ":" comment/ping (data
@@ -64,6 +69,12 @@ struct sy_client_api {
 	    struct evbuffer *out);
 	/* Frees the state of stream_open. */
 	void (*stream_close)(void *state);
+	/*
+	 * The object a stream that ended well told its client last (the
+	 * Responses API's response of response.completed), a new
+	 * reference; NULL while it goes on or when it failed.  May be NULL.
+	 */
+	json_t *(*stream_result)(void *state);
 	/*
 	 * The client's error body for HTTP status with OpenAI-style type,
 	 * code (either may be NULL) and message, appended to out.

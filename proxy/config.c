@@ -1449,6 +1449,9 @@ static const struct sy_conf_row root_rows[] = {
 	{ .name = "cors", .type = SY_CONF_OBJECT,
 	  .offset = AT(sy_config, cors), .table = &sy_cors_table,
 	  .doc = "browser origins that may call the gateway; absent: none" },
+	{ .name = "responses", .type = SY_CONF_OBJECT,
+	  .offset = AT(sy_config, responses), .table = &sy_responses_table,
+	  .doc = "how responses of /v1/responses are kept" },
 	{ .name = NULL }
 };
 
@@ -1482,6 +1485,7 @@ const struct sy_conf_table *const sy_conf_tables[] = {
 	&sy_redis_table,
 	&sy_cors_table,
 	&sy_tls_table,
+	&sy_responses_table,
 	NULL
 };
 

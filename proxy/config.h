@@ -13,6 +13,7 @@
 #include "endstats.h"
 #include "admin.h"
 #include "redis.h"
+#include "rstore.h"
 #include "tenants.h"
 #include "tls.h"
 
@@ -274,6 +275,7 @@ struct sy_config {
 	struct sy_tenancy tenancy;	/* keys, teams, limits and budgets */
 	struct sy_cors cors;		/* browser origins allowed (proxy/cors.c) */
 	struct sy_tls_conf tls;		/* the client listener's TLS (proxy/tls.c) */
+	struct sy_responses_conf responses;	/* stored Responses (proxy/rstore.c) */
 	struct sy_redis_conf redis;	/* the Redis every feature uses; with
 					   none, cache.redis's */
 	json_t *model_index;		/* private: client model name → route index */

@@ -25,6 +25,7 @@ struct sy_upstream_call;
 struct sy_keystore_op;
 struct sy_reservation;
 struct sy_reserve_op;
+struct sy_rstore_op;
 
 /*
  * What a stage says when it is done with an exchange for now.  The driver
@@ -66,8 +67,8 @@ struct sy_reply {
 	struct evbuffer *body;		/* canonical JSON, owned; NULL: none yet */
 	char headers[160];		/* extra header lines ("Retry-After: 3\r\n") */
 	int failed;			/* the route's tries failed: fall back */
-	int native;			/* body (status < 400) is already in the
-					   client's dialect: sent as it is */
+	int native;			/* body is already in the client's
+					   dialect: sent as it is */
 };
 
 /* Why the last try failed, told to the client when nothing else works. */
@@ -82,6 +83,8 @@ struct sy_failure {
 /* front: the client's request translated, GET /v1/models. */
 struct sy_front_slice {
 	struct evbuffer *canon;		/* a translated request, canonical */
+	struct evbuffer *client;	/* the request's body as the client sent
+					   it (borrowed) */
 	struct sy_models_ask *models;	/* GET /v1/models asking the backends */
 	struct sy_tokenize_ask *tokenize;	/* count_tokens asking a backend */
 	int64_t estimate;		/* count_tokens: the gateway's count */
@@ -100,6 +103,14 @@ struct sy_admit_slice {
 	int passed;			/* admitted, limits or none: its
 					   usage is recorded at the end */
 	int64_t in, out, usd;		/* what was reserved: estimates */
+};
+
+/* thread: a Responses conversation, its earlier turns and this one. */
+struct sy_thread_slice {
+	struct sy_rstore_op *op;	/* a lookup Redis is to answer */
+	json_t *request;		/* the client's request (object), owned */
+	json_t *input;			/* the conversation's items so far: the
+					   earlier turns' and this request's */
 };
 
 /* route: the routes taken, the client's then fallbacks. */
@@ -206,6 +217,10 @@ struct sy_respond_slice {
 	void *cstate;			/* the dialect's stream translation */
 	struct sy_sse csse;		/* splits canonical events for it */
 	struct evbuffer *cout;		/* its events */
+	json_t *echo;			/* what the answer's object repeats from
+					   the request (sy_respond_echo), or NULL */
+	/* Told the answer before it is sent (sy_respond_watch), or NULL. */
+	void (*watch)(struct sy_exchange *x, json_t *obj);
 };
 
 /* One client exchange, or one call a batch makes. */
@@ -231,6 +246,7 @@ struct sy_exchange {
 
 	struct sy_front_slice front;
 	struct sy_auth_slice auth;
+	struct sy_thread_slice thread;
 	struct sy_route_slice route;
 	struct sy_select_slice select;
 	struct sy_admit_slice admit;
@@ -332,6 +348,7 @@ void sy_exchange_end(struct sy_exchange *x);
 
 extern const struct sy_stage sy_stage_front;
 extern const struct sy_stage sy_stage_auth;
+extern const struct sy_stage sy_stage_thread;
 extern const struct sy_stage sy_stage_route;
 extern const struct sy_stage sy_stage_select;
 extern const struct sy_stage sy_stage_admit;

@@ -15,6 +15,7 @@
 #include "accesslog.h"
 #include "admin.h"
 #include "cache.h"
+#include "rstore.h"
 #include "config.h"
 #include "evmem.h"
 #include "keystore.h"
@@ -362,6 +363,7 @@ main(int argc, char **argv)
 	    m.cfg->accounting_interval_ms);
 	redis_conf(m.cfg, &m.rt.redis);
 	m.rt.cache = sy_cache_new(&m.cfg->cache, &m.rt.redis_stats);
+	m.rt.rstore = sy_rstore_new(m.cfg->responses.memory_bytes);
 	atomic_init(&m.rt.conns, 0);
 	atomic_init(&m.rt.buffered, 0);
 	sy_metrics_set_conns(m.rt.metrics, &m.rt.conns);
@@ -444,6 +446,7 @@ main(int argc, char **argv)
 	event_base_free(m.base);
 	sy_metrics_free(m.rt.metrics);
 	sy_cache_free(m.rt.cache);
+	sy_rstore_free(m.rt.rstore);
 	sy_redis_conf_clear(&m.rt.redis);
 	sy_keystore_free();
 	sy_accesslog_close(m.rt.log);

@@ -1,4 +1,4 @@
-/* The driver: the request's path as a table of stages (front → auth → route → select → admit → cache → batch → tries → relay → check → store → respond → account), an exchange moved along it by the stages' verdicts, and its end. */
+/* The driver: the request's path as a table of stages (front → auth → thread → route → select → admit → cache → batch → tries → relay → check → store → respond → account), an exchange moved along it by the stages' verdicts, and its end. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +27,7 @@
 static const struct sy_stage *const client_stages[] = {
 	&sy_stage_front,	/* path, request id, dialect → canonical */
 	&sy_stage_auth,		/* the API key: who asks */
+	&sy_stage_thread,	/* Responses: earlier turns; this one kept */
 	&sy_stage_route,	/* model name → route; fallbacks come back here */
 	&sy_stage_select,	/* the model that answers, its context window */
 	&sy_stage_admit,	/* its routes and models, limits and budgets */

@@ -2,6 +2,8 @@
 #ifndef SY_RESPOND_H
 #define SY_RESPOND_H
 
+#include <jansson.h>
+
 struct evbuffer;
 struct sy_exchange;
 
@@ -30,6 +32,21 @@ void sy_respond_end(struct sy_exchange *x);
  * reply into a 502 when the answer cannot be translated.
  */
 struct evbuffer *sy_respond_body(struct sy_exchange *x);
+
+/*
+ * Has x's answer repeat members (an object, the reference is taken) from
+ * its request, in its dialect's answer object (see sy_client_api.response).
+ */
+void sy_respond_echo(struct sy_exchange *x, json_t *members);
+
+/*
+ * Has fn told, once, the answer x's client gets as its dialect's JSON
+ * object (a whole 200 answer, or what a stream tells at its end, see
+ * sy_client_api.stream_result), before the client is sent it; obj is
+ * borrowed for the call.  Not told when there is no such answer.
+ */
+void sy_respond_watch(struct sy_exchange *x,
+    void (*fn)(struct sy_exchange *x, json_t *obj));
 
 /* Whether the client has received anything of the answer. */
 int sy_respond_started(const struct sy_exchange *x);

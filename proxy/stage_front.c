@@ -365,6 +365,18 @@ front_enter(struct sy_exchange *x)
 		return v;
 	if (strcmp(x->req.path, "/v1/messages/count_tokens") == 0)
 		return count_tokens(x);
+	if (strncmp(x->req.path, "/v1/responses/", 14) == 0 &&
+	    x->req.path[14] != '\0') {
+		/* A stored response: the thread stage answers, after auth. */
+		x->client = &sy_client_responses;
+		req->client_api = x->client->name;
+		if (strcmp(x->req.method, "GET") != 0 &&
+		    strcmp(x->req.method, "DELETE") != 0)
+			return sy_exchange_fail(x, 405, "invalid_request_error",
+			    "method_not_allowed", "use GET or DELETE for this "
+			    "path", "Allow: GET, DELETE\r\n");
+		return SY_NEXT;
+	}
 	if ((client = sy_client_api_for(x->req.path, &api)) == NULL) {
 		sy_client_api_paths(paths, sizeof paths);
 		snprintf(msg, sizeof msg, "no such path; switchyard serves %s, "
@@ -379,7 +391,10 @@ front_enter(struct sy_exchange *x)
 		    "method_not_allowed", "use POST for this path",
 		    "Allow: POST\r\n");
 	req->api = api;
-	if (decode_body(x) != 0 || to_canonical(x, body) != 0)
+	if (decode_body(x) != 0)
+		return SY_RESPOND;
+	x->front.client = body;
+	if (to_canonical(x, body) != 0)
 		return SY_RESPOND;
 	if (sy_req_parse(req, req->raw, req->cfg->limits.max_json_depth,
 	    &status, &err) != 0) {

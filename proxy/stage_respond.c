@@ -70,6 +70,31 @@ all_headers(struct sy_exchange *x, char *buf, size_t len, const char *more)
 
 /* ==== Streams ==== */
 
+/* Tells x's watcher the answer obj (the reference is taken), once. */
+static void
+tell(struct sy_exchange *x, json_t *obj)
+{
+	void (*fn)(struct sy_exchange *, json_t *) = x->respond.watch;
+
+	x->respond.watch = NULL;
+	if (fn != NULL && obj != NULL)
+		fn(x, obj);
+	json_decref(obj);
+}
+
+/* A stream's result, once its dialect knows it, to x's watcher. */
+static void
+tell_result(struct sy_exchange *x)
+{
+	json_t *obj;
+
+	if (x->respond.watch == NULL || x->respond.cstate == NULL ||
+	    x->client->stream_result == NULL ||
+	    (obj = x->client->stream_result(x->respond.cstate)) == NULL)
+		return;
+	tell(x, obj);
+}
+
 struct evbuffer *
 sy_respond_events(struct sy_exchange *x)
 {
@@ -106,7 +131,8 @@ client_events(struct sy_exchange *x)
 	if (x->client->stream_event == NULL)
 		return out;
 	if (x->respond.cstate == NULL) {
-		x->respond.cstate = x->client->stream_open(x->req.client_model);
+		x->respond.cstate = x->client->stream_open(x->req.client_model,
+		    x->respond.echo);
 		sy_sse_init(&x->respond.csse, 0);
 		x->respond.cout = evbuffer_new();
 	}
@@ -148,6 +174,7 @@ sy_respond_flush(struct sy_exchange *x)
 	stream_start(x);
 	sy_cache_capture(x->cache.ctx, &x->req, x->respond.out);
 	out = client_events(x);
+	tell_result(x);
 	x->req.bytes_out += evbuffer_get_length(out);
 	sy_conn_stream_write(x->conn, out);
 	return sy_conn_pending(x->conn) > STREAM_BACKLOG_MAX;
@@ -168,6 +195,7 @@ sy_respond_end(struct sy_exchange *x)
 	if (x->respond.out != NULL) {
 		sy_cache_capture(x->cache.ctx, &x->req, x->respond.out);
 		out = client_events(x);
+		tell_result(x);
 		x->req.bytes_out += evbuffer_get_length(out);
 	}
 	sy_conn_stream_end(x->conn, out);
@@ -185,12 +213,12 @@ sy_respond_body(struct sy_exchange *x)
 	json_t *obj, *e;
 	char *err = NULL;
 
-	if (x->client->response == NULL || (r->native && r->status < 400))
+	if (x->client->response == NULL || r->native)
 		return r->body;
 	out = evbuffer_new();
 	if (r->status < 400) {
-		if (x->client->response(r->body, x->req.client_model, out,
-		    &err) == 0)
+		if (x->client->response(r->body, x->req.client_model,
+		    x->respond.echo, out, &err) == 0)
 			return out;
 		evbuffer_free(out);
 		sy_exchange_fail(x, 502, "server_error", "bad_gateway", err,
@@ -222,6 +250,9 @@ reply_send(struct sy_exchange *x)
 		out = sy_respond_body(x);	/* the 502 it became */
 	x->req.status = x->reply.status;
 	x->req.bytes_out = evbuffer_get_length(out);
+	if (x->reply.status == 200 && x->respond.watch != NULL)
+		tell(x, json_loadb((const char *)evbuffer_pullup(out, -1),
+		    evbuffer_get_length(out), 0, NULL));
 	if (x->conn != NULL) {
 		sy_conn_respond(x->conn, x->reply.status, "application/json",
 		    all_headers(x, headers, sizeof headers, x->reply.headers),
@@ -230,6 +261,20 @@ reply_send(struct sy_exchange *x)
 	}
 	if (out != x->reply.body)
 		evbuffer_free(out);
+}
+
+void
+sy_respond_echo(struct sy_exchange *x, json_t *members)
+{
+	json_decref(x->respond.echo);
+	x->respond.echo = members;
+}
+
+void
+sy_respond_watch(struct sy_exchange *x,
+    void (*fn)(struct sy_exchange *, json_t *))
+{
+	x->respond.watch = fn;
 }
 
 static enum sy_verdict
@@ -259,6 +304,7 @@ respond_end(struct sy_exchange *x)
 	if (x->respond.out != NULL)
 		evbuffer_free(x->respond.out);
 	free(x->respond.more_headers);
+	json_decref(x->respond.echo);
 }
 
 const struct sy_stage sy_stage_respond = {

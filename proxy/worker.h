@@ -22,6 +22,7 @@ struct sy_metrics_shard;
 struct sy_accesslog;
 struct sy_cache;
 struct sy_cache_worker;
+struct sy_rstore;
 struct sy_wake;
 struct sy_heartbeat;
 struct sy_prefix_bus;
@@ -31,6 +32,7 @@ struct sy_runtime {
 	struct sy_metrics *metrics;
 	struct sy_accesslog *log;
 	struct sy_cache *cache;		/* the prompt cache's store, or NULL */
+	struct sy_rstore *rstore;	/* stored Responses kept in memory */
 	struct sy_redis_conf redis;	/* where Redis is (startup settings) */
 	struct sy_redis_stats redis_stats;	/* the workers' connections */
 	atomic_uint conns;		/* open client connections, all workers */

@@ -58,7 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		body = evbuffer_new();
 		evbuffer_add(body, text, size);
-		if (api->response(body, "m", out, &err) != 0) {
+		if (api->response(body, "m", NULL, out, &err) != 0) {
 			if (err == NULL)
 				abort();
 			free(err);
@@ -70,7 +70,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		r.api = api;
 		r.out = out;
-		r.state = api->stream_open("m");
+		r.state = api->stream_open("m", NULL);
 		sy_framer_init(&f, &sy_framing_sse, 4096);
 		sy_framer_feed(&f, text, size, event, &r);
 		sy_framer_finish(&f, event, &r);

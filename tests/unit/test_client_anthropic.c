@@ -386,7 +386,7 @@ response(const char *text, const char *model, char **err)
 
 	*err = NULL;
 	evbuffer_add(body, text, strlen(text));
-	if (api->response(body, model, out, err) == 0) {
+	if (api->response(body, model, NULL, out, err) == 0) {
 		msg = json_loadb((const char *)evbuffer_pullup(out, -1),
 		    evbuffer_get_length(out), 0, NULL);
 		if (msg == NULL)
@@ -573,7 +573,7 @@ run_stream(const char *const *events, size_t n, struct events *e)
 	struct evbuffer *out = evbuffer_new();
 	struct sy_sse_event ev;
 	struct sy_sse p;
-	void *st = api->stream_open("claude-x");
+	void *st = api->stream_open("claude-x", NULL);
 	size_t i;
 
 	memset(e, 0, sizeof *e);

@@ -343,7 +343,7 @@ SY_TEST(comments_keep_error_positions)
 	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, "
 	    "prices, models, cache, redis, auth, tenancy, rate_limits, teams, "
-	    "keys, cors");
+	    "keys, cors, responses");
 }
 
 SY_TEST(cors_is_off_by_default_and_needs_origins_when_given)
@@ -446,7 +446,8 @@ SY_TEST(positions_count_characters_not_bytes)
 	    "admin, admin_api, workers, access_log, access_log_flush_ms, "
 	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
-	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors");
+	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors, "
+	    "responses");
 }
 
 /* ==== Defaults ==== */
@@ -665,7 +666,7 @@ SY_TEST(unknown_keys_are_rejected_at_every_level)
 	    "admin, admin_api, workers, access_log, access_log_flush_ms, "
 	    "accounting_interval_ms, timeouts, limits, "
 	    "backends, routes, prices, models, "
-	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors\n"
+	    "cache, redis, auth, tenancy, rate_limits, teams, keys, cors, responses\n"
 	    "t.json:3:16: timeouts.connect: unknown key \"connect\"; known: "
 	    "connect_ms, first_byte_ms, idle_ms, total_ms, drain_ms, "
 	    "client_header_ms, client_body_ms, keepalive_ms\n"

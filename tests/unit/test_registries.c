@@ -806,7 +806,7 @@ SY_TEST(every_client_dialect_translates_a_minimal_answer)
 		body = evbuffer_new();
 		out = evbuffer_new();
 		evbuffer_add(body, minimal_answer, strlen(minimal_answer));
-		SY_CHECK_INT(c->response(body, "asked", out, &err), 0);
+		SY_CHECK_INT(c->response(body, "asked", NULL, out, &err), 0);
 		/* The body is read, not drained. */
 		SY_CHECK_INT(evbuffer_get_length(body), strlen(minimal_answer));
 		o = json_of(out);
@@ -869,7 +869,7 @@ SY_TEST(every_client_dialect_streams_a_minimal_answer_and_nothing_after_its_end)
 		if (c->stream_open == NULL)
 			continue;	/* the canonical form: relayed as it is */
 		out = evbuffer_new();
-		st = c->stream_open("asked");
+		st = c->stream_open("asked", NULL);
 		SY_CHECK(st != NULL);
 		for (k = 0; k < sizeof chunks / sizeof chunks[0]; k++)
 			canon_event(c, st, chunks[k], out);
