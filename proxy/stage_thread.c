@@ -356,15 +356,29 @@ keep(struct sy_exchange *x, json_t *answer)
 }
 
 /*
- * What the response object repeats of the request's state: whether it is
- * stored (kept), its instructions and its previous response.
+ * What the response object repeats of the request: whether it is stored
+ * (kept), its instructions and its previous response, and the parameters
+ * it was asked with (OpenAI's defaults for those it did not give).
  */
 static void
 echo(struct sy_exchange *x, int kept)
 {
+	static const char *const asked[] = {
+		"temperature", "top_p", "max_output_tokens", "tools",
+		"tool_choice", "text", "metadata", "parallel_tool_calls", "user",
+		"truncation", "reasoning", "service_tier", "top_logprobs",
+		"max_tool_calls", "prompt_cache_key", "safety_identifier"
+	};
 	json_t *req = x->thread.request, *v, *members;
+	size_t i;
 
-	members = json_pack("{s:b}", "store", kept);
+	members = json_pack("{s:f,s:f,s:n,s:s,s:n}", "temperature", 1.0,
+	    "top_p", 1.0, "max_output_tokens", "truncation", "disabled",
+	    "user");
+	for (i = 0; i < sizeof asked / sizeof asked[0]; i++)
+		if ((v = json_object_get(req, asked[i])) != NULL)
+			json_object_set(members, asked[i], v);
+	json_object_set_new(members, "store", json_boolean(kept));
 	v = json_object_get(req, "previous_response_id");
 	json_object_set_new(members, "previous_response_id", json_is_string(v) ?
 	    json_incref(v) : json_null());

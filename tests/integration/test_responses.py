@@ -89,6 +89,27 @@ class ResponsesClients(unittest.TestCase):
         self.assertEqual(seen["path"], "/v1/messages")
         self.assertEqual(seen["body"]["system"], "Be brief.")
 
+    def test_the_response_repeats_what_the_request_asked(self):
+        asked = {"temperature": 0.25, "top_p": 0.5, "max_output_tokens": 7, "tools": [WEATHER],
+                 "tool_choice": "none", "metadata": {"run": "r1"}, "user": "u-9",
+                 "parallel_tool_calls": False, "truncation": "disabled",
+                 "text": {"format": {"type": "text"}}}
+        for stream in (False, True):
+            r = self.post(ask(stream=stream, **asked))
+            self.assertEqual(r.status, 200, r.body)
+            resp = stream_events(r.body)[-1][1]["response"] if stream else r.json()
+            for k, v in asked.items():
+                self.assertEqual(resp[k], v, (stream, k))
+            self.assertEqual(resp["instructions"], "Be brief.")
+        # What a request leaves out is answered with OpenAI's defaults.
+        body = ask()
+        del body["max_output_tokens"]
+        resp = self.post(body).json()
+        self.assertEqual((resp["temperature"], resp["top_p"], resp["max_output_tokens"],
+                          resp["tools"], resp["tool_choice"], resp["metadata"], resp["user"],
+                          resp["truncation"]),
+                         (1.0, 1.0, None, [], "auto", {}, None, "disabled"))
+
     def test_input_items_become_the_conversation(self):
         body = ask(input=[
             {"role": "developer", "content": "Answer in English."},
