@@ -558,3 +558,87 @@ sy_jscan_cut(const char *text, size_t len, const struct sy_jscan_member *m,
 	*from = i > 0 && t[i - 1] == ',' ? i - 1 : a;
 	*to = b;
 }
+
+/* The kind of the validated value of n bytes at p. */
+static enum sy_json_kind
+kind_at(const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	switch (*p) {
+	case '{': return SY_JSON_OBJECT;
+	case '[': return SY_JSON_ARRAY;
+	case '"': return SY_JSON_STRING;
+	case 't': return SY_JSON_TRUE;
+	case 'f': return SY_JSON_FALSE;
+	case 'n': return SY_JSON_NULL;
+	}
+	for (i = 0; i < n; i++)
+		if (p[i] == '.' || p[i] == 'e' || p[i] == 'E')
+			return SY_JSON_REAL;
+	return SY_JSON_INTEGER;
+}
+
+/* The end of the validated value starting at p (before e). */
+static const unsigned char *
+skip_value(const unsigned char *p, const unsigned char *e)
+{
+	size_t depth = 0;
+	int escaped;
+
+	do {
+		if (*p == '"') {
+			if ((p = scan_string(p + 1, e, &escaped)) == NULL)
+				return e;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']')
+			depth--;
+		else if (depth == 0) {
+			/* A number or a literal: up to its delimiter. */
+			while (p < e && *p != ',' && *p != '}' && *p != ']' &&
+			    !is_ws(*p))
+				p++;
+			return p;
+		}
+		p++;
+	} while (depth > 0 && p < e);
+	return p;
+}
+
+int
+sy_jscan_each(const char *text, size_t len, sy_jscan_each_fn fn, void *arg)
+{
+	const unsigned char *p = (const unsigned char *)text, *e = p + len;
+	const unsigned char *key = NULL, *v;
+	size_t klen = 0;
+	int object, escaped, rc;
+
+	if (len < 2)
+		return 0;
+	object = *p == '{';
+	for (p = skip_ws(p + 1, e); p < e && *p != '}' && *p != ']';) {
+		if (object) {
+			key = p + 1;
+			if ((p = scan_string(key, e, &escaped)) == NULL)
+				return 0;
+			klen = (size_t)(p - 1 - key);
+			p = skip_ws(p, e);
+			p = skip_ws(p + 1, e);	/* the colon */
+		}
+		if (p >= e)
+			return 0;
+		v = p;
+		p = skip_value(p, e);
+		if ((rc = fn(object ? (const char *)key : NULL, klen,
+		    (const char *)v, (size_t)(p - v), kind_at(v, (size_t)(p - v)),
+		    arg)) != 0)
+			return rc;
+		p = skip_ws(p, e);
+		if (p < e && *p == ',')
+			p = skip_ws(p + 1, e);
+	}
+	return 0;
+}

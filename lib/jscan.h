@@ -64,4 +64,17 @@ void sy_jscan_cut(const char *text, size_t len,
  */
 int sy_jscan_empty(const char *text, size_t len);
 
+/*
+ * Calls fn for each member of the object, or each element of the array,
+ * that text is (len bytes of a value sy_jscan validated as
+ * SY_JSON_OBJECT or SY_JSON_ARRAY): key and klen the member's name as
+ * written, without its quotes (NULL, 0 for an element), value and vlen
+ * its value's text, kind its kind.  fn returns 0 to go on, else the walk
+ * stops and that is returned.  Returns 0 after the last one.
+ */
+typedef int (*sy_jscan_each_fn)(const char *key, size_t klen,
+    const char *value, size_t vlen, enum sy_json_kind kind, void *arg);
+int sy_jscan_each(const char *text, size_t len, sy_jscan_each_fn fn,
+    void *arg);
+
 #endif

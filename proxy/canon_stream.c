@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "canon.h"
+#include "jscan.h"
 #include "policy.h"
 #include "req.h"
 #include "sse.h"
@@ -48,33 +49,54 @@ take_string(struct evbuffer *out)
 
 /* ==== What a stream has told so far ==== */
 
-/* Whether v is nothing: null, or an empty string. */
+/* Whether the value text (n bytes) is nothing: null, or an empty string. */
 static int
-nothing(const json_t *v)
+nothing(const char *v, size_t n)
 {
-	return json_is_null(v) || (json_is_string(v) &&
-	    json_string_length(v) == 0);
+	return (n == 4 && memcmp(v, "null", 4) == 0) ||
+	    (n == 2 && v[0] == '"' && v[1] == '"');
 }
 
-/* Whether a chunk's choice tells nothing but the role of what comes. */
+/* Whether the member name (n bytes) is word. */
 static int
-choice_empty(const json_t *ch)
+named(const char *k, size_t n, const char *word)
 {
-	const char *k, *dk;
-	json_t *v, *dv;
+	return n == strlen(word) && memcmp(k, word, n) == 0;
+}
 
-	if (!json_is_object(ch))
+/* A delta's member: anything but its role tells something (1 stops). */
+static int
+delta_member(const char *k, size_t kn, const char *v, size_t vn,
+    enum sy_json_kind kind, void *arg)
+{
+	(void)kind;
+	(void)arg;
+	return !named(k, kn, "role") && !nothing(v, vn);
+}
+
+/* A choice's member: its index, nothing, or a delta of a role alone are not content. */
+static int
+choice_member(const char *k, size_t kn, const char *v, size_t vn,
+    enum sy_json_kind kind, void *arg)
+{
+	(void)arg;
+	if (named(k, kn, "index") || nothing(v, vn))
 		return 0;
-	json_object_foreach((json_t *)ch, k, v) {
-		if (strcmp(k, "index") == 0 || nothing(v))
-			continue;
-		if (strcmp(k, "delta") != 0 || !json_is_object(v))
-			return 0;
-		json_object_foreach(v, dk, dv)
-			if (strcmp(dk, "role") != 0 && !nothing(dv))
-				return 0;
-	}
-	return 1;
+	if (!named(k, kn, "delta") || kind != SY_JSON_OBJECT)
+		return 1;
+	return sy_jscan_each(v, vn, delta_member, NULL);
+}
+
+/* A choice of a chunk: content unless it tells nothing but a role. */
+static int
+choice_content(const char *k, size_t kn, const char *v, size_t vn,
+    enum sy_json_kind kind, void *arg)
+{
+	(void)k;
+	(void)kn;
+	(void)arg;
+	return kind != SY_JSON_OBJECT || sy_jscan_each(v, vn, choice_member,
+	    NULL);
 }
 
 /* What sy_canon_stream_content learns, event by event. */
@@ -84,32 +106,34 @@ struct content_scan {
 	size_t n;
 };
 
+/*
+ * One canonical event: scanned without a tree (this runs for every event
+ * of a stream until its first content); only an error's message is
+ * decoded, with jansson.
+ */
 static int
 on_content_event(const struct sy_sse_event *ev, void *arg)
 {
 	struct content_scan *cs = arg;
-	json_t *o, *choices, *e;
-	size_t i;
+	struct sy_jscan_member m[2] = { { .key = "error" }, { .key = "choices" } };
+	json_t *e, *msg;
 
 	if (ev->data == NULL || strcmp(ev->data, "[DONE]") == 0)
 		return 0;
-	o = json_loadb(ev->data, ev->data_len, 0, NULL);
-	if (!json_is_object(o)) {
+	if (sy_jscan(ev->data, ev->data_len, m, 2) != SY_JSON_OBJECT) {
 		cs->content = 1;
-	} else if ((e = json_object_get(o, "error")) != NULL) {
-		if (cs->error != NULL && cs->n > 0)
-			snprintf(cs->error, cs->n, "%s", json_is_string(
-			    json_object_get(e, "message")) ? json_string_value(
-			    json_object_get(e, "message")) : "an error event");
-	} else {
-		choices = json_object_get(o, "choices");
-		if (!json_is_array(choices))
-			cs->content = 1;
-		json_array_foreach(choices, i, e)
-			if (!choice_empty(e))
-				cs->content = 1;
-	}
-	json_decref(o);
+	} else if (m[0].kind != SY_JSON_NONE) {
+		if (cs->error != NULL && cs->n > 0) {
+			e = json_loadb(m[0].value, m[0].len, JSON_DECODE_ANY,
+			    NULL);
+			msg = json_object_get(e, "message");
+			snprintf(cs->error, cs->n, "%s", json_is_string(msg) ?
+			    json_string_value(msg) : "an error event");
+			json_decref(e);
+		}
+	} else if (m[1].kind != SY_JSON_ARRAY ||
+	    sy_jscan_each(m[1].value, m[1].len, choice_content, NULL))
+		cs->content = 1;
 	return 0;
 }
 

@@ -555,6 +555,40 @@ SY_TEST(cut_takes_a_member_out_wherever_it_stands)
 	json_decref(parsed);
 }
 
+/* What sy_jscan_each saw, one line per member or element. */
+static int
+each_line(const char *k, size_t kn, const char *v, size_t vn,
+    enum sy_json_kind kind, void *arg)
+{
+	char *buf = arg;
+	size_t at = strlen(buf);
+
+	snprintf(buf + at, 1024 - at, "%.*s=%.*s:%d;", (int)kn, k ? k : "",
+	    (int)vn, v, (int)kind);
+	return strncmp(v, "\"stop\"", 6) == 0 ? 7 : 0;
+}
+
+SY_TEST(each_walks_members_and_elements_as_written)
+{
+	static const char obj[] = "{ \"a\" : [1, {\"b\":\"]}\"}] , \"c\":-2.5e3,"
+	    "\"d\":null,\"e\\\"\":{}}";
+	static const char arr[] = "[ true,\"x\" ,12,[],\"stop\",false]";
+	char buf[1024];
+
+	SY_CHECK_INT(sy_jscan(obj, strlen(obj), NULL, 0), SY_JSON_OBJECT);
+	buf[0] = '\0';
+	SY_CHECK_INT(sy_jscan_each(obj, strlen(obj), each_line, buf), 0);
+	SY_CHECK_STR(buf, "a=[1, {\"b\":\"]}\"}]:2;c=-2.5e3:5;d=null:8;"
+	    "e\\\"={}:1;");
+	buf[0] = '\0';
+	SY_CHECK_INT(sy_jscan_each(arr, strlen(arr), each_line, buf), 7);
+	SY_CHECK_STR(buf, "=true:6;=\"x\":3;=12:4;=[]:2;=\"stop\":3;");
+	buf[0] = '\0';
+	SY_CHECK_INT(sy_jscan_each("[]", 2, each_line, buf), 0);
+	SY_CHECK_INT(sy_jscan_each("{ }", 3, each_line, buf), 0);
+	SY_CHECK_STR(buf, "");
+}
+
 int
 main(void)
 {
@@ -576,5 +610,6 @@ main(void)
 	SY_RUN(recorded_usage_reads_as_jansson_reads_it);
 	SY_RUN(mutations_are_judged_as_jansson_judges_them);
 	SY_RUN(cut_takes_a_member_out_wherever_it_stands);
+	SY_RUN(each_walks_members_and_elements_as_written);
 	return sy_test_done();
 }
