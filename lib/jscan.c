@@ -616,7 +616,8 @@ sy_jscan_each(const char *text, size_t len, sy_jscan_each_fn fn, void *arg)
 	size_t klen = 0;
 	int object, escaped, rc;
 
-	if (len < 2)
+	p = skip_ws(p, e);
+	if (e - p < 2 || (*p != '{' && *p != '['))
 		return 0;
 	object = *p == '{';
 	for (p = skip_ws(p + 1, e); p < e && *p != '}' && *p != ']';) {

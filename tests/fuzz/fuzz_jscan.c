@@ -7,6 +7,66 @@
 #include "fuzz.h"
 #include "jscan.h"
 
+/*
+ * sy_jscan_each over a value jansson parsed as want: each element or member
+ * is the next of want's, of the kind its text scans as, walked in turn.
+ */
+struct walk {
+	const json_t *want;
+	size_t i;
+};
+
+static int walk_value(const char *text, size_t len, const json_t *want);
+
+static int
+walk_one(const char *k, size_t kn, const char *v, size_t vn,
+    enum sy_json_kind kind, void *arg)
+{
+	struct walk *w = arg;
+	const json_t *next;
+	void *it;
+	size_t j;
+
+	if (json_is_array(w->want))
+		next = json_array_get(w->want, w->i);
+	else {
+		/* Members in text order; jansson keeps the last of a repeated key. */
+		for (it = json_object_iter((json_t *)w->want), j = 0;
+		    it != NULL && j < w->i; j++)
+			it = json_object_iter_next((json_t *)w->want, it);
+		next = NULL;
+		(void)k;
+		(void)kn;
+		(void)it;
+	}
+	w->i++;
+	if (sy_jscan(v, vn, NULL, 0) != kind)
+		abort();
+	if (next != NULL && walk_value(v, vn, next) != 0)
+		abort();
+	return 0;
+}
+
+static int
+walk_value(const char *text, size_t len, const json_t *want)
+{
+	struct walk w = { want, 0 };
+	json_t *got;
+
+	got = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+	if (got == NULL || !json_equal(got, want))
+		abort();
+	json_decref(got);
+	if (!json_is_array(want) && !json_is_object(want))
+		return 0;
+	sy_jscan_each(text, len, walk_one, &w);
+	/* An array has as many elements; an object at least its members. */
+	if (json_is_array(want) ? w.i != json_array_size(want) :
+	    w.i < json_object_size(want))
+		abort();
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,6 +87,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (memchr(text, '\0', size) == NULL && (kind == SY_JSON_NONE) !=
 	    (doc == NULL))
 		abort();
+	if (doc != NULL && memchr(text, '\0', size) == NULL)
+		walk_value(text, size, doc);
 	if (doc == NULL || kind != SY_JSON_OBJECT) {
 		json_decref(doc);
 		return 0;
