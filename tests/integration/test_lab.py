@@ -824,8 +824,11 @@ class GatewayTokenPace(unittest.TestCase):
         self.assertEqual(vals['switchyard_model_request_duration_seconds_count{model="b"}'], 1)
         itl_a = vals['switchyard_model_itl_seconds_count{model="a"}']
         itl_b = vals['switchyard_model_itl_seconds_count{model="b"}']
+        # One gap per write after the first: a stream of 20 tokens is 23
+        # events (the role chunk, 20 tokens, the finish, [DONE]), at most
+        # 22 gaps when each is written on its own, fewer when reads coalesce.
         self.assertGreater(itl_a, 2 * 10)
-        self.assertLessEqual(itl_a, 2 * 21)
+        self.assertLessEqual(itl_a, 2 * 22)
         self.assertEqual(vals['switchyard_itl_seconds_count{route="chat"}'], itl_a + itl_b)
         mean = vals['switchyard_model_itl_seconds_sum{model="a"}'] / itl_a
         self.assertGreater(mean, 0.010)
