@@ -10,6 +10,7 @@
 #include "canon.h"
 #include "config.h"
 #include "framing.h"
+#include "jscan.h"
 #include "req.h"
 #include "sse.h"
 #include "util.h"
@@ -473,6 +474,8 @@ responses_decode(const struct sy_req *req, int status, struct evbuffer *body,
 struct stream {
 	json_t *id;			/* the response's id, or "" */
 	json_int_t created;		/* every chunk's, when the stream opened */
+	char *head;			/* every chunk's start, through "choices": */
+	size_t head_len;
 	int ntools;			/* function calls opened so far */
 	/* Per output item (by output_index): its tool call index, or -1,
 	   and whether deltas brought its text or arguments. */
@@ -481,14 +484,33 @@ struct stream {
 	size_t nitems;
 };
 
+/* Makes the start of every chunk of st: its id, created and the served model. */
+static void
+head_make(struct stream *st, const struct sy_req *req)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	SY_ADD_LIT(b, "data: {\"id\":\"");
+	sy_json_escape(b, json_string_value(st->id), json_string_length(st->id));
+	evbuffer_add_printf(b, "\",\"object\":\"chat.completion.chunk\","
+	    "\"created\":%lld,\"model\":\"", (long long)st->created);
+	sy_json_escape(b, req->model, strlen(req->model));
+	SY_ADD_LIT(b, "\",\"choices\":");
+	free(st->head);
+	st->head_len = evbuffer_get_length(b);
+	st->head = sy_xmalloc(st->head_len);
+	evbuffer_remove(b, st->head, st->head_len);
+	evbuffer_free(b);
+}
+
 static void *
 responses_stream_open(const struct sy_req *req)
 {
 	struct stream *st = sy_xcalloc(1, sizeof *st);
 
-	(void)req;
 	st->id = json_string("");
 	st->created = (json_int_t)time(NULL);
+	head_make(st, req);
 	return st;
 }
 
@@ -498,21 +520,21 @@ responses_stream_close(void *state)
 	struct stream *st = state;
 
 	json_decref(st->id);
+	free(st->head);
 	free(st->tool);
 	free(st->said);
 	free(st);
 }
 
-/* The slot of output item i (grown as needed); NULL past a sane bound. */
+/* The slot of output item index (grown as needed); -1 past a sane bound. */
 static int
-item_slot(struct stream *st, const json_t *index, size_t *at)
+slot_at(struct stream *st, int64_t index, size_t *at)
 {
 	size_t i, n;
 
-	if (!json_is_integer(index) || json_integer_value(index) < 0 ||
-	    json_integer_value(index) >= 4096)
+	if (index < 0 || index >= 4096)
 		return -1;
-	i = (size_t)json_integer_value(index);
+	i = (size_t)index;
 	if (i >= st->nitems) {
 		n = i + 8;
 		st->tool = sy_xrealloc(st->tool, n * sizeof *st->tool);
@@ -526,33 +548,78 @@ item_slot(struct stream *st, const json_t *index, size_t *at)
 	return 0;
 }
 
+/* As slot_at, for an event's output_index member (a JSON integer). */
+static int
+item_slot(struct stream *st, const json_t *index, size_t *at)
+{
+	return json_is_integer(index) ? slot_at(st, json_integer_value(index),
+	    at) : -1;
+}
+
+/* Appends a chunk's start, through the opening of its choice's delta. */
+static void
+chunk_begin(const struct stream *st, struct evbuffer *out)
+{
+	evbuffer_add(out, st->head, st->head_len);
+	SY_ADD_LIT(out, "[{\"index\":0,\"delta\":");
+}
+
+/* Appends a chunk's end after its delta; finish NULL is null. */
+static void
+chunk_end(struct evbuffer *out, const char *finish)
+{
+	if (finish != NULL)
+		evbuffer_add_printf(out, ",\"logprobs\":null,\"finish_reason\":"
+		    "\"%s\"}]}\n\n", finish);
+	else
+		SY_ADD_LIT(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+}
+
 /* Appends a chunk with delta (taken) and finish reason (NULL: null). */
 static void
-chunk(const struct stream *st, const struct sy_req *req, json_t *delta,
-    const char *finish, struct evbuffer *out)
+chunk(const struct stream *st, json_t *delta, const char *finish,
+    struct evbuffer *out)
 {
-	SY_ADD_LIT(out, "data: ");
-	sy_json_add(out, json_pack("{s:O,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:s?}]}",
-	    "id", st->id, "object", "chat.completion.chunk", "created",
-	    st->created,
-	    "model", req->model, "choices", "index", 0, "delta", delta,
-	    "logprobs", "finish_reason", finish));
-	SY_ADD_LIT(out, "\n\n");
+	chunk_begin(st, out);
+	sy_json_add(out, delta);
+	chunk_end(out, finish);
+}
+
+/*
+ * The chunk of a text or arguments delta whose JSON string literal is the
+ * len bytes at text, for output item at: most events of a stream, written
+ * without a tree.
+ */
+static void
+piece_chunk(const struct stream *st, size_t at, const char *text,
+    size_t len, struct evbuffer *out)
+{
+	chunk_begin(st, out);
+	if (st->tool[at] >= 0)
+		evbuffer_add_printf(out, "{\"tool_calls\":[{\"index\":%d,"
+		    "\"function\":{\"arguments\":", st->tool[at]);
+	else
+		SY_ADD_LIT(out, "{\"content\":");
+	evbuffer_add(out, text, len);
+	if (st->tool[at] >= 0)
+		SY_ADD_LIT(out, "}}]}");
+	else
+		SY_ADD_LIT(out, "}");
+	chunk_end(out, NULL);
 }
 
 /* A chunk with a tool call's arguments text args. */
 static void
-args_chunk(const struct stream *st, const struct sy_req *req, int tool,
-    json_t *args, struct evbuffer *out)
+args_chunk(const struct stream *st, int tool, json_t *args,
+    struct evbuffer *out)
 {
-	chunk(st, req, json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index",
+	chunk(st, json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index",
 	    tool, "function", "arguments", args), NULL, out);
 }
 
 /* response.output_item.added: a function call opens its tool call. */
 static enum sy_stream_verdict
-on_item_added(struct stream *st, const struct sy_req *req, const json_t *ev,
-    struct evbuffer *out)
+on_item_added(struct stream *st, const json_t *ev, struct evbuffer *out)
 {
 	const json_t *item = json_object_get(ev, "item");
 	const char *type = json_string_value(json_object_get(item, "type"));
@@ -563,13 +630,13 @@ on_item_added(struct stream *st, const struct sy_req *req, const json_t *ev,
 	    item_slot(st, json_object_get(ev, "output_index"), &at) != 0)
 		return SY_STREAM_DROP;
 	st->tool[at] = st->ntools++;
-	chunk(st, req, json_pack("{s:[{s:i,s:O?,s:s,s:{s:O?,s:s}}]}",
+	chunk(st, json_pack("{s:[{s:i,s:O?,s:s,s:{s:O?,s:s}}]}",
 	    "tool_calls", "index", st->tool[at], "id", json_object_get(item,
 	    "call_id"), "type", "function", "function", "name",
 	    json_object_get(item, "name"), "arguments", ""), NULL, out);
 	if (json_is_string(args) && json_string_length(args) > 0) {
 		st->said[at] = 1;
-		args_chunk(st, req, st->tool[at], args, out);
+		args_chunk(st, st->tool[at], args, out);
 	}
 	return SY_STREAM_FORWARD;
 }
@@ -579,8 +646,8 @@ on_item_added(struct stream *st, const struct sy_req *req, const json_t *ev,
  * whole text, sent only when no delta did (a server that sends no deltas).
  */
 static enum sy_stream_verdict
-on_piece(struct stream *st, const struct sy_req *req, const json_t *ev,
-    const char *member, int done, struct evbuffer *out)
+on_piece(struct stream *st, const json_t *ev, const char *member, int done,
+    struct evbuffer *out)
 {
 	json_t *v = json_object_get(ev, member);
 	size_t at;
@@ -592,9 +659,9 @@ on_piece(struct stream *st, const struct sy_req *req, const json_t *ev,
 		return SY_STREAM_DROP;
 	st->said[at] = 1;
 	if (st->tool[at] >= 0)
-		args_chunk(st, req, st->tool[at], v, out);
+		args_chunk(st, st->tool[at], v, out);
 	else
-		chunk(st, req, json_pack("{s:O}", "content", v), NULL, out);
+		chunk(st, json_pack("{s:O}", "content", v), NULL, out);
 	return SY_STREAM_FORWARD;
 }
 
@@ -604,15 +671,12 @@ on_end(struct stream *st, const struct sy_req *req, const json_t *resp,
     struct evbuffer *out, struct sy_usage *usage)
 {
 	usage_read(json_object_get(resp, "usage"), usage);
-	chunk(st, req, json_object(), finish_of(resp, st->ntools > 0), out);
+	chunk(st, json_object(), finish_of(resp, st->ntools > 0), out);
 	if (req->client_wants_usage) {
-		SY_ADD_LIT(out, "data: ");
-		sy_json_add(out, json_pack("{s:O,s:s,s:I,s:s,s:[],s:o}", "id",
-		    st->id, "object", "chat.completion.chunk", "created",
-		    st->created,
-		    "model", req->model, "choices", "usage",
-		    sy_canon_usage_json(usage, SY_USAGE_DETAILS)));
-		SY_ADD_LIT(out, "\n\n");
+		evbuffer_add(out, st->head, st->head_len);
+		SY_ADD_LIT(out, "[],\"usage\":");
+		sy_canon_usage_put(out, usage, SY_USAGE_DETAILS);
+		SY_ADD_LIT(out, "}\n\n");
 	}
 	SY_ADD_LIT(out, "data: [DONE]\n\n");
 }
@@ -625,6 +689,63 @@ on_error(json_t *error, struct evbuffer *out)
 	sy_json_add(out, json_pack("{s:o}", "error", error));
 	SY_ADD_LIT(out, "\n\n");
 	return SY_STREAM_ERROR;
+}
+
+/* Whether the JSON string literal m holds exactly word. */
+static int
+literal_is(const struct sy_jscan_member *m, const char *word)
+{
+	size_t n = strlen(word);
+
+	return m->kind == SY_JSON_STRING && m->len == n + 2 &&
+	    memcmp(m->value + 1, word, n) == 0;
+}
+
+/*
+ * The events most of a stream is, read with the JSON scanner and written
+ * without a tree: a text or an arguments delta, an event the translation
+ * drops (in_progress, content parts, items done), a .done whose text a
+ * delta already brought.  Returns 1 with *v set when ev is one of them (or
+ * its data is not a JSON object: an error), 0 when the tree reads it.
+ */
+static int
+fast_event(struct stream *st, const struct sy_sse_event *ev,
+    struct evbuffer *out, enum sy_stream_verdict *v)
+{
+	static const char *const dropped[] = {
+		"response.in_progress", "response.content_part.added",
+		"response.content_part.done", "response.output_item.done"
+	};
+	struct sy_jscan_member m[3] = {
+		{ .key = "type" }, { .key = "delta" }, { .key = "output_index" }
+	};
+	size_t at, i;
+	int have;
+
+	if (sy_jscan(ev->data, ev->data_len, m, 3) != SY_JSON_OBJECT) {
+		sy_canon_stream_error(out, "bad_backend_event", "the backend "
+		    "sent a stream event that is not a JSON object");
+		*v = SY_STREAM_ERROR;
+		return 1;
+	}
+	*v = SY_STREAM_DROP;
+	for (i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+		if (literal_is(&m[0], dropped[i]))
+			return 1;
+	have = m[2].kind == SY_JSON_INTEGER && slot_at(st,
+	    sy_jscan_integer(m[2].value, m[2].len), &at) == 0;
+	if (have && st->said[at] &&
+	    (literal_is(&m[0], "response.output_text.done") ||
+	    literal_is(&m[0], "response.function_call_arguments.done")))
+		return 1;
+	if (!have || m[1].kind != SY_JSON_STRING || m[1].len <= 2 ||
+	    (!literal_is(&m[0], "response.output_text.delta") &&
+	    !literal_is(&m[0], "response.function_call_arguments.delta")))
+		return 0;
+	st->said[at] = 1;
+	piece_chunk(st, at, m[1].value, m[1].len, out);
+	*v = SY_STREAM_FORWARD;
+	return 1;
 }
 
 /*
@@ -646,37 +767,35 @@ responses_stream_event(void *state, const struct sy_req *req,
 
 	if (ev->data == NULL)
 		return SY_STREAM_DROP;
+	if (fast_event(st, ev, out, &v))
+		return v;
+	/* fast_event found a JSON object, which jansson reads as jscan does. */
 	doc = json_loadb(ev->data, ev->data_len, 0, NULL);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		sy_canon_stream_error(out, "bad_backend_event", "the backend "
-		    "sent a stream event that is not a JSON object");
-		return SY_STREAM_ERROR;
-	}
 	type = json_string_value(json_object_get(doc, "type"));
 	if (type == NULL)
 		type = ev->event;
 	resp = json_object_get(doc, "response");
 	if (strcmp(type, "response.output_text.delta") == 0 ||
 	    strcmp(type, "response.function_call_arguments.delta") == 0)
-		v = on_piece(st, req, doc, "delta", 0, out);
+		v = on_piece(st, doc, "delta", 0, out);
 	else if (strcmp(type, "response.output_text.done") == 0)
-		v = on_piece(st, req, doc, "text", 1, out);
+		v = on_piece(st, doc, "text", 1, out);
 	else if (strcmp(type, "response.function_call_arguments.done") == 0)
-		v = on_piece(st, req, doc, "arguments", 1, out);
+		v = on_piece(st, doc, "arguments", 1, out);
 	else if (strcmp(type, "response.output_item.added") == 0)
-		v = on_item_added(st, req, doc, out);
+		v = on_item_added(st, doc, out);
 	else if (strcmp(type, "response.refusal.delta") == 0 &&
 	    json_is_string(json_object_get(doc, "delta"))) {
-		chunk(st, req, json_pack("{s:O}", "refusal", json_object_get(doc,
+		chunk(st, json_pack("{s:O}", "refusal", json_object_get(doc,
 		    "delta")), NULL, out);
 		v = SY_STREAM_FORWARD;
 	} else if (strcmp(type, "response.created") == 0) {
 		if (json_is_string(json_object_get(resp, "id"))) {
 			json_decref(st->id);
 			st->id = json_incref(json_object_get(resp, "id"));
+			head_make(st, req);
 		}
-		chunk(st, req, json_pack("{s:s,s:s}", "role", "assistant",
+		chunk(st, json_pack("{s:s,s:s}", "role", "assistant",
 		    "content", ""), NULL, out);
 		v = SY_STREAM_FORWARD;
 	} else if (strcmp(type, "response.completed") == 0 ||
