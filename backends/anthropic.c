@@ -771,34 +771,18 @@ anthropic_decode(const struct sy_req *req, int status, struct evbuffer *body,
 
 /* What a stream's translation keeps between events. */
 struct stream {
-	char *head;		/* every chunk's start, through "choices": */
-	size_t head_len;
+	struct sy_canon_head head;	/* every chunk's start */
 	int tool_open;		/* the open content block is a tool_use */
 	int ntools;		/* tool_use blocks so far */
 	struct counts counts;
 };
 
-/*
- * Makes the start of every chunk of st: id (JSON string text, len bytes),
- * object, created now and the served model of req.
- */
+/* Sets the start of every chunk of st: id (JSON string text, len bytes), created now, req's served model. */
 static void
 head_make(struct stream *st, const struct sy_req *req, const char *id,
     size_t len)
 {
-	struct evbuffer *b = evbuffer_new();
-
-	SY_ADD_LIT(b, "data: {\"id\":");
-	evbuffer_add(b, id, len);
-	evbuffer_add_printf(b, ",\"object\":\"chat.completion.chunk\","
-	    "\"created\":%lld,\"model\":\"", (long long)time(NULL));
-	sy_json_escape(b, req->model, strlen(req->model));
-	SY_ADD_LIT(b, "\",\"choices\":");
-	free(st->head);
-	st->head_len = evbuffer_get_length(b);
-	st->head = sy_xmalloc(st->head_len);
-	evbuffer_remove(b, st->head, st->head_len);
-	evbuffer_free(b);
+	sy_canon_head_set(&st->head, id, len, (long long)time(NULL), req->model);
 }
 
 static void *
@@ -816,27 +800,8 @@ anthropic_stream_close(void *state)
 {
 	struct stream *st = state;
 
-	free(st->head);
+	sy_canon_head_free(&st->head);
 	free(st);
-}
-
-/* Appends a chunk's start, through the opening of its choice's delta. */
-static void
-chunk_begin(const struct stream *st, struct evbuffer *out)
-{
-	evbuffer_add(out, st->head, st->head_len);
-	SY_ADD_LIT(out, "[{\"index\":0,\"delta\":");
-}
-
-/* Appends a chunk's end after its delta; finish NULL is null. */
-static void
-chunk_end(struct evbuffer *out, const char *finish)
-{
-	if (finish != NULL)
-		evbuffer_add_printf(out, ",\"logprobs\":null,\"finish_reason\":"
-		    "\"%s\"}]}\n\n", finish);
-	else
-		SY_ADD_LIT(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
 }
 
 /* Appends a chunk whose delta has member name with value (JSON text). */
@@ -844,11 +809,11 @@ static void
 chunk_member(const struct stream *st, struct evbuffer *out, const char *name,
     const char *value, size_t len)
 {
-	chunk_begin(st, out);
+	sy_canon_chunk_begin(out, &st->head);
 	evbuffer_add_printf(out, "{\"%s\":", name);
 	evbuffer_add(out, value, len);
 	SY_ADD_LIT(out, "}");
-	chunk_end(out, NULL);
+	sy_canon_chunk_end(out, NULL);
 }
 
 /* The members of a stream event's data, and of the objects in it. */
@@ -905,7 +870,7 @@ on_block_start(struct stream *st, const struct sy_jscan_member *block,
 	scan_inner(block->value, block->len, in);
 	st->tool_open = member_is(&in[IN_TYPE], "tool_use");
 	if (st->tool_open) {
-		chunk_begin(st, out);
+		sy_canon_chunk_begin(out, &st->head);
 		evbuffer_add_printf(out, "{\"tool_calls\":[{\"index\":%d,\"id\":",
 		    st->ntools++);
 		if (in[IN_ID].kind == SY_JSON_STRING)
@@ -918,7 +883,7 @@ on_block_start(struct stream *st, const struct sy_jscan_member *block,
 		else
 			SY_ADD_LIT(out, "\"\"");
 		SY_ADD_LIT(out, ",\"arguments\":\"\"}}]}");
-		chunk_end(out, NULL);
+		sy_canon_chunk_end(out, NULL);
 		return SY_STREAM_FORWARD;
 	}
 	if (member_is(&in[IN_TYPE], "text") && in[IN_TEXT].kind ==
@@ -949,12 +914,12 @@ on_block_delta(struct stream *st, const struct sy_jscan_member *delta,
 	}
 	if (st->tool_open && member_is(&in[IN_TYPE], "input_json_delta") &&
 	    in[IN_JSON].kind == SY_JSON_STRING && in[IN_JSON].len > 2) {
-		chunk_begin(st, out);
+		sy_canon_chunk_begin(out, &st->head);
 		evbuffer_add_printf(out, "{\"tool_calls\":[{\"index\":%d,"
 		    "\"function\":{\"arguments\":", st->ntools - 1);
 		evbuffer_add(out, in[IN_JSON].value, in[IN_JSON].len);
 		SY_ADD_LIT(out, "}}]}");
-		chunk_end(out, NULL);
+		sy_canon_chunk_end(out, NULL);
 		return SY_STREAM_FORWARD;
 	}
 	return SY_STREAM_DROP;
@@ -974,14 +939,14 @@ on_message_delta(struct stream *st, const struct sy_jscan_member *delta,
 		counts_usage(&st->counts, usage);
 	}
 	scan_inner(delta->value, delta->len, in);
-	chunk_begin(st, out);
+	sy_canon_chunk_begin(out, &st->head);
 	SY_ADD_LIT(out, "{}");
 	/* The stop string, as vLLM names it in the choice. */
 	if (in[IN_STOP_SEQ].kind == SY_JSON_STRING) {
 		SY_ADD_LIT(out, ",\"stop_reason\":");
 		evbuffer_add(out, in[IN_STOP_SEQ].value, in[IN_STOP_SEQ].len);
 	}
-	chunk_end(out, stop->kind == SY_JSON_STRING ?
+	sy_canon_chunk_end(out, stop->kind == SY_JSON_STRING ?
 	    finish_reason(stop->value + 1, stop->len - 2) : NULL);
 }
 
@@ -991,7 +956,7 @@ on_message_stop(struct stream *st, const struct sy_req *req,
     struct evbuffer *out, const struct sy_usage *usage)
 {
 	if (req->client_wants_usage) {
-		evbuffer_add(out, st->head, st->head_len);
+		evbuffer_add(out, st->head.text, st->head.len);
 		SY_ADD_LIT(out, "[],");
 		usage_write(out, usage);
 		SY_ADD_LIT(out, "}\n\n");

@@ -474,8 +474,7 @@ responses_decode(const struct sy_req *req, int status, struct evbuffer *body,
 struct stream {
 	json_t *id;			/* the response's id, or "" */
 	json_int_t created;		/* every chunk's, when the stream opened */
-	char *head;			/* every chunk's start, through "choices": */
-	size_t head_len;
+	struct sy_canon_head head;	/* every chunk's start */
 	int ntools;			/* function calls opened so far */
 	/* Per output item (by output_index): its tool call index, or -1,
 	   and whether deltas brought its text or arguments. */
@@ -484,23 +483,15 @@ struct stream {
 	size_t nitems;
 };
 
-/* Makes the start of every chunk of st: its id, created and the served model. */
+/* Sets the start of every chunk of st: its id, created and the served model. */
 static void
 head_make(struct stream *st, const struct sy_req *req)
 {
-	struct evbuffer *b = evbuffer_new();
+	char *id = json_dumps(st->id, JSON_ENCODE_ANY);
 
-	SY_ADD_LIT(b, "data: {\"id\":\"");
-	sy_json_escape(b, json_string_value(st->id), json_string_length(st->id));
-	evbuffer_add_printf(b, "\",\"object\":\"chat.completion.chunk\","
-	    "\"created\":%lld,\"model\":\"", (long long)st->created);
-	sy_json_escape(b, req->model, strlen(req->model));
-	SY_ADD_LIT(b, "\",\"choices\":");
-	free(st->head);
-	st->head_len = evbuffer_get_length(b);
-	st->head = sy_xmalloc(st->head_len);
-	evbuffer_remove(b, st->head, st->head_len);
-	evbuffer_free(b);
+	sy_canon_head_set(&st->head, id != NULL ? id : "\"\"", id != NULL ?
+	    strlen(id) : 2, (long long)st->created, req->model);
+	free(id);
 }
 
 static void *
@@ -520,7 +511,7 @@ responses_stream_close(void *state)
 	struct stream *st = state;
 
 	json_decref(st->id);
-	free(st->head);
+	sy_canon_head_free(&st->head);
 	free(st->tool);
 	free(st->said);
 	free(st);
@@ -556,33 +547,14 @@ item_slot(struct stream *st, const json_t *index, size_t *at)
 	    at) : -1;
 }
 
-/* Appends a chunk's start, through the opening of its choice's delta. */
-static void
-chunk_begin(const struct stream *st, struct evbuffer *out)
-{
-	evbuffer_add(out, st->head, st->head_len);
-	SY_ADD_LIT(out, "[{\"index\":0,\"delta\":");
-}
-
-/* Appends a chunk's end after its delta; finish NULL is null. */
-static void
-chunk_end(struct evbuffer *out, const char *finish)
-{
-	if (finish != NULL)
-		evbuffer_add_printf(out, ",\"logprobs\":null,\"finish_reason\":"
-		    "\"%s\"}]}\n\n", finish);
-	else
-		SY_ADD_LIT(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
-}
-
 /* Appends a chunk with delta (taken) and finish reason (NULL: null). */
 static void
 chunk(const struct stream *st, json_t *delta, const char *finish,
     struct evbuffer *out)
 {
-	chunk_begin(st, out);
+	sy_canon_chunk_begin(out, &st->head);
 	sy_json_add(out, delta);
-	chunk_end(out, finish);
+	sy_canon_chunk_end(out, finish);
 }
 
 /*
@@ -594,7 +566,7 @@ static void
 piece_chunk(const struct stream *st, size_t at, const char *text,
     size_t len, struct evbuffer *out)
 {
-	chunk_begin(st, out);
+	sy_canon_chunk_begin(out, &st->head);
 	if (st->tool[at] >= 0)
 		evbuffer_add_printf(out, "{\"tool_calls\":[{\"index\":%d,"
 		    "\"function\":{\"arguments\":", st->tool[at]);
@@ -605,7 +577,7 @@ piece_chunk(const struct stream *st, size_t at, const char *text,
 		SY_ADD_LIT(out, "}}]}");
 	else
 		SY_ADD_LIT(out, "}");
-	chunk_end(out, NULL);
+	sy_canon_chunk_end(out, NULL);
 }
 
 /* A chunk with a tool call's arguments text args. */
@@ -673,7 +645,7 @@ on_end(struct stream *st, const struct sy_req *req, const json_t *resp,
 	usage_read(json_object_get(resp, "usage"), usage);
 	chunk(st, json_object(), finish_of(resp, st->ntools > 0), out);
 	if (req->client_wants_usage) {
-		evbuffer_add(out, st->head, st->head_len);
+		evbuffer_add(out, st->head.text, st->head.len);
 		SY_ADD_LIT(out, "[],\"usage\":");
 		sy_canon_usage_put(out, usage, SY_USAGE_DETAILS);
 		SY_ADD_LIT(out, "}\n\n");

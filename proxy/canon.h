@@ -89,6 +89,30 @@ void sy_canon_stream_error(struct evbuffer *out, const char *code,
 
 /* ==== Streams and whole answers (proxy/canon_stream.c) ==== */
 
+/* The start every chunk of a stream an adapter translates shares. */
+struct sy_canon_head {
+	char *text;			/* malloc'd, or NULL */
+	size_t len;
+};
+
+/*
+ * Sets h to a chunk's start through "choices": — "data: {"id":ID,
+ * "object":"chat.completion.chunk","created":created,"model":"MODEL",
+ * "choices":" — for id (a JSON string literal, idlen bytes) and model
+ * (escaped here); frees what h held.
+ */
+void sy_canon_head_set(struct sy_canon_head *h, const char *id, size_t idlen,
+    long long created, const char *model);
+
+/* Frees what h holds. */
+void sy_canon_head_free(struct sy_canon_head *h);
+
+/* Appends h and the opening of its one choice's delta. */
+void sy_canon_chunk_begin(struct evbuffer *out, const struct sy_canon_head *h);
+
+/* Appends a chunk's end after its delta; finish NULL is null. */
+void sy_canon_chunk_end(struct evbuffer *out, const char *finish);
+
 /*
  * Whether the canonical stream events in buf (len bytes, whole events)
  * carry something of the answer: text, a tool call, a finish reason, or

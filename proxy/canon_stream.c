@@ -586,3 +586,48 @@ sy_canon_answer_clear(struct sy_answer *a)
 	free((char *)a->finish_reason);
 	memset(a, 0, sizeof *a);
 }
+
+/* ==== The chunks adapters write ==== */
+
+void
+sy_canon_head_set(struct sy_canon_head *h, const char *id, size_t idlen,
+    long long created, const char *model)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	SY_ADD_LIT(b, "data: {\"id\":");
+	evbuffer_add(b, id, idlen);
+	evbuffer_add_printf(b, ",\"object\":\"chat.completion.chunk\","
+	    "\"created\":%lld,\"model\":\"", created);
+	sy_json_escape(b, model, strlen(model));
+	SY_ADD_LIT(b, "\",\"choices\":");
+	free(h->text);
+	h->len = evbuffer_get_length(b);
+	h->text = sy_xmalloc(h->len);
+	evbuffer_remove(b, h->text, h->len);
+	evbuffer_free(b);
+}
+
+void
+sy_canon_head_free(struct sy_canon_head *h)
+{
+	free(h->text);
+	h->text = NULL;
+}
+
+void
+sy_canon_chunk_begin(struct evbuffer *out, const struct sy_canon_head *h)
+{
+	evbuffer_add(out, h->text, h->len);
+	SY_ADD_LIT(out, "[{\"index\":0,\"delta\":");
+}
+
+void
+sy_canon_chunk_end(struct evbuffer *out, const char *finish)
+{
+	if (finish != NULL)
+		evbuffer_add_printf(out, ",\"logprobs\":null,\"finish_reason\":"
+		    "\"%s\"}]}\n\n", finish);
+	else
+		SY_ADD_LIT(out, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+}
